@@ -1,0 +1,343 @@
+//! The local SQLite catalog: a derived index of every snapshot, tree, node and blob
+//! location. Deleting it loses nothing: `sync` rebuilds it from the store.
+
+mod schema;
+pub mod sync;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::crypto::BlobId;
+use crate::error::{Error, Result};
+use crate::model::{ChunkRef, Kind, Manifest, Node, Tree, Xattr};
+use crate::repo::index::{IndexFile, Location};
+use crate::repo::pack::BlobKind;
+
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A snapshot as listed by the catalog.
+#[derive(Debug, Clone)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub root_rowid: i64,
+    pub manifest: Manifest,
+}
+
+/// A node row plus the catalog ids the mount needs.
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    pub rowid: i64,
+    pub node: Node,
+    pub subtree_rowid: Option<i64>,
+}
+
+/// `$XDG_CACHE_HOME/cofre/<repo id>/catalog.db`, or `~/.cache/cofre/...`.
+pub fn default_path(repo_id: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("cofre").join(repo_id).join("catalog.db")
+}
+
+fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(v).map_err(|e| Error::corrupt("catalog row", e.to_string()))
+}
+
+fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> rusqlite::Result<T> {
+    postcard::from_bytes(b).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+const NODE_COLS: &str = "n.id, n.name, n.kind, n.mode, n.uid, n.gid, n.user, n.grp, n.size, \
+    n.mtime_s, n.mtime_ns, n.atime_s, n.atime_ns, n.ctime_s, n.ctime_ns, n.inode, n.dev, \
+    n.nlink, n.rdev, n.target, n.xattrs, n.chunks, n.blake3, n.subtree, t.hash";
+
+fn node_from_row(r: &Row) -> rusqlite::Result<NodeRow> {
+    let kind: String = r.get(2)?;
+    let blake: Option<Vec<u8>> = r.get(22)?;
+    let sub_hash: Option<Vec<u8>> = r.get(24)?;
+    let node = Node {
+        name: r.get(1)?,
+        kind: Kind::from_str(&kind).unwrap_or(Kind::File),
+        mode: r.get(3)?,
+        uid: r.get(4)?,
+        gid: r.get(5)?,
+        user: r.get(6)?,
+        group: r.get(7)?,
+        size: r.get::<_, i64>(8)? as u64,
+        mtime: (r.get(9)?, r.get(10)?),
+        atime: (r.get(11)?, r.get(12)?),
+        ctime: (r.get(13)?, r.get(14)?),
+        inode: r.get::<_, i64>(15)? as u64,
+        dev: r.get::<_, i64>(16)? as u64,
+        nlink: r.get::<_, i64>(17)? as u64,
+        rdev: r.get::<_, i64>(18)? as u64,
+        target: r.get(19)?,
+        xattrs: dec::<Vec<Xattr>>(&r.get::<_, Vec<u8>>(20)?)?,
+        chunks: dec::<Vec<ChunkRef>>(&r.get::<_, Vec<u8>>(21)?)?,
+        blake3: blake.and_then(|b| b.try_into().ok()),
+        subtree: sub_hash.and_then(|b| BlobId::from_slice(&b)),
+    };
+    Ok(NodeRow {
+        rowid: r.get(0)?,
+        node,
+        subtree_rowid: r.get(23)?,
+    })
+}
+
+fn q_tree_rowid(conn: &Connection, hash: &BlobId) -> Result<Option<i64>> {
+    let mut st = conn.prepare_cached("SELECT id FROM trees WHERE hash = ?1")?;
+    Ok(st.query_row(params![hash.0.as_slice()], |r| r.get(0)).optional()?)
+}
+
+fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
+    let mut st =
+        conn.prepare_cached("SELECT pack, kind, offset, length, raw_len FROM blobs WHERE id = ?1")?;
+    let row = st
+        .query_row(params![id.0.as_slice()], |r| {
+            let pack: Vec<u8> = r.get(0)?;
+            let kind: i64 = r.get(1)?;
+            Ok((pack, kind, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, u32>(4)?))
+        })
+        .optional()?;
+    Ok(row.and_then(|(pack, kind, offset, length, raw_len)| {
+        Some(Location {
+            pack: BlobId::from_slice(&pack)?,
+            kind: if kind == 1 { BlobKind::Tree } else { BlobKind::Data },
+            offset: offset as u64,
+            length,
+            raw_len,
+        })
+    }))
+}
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Catalog> {
+        Ok(Catalog {
+            conn: schema::open(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")?;
+        Ok(st.exists(params![id.0.as_slice()])?)
+    }
+
+    pub fn blob_location(&self, id: &BlobId) -> Result<Option<Location>> {
+        q_blob_location(&self.conn, id)
+    }
+
+    pub fn known_index_files(&self) -> Result<HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT name FROM index_files")?;
+        let names = st.query_map([], |r| r.get(0))?;
+        Ok(names.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn known_snapshots(&self) -> Result<HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT id FROM snapshots")?;
+        let ids = st.query_map([], |r| r.get(0))?;
+        Ok(ids.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records an index object's blob locations, in one transaction.
+    pub fn insert_index(&mut self, name: &str, file: &IndexFile) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, length, raw_len) VALUES (?1,?2,?3,?4,?5,?6)",
+            )?;
+            for p in &file.packs {
+                for e in &p.entries {
+                    st.execute(params![
+                        e.id.0.as_slice(),
+                        p.id.0.as_slice(),
+                        e.kind as u8,
+                        e.offset,
+                        e.length,
+                        e.raw_len
+                    ])?;
+                }
+            }
+            tx.execute("INSERT OR IGNORE INTO index_files (name) VALUES (?1)", params![name])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn tree_rowid(&self, hash: &BlobId) -> Result<Option<i64>> {
+        q_tree_rowid(&self.conn, hash)
+    }
+
+    /// Starts a write transaction; trees and the snapshot go in together.
+    pub fn writer(&mut self) -> Result<CatalogTx<'_>> {
+        Ok(CatalogTx {
+            tx: self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+        })
+    }
+
+    /// The tree with this hash, if the catalog has it.
+    pub fn load_tree(&self, hash: &BlobId) -> Result<Option<Tree>> {
+        let Some(rowid) = self.tree_rowid(hash)? else {
+            return Ok(None);
+        };
+        let nodes = self.children(rowid)?.into_iter().map(|n| n.node).collect();
+        Ok(Some(Tree { nodes }))
+    }
+
+    /// Entries of the tree with this rowid, sorted by name.
+    pub fn children(&self, tree_rowid: i64) -> Result<Vec<NodeRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {NODE_COLS} FROM nodes n LEFT JOIN trees t ON t.id = n.subtree WHERE n.tree = ?1 ORDER BY n.name"
+        ))?;
+        let rows = st.query_map(params![tree_rowid], node_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn child(&self, tree_rowid: i64, name: &[u8]) -> Result<Option<NodeRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {NODE_COLS} FROM nodes n LEFT JOIN trees t ON t.id = n.subtree WHERE n.tree = ?1 AND n.name = ?2"
+        ))?;
+        Ok(st.query_row(params![tree_rowid, name], node_from_row).optional()?)
+    }
+
+    /// Snapshots, oldest first, optionally of one set.
+    pub fn snapshots(&self, set: Option<&str>) -> Result<Vec<SnapshotRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, root, manifest FROM snapshots WHERE (?1 IS NULL OR set_name = ?1) ORDER BY time_s, time_ns, id",
+        )?;
+        let rows = st.query_map(params![set], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, root_rowid, m) = row?;
+            let manifest = serde_json::from_str(&m).map_err(|e| Error::corrupt("catalog snapshot", e.to_string()))?;
+            out.push(SnapshotRow {
+                id,
+                root_rowid,
+                manifest,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `latest` (newest, in `set` if given) or a unique id prefix.
+    pub fn resolve(&self, spec: &str, set: Option<&str>) -> Result<SnapshotRow> {
+        let all = self.snapshots(set)?;
+        if spec == "latest" {
+            return all.into_iter().last().ok_or_else(|| Error::NoSnapshot(spec.into()));
+        }
+        let mut matches = all.into_iter().filter(|s| s.id.starts_with(spec));
+        let first = matches.next().ok_or_else(|| Error::NoSnapshot(spec.into()))?;
+        if matches.next().is_some() {
+            return Err(Error::AmbiguousSnapshot(spec.into()));
+        }
+        Ok(first)
+    }
+
+    pub fn remove_snapshot(&mut self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    /// Data version: changes whenever another connection commits (for live mounts).
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self.conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    pub fn snapshot_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))?)
+    }
+}
+
+pub struct CatalogTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl CatalogTx<'_> {
+    pub fn tree_rowid(&self, hash: &BlobId) -> Result<Option<i64>> {
+        q_tree_rowid(&self.tx, hash)
+    }
+
+    pub fn blob_location(&self, id: &BlobId) -> Result<Option<Location>> {
+        q_blob_location(&self.tx, id)
+    }
+
+    /// Inserts a tree whose subtrees are already present; returns its rowid.
+    pub fn insert_tree(&self, hash: &BlobId, tree: &Tree) -> Result<i64> {
+        if let Some(id) = self.tree_rowid(hash)? {
+            return Ok(id);
+        }
+        self.tx.execute("INSERT INTO trees (hash) VALUES (?1)", params![hash.0.as_slice()])?;
+        let tree_id = self.tx.last_insert_rowid();
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO nodes (tree, name, kind, mode, uid, gid, user, grp, size, mtime_s, mtime_ns, \
+             atime_s, atime_ns, ctime_s, ctime_ns, inode, dev, nlink, rdev, target, xattrs, chunks, blake3, subtree) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)",
+        )?;
+        for n in &tree.nodes {
+            let subtree = match &n.subtree {
+                Some(h) => Some(self.tree_rowid(h)?.ok_or_else(|| {
+                    Error::corrupt("catalog", format!("subtree {} inserted out of order", h.hex()))
+                })?),
+                None => None,
+            };
+            st.execute(params![
+                tree_id,
+                n.name,
+                n.kind.as_str(),
+                n.mode,
+                n.uid,
+                n.gid,
+                n.user,
+                n.group,
+                n.size as i64,
+                n.mtime.0,
+                n.mtime.1,
+                n.atime.0,
+                n.atime.1,
+                n.ctime.0,
+                n.ctime.1,
+                n.inode as i64,
+                n.dev as i64,
+                n.nlink as i64,
+                n.rdev as i64,
+                n.target,
+                enc(&n.xattrs)?,
+                enc(&n.chunks)?,
+                n.blake3.map(|b| b.to_vec()),
+                subtree
+            ])?;
+        }
+        Ok(tree_id)
+    }
+
+    pub fn insert_snapshot(&self, id: &str, m: &Manifest) -> Result<()> {
+        let root = self
+            .tree_rowid(&m.root)?
+            .ok_or_else(|| Error::corrupt("catalog", "snapshot root tree missing"))?;
+        let json = serde_json::to_string(m).map_err(|e| Error::corrupt("manifest", e.to_string()))?;
+        self.tx.execute(
+            "INSERT OR REPLACE INTO snapshots (id, set_name, time_s, time_ns, root, manifest) VALUES (?1,?2,?3,?4,?5,?6)",
+            params![id, m.set, m.time.0, m.time.1, root, json],
+        )?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        Ok(self.tx.commit()?)
+    }
+}

@@ -1,0 +1,83 @@
+//! Catalog schema and connection hygiene (WAL, busy_timeout, schema version).
+//! Why it looks like this: docs/catalog.md.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trees (
+    id   INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    id       INTEGER PRIMARY KEY,
+    tree     INTEGER NOT NULL REFERENCES trees(id),
+    name     BLOB NOT NULL,
+    kind     TEXT NOT NULL,
+    mode     INTEGER NOT NULL,
+    uid      INTEGER NOT NULL,
+    gid      INTEGER NOT NULL,
+    user     TEXT NOT NULL,
+    grp      TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    mtime_s  INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    atime_s  INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
+    ctime_s  INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    inode    INTEGER NOT NULL,
+    dev      INTEGER NOT NULL,
+    nlink    INTEGER NOT NULL,
+    rdev     INTEGER NOT NULL,
+    target   BLOB NOT NULL,
+    xattrs   BLOB NOT NULL,
+    chunks   BLOB NOT NULL,
+    blake3   BLOB,
+    subtree  INTEGER REFERENCES trees(id),
+    UNIQUE (tree, name)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id       TEXT PRIMARY KEY,
+    set_name TEXT NOT NULL,
+    time_s   INTEGER NOT NULL,
+    time_ns  INTEGER NOT NULL,
+    root     INTEGER NOT NULL REFERENCES trees(id),
+    manifest TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_by_set_time ON snapshots (set_name, time_s, time_ns);
+CREATE TABLE IF NOT EXISTS blobs (
+    id      BLOB PRIMARY KEY,
+    pack    BLOB NOT NULL,
+    kind    INTEGER NOT NULL,
+    offset  INTEGER NOT NULL,
+    length  INTEGER NOT NULL,
+    raw_len INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY);
+"#;
+
+pub fn open(path: &std::path::Path) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    } else if version != SCHEMA_VERSION {
+        return Err(Error::corrupt(
+            path.display().to_string(),
+            format!(
+                "catalog schema {version} is not {SCHEMA_VERSION}: delete it and run `cofre catalog rebuild`"
+            ),
+        ));
+    }
+    Ok(conn)
+}

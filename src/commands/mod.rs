@@ -1,0 +1,174 @@
+//! Command implementations behind the CLI: open the repository and catalog, run, print.
+
+mod listing;
+
+pub use listing::{ls, snapshots};
+
+use std::path::PathBuf;
+
+use tokio::runtime::Handle;
+
+use crate::catalog::{self, sync, Catalog};
+use crate::error::{Error, Result, EXIT_PARTIAL};
+use crate::ingest::{self, IngestOptions};
+use crate::password::PasswordSource;
+use crate::repo::Repository;
+
+/// What every command needs: where the repository is, how to unlock it, where the catalog is.
+pub struct Context {
+    pub rt: Handle,
+    pub repo: Option<String>,
+    pub password: PasswordSource,
+    pub catalog: Option<PathBuf>,
+    pub json: bool,
+}
+
+impl Context {
+    fn url(&self) -> Result<&str> {
+        self.repo.as_deref().ok_or(Error::NoRepositoryGiven)
+    }
+
+    pub fn open_repo(&self) -> Result<Repository> {
+        let store = crate::store::open(self.url()?)?;
+        // Check the repository exists before asking for a password.
+        match crate::repo::block(&self.rt, store.head("config")) {
+            Err(crate::store::StoreError::NotFound(_)) => return Err(Error::NoRepository(store.location())),
+            r => r?,
+        };
+        let pw = self.password.get(false)?;
+        Repository::open(store, self.rt.clone(), &pw)
+    }
+
+    pub fn catalog_path(&self, repo: &Repository) -> PathBuf {
+        self.catalog.clone().unwrap_or_else(|| catalog::default_path(&repo.config.id))
+    }
+
+    /// Repository plus an up-to-date catalog.
+    pub fn open_synced(&self) -> Result<(Repository, Catalog)> {
+        let repo = self.open_repo()?;
+        let mut cat = Catalog::open(&self.catalog_path(&repo))?;
+        sync::sync(&mut cat, &repo)?;
+        Ok((repo, cat))
+    }
+
+    pub fn print_json<T: serde::Serialize>(&self, v: &T) -> Result<()> {
+        let s = serde_json::to_string_pretty(v).map_err(|e| Error::corrupt("json", e.to_string()))?;
+        println!("{s}");
+        Ok(())
+    }
+}
+
+pub fn init(ctx: &Context) -> Result<i32> {
+    let store = crate::store::open(ctx.url()?)?;
+    let pw = ctx.password.get(true)?;
+    if pw.is_empty() {
+        return Err(Error::InvalidArgument("an empty password protects nothing".into()));
+    }
+    let repo = Repository::init(store, ctx.rt.clone(), &pw)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"id": repo.config.id, "location": repo.store().location()}))?;
+    } else {
+        println!("created repository {} at {}", repo.config.id, repo.store().location());
+        println!("keep the password safe: without it the data cannot be recovered");
+    }
+    Ok(0)
+}
+
+pub fn run_ingest(ctx: &Context, opts: IngestOptions) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let mut cat = Catalog::open(&ctx.catalog_path(&repo))?;
+    let report = ingest::ingest(&repo, &mut cat, opts)?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        let s = &report.summary;
+        println!(
+            "snapshot {} saved (set {}, {})",
+            &report.snapshot[..8],
+            report.set,
+            report.time
+        );
+        println!(
+            "files: {} new, {} changed, {} unchanged; dirs: {}",
+            s.new_files, s.changed_files, s.unchanged_files, s.dirs
+        );
+        println!(
+            "read {} bytes, added {} bytes to the repository (after dedup and compression), {:.2}s",
+            s.bytes_read, s.bytes_added, report.duration_secs
+        );
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(if report.partial { EXIT_PARTIAL } else { 0 })
+}
+
+pub fn restore(ctx: &Context, spec: &str, set: Option<&str>, target: &std::path::Path) -> Result<i32> {
+    let (repo, cat) = ctx.open_synced()?;
+    let (snap, path) = split_spec(spec);
+    let row = cat.resolve(snap, set)?;
+    let report = crate::restore::restore(&repo, &row.id, path, target)?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        println!(
+            "restored {} files, {} directories, {} bytes from {} to {}",
+            report.files,
+            report.dirs,
+            report.bytes,
+            &row.id[..8],
+            target.display()
+        );
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(0)
+}
+
+/// `SNAPSHOT[:PATH]` → (snapshot, path), path defaulting to `/`.
+pub fn split_spec(spec: &str) -> (&str, &str) {
+    match spec.split_once(':') {
+        Some((s, p)) if !p.is_empty() => (s, p),
+        Some((s, _)) => (s, "/"),
+        None => (spec, "/"),
+    }
+}
+
+pub fn catalog_rebuild(ctx: &Context) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let started = std::time::Instant::now();
+    let (_, report) = sync::rebuild(&ctx.catalog_path(&repo), &repo)?;
+    report_sync(ctx, &report, started)
+}
+
+pub fn catalog_sync(ctx: &Context) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let started = std::time::Instant::now();
+    let mut cat = Catalog::open(&ctx.catalog_path(&repo))?;
+    let report = sync::sync(&mut cat, &repo)?;
+    report_sync(ctx, &report, started)
+}
+
+fn report_sync(ctx: &Context, r: &sync::SyncReport, started: std::time::Instant) -> Result<i32> {
+    if ctx.json {
+        ctx.print_json(r)?;
+    } else {
+        println!(
+            "catalog: {} snapshots added, {} removed, {} trees, {} index files, {:.2}s",
+            r.snapshots_added,
+            r.snapshots_removed,
+            r.trees_added,
+            r.index_files_added,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if r.snapshots_skipped.is_empty() {
+        Ok(0)
+    } else {
+        Err(Error::corrupt(
+            "repository",
+            format!("{} snapshot(s) could not be read: {}", r.snapshots_skipped.len(), r.snapshots_skipped.join(", ")),
+        ))
+    }
+}

@@ -1,0 +1,93 @@
+//! Every error cofre reports, and the ONE place they become exit codes and errnos.
+
+use std::path::PathBuf;
+
+use crate::store::StoreError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("wrong password: the password does not open any key of this repository (check COFRE_PASSWORD, COFRE_PASSWORD_FILE or COFRE_PASSWORD_COMMAND)")]
+    WrongPassword,
+    #[error("no password given: set COFRE_PASSWORD, COFRE_PASSWORD_FILE or COFRE_PASSWORD_COMMAND, or run on a terminal")]
+    NoPassword,
+    #[error("password command failed: {0}")]
+    PasswordCommand(String),
+    #[error("no repository at {0}: create one with `cofre init --repo {0}`")]
+    NoRepository(String),
+    #[error("a repository already exists at {0}")]
+    RepositoryExists(String),
+    #[error("no repository given: use --repo or set COFRE_REPO")]
+    NoRepositoryGiven,
+    #[error("unsupported repository URL {0}: use a local path (or s3://bucket/prefix once the S3 store is built)")]
+    UnsupportedUrl(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("corrupted data in {what}: {why}")]
+    Corrupt { what: String, why: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("catalog: {0}")]
+    Catalog(#[from] rusqlite::Error),
+    #[error("no snapshot matches {0:?}")]
+    NoSnapshot(String),
+    #[error("snapshot prefix {0:?} is ambiguous: it matches several snapshots")]
+    AmbiguousSnapshot(String),
+    #[error("no such path in snapshot: {0}")]
+    NoSuchPath(String),
+    #[error("command `{cmd}` failed ({status}); nothing was committed. Its stderr:\n{stderr}")]
+    SourceCommand {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("refusing to restore {0}: it would write outside the target directory")]
+    UnsafePath(String),
+    #[error("{count} file(s) could not be restored (first: {first})")]
+    RestoreIncomplete { count: usize, first: String },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn corrupt(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            why: why.into(),
+        }
+    }
+
+    /// Process exit code. Documented in docs/exit-codes.md.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Interrupted => 130,
+            _ => 1,
+        }
+    }
+
+    /// errno for the FUSE layer: the one place store and data failures become errnos.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NoSuchPath(_) | Error::NoSnapshot(_) => libc::ENOENT,
+            Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            _ => libc::EIO,
+        }
+    }
+}
+
+/// Exit code when a snapshot was saved but some sources could not be read (as restic).
+pub const EXIT_PARTIAL: i32 = 3;

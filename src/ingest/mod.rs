@@ -1,0 +1,297 @@
+//! `cofre ingest`: read sources, store new chunks and trees, then commit in order
+//! (packs → index → manifest) and record the snapshot in the catalog.
+
+mod content;
+mod fsmeta;
+mod packer;
+mod progress;
+mod source;
+mod walk;
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use globset::{Glob, GlobSetBuilder};
+
+pub use fsmeta::{data_extents, kind_of};
+pub use source::StreamSource;
+
+use crate::catalog::{sync, Catalog};
+use crate::error::{Error, Result};
+use crate::model::{Manifest, Summary, Tree};
+use crate::repo::index::IndexFile;
+use crate::repo::Repository;
+use content::Chunker;
+use fsmeta::node_from_metadata;
+use walk::{Excludes, Walker};
+
+pub struct IngestOptions {
+    pub set: String,
+    pub tags: Vec<String>,
+    pub time: Option<(i64, u32)>,
+    pub excludes: Vec<String>,
+    pub paths: Vec<PathBuf>,
+    pub stream: Option<StreamSource>,
+    pub progress: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct IngestReport {
+    pub snapshot: String,
+    pub set: String,
+    pub time: String,
+    pub summary: Summary,
+    pub duration_secs: f64,
+    pub warnings: Vec<String>,
+    /// Some sources could not be read: exit code 3.
+    pub partial: bool,
+}
+
+/// Absolute, lexically normalized; never follows symlinks.
+fn normalize(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The paths to back up, as a tree of components; `target` marks a path given on the command line.
+#[derive(Default)]
+struct Trie {
+    children: BTreeMap<Vec<u8>, Trie>,
+    target: bool,
+}
+
+impl Trie {
+    fn insert(&mut self, path: &Path) {
+        let mut t = self;
+        for c in path.components() {
+            if let Component::Normal(n) = c {
+                if t.target {
+                    return; // an ancestor is already backed up whole
+                }
+                t = t.children.entry(n.as_bytes().to_vec()).or_default();
+            }
+        }
+        t.target = true;
+        t.children.clear();
+    }
+}
+
+fn build_root(w: &mut Walker, prefix: &Path, trie: &Trie, prev: Option<&Tree>) -> Result<Tree> {
+    let mut nodes = Vec::new();
+    for (name, child) in &trie.children {
+        let path = prefix.join(OsStr::from_bytes(name));
+        let prev_node = prev.and_then(|t| t.find(name));
+        if child.target {
+            if let Some(n) = w.entry(&path, name, prev_node)? {
+                nodes.push(n);
+            }
+            continue;
+        }
+        // A parent of a backed-up path: its own metadata, only the chosen children.
+        let md = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                w.warn(&path, format!("cannot stat: {e}"), true);
+                continue;
+            }
+        };
+        let mut node = node_from_metadata(name, &md, &mut w.names);
+        node.xattrs = fsmeta::read_xattrs(&path).unwrap_or_default();
+        let prev_tree = w.prev_tree(prev_node)?;
+        let sub = build_root(w, &path, child, prev_tree.as_ref())?;
+        node.subtree = Some(w.store_tree(sub)?);
+        nodes.push(node);
+    }
+    Ok(Tree { nodes })
+}
+
+fn excludes(patterns: &[String]) -> Result<Excludes> {
+    let (mut full, mut name) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+    for p in patterns {
+        let g = Glob::new(p).map_err(|e| Error::InvalidArgument(format!("--exclude {p}: {e}")))?;
+        if p.contains('/') {
+            full.add(g);
+        } else {
+            name.add(g);
+        }
+    }
+    let bad = |e: globset::Error| Error::InvalidArgument(e.to_string());
+    Ok(Excludes {
+        full: full.build().map_err(bad)?,
+        name: name.build().map_err(bad)?,
+    })
+}
+
+fn now() -> (i64, u32) {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+pub fn format_time(t: (i64, u32)) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.0)
+        .map(|d| d.replace_nanosecond(t.1).unwrap_or(d))
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn host_and_user() -> (String, String) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let mut names = fsmeta::Names::default();
+    // SAFETY: getuid cannot fail.
+    (host, names.user(unsafe { libc::getuid() }))
+}
+
+pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Result<IngestReport> {
+    let started = std::time::Instant::now();
+    // Other hosts' snapshots and chunks first, so we dedup against them.
+    sync::sync(cat, repo)?;
+    let time = opts.time.unwrap_or_else(now);
+    let excl = excludes(&opts.excludes)?;
+    let prev_root = match cat.snapshots(Some(&opts.set))?.last() {
+        Some(s) => cat.load_tree(&s.manifest.root)?,
+        None => None,
+    };
+    let mut trie = Trie::default();
+    let mut paths = Vec::new();
+    for p in &opts.paths {
+        let n = normalize(p)?;
+        paths.push(n.to_string_lossy().into_owned());
+        trie.insert(&n);
+    }
+    if let Some(s) = &opts.stream {
+        paths.push(format!("/{}", s.name().trim_start_matches('/')));
+    }
+    let scan_paths = opts.paths.clone();
+    let scan_excl = opts.excludes.clone();
+    let scan: Box<dyn FnOnce() -> u64 + Send> = Box::new(move || scan_size(&scan_paths, &scan_excl));
+    let progress = progress::Progress::start(opts.progress && opts.stream.is_none(), Some(scan));
+
+    let cat_ref: &Catalog = cat;
+    let (root_id, summary, warnings, unreadable, trees, written) = std::thread::scope(|scope| {
+        let packer = packer::Packer::start(scope, repo);
+        let chunker = Chunker {
+            repo,
+            catalog: cat_ref,
+            packer: &packer,
+            seen: HashSet::new(),
+            progress: &progress,
+        };
+        let mut w = Walker::new(chunker, cat_ref, excl);
+        let root = match &opts.stream {
+            Some(src) => source::stream_root(&mut w, src, time),
+            None if trie.target => w.dir(Path::new("/"), prev_root.as_ref()).map(|_| {
+                w.trees.last().map(|(_, t)| t.clone()).unwrap_or_default()
+            }),
+            None => build_root(&mut w, Path::new("/"), &trie, prev_root.as_ref()),
+        };
+        let root_id = root.and_then(|t| {
+            if t.nodes.is_empty() && !opts.paths.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "none of the given paths could be read; nothing was committed".into(),
+                ));
+            }
+            w.store_tree(t)
+        });
+        let Walker {
+            summary,
+            warnings,
+            unreadable,
+            trees,
+            ..
+        } = w;
+        // Always drain the pipeline; a source error wins over what the packer says.
+        let written = packer.finish();
+        let root_id = root_id?;
+        Ok::<_, Error>((root_id, summary, warnings, unreadable, trees, written?))
+    })?;
+    drop(progress);
+
+    let mut summary = summary;
+    summary.bytes_added = written.bytes_added;
+    let index = IndexFile { packs: written.packs };
+    let index_name = match index.packs.is_empty() {
+        true => None,
+        false => Some(repo.save_index(&index)?),
+    };
+    let (hostname, username) = host_and_user();
+    let manifest = Manifest {
+        version: 1,
+        set: opts.set.clone(),
+        time,
+        tags: opts.tags.clone(),
+        paths,
+        hostname,
+        username,
+        root: root_id,
+        summary: summary.clone(),
+        program: format!("cofre {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = repo.save_manifest(&manifest)?;
+    // The snapshot is committed. A catalog failure now is repaired by the next sync.
+    if let Err(e) = record(cat, index_name.as_deref(), &index, &trees, &id, &manifest) {
+        tracing::warn!("snapshot {id} saved, but the catalog was not updated ({e}); `cofre catalog sync` repairs it");
+    }
+    Ok(IngestReport {
+        snapshot: id,
+        set: opts.set,
+        time: format_time(time),
+        summary,
+        duration_secs: started.elapsed().as_secs_f64(),
+        warnings,
+        partial: unreadable > 0,
+    })
+}
+
+fn record(
+    cat: &mut Catalog,
+    index_name: Option<&str>,
+    index: &IndexFile,
+    trees: &[(crate::crypto::BlobId, Tree)],
+    id: &str,
+    manifest: &Manifest,
+) -> Result<()> {
+    if let Some(name) = index_name {
+        cat.insert_index(name, index)?;
+    }
+    let tx = cat.writer()?;
+    for (hash, tree) in trees {
+        tx.insert_tree(hash, tree)?;
+    }
+    tx.insert_snapshot(id, manifest)?;
+    tx.commit()
+}
+
+/// Total size of regular files under `paths`, for the ETA. Best effort.
+fn scan_size(paths: &[PathBuf], patterns: &[String]) -> u64 {
+    let Ok(excl) = excludes(patterns) else { return 0 };
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    let mut total = 0;
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()).filter(|p| !excl.matches(p)));
+            }
+        } else if md.is_file() {
+            total += md.len();
+        }
+    }
+    total
+}

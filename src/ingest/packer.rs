@@ -1,0 +1,153 @@
+//! The write pipeline: blobs are compressed and encrypted on worker threads, appended to
+//! the open pack of their kind, and full packs are uploaded by the worker that filled them.
+//! Data and tree blobs go to separate packs so trees can live in an instant storage class.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Sender};
+use parking_lot::Mutex;
+
+use crate::crypto::BlobId;
+use crate::error::{Error, Result};
+use crate::repo::index::IndexPack;
+use crate::repo::pack::{pack_key, BlobKind, PackBuilder};
+use crate::repo::Repository;
+
+struct Job {
+    id: BlobId,
+    raw: Vec<u8>,
+    kind: BlobKind,
+}
+
+struct State {
+    data: PackBuilder,
+    tree: PackBuilder,
+    written: Vec<IndexPack>,
+    bytes_added: u64,
+    error: Option<Error>,
+}
+
+pub struct Packer<'scope> {
+    tx: Option<Sender<Job>>,
+    state: Arc<Mutex<State>>,
+    workers: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
+    repo: &'scope Repository,
+}
+
+pub struct Written {
+    pub packs: Vec<IndexPack>,
+    pub bytes_added: u64,
+}
+
+fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>) {
+    let result = builder.finish(repo.keys()).and_then(|pack| {
+        let size = pack.bytes.len() as u64;
+        repo.put_raw(&pack_key(&pack.id), pack.bytes)?;
+        Ok(IndexPack {
+            id: pack.id,
+            size,
+            entries: pack.entries,
+        })
+    });
+    let mut st = state.lock();
+    match result {
+        Ok(p) => {
+            st.bytes_added += p.size;
+            st.written.push(p);
+        }
+        Err(e) => {
+            st.error.get_or_insert(e);
+        }
+    }
+}
+
+impl<'scope> Packer<'scope> {
+    pub fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, repo: &'scope Repository) -> Self {
+        let (tx, rx) = bounded::<Job>(16);
+        let state = Arc::new(Mutex::new(State {
+            data: PackBuilder::new(BlobKind::Data),
+            tree: PackBuilder::new(BlobKind::Tree),
+            written: Vec::new(),
+            bytes_added: 0,
+            error: None,
+        }));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+        let pack_size = repo.config.pack_size as usize;
+        let workers = (0..threads)
+            .map(|_| {
+                let (rx, state) = (rx.clone(), state.clone());
+                scope.spawn(move || {
+                    for job in rx {
+                        let encoded = repo.encode_blob(&job.id, &job.raw);
+                        let full = {
+                            let mut st = state.lock();
+                            if st.error.is_some() {
+                                continue;
+                            }
+                            let b = if job.kind == BlobKind::Data { &mut st.data } else { &mut st.tree };
+                            b.add(job.id, &encoded, job.raw.len());
+                            (b.len() >= pack_size)
+                                .then(|| std::mem::replace(b, PackBuilder::new(job.kind)))
+                        };
+                        if let Some(builder) = full {
+                            upload(repo, builder, &state);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Packer {
+            tx: Some(tx),
+            state,
+            workers,
+            repo,
+        }
+    }
+
+    /// Queues a blob; fails fast once any upload has failed.
+    pub fn add(&self, id: BlobId, raw: Vec<u8>, kind: BlobKind) -> Result<()> {
+        self.check()?;
+        if let Some(tx) = &self.tx {
+            tx.send(Job { id, raw, kind })
+                .map_err(|_| Error::corrupt("packer", "workers stopped"))?;
+        }
+        Ok(())
+    }
+
+    pub fn check(&self) -> Result<()> {
+        match self.state.lock().error.as_ref() {
+            Some(e) => Err(Error::corrupt("write pipeline", e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every queued blob, uploads the partial packs, and returns what was written.
+    pub fn finish(mut self) -> Result<Written> {
+        self.tx = None;
+        for w in self.workers.drain(..) {
+            if w.join().is_err() {
+                return Err(Error::corrupt("packer", "a worker thread panicked"));
+            }
+        }
+        let (data, tree) = {
+            let mut st = self.state.lock();
+            (
+                std::mem::replace(&mut st.data, PackBuilder::new(BlobKind::Data)),
+                std::mem::replace(&mut st.tree, PackBuilder::new(BlobKind::Tree)),
+            )
+        };
+        for b in [data, tree] {
+            if !b.is_empty() {
+                upload(self.repo, b, &self.state);
+            }
+        }
+        let mut st = self.state.lock();
+        if let Some(e) = st.error.take() {
+            return Err(e);
+        }
+        Ok(Written {
+            packs: std::mem::take(&mut st.written),
+            bytes_added: st.bytes_added,
+        })
+    }
+}

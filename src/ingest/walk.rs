@@ -1,0 +1,247 @@
+//! Walking the source tree: one tree blob per directory, unchanged files taken from the
+//! previous snapshot without reading them, unreadable entries turned into warnings.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use globset::GlobSet;
+
+use super::content::{Chunker, Content, ReadError};
+use super::fsmeta::{changed, node_from_metadata, read_xattrs, Names};
+use crate::catalog::Catalog;
+use crate::crypto::BlobId;
+use crate::error::Result;
+use crate::model::{ChunkRef, Kind, Node, Summary, Tree};
+use crate::repo::encode_tree;
+use crate::repo::pack::BlobKind;
+
+pub struct Excludes {
+    /// Patterns with a `/` match the whole path; others match the name anywhere.
+    pub full: GlobSet,
+    pub name: GlobSet,
+}
+
+impl Excludes {
+    pub fn matches(&self, path: &Path) -> bool {
+        self.full.is_match(path) || path.file_name().is_some_and(|n| self.name.is_match(n))
+    }
+}
+
+pub struct Walker<'a, 'p> {
+    pub chunker: Chunker<'a, 'p>,
+    pub catalog: &'a Catalog,
+    pub excludes: Excludes,
+    pub names: Names,
+    pub summary: Summary,
+    pub warnings: Vec<String>,
+    /// Unreadable sources (exit code 3), as opposed to mere warnings.
+    pub unreadable: u64,
+    hardlinks: HashMap<(u64, u64), (Vec<ChunkRef>, Option<[u8; 32]>)>,
+    /// Every tree of the snapshot, children before parents (for the catalog).
+    pub trees: Vec<(BlobId, Tree)>,
+}
+
+fn unchanged(prev: &Node, now: &Node) -> bool {
+    prev.kind == Kind::File
+        && prev.blake3.is_some()
+        && prev.size == now.size
+        && prev.mtime == now.mtime
+        && prev.ctime == now.ctime
+        && prev.inode == now.inode
+        && prev.dev == now.dev
+}
+
+impl<'a, 'p> Walker<'a, 'p> {
+    pub fn new(chunker: Chunker<'a, 'p>, catalog: &'a Catalog, excludes: Excludes) -> Self {
+        Walker {
+            chunker,
+            catalog,
+            excludes,
+            names: Names::default(),
+            summary: Summary::default(),
+            warnings: Vec::new(),
+            unreadable: 0,
+            hardlinks: HashMap::new(),
+            trees: Vec::new(),
+        }
+    }
+
+    pub fn warn(&mut self, path: &Path, msg: impl std::fmt::Display, unreadable: bool) {
+        let text = format!("{}: {msg}", path.display());
+        tracing::warn!("{text}");
+        self.warnings.push(text);
+        self.summary.warnings += 1;
+        if unreadable {
+            self.unreadable += 1;
+        }
+    }
+
+    pub fn store_tree(&mut self, tree: Tree) -> Result<BlobId> {
+        let raw = encode_tree(&tree)?;
+        let id = self.chunker.repo.keys().blob_id(&raw);
+        if !self.chunker.known(&id)? {
+            self.chunker.seen.insert(id);
+            self.chunker.packer.add(id, raw, BlobKind::Tree)?;
+        }
+        self.trees.push((id, tree));
+        Ok(id)
+    }
+
+    /// The previous snapshot's tree for a directory node, from the catalog.
+    pub fn prev_tree(&self, node: Option<&Node>) -> Result<Option<Tree>> {
+        match node.filter(|n| n.kind == Kind::Dir).and_then(|n| n.subtree) {
+            Some(h) => self.catalog.load_tree(&h),
+            None => Ok(None),
+        }
+    }
+
+    /// A node for `path`, or None when it is skipped (vanished or unreadable).
+    pub fn entry(&mut self, path: &Path, name: &[u8], prev: Option<&Node>) -> Result<Option<Node>> {
+        let md = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(path, format!("cannot stat: {e}"), true);
+                return Ok(None);
+            }
+        };
+        let mut node = node_from_metadata(name, &md, &mut self.names);
+        match read_xattrs(path) {
+            Ok(x) => node.xattrs = x,
+            Err(e) => self.warn(path, format!("cannot read extended attributes: {e}"), true),
+        }
+        match node.kind {
+            Kind::Dir => {
+                let prev_tree = self.prev_tree(prev)?;
+                match self.dir(path, prev_tree.as_ref())? {
+                    Some(id) => node.subtree = Some(id),
+                    None => return Ok(None),
+                }
+                self.summary.dirs += 1;
+            }
+            Kind::Symlink => match std::fs::read_link(path) {
+                Ok(t) => node.target = t.as_os_str().as_bytes().to_vec(),
+                Err(e) => {
+                    self.warn(path, format!("cannot read link: {e}"), true);
+                    return Ok(None);
+                }
+            },
+            Kind::File => {
+                if !self.file(path, &mut node, prev)? {
+                    return Ok(None);
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(node))
+    }
+
+    pub fn dir(&mut self, path: &Path, prev: Option<&Tree>) -> Result<Option<BlobId>> {
+        let rd = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.warn(path, format!("cannot read directory: {e}"), true);
+                return Ok(None);
+            }
+        };
+        let mut names: Vec<OsString> = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.warn(path, format!("cannot read directory entry: {e}"), true),
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut nodes = Vec::with_capacity(names.len());
+        for name in names {
+            let p = path.join(&name);
+            if self.excludes.matches(&p) {
+                continue;
+            }
+            let prev_node = prev.and_then(|t| t.find(name.as_bytes()));
+            if let Some(n) = self.entry(&p, name.as_bytes(), prev_node)? {
+                nodes.push(n);
+            }
+        }
+        Ok(Some(self.store_tree(Tree { nodes })?))
+    }
+
+    /// Fills a file node's content; false when the file could not be read.
+    fn file(&mut self, path: &Path, node: &mut Node, prev: Option<&Node>) -> Result<bool> {
+        self.chunker.progress.add_file();
+        if let Some(p) = prev.filter(|p| unchanged(p, node)) {
+            node.chunks = p.chunks.clone();
+            node.blake3 = p.blake3;
+            self.summary.unchanged_files += 1;
+            self.count_file(node);
+            return Ok(true);
+        }
+        let key = (node.dev, node.inode);
+        if node.nlink > 1 {
+            if let Some((chunks, blake3)) = self.hardlinks.get(&key) {
+                node.chunks = chunks.clone();
+                node.blake3 = *blake3;
+                self.count_file(node);
+                return Ok(true);
+            }
+        }
+        let (content, md) = match self.read_file(path) {
+            Ok(r) => r,
+            Err(ReadError::Source(e)) => {
+                self.warn(path, format!("cannot read: {e}"), true);
+                return Ok(false);
+            }
+            Err(ReadError::Fatal(e)) => return Err(e),
+        };
+        // Metadata from the stat the content was read under, so both agree.
+        let fresh = node_from_metadata(&node.name, &md, &mut self.names);
+        node.size = fresh.size;
+        node.mtime = fresh.mtime;
+        node.ctime = fresh.ctime;
+        node.mode = fresh.mode;
+        node.chunks = content.chunks;
+        node.blake3 = Some(content.blake3);
+        self.summary.bytes_read += content.bytes;
+        if prev.is_some() {
+            self.summary.changed_files += 1;
+        } else {
+            self.summary.new_files += 1;
+        }
+        if node.nlink > 1 {
+            self.hardlinks.insert(key, (node.chunks.clone(), node.blake3));
+        }
+        self.count_file(node);
+        Ok(true)
+    }
+
+    fn count_file(&mut self, node: &Node) {
+        self.summary.files += 1;
+        self.summary.bytes += node.size;
+    }
+
+    /// Reads a file, re-reading up to twice when it changes underneath us.
+    fn read_file(&mut self, path: &Path) -> Result<(Content, Metadata), ReadError> {
+        let mut attempt = 0;
+        loop {
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(ReadError::Source)?;
+            let before = f.metadata().map_err(ReadError::Source)?;
+            let content = self.chunker.chunk_file(&mut f, before.len())?;
+            let after = f.metadata().map_err(ReadError::Source)?;
+            if !changed(&before, &after) {
+                return Ok((content, before));
+            }
+            attempt += 1;
+            if attempt == 3 {
+                self.warn(path, "changed while being read (3 attempts); stored as last read", false);
+                return Ok((content, before));
+            }
+        }
+    }
+}

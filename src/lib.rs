@@ -1,0 +1,15 @@
+//! cofre: a FUSE-mountable, versioned, encrypted, deduplicating backup filesystem.
+//!
+//! Layers: `store` (object storage) → `repo` (format, encryption) → `catalog` (local SQLite
+//! index) → commands (`ingest`, `restore`, …). See docs/architecture.md.
+
+pub mod catalog;
+pub mod commands;
+pub mod crypto;
+pub mod error;
+pub mod ingest;
+pub mod model;
+pub mod password;
+pub mod repo;
+pub mod restore;
+pub mod store;

@@ -1,0 +1,133 @@
+//! What a snapshot is made of: manifests, trees (one blob per directory) and nodes.
+//! Serialized with postcard inside encrypted blobs; see docs/format.md.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::BlobId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    CharDev,
+    BlockDev,
+    Socket,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::Symlink => "symlink",
+            Kind::Fifo => "fifo",
+            Kind::CharDev => "chardev",
+            Kind::BlockDev => "blockdev",
+            Kind::Socket => "socket",
+        }
+    }
+
+    pub fn from_str(s: &str) -> Option<Kind> {
+        [
+            Kind::File,
+            Kind::Dir,
+            Kind::Symlink,
+            Kind::Fifo,
+            Kind::CharDev,
+            Kind::BlockDev,
+            Kind::Socket,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One data chunk of a file, placed at `offset`. Gaps between chunks are holes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub offset: u64,
+    pub len: u32,
+    pub id: BlobId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    pub kind: Kind,
+    /// Full st_mode (type and permission bits, setuid/setgid/sticky).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub group: String,
+    pub size: u64,
+    pub mtime: (i64, u32),
+    pub atime: (i64, u32),
+    pub ctime: (i64, u32),
+    pub inode: u64,
+    pub dev: u64,
+    pub nlink: u64,
+    pub rdev: u64,
+    #[serde(with = "serde_bytes")]
+    pub target: Vec<u8>,
+    pub xattrs: Vec<Xattr>,
+    pub chunks: Vec<ChunkRef>,
+    /// blake3 (unkeyed) of the whole content, for files; lets a copy be verified.
+    pub blake3: Option<[u8; 32]>,
+    pub subtree: Option<BlobId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// A directory's entries, sorted by name bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn find(&self, name: &[u8]) -> Option<&Node> {
+        self.nodes
+            .binary_search_by(|n| n.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub new_files: u64,
+    pub changed_files: u64,
+    pub unchanged_files: u64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    pub warnings: u64,
+}
+
+/// The snapshot manifest, stored last: a snapshot exists once this is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub set: String,
+    /// Unix seconds and nanoseconds, UTC.
+    pub time: (i64, u32),
+    pub tags: Vec<String>,
+    pub paths: Vec<String>,
+    pub hostname: String,
+    pub username: String,
+    pub root: BlobId,
+    pub summary: Summary,
+    pub program: String,
+}

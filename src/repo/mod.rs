@@ -1,0 +1,249 @@
+//! The repository: keys, config and typed, encrypted objects on top of a store.
+//! Store keys: `config`, `keys/<id>`, `data/<xx>/<pack>`, `index/<id>`, `snapshots/<id>`.
+
+pub mod index;
+pub mod pack;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+
+use crate::crypto::{BlobId, KeyFile, Keys};
+use crate::error::{Error, Result};
+use crate::model::{Manifest, Tree};
+use crate::store::{DynStore, ObjectInfo, StoreError};
+use index::{IndexFile, Location, MasterIndex};
+use pack::BlobKind;
+
+pub const FORMAT_VERSION: u32 = 1;
+const CONFIG_AAD: &[u8] = b"cofre-config-v1";
+const INDEX_AAD: &[u8] = b"cofre-index-v1";
+const SNAPSHOT_AAD: &[u8] = b"cofre-snapshot-v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub version: u32,
+    pub id: String,
+    pub chunk_min: u32,
+    pub chunk_avg: u32,
+    pub chunk_max: u32,
+    pub pack_size: u32,
+}
+
+pub struct Repository {
+    store: DynStore,
+    rt: Handle,
+    keys: Keys,
+    pub config: Config,
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Runs store I/O from a plain (non-runtime) thread: the async bridge.
+pub fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
+    rt.block_on(f)
+}
+
+impl Repository {
+    pub fn init(store: DynStore, rt: Handle, password: &[u8]) -> Result<Repository> {
+        match block(&rt, store.head("config")) {
+            Ok(_) => return Err(Error::RepositoryExists(store.location())),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let keys = Keys::random();
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            // 64 KiB average: small edits in dumps touch few bytes of chunks.
+            chunk_min: 16 * 1024,
+            chunk_avg: 64 * 1024,
+            chunk_max: 256 * 1024,
+            pack_size: 8 * 1024 * 1024,
+        };
+        let kf = KeyFile::wrap(&keys, password, now_rfc3339())?;
+        let kf_bytes = serde_json::to_vec_pretty(&kf).map_err(|e| Error::corrupt("key", e.to_string()))?;
+        let key_name = format!("keys/{}", blake3::hash(&kf_bytes).to_hex());
+        block(&rt, store.put(&key_name, kf_bytes))?;
+        let cfg = serde_json::to_vec(&config).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        // config last: a repository exists once its config is stored.
+        block(&rt, store.put("config", keys.seal(&cfg, CONFIG_AAD)))?;
+        Ok(Repository {
+            store,
+            rt,
+            keys,
+            config,
+        })
+    }
+
+    pub fn open(store: DynStore, rt: Handle, password: &[u8]) -> Result<Repository> {
+        let sealed_cfg = match block(&rt, store.get("config", None)) {
+            Err(StoreError::NotFound(_)) => return Err(Error::NoRepository(store.location())),
+            r => r?,
+        };
+        let key_objects = block(&rt, store.list("keys/"))?;
+        let mut keys = None;
+        for obj in key_objects {
+            let bytes = block(&rt, store.get(&obj.key, None))?;
+            let kf: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(&obj.key, e.to_string()))?;
+            if let Some(k) = kf.unwrap_keys(password)? {
+                keys = Some(k);
+                break;
+            }
+        }
+        let keys = keys.ok_or(Error::WrongPassword)?;
+        let cfg = keys.open(&sealed_cfg, CONFIG_AAD, "config")?;
+        let config: Config =
+            serde_json::from_slice(&cfg).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        if config.version != FORMAT_VERSION {
+            return Err(Error::corrupt(
+                "config",
+                format!("format version {} is not supported by this cofre", config.version),
+            ));
+        }
+        Ok(Repository {
+            store,
+            rt,
+            keys,
+            config,
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub fn runtime(&self) -> &Handle {
+        &self.rt
+    }
+
+    pub fn put_raw(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        Ok(block(&self.rt, self.store.put(key, data))?)
+    }
+
+    pub fn get_raw(&self, key: &str, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>> {
+        Ok(block(&self.rt, self.store.get(key, range))?)
+    }
+
+    pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        Ok(block(&self.rt, self.store.list(prefix))?)
+    }
+
+    /// Seals and stores an object under `<dir>/<blake3 of the ciphertext>`; returns the id.
+    fn put_sealed(&self, dir: &str, plain: &[u8], aad: &[u8]) -> Result<String> {
+        let sealed = self.keys.seal(plain, aad);
+        let id = blake3::hash(&sealed).to_hex().to_string();
+        self.put_raw(&format!("{dir}/{id}"), sealed)?;
+        Ok(id)
+    }
+
+    fn get_sealed(&self, key: &str, aad: &[u8]) -> Result<Vec<u8>> {
+        let sealed = self.get_raw(key, None)?;
+        if blake3::hash(&sealed).to_hex().as_str() != key.rsplit('/').next().unwrap_or("") {
+            return Err(Error::corrupt(key, "content does not match its name"));
+        }
+        self.keys.open(&sealed, aad, key)
+    }
+
+    pub fn save_index(&self, index: &IndexFile) -> Result<String> {
+        let plain = postcard::to_allocvec(index).map_err(|e| Error::corrupt("index", e.to_string()))?;
+        self.put_sealed("index", &plain, INDEX_AAD)
+    }
+
+    pub fn load_index_file(&self, key: &str) -> Result<IndexFile> {
+        let plain = self.get_sealed(key, INDEX_AAD)?;
+        postcard::from_bytes(&plain).map_err(|e| Error::corrupt(key, e.to_string()))
+    }
+
+    pub fn load_master_index(&self) -> Result<MasterIndex> {
+        let mut mi = MasterIndex::default();
+        for obj in self.list("index/")? {
+            mi.add(&self.load_index_file(&obj.key)?);
+        }
+        Ok(mi)
+    }
+
+    pub fn save_manifest(&self, m: &Manifest) -> Result<String> {
+        let plain = serde_json::to_vec(m).map_err(|e| Error::corrupt("manifest", e.to_string()))?;
+        self.put_sealed("snapshots", &plain, SNAPSHOT_AAD)
+    }
+
+    pub fn load_manifest(&self, id: &str) -> Result<Manifest> {
+        let key = format!("snapshots/{id}");
+        let plain = self.get_sealed(&key, SNAPSHOT_AAD)?;
+        serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&key, e.to_string()))
+    }
+
+    /// Snapshot ids (full hex) present in the store.
+    pub fn snapshot_ids(&self) -> Result<Vec<String>> {
+        Ok(self
+            .list("snapshots/")?
+            .into_iter()
+            .filter_map(|o| o.key.strip_prefix("snapshots/").map(str::to_string))
+            .collect())
+    }
+
+    /// Compresses (lz4, kept raw when it does not shrink) and encrypts one blob.
+    pub fn encode_blob(&self, id: &BlobId, raw: &[u8]) -> Vec<u8> {
+        let compressed = lz4_flex::compress_prepend_size(raw);
+        let mut plain = Vec::with_capacity(raw.len().min(compressed.len()) + 1);
+        if compressed.len() < raw.len() {
+            plain.push(1u8);
+            plain.extend_from_slice(&compressed);
+        } else {
+            plain.push(0u8);
+            plain.extend_from_slice(raw);
+        }
+        self.keys.seal(&plain, &id.0)
+    }
+
+    /// Decrypts, decompresses and verifies a blob against its id.
+    pub fn decode_blob(&self, id: &BlobId, encoded: &[u8]) -> Result<Vec<u8>> {
+        let what = || format!("blob {}", id.hex());
+        let plain = self.keys.open(encoded, &id.0, &what())?;
+        let raw = match plain.split_first() {
+            Some((0, rest)) => rest.to_vec(),
+            Some((1, rest)) => lz4_flex::decompress_size_prepended(rest)
+                .map_err(|e| Error::corrupt(what(), format!("lz4: {e}")))?,
+            _ => return Err(Error::corrupt(what(), "unknown compression")),
+        };
+        if self.keys.blob_id(&raw) != *id {
+            return Err(Error::corrupt(what(), "content does not match its id"));
+        }
+        Ok(raw)
+    }
+
+    pub fn read_blob(&self, id: &BlobId, loc: &Location) -> Result<Vec<u8>> {
+        let range = loc.offset..loc.offset + loc.length as u64;
+        let enc = self.get_raw(&pack::pack_key(&loc.pack), Some(range))?;
+        self.decode_blob(id, &enc)
+    }
+
+    pub fn load_tree(&self, index: &MasterIndex, id: &BlobId) -> Result<Tree> {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("tree {}", id.hex()), "not in any index"))?;
+        if loc.kind != BlobKind::Tree {
+            return Err(Error::corrupt(format!("tree {}", id.hex()), "is not a tree blob"));
+        }
+        decode_tree(&self.read_blob(id, loc)?, id)
+    }
+}
+
+pub fn encode_tree(tree: &Tree) -> Result<Vec<u8>> {
+    postcard::to_allocvec(tree).map_err(|e| Error::corrupt("tree", e.to_string()))
+}
+
+pub fn decode_tree(raw: &[u8], id: &BlobId) -> Result<Tree> {
+    postcard::from_bytes(raw).map_err(|e| Error::corrupt(format!("tree {}", id.hex()), e.to_string()))
+}

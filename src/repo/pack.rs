@@ -1,0 +1,104 @@
+//! Pack objects: many encrypted blobs followed by an encrypted header that lists them,
+//! then the header's length (u32 LE). Self-describing, so the index can be rebuilt
+//! from packs alone. The pack's name is the plain blake3 of its bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{BlobId, Keys};
+use crate::error::{Error, Result};
+
+const HEADER_AAD: &[u8] = b"cofre-pack-header-v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum BlobKind {
+    Data = 0,
+    Tree = 1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackEntry {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_len: u32,
+}
+
+pub fn pack_key(pack: &BlobId) -> String {
+    let h = pack.hex();
+    format!("data/{}/{}", &h[..2], h)
+}
+
+pub struct PackBuilder {
+    kind: BlobKind,
+    buf: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+pub struct FinishedPack {
+    pub id: BlobId,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<PackEntry>,
+}
+
+impl PackBuilder {
+    pub fn new(kind: BlobKind) -> Self {
+        PackBuilder {
+            kind,
+            buf: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.entries.iter().any(|e| &e.id == id)
+    }
+
+    pub fn add(&mut self, id: BlobId, encoded: &[u8], raw_len: usize) {
+        self.entries.push(PackEntry {
+            id,
+            kind: self.kind,
+            offset: self.buf.len() as u32,
+            length: encoded.len() as u32,
+            raw_len: raw_len as u32,
+        });
+        self.buf.extend_from_slice(encoded);
+    }
+
+    pub fn finish(self, keys: &Keys) -> Result<FinishedPack> {
+        let header = postcard::to_allocvec(&self.entries)
+            .map_err(|e| Error::corrupt("pack header", e.to_string()))?;
+        let sealed = keys.seal(&header, HEADER_AAD);
+        let mut bytes = self.buf;
+        bytes.extend_from_slice(&sealed);
+        bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        let id = BlobId(*blake3::hash(&bytes).as_bytes());
+        Ok(FinishedPack {
+            id,
+            bytes,
+            entries: self.entries,
+        })
+    }
+}
+
+/// Length of the sealed header, from the pack's last 4 bytes.
+pub fn header_len(trailer: &[u8]) -> Result<u64> {
+    let b: [u8; 4] = trailer
+        .try_into()
+        .map_err(|_| Error::corrupt("pack", "truncated trailer"))?;
+    Ok(u32::from_le_bytes(b) as u64)
+}
+
+pub fn parse_header(keys: &Keys, sealed: &[u8], pack: &str) -> Result<Vec<PackEntry>> {
+    let plain = keys.open(sealed, HEADER_AAD, pack)?;
+    postcard::from_bytes(&plain).map_err(|e| Error::corrupt(pack, format!("header: {e}")))
+}

@@ -1,0 +1,123 @@
+//! A fault-injecting wrapper for reliability tests: fail the Nth call or a fraction of
+//! calls, return short reads, flip bits, add delays. Never used outside tests.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{DynStore, ObjectInfo, Store, StoreError};
+
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Fail every put once this many puts have succeeded.
+    pub fail_puts_after: Option<u64>,
+    /// Fail this 1-based call number (any operation).
+    pub fail_call: Option<u64>,
+    /// Fail this fraction (0..1) of calls, drawn from a seeded generator.
+    pub fail_fraction: f64,
+    /// Return only the first half of every get.
+    pub short_reads: bool,
+    /// Flip one bit in every get.
+    pub flip_bits: bool,
+    pub delay: Option<Duration>,
+}
+
+pub struct FaultStore {
+    inner: DynStore,
+    faults: Faults,
+    calls: AtomicU64,
+    puts: AtomicU64,
+    rng: Mutex<u64>,
+}
+
+impl FaultStore {
+    pub fn new(inner: DynStore, faults: Faults) -> Self {
+        FaultStore {
+            inner,
+            faults,
+            calls: AtomicU64::new(0),
+            puts: AtomicU64::new(0),
+            rng: Mutex::new(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+
+    async fn before(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
+        if let Some(d) = self.faults.delay {
+            tokio::time::sleep(d).await;
+        }
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let injected = || StoreError::Backend {
+            op,
+            key: key.to_string(),
+            msg: "injected fault".to_string(),
+        };
+        if self.faults.fail_call == Some(n) {
+            return Err(injected());
+        }
+        if self.faults.fail_fraction > 0.0 {
+            let mut s = self.rng.lock();
+            // xorshift: deterministic so a failing test can be replayed.
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            if (*s % 1_000_000) as f64 / 1_000_000.0 < self.faults.fail_fraction {
+                return Err(injected());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for FaultStore {
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        self.before("put", key).await?;
+        if let Some(limit) = self.faults.fail_puts_after {
+            if self.puts.load(Ordering::SeqCst) >= limit {
+                return Err(StoreError::Backend {
+                    op: "put",
+                    key: key.to_string(),
+                    msg: "injected write failure".to_string(),
+                });
+            }
+        }
+        self.inner.put(key, data).await?;
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
+        self.before("get", key).await?;
+        let mut data = self.inner.get(key, range).await?;
+        if self.faults.short_reads {
+            data.truncate(data.len() / 2);
+        }
+        if self.faults.flip_bits && !data.is_empty() {
+            let i = data.len() / 2;
+            data[i] ^= 0x10;
+        }
+        Ok(data)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.before("list", prefix).await?;
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.before("delete", key).await?;
+        self.inner.delete(key).await
+    }
+
+    async fn head(&self, key: &str) -> Result<u64, StoreError> {
+        self.before("head", key).await?;
+        self.inner.head(key).await
+    }
+
+    fn location(&self) -> String {
+        format!("fault({})", self.inner.location())
+    }
+}

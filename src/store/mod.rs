@@ -1,0 +1,82 @@
+//! The store layer: one small async trait over object storage. Wrappers (fault injection,
+//! later retry/cache) stack on it; `conformance` is the one suite every store must pass.
+
+pub mod conformance;
+pub mod fault;
+pub mod local;
+pub mod memory;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object {0} not found")]
+    NotFound(String),
+    #[error("{op} {key}: {source}")]
+    Io {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op} {key}: {msg}")]
+    Backend {
+        op: &'static str,
+        key: String,
+        msg: String,
+    },
+}
+
+impl StoreError {
+    pub fn io(op: &'static str, key: &str, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            key: key.to_string(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Object storage. Keys are `/`-separated relative names. Objects are written once and
+/// never modified; `put` of an existing key with the same content is allowed (idempotent).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores `data` durably under `key`: when this returns Ok the object survives a crash.
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError>;
+    /// Reads the object, or `range` of it. A range past the end is an error.
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError>;
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Size of the object, or NotFound.
+    async fn head(&self, key: &str) -> Result<u64, StoreError>;
+    /// Human-readable location, for messages.
+    fn location(&self) -> String;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store a repository URL names. Local paths are the embedded default.
+pub fn open(url: &str) -> crate::error::Result<DynStore> {
+    if url.contains("://") {
+        return Err(crate::error::Error::UnsupportedUrl(url.to_string()));
+    }
+    Ok(Arc::new(local::LocalStore::new(url)))
+}
+
+pub(crate) fn range_error(op: &'static str, key: &str, range: &Range<u64>, len: u64) -> StoreError {
+    StoreError::Backend {
+        op,
+        key: key.to_string(),
+        msg: format!("range {}..{} outside object of {} bytes", range.start, range.end, len),
+    }
+}
