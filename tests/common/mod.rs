@@ -1,0 +1,339 @@
+//! Shared helpers for the cargo tests: run the real binary in an isolated environment,
+//! build the awkward tree, compare trees byte for byte and metadata for metadata.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A scratch area with its own repository and catalog.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new().prefix("cofre-test-").tempdir_in(scratch_root()).expect("tempdir");
+        Env { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.path("repo")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cofre"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("COFRE_REPO", self.repo())
+            .env("COFRE_PASSWORD", PASSWORD);
+        c
+    }
+
+    /// Runs cofre with `args`; returns the output whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run cofre")
+    }
+
+    /// Runs cofre and insists on exit code 0.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cofre {args:?} failed: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn init(&self) {
+        self.ok(&["init"]);
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    /// Total size of the repository directory in bytes.
+    pub fn repo_size(&self) -> u64 {
+        dir_size(&self.repo())
+    }
+}
+
+/// Tests write big sparse files and repositories: keep them on the project's disk, not tmpfs.
+pub fn scratch_root() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&p).expect("scratch dir");
+    p
+}
+
+pub fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in walk(p) {
+        let md = std::fs::symlink_metadata(&e).expect("stat");
+        if md.is_file() {
+            total += md.len();
+        }
+    }
+    total
+}
+
+/// Every path under `root` (excluded), sorted.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd {
+            let p = e.expect("entry").path();
+            if std::fs::symlink_metadata(&p).expect("stat").is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn c(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("path")
+}
+
+pub fn set_mtime(p: &Path, sec: i64, nsec: i64) {
+    let ts = [
+        libc::timespec { tv_sec: sec, tv_nsec: nsec },
+        libc::timespec { tv_sec: sec, tv_nsec: nsec },
+    ];
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c(p).as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    assert_eq!(rc, 0, "utimensat {}", p.display());
+}
+
+pub fn mknod(p: &Path, mode: u32, dev: u64) {
+    let rc = unsafe { libc::mknod(c(p).as_ptr(), mode, dev as libc::dev_t) };
+    assert_eq!(rc, 0, "mknod {}: {}", p.display(), std::io::Error::last_os_error());
+}
+
+pub fn lchown(p: &Path, uid: u32, gid: u32) {
+    let rc = unsafe { libc::lchown(c(p).as_ptr(), uid, gid) };
+    assert_eq!(rc, 0, "lchown {}", p.display());
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// Every kind of entry cofre must keep: see issue 2. Needs root (devices, foreign owners).
+pub fn make_awkward_tree(root: &Path) {
+    assert!(is_root(), "the awkward tree needs root (device nodes, foreign uid/gid)");
+    let w = |rel: &str, data: &[u8]| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, data).expect("write");
+        p
+    };
+    std::fs::create_dir_all(root).expect("root");
+    w("empty-file", b"");
+    w("small.txt", b"hello, cofre\n");
+    w("dir/random.bin", &noise(3 * 1024 * 1024 + 17, 1));
+    let text: String = (0..200_000).map(|i| format!("line {i} of a compressible log\n")).collect();
+    w("dir/sub/log.txt", text.as_bytes());
+    std::fs::create_dir_all(root.join("empty-dir")).expect("empty dir");
+    std::fs::create_dir_all(root.join("deep/a/b/c/d")).expect("deep");
+    w("deep/a/b/c/d/leaf", b"leaf");
+
+    // Names are bytes: non-UTF-8, newline, spaces, leading dash.
+    w("names/a\nnewline", b"nl");
+    let latin1 = root.join("names").join(OsStr::from_bytes(b"caf\xe9-\xff\xfe"));
+    std::fs::write(&latin1, b"not utf-8").expect("latin1");
+    w("names/ spaces and -dash", b"sp");
+
+    // Symlinks: relative, absolute, dangling, to a directory.
+    std::os::unix::fs::symlink("../small.txt", root.join("dir/link-rel")).expect("symlink");
+    std::os::unix::fs::symlink("/etc/hostname", root.join("dir/link-abs")).expect("symlink");
+    std::os::unix::fs::symlink("does/not/exist", root.join("dir/link-dangling")).expect("symlink");
+    std::os::unix::fs::symlink("sub", root.join("dir/link-dir")).expect("symlink");
+
+    // Hardlinks, across directories.
+    let h = w("hard/one", b"shared inode content");
+    std::fs::hard_link(&h, root.join("hard/two")).expect("link");
+    std::fs::hard_link(&h, root.join("dir/three")).expect("link");
+
+    // Special files.
+    let fifo = root.join("special/fifo");
+    std::fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");
+    mknod(&fifo, libc::S_IFIFO | 0o640, 0);
+    mknod(&root.join("special/null"), libc::S_IFCHR | 0o666, libc::makedev(1, 3));
+    mknod(&root.join("special/loop"), libc::S_IFBLK | 0o660, libc::makedev(7, 200));
+
+    // Modes: setuid, setgid, sticky, read-only dir with content.
+    let suid = w("modes/suid", b"#!/bin/sh\n");
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).expect("chmod");
+    let sgid = root.join("modes/sgid-dir");
+    std::fs::create_dir_all(&sgid).expect("mkdir");
+    std::fs::set_permissions(&sgid, std::fs::Permissions::from_mode(0o2775)).expect("chmod");
+    let sticky = root.join("modes/sticky");
+    std::fs::create_dir_all(&sticky).expect("mkdir");
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    w("modes/ro-dir/inside", b"inside a read-only dir");
+    let private = w("modes/private", b"secret");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    // Foreign owners with no name on this machine.
+    let foreign = w("owners/foreign", b"owned by 1234:5678");
+    lchown(&foreign, 1234, 5678);
+    lchown(&root.join("dir/link-rel"), 4321, 8765);
+
+    // Extended attributes, binary values.
+    let xa = w("xattrs/file", b"with attributes");
+    xattr::set(&xa, "user.comment", b"a comment").expect("xattr");
+    xattr::set(&xa, "user.binary", &[0u8, 1, 2, 255, b'\n']).expect("xattr");
+    xattr::set(root.join("xattrs"), "user.on-dir", b"dir attr").expect("xattr");
+
+    // A 300 MB sparse file with data at the start, in the middle and at the end.
+    let sparse = root.join("sparse.img");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(&sparse).expect("sparse");
+        f.set_len(300 * 1024 * 1024).expect("set_len");
+        f.write_all_at(&noise(100_000, 2), 0).expect("write");
+        f.write_all_at(&noise(1024 * 1024, 3), 150 * 1024 * 1024).expect("write");
+        f.write_all_at(b"tail", 300 * 1024 * 1024 - 4).expect("write");
+    }
+
+    // Nanosecond mtimes everywhere (directories last, children first).
+    let mut all = walk(root);
+    all.reverse();
+    for (i, p) in all.iter().enumerate() {
+        set_mtime(p, 1_600_000_000 + i as i64 * 3600, 123_456_789 + i as i64);
+    }
+    std::fs::set_permissions(root.join("modes/ro-dir"), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    set_mtime(&root.join("modes/ro-dir"), 1_500_000_000, 999_999_999);
+    set_mtime(root, 1_400_000_000, 1);
+}
+
+#[derive(Debug, PartialEq)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: (i64, i64),
+    nlink: u64,
+    rdev: u64,
+    target: Option<Vec<u8>>,
+    xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    content: Option<blake3::Hash>,
+}
+
+fn meta(p: &Path) -> Meta {
+    let md = std::fs::symlink_metadata(p).expect("stat");
+    let xattrs = xattr::list(p)
+        .map(|names| {
+            names
+                .filter_map(|n| Some((n.as_bytes().to_vec(), xattr::get(p, &n).ok()??)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_dir = md.is_dir();
+    Meta {
+        mode: md.mode(),
+        uid: md.uid(),
+        gid: md.gid(),
+        size: if is_dir { 0 } else { md.size() },
+        mtime: (md.mtime(), md.mtime_nsec()),
+        nlink: if is_dir { 0 } else { md.nlink() },
+        rdev: md.rdev(),
+        target: md.file_type().is_symlink().then(|| std::fs::read_link(p).expect("readlink").as_os_str().as_bytes().to_vec()),
+        xattrs,
+        content: md.is_file().then(|| blake3::hash(&std::fs::read(p).expect("read"))),
+    }
+}
+
+/// Differences between two trees: names, content, every metadata field, hardlink groups,
+/// and sparseness (the copy may not use more blocks than the original).
+pub fn compare_trees(a: &Path, b: &Path) -> Vec<String> {
+    let rel = |root: &Path| -> Vec<PathBuf> {
+        walk(root).into_iter().map(|p| p.strip_prefix(root).expect("prefix").to_path_buf()).collect()
+    };
+    let (ra, rb) = (rel(a), rel(b));
+    let mut diffs = Vec::new();
+    if ra != rb {
+        let only_a: Vec<_> = ra.iter().filter(|p| !rb.contains(p)).collect();
+        let only_b: Vec<_> = rb.iter().filter(|p| !ra.contains(p)).collect();
+        diffs.push(format!("entries differ: only in source {only_a:?}, only in copy {only_b:?}"));
+        return diffs;
+    }
+    let mut groups_a: HashMap<u64, Vec<&PathBuf>> = HashMap::new();
+    let mut groups_b: HashMap<u64, Vec<&PathBuf>> = HashMap::new();
+    for r in &ra {
+        let (pa, pb) = (a.join(r), b.join(r));
+        let (ma, mb) = (meta(&pa), meta(&pb));
+        if ma != mb {
+            diffs.push(format!("{}: {ma:?} != {mb:?}", r.display()));
+        }
+        let (sa, sb) = (std::fs::symlink_metadata(&pa).expect("stat"), std::fs::symlink_metadata(&pb).expect("stat"));
+        if sa.is_file() {
+            if sb.blocks() > sa.blocks() + 8 {
+                diffs.push(format!("{}: {} blocks in copy, {} in source (holes lost)", r.display(), sb.blocks(), sa.blocks()));
+            }
+            if sa.nlink() > 1 {
+                groups_a.entry(sa.ino()).or_default().push(r);
+                groups_b.entry(sb.ino()).or_default().push(r);
+            }
+        }
+    }
+    let mut ga: Vec<_> = groups_a.into_values().collect();
+    let mut gb: Vec<_> = groups_b.into_values().collect();
+    ga.sort();
+    gb.sort();
+    if ga != gb {
+        diffs.push(format!("hardlink groups differ: {ga:?} vs {gb:?}"));
+    }
+    diffs
+}
+
+/// rsync's own view: prints one line per difference; empty means identical.
+pub fn rsync_diff(a: &Path, b: &Path) -> String {
+    let out = Command::new("rsync")
+        .args(["-aHAX", "--checksum", "--dry-run", "--itemize-changes", "--delete"])
+        .arg(format!("{}/", a.display()))
+        .arg(format!("{}/", b.display()))
+        .output()
+        .expect("rsync is installed (apt-get install rsync)");
+    assert!(out.status.success(), "rsync failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Where a restore of absolute path `src` lands under `target`.
+pub fn restored(target: &Path, src: &Path) -> PathBuf {
+    target.join(src.strip_prefix("/").expect("absolute"))
+}
