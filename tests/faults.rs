@@ -1,0 +1,115 @@
+//! Faults: a store that fails writes commits nothing and keeps earlier snapshots; a
+//! flipped bit in a pack fails only the affected file's restore, naming it.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cofre::catalog::Catalog;
+use cofre::ingest::{ingest, IngestOptions};
+use cofre::repo::Repository;
+use cofre::store::fault::{FaultStore, Faults};
+use cofre::store::memory::MemoryStore;
+use cofre::store::DynStore;
+
+fn opts(path: &Path) -> IngestOptions {
+    IngestOptions {
+        set: "default".into(),
+        tags: vec![],
+        time: None,
+        excludes: vec![],
+        paths: vec![path.to_path_buf()],
+        stream: None,
+        progress: false,
+    }
+}
+
+fn restore_matches(repo: &Repository, snap: &str, src: &Path, scratch: &Path) {
+    let target = scratch.join(format!("r-{snap}"));
+    cofre::restore::restore(repo, snap, "/", &target).expect("restore");
+    assert_eq!(compare_trees(src, &restored(&target, src)), Vec::<String>::new());
+    std::fs::remove_dir_all(&target).expect("cleanup");
+}
+
+#[test]
+fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("a"), noise(2_000_000, 1)).expect("write");
+    let inner: DynStore = Arc::new(MemoryStore::new());
+    let repo = Repository::init(inner.clone(), rt.handle().clone(), b"pw").expect("init");
+    let mut cat = Catalog::open(&env.path("cat.db")).expect("catalog");
+    let first = ingest(&repo, &mut cat, opts(&src)).expect("first ingest");
+    let src_v1 = env.path("v1");
+    std::fs::create_dir_all(&src_v1).expect("mkdir");
+
+    // Fail the k-th store call for every k a clean ingest makes: each run either fails
+    // with a message or commits a snapshot that restores exactly.
+    std::fs::write(src.join("b"), noise(9_000_000, 2)).expect("write");
+    let mut failures = 0;
+    for k in 1..=40 {
+        let faulty: DynStore = Arc::new(FaultStore::new(inner.clone(), Faults { fail_call: Some(k), ..Faults::default() }));
+        let mut cat_k = Catalog::open(&env.path(&format!("cat-{k}.db"))).expect("catalog");
+        let before = rt.block_on(inner.list("snapshots/")).expect("list").len();
+        let result = Repository::open(faulty, rt.handle().clone(), b"pw").and_then(|r| ingest(&r, &mut cat_k, opts(&src)));
+        let after = rt.block_on(inner.list("snapshots/")).expect("list");
+        match result {
+            Err(e) => {
+                failures += 1;
+                assert!(e.to_string().contains("injected"), "unclear error: {e}");
+                assert_eq!(after.len(), before, "a failed ingest committed a snapshot (k={k})");
+            }
+            Ok(r) => {
+                assert_eq!(after.len(), before + 1);
+                restore_matches(&repo, &r.snapshot, &src, env.dir.path());
+            }
+        }
+    }
+    assert!(failures >= 5, "only {failures} injected failures surfaced");
+
+    // Every write fails: error, nothing committed, the first snapshot intact.
+    let broken: DynStore = Arc::new(FaultStore::new(inner.clone(), Faults { fail_puts_after: Some(0), ..Faults::default() }));
+    let repo_b = Repository::open(broken, rt.handle().clone(), b"pw").expect("open");
+    std::fs::write(src.join("c"), noise(500_000, 3)).expect("write");
+    let before = rt.block_on(inner.list("snapshots/")).expect("list").len();
+    let err = ingest(&repo_b, &mut cat, opts(&src)).err().expect("ingest must fail");
+    assert!(err.to_string().contains("injected write failure"), "{err}");
+    assert_eq!(rt.block_on(inner.list("snapshots/")).expect("list").len(), before);
+    let target = env.path("first");
+    cofre::restore::restore(&repo, &first.snapshot, "/", &target).expect("first snapshot still restores");
+    assert_eq!(std::fs::read(restored(&target, &src).join("a")).expect("read"), noise(2_000_000, 1));
+}
+
+#[test]
+fn flipped_bit_in_a_pack_fails_only_that_file() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("a"), noise(1_000_000, 1)).expect("write");
+    std::fs::write(src.join("b"), noise(1_000_000, 2)).expect("write");
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    // The largest pack holds the data; flip one bit near its start (inside a chunk of one file).
+    let pack = walk(&env.repo().join("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+        .expect("a pack");
+    let mut bytes = std::fs::read(&pack).expect("read pack");
+    bytes[5000] ^= 0x01;
+    std::fs::write(&pack, bytes).expect("write pack");
+
+    let target = env.path("out");
+    let out = env.run(&["restore", "latest", "--target", target.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let copy = restored(&target, &src);
+    let (bad, good) = if copy.join("a").exists() { ("b", "a") } else { ("a", "b") };
+    assert!(!copy.join(bad).exists(), "damaged file must not be left half-written");
+    assert!(stderr.contains(&format!("{}/{bad}", copy.display())), "stderr must name the file: {stderr}");
+    assert_eq!(std::fs::read(copy.join(good)).expect("read"), std::fs::read(src.join(good)).expect("read"));
+}
