@@ -57,7 +57,7 @@ enum Cmd {
         #[arg(long)]
         stdin_from_command: Option<String>,
         /// No progress line.
-        #[arg(long)]
+        #[arg(short, long)]
         quiet: bool,
     },
     /// List snapshots.
@@ -78,6 +78,25 @@ enum Cmd {
         target: PathBuf,
         #[arg(long)]
         set: Option<String>,
+    },
+    /// Show every snapshot as a read-only filesystem (stays in the foreground).
+    Mount {
+        mountpoint: PathBuf,
+        /// Only these sets (repeatable).
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Let other users in, with the original permissions enforced.
+        #[arg(long)]
+        allow_other: bool,
+        /// Name snapshot directories in local time instead of UTC.
+        #[arg(long)]
+        local_time: bool,
+        /// Memory for decoded chunks, in MiB.
+        #[arg(long, default_value_t = 256)]
+        cache_mib: usize,
+        /// Seconds between checks for new snapshots.
+        #[arg(long, default_value_t = 2)]
+        poll_secs: u64,
     },
     /// Maintain the local catalog.
     Catalog {
@@ -154,6 +173,24 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
         Cmd::Snapshots { set } => commands::snapshots(&ctx, set.as_deref()),
         Cmd::Ls { spec, set } => commands::ls(&ctx, &spec, set.as_deref()),
         Cmd::Restore { spec, target, set } => commands::restore(&ctx, &spec, set.as_deref(), &target),
+        Cmd::Mount {
+            mountpoint,
+            sets,
+            allow_other,
+            local_time,
+            cache_mib,
+            poll_secs,
+        } => commands::mount(
+            &ctx,
+            &mountpoint,
+            cofre::mount::MountOptions {
+                allow_other,
+                local_time,
+                sets,
+                cache_bytes: cache_mib * 1024 * 1024,
+                poll: std::time::Duration::from_secs(poll_secs.max(1)),
+            },
+        ),
         Cmd::Catalog { cmd: CatalogCmd::Rebuild } => commands::catalog_rebuild(&ctx),
         Cmd::Catalog { cmd: CatalogCmd::Sync } => commands::catalog_sync(&ctx),
     }

@@ -1,6 +1,7 @@
 //! The local SQLite catalog: a derived index of every snapshot, tree, node and blob
 //! location. Deleting it loses nothing: `sync` rebuilds it from the store.
 
+pub mod pool;
 mod schema;
 pub mod sync;
 
@@ -204,6 +205,13 @@ impl Catalog {
         ))?;
         let rows = st.query_map(params![tree_rowid], node_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn node(&self, rowid: i64) -> Result<Option<NodeRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {NODE_COLS} FROM nodes n LEFT JOIN trees t ON t.id = n.subtree WHERE n.id = ?1"
+        ))?;
+        Ok(st.query_row(params![rowid], node_from_row).optional()?)
     }
 
     pub fn child(&self, tree_rowid: i64, name: &[u8]) -> Result<Option<NodeRow>> {

@@ -172,3 +172,10 @@ fn report_sync(ctx: &Context, r: &sync::SyncReport, started: std::time::Instant)
         ))
     }
 }
+
+pub fn mount(ctx: &Context, mountpoint: &std::path::Path, opts: crate::mount::MountOptions) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let cat = ctx.catalog_path(&repo);
+    crate::mount::mount(repo, &cat, mountpoint, opts)?;
+    Ok(0)
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh Debian machine (run as root).
+# Skips what is already there, so it is cheap to run again.
+set -euo pipefail
+pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr util-linux procps)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# FUSE needs the device; containers sometimes lack the node even when the module is there.
+if [ ! -e /dev/fuse ]; then
+    modprobe fuse 2>/dev/null || true
+    [ -e /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
+fi

@@ -1,0 +1,327 @@
+//! The read model behind the mount, independent of FUSE: every snapshot by set and date,
+//! metadata from the catalog only, file data through the chunk cache.
+
+pub mod inodes;
+pub mod layout;
+pub mod reader;
+
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::catalog::pool::Pool;
+use crate::error::{Error, Result};
+use crate::model::{Kind, Node};
+use crate::repo::Repository;
+use inodes::{key_child, key_hardlink, Entry, Inodes, ROOT};
+use layout::{Child, Layout, SnapRef};
+use reader::{ChunkCache, OpenFile};
+
+/// Name of the hidden xattr that carries a file's whole-content blake3.
+pub const HASH_XATTR: &[u8] = b"user.cofre.blake3";
+/// Snapshot content never changes: the kernel may cache it for a long time.
+const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The layout changes as snapshots arrive.
+const LAYOUT_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime: (i64, u32),
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+    pub nlink: u32,
+    pub rdev: u32,
+    pub ttl: Duration,
+}
+
+pub struct Vfs {
+    pool: Pool,
+    inodes: Inodes,
+    layout: RwLock<Arc<Layout>>,
+    local_time: bool,
+    /// Only these sets, when not empty.
+    sets: Vec<String>,
+    cache: Arc<ChunkCache>,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    next_fh: AtomicU64,
+    uid: u32,
+    gid: u32,
+}
+
+fn virtual_attr(ino: u64, kind: Kind, size: u64, time: i64, uid: u32, gid: u32) -> Attr {
+    Attr {
+        ino,
+        kind,
+        perm: if kind == Kind::Dir { 0o555 } else { 0o777 },
+        uid,
+        gid,
+        size,
+        blocks: 0,
+        atime: (time, 0),
+        mtime: (time, 0),
+        ctime: (time, 0),
+        nlink: if kind == Kind::Dir { 2 } else { 1 },
+        rdev: 0,
+        ttl: LAYOUT_TTL,
+    }
+}
+
+fn node_attr(ino: u64, n: &Node, data_bytes: u64) -> Attr {
+    Attr {
+        ino,
+        kind: n.kind,
+        perm: (n.mode & 0o7777) as u16,
+        uid: n.uid,
+        gid: n.gid,
+        size: match n.kind {
+            Kind::Symlink => n.target.len() as u64,
+            Kind::File => n.size,
+            _ => 0,
+        },
+        // Holes take no blocks: report what the data needs, in 512-byte units.
+        blocks: data_bytes.div_ceil(4096) * 8,
+        atime: n.atime,
+        mtime: n.mtime,
+        ctime: n.ctime,
+        nlink: n.nlink.min(u32::MAX as u64) as u32,
+        rdev: n.rdev as u32,
+        ttl: IMMUTABLE_TTL,
+    }
+}
+
+impl Vfs {
+    pub fn new(repo: Arc<Repository>, pool: Pool, local_time: bool, sets: Vec<String>, cache_bytes: usize) -> Result<Vfs> {
+        let vfs = Vfs {
+            pool,
+            inodes: Inodes::new(),
+            layout: RwLock::new(Arc::new(Layout::default())),
+            local_time,
+            sets,
+            cache: ChunkCache::new(repo, cache_bytes, 2),
+            files: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            // SAFETY: getuid/getgid cannot fail.
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
+        };
+        vfs.refresh()?;
+        Ok(vfs)
+    }
+
+    /// Re-reads the snapshot list from the catalog; returns whether it changed.
+    pub fn refresh(&self) -> Result<bool> {
+        let mut snaps = self.pool.get()?.snapshots(None)?;
+        if !self.sets.is_empty() {
+            snaps.retain(|s| self.sets.contains(&s.manifest.set));
+        }
+        let new = Layout::build(&snaps, self.local_time);
+        let mut cur = self.layout.write();
+        let changed = new.dirs.len() != cur.dirs.len() || new.newest != cur.newest || format!("{:?}", new.dirs) != format!("{:?}", cur.dirs);
+        if changed {
+            *cur = Arc::new(new);
+        }
+        Ok(changed)
+    }
+
+    pub fn chunk_fetches(&self) -> u64 {
+        self.cache.fetches.load(Ordering::Relaxed)
+    }
+
+    fn entry(&self, ino: u64) -> Result<(u64, Entry)> {
+        self.inodes.get(ino).ok_or_else(|| Error::NoSuchPath(format!("inode {ino}")))
+    }
+
+    fn register_virtual(&self, parent: u64, name: &[u8], child: &Child, dir_path: &str) -> u64 {
+        let entry = match child {
+            Child::Dir => Entry::Virtual {
+                path: if dir_path.is_empty() {
+                    String::from_utf8_lossy(name).into_owned()
+                } else {
+                    format!("{dir_path}/{}", String::from_utf8_lossy(name))
+                },
+            },
+            Child::Link(t) => Entry::Link { target: t.clone() },
+            Child::Snapshot(s) => Entry::SnapRoot { snap: s.clone() },
+        };
+        let same = |e: &Entry| matches!((e, child), (Entry::Virtual { .. }, Child::Dir) | (Entry::Link { .. }, Child::Link(_)) | (Entry::SnapRoot { .. }, Child::Snapshot(_)));
+        self.inodes.insert(key_child(parent, name), parent, entry, same)
+    }
+
+    fn register_node(&self, parent: u64, snap: &Arc<SnapRef>, row: crate::catalog::NodeRow) -> Attr {
+        let data: u64 = row.node.chunks.iter().map(|c| c.len as u64).sum();
+        let mut node = row.node;
+        node.chunks = Vec::new();
+        let key = if node.kind == Kind::File && node.nlink > 1 {
+            key_hardlink(&snap.id, node.dev, node.inode)
+        } else {
+            key_child(parent, &node.name)
+        };
+        let rowid = row.rowid;
+        let node = Arc::new(node);
+        let entry = Entry::Node {
+            snap: snap.clone(),
+            rowid,
+            node: node.clone(),
+            subtree: row.subtree_rowid,
+            data_bytes: data,
+        };
+        let snap_id = snap.id.clone();
+        let ino = self.inodes.insert(key, parent, entry, |e| match e {
+            Entry::Node { snap, node: n, .. } => snap.id == snap_id && n.inode == node.inode && n.dev == node.dev && (n.nlink > 1 || n.name == node.name),
+            _ => false,
+        });
+        node_attr(ino, &node, data)
+    }
+
+    fn snap_and_tree(&self, e: &Entry) -> Option<(Arc<SnapRef>, i64)> {
+        match e {
+            Entry::SnapRoot { snap } => Some((snap.clone(), snap.root_rowid)),
+            Entry::Node { snap, subtree: Some(t), .. } => Some((snap.clone(), *t)),
+            _ => None,
+        }
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        let (_, pe) = self.entry(parent)?;
+        let missing = || Error::NoSuchPath(String::from_utf8_lossy(name).into_owned());
+        if let Entry::Virtual { path } = &pe {
+            let layout = self.layout.read().clone();
+            let name_s = std::str::from_utf8(name).map_err(|_| missing())?;
+            let child = layout.dirs.get(path).and_then(|d| d.get(name_s)).ok_or_else(missing)?;
+            let ino = self.register_virtual(parent, name, child, path);
+            return self.getattr(ino);
+        }
+        let (snap, tree) = self.snap_and_tree(&pe).ok_or_else(missing)?;
+        let row = self.pool.get()?.child(tree, name)?.ok_or_else(missing)?;
+        Ok(self.register_node(parent, &snap, row))
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let (_, e) = self.entry(ino)?;
+        let newest = self.layout.read().newest;
+        Ok(match e {
+            Entry::Virtual { .. } => virtual_attr(ino, Kind::Dir, 0, newest, self.uid, self.gid),
+            Entry::Link { target } => virtual_attr(ino, Kind::Symlink, target.len() as u64, newest, self.uid, self.gid),
+            Entry::SnapRoot { snap } => {
+                let mut a = virtual_attr(ino, Kind::Dir, 0, snap.time.0, self.uid, self.gid);
+                a.ttl = IMMUTABLE_TTL;
+                a.perm = 0o755;
+                a
+            }
+            Entry::Node { node, data_bytes, .. } => node_attr(ino, &node, data_bytes),
+        })
+    }
+
+    /// Entries of a directory (without `.` and `..`), with their attributes.
+    pub fn readdir(&self, ino: u64) -> Result<Vec<(Vec<u8>, Attr)>> {
+        let (_, e) = self.entry(ino)?;
+        if let Entry::Virtual { path } = &e {
+            let layout = self.layout.read().clone();
+            let mut out = Vec::new();
+            for (name, child) in layout.dirs.get(path).into_iter().flatten() {
+                let cino = self.register_virtual(ino, name.as_bytes(), child, path);
+                out.push((name.as_bytes().to_vec(), self.getattr(cino)?));
+            }
+            return Ok(out);
+        }
+        let (snap, tree) = self.snap_and_tree(&e).ok_or_else(|| Error::io("readdir", std::io::Error::from_raw_os_error(libc::ENOTDIR)))?;
+        let rows = self.pool.get()?.children(tree)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let name = r.node.name.clone();
+                (name, self.register_node(ino, &snap, r))
+            })
+            .collect())
+    }
+
+    pub fn parent(&self, ino: u64) -> u64 {
+        self.inodes.get(ino).map_or(ROOT, |(p, _)| p)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        match self.entry(ino)?.1 {
+            Entry::Link { target } => Ok(target.into_bytes()),
+            Entry::Node { node, .. } if node.kind == Kind::Symlink => Ok(node.target.clone()),
+            _ => Err(Error::io("readlink", std::io::Error::from_raw_os_error(libc::EINVAL))),
+        }
+    }
+
+    fn node_path(&self, ino: u64) -> String {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT {
+            let Some((parent, e)) = self.inodes.get(cur) else { break };
+            match e {
+                Entry::Node { node, .. } => parts.push(String::from_utf8_lossy(&node.name).into_owned()),
+                Entry::SnapRoot { snap } => {
+                    parts.push(snap.path.clone());
+                    break;
+                }
+                _ => {}
+            }
+            cur = parent;
+        }
+        parts.reverse();
+        parts.join("/")
+    }
+
+    pub fn open(&self, ino: u64) -> Result<u64> {
+        let (_, e) = self.entry(ino)?;
+        let Entry::Node { rowid, node, .. } = e else {
+            return Err(Error::io("open", std::io::Error::from_raw_os_error(libc::EISDIR)));
+        };
+        let cat = self.pool.get()?;
+        let row = cat.node(rowid)?.ok_or_else(|| Error::NoSuchPath(self.node_path(ino)))?;
+        let locs = row.node.chunks.iter().map(|c| cat.blob_location(&c.id)).collect::<Result<Vec<_>>>()?;
+        let f = OpenFile::new(self.node_path(ino), node.size, row.node.chunks, locs);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().insert(fh, Arc::new(f));
+        Ok(fh)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.files.lock().remove(&fh);
+    }
+
+    fn file(&self, fh: u64) -> Result<Arc<OpenFile>> {
+        self.files.lock().get(&fh).cloned().ok_or_else(|| Error::io("read", std::io::Error::from_raw_os_error(libc::EBADF)))
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let f = self.file(fh)?;
+        self.cache.read(&f, offset, size).inspect_err(|e| tracing::error!("read {}: {e}", f.path))
+    }
+
+    /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`; None past the end (ENXIO).
+    pub fn seek(&self, fh: u64, offset: u64, data: bool) -> Result<Option<u64>> {
+        Ok(self.file(fh)?.seek(offset, data))
+    }
+
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(match self.entry(ino)?.1 {
+            Entry::Node { node, .. } => node.xattrs.iter().map(|x| x.name.clone()).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// An xattr's value; the hidden blake3 answers here but is never listed.
+    pub fn getxattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<Option<Vec<u8>>> {
+        let Entry::Node { node, .. } = self.entry(ino)?.1 else { return Ok(None) };
+        if name.as_bytes() == HASH_XATTR {
+            return Ok(node.blake3.map(|h| hex::encode(h).into_bytes()));
+        }
+        Ok(node.xattrs.iter().find(|x| x.name == name.as_bytes()).map(|x| x.value.clone()))
+    }
+}

@@ -1,0 +1,268 @@
+//! File reads for the mount: chunks are fetched as byte ranges of their packs (neighbours
+//! coalesced into one request), verified, decrypted and decompressed once into a shared,
+//! byte-bounded LRU; sequential readers trigger read-ahead on prefetch threads. Readers of
+//! a chunk being fetched wait for that fetch only, never for unrelated ones.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_channel::{unbounded, Sender};
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use crate::crypto::BlobId;
+use crate::error::{Error, Result};
+use crate::model::ChunkRef;
+use crate::repo::index::Location;
+use crate::repo::pack::pack_key;
+use crate::repo::Repository;
+
+type Decoded = Arc<Vec<u8>>;
+type Slot = Arc<OnceLock<std::result::Result<Decoded, String>>>;
+
+/// One coalesced request covers at most this many bytes of a pack.
+const MAX_FETCH: u64 = 4 * 1024 * 1024;
+/// How far ahead of a sequential reader to prefetch.
+const READ_AHEAD: u64 = 8 * 1024 * 1024;
+
+pub struct OpenFile {
+    pub path: String,
+    pub size: u64,
+    pub chunks: Vec<ChunkRef>,
+    pub locs: Vec<Option<Location>>,
+    next_offset: AtomicU64,
+}
+
+impl OpenFile {
+    pub fn new(path: String, size: u64, chunks: Vec<ChunkRef>, locs: Vec<Option<Location>>) -> Self {
+        OpenFile {
+            path,
+            size,
+            chunks,
+            locs,
+            next_offset: AtomicU64::new(0),
+        }
+    }
+
+    /// Index of the first chunk ending after `offset`.
+    fn first_chunk(&self, offset: u64) -> usize {
+        self.chunks.partition_point(|c| c.offset + c.len as u64 <= offset)
+    }
+
+    /// SEEK_DATA / SEEK_HOLE over the chunk list (gaps are holes).
+    pub fn seek(&self, offset: u64, data: bool) -> Option<u64> {
+        if offset >= self.size {
+            return None;
+        }
+        let i = self.first_chunk(offset);
+        if data {
+            return self.chunks.get(i).map(|c| c.offset.max(offset));
+        }
+        let mut end = offset;
+        for c in &self.chunks[i..] {
+            if c.offset > end {
+                break;
+            }
+            end = c.offset + c.len as u64;
+        }
+        Some(end.min(self.size))
+    }
+}
+
+pub struct ChunkCache {
+    repo: Arc<Repository>,
+    lru: Mutex<(LruCache<BlobId, Decoded>, usize)>,
+    budget: usize,
+    inflight: Mutex<HashMap<BlobId, Slot>>,
+    prefetch: Mutex<Option<Sender<Vec<(BlobId, Location)>>>>,
+    pub fetches: AtomicU64,
+}
+
+impl ChunkCache {
+    pub fn new(repo: Arc<Repository>, budget: usize, prefetch_threads: usize) -> Arc<ChunkCache> {
+        let cache = Arc::new(ChunkCache {
+            repo,
+            lru: Mutex::new((LruCache::unbounded(), 0)),
+            budget,
+            inflight: Mutex::new(HashMap::new()),
+            prefetch: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        });
+        let (tx, rx) = unbounded::<Vec<(BlobId, Location)>>();
+        for _ in 0..prefetch_threads {
+            let rx = rx.clone();
+            let weak = Arc::downgrade(&cache);
+            std::thread::spawn(move || {
+                for group in rx {
+                    let Some(cache) = weak.upgrade() else { break };
+                    if let Err(e) = cache.fetch(&group) {
+                        tracing::debug!("prefetch failed: {e}");
+                    }
+                }
+            });
+        }
+        *cache.prefetch.lock() = Some(tx);
+        cache
+    }
+
+    fn cached(&self, id: &BlobId) -> Option<Decoded> {
+        self.lru.lock().0.get(id).cloned()
+    }
+
+    fn insert(&self, id: BlobId, data: Decoded) {
+        let mut guard = self.lru.lock();
+        let (lru, bytes) = &mut *guard;
+        *bytes += data.len();
+        if let Some(old) = lru.put(id, data) {
+            *bytes -= old.len();
+        }
+        while *bytes > self.budget && lru.len() > 1 {
+            match lru.pop_lru() {
+                Some((_, v)) => *bytes -= v.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Fetches a run of chunks that are contiguous in one pack with one ranged read.
+    /// Chunks already cached or being fetched by someone else are skipped.
+    fn fetch(&self, group: &[(BlobId, Location)]) -> Result<()> {
+        let mut mine = Vec::new();
+        {
+            let mut inflight = self.inflight.lock();
+            for (id, loc) in group {
+                if !inflight.contains_key(id) && self.lru.lock().0.peek(id).is_none() {
+                    let slot: Slot = Arc::new(OnceLock::new());
+                    inflight.insert(*id, slot.clone());
+                    mine.push((*id, *loc, slot));
+                }
+            }
+        }
+        let Some(first) = mine.first() else { return Ok(()) };
+        let start = mine.iter().map(|m| m.1.offset).min().unwrap_or(first.1.offset);
+        let end = mine.iter().map(|m| m.1.offset + m.1.length as u64).max().unwrap_or(start);
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let got = self.repo.get_raw(&pack_key(&first.1.pack), Some(start..end));
+        let mut result = Ok(());
+        for (id, loc, slot) in mine {
+            let decoded = match &got {
+                Ok(bytes) => {
+                    let a = (loc.offset - start) as usize;
+                    let b = a + loc.length as usize;
+                    match bytes.get(a..b) {
+                        Some(enc) => self.repo.decode_blob(&id, enc).map(Arc::new).map_err(|e| e.to_string()),
+                        None => Err(format!("short read of pack {}", loc.pack.hex())),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Ok(d) = &decoded {
+                self.insert(id, d.clone());
+            } else if let Err(e) = &decoded {
+                result = Err(Error::corrupt(format!("chunk {}", id.hex()), e.clone()));
+            }
+            let _ = slot.set(decoded);
+            self.inflight.lock().remove(&id);
+        }
+        result
+    }
+
+    /// Chunks `from..` of `f` that share a pack and are contiguous, up to MAX_FETCH bytes.
+    fn run_from(&self, f: &OpenFile, from: usize, limit: u64) -> Vec<(BlobId, Location)> {
+        let mut out: Vec<(BlobId, Location)> = Vec::new();
+        let mut total = 0;
+        for i in from..f.chunks.len() {
+            let Some(loc) = f.locs[i] else { break };
+            if let Some((_, prev)) = out.last() {
+                if prev.pack != loc.pack || prev.offset + prev.length as u64 != loc.offset {
+                    break;
+                }
+            }
+            total += loc.length as u64;
+            out.push((f.chunks[i].id, loc));
+            if total >= limit {
+                break;
+            }
+        }
+        out
+    }
+
+    fn chunk(&self, f: &OpenFile, i: usize) -> Result<Decoded> {
+        let id = f.chunks[i].id;
+        if let Some(d) = self.cached(&id) {
+            return Ok(d);
+        }
+        if f.locs[i].is_none() {
+            return Err(Error::corrupt(&f.path, format!("chunk {} is in no index", id.hex())));
+        }
+        let waiting = self.inflight.lock().get(&id).cloned();
+        if waiting.is_none() {
+            // Small first request: the reader gets its bytes soon; read-ahead does the rest.
+            let group = self.run_from(f, i, 1024 * 1024);
+            let _ = self.fetch(&group);
+        }
+        if let Some(d) = self.cached(&id) {
+            return Ok(d);
+        }
+        let slot = self.inflight.lock().get(&id).cloned().or(waiting);
+        match slot.map(|s| s.wait().clone()) {
+            Some(Ok(d)) => Ok(d),
+            Some(Err(e)) => Err(Error::corrupt(&f.path, e)),
+            // Fetched and already evicted, or failed before: fetch it alone.
+            None => {
+                let loc = f.locs[i].ok_or_else(|| Error::corrupt(&f.path, "chunk missing"))?;
+                self.fetch(&[(id, loc)]).map_err(|e| Error::corrupt(&f.path, e.to_string()))?;
+                self.cached(&id).ok_or_else(|| Error::corrupt(&f.path, "chunk vanished from the cache"))
+            }
+        }
+    }
+
+    fn read_ahead(&self, f: &OpenFile, from: usize) {
+        let mut i = from;
+        let mut queued = 0;
+        let tx = self.prefetch.lock().clone();
+        let Some(tx) = tx else { return };
+        while i < f.chunks.len() && queued < READ_AHEAD {
+            let group = self.run_from(f, i, MAX_FETCH);
+            if group.is_empty() {
+                i += 1;
+                continue;
+            }
+            i += group.len();
+            queued += group.iter().map(|g| g.1.length as u64).sum::<u64>();
+            let todo: Vec<_> = {
+                let inflight = self.inflight.lock();
+                let lru = self.lru.lock();
+                group.into_iter().filter(|(id, _)| !inflight.contains_key(id) && lru.0.peek(id).is_none()).collect()
+            };
+            if !todo.is_empty() {
+                let _ = tx.send(todo);
+            }
+        }
+    }
+
+    /// Reads `size` bytes at `offset`; holes read as zeros.
+    pub fn read(&self, f: &OpenFile, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let end = (offset + size as u64).min(f.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let mut out = vec![0u8; (end - offset) as usize];
+        let mut i = f.first_chunk(offset);
+        let first = i;
+        while i < f.chunks.len() && f.chunks[i].offset < end {
+            let c = f.chunks[i];
+            let data = self.chunk(f, i)?;
+            let (a, b) = (c.offset.max(offset), (c.offset + c.len as u64).min(end));
+            out[(a - offset) as usize..(b - offset) as usize]
+                .copy_from_slice(&data[(a - c.offset) as usize..(b - c.offset) as usize]);
+            i += 1;
+        }
+        let sequential = f.next_offset.swap(end, Ordering::Relaxed) == offset;
+        if sequential || offset == 0 {
+            self.read_ahead(f, i.max(first + 1));
+        }
+        Ok(out)
+    }
+}
