@@ -155,7 +155,12 @@ impl Vfs {
             Child::Snapshot(s) => Entry::SnapRoot { snap: s.clone() },
         };
         let same = |e: &Entry| matches!((e, child), (Entry::Virtual { .. }, Child::Dir) | (Entry::Link { .. }, Child::Link(_)) | (Entry::SnapRoot { .. }, Child::Snapshot(_)));
-        self.inodes.insert(key_child(parent, name), parent, entry, same)
+        // A link's inode changes with its target: the kernel caches symlink targets per inode.
+        let key = match child {
+            Child::Link(t) => key_child(parent, &[name, b"\0", t.as_bytes()].concat()),
+            _ => key_child(parent, name),
+        };
+        self.inodes.insert(key, parent, entry, same)
     }
 
     fn register_node(&self, parent: u64, snap: &Arc<SnapRef>, row: crate::catalog::NodeRow) -> Attr {

@@ -337,3 +337,86 @@ pub fn rsync_diff(a: &Path, b: &Path) -> String {
 pub fn restored(target: &Path, src: &Path) -> PathBuf {
     target.join(src.strip_prefix("/").expect("absolute"))
 }
+
+/// Waits for `cond` until `deadline`; returns whether it held.
+pub fn wait_for(deadline: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cond()
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = p.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&*want))
+}
+
+/// A running `cofre mount`; SIGTERM and a check that it unmounted on drop.
+pub struct Mount {
+    pub dir: PathBuf,
+    child: std::process::Child,
+}
+
+impl Mount {
+    pub fn start(env: &Env, name: &str, extra: &[&str]) -> Mount {
+        let dir = env.path(name);
+        std::fs::create_dir_all(&dir).expect("mountpoint");
+        let child = env
+            .cmd()
+            .arg("mount")
+            .arg(&dir)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn mount");
+        let mut m = Mount { dir, child };
+        let ok = wait_for(std::time::Duration::from_secs(20), || {
+            is_mounted(&m.dir) || m.child.try_wait().ok().flatten().is_some()
+        });
+        assert!(ok && is_mounted(&m.dir), "cofre mount did not come up at {}", m.dir.display());
+        m
+    }
+
+    /// Path inside the mount of `src` in the set's latest snapshot.
+    pub fn latest(&self, set: &str, src: &Path) -> PathBuf {
+        self.dir.join(set).join("latest").join(src.strip_prefix("/").expect("absolute"))
+    }
+
+    /// SIGTERM; returns the exit status once the process is gone.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait mount");
+        assert!(!is_mounted(&self.dir), "still mounted after SIGTERM: {}", self.dir.display());
+        status
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+        if is_mounted(&self.dir) {
+            let _ = Command::new("fusermount3").arg("-u").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Runs `args` as user nobody; returns the output.
+pub fn as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .output()
+        .expect("setpriv")
+}
