@@ -9,7 +9,11 @@ use cofre::ingest::{IngestOptions, StreamSource};
 use cofre::password::PasswordSource;
 
 #[derive(Parser)]
-#[command(name = "cofre", version, about = "Versioned, encrypted, deduplicating backups you can mount")]
+#[command(
+    name = "cofre",
+    version,
+    about = "Versioned, encrypted, deduplicating backups you can mount"
+)]
 struct Cli {
     /// Repository: a local directory (or s3://bucket/prefix).
     #[arg(short, long, global = true, env = "COFRE_REPO")]
@@ -151,7 +155,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 (None, Some(name)) => Some(StreamSource::Stdin { name }),
                 (None, None) => None,
             };
-            if stream.is_some() == !paths.is_empty() {
+            if stream.is_some() != paths.is_empty() {
                 return Err(cofre::error::Error::InvalidArgument(
                     "give either PATHs or --stdin-name/--stdin-from-command".into(),
                 ));
@@ -172,7 +176,9 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
         }
         Cmd::Snapshots { set } => commands::snapshots(&ctx, set.as_deref()),
         Cmd::Ls { spec, set } => commands::ls(&ctx, &spec, set.as_deref()),
-        Cmd::Restore { spec, target, set } => commands::restore(&ctx, &spec, set.as_deref(), &target),
+        Cmd::Restore { spec, target, set } => {
+            commands::restore(&ctx, &spec, set.as_deref(), &target)
+        }
         Cmd::Mount {
             mountpoint,
             sets,
@@ -191,8 +197,12 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 poll: std::time::Duration::from_secs(poll_secs.max(1)),
             },
         ),
-        Cmd::Catalog { cmd: CatalogCmd::Rebuild } => commands::catalog_rebuild(&ctx),
-        Cmd::Catalog { cmd: CatalogCmd::Sync } => commands::catalog_sync(&ctx),
+        Cmd::Catalog {
+            cmd: CatalogCmd::Rebuild,
+        } => commands::catalog_rebuild(&ctx),
+        Cmd::Catalog {
+            cmd: CatalogCmd::Sync,
+        } => commands::catalog_sync(&ctx),
     }
 }
 
@@ -205,7 +215,8 @@ fn main() {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("COFRE_LOG").unwrap_or_else(|_| level.into()),
+            tracing_subscriber::EnvFilter::try_from_env("COFRE_LOG")
+                .unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
         .init();

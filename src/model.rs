@@ -29,7 +29,7 @@ impl Kind {
         }
     }
 
-    pub fn from_str(s: &str) -> Option<Kind> {
+    pub fn parse(s: &str) -> Option<Kind> {
         [
             Kind::File,
             Kind::Dir,

@@ -30,7 +30,10 @@ impl PasswordSource {
                 .output()
                 .map_err(|e| Error::PasswordCommand(format!("{cmd}: {e}")))?;
             if !out.status.success() {
-                return Err(Error::PasswordCommand(format!("`{cmd}` exited with {}", out.status)));
+                return Err(Error::PasswordCommand(format!(
+                    "`{cmd}` exited with {}",
+                    out.status
+                )));
             }
             return Ok(trim_newline(out.stdout));
         }
@@ -44,9 +47,11 @@ impl PasswordSource {
         if !std::io::stdin().is_terminal() {
             return Err(Error::NoPassword);
         }
-        let p = rpassword::prompt_password("repository password: ").map_err(|e| Error::io("terminal", e))?;
+        let p = rpassword::prompt_password("repository password: ")
+            .map_err(|e| Error::io("terminal", e))?;
         if confirm {
-            let again = rpassword::prompt_password("again: ").map_err(|e| Error::io("terminal", e))?;
+            let again =
+                rpassword::prompt_password("again: ").map_err(|e| Error::io("terminal", e))?;
             if again != p {
                 return Err(Error::InvalidArgument("the passwords do not match".into()));
             }

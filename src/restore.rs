@@ -58,7 +58,9 @@ fn clear_slot(p: &Path, want_dir: bool) -> Result<bool> {
             p,
             std::io::Error::other("a directory is in the way"),
         )),
-        Ok(_) => std::fs::remove_file(p).map(|_| false).map_err(|e| Error::io(p, e)),
+        Ok(_) => std::fs::remove_file(p)
+            .map(|_| false)
+            .map_err(|e| Error::io(p, e)),
     }
 }
 
@@ -72,7 +74,11 @@ pub fn apply_metadata(p: &Path, n: &Node, is_root: bool, warnings: &mut Vec<Stri
     }
     for x in &n.xattrs {
         if let Err(e) = xattr::set(p, OsStr::from_bytes(&x.name), &x.value) {
-            warnings.push(format!("{}: xattr {}: {e}", p.display(), String::from_utf8_lossy(&x.name)));
+            warnings.push(format!(
+                "{}: xattr {}: {e}",
+                p.display(),
+                String::from_utf8_lossy(&x.name)
+            ));
         }
     }
     if n.kind != Kind::Symlink {
@@ -89,7 +95,14 @@ pub fn apply_metadata(p: &Path, n: &Node, is_root: bool, warnings: &mut Vec<Stri
         },
     ];
     check_errno(
-        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) },
+        unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                ts.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        },
         p,
     )
 }
@@ -109,14 +122,18 @@ impl Restorer<'_> {
             .map_err(|e| Error::io(p, e))?;
         let mut written = 0;
         for c in &n.chunks {
-            let loc = self
-                .index
-                .get(&c.id)
-                .ok_or_else(|| Error::corrupt(p.display().to_string(), format!("chunk {} is in no index", c.id.hex())))?;
-            let data = self.repo.read_blob(&c.id, loc).map_err(|e| {
-                Error::corrupt(p.display().to_string(), e.to_string())
+            let loc = self.index.get(&c.id).ok_or_else(|| {
+                Error::corrupt(
+                    p.display().to_string(),
+                    format!("chunk {} is in no index", c.id.hex()),
+                )
             })?;
-            f.write_all_at(&data, c.offset).map_err(|e| Error::io(p, e))?;
+            let data = self
+                .repo
+                .read_blob(&c.id, loc)
+                .map_err(|e| Error::corrupt(p.display().to_string(), e.to_string()))?;
+            f.write_all_at(&data, c.offset)
+                .map_err(|e| Error::io(p, e))?;
             written += data.len() as u64;
         }
         // Holes at the end (and between chunks) stay holes.
@@ -129,7 +146,8 @@ impl Restorer<'_> {
         let c = cpath(p)?;
         let rc = match n.kind {
             Kind::Symlink => {
-                let t = CString::new(n.target.clone()).map_err(|_| Error::UnsafePath(p.display().to_string()))?;
+                let t = CString::new(n.target.clone())
+                    .map_err(|_| Error::UnsafePath(p.display().to_string()))?;
                 unsafe { libc::symlink(t.as_ptr(), c.as_ptr()) }
             }
             _ => unsafe { libc::mknod(c.as_ptr(), n.mode, n.rdev as libc::dev_t) },
@@ -140,7 +158,11 @@ impl Restorer<'_> {
     /// Restores one node at `p` (the parent exists and is a real directory).
     fn node(&mut self, p: &Path, n: &Node) -> Result<()> {
         if !safe_name(&n.name) {
-            return Err(Error::UnsafePath(format!("{}/{}", p.display(), String::from_utf8_lossy(&n.name))));
+            return Err(Error::UnsafePath(format!(
+                "{}/{}",
+                p.display(),
+                String::from_utf8_lossy(&n.name)
+            )));
         }
         let exists_as_dir = clear_slot(p, n.kind == Kind::Dir)?;
         match n.kind {
@@ -148,7 +170,9 @@ impl Restorer<'_> {
                 if !exists_as_dir {
                     std::fs::create_dir(p).map_err(|e| Error::io(p, e))?;
                 }
-                let id = n.subtree.ok_or_else(|| Error::corrupt(p.display().to_string(), "directory without tree"))?;
+                let id = n.subtree.ok_or_else(|| {
+                    Error::corrupt(p.display().to_string(), "directory without tree")
+                })?;
                 let tree = self.tree(&id)?;
                 self.children(p, &tree);
                 self.report.dirs += 1;
@@ -191,7 +215,12 @@ impl Restorer<'_> {
 }
 
 /// Restores `subpath` (absolute inside the snapshot; `/` for everything) under `target`.
-pub fn restore(repo: &Repository, snapshot: &str, subpath: &str, target: &Path) -> Result<RestoreReport> {
+pub fn restore(
+    repo: &Repository,
+    snapshot: &str,
+    subpath: &str,
+    target: &Path,
+) -> Result<RestoreReport> {
     let manifest = repo.load_manifest(snapshot)?;
     // SAFETY: geteuid cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
@@ -205,9 +234,16 @@ pub fn restore(repo: &Repository, snapshot: &str, subpath: &str, target: &Path) 
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let mut tree = r.tree(&manifest.root)?;
     let mut dir = target.to_path_buf();
-    let parts: Vec<&[u8]> = subpath.as_bytes().split(|b| *b == b'/').filter(|c| !c.is_empty()).collect();
+    let parts: Vec<&[u8]> = subpath
+        .as_bytes()
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
     for (i, part) in parts.iter().enumerate() {
-        let node = tree.find(part).cloned().ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
+        let node = tree
+            .find(part)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
         let p = dir.join(OsStr::from_bytes(part));
         if i + 1 == parts.len() {
             r.node(&p, &node).map_err(|e| Error::RestoreIncomplete {
@@ -222,7 +258,9 @@ pub fn restore(repo: &Repository, snapshot: &str, subpath: &str, target: &Path) 
         if !clear_slot(&p, true)? {
             std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
         }
-        let sub = node.subtree.ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
+        let sub = node
+            .subtree
+            .ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
         tree = r.tree(&sub)?;
         dir = p;
     }

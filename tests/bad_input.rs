@@ -9,9 +9,17 @@ use std::os::unix::fs::PermissionsExt;
 fn wrong_password_is_named() {
     let env = Env::new();
     env.init();
-    let out = env.cmd().env("COFRE_PASSWORD", "not it").arg("snapshots").output().expect("run");
+    let out = env
+        .cmd()
+        .env("COFRE_PASSWORD", "not it")
+        .arg("snapshots")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong password"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong password"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -20,7 +28,13 @@ fn password_file_and_command_work() {
     env.init();
     let pf = env.path("pw");
     std::fs::write(&pf, format!("{PASSWORD}\n")).expect("write");
-    let out = env.cmd().env_remove("COFRE_PASSWORD").env("COFRE_PASSWORD_FILE", &pf).arg("snapshots").output().expect("run");
+    let out = env
+        .cmd()
+        .env_remove("COFRE_PASSWORD")
+        .env("COFRE_PASSWORD_FILE", &pf)
+        .arg("snapshots")
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{out:?}");
     let out = env
         .cmd()
@@ -30,9 +44,17 @@ fn password_file_and_command_work() {
         .output()
         .expect("run");
     assert!(out.status.success(), "{out:?}");
-    let out = env.cmd().env_remove("COFRE_PASSWORD").arg("snapshots").output().expect("run");
+    let out = env
+        .cmd()
+        .env_remove("COFRE_PASSWORD")
+        .arg("snapshots")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no password"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no password"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -41,8 +63,16 @@ fn missing_repository_says_how_to_create_one() {
     let out = env.run(&["snapshots"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no repository") && err.contains("cofre init"), "{err}");
-    let out = env.cmd().env_remove("COFRE_REPO").arg("snapshots").output().expect("run");
+    assert!(
+        err.contains("no repository") && err.contains("cofre init"),
+        "{err}"
+    );
+    let out = env
+        .cmd()
+        .env_remove("COFRE_REPO")
+        .arg("snapshots")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("COFRE_REPO"));
 }
@@ -60,16 +90,37 @@ fn failing_command_commits_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("connection refused") && err.contains("nothing was committed"), "{err}");
+    assert!(
+        err.contains("connection refused") && err.contains("nothing was committed"),
+        "{err}"
+    );
     assert_eq!(env.json(&["snapshots"]).as_array().expect("list").len(), 0);
 
     let data = noise(5_000_000, 7);
     std::fs::write(env.path("payload"), &data).expect("write");
     let cmd = format!("cat {}", env.path("payload").display());
-    env.ok(&["ingest", "--set", "db", "--stdin-name", "/dumps/db.dump", "--stdin-from-command", &cmd]);
+    env.ok(&[
+        "ingest",
+        "--set",
+        "db",
+        "--stdin-name",
+        "/dumps/db.dump",
+        "--stdin-from-command",
+        &cmd,
+    ]);
     let target = env.path("out");
-    env.ok(&["restore", "latest", "--set", "db", "--target", target.to_str().expect("utf-8")]);
-    assert_eq!(std::fs::read(target.join("dumps/db.dump")).expect("read"), data);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--set",
+        "db",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        std::fs::read(target.join("dumps/db.dump")).expect("read"),
+        data
+    );
 }
 
 #[test]
@@ -87,25 +138,37 @@ fn stdin_is_stored_as_one_file() {
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &data).expect("write");
     assert!(child.wait().expect("wait").success());
     let target = env.path("out");
-    env.ok(&["restore", "latest", "--target", target.to_str().expect("utf-8")]);
-    assert_eq!(std::fs::read(target.join("stream.bin")).expect("read"), data);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        std::fs::read(target.join("stream.bin")).expect("read"),
+        data
+    );
 }
 
 #[test]
 fn unreadable_file_is_a_warning_and_exit_3() {
     assert!(is_root(), "needs root to drop privileges with setpriv");
     let env = Env::new();
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod");
     let src = env.path("src");
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("readable"), b"ok").expect("write");
     std::fs::write(src.join("secret"), b"root only").expect("write");
-    std::fs::set_permissions(src.join("secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(src.join("secret"), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
     let as_nobody = |args: &[&str]| {
         let mut c = env.cmd();
         let prog = c.get_program().to_owned();
         let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(prog).args(args);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(prog)
+            .args(args);
         for (k, v) in c.get_envs() {
             if let Some(v) = v {
                 cmd.env(k, v);
@@ -118,9 +181,21 @@ fn unreadable_file_is_a_warning_and_exit_3() {
     assert!(out.status.success(), "{out:?}");
     let out = as_nobody(&["ingest", src.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("secret"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("secret"),
+        "{out:?}"
+    );
     let out = as_nobody(&["ls", "latest", "--json"]);
     let ls: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let paths: Vec<_> = ls.as_array().expect("list").iter().map(|e| e["path"].as_str().expect("path").to_string()).collect();
-    assert!(paths.iter().any(|p| p.ends_with("/readable")) && !paths.iter().any(|p| p.ends_with("/secret")), "{paths:?}");
+    let paths: Vec<_> = ls
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["path"].as_str().expect("path").to_string())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/readable"))
+            && !paths.iter().any(|p| p.ends_with("/secret")),
+        "{paths:?}"
+    );
 }

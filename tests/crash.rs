@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 const KILLS: usize = 50;
 
 fn add_file(src: &Path, i: usize) {
-    std::fs::write(src.join(format!("new/{i:03}")), noise(3 * 1024 * 1024, 1000 + i as u64)).expect("write");
+    std::fs::write(
+        src.join(format!("new/{i:03}")),
+        noise(3 * 1024 * 1024, 1000 + i as u64),
+    )
+    .expect("write");
 }
 
 /// The snapshot lists exactly base files plus new/000..new/k, with the right hashes.
@@ -22,8 +26,16 @@ fn check_listing(env: &Env, snap: &str, src: &Path) {
         }
         let path = entry["path"].as_str().expect("path");
         let data = std::fs::read(path).expect("source file still exists");
-        assert_eq!(entry["blake3"].as_str(), Some(blake3::hash(&data).to_hex().as_str()), "{path} in {snap}");
-        assert_eq!(entry["size"].as_u64(), Some(data.len() as u64), "{path} in {snap}");
+        assert_eq!(
+            entry["blake3"].as_str(),
+            Some(blake3::hash(&data).to_hex().as_str()),
+            "{path} in {snap}"
+        );
+        assert_eq!(
+            entry["size"].as_u64(),
+            Some(data.len() as u64),
+            "{path} in {snap}"
+        );
     }
 }
 
@@ -49,7 +61,11 @@ fn sigkill_during_ingest_never_leaves_a_partial_snapshot() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let delay = Duration::from_micros(rng % window);
-        let mut child = env.cmd().args(["ingest", "--quiet", s]).spawn().expect("spawn");
+        let mut child = env
+            .cmd()
+            .args(["ingest", "--quiet", s])
+            .spawn()
+            .expect("spawn");
         std::thread::sleep(delay); // the moment to kill at, not a wait for a result
         if child.try_wait().expect("try_wait").is_some() {
             completed_by_kill_time += 1;
@@ -60,14 +76,25 @@ fn sigkill_during_ingest_never_leaves_a_partial_snapshot() {
         // Catalog (synced) and a rebuild from the store alone agree.
         let snaps = env.json(&["snapshots"]);
         let rebuilt = env.path(&format!("rebuilt-{i}.db"));
-        env.ok(&["--catalog", rebuilt.to_str().expect("utf-8"), "catalog", "rebuild"]);
+        env.ok(&[
+            "--catalog",
+            rebuilt.to_str().expect("utf-8"),
+            "catalog",
+            "rebuild",
+        ]);
         let from_store = env.json(&["--catalog", rebuilt.to_str().expect("utf-8"), "snapshots"]);
         assert_eq!(snaps, from_store, "after kill {i} at {delay:?}");
         // Whatever snapshot exists is complete.
-        let last = snaps.as_array().expect("list").last().expect("a snapshot")["id"].as_str().expect("id").to_string();
+        let last = snaps.as_array().expect("list").last().expect("a snapshot")["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
         check_listing(&env, &last, &src);
     }
-    assert!(completed_by_kill_time < KILLS / 2, "most kills must interrupt a running ingest");
+    assert!(
+        completed_by_kill_time < KILLS / 2,
+        "most kills must interrupt a running ingest"
+    );
 
     // Every snapshot restores; the next ingest succeeds and restores exactly.
     env.ok(&["ingest", s]);
@@ -79,12 +106,25 @@ fn sigkill_during_ingest_never_leaves_a_partial_snapshot() {
         for f in walk(&restored(&target, &src)) {
             if f.is_file() {
                 let rel = f.strip_prefix(restored(&target, &src)).expect("prefix");
-                assert_eq!(std::fs::read(&f).expect("read"), std::fs::read(src.join(rel)).expect("read"), "{}", rel.display());
+                assert_eq!(
+                    std::fs::read(&f).expect("read"),
+                    std::fs::read(src.join(rel)).expect("read"),
+                    "{}",
+                    rel.display()
+                );
             }
         }
         std::fs::remove_dir_all(&target).expect("cleanup");
     }
     let target = env.path("final");
-    env.ok(&["restore", "latest", "--target", target.to_str().expect("utf-8")]);
-    assert_eq!(compare_trees(&src, &restored(&target, &src)), Vec::<String>::new());
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        compare_trees(&src, &restored(&target, &src)),
+        Vec::<String>::new()
+    );
 }

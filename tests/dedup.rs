@@ -16,7 +16,13 @@ fn sql_dump(rows: &[String]) -> Vec<u8> {
 
 fn row(i: usize, version: u32) -> String {
     let n = noise(24, (i as u64) << 8 | version as u64);
-    format!("{i}\tcustomer-{}\t{}.{:02}\tnote {} v{version}", i % 9973, (i * 37) % 100_000, i % 100, hex::encode(n))
+    format!(
+        "{i}\tcustomer-{}\t{}.{:02}\tnote {} v{version}",
+        i % 9973,
+        (i * 37) % 100_000,
+        i % 100,
+        hex::encode(n)
+    )
 }
 
 #[test]
@@ -35,12 +41,23 @@ fn unchanged_tree_adds_under_one_percent() {
     // Same content again, but with fresh inodes and times: read again, deduplicated.
     let copy = env.path("copy");
     std::fs::rename(&src, &copy).expect("rename");
-    let status = std::process::Command::new("cp").arg("-r").arg(&copy).arg(&src).status().expect("cp");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&copy)
+        .arg(&src)
+        .status()
+        .expect("cp");
     assert!(status.success());
     let report = env.json(&["ingest", s]);
-    assert!(report["summary"]["bytes_read"].as_u64().expect("read") > 10_000_000, "{report}");
+    assert!(
+        report["summary"]["bytes_read"].as_u64().expect("read") > 10_000_000,
+        "{report}"
+    );
     let growth = env.repo_size() - first;
-    assert!(growth * 100 < first, "unchanged re-ingest added {growth} bytes to {first}");
+    assert!(
+        growth * 100 < first,
+        "unchanged re-ingest added {growth} bytes to {first}"
+    );
 }
 
 #[test]
@@ -70,7 +87,14 @@ fn one_percent_changed_rows_dedup() {
     rows.extend((470_000..474_700).map(|i| row(i, 0)));
     std::fs::write(&dump, sql_dump(&rows)).expect("write");
     let report = env.json(&["ingest", d]);
-    assert_eq!(report["summary"]["changed_files"].as_u64(), Some(1), "{report}");
+    assert_eq!(
+        report["summary"]["changed_files"].as_u64(),
+        Some(1),
+        "{report}"
+    );
     let added = env.repo_size() - before;
-    assert!(added * 100 < size * 15, "1% changed rows added {added} bytes for a {size}-byte dump");
+    assert!(
+        added * 100 < size * 15,
+        "1% changed rows added {added} bytes for a {size}-byte dump"
+    );
 }

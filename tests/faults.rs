@@ -29,7 +29,10 @@ fn opts(path: &Path) -> IngestOptions {
 fn restore_matches(repo: &Repository, snap: &str, src: &Path, scratch: &Path) {
     let target = scratch.join(format!("r-{snap}"));
     cofre::restore::restore(repo, snap, "/", &target).expect("restore");
-    assert_eq!(compare_trees(src, &restored(&target, src)), Vec::<String>::new());
+    assert_eq!(
+        compare_trees(src, &restored(&target, src)),
+        Vec::<String>::new()
+    );
     std::fs::remove_dir_all(&target).expect("cleanup");
 }
 
@@ -52,16 +55,27 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
     std::fs::write(src.join("b"), noise(9_000_000, 2)).expect("write");
     let mut failures = 0;
     for k in 1..=40 {
-        let faulty: DynStore = Arc::new(FaultStore::new(inner.clone(), Faults { fail_call: Some(k), ..Faults::default() }));
+        let faulty: DynStore = Arc::new(FaultStore::new(
+            inner.clone(),
+            Faults {
+                fail_call: Some(k),
+                ..Faults::default()
+            },
+        ));
         let mut cat_k = Catalog::open(&env.path(&format!("cat-{k}.db"))).expect("catalog");
         let before = rt.block_on(inner.list("snapshots/")).expect("list").len();
-        let result = Repository::open(faulty, rt.handle().clone(), b"pw").and_then(|r| ingest(&r, &mut cat_k, opts(&src)));
+        let result = Repository::open(faulty, rt.handle().clone(), b"pw")
+            .and_then(|r| ingest(&r, &mut cat_k, opts(&src)));
         let after = rt.block_on(inner.list("snapshots/")).expect("list");
         match result {
             Err(e) => {
                 failures += 1;
                 assert!(e.to_string().contains("injected"), "unclear error: {e}");
-                assert_eq!(after.len(), before, "a failed ingest committed a snapshot (k={k})");
+                assert_eq!(
+                    after.len(),
+                    before,
+                    "a failed ingest committed a snapshot (k={k})"
+                );
             }
             Ok(r) => {
                 assert_eq!(after.len(), before + 1);
@@ -72,16 +86,29 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
     assert!(failures >= 5, "only {failures} injected failures surfaced");
 
     // Every write fails: error, nothing committed, the first snapshot intact.
-    let broken: DynStore = Arc::new(FaultStore::new(inner.clone(), Faults { fail_puts_after: Some(0), ..Faults::default() }));
+    let broken: DynStore = Arc::new(FaultStore::new(
+        inner.clone(),
+        Faults {
+            fail_puts_after: Some(0),
+            ..Faults::default()
+        },
+    ));
     let repo_b = Repository::open(broken, rt.handle().clone(), b"pw").expect("open");
     std::fs::write(src.join("c"), noise(500_000, 3)).expect("write");
     let before = rt.block_on(inner.list("snapshots/")).expect("list").len();
-    let err = ingest(&repo_b, &mut cat, opts(&src)).err().expect("ingest must fail");
+    let err = ingest(&repo_b, &mut cat, opts(&src)).expect_err("ingest must fail");
     assert!(err.to_string().contains("injected write failure"), "{err}");
-    assert_eq!(rt.block_on(inner.list("snapshots/")).expect("list").len(), before);
+    assert_eq!(
+        rt.block_on(inner.list("snapshots/")).expect("list").len(),
+        before
+    );
     let target = env.path("first");
-    cofre::restore::restore(&repo, &first.snapshot, "/", &target).expect("first snapshot still restores");
-    assert_eq!(std::fs::read(restored(&target, &src).join("a")).expect("read"), noise(2_000_000, 1));
+    cofre::restore::restore(&repo, &first.snapshot, "/", &target)
+        .expect("first snapshot still restores");
+    assert_eq!(
+        std::fs::read(restored(&target, &src).join("a")).expect("read"),
+        noise(2_000_000, 1)
+    );
 }
 
 #[test]
@@ -104,12 +131,30 @@ fn flipped_bit_in_a_pack_fails_only_that_file() {
     std::fs::write(&pack, bytes).expect("write pack");
 
     let target = env.path("out");
-    let out = env.run(&["restore", "latest", "--target", target.to_str().expect("utf-8")]);
+    let out = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let copy = restored(&target, &src);
-    let (bad, good) = if copy.join("a").exists() { ("b", "a") } else { ("a", "b") };
-    assert!(!copy.join(bad).exists(), "damaged file must not be left half-written");
-    assert!(stderr.contains(&format!("{}/{bad}", copy.display())), "stderr must name the file: {stderr}");
-    assert_eq!(std::fs::read(copy.join(good)).expect("read"), std::fs::read(src.join(good)).expect("read"));
+    let (bad, good) = if copy.join("a").exists() {
+        ("b", "a")
+    } else {
+        ("a", "b")
+    };
+    assert!(
+        !copy.join(bad).exists(),
+        "damaged file must not be left half-written"
+    );
+    assert!(
+        stderr.contains(&format!("{}/{bad}", copy.display())),
+        "stderr must name the file: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(copy.join(good)).expect("read"),
+        std::fs::read(src.join(good)).expect("read")
+    );
 }

@@ -21,12 +21,22 @@ fn awkward_tree_through_the_mount_is_exact() {
 
     // cp -a out of the mount: identical again, and the sparse file stays sparse.
     let out = env.path("copy");
-    let st = std::process::Command::new("cp").arg("-a").arg(&view).arg(&out).status().expect("cp");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&view)
+        .arg(&out)
+        .status()
+        .expect("cp");
     assert!(st.success());
     assert_eq!(rsync_diff(&src, &out), "");
     assert_eq!(compare_trees(&src, &out), Vec::<String>::new());
-    let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(out.join("sparse.img")).expect("stat"));
-    assert!(blocks * 512 < 10 * 1024 * 1024, "sparse file copied with {blocks} blocks");
+    let blocks = std::os::unix::fs::MetadataExt::blocks(
+        &std::fs::metadata(out.join("sparse.img")).expect("stat"),
+    );
+    assert!(
+        blocks * 512 < 10 * 1024 * 1024,
+        "sparse file copied with {blocks} blocks"
+    );
     m.stop();
 }
 
@@ -42,23 +52,64 @@ fn layout_sets_dates_latest_ids_and_same_minute_snapshots() {
     std::fs::write(src.join("f"), b"two").expect("write");
     env.ok(&["ingest", s, "--set", "db", "--time", "2026-03-04T05:06:40Z"]);
     std::fs::write(src.join("f"), b"three").expect("write");
-    env.ok(&["ingest", s, "--set", "files", "--time", "2026-10-11T12:13:14Z"]);
+    env.ok(&[
+        "ingest",
+        s,
+        "--set",
+        "files",
+        "--time",
+        "2026-10-11T12:13:14Z",
+    ]);
     let snaps = env.json(&["snapshots", "--set", "db"]);
     let second = snaps[1]["id"].as_str().expect("id").to_string();
 
     let m = Mount::start(&env, "mnt", &[]);
     let rel = src.strip_prefix("/").expect("abs");
     let day = m.dir.join("db/2026/03/04");
-    let mut names: Vec<_> = std::fs::read_dir(&day).expect("day").map(|e| e.expect("e").file_name().into_string().expect("utf-8")).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&day)
+        .expect("day")
+        .map(|e| e.expect("e").file_name().into_string().expect("utf-8"))
+        .collect();
     names.sort();
-    assert_eq!(names, vec!["0506".to_string(), format!("0506-{}", &second[..8])]);
-    assert_eq!(std::fs::read(day.join("0506").join(rel).join("f")).expect("read"), b"one");
-    assert_eq!(std::fs::read(day.join(format!("0506-{}", &second[..8])).join(rel).join("f")).expect("read"), b"two");
-    assert_eq!(std::fs::read_link(m.dir.join("db/latest")).expect("link").to_str(), Some(&*format!("2026/03/04/0506-{}", &second[..8])));
-    assert_eq!(std::fs::read(m.latest("files", &src).join("f")).expect("read"), b"three");
-    assert_eq!(std::fs::read(m.dir.join("files/2026/10/11/1213").join(rel).join("f")).expect("read"), b"three");
-    assert_eq!(std::fs::read(m.dir.join("ids").join(&second[..8]).join(rel).join("f")).expect("read"), b"two");
-    let mut top: Vec<_> = std::fs::read_dir(&m.dir).expect("root").map(|e| e.expect("e").file_name().into_string().expect("utf-8")).collect();
+    assert_eq!(
+        names,
+        vec!["0506".to_string(), format!("0506-{}", &second[..8])]
+    );
+    assert_eq!(
+        std::fs::read(day.join("0506").join(rel).join("f")).expect("read"),
+        b"one"
+    );
+    assert_eq!(
+        std::fs::read(
+            day.join(format!("0506-{}", &second[..8]))
+                .join(rel)
+                .join("f")
+        )
+        .expect("read"),
+        b"two"
+    );
+    assert_eq!(
+        std::fs::read_link(m.dir.join("db/latest"))
+            .expect("link")
+            .to_str(),
+        Some(&*format!("2026/03/04/0506-{}", &second[..8]))
+    );
+    assert_eq!(
+        std::fs::read(m.latest("files", &src).join("f")).expect("read"),
+        b"three"
+    );
+    assert_eq!(
+        std::fs::read(m.dir.join("files/2026/10/11/1213").join(rel).join("f")).expect("read"),
+        b"three"
+    );
+    assert_eq!(
+        std::fs::read(m.dir.join("ids").join(&second[..8]).join(rel).join("f")).expect("read"),
+        b"two"
+    );
+    let mut top: Vec<_> = std::fs::read_dir(&m.dir)
+        .expect("root")
+        .map(|e| e.expect("e").file_name().into_string().expect("utf-8"))
+        .collect();
     top.sort();
     assert_eq!(top, ["db", "files", "ids"]);
     m.stop();
@@ -71,32 +122,70 @@ fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
 #[test]
 fn every_write_fails_with_erofs_and_allow_other_keeps_modes() {
     let env = Env::new();
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
     let src = env.path("src");
     std::fs::create_dir_all(src.join("d")).expect("mkdir");
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::write(src.join("public"), b"everyone").expect("write");
     std::fs::write(src.join("private"), b"root only").expect("write");
-    std::fs::set_permissions(src.join("public"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    std::fs::set_permissions(src.join("private"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(src.join("public"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    std::fs::set_permissions(src.join("private"), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
     env.init();
     env.ok(&["ingest", src.to_str().expect("utf-8")]);
     let m = Mount::start(&env, "mnt", &["--allow-other"]);
     let v = m.latest("default", &src);
     let erofs = Some(libc::EROFS);
-    assert_eq!(errno_of(std::fs::OpenOptions::new().write(true).open(v.join("public"))), erofs);
+    assert_eq!(
+        errno_of(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(v.join("public"))
+        ),
+        erofs
+    );
     assert_eq!(errno_of(std::fs::File::create(v.join("new"))), erofs);
     assert_eq!(errno_of(std::fs::create_dir(v.join("newdir"))), erofs);
     assert_eq!(errno_of(std::fs::remove_file(v.join("public"))), erofs);
     assert_eq!(errno_of(std::fs::remove_dir(v.join("d"))), erofs);
-    assert_eq!(errno_of(std::fs::rename(v.join("public"), v.join("moved"))), erofs);
-    assert_eq!(errno_of(std::fs::set_permissions(v.join("public"), std::fs::Permissions::from_mode(0o777))), erofs);
-    assert_eq!(errno_of(std::os::unix::fs::symlink("x", v.join("sym"))), erofs);
-    assert_eq!(errno_of(std::fs::hard_link(v.join("public"), v.join("hl"))), erofs);
-    assert_eq!(errno_of(xattr::set(v.join("public"), "user.x", b"y")), erofs);
-    assert_eq!(errno_of(std::os::unix::fs::chown(v.join("public"), Some(1), Some(1))), erofs);
-    let truncate = std::process::Command::new("truncate").args(["-s", "0"]).arg(v.join("public")).output().expect("truncate");
-    assert!(String::from_utf8_lossy(&truncate.stderr).contains("Read-only file system"), "{truncate:?}");
+    assert_eq!(
+        errno_of(std::fs::rename(v.join("public"), v.join("moved"))),
+        erofs
+    );
+    assert_eq!(
+        errno_of(std::fs::set_permissions(
+            v.join("public"),
+            std::fs::Permissions::from_mode(0o777)
+        )),
+        erofs
+    );
+    assert_eq!(
+        errno_of(std::os::unix::fs::symlink("x", v.join("sym"))),
+        erofs
+    );
+    assert_eq!(
+        errno_of(std::fs::hard_link(v.join("public"), v.join("hl"))),
+        erofs
+    );
+    assert_eq!(
+        errno_of(xattr::set(v.join("public"), "user.x", b"y")),
+        erofs
+    );
+    assert_eq!(
+        errno_of(std::os::unix::fs::chown(v.join("public"), Some(1), Some(1))),
+        erofs
+    );
+    let truncate = std::process::Command::new("truncate")
+        .args(["-s", "0"])
+        .arg(v.join("public"))
+        .output()
+        .expect("truncate");
+    assert!(
+        String::from_utf8_lossy(&truncate.stderr).contains("Read-only file system"),
+        "{truncate:?}"
+    );
 
     // Another user: the original modes apply.
     let public = as_nobody(&["cat", v.join("public").to_str().expect("utf-8")]);
@@ -104,7 +193,10 @@ fn every_write_fails_with_erofs_and_allow_other_keeps_modes() {
     assert_eq!(public.stdout, b"everyone");
     let private = as_nobody(&["cat", v.join("private").to_str().expect("utf-8")]);
     assert!(!private.status.success());
-    assert!(String::from_utf8_lossy(&private.stderr).contains("Permission denied"), "{private:?}");
+    assert!(
+        String::from_utf8_lossy(&private.stderr).contains("Permission denied"),
+        "{private:?}"
+    );
     m.stop();
 }
 
@@ -119,17 +211,36 @@ fn new_snapshots_appear_live_and_latest_moves() {
     env.ok(&["ingest", s, "--time", "2026-01-01T00:00:00Z"]);
     let m = Mount::start(&env, "mnt", &[]);
     let link = m.dir.join("default/latest");
-    assert_eq!(std::fs::read_link(&link).expect("link").to_str(), Some("2026/01/01/0000"));
+    assert_eq!(
+        std::fs::read_link(&link).expect("link").to_str(),
+        Some("2026/01/01/0000")
+    );
     std::fs::write(src.join("f"), b"after").expect("write");
     env.ok(&["ingest", s, "--time", "2026-02-02T02:02:00Z"]);
     let started = std::time::Instant::now();
     let moved = wait_for(Duration::from_secs(5), || {
-        std::fs::read_link(&link).ok().and_then(|t| t.to_str().map(String::from)).as_deref() == Some("2026/02/02/0202")
+        std::fs::read_link(&link)
+            .ok()
+            .and_then(|t| t.to_str().map(String::from))
+            .as_deref()
+            == Some("2026/02/02/0202")
     });
     assert!(moved, "latest did not move within 5 s");
     eprintln!("new snapshot visible after {:?}", started.elapsed());
-    assert_eq!(std::fs::read(m.latest("default", &src).join("f")).expect("read"), b"after");
-    assert_eq!(std::fs::read(m.dir.join("default/2026/01/01/0000").join(src.strip_prefix("/").expect("abs")).join("f")).expect("read"), b"before");
+    assert_eq!(
+        std::fs::read(m.latest("default", &src).join("f")).expect("read"),
+        b"after"
+    );
+    assert_eq!(
+        std::fs::read(
+            m.dir
+                .join("default/2026/01/01/0000")
+                .join(src.strip_prefix("/").expect("abs"))
+                .join("f")
+        )
+        .expect("read"),
+        b"before"
+    );
     m.stop();
 }
 
@@ -157,10 +268,17 @@ fn damaged_pack_gives_eio_for_that_file_only() {
     let (bad, good, name) = match (&ra, &rb) {
         (Err(_), Ok(_)) => (ra, rb, "b"),
         (Ok(_), Err(_)) => (rb, ra, "a"),
-        _ => panic!("exactly one file must fail: a={:?} b={:?}", ra.is_ok(), rb.is_ok()),
+        _ => panic!(
+            "exactly one file must fail: a={:?} b={:?}",
+            ra.is_ok(),
+            rb.is_ok()
+        ),
     };
     assert_eq!(bad.err().and_then(|e| e.raw_os_error()), Some(libc::EIO));
-    assert_eq!(good.expect("good file"), std::fs::read(src.join(name)).expect("read"));
+    assert_eq!(
+        good.expect("good file"),
+        std::fs::read(src.join(name)).expect("read")
+    );
     // The mount is still up and serving.
     assert!(std::fs::metadata(v.join(name)).is_ok());
     assert!(is_mounted(&m.dir));
@@ -178,14 +296,27 @@ fn two_mounts_at_once_and_sigterm_unmounts() {
     let m1 = Mount::start(&env, "mnt1", &[]);
     let m2 = Mount::start(&env, "mnt2", &[]);
     let want = std::fs::read(src.join("f")).expect("read");
-    assert_eq!(std::fs::read(m1.latest("default", &src).join("f")).expect("read"), want);
-    assert_eq!(std::fs::read(m2.latest("default", &src).join("f")).expect("read"), want);
+    assert_eq!(
+        std::fs::read(m1.latest("default", &src).join("f")).expect("read"),
+        want
+    );
+    assert_eq!(
+        std::fs::read(m2.latest("default", &src).join("f")).expect("read"),
+        want
+    );
     let dir1 = m1.dir.clone();
     assert!(m1.stop().success());
     assert!(!is_mounted(&dir1));
-    assert_eq!(std::fs::read(m2.latest("default", &src).join("f")).expect("read"), want);
+    assert_eq!(
+        std::fs::read(m2.latest("default", &src).join("f")).expect("read"),
+        want
+    );
     // fusermount3 -u works too; the process then exits by itself.
-    let st = std::process::Command::new("fusermount3").arg("-u").arg(&m2.dir).status().expect("fusermount3");
+    let st = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(&m2.dir)
+        .status()
+        .expect("fusermount3");
     assert!(st.success());
     assert!(!is_mounted(&m2.dir));
 }
@@ -202,13 +333,30 @@ fn hidden_hash_xattr_is_correct_and_unlisted() {
     env.ok(&["ingest", src.to_str().expect("utf-8")]);
     let m = Mount::start(&env, "mnt", &[]);
     let f = m.latest("default", &src).join("f");
-    let got = xattr::get(&f, "user.cofre.blake3").expect("getxattr").expect("present");
-    assert_eq!(String::from_utf8(got).expect("hex"), blake3::hash(&data).to_hex().to_string());
-    let listed: Vec<_> = xattr::list(&f).expect("list").map(|n| n.to_string_lossy().into_owned()).collect();
+    let got = xattr::get(&f, "user.cofre.blake3")
+        .expect("getxattr")
+        .expect("present");
+    assert_eq!(
+        String::from_utf8(got).expect("hex"),
+        blake3::hash(&data).to_hex().to_string()
+    );
+    let listed: Vec<_> = xattr::list(&f)
+        .expect("list")
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
     assert_eq!(listed, ["user.kept"]);
     let copy = env.path("copy");
-    assert!(std::process::Command::new("cp").arg("-a").arg(&f).arg(&copy).status().expect("cp").success());
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&f)
+        .arg(&copy)
+        .status()
+        .expect("cp")
+        .success());
     assert_eq!(xattr::get(&copy, "user.cofre.blake3").expect("get"), None);
-    assert_eq!(xattr::get(&copy, "user.kept").expect("get"), Some(b"v".to_vec()));
+    assert_eq!(
+        xattr::get(&copy, "user.kept").expect("get"),
+        Some(b"v".to_vec())
+    );
     m.stop();
 }

@@ -11,16 +11,29 @@ fn awkward_tree_round_trip() {
     env.init();
     let src_s = src.to_str().expect("utf-8 path");
     let report = env.json(&["ingest", src_s]);
-    assert!(report["summary"]["files"].as_u64().expect("files") >= 17, "{report}");
+    assert!(
+        report["summary"]["files"].as_u64().expect("files") >= 17,
+        "{report}"
+    );
 
     let target = env.path("restore1");
-    env.ok(&["restore", "latest", "--target", target.to_str().expect("utf-8")]);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
     let copy = restored(&target, &src);
     assert_eq!(compare_trees(&src, &copy), Vec::<String>::new());
     assert_eq!(rsync_diff(&src, &copy), "");
     // The sparse file's holes stayed holes.
-    let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(copy.join("sparse.img")).expect("stat"));
-    assert!(blocks * 512 < 10 * 1024 * 1024, "sparse file restored with {blocks} blocks");
+    let blocks = std::os::unix::fs::MetadataExt::blocks(
+        &std::fs::metadata(copy.join("sparse.img")).expect("stat"),
+    );
+    assert!(
+        blocks * 512 < 10 * 1024 * 1024,
+        "sparse file restored with {blocks} blocks"
+    );
 
     // Unchanged files are not read again.
     let again = env.json(&["ingest", src_s]);
@@ -30,17 +43,37 @@ fn awkward_tree_round_trip() {
     // Change one file; the new snapshot has it, the old one does not.
     std::fs::write(src.join("small.txt"), b"changed\n").expect("write");
     let third = env.json(&["ingest", src_s]);
-    assert_eq!(third["summary"]["changed_files"].as_u64(), Some(1), "{third}");
+    assert_eq!(
+        third["summary"]["changed_files"].as_u64(),
+        Some(1),
+        "{third}"
+    );
     let target2 = env.path("restore2");
-    env.ok(&["restore", "latest", "--target", target2.to_str().expect("utf-8")]);
-    assert_eq!(compare_trees(&src, &restored(&target2, &src)), Vec::<String>::new());
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target2.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        compare_trees(&src, &restored(&target2, &src)),
+        Vec::<String>::new()
+    );
 
     let snaps = env.json(&["snapshots"]);
     let first = snaps[0]["id"].as_str().expect("id");
     let target3 = env.path("restore3");
     let spec = format!("{}:{}/small.txt", &first[..8], src_s);
-    env.ok(&["restore", &spec, "--target", target3.to_str().expect("utf-8")]);
-    assert_eq!(std::fs::read(restored(&target3, &src.join("small.txt"))).expect("read"), b"hello, cofre\n");
+    env.ok(&[
+        "restore",
+        &spec,
+        "--target",
+        target3.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        std::fs::read(restored(&target3, &src.join("small.txt"))).expect("read"),
+        b"hello, cofre\n"
+    );
 }
 
 #[test]
@@ -54,7 +87,14 @@ fn catalog_rebuild_gives_the_same_listing() {
     let s = src.to_str().expect("utf-8");
     env.ok(&["ingest", s, "--set", "files", "--tag", "t1"]);
     std::fs::write(src.join("a/h"), b"h").expect("write");
-    env.ok(&["ingest", s, "--set", "files", "--time", "2026-01-02T03:04:05Z"]);
+    env.ok(&[
+        "ingest",
+        s,
+        "--set",
+        "files",
+        "--time",
+        "2026-01-02T03:04:05Z",
+    ]);
     let before_snaps = env.json(&["snapshots"]);
     let before_ls = env.json(&["ls", "latest"]);
     env.ok(&["catalog", "rebuild"]);

@@ -67,7 +67,7 @@ fn node_from_row(r: &Row) -> rusqlite::Result<NodeRow> {
     let sub_hash: Option<Vec<u8>> = r.get(24)?;
     let node = Node {
         name: r.get(1)?,
-        kind: Kind::from_str(&kind).unwrap_or(Kind::File),
+        kind: Kind::parse(&kind).unwrap_or(Kind::File),
         mode: r.get(3)?,
         uid: r.get(4)?,
         gid: r.get(5)?,
@@ -96,7 +96,9 @@ fn node_from_row(r: &Row) -> rusqlite::Result<NodeRow> {
 
 fn q_tree_rowid(conn: &Connection, hash: &BlobId) -> Result<Option<i64>> {
     let mut st = conn.prepare_cached("SELECT id FROM trees WHERE hash = ?1")?;
-    Ok(st.query_row(params![hash.0.as_slice()], |r| r.get(0)).optional()?)
+    Ok(st
+        .query_row(params![hash.0.as_slice()], |r| r.get(0))
+        .optional()?)
 }
 
 fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
@@ -106,13 +108,23 @@ fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
         .query_row(params![id.0.as_slice()], |r| {
             let pack: Vec<u8> = r.get(0)?;
             let kind: i64 = r.get(1)?;
-            Ok((pack, kind, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, u32>(4)?))
+            Ok((
+                pack,
+                kind,
+                r.get::<_, i64>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, u32>(4)?,
+            ))
         })
         .optional()?;
     Ok(row.and_then(|(pack, kind, offset, length, raw_len)| {
         Some(Location {
             pack: BlobId::from_slice(&pack)?,
-            kind: if kind == 1 { BlobKind::Tree } else { BlobKind::Data },
+            kind: if kind == 1 {
+                BlobKind::Tree
+            } else {
+                BlobKind::Data
+            },
             offset: offset as u64,
             length,
             raw_len,
@@ -133,7 +145,9 @@ impl Catalog {
     }
 
     pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
-        let mut st = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")?;
         Ok(st.exists(params![id.0.as_slice()])?)
     }
 
@@ -155,7 +169,9 @@ impl Catalog {
 
     /// Records an index object's blob locations, in one transaction.
     pub fn insert_index(&mut self, name: &str, file: &IndexFile) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, length, raw_len) VALUES (?1,?2,?3,?4,?5,?6)",
@@ -172,7 +188,10 @@ impl Catalog {
                     ])?;
                 }
             }
-            tx.execute("INSERT OR IGNORE INTO index_files (name) VALUES (?1)", params![name])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO index_files (name) VALUES (?1)",
+                params![name],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -185,7 +204,9 @@ impl Catalog {
     /// Starts a write transaction; trees and the snapshot go in together.
     pub fn writer(&mut self) -> Result<CatalogTx<'_>> {
         Ok(CatalogTx {
-            tx: self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+            tx: self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
         })
     }
 
@@ -218,7 +239,9 @@ impl Catalog {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {NODE_COLS} FROM nodes n LEFT JOIN trees t ON t.id = n.subtree WHERE n.tree = ?1 AND n.name = ?2"
         ))?;
-        Ok(st.query_row(params![tree_rowid, name], node_from_row).optional()?)
+        Ok(st
+            .query_row(params![tree_rowid, name], node_from_row)
+            .optional()?)
     }
 
     /// Snapshots, oldest first, optionally of one set.
@@ -227,12 +250,17 @@ impl Catalog {
             "SELECT id, root, manifest FROM snapshots WHERE (?1 IS NULL OR set_name = ?1) ORDER BY time_s, time_ns, id",
         )?;
         let rows = st.query_map(params![set], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, root_rowid, m) = row?;
-            let manifest = serde_json::from_str(&m).map_err(|e| Error::corrupt("catalog snapshot", e.to_string()))?;
+            let manifest = serde_json::from_str(&m)
+                .map_err(|e| Error::corrupt("catalog snapshot", e.to_string()))?;
             out.push(SnapshotRow {
                 id,
                 root_rowid,
@@ -246,10 +274,15 @@ impl Catalog {
     pub fn resolve(&self, spec: &str, set: Option<&str>) -> Result<SnapshotRow> {
         let all = self.snapshots(set)?;
         if spec == "latest" {
-            return all.into_iter().last().ok_or_else(|| Error::NoSnapshot(spec.into()));
+            return all
+                .into_iter()
+                .last()
+                .ok_or_else(|| Error::NoSnapshot(spec.into()));
         }
         let mut matches = all.into_iter().filter(|s| s.id.starts_with(spec));
-        let first = matches.next().ok_or_else(|| Error::NoSnapshot(spec.into()))?;
+        let first = matches
+            .next()
+            .ok_or_else(|| Error::NoSnapshot(spec.into()))?;
         if matches.next().is_some() {
             return Err(Error::AmbiguousSnapshot(spec.into()));
         }
@@ -257,17 +290,22 @@ impl Catalog {
     }
 
     pub fn remove_snapshot(&mut self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+        self.conn
+            .execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
         Ok(())
     }
 
     /// Data version: changes whenever another connection commits (for live mounts).
     pub fn data_version(&self) -> Result<i64> {
-        Ok(self.conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
     pub fn snapshot_count(&self) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))?)
     }
 }
 
@@ -289,7 +327,10 @@ impl CatalogTx<'_> {
         if let Some(id) = self.tree_rowid(hash)? {
             return Ok(id);
         }
-        self.tx.execute("INSERT INTO trees (hash) VALUES (?1)", params![hash.0.as_slice()])?;
+        self.tx.execute(
+            "INSERT INTO trees (hash) VALUES (?1)",
+            params![hash.0.as_slice()],
+        )?;
         let tree_id = self.tx.last_insert_rowid();
         let mut st = self.tx.prepare_cached(
             "INSERT INTO nodes (tree, name, kind, mode, uid, gid, user, grp, size, mtime_s, mtime_ns, \
@@ -299,7 +340,10 @@ impl CatalogTx<'_> {
         for n in &tree.nodes {
             let subtree = match &n.subtree {
                 Some(h) => Some(self.tree_rowid(h)?.ok_or_else(|| {
-                    Error::corrupt("catalog", format!("subtree {} inserted out of order", h.hex()))
+                    Error::corrupt(
+                        "catalog",
+                        format!("subtree {} inserted out of order", h.hex()),
+                    )
                 })?),
                 None => None,
             };
@@ -337,7 +381,8 @@ impl CatalogTx<'_> {
         let root = self
             .tree_rowid(&m.root)?
             .ok_or_else(|| Error::corrupt("catalog", "snapshot root tree missing"))?;
-        let json = serde_json::to_string(m).map_err(|e| Error::corrupt("manifest", e.to_string()))?;
+        let json =
+            serde_json::to_string(m).map_err(|e| Error::corrupt("manifest", e.to_string()))?;
         self.tx.execute(
             "INSERT OR REPLACE INTO snapshots (id, set_name, time_s, time_ns, root, manifest) VALUES (?1,?2,?3,?4,?5,?6)",
             params![id, m.set, m.time.0, m.time.1, root, json],

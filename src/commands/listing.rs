@@ -47,7 +47,10 @@ pub fn snapshots(ctx: &Context, set: Option<&str>) -> Result<i32> {
     if ctx.json {
         return ctx.print_json(&list).map(|_| 0);
     }
-    println!("{:<8}  {:<20}  {:<12}  {:>8}  {:>12}  {:<12}  paths", "id", "time", "set", "files", "bytes", "tags");
+    println!(
+        "{:<8}  {:<20}  {:<12}  {:>8}  {:>12}  {:<12}  paths",
+        "id", "time", "set", "files", "bytes", "tags"
+    );
     for s in &list {
         println!(
             "{:<8}  {:<20}  {:<12}  {:>8}  {:>12}  {:<12}  {}",
@@ -88,7 +91,9 @@ fn to_json(path: &[u8], r: &NodeRow) -> NodeJson {
     let n = &r.node;
     let lossy = String::from_utf8_lossy(path).into_owned();
     NodeJson {
-        path_hex: std::str::from_utf8(path).is_err().then(|| hex::encode(path)),
+        path_hex: std::str::from_utf8(path)
+            .is_err()
+            .then(|| hex::encode(path)),
         path: lossy,
         kind: n.kind.as_str(),
         mode: format!("{:o}", n.mode & 0o7777),
@@ -125,7 +130,10 @@ pub fn ls(ctx: &Context, spec: &str, set: Option<&str>) -> Result<i32> {
     let mut tree = row.root_rowid;
     let mut prefix = Vec::new();
     let mut out = Vec::new();
-    for part in std::path::Path::new(path).iter().filter(|p| p.as_bytes() != b"/") {
+    for part in std::path::Path::new(path)
+        .iter()
+        .filter(|p| p.as_bytes() != b"/")
+    {
         let child = cat
             .child(tree, part.as_bytes())?
             .ok_or_else(|| Error::NoSuchPath(path.to_string()))?;
@@ -151,7 +159,14 @@ pub fn ls(ctx: &Context, spec: &str, set: Option<&str>) -> Result<i32> {
         let link = j.target.map(|t| format!(" -> {t}")).unwrap_or_default();
         println!(
             "{:<8} {:>5} {:<8} {:<8} {:>12} {} {}{}",
-            j.kind, j.mode, j.user, j.group, j.size, &j.mtime[..j.mtime.len().min(19)], j.path, link
+            j.kind,
+            j.mode,
+            j.user,
+            j.group,
+            j.size,
+            &j.mtime[..j.mtime.len().min(19)],
+            j.path,
+            link
         );
     }
     Ok(0)

@@ -32,7 +32,9 @@ impl Context {
         let store = crate::store::open(self.url()?)?;
         // Check the repository exists before asking for a password.
         match crate::repo::block(&self.rt, store.head("config")) {
-            Err(crate::store::StoreError::NotFound(_)) => return Err(Error::NoRepository(store.location())),
+            Err(crate::store::StoreError::NotFound(_)) => {
+                return Err(Error::NoRepository(store.location()))
+            }
             r => r?,
         };
         let pw = self.password.get(false)?;
@@ -40,7 +42,9 @@ impl Context {
     }
 
     pub fn catalog_path(&self, repo: &Repository) -> PathBuf {
-        self.catalog.clone().unwrap_or_else(|| catalog::default_path(&repo.config.id))
+        self.catalog
+            .clone()
+            .unwrap_or_else(|| catalog::default_path(&repo.config.id))
     }
 
     /// Repository plus an up-to-date catalog.
@@ -52,7 +56,8 @@ impl Context {
     }
 
     pub fn print_json<T: serde::Serialize>(&self, v: &T) -> Result<()> {
-        let s = serde_json::to_string_pretty(v).map_err(|e| Error::corrupt("json", e.to_string()))?;
+        let s =
+            serde_json::to_string_pretty(v).map_err(|e| Error::corrupt("json", e.to_string()))?;
         println!("{s}");
         Ok(())
     }
@@ -62,13 +67,21 @@ pub fn init(ctx: &Context) -> Result<i32> {
     let store = crate::store::open(ctx.url()?)?;
     let pw = ctx.password.get(true)?;
     if pw.is_empty() {
-        return Err(Error::InvalidArgument("an empty password protects nothing".into()));
+        return Err(Error::InvalidArgument(
+            "an empty password protects nothing".into(),
+        ));
     }
     let repo = Repository::init(store, ctx.rt.clone(), &pw)?;
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"id": repo.config.id, "location": repo.store().location()}))?;
+        ctx.print_json(
+            &serde_json::json!({"id": repo.config.id, "location": repo.store().location()}),
+        )?;
     } else {
-        println!("created repository {} at {}", repo.config.id, repo.store().location());
+        println!(
+            "created repository {} at {}",
+            repo.config.id,
+            repo.store().location()
+        );
         println!("keep the password safe: without it the data cannot be recovered");
     }
     Ok(0)
@@ -103,7 +116,12 @@ pub fn run_ingest(ctx: &Context, opts: IngestOptions) -> Result<i32> {
     Ok(if report.partial { EXIT_PARTIAL } else { 0 })
 }
 
-pub fn restore(ctx: &Context, spec: &str, set: Option<&str>, target: &std::path::Path) -> Result<i32> {
+pub fn restore(
+    ctx: &Context,
+    spec: &str,
+    set: Option<&str>,
+    target: &std::path::Path,
+) -> Result<i32> {
     let (repo, cat) = ctx.open_synced()?;
     let (snap, path) = split_spec(spec);
     let row = cat.resolve(snap, set)?;
@@ -168,12 +186,20 @@ fn report_sync(ctx: &Context, r: &sync::SyncReport, started: std::time::Instant)
     } else {
         Err(Error::corrupt(
             "repository",
-            format!("{} snapshot(s) could not be read: {}", r.snapshots_skipped.len(), r.snapshots_skipped.join(", ")),
+            format!(
+                "{} snapshot(s) could not be read: {}",
+                r.snapshots_skipped.len(),
+                r.snapshots_skipped.join(", ")
+            ),
         ))
     }
 }
 
-pub fn mount(ctx: &Context, mountpoint: &std::path::Path, opts: crate::mount::MountOptions) -> Result<i32> {
+pub fn mount(
+    ctx: &Context,
+    mountpoint: &std::path::Path,
+    opts: crate::mount::MountOptions,
+) -> Result<i32> {
     let repo = ctx.open_repo()?;
     let cat = ctx.catalog_path(&repo);
     crate::mount::mount(repo, &cat, mountpoint, opts)?;

@@ -41,7 +41,7 @@ impl From<crate::error::Error> for ReadError {
     }
 }
 
-const ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
+static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
 
 fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
     while n > 0 {
@@ -75,7 +75,8 @@ impl Chunker<'_, '_> {
         out: &mut Vec<ChunkRef>,
     ) -> Result<u64, ReadError> {
         let cfg = &self.repo.config;
-        let cdc = fastcdc::v2020::StreamCDC::new(reader, cfg.chunk_min, cfg.chunk_avg, cfg.chunk_max);
+        let cdc =
+            fastcdc::v2020::StreamCDC::new(reader, cfg.chunk_min, cfg.chunk_avg, cfg.chunk_max);
         let mut total = 0;
         for chunk in cdc {
             let chunk = chunk.map_err(|e| match e {
@@ -91,14 +92,19 @@ impl Chunker<'_, '_> {
     }
 
     /// Reads a regular file's data extents; holes are hashed as zeros but not stored.
-    pub fn chunk_file(&mut self, file: &mut std::fs::File, size: u64) -> Result<Content, ReadError> {
+    pub fn chunk_file(
+        &mut self,
+        file: &mut std::fs::File,
+        size: u64,
+    ) -> Result<Content, ReadError> {
         let extents = super::fsmeta::data_extents(file, size).map_err(ReadError::Source)?;
         let mut hasher = blake3::Hasher::new();
         let mut chunks = Vec::new();
         let (mut pos, mut bytes) = (0u64, 0u64);
         for (start, len) in extents {
             hash_zeros(&mut hasher, start - pos);
-            file.seek(SeekFrom::Start(start)).map_err(ReadError::Source)?;
+            file.seek(SeekFrom::Start(start))
+                .map_err(ReadError::Source)?;
             let got = self.chunk_stream((&mut *file).take(len), start, &mut hasher, &mut chunks)?;
             bytes += got;
             pos = start + got;

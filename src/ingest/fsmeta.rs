@@ -38,10 +38,16 @@ pub struct Names {
 
 impl Names {
     pub fn user(&mut self, uid: u32) -> String {
-        self.users.entry(uid).or_insert_with(|| lookup_user(uid)).clone()
+        self.users
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid))
+            .clone()
     }
     pub fn group(&mut self, gid: u32) -> String {
-        self.groups.entry(gid).or_insert_with(|| lookup_group(gid)).clone()
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| lookup_group(gid))
+            .clone()
     }
 }
 
@@ -50,11 +56,14 @@ fn lookup_user(uid: u32) -> String {
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: buffers are valid for the call; the result points into `buf`.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
     if rc != 0 || out.is_null() {
         return String::new();
     }
-    unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn lookup_group(gid: u32) -> String {
@@ -62,11 +71,14 @@ fn lookup_group(gid: u32) -> String {
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::group = std::ptr::null_mut();
     // SAFETY: as in lookup_user.
-    let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    let rc =
+        unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
     if rc != 0 || out.is_null() {
         return String::new();
     }
-    unsafe { CStr::from_ptr(grp.gr_name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(grp.gr_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {

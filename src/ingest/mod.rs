@@ -145,7 +145,10 @@ pub fn format_time(t: (i64, u32)) -> String {
     time::OffsetDateTime::from_unix_timestamp(t.0)
         .map(|d| d.replace_nanosecond(t.1).unwrap_or(d))
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -180,7 +183,8 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     }
     let scan_paths = opts.paths.clone();
     let scan_excl = opts.excludes.clone();
-    let scan: Box<dyn FnOnce() -> u64 + Send> = Box::new(move || scan_size(&scan_paths, &scan_excl));
+    let scan: Box<dyn FnOnce() -> u64 + Send> =
+        Box::new(move || scan_size(&scan_paths, &scan_excl));
     let progress = progress::Progress::start(opts.progress && opts.stream.is_none(), Some(scan));
 
     let cat_ref: &Catalog = cat;
@@ -196,9 +200,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         let mut w = Walker::new(chunker, cat_ref, excl);
         let root = match &opts.stream {
             Some(src) => source::stream_root(&mut w, src, time),
-            None if trie.target => w.dir(Path::new("/"), prev_root.as_ref()).map(|_| {
-                w.trees.last().map(|(_, t)| t.clone()).unwrap_or_default()
-            }),
+            None if trie.target => w
+                .dir(Path::new("/"), prev_root.as_ref())
+                .map(|_| w.trees.last().map(|(_, t)| t.clone()).unwrap_or_default()),
             None => build_root(&mut w, Path::new("/"), &trie, prev_root.as_ref()),
         };
         let root_id = root.and_then(|t| {
@@ -225,7 +229,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
 
     let mut summary = summary;
     summary.bytes_added = written.bytes_added;
-    let index = IndexFile { packs: written.packs };
+    let index = IndexFile {
+        packs: written.packs,
+    };
     let index_name = match index.packs.is_empty() {
         true => None,
         false => Some(repo.save_index(&index)?),
@@ -280,11 +286,15 @@ fn record(
 
 /// Total size of regular files under `paths`, for the ETA. Best effort.
 fn scan_size(paths: &[PathBuf], patterns: &[String]) -> u64 {
-    let Ok(excl) = excludes(patterns) else { return 0 };
+    let Ok(excl) = excludes(patterns) else {
+        return 0;
+    };
     let mut stack: Vec<PathBuf> = paths.to_vec();
     let mut total = 0;
     while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if md.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()).filter(|p| !excl.matches(p)));

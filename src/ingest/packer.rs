@@ -62,7 +62,10 @@ fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>) {
 }
 
 impl<'scope> Packer<'scope> {
-    pub fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, repo: &'scope Repository) -> Self {
+    pub fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        repo: &'scope Repository,
+    ) -> Self {
         let (tx, rx) = bounded::<Job>(16);
         let state = Arc::new(Mutex::new(State {
             data: PackBuilder::new(BlobKind::Data),
@@ -71,7 +74,9 @@ impl<'scope> Packer<'scope> {
             bytes_added: 0,
             error: None,
         }));
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(4);
         let pack_size = repo.config.pack_size as usize;
         let workers = (0..threads)
             .map(|_| {
@@ -84,7 +89,11 @@ impl<'scope> Packer<'scope> {
                             if st.error.is_some() {
                                 continue;
                             }
-                            let b = if job.kind == BlobKind::Data { &mut st.data } else { &mut st.tree };
+                            let b = if job.kind == BlobKind::Data {
+                                &mut st.data
+                            } else {
+                                &mut st.tree
+                            };
                             b.add(job.id, &encoded, job.raw.len());
                             (b.len() >= pack_size)
                                 .then(|| std::mem::replace(b, PackBuilder::new(job.kind)))

@@ -49,7 +49,10 @@ impl Progress {
             let start = Instant::now();
             while !c2.stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(250));
-                let (files, bytes) = (c2.files.load(Ordering::Relaxed), c2.bytes.load(Ordering::Relaxed));
+                let (files, bytes) = (
+                    c2.files.load(Ordering::Relaxed),
+                    c2.bytes.load(Ordering::Relaxed),
+                );
                 let secs = start.elapsed().as_secs_f64().max(0.001);
                 let rate = bytes as f64 / secs;
                 let eta = if c2.total_known.load(Ordering::Relaxed) && rate > 0.0 {
@@ -58,7 +61,11 @@ impl Progress {
                 } else {
                     String::new()
                 };
-                eprint!("\r\x1b[K{files} files, {}, {}/s{eta}", human(bytes as f64), human(rate));
+                eprint!(
+                    "\r\x1b[K{files} files, {}, {}/s{eta}",
+                    human(bytes as f64),
+                    human(rate)
+                );
                 let _ = std::io::stderr().flush();
             }
             eprint!("\r\x1b[K");

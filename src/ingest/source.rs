@@ -52,7 +52,9 @@ fn synthetic(name: &[u8], kind: Kind, mode: u32, time: (i64, u32), walker: &mut 
 fn chunk_reader<R: Read>(walker: &mut Walker, reader: R, node: &mut Node) -> Result<(), ReadError> {
     let mut hasher = blake3::Hasher::new();
     let mut chunks = Vec::new();
-    let n = walker.chunker.chunk_stream(reader, 0, &mut hasher, &mut chunks)?;
+    let n = walker
+        .chunker
+        .chunk_stream(reader, 0, &mut hasher, &mut chunks)?;
     node.size = n;
     node.chunks = chunks;
     node.blake3 = Some(*hasher.finalize().as_bytes());
@@ -106,26 +108,48 @@ fn run_command(walker: &mut Walker, cmd: &str, node: &mut Node) -> Result<()> {
 
 /// The snapshot root for a stream: the file at `name`, with synthesized parent directories.
 pub fn stream_root(walker: &mut Walker, src: &StreamSource, time: (i64, u32)) -> Result<Tree> {
-    let parts: Vec<&str> = src.name().split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = src
+        .name()
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     let Some((file_name, dirs)) = parts.split_last() else {
-        return Err(Error::InvalidArgument("--stdin-name must name a file".into()));
+        return Err(Error::InvalidArgument(
+            "--stdin-name must name a file".into(),
+        ));
     };
     if parts.contains(&"..") {
-        return Err(Error::InvalidArgument("--stdin-name must not contain `..`".into()));
+        return Err(Error::InvalidArgument(
+            "--stdin-name must not contain `..`".into(),
+        ));
     }
-    let mut file = synthetic(file_name.as_bytes(), Kind::File, libc::S_IFREG | 0o600, time, walker);
+    let mut file = synthetic(
+        file_name.as_bytes(),
+        Kind::File,
+        libc::S_IFREG | 0o600,
+        time,
+        walker,
+    );
     match src {
-        StreamSource::Stdin { .. } => match chunk_reader(walker, std::io::stdin().lock(), &mut file) {
-            Ok(()) => {}
-            Err(ReadError::Fatal(e)) => return Err(e),
-            Err(ReadError::Source(e)) => return Err(Error::io("standard input", e)),
-        },
+        StreamSource::Stdin { .. } => {
+            match chunk_reader(walker, std::io::stdin().lock(), &mut file) {
+                Ok(()) => {}
+                Err(ReadError::Fatal(e)) => return Err(e),
+                Err(ReadError::Source(e)) => return Err(Error::io("standard input", e)),
+            }
+        }
         StreamSource::Command { cmd, .. } => run_command(walker, cmd, &mut file)?,
     }
     let mut tree = Tree { nodes: vec![file] };
     for dir in dirs.iter().rev() {
         let id = walker.store_tree(tree)?;
-        let mut node = synthetic(dir.as_bytes(), Kind::Dir, libc::S_IFDIR | 0o755, time, walker);
+        let mut node = synthetic(
+            dir.as_bytes(),
+            Kind::Dir,
+            libc::S_IFDIR | 0o755,
+            time,
+            walker,
+        );
         node.subtree = Some(id);
         tree = Tree { nodes: vec![node] };
     }

@@ -31,6 +31,9 @@ impl Excludes {
     }
 }
 
+/// Content of a file already read in this run (for its other hardlinks).
+type FileContent = (Vec<ChunkRef>, Option<[u8; 32]>);
+
 pub struct Walker<'a, 'p> {
     pub chunker: Chunker<'a, 'p>,
     pub catalog: &'a Catalog,
@@ -40,7 +43,7 @@ pub struct Walker<'a, 'p> {
     pub warnings: Vec<String>,
     /// Unreadable sources (exit code 3), as opposed to mere warnings.
     pub unreadable: u64,
-    hardlinks: HashMap<(u64, u64), (Vec<ChunkRef>, Option<[u8; 32]>)>,
+    hardlinks: HashMap<(u64, u64), FileContent>,
     /// Every tree of the snapshot, children before parents (for the catalog).
     pub trees: Vec<(BlobId, Tree)>,
 }
@@ -113,7 +116,8 @@ impl<'a, 'p> Walker<'a, 'p> {
             Ok(x) => node.xattrs = x,
             Err(e) => self.warn(path, format!("cannot read extended attributes: {e}"), true),
         }
-        match node.kind {
+        let kind = node.kind;
+        match kind {
             Kind::Dir => {
                 let prev_tree = self.prev_tree(prev)?;
                 match self.dir(path, prev_tree.as_ref())? {
@@ -129,11 +133,7 @@ impl<'a, 'p> Walker<'a, 'p> {
                     return Ok(None);
                 }
             },
-            Kind::File => {
-                if !self.file(path, &mut node, prev)? {
-                    return Ok(None);
-                }
-            }
+            Kind::File if !self.file(path, &mut node, prev)? => return Ok(None),
             _ => {}
         }
         Ok(Some(node))
@@ -211,7 +211,8 @@ impl<'a, 'p> Walker<'a, 'p> {
             self.summary.new_files += 1;
         }
         if node.nlink > 1 {
-            self.hardlinks.insert(key, (node.chunks.clone(), node.blake3));
+            self.hardlinks
+                .insert(key, (node.chunks.clone(), node.blake3));
         }
         self.count_file(node);
         Ok(true)
@@ -239,7 +240,11 @@ impl<'a, 'p> Walker<'a, 'p> {
             }
             attempt += 1;
             if attempt == 3 {
-                self.warn(path, "changed while being read (3 attempts); stored as last read", false);
+                self.warn(
+                    path,
+                    "changed while being read (3 attempts); stored as last read",
+                    false,
+                );
                 return Ok((content, before));
             }
         }

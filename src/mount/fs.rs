@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, OpenFlags,
-    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyXattr, Request,
 };
 
 use crate::error::Error;
@@ -130,7 +131,14 @@ impl Filesystem for CofreFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: fuser::LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -148,7 +156,15 @@ impl Filesystem for CofreFs {
         reply.ok();
     }
 
-    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
         let data = match whence {
             libc::SEEK_DATA => true,
             libc::SEEK_HOLE => false,
@@ -161,15 +177,32 @@ impl Filesystem for CofreFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let entries = match self.vfs.readdir(ino.0) {
             Ok(e) => e,
             Err(e) => return reply.error(errno(&e)),
         };
-        let dots = [(b".".to_vec(), ino.0, Kind::Dir), (b"..".to_vec(), self.vfs.parent(ino.0), Kind::Dir)];
-        let all = dots.into_iter().chain(entries.into_iter().map(|(n, a)| (n, a.ino, a.kind)));
+        let dots = [
+            (b".".to_vec(), ino.0, Kind::Dir),
+            (b"..".to_vec(), self.vfs.parent(ino.0), Kind::Dir),
+        ];
+        let all = dots
+            .into_iter()
+            .chain(entries.into_iter().map(|(n, a)| (n, a.ino, a.kind)));
         for (i, (name, cino, k)) in all.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(cino), i as u64 + 1, kind(k), OsStr::from_bytes(&name)) {
+            if reply.add(
+                INodeNo(cino),
+                i as u64 + 1,
+                kind(k),
+                OsStr::from_bytes(&name),
+            ) {
                 break;
             }
         }
@@ -186,7 +219,17 @@ impl Filesystem for CofreFs {
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         match self.vfs.listxattr(ino.0) {
-            Ok(names) => xattr_reply(names.into_iter().flat_map(|mut n| { n.push(0); n }).collect(), size, reply),
+            Ok(names) => xattr_reply(
+                names
+                    .into_iter()
+                    .flat_map(|mut n| {
+                        n.push(0);
+                        n
+                    })
+                    .collect(),
+                size,
+                reply,
+            ),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -217,7 +260,16 @@ impl Filesystem for CofreFs {
         reply.error(Errno::from_i32(EROFS));
     }
 
-    fn mknod(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _r: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _r: u32,
+        reply: ReplyEntry,
+    ) {
         reply.error(Errno::from_i32(EROFS));
     }
 
@@ -233,7 +285,14 @@ impl Filesystem for CofreFs {
         reply.error(Errno::from_i32(EROFS));
     }
 
-    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _l: &std::path::Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _l: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
         reply.error(Errno::from_i32(EROFS));
     }
 
@@ -254,7 +313,16 @@ impl Filesystem for CofreFs {
         reply.error(Errno::from_i32(EROFS));
     }
 
-    fn setxattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _n: &OsStr,
+        _v: &[u8],
+        _f: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::from_i32(EROFS));
     }
 
@@ -262,7 +330,16 @@ impl Filesystem for CofreFs {
         reply.error(Errno::from_i32(EROFS));
     }
 
-    fn create(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: fuser::ReplyCreate) {
+    fn create(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: fuser::ReplyCreate,
+    ) {
         reply.error(Errno::from_i32(EROFS));
     }
 }

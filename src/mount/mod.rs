@@ -25,12 +25,20 @@ pub struct MountOptions {
 }
 
 /// Pulls new snapshots from the store into the catalog and the layout, until `stop`.
-fn refresher(vfs: Arc<Vfs>, repo: Arc<Repository>, catalog: std::path::PathBuf, poll: Duration, stop: Arc<AtomicBool>) {
+fn refresher(
+    vfs: Arc<Vfs>,
+    repo: Arc<Repository>,
+    catalog: std::path::PathBuf,
+    poll: Duration,
+    stop: Arc<AtomicBool>,
+) {
     let mut cat = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(poll);
         if cat.is_none() {
-            cat = Catalog::open(&catalog).inspect_err(|e| tracing::warn!("catalog: {e}")).ok();
+            cat = Catalog::open(&catalog)
+                .inspect_err(|e| tracing::warn!("catalog: {e}"))
+                .ok();
         }
         if let Some(c) = cat.as_mut() {
             if let Err(e) = sync::sync(c, &repo) {
@@ -45,13 +53,24 @@ fn refresher(vfs: Arc<Vfs>, repo: Arc<Repository>, catalog: std::path::PathBuf, 
     }
 }
 
-pub fn mount(repo: Repository, catalog: &Path, mountpoint: &Path, opts: MountOptions) -> Result<()> {
+pub fn mount(
+    repo: Repository,
+    catalog: &Path,
+    mountpoint: &Path,
+    opts: MountOptions,
+) -> Result<()> {
     let mut cat = Catalog::open(catalog)?;
     sync::sync(&mut cat, &repo)?;
     drop(cat);
     let rt = repo.runtime().clone();
     let repo = Arc::new(repo);
-    let vfs = Arc::new(Vfs::new(repo.clone(), Pool::new(catalog.to_path_buf()), opts.local_time, opts.sets.clone(), opts.cache_bytes)?);
+    let vfs = Arc::new(Vfs::new(
+        repo.clone(),
+        Pool::new(catalog.to_path_buf()),
+        opts.local_time,
+        opts.sets.clone(),
+        opts.cache_bytes,
+    )?);
 
     let mut config = Config::default();
     config.mount_options = vec![
@@ -70,19 +89,27 @@ pub fn mount(repo: Repository, catalog: &Path, mountpoint: &Path, opts: MountOpt
     config.n_threads = Some(4);
     config.clone_fd = true;
     let fs = fs::CofreFs { vfs: vfs.clone() };
-    let mut session = fuser::Session::new(fs, mountpoint, &config)
-        .map_err(|e| Error::io(mountpoint, e))?;
+    let mut session =
+        fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
     let mut unmounter = session.unmount_callable();
 
     let stop = Arc::new(AtomicBool::new(false));
     let refresh = {
-        let (vfs, repo, stop, cat) = (vfs.clone(), repo.clone(), stop.clone(), catalog.to_path_buf());
+        let (vfs, repo, stop, cat) = (
+            vfs.clone(),
+            repo.clone(),
+            stop.clone(),
+            catalog.to_path_buf(),
+        );
         std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop))
     };
     let mp = mountpoint.display().to_string();
     rt.spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         tokio::select! {
@@ -94,7 +121,12 @@ pub fn mount(repo: Repository, catalog: &Path, mountpoint: &Path, opts: MountOpt
             tracing::error!("unmount {mp}: {e}");
         }
     });
-    eprintln!("mounted {} at {} (read-only); Ctrl-C or `fusermount3 -u {}` to unmount", repo.store().location(), mountpoint.display(), mountpoint.display());
+    eprintln!(
+        "mounted {} at {} (read-only); Ctrl-C or `fusermount3 -u {}` to unmount",
+        repo.store().location(),
+        mountpoint.display(),
+        mountpoint.display()
+    );
     let result = session.run().map_err(|e| Error::io(mountpoint, e));
     stop.store(true, Ordering::Relaxed);
     let _ = refresh.join();

@@ -67,10 +67,12 @@ impl Repository {
             pack_size: 8 * 1024 * 1024,
         };
         let kf = KeyFile::wrap(&keys, password, now_rfc3339())?;
-        let kf_bytes = serde_json::to_vec_pretty(&kf).map_err(|e| Error::corrupt("key", e.to_string()))?;
+        let kf_bytes =
+            serde_json::to_vec_pretty(&kf).map_err(|e| Error::corrupt("key", e.to_string()))?;
         let key_name = format!("keys/{}", blake3::hash(&kf_bytes).to_hex());
         block(&rt, store.put(&key_name, kf_bytes))?;
-        let cfg = serde_json::to_vec(&config).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let cfg =
+            serde_json::to_vec(&config).map_err(|e| Error::corrupt("config", e.to_string()))?;
         // config last: a repository exists once its config is stored.
         block(&rt, store.put("config", keys.seal(&cfg, CONFIG_AAD)))?;
         Ok(Repository {
@@ -104,7 +106,10 @@ impl Repository {
         if config.version != FORMAT_VERSION {
             return Err(Error::corrupt(
                 "config",
-                format!("format version {} is not supported by this cofre", config.version),
+                format!(
+                    "format version {} is not supported by this cofre",
+                    config.version
+                ),
             ));
         }
         Ok(Repository {
@@ -156,7 +161,8 @@ impl Repository {
     }
 
     pub fn save_index(&self, index: &IndexFile) -> Result<String> {
-        let plain = postcard::to_allocvec(index).map_err(|e| Error::corrupt("index", e.to_string()))?;
+        let plain =
+            postcard::to_allocvec(index).map_err(|e| Error::corrupt("index", e.to_string()))?;
         self.put_sealed("index", &plain, INDEX_AAD)
     }
 
@@ -234,7 +240,10 @@ impl Repository {
             .get(id)
             .ok_or_else(|| Error::corrupt(format!("tree {}", id.hex()), "not in any index"))?;
         if loc.kind != BlobKind::Tree {
-            return Err(Error::corrupt(format!("tree {}", id.hex()), "is not a tree blob"));
+            return Err(Error::corrupt(
+                format!("tree {}", id.hex()),
+                "is not a tree blob",
+            ));
         }
         decode_tree(&self.read_blob(id, loc)?, id)
     }
@@ -245,5 +254,6 @@ pub fn encode_tree(tree: &Tree) -> Result<Vec<u8>> {
 }
 
 pub fn decode_tree(raw: &[u8], id: &BlobId) -> Result<Tree> {
-    postcard::from_bytes(raw).map_err(|e| Error::corrupt(format!("tree {}", id.hex()), e.to_string()))
+    postcard::from_bytes(raw)
+        .map_err(|e| Error::corrupt(format!("tree {}", id.hex()), e.to_string()))
 }

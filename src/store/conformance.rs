@@ -16,11 +16,17 @@ pub async fn run(store: DynStore) -> Result<(), String> {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
 
     check(
-        matches!(store.get("data/ab/missing", None).await, Err(StoreError::NotFound(_))),
+        matches!(
+            store.get("data/ab/missing", None).await,
+            Err(StoreError::NotFound(_))
+        ),
         "get of a missing key must be NotFound",
     )?;
     check(
-        matches!(store.head("data/ab/missing").await, Err(StoreError::NotFound(_))),
+        matches!(
+            store.head("data/ab/missing").await,
+            Err(StoreError::NotFound(_))
+        ),
         "head of a missing key must be NotFound",
     )?;
     check(
@@ -30,48 +36,85 @@ pub async fn run(store: DynStore) -> Result<(), String> {
 
     store.put("data/ab/abcd", data.clone()).await.map_err(e)?;
     store.put("data/cd/cdef", b"x".to_vec()).await.map_err(e)?;
-    store.put("snapshots/0001", b"snap".to_vec()).await.map_err(e)?;
+    store
+        .put("snapshots/0001", b"snap".to_vec())
+        .await
+        .map_err(e)?;
     store.put("empty", Vec::new()).await.map_err(e)?;
 
-    check(store.get("data/ab/abcd", None).await.map_err(e)? == data, "full get returns what was put")?;
+    check(
+        store.get("data/ab/abcd", None).await.map_err(e)? == data,
+        "full get returns what was put",
+    )?;
     check(
         store.get("data/ab/abcd", Some(10..20)).await.map_err(e)? == data[10..20],
         "ranged get returns the range",
     )?;
     check(
-        store.get("data/ab/abcd", Some(99_990..100_000)).await.map_err(e)? == data[99_990..],
+        store
+            .get("data/ab/abcd", Some(99_990..100_000))
+            .await
+            .map_err(e)?
+            == data[99_990..],
         "ranged get to the end",
     )?;
     check(
-        store.get("data/ab/abcd", Some(99_990..100_010)).await.is_err(),
+        store
+            .get("data/ab/abcd", Some(99_990..100_010))
+            .await
+            .is_err(),
         "ranged get past the end is an error",
     )?;
-    check(store.get("empty", None).await.map_err(e)?.is_empty(), "empty object")?;
-    check(store.head("data/ab/abcd").await.map_err(e)? == 100_000, "head gives the size")?;
+    check(
+        store.get("empty", None).await.map_err(e)?.is_empty(),
+        "empty object",
+    )?;
+    check(
+        store.head("data/ab/abcd").await.map_err(e)? == 100_000,
+        "head gives the size",
+    )?;
 
     let listed = store.list("data/").await.map_err(e)?;
     let keys: Vec<_> = listed.iter().map(|o| o.key.as_str()).collect();
-    check(keys == ["data/ab/abcd", "data/cd/cdef"], &format!("list data/ sorted, got {keys:?}"))?;
+    check(
+        keys == ["data/ab/abcd", "data/cd/cdef"],
+        &format!("list data/ sorted, got {keys:?}"),
+    )?;
     check(listed[0].size == 100_000, "list gives sizes")?;
     let snaps = store.list("snapshots/").await.map_err(e)?;
-    check(snaps.len() == 1 && snaps[0].key == "snapshots/0001", "list by prefix")?;
+    check(
+        snaps.len() == 1 && snaps[0].key == "snapshots/0001",
+        "list by prefix",
+    )?;
 
     // Idempotent re-put of identical content (write-once, content-named objects).
     store.put("data/cd/cdef", b"x".to_vec()).await.map_err(e)?;
-    check(store.get("data/cd/cdef", None).await.map_err(e)? == b"x", "re-put keeps content")?;
+    check(
+        store.get("data/cd/cdef", None).await.map_err(e)? == b"x",
+        "re-put keeps content",
+    )?;
 
     store.delete("data/cd/cdef").await.map_err(e)?;
     check(
-        matches!(store.get("data/cd/cdef", None).await, Err(StoreError::NotFound(_))),
+        matches!(
+            store.get("data/cd/cdef", None).await,
+            Err(StoreError::NotFound(_))
+        ),
         "deleted object is gone",
     )?;
     store.delete("data/cd/cdef").await.map_err(e)?;
-    check(store.list("data/").await.map_err(e)?.len() == 1, "list after delete")?;
+    check(
+        store.list("data/").await.map_err(e)?.len() == 1,
+        "list after delete",
+    )?;
 
     // Cleanup so the suite can run against a shared bucket.
     for k in ["data/ab/abcd", "snapshots/0001", "empty"] {
         store.delete(k).await.map_err(e)?;
     }
-    check(store.list("").await.map_err(e)?.is_empty(), "store empty after cleanup")?;
+    check(
+        store.list("").await.map_err(e)?.is_empty(),
+        "store empty after cleanup",
+    )?;
     Ok(())
 }

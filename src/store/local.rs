@@ -86,7 +86,9 @@ fn list_sync(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         };
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io("list", prefix, e))?;
-            let ft = entry.file_type().map_err(|e| StoreError::io("list", prefix, e))?;
+            let ft = entry
+                .file_type()
+                .map_err(|e| StoreError::io("list", prefix, e))?;
             let path = entry.path();
             if ft.is_dir() {
                 stack.push(path);

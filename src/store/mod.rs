@@ -77,6 +77,9 @@ pub(crate) fn range_error(op: &'static str, key: &str, range: &Range<u64>, len: 
     StoreError::Backend {
         op,
         key: key.to_string(),
-        msg: format!("range {}..{} outside object of {} bytes", range.start, range.end, len),
+        msg: format!(
+            "range {}..{} outside object of {} bytes",
+            range.start, range.end, len
+        ),
     }
 }

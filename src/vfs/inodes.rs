@@ -54,13 +54,26 @@ pub fn key_child(parent: u64, name: &[u8]) -> u64 {
 }
 
 pub fn key_hardlink(snapshot: &str, dev: u64, inode: u64) -> u64 {
-    hash(&[b"hardlink", snapshot.as_bytes(), &dev.to_le_bytes(), &inode.to_le_bytes()])
+    hash(&[
+        b"hardlink",
+        snapshot.as_bytes(),
+        &dev.to_le_bytes(),
+        &inode.to_le_bytes(),
+    ])
 }
 
 impl Inodes {
     pub fn new() -> Inodes {
         let i = Inodes::default();
-        i.map.write().insert(ROOT, (ROOT, Entry::Virtual { path: String::new() }));
+        i.map.write().insert(
+            ROOT,
+            (
+                ROOT,
+                Entry::Virtual {
+                    path: String::new(),
+                },
+            ),
+        );
         i
     }
 
@@ -70,7 +83,13 @@ impl Inodes {
 
     /// Registers `entry` under `key` (probing past collisions with a different entry);
     /// returns its inode number.
-    pub fn insert(&self, key: u64, parent: u64, entry: Entry, same: impl Fn(&Entry) -> bool) -> u64 {
+    pub fn insert(
+        &self,
+        key: u64,
+        parent: u64,
+        entry: Entry,
+        same: impl Fn(&Entry) -> bool,
+    ) -> u64 {
         let mut map = self.map.write();
         let mut ino = key;
         loop {

@@ -41,7 +41,13 @@ fn civil(t: i64, local: bool) -> (i32, u32, u32, u32, u32) {
             libc::gmtime_r(&tt, &mut tm);
         }
     }
-    (tm.tm_year + 1900, tm.tm_mon as u32 + 1, tm.tm_mday as u32, tm.tm_hour as u32, tm.tm_min as u32)
+    (
+        tm.tm_year + 1900,
+        tm.tm_mon as u32 + 1,
+        tm.tm_mday as u32,
+        tm.tm_hour as u32,
+        tm.tm_min as u32,
+    )
 }
 
 /// A set name usable as one path component.
@@ -83,19 +89,39 @@ impl Layout {
                 path: format!("{day}/{name}"),
             });
             l.newest = l.newest.max(s.manifest.time.0);
-            l.dirs.entry(day.clone()).or_default().insert(name.clone(), Child::Snapshot(snap.clone()));
+            l.dirs
+                .entry(day.clone())
+                .or_default()
+                .insert(name.clone(), Child::Snapshot(snap.clone()));
             // Oldest first, so the last one written wins: latest is the newest.
             let latest = format!("{y:04}/{mo:02}/{d:02}/{name}");
-            l.dirs.entry(set.clone()).or_default().insert("latest".into(), Child::Link(latest));
-            let short = if used_short[&s.id[..8]] > 1 { s.id.clone() } else { s.id[..8].to_string() };
-            l.dirs.entry("ids".into()).or_default().insert(short, Child::Link(format!("../{}", snap.path)));
+            l.dirs
+                .entry(set.clone())
+                .or_default()
+                .insert("latest".into(), Child::Link(latest));
+            let short = if used_short[&s.id[..8]] > 1 {
+                s.id.clone()
+            } else {
+                s.id[..8].to_string()
+            };
+            l.dirs
+                .entry("ids".into())
+                .or_default()
+                .insert(short, Child::Link(format!("../{}", snap.path)));
         }
         l
     }
 
     fn dir(&mut self, parent: &str, name: &str) {
-        let path = if parent.is_empty() { name.to_string() } else { format!("{parent}/{name}") };
-        self.dirs.entry(parent.to_string()).or_default().insert(name.to_string(), Child::Dir);
+        let path = if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}/{name}")
+        };
+        self.dirs
+            .entry(parent.to_string())
+            .or_default()
+            .insert(name.to_string(), Child::Dir);
         self.dirs.entry(path).or_default();
     }
 }

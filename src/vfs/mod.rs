@@ -101,7 +101,13 @@ fn node_attr(ino: u64, n: &Node, data_bytes: u64) -> Attr {
 }
 
 impl Vfs {
-    pub fn new(repo: Arc<Repository>, pool: Pool, local_time: bool, sets: Vec<String>, cache_bytes: usize) -> Result<Vfs> {
+    pub fn new(
+        repo: Arc<Repository>,
+        pool: Pool,
+        local_time: bool,
+        sets: Vec<String>,
+        cache_bytes: usize,
+    ) -> Result<Vfs> {
         let vfs = Vfs {
             pool,
             inodes: Inodes::new(),
@@ -127,7 +133,9 @@ impl Vfs {
         }
         let new = Layout::build(&snaps, self.local_time);
         let mut cur = self.layout.write();
-        let changed = new.dirs.len() != cur.dirs.len() || new.newest != cur.newest || format!("{:?}", new.dirs) != format!("{:?}", cur.dirs);
+        let changed = new.dirs.len() != cur.dirs.len()
+            || new.newest != cur.newest
+            || format!("{:?}", new.dirs) != format!("{:?}", cur.dirs);
         if changed {
             *cur = Arc::new(new);
         }
@@ -139,7 +147,9 @@ impl Vfs {
     }
 
     fn entry(&self, ino: u64) -> Result<(u64, Entry)> {
-        self.inodes.get(ino).ok_or_else(|| Error::NoSuchPath(format!("inode {ino}")))
+        self.inodes
+            .get(ino)
+            .ok_or_else(|| Error::NoSuchPath(format!("inode {ino}")))
     }
 
     fn register_virtual(&self, parent: u64, name: &[u8], child: &Child, dir_path: &str) -> u64 {
@@ -154,7 +164,14 @@ impl Vfs {
             Child::Link(t) => Entry::Link { target: t.clone() },
             Child::Snapshot(s) => Entry::SnapRoot { snap: s.clone() },
         };
-        let same = |e: &Entry| matches!((e, child), (Entry::Virtual { .. }, Child::Dir) | (Entry::Link { .. }, Child::Link(_)) | (Entry::SnapRoot { .. }, Child::Snapshot(_)));
+        let same = |e: &Entry| {
+            matches!(
+                (e, child),
+                (Entry::Virtual { .. }, Child::Dir)
+                    | (Entry::Link { .. }, Child::Link(_))
+                    | (Entry::SnapRoot { .. }, Child::Snapshot(_))
+            )
+        };
         // A link's inode changes with its target: the kernel caches symlink targets per inode.
         let key = match child {
             Child::Link(t) => key_child(parent, &[name, b"\0", t.as_bytes()].concat()),
@@ -163,7 +180,12 @@ impl Vfs {
         self.inodes.insert(key, parent, entry, same)
     }
 
-    fn register_node(&self, parent: u64, snap: &Arc<SnapRef>, row: crate::catalog::NodeRow) -> Attr {
+    fn register_node(
+        &self,
+        parent: u64,
+        snap: &Arc<SnapRef>,
+        row: crate::catalog::NodeRow,
+    ) -> Attr {
         let data: u64 = row.node.chunks.iter().map(|c| c.len as u64).sum();
         let mut node = row.node;
         node.chunks = Vec::new();
@@ -183,7 +205,12 @@ impl Vfs {
         };
         let snap_id = snap.id.clone();
         let ino = self.inodes.insert(key, parent, entry, |e| match e {
-            Entry::Node { snap, node: n, .. } => snap.id == snap_id && n.inode == node.inode && n.dev == node.dev && (n.nlink > 1 || n.name == node.name),
+            Entry::Node { snap, node: n, .. } => {
+                snap.id == snap_id
+                    && n.inode == node.inode
+                    && n.dev == node.dev
+                    && (n.nlink > 1 || n.name == node.name)
+            }
             _ => false,
         });
         node_attr(ino, &node, data)
@@ -192,7 +219,11 @@ impl Vfs {
     fn snap_and_tree(&self, e: &Entry) -> Option<(Arc<SnapRef>, i64)> {
         match e {
             Entry::SnapRoot { snap } => Some((snap.clone(), snap.root_rowid)),
-            Entry::Node { snap, subtree: Some(t), .. } => Some((snap.clone(), *t)),
+            Entry::Node {
+                snap,
+                subtree: Some(t),
+                ..
+            } => Some((snap.clone(), *t)),
             _ => None,
         }
     }
@@ -203,7 +234,11 @@ impl Vfs {
         if let Entry::Virtual { path } = &pe {
             let layout = self.layout.read().clone();
             let name_s = std::str::from_utf8(name).map_err(|_| missing())?;
-            let child = layout.dirs.get(path).and_then(|d| d.get(name_s)).ok_or_else(missing)?;
+            let child = layout
+                .dirs
+                .get(path)
+                .and_then(|d| d.get(name_s))
+                .ok_or_else(missing)?;
             let ino = self.register_virtual(parent, name, child, path);
             return self.getattr(ino);
         }
@@ -217,14 +252,23 @@ impl Vfs {
         let newest = self.layout.read().newest;
         Ok(match e {
             Entry::Virtual { .. } => virtual_attr(ino, Kind::Dir, 0, newest, self.uid, self.gid),
-            Entry::Link { target } => virtual_attr(ino, Kind::Symlink, target.len() as u64, newest, self.uid, self.gid),
+            Entry::Link { target } => virtual_attr(
+                ino,
+                Kind::Symlink,
+                target.len() as u64,
+                newest,
+                self.uid,
+                self.gid,
+            ),
             Entry::SnapRoot { snap } => {
                 let mut a = virtual_attr(ino, Kind::Dir, 0, snap.time.0, self.uid, self.gid);
                 a.ttl = IMMUTABLE_TTL;
                 a.perm = 0o755;
                 a
             }
-            Entry::Node { node, data_bytes, .. } => node_attr(ino, &node, data_bytes),
+            Entry::Node {
+                node, data_bytes, ..
+            } => node_attr(ino, &node, data_bytes),
         })
     }
 
@@ -240,7 +284,9 @@ impl Vfs {
             }
             return Ok(out);
         }
-        let (snap, tree) = self.snap_and_tree(&e).ok_or_else(|| Error::io("readdir", std::io::Error::from_raw_os_error(libc::ENOTDIR)))?;
+        let (snap, tree) = self.snap_and_tree(&e).ok_or_else(|| {
+            Error::io("readdir", std::io::Error::from_raw_os_error(libc::ENOTDIR))
+        })?;
         let rows = self.pool.get()?.children(tree)?;
         Ok(rows
             .into_iter()
@@ -259,7 +305,10 @@ impl Vfs {
         match self.entry(ino)?.1 {
             Entry::Link { target } => Ok(target.into_bytes()),
             Entry::Node { node, .. } if node.kind == Kind::Symlink => Ok(node.target.clone()),
-            _ => Err(Error::io("readlink", std::io::Error::from_raw_os_error(libc::EINVAL))),
+            _ => Err(Error::io(
+                "readlink",
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            )),
         }
     }
 
@@ -267,9 +316,13 @@ impl Vfs {
         let mut parts = Vec::new();
         let mut cur = ino;
         while cur != ROOT {
-            let Some((parent, e)) = self.inodes.get(cur) else { break };
+            let Some((parent, e)) = self.inodes.get(cur) else {
+                break;
+            };
             match e {
-                Entry::Node { node, .. } => parts.push(String::from_utf8_lossy(&node.name).into_owned()),
+                Entry::Node { node, .. } => {
+                    parts.push(String::from_utf8_lossy(&node.name).into_owned())
+                }
                 Entry::SnapRoot { snap } => {
                     parts.push(snap.path.clone());
                     break;
@@ -285,11 +338,21 @@ impl Vfs {
     pub fn open(&self, ino: u64) -> Result<u64> {
         let (_, e) = self.entry(ino)?;
         let Entry::Node { rowid, node, .. } = e else {
-            return Err(Error::io("open", std::io::Error::from_raw_os_error(libc::EISDIR)));
+            return Err(Error::io(
+                "open",
+                std::io::Error::from_raw_os_error(libc::EISDIR),
+            ));
         };
         let cat = self.pool.get()?;
-        let row = cat.node(rowid)?.ok_or_else(|| Error::NoSuchPath(self.node_path(ino)))?;
-        let locs = row.node.chunks.iter().map(|c| cat.blob_location(&c.id)).collect::<Result<Vec<_>>>()?;
+        let row = cat
+            .node(rowid)?
+            .ok_or_else(|| Error::NoSuchPath(self.node_path(ino)))?;
+        let locs = row
+            .node
+            .chunks
+            .iter()
+            .map(|c| cat.blob_location(&c.id))
+            .collect::<Result<Vec<_>>>()?;
         let f = OpenFile::new(self.node_path(ino), node.size, row.node.chunks, locs);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.files.lock().insert(fh, Arc::new(f));
@@ -301,12 +364,18 @@ impl Vfs {
     }
 
     fn file(&self, fh: u64) -> Result<Arc<OpenFile>> {
-        self.files.lock().get(&fh).cloned().ok_or_else(|| Error::io("read", std::io::Error::from_raw_os_error(libc::EBADF)))
+        self.files
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::io("read", std::io::Error::from_raw_os_error(libc::EBADF)))
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let f = self.file(fh)?;
-        self.cache.read(&f, offset, size).inspect_err(|e| tracing::error!("read {}: {e}", f.path))
+        self.cache
+            .read(&f, offset, size)
+            .inspect_err(|e| tracing::error!("read {}: {e}", f.path))
     }
 
     /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`; None past the end (ENXIO).
@@ -323,10 +392,16 @@ impl Vfs {
 
     /// An xattr's value; the hidden blake3 answers here but is never listed.
     pub fn getxattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<Option<Vec<u8>>> {
-        let Entry::Node { node, .. } = self.entry(ino)?.1 else { return Ok(None) };
+        let Entry::Node { node, .. } = self.entry(ino)?.1 else {
+            return Ok(None);
+        };
         if name.as_bytes() == HASH_XATTR {
             return Ok(node.blake3.map(|h| hex::encode(h).into_bytes()));
         }
-        Ok(node.xattrs.iter().find(|x| x.name == name.as_bytes()).map(|x| x.value.clone()))
+        Ok(node
+            .xattrs
+            .iter()
+            .find(|x| x.name == name.as_bytes())
+            .map(|x| x.value.clone()))
     }
 }

@@ -19,6 +19,8 @@ use crate::repo::pack::pack_key;
 use crate::repo::Repository;
 
 type Decoded = Arc<Vec<u8>>;
+/// Chunks contiguous in one pack, fetched with one request.
+type Group = Vec<(BlobId, Location)>;
 type Slot = Arc<OnceLock<std::result::Result<Decoded, String>>>;
 
 /// One coalesced request covers at most this many bytes of a pack.
@@ -35,7 +37,12 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn new(path: String, size: u64, chunks: Vec<ChunkRef>, locs: Vec<Option<Location>>) -> Self {
+    pub fn new(
+        path: String,
+        size: u64,
+        chunks: Vec<ChunkRef>,
+        locs: Vec<Option<Location>>,
+    ) -> Self {
         OpenFile {
             path,
             size,
@@ -47,7 +54,8 @@ impl OpenFile {
 
     /// Index of the first chunk ending after `offset`.
     fn first_chunk(&self, offset: u64) -> usize {
-        self.chunks.partition_point(|c| c.offset + c.len as u64 <= offset)
+        self.chunks
+            .partition_point(|c| c.offset + c.len as u64 <= offset)
     }
 
     /// SEEK_DATA / SEEK_HOLE over the chunk list (gaps are holes).
@@ -75,7 +83,7 @@ pub struct ChunkCache {
     lru: Mutex<(LruCache<BlobId, Decoded>, usize)>,
     budget: usize,
     inflight: Mutex<HashMap<BlobId, Slot>>,
-    prefetch: Mutex<Option<Sender<Vec<(BlobId, Location)>>>>,
+    prefetch: Mutex<Option<Sender<Group>>>,
     pub fetches: AtomicU64,
 }
 
@@ -139,11 +147,23 @@ impl ChunkCache {
                 }
             }
         }
-        let Some(first) = mine.first() else { return Ok(()) };
-        let start = mine.iter().map(|m| m.1.offset).min().unwrap_or(first.1.offset);
-        let end = mine.iter().map(|m| m.1.offset + m.1.length as u64).max().unwrap_or(start);
+        let Some(first) = mine.first() else {
+            return Ok(());
+        };
+        let start = mine
+            .iter()
+            .map(|m| m.1.offset)
+            .min()
+            .unwrap_or(first.1.offset);
+        let end = mine
+            .iter()
+            .map(|m| m.1.offset + m.1.length as u64)
+            .max()
+            .unwrap_or(start);
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let got = self.repo.get_raw(&pack_key(&first.1.pack), Some(start..end));
+        let got = self
+            .repo
+            .get_raw(&pack_key(&first.1.pack), Some(start..end));
         let mut result = Ok(());
         for (id, loc, slot) in mine {
             let decoded = match &got {
@@ -151,7 +171,11 @@ impl ChunkCache {
                     let a = (loc.offset - start) as usize;
                     let b = a + loc.length as usize;
                     match bytes.get(a..b) {
-                        Some(enc) => self.repo.decode_blob(&id, enc).map(Arc::new).map_err(|e| e.to_string()),
+                        Some(enc) => self
+                            .repo
+                            .decode_blob(&id, enc)
+                            .map(Arc::new)
+                            .map_err(|e| e.to_string()),
                         None => Err(format!("short read of pack {}", loc.pack.hex())),
                     }
                 }
@@ -194,7 +218,10 @@ impl ChunkCache {
             return Ok(d);
         }
         if f.locs[i].is_none() {
-            return Err(Error::corrupt(&f.path, format!("chunk {} is in no index", id.hex())));
+            return Err(Error::corrupt(
+                &f.path,
+                format!("chunk {} is in no index", id.hex()),
+            ));
         }
         let waiting = self.inflight.lock().get(&id).cloned();
         if waiting.is_none() {
@@ -212,8 +239,10 @@ impl ChunkCache {
             // Fetched and already evicted, or failed before: fetch it alone.
             None => {
                 let loc = f.locs[i].ok_or_else(|| Error::corrupt(&f.path, "chunk missing"))?;
-                self.fetch(&[(id, loc)]).map_err(|e| Error::corrupt(&f.path, e.to_string()))?;
-                self.cached(&id).ok_or_else(|| Error::corrupt(&f.path, "chunk vanished from the cache"))
+                self.fetch(&[(id, loc)])
+                    .map_err(|e| Error::corrupt(&f.path, e.to_string()))?;
+                self.cached(&id)
+                    .ok_or_else(|| Error::corrupt(&f.path, "chunk vanished from the cache"))
             }
         }
     }
@@ -234,7 +263,10 @@ impl ChunkCache {
             let todo: Vec<_> = {
                 let inflight = self.inflight.lock();
                 let lru = self.lru.lock();
-                group.into_iter().filter(|(id, _)| !inflight.contains_key(id) && lru.0.peek(id).is_none()).collect()
+                group
+                    .into_iter()
+                    .filter(|(id, _)| !inflight.contains_key(id) && lru.0.peek(id).is_none())
+                    .collect()
             };
             if !todo.is_empty() {
                 let _ = tx.send(todo);

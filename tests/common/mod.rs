@@ -18,7 +18,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new().prefix("cofre-test-").tempdir_in(scratch_root()).expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("cofre-test-")
+            .tempdir_in(scratch_root())
+            .expect("tempdir");
         Env { dir }
     }
 
@@ -98,7 +101,9 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd {
             let p = e.expect("entry").path();
             if std::fs::symlink_metadata(&p).expect("stat").is_dir() {
@@ -121,16 +126,35 @@ fn c(p: &Path) -> CString {
 
 pub fn set_mtime(p: &Path, sec: i64, nsec: i64) {
     let ts = [
-        libc::timespec { tv_sec: sec, tv_nsec: nsec },
-        libc::timespec { tv_sec: sec, tv_nsec: nsec },
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
     ];
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c(p).as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c(p).as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     assert_eq!(rc, 0, "utimensat {}", p.display());
 }
 
 pub fn mknod(p: &Path, mode: u32, dev: u64) {
     let rc = unsafe { libc::mknod(c(p).as_ptr(), mode, dev as libc::dev_t) };
-    assert_eq!(rc, 0, "mknod {}: {}", p.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "mknod {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 pub fn lchown(p: &Path, uid: u32, gid: u32) {
@@ -153,7 +177,10 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// Every kind of entry cofre must keep: see issue 2. Needs root (devices, foreign owners).
 pub fn make_awkward_tree(root: &Path) {
-    assert!(is_root(), "the awkward tree needs root (device nodes, foreign uid/gid)");
+    assert!(
+        is_root(),
+        "the awkward tree needs root (device nodes, foreign uid/gid)"
+    );
     let w = |rel: &str, data: &[u8]| {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
@@ -164,7 +191,9 @@ pub fn make_awkward_tree(root: &Path) {
     w("empty-file", b"");
     w("small.txt", b"hello, cofre\n");
     w("dir/random.bin", &noise(3 * 1024 * 1024 + 17, 1));
-    let text: String = (0..200_000).map(|i| format!("line {i} of a compressible log\n")).collect();
+    let text: String = (0..200_000)
+        .map(|i| format!("line {i} of a compressible log\n"))
+        .collect();
     w("dir/sub/log.txt", text.as_bytes());
     std::fs::create_dir_all(root.join("empty-dir")).expect("empty dir");
     std::fs::create_dir_all(root.join("deep/a/b/c/d")).expect("deep");
@@ -172,7 +201,9 @@ pub fn make_awkward_tree(root: &Path) {
 
     // Names are bytes: non-UTF-8, newline, spaces, leading dash.
     w("names/a\nnewline", b"nl");
-    let latin1 = root.join("names").join(OsStr::from_bytes(b"caf\xe9-\xff\xfe"));
+    let latin1 = root
+        .join("names")
+        .join(OsStr::from_bytes(b"caf\xe9-\xff\xfe"));
     std::fs::write(&latin1, b"not utf-8").expect("latin1");
     w("names/ spaces and -dash", b"sp");
 
@@ -191,8 +222,16 @@ pub fn make_awkward_tree(root: &Path) {
     let fifo = root.join("special/fifo");
     std::fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");
     mknod(&fifo, libc::S_IFIFO | 0o640, 0);
-    mknod(&root.join("special/null"), libc::S_IFCHR | 0o666, libc::makedev(1, 3));
-    mknod(&root.join("special/loop"), libc::S_IFBLK | 0o660, libc::makedev(7, 200));
+    mknod(
+        &root.join("special/null"),
+        libc::S_IFCHR | 0o666,
+        libc::makedev(1, 3),
+    );
+    mknod(
+        &root.join("special/loop"),
+        libc::S_IFBLK | 0o660,
+        libc::makedev(7, 200),
+    );
 
     // Modes: setuid, setgid, sticky, read-only dir with content.
     let suid = w("modes/suid", b"#!/bin/sh\n");
@@ -225,8 +264,10 @@ pub fn make_awkward_tree(root: &Path) {
         let f = std::fs::File::create(&sparse).expect("sparse");
         f.set_len(300 * 1024 * 1024).expect("set_len");
         f.write_all_at(&noise(100_000, 2), 0).expect("write");
-        f.write_all_at(&noise(1024 * 1024, 3), 150 * 1024 * 1024).expect("write");
-        f.write_all_at(b"tail", 300 * 1024 * 1024 - 4).expect("write");
+        f.write_all_at(&noise(1024 * 1024, 3), 150 * 1024 * 1024)
+            .expect("write");
+        f.write_all_at(b"tail", 300 * 1024 * 1024 - 4)
+            .expect("write");
     }
 
     // Nanosecond mtimes everywhere (directories last, children first).
@@ -235,7 +276,11 @@ pub fn make_awkward_tree(root: &Path) {
     for (i, p) in all.iter().enumerate() {
         set_mtime(p, 1_600_000_000 + i as i64 * 3600, 123_456_789 + i as i64);
     }
-    std::fs::set_permissions(root.join("modes/ro-dir"), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    std::fs::set_permissions(
+        root.join("modes/ro-dir"),
+        std::fs::Permissions::from_mode(0o555),
+    )
+    .expect("chmod");
     set_mtime(&root.join("modes/ro-dir"), 1_500_000_000, 999_999_999);
     set_mtime(root, 1_400_000_000, 1);
 }
@@ -272,9 +317,17 @@ fn meta(p: &Path) -> Meta {
         mtime: (md.mtime(), md.mtime_nsec()),
         nlink: if is_dir { 0 } else { md.nlink() },
         rdev: md.rdev(),
-        target: md.file_type().is_symlink().then(|| std::fs::read_link(p).expect("readlink").as_os_str().as_bytes().to_vec()),
+        target: md.file_type().is_symlink().then(|| {
+            std::fs::read_link(p)
+                .expect("readlink")
+                .as_os_str()
+                .as_bytes()
+                .to_vec()
+        }),
         xattrs,
-        content: md.is_file().then(|| blake3::hash(&std::fs::read(p).expect("read"))),
+        content: md
+            .is_file()
+            .then(|| blake3::hash(&std::fs::read(p).expect("read"))),
     }
 }
 
@@ -282,14 +335,19 @@ fn meta(p: &Path) -> Meta {
 /// and sparseness (the copy may not use more blocks than the original).
 pub fn compare_trees(a: &Path, b: &Path) -> Vec<String> {
     let rel = |root: &Path| -> Vec<PathBuf> {
-        walk(root).into_iter().map(|p| p.strip_prefix(root).expect("prefix").to_path_buf()).collect()
+        walk(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).expect("prefix").to_path_buf())
+            .collect()
     };
     let (ra, rb) = (rel(a), rel(b));
     let mut diffs = Vec::new();
     if ra != rb {
         let only_a: Vec<_> = ra.iter().filter(|p| !rb.contains(p)).collect();
         let only_b: Vec<_> = rb.iter().filter(|p| !ra.contains(p)).collect();
-        diffs.push(format!("entries differ: only in source {only_a:?}, only in copy {only_b:?}"));
+        diffs.push(format!(
+            "entries differ: only in source {only_a:?}, only in copy {only_b:?}"
+        ));
         return diffs;
     }
     let mut groups_a: HashMap<u64, Vec<&PathBuf>> = HashMap::new();
@@ -300,10 +358,18 @@ pub fn compare_trees(a: &Path, b: &Path) -> Vec<String> {
         if ma != mb {
             diffs.push(format!("{}: {ma:?} != {mb:?}", r.display()));
         }
-        let (sa, sb) = (std::fs::symlink_metadata(&pa).expect("stat"), std::fs::symlink_metadata(&pb).expect("stat"));
+        let (sa, sb) = (
+            std::fs::symlink_metadata(&pa).expect("stat"),
+            std::fs::symlink_metadata(&pb).expect("stat"),
+        );
         if sa.is_file() {
             if sb.blocks() > sa.blocks() + 8 {
-                diffs.push(format!("{}: {} blocks in copy, {} in source (holes lost)", r.display(), sb.blocks(), sa.blocks()));
+                diffs.push(format!(
+                    "{}: {} blocks in copy, {} in source (holes lost)",
+                    r.display(),
+                    sb.blocks(),
+                    sa.blocks()
+                ));
             }
             if sa.nlink() > 1 {
                 groups_a.entry(sa.ino()).or_default().push(r);
@@ -324,12 +390,22 @@ pub fn compare_trees(a: &Path, b: &Path) -> Vec<String> {
 /// rsync's own view: prints one line per difference; empty means identical.
 pub fn rsync_diff(a: &Path, b: &Path) -> String {
     let out = Command::new("rsync")
-        .args(["-aHAX", "--checksum", "--dry-run", "--itemize-changes", "--delete"])
+        .args([
+            "-aHAX",
+            "--checksum",
+            "--dry-run",
+            "--itemize-changes",
+            "--delete",
+        ])
         .arg(format!("{}/", a.display()))
         .arg(format!("{}/", b.display()))
         .output()
         .expect("rsync is installed (apt-get install rsync)");
-    assert!(out.status.success(), "rsync failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "rsync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -378,13 +454,20 @@ impl Mount {
         let ok = wait_for(std::time::Duration::from_secs(20), || {
             is_mounted(&m.dir) || m.child.try_wait().ok().flatten().is_some()
         });
-        assert!(ok && is_mounted(&m.dir), "cofre mount did not come up at {}", m.dir.display());
+        assert!(
+            ok && is_mounted(&m.dir),
+            "cofre mount did not come up at {}",
+            m.dir.display()
+        );
         m
     }
 
     /// Path inside the mount of `src` in the set's latest snapshot.
     pub fn latest(&self, set: &str, src: &Path) -> PathBuf {
-        self.dir.join(set).join("latest").join(src.strip_prefix("/").expect("absolute"))
+        self.dir
+            .join(set)
+            .join("latest")
+            .join(src.strip_prefix("/").expect("absolute"))
     }
 
     /// SIGTERM; returns the exit status once the process is gone.
@@ -395,7 +478,11 @@ impl Mount {
     fn terminate(&mut self) -> std::process::ExitStatus {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().expect("wait mount");
-        assert!(!is_mounted(&self.dir), "still mounted after SIGTERM: {}", self.dir.display());
+        assert!(
+            !is_mounted(&self.dir),
+            "still mounted after SIGTERM: {}",
+            self.dir.display()
+        );
         status
     }
 }
@@ -407,7 +494,10 @@ impl Drop for Mount {
             let _ = self.child.wait();
         }
         if is_mounted(&self.dir) {
-            let _ = Command::new("fusermount3").arg("-u").arg(&self.dir).status();
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.dir)
+                .status();
         }
     }
 }
