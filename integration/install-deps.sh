@@ -18,3 +18,9 @@ if [ ! -e /dev/fuse ]; then
     modprobe fuse 2>/dev/null || true
     [ -e /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
 fi
+# Garage, the S3 server the S3 tests run against (AGPL, a test service only, never linked).
+# Building it takes ~15 minutes on 2 cores; skipped when the binary exists.
+if ! command -v garage >/dev/null; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+    command -v garage >/dev/null || cargo install garage --locked --version 2.5.0 --quiet
+fi

@@ -20,7 +20,7 @@ pub enum Error {
     RepositoryExists(String),
     #[error("no repository given: use --repo or set COFRE_REPO")]
     NoRepositoryGiven,
-    #[error("unsupported repository URL {0}: use a local path (or s3://bucket/prefix once the S3 store is built)")]
+    #[error("unsupported repository URL {0}: use a local path or s3://bucket/prefix")]
     UnsupportedUrl(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),

@@ -29,7 +29,7 @@ impl Context {
     }
 
     pub fn open_repo(&self) -> Result<Repository> {
-        let store = crate::store::open(self.url()?)?;
+        let store = crate::store::open(self.url()?, &self.rt)?;
         // Check the repository exists before asking for a password.
         match crate::repo::block(&self.rt, store.head("config")) {
             Err(crate::store::StoreError::NotFound(_)) => {
@@ -64,7 +64,7 @@ impl Context {
 }
 
 pub fn init(ctx: &Context) -> Result<i32> {
-    let store = crate::store::open(ctx.url()?)?;
+    let store = crate::store::open(ctx.url()?, &ctx.rt)?;
     let pw = ctx.password.get(true)?;
     if pw.is_empty() {
         return Err(Error::InvalidArgument(

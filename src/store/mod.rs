@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod fault;
 pub mod local;
 pub mod memory;
+pub mod s3;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -59,14 +60,24 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Size of the object, or NotFound.
     async fn head(&self, key: &str) -> Result<u64, StoreError>;
+    /// `put` in a storage class (S3); stores without classes ignore it.
+    async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
+        let _ = class;
+        self.put(key, data).await
+    }
     /// Human-readable location, for messages.
     fn location(&self) -> String;
 }
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the store a repository URL names. Local paths are the embedded default.
-pub fn open(url: &str) -> crate::error::Result<DynStore> {
+/// Opens the store a repository URL names: `s3://bucket/prefix`, or a local path (the
+/// embedded default). `rt` runs the S3 client's setup; call from outside the runtime.
+pub fn open(url: &str, rt: &tokio::runtime::Handle) -> crate::error::Result<DynStore> {
+    if url.starts_with("s3://") {
+        let s3 = rt.block_on(s3::S3Store::new(url, s3::S3Options::default()))?;
+        return Ok(Arc::new(s3));
+    }
     if url.contains("://") {
         return Err(crate::error::Error::UnsupportedUrl(url.to_string()));
     }

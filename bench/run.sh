@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: cofre vs restic (and borg when installed) on one corpus, page cache
+# dropped before each step. Writes the table to docs/benchmarks.md. Needs root (drop_caches, FUSE).
+# Usage: bench/run.sh [WORKDIR]   (default /var/tmp/cofre-bench; needs ~5 GB free)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+W="${1:-/var/tmp/cofre-bench}"
+cargo build --release --quiet
+COFRE="$ROOT/target/release/cofre"
+command -v restic >/dev/null || { echo "install restic (apt-get install restic)"; exit 1; }
+
+rm -rf "$W"; mkdir -p "$W"
+export COFRE_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench XDG_CACHE_HOME="$W/cache"
+export COFRE_REPO="$W/cofre-repo" RESTIC_REPOSITORY="$W/restic-repo" BORG_REPO="$W/borg-repo"
+export RESTIC_CACHE_DIR="$W/cache/restic" BORG_BASE_DIR="$W/cache/borg"
+
+C="$W/corpus"
+echo "preparing corpus in $C"
+mkdir -p "$C"
+rsync -a /usr/lib/x86_64-linux-gnu /usr/include /usr/share/doc "$C/"
+python3 "$ROOT/bench/gen_dump.py" "$C/dump.sql" 0
+
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+RESULTS="$W/results.tsv"; : > "$RESULTS"
+# measure TOOL STEP CMD...: wall seconds and peak RSS (MiB) of CMD after dropping caches.
+measure() {
+    local tool=$1 step=$2; shift 2
+    drop
+    /usr/bin/time -f "%e %M" -o "$W/time.out" "$@" > "$W/last.log" 2>&1 || {
+        local rc=$?; [ "$rc" -eq 3 ] || { cat "$W/last.log"; echo "$tool $step failed ($rc)"; exit 1; }; }
+    read -r secs kb < "$W/time.out"
+    printf '%s\t%s\t%s\t%s\n' "$tool" "$step" "$secs" "$((kb / 1024))" | tee -a "$RESULTS"
+}
+size() { printf '%s\tsize\t%s\t-\n' "$1" "$(du -sb "$2" | cut -f1)" | tee -a "$RESULTS"; }
+
+mutate() {
+    python3 "$ROOT/bench/gen_dump.py" "$C/dump.sql" 1
+    for f in $(find "$C/include" -name '*.h' | sort | head -20); do echo "/* changed */" >> "$f"; done
+    head -c 20000000 /dev/urandom > "$C/new-$1.bin"
+}
+
+# ---- cofre
+"$COFRE" init >/dev/null
+measure cofre initial "$COFRE" ingest -q "$C"
+mutate cofre
+cp -a "$C" "$W/corpus-state"   # restic and borg see the same two states
+measure cofre incremental "$COFRE" ingest -q "$C"
+measure cofre nochange "$COFRE" ingest -q "$C"
+size cofre "$COFRE_REPO"
+measure cofre restore "$COFRE" restore latest --target "$W/r-cofre"
+rm -rf "$W/r-cofre"
+mkdir -p "$W/mnt-cofre"
+"$COFRE" mount "$W/mnt-cofre" 2>/dev/null & CPID=$!
+for _ in $(seq 200); do [ -L "$W/mnt-cofre/default/latest" ] && break; sleep 0.1; done
+V="$W/mnt-cofre/default/latest$C"
+measure cofre mount-find find "$V" -printf ''
+measure cofre mount-cp cp -a "$V" "$W/cp-cofre"
+rm -rf "$W/cp-cofre"
+kill -TERM $CPID; wait $CPID || true
+
+# ---- restic: same two states of the corpus
+rm -rf "$C"; mv "$W/corpus-state" "$W/corpus-mutated"
+mkdir -p "$C"
+rsync -a /usr/lib/x86_64-linux-gnu /usr/include /usr/share/doc "$C/"
+python3 "$ROOT/bench/gen_dump.py" "$C/dump.sql" 0
+restic init >/dev/null
+measure restic initial restic backup -q "$C"
+rsync -a --delete "$W/corpus-mutated/" "$C/"
+measure restic incremental restic backup -q "$C"
+measure restic nochange restic backup -q "$C"
+size restic "$RESTIC_REPOSITORY"
+measure restic restore restic restore latest --target "$W/r-restic"
+rm -rf "$W/r-restic"
+mkdir -p "$W/mnt-restic"
+restic mount "$W/mnt-restic" >/dev/null 2>&1 & RPID=$!
+for _ in $(seq 300); do [ -d "$W/mnt-restic/snapshots/latest" ] && break; sleep 0.1; done
+RV="$W/mnt-restic/snapshots/latest$C"
+measure restic mount-find find "$RV" -printf ''
+measure restic mount-cp cp -a "$RV" "$W/cp-restic"
+rm -rf "$W/cp-restic"
+kill -INT $RPID; wait $RPID || true
+
+# ---- borg (optional): repository size with lz4
+if command -v borg >/dev/null; then
+    borg init -e repokey "$BORG_REPO" >/dev/null 2>&1
+    measure borg initial borg create --compression lz4 "::a" "$C"
+    size borg "$BORG_REPO"
+fi
+
+# ---- native
+measure native find find "$C" -printf ''
+measure native cp cp -a "$C" "$W/cp-native"
+rm -rf "$W/cp-native"
+
+python3 "$ROOT/bench/table.py" "$RESULTS" "$(du -sb "$C" | cut -f1)" "$(find "$C" | wc -l)" > "$ROOT/docs/benchmarks.md"
+cat "$ROOT/docs/benchmarks.md"

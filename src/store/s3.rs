@@ -1,0 +1,293 @@
+//! S3-compatible object storage (AWS, B2, Wasabi, GCS interop, Garage, Ceph).
+//! Credentials, region and endpoint come from the AWS SDK's usual chain (and
+//! `AWS_ENDPOINT_URL`). Retries with backoff and jitter are the SDK's standard mode
+//! (throttling, 5xx, timeouts, connection errors); auth and missing-bucket errors fail at
+//! once. Every request has a bounded time, and a semaphore limits concurrency.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::StorageClass;
+use aws_sdk_s3::Client;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use tokio::sync::Semaphore;
+
+use super::{range_error, ObjectInfo, Store, StoreError};
+
+pub struct S3Options {
+    /// Path-style addressing (`endpoint/bucket/key`): needed by most self-hosted servers.
+    /// Default: on when a custom endpoint is set.
+    pub path_style: Option<bool>,
+    pub max_concurrency: usize,
+    pub attempts: u32,
+    pub attempt_timeout: Duration,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            path_style: std::env::var("COFRE_S3_PATH_STYLE")
+                .ok()
+                .map(|v| v == "1" || v == "true"),
+            max_concurrency: 16,
+            attempts: std::env::var("COFRE_S3_ATTEMPTS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5),
+            attempt_timeout: Duration::from_secs(
+                std::env::var("COFRE_S3_TIMEOUT_SECS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(60),
+            ),
+        }
+    }
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    limit: Semaphore,
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix with a trailing `/` or empty).
+pub fn parse_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return None;
+    }
+    let prefix = prefix.trim_matches('/');
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    Some((bucket.to_string(), prefix))
+}
+
+fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    op: &'static str,
+    key: &str,
+    e: SdkError<E, R>,
+) -> StoreError {
+    StoreError::Backend {
+        op,
+        key: key.to_string(),
+        msg: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+fn is_404<E, R>(e: &SdkError<E, aws_smithy_runtime_api::http::Response<R>>) -> bool {
+    e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+}
+
+impl S3Store {
+    pub async fn new(url: &str, opts: S3Options) -> Result<S3Store, StoreError> {
+        let (bucket, prefix) = parse_url(url).ok_or_else(|| StoreError::Backend {
+            op: "open",
+            key: url.to_string(),
+            msg: "expected s3://bucket/prefix".into(),
+        })?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let custom_endpoint = sdk.endpoint_url().is_some();
+        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(opts.path_style.unwrap_or(custom_endpoint))
+            // S3-compatible servers reject the SDK's default checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(opts.attempts)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(opts.attempt_timeout)
+                    .build(),
+            )
+            .build();
+        Ok(S3Store {
+            client: Client::from_conf(conf),
+            bucket,
+            prefix,
+            limit: Semaphore::new(opts.max_concurrency),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed.
+        self.limit.acquire().await.expect("semaphore open")
+    }
+
+    pub async fn put_with_class(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        class: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _p = self.permit().await;
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .body(ByteStream::from(data));
+        if let Some(c) = class {
+            req = req.storage_class(StorageClass::from(c));
+        }
+        req.send().await.map_err(|e| backend("put", key, e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        self.put_with_class(key, data, None).await
+    }
+
+    async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
+        self.put_with_class(key, data, Some(class)).await
+    }
+
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
+        let _p = self.permit().await;
+        if let Some(r) = &range {
+            if r.start == r.end {
+                // An empty range cannot be expressed in HTTP; check the object and return nothing.
+                let size = self.head_inner(key).await?;
+                return if r.end <= size {
+                    Ok(Vec::new())
+                } else {
+                    Err(range_error("get", key, r, size))
+                };
+            }
+        }
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(key));
+        if let Some(r) = &range {
+            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let out = req.send().await.map_err(|e| {
+            if is_404(&e) {
+                StoreError::NotFound(key.to_string())
+            } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) {
+                StoreError::Backend {
+                    op: "get",
+                    key: key.to_string(),
+                    msg: "range not satisfiable".into(),
+                }
+            } else {
+                backend("get", key, e)
+            }
+        })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Backend {
+                op: "get",
+                key: key.to_string(),
+                msg: format!("reading body: {e}"),
+            })?
+            .into_bytes()
+            .to_vec();
+        if let Some(r) = range {
+            // A server that ignores or clips the range must not hand us short data.
+            if body.len() as u64 != r.end - r.start {
+                return Err(StoreError::Backend {
+                    op: "get",
+                    key: key.to_string(),
+                    msg: format!("range {}..{} returned {} bytes", r.start, r.end, body.len()),
+                });
+            }
+        }
+        Ok(body)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let _p = self.permit().await;
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let resp = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(self.key(prefix))
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| backend("list", prefix, e))?;
+            for o in resp.contents() {
+                if let Some(k) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    out.push(ObjectInfo {
+                        key: k.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            match resp.next_continuation_token() {
+                Some(t) if resp.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let _p = self.permit().await;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map_err(|e| backend("delete", key, e))?;
+        Ok(())
+    }
+
+    async fn head(&self, key: &str) -> Result<u64, StoreError> {
+        let _p = self.permit().await;
+        self.head_inner(key).await
+    }
+
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+    }
+}
+
+impl S3Store {
+    async fn head_inner(&self, key: &str) -> Result<u64, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+        {
+            Ok(o) => Ok(o.content_length().unwrap_or(0).max(0) as u64),
+            Err(e) if is_404(&e) => Err(StoreError::NotFound(key.to_string())),
+            Err(e) => Err(backend("head", key, e)),
+        }
+    }
+}
