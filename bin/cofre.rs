@@ -60,6 +60,9 @@ enum Cmd {
         /// Run this shell command and store its output (name from --stdin-name).
         #[arg(long)]
         stdin_from_command: Option<String>,
+        /// S3 storage class for data packs (index, trees and manifests stay STANDARD).
+        #[arg(long)]
+        data_storage_class: Option<String>,
         /// No progress line.
         #[arg(short, long)]
         quiet: bool,
@@ -98,9 +101,17 @@ enum Cmd {
         /// Memory for decoded chunks, in MiB.
         #[arg(long, default_value_t = 256)]
         cache_mib: usize,
+        /// On-disk cache of fetched data for S3 repositories, in MiB (0: none).
+        #[arg(long, default_value_t = 2048)]
+        cache_size: u64,
         /// Seconds between checks for new snapshots.
         #[arg(long, default_value_t = 2)]
         poll_secs: u64,
+    },
+    /// Verify the repository: structure, or every byte with --read-data.
+    Check {
+        #[arg(long)]
+        read_data: bool,
     },
     /// Maintain the local catalog.
     Catalog {
@@ -145,6 +156,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             excludes,
             stdin_name,
             stdin_from_command,
+            data_storage_class,
             quiet,
         } => {
             let stream = match (stdin_from_command, stdin_name) {
@@ -171,6 +183,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                     paths,
                     stream,
                     progress: !quiet && !ctx.json,
+                    data_class: data_storage_class,
                 },
             )
         }
@@ -185,6 +198,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             allow_other,
             local_time,
             cache_mib,
+            cache_size,
             poll_secs,
         } => commands::mount(
             &ctx,
@@ -195,8 +209,11 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 sets,
                 cache_bytes: cache_mib * 1024 * 1024,
                 poll: std::time::Duration::from_secs(poll_secs.max(1)),
+                disk_cache: None,
             },
+            cache_size,
         ),
+        Cmd::Check { read_data } => commands::check(&ctx, read_data),
         Cmd::Catalog {
             cmd: CatalogCmd::Rebuild,
         } => commands::catalog_rebuild(&ctx),

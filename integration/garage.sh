@@ -7,6 +7,7 @@
 # never linked.
 set -euo pipefail
 cmd=$1; dir=$(realpath -m "$2")
+export PATH="$HOME/.cargo/bin:$PATH"
 command -v garage >/dev/null || { echo "garage not installed: run integration/install-deps.sh" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -4,6 +4,7 @@
 //! index) → commands (`ingest`, `restore`, …). See docs/architecture.md.
 
 pub mod catalog;
+pub mod check;
 pub mod commands;
 pub mod crypto;
 pub mod error;

@@ -23,6 +23,7 @@ fn opts(path: &Path) -> IngestOptions {
         paths: vec![path.to_path_buf()],
         stream: None,
         progress: false,
+        data_class: None,
     }
 }
 

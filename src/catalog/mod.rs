@@ -37,14 +37,18 @@ pub struct NodeRow {
     pub subtree_rowid: Option<i64>,
 }
 
-/// `$XDG_CACHE_HOME/cofre/<repo id>/catalog.db`, or `~/.cache/cofre/...`.
-pub fn default_path(repo_id: &str) -> PathBuf {
+/// `$XDG_CACHE_HOME/cofre/<repo id>/`, or `~/.cache/cofre/<repo id>/`: catalog and caches.
+pub fn cache_dir(repo_id: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/var/cache"));
-    base.join("cofre").join(repo_id).join("catalog.db")
+    base.join("cofre").join(repo_id)
+}
+
+pub fn default_path(repo_id: &str) -> PathBuf {
+    cache_dir(repo_id).join("catalog.db")
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {

@@ -29,7 +29,15 @@ impl Context {
     }
 
     pub fn open_repo(&self) -> Result<Repository> {
-        let store = crate::store::open(self.url()?, &self.rt)?;
+        self.open_repo_with(crate::store::s3::S3Options::default())
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.repo.as_deref().is_some_and(|u| u.starts_with("s3://"))
+    }
+
+    pub fn open_repo_with(&self, s3opts: crate::store::s3::S3Options) -> Result<Repository> {
+        let store = crate::store::open_with(self.url()?, &self.rt, s3opts)?;
         // Check the repository exists before asking for a password.
         match crate::repo::block(&self.rt, store.head("config")) {
             Err(crate::store::StoreError::NotFound(_)) => {
@@ -195,13 +203,47 @@ fn report_sync(ctx: &Context, r: &sync::SyncReport, started: std::time::Instant)
     }
 }
 
+/// `disk_cache_mib`: size of the on-disk blob cache used for remote repositories.
 pub fn mount(
     ctx: &Context,
     mountpoint: &std::path::Path,
-    opts: crate::mount::MountOptions,
+    mut opts: crate::mount::MountOptions,
+    disk_cache_mib: u64,
 ) -> Result<i32> {
-    let repo = ctx.open_repo()?;
+    // A reader waits at most ~3 x 15 s for a dead server, then gets EIO.
+    let s3opts = crate::store::s3::S3Options {
+        attempts: 3,
+        attempt_timeout: std::time::Duration::from_secs(15),
+        ..Default::default()
+    };
+    let repo = ctx.open_repo_with(s3opts)?;
     let cat = ctx.catalog_path(&repo);
+    if ctx.is_remote() && disk_cache_mib > 0 {
+        let dir = catalog::cache_dir(&repo.config.id).join("blobs");
+        opts.disk_cache = Some((dir, disk_cache_mib * 1024 * 1024));
+    }
     crate::mount::mount(repo, &cat, mountpoint, opts)?;
     Ok(0)
+}
+
+pub fn check(ctx: &Context, read_data: bool) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let r = crate::check::check(&repo, read_data)?;
+    if ctx.json {
+        ctx.print_json(&r)?;
+    } else {
+        println!(
+            "{} snapshots, {} trees, {} chunks, {} packs ({} read, {} not indexed: leftovers for prune)",
+            r.snapshots, r.trees, r.chunks, r.packs, r.packs_read, r.unindexed_packs
+        );
+        for e in &r.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    if r.errors.is_empty() {
+        println!("no errors");
+        Ok(0)
+    } else {
+        Err(Error::corrupt("repository", format!("check found {} error(s)", r.errors.len())))
+    }
 }

@@ -35,6 +35,8 @@ pub struct IngestOptions {
     pub paths: Vec<PathBuf>,
     pub stream: Option<StreamSource>,
     pub progress: bool,
+    /// S3 storage class for data packs (e.g. STANDARD_IA, GLACIER_IR).
+    pub data_class: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -189,7 +191,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
 
     let cat_ref: &Catalog = cat;
     let (root_id, summary, warnings, unreadable, trees, written) = std::thread::scope(|scope| {
-        let packer = packer::Packer::start(scope, repo);
+        let packer = packer::Packer::start(scope, repo, opts.data_class.clone());
         let chunker = Chunker {
             repo,
             catalog: cat_ref,

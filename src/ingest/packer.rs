@@ -32,6 +32,7 @@ pub struct Packer<'scope> {
     state: Arc<Mutex<State>>,
     workers: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
     repo: &'scope Repository,
+    data_class: Option<String>,
 }
 
 pub struct Written {
@@ -39,10 +40,12 @@ pub struct Written {
     pub bytes_added: u64,
 }
 
-fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>) {
+fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>, data_class: Option<&str>) {
+    // Trees stay in the default class so listing and browsing never hit an archive tier.
+    let class = if builder.kind() == BlobKind::Data { data_class } else { None };
     let result = builder.finish(repo.keys()).and_then(|pack| {
         let size = pack.bytes.len() as u64;
-        repo.put_raw(&pack_key(&pack.id), pack.bytes)?;
+        repo.put_raw_class(&pack_key(&pack.id), pack.bytes, class)?;
         Ok(IndexPack {
             id: pack.id,
             size,
@@ -65,6 +68,7 @@ impl<'scope> Packer<'scope> {
     pub fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         repo: &'scope Repository,
+        data_class: Option<String>,
     ) -> Self {
         let (tx, rx) = bounded::<Job>(16);
         let state = Arc::new(Mutex::new(State {
@@ -80,7 +84,7 @@ impl<'scope> Packer<'scope> {
         let pack_size = repo.config.pack_size as usize;
         let workers = (0..threads)
             .map(|_| {
-                let (rx, state) = (rx.clone(), state.clone());
+                let (rx, state, data_class) = (rx.clone(), state.clone(), data_class.clone());
                 scope.spawn(move || {
                     for job in rx {
                         let encoded = repo.encode_blob(&job.id, &job.raw);
@@ -99,7 +103,7 @@ impl<'scope> Packer<'scope> {
                                 .then(|| std::mem::replace(b, PackBuilder::new(job.kind)))
                         };
                         if let Some(builder) = full {
-                            upload(repo, builder, &state);
+                            upload(repo, builder, &state, data_class.as_deref());
                         }
                     }
                 })
@@ -110,6 +114,7 @@ impl<'scope> Packer<'scope> {
             state,
             workers,
             repo,
+            data_class,
         }
     }
 
@@ -147,7 +152,7 @@ impl<'scope> Packer<'scope> {
         };
         for b in [data, tree] {
             if !b.is_empty() {
-                upload(self.repo, b, &self.state);
+                upload(self.repo, b, &self.state, self.data_class.as_deref());
             }
         }
         let mut st = self.state.lock();

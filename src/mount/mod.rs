@@ -13,6 +13,7 @@ use crate::catalog::pool::Pool;
 use crate::catalog::{sync, Catalog};
 use crate::error::{Error, Result};
 use crate::repo::Repository;
+use crate::vfs::diskcache::DiskCache;
 use crate::vfs::Vfs;
 
 pub struct MountOptions {
@@ -20,6 +21,8 @@ pub struct MountOptions {
     pub local_time: bool,
     pub sets: Vec<String>,
     pub cache_bytes: usize,
+    /// On-disk blob cache (directory, byte limit), for remote stores.
+    pub disk_cache: Option<(std::path::PathBuf, u64)>,
     /// How often to look for new snapshots in the store.
     pub poll: Duration,
 }
@@ -63,6 +66,10 @@ pub fn mount(
     sync::sync(&mut cat, &repo)?;
     drop(cat);
     let rt = repo.runtime().clone();
+    let disk = match &opts.disk_cache {
+        Some((dir, limit)) => Some(DiskCache::open(dir.clone(), *limit).map_err(|e| Error::io(dir, e))?),
+        None => None,
+    };
     let repo = Arc::new(repo);
     let vfs = Arc::new(Vfs::new(
         repo.clone(),
@@ -70,6 +77,7 @@ pub fn mount(
         opts.local_time,
         opts.sets.clone(),
         opts.cache_bytes,
+        disk,
     )?);
 
     let mut config = Config::default();

@@ -136,6 +136,14 @@ impl Repository {
         Ok(block(&self.rt, self.store.put(key, data))?)
     }
 
+    /// `put_raw` in a storage class (data packs only; see docs/s3.md).
+    pub fn put_raw_class(&self, key: &str, data: Vec<u8>, class: Option<&str>) -> Result<()> {
+        match class {
+            Some(c) => Ok(block(&self.rt, self.store.put_class(key, data, c))?),
+            None => self.put_raw(key, data),
+        }
+    }
+
     pub fn get_raw(&self, key: &str, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>> {
         Ok(block(&self.rt, self.store.get(key, range))?)
     }

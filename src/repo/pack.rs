@@ -51,6 +51,10 @@ impl PackBuilder {
         }
     }
 
+    pub fn kind(&self) -> BlobKind {
+        self.kind
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }

@@ -74,8 +74,12 @@ pub type DynStore = Arc<dyn Store>;
 /// Opens the store a repository URL names: `s3://bucket/prefix`, or a local path (the
 /// embedded default). `rt` runs the S3 client's setup; call from outside the runtime.
 pub fn open(url: &str, rt: &tokio::runtime::Handle) -> crate::error::Result<DynStore> {
+    open_with(url, rt, s3::S3Options::default())
+}
+
+pub fn open_with(url: &str, rt: &tokio::runtime::Handle, s3opts: s3::S3Options) -> crate::error::Result<DynStore> {
     if url.starts_with("s3://") {
-        let s3 = rt.block_on(s3::S3Store::new(url, s3::S3Options::default()))?;
+        let s3 = rt.block_on(s3::S3Store::new(url, s3opts))?;
         return Ok(Arc::new(s3));
     }
     if url.contains("://") {

@@ -1,6 +1,7 @@
 //! The read model behind the mount, independent of FUSE: every snapshot by set and date,
 //! metadata from the catalog only, file data through the chunk cache.
 
+pub mod diskcache;
 pub mod inodes;
 pub mod layout;
 pub mod reader;
@@ -107,6 +108,7 @@ impl Vfs {
         local_time: bool,
         sets: Vec<String>,
         cache_bytes: usize,
+        disk: Option<diskcache::DiskCache>,
     ) -> Result<Vfs> {
         let vfs = Vfs {
             pool,
@@ -114,7 +116,7 @@ impl Vfs {
             layout: RwLock::new(Arc::new(Layout::default())),
             local_time,
             sets,
-            cache: ChunkCache::new(repo, cache_bytes, 2),
+            cache: ChunkCache::new(repo, disk, cache_bytes, 2),
             files: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             // SAFETY: getuid/getgid cannot fail.

@@ -18,6 +18,8 @@ use crate::repo::index::Location;
 use crate::repo::pack::pack_key;
 use crate::repo::Repository;
 
+use super::diskcache::DiskCache;
+
 type Decoded = Arc<Vec<u8>>;
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
@@ -80,6 +82,7 @@ impl OpenFile {
 
 pub struct ChunkCache {
     repo: Arc<Repository>,
+    disk: Option<DiskCache>,
     lru: Mutex<(LruCache<BlobId, Decoded>, usize)>,
     budget: usize,
     inflight: Mutex<HashMap<BlobId, Slot>>,
@@ -88,9 +91,15 @@ pub struct ChunkCache {
 }
 
 impl ChunkCache {
-    pub fn new(repo: Arc<Repository>, budget: usize, prefetch_threads: usize) -> Arc<ChunkCache> {
+    pub fn new(
+        repo: Arc<Repository>,
+        disk: Option<DiskCache>,
+        budget: usize,
+        prefetch_threads: usize,
+    ) -> Arc<ChunkCache> {
         let cache = Arc::new(ChunkCache {
             repo,
+            disk,
             lru: Mutex::new((LruCache::unbounded(), 0)),
             budget,
             inflight: Mutex::new(HashMap::new()),
@@ -147,49 +156,61 @@ impl ChunkCache {
                 }
             }
         }
-        let Some(first) = mine.first() else {
+        // Blobs in the disk cache need no request; a damaged entry is dropped and fetched.
+        let mut result = Ok(());
+        let mut missing = Vec::new();
+        for (id, loc, slot) in mine {
+            let cached = self.disk.as_ref().and_then(|d| d.get(&id));
+            match cached.map(|enc| self.repo.decode_blob(&id, &enc)) {
+                Some(Ok(d)) => self.finish(id, &slot, Ok(Arc::new(d))),
+                Some(Err(_)) => {
+                    if let Some(d) = &self.disk {
+                        d.remove(&id);
+                    }
+                    missing.push((id, loc, slot));
+                }
+                None => missing.push((id, loc, slot)),
+            }
+        }
+        let Some(first) = missing.first() else {
             return Ok(());
         };
-        let start = mine
-            .iter()
-            .map(|m| m.1.offset)
-            .min()
-            .unwrap_or(first.1.offset);
-        let end = mine
-            .iter()
-            .map(|m| m.1.offset + m.1.length as u64)
-            .max()
-            .unwrap_or(start);
+        let start = missing.iter().map(|m| m.1.offset).min().unwrap_or(first.1.offset);
+        let end = missing.iter().map(|m| m.1.offset + m.1.length as u64).max().unwrap_or(start);
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let got = self
-            .repo
-            .get_raw(&pack_key(&first.1.pack), Some(start..end));
-        let mut result = Ok(());
-        for (id, loc, slot) in mine {
+        let got = self.repo.get_raw(&pack_key(&first.1.pack), Some(start..end));
+        for (id, loc, slot) in missing {
             let decoded = match &got {
                 Ok(bytes) => {
                     let a = (loc.offset - start) as usize;
                     let b = a + loc.length as usize;
                     match bytes.get(a..b) {
-                        Some(enc) => self
-                            .repo
-                            .decode_blob(&id, enc)
-                            .map(Arc::new)
-                            .map_err(|e| e.to_string()),
+                        Some(enc) => {
+                            let d = self.repo.decode_blob(&id, enc).map(Arc::new).map_err(|e| e.to_string());
+                            if let (Ok(_), Some(disk)) = (&d, &self.disk) {
+                                disk.put(&id, enc);
+                            }
+                            d
+                        }
                         None => Err(format!("short read of pack {}", loc.pack.hex())),
                     }
                 }
                 Err(e) => Err(e.to_string()),
             };
-            if let Ok(d) = &decoded {
-                self.insert(id, d.clone());
-            } else if let Err(e) = &decoded {
+            if let Err(e) = &decoded {
                 result = Err(Error::corrupt(format!("chunk {}", id.hex()), e.clone()));
             }
-            let _ = slot.set(decoded);
-            self.inflight.lock().remove(&id);
+            self.finish(id, &slot, decoded);
         }
         result
+    }
+
+    fn finish(&self, id: BlobId, slot: &Slot, decoded: std::result::Result<Decoded, String>) {
+        if let Ok(d) = &decoded {
+            self.insert(id, d.clone());
+        }
+        let _ = slot.set(decoded);
+        self.inflight.lock().remove(&id);
     }
 
     /// Chunks `from..` of `f` that share a pack and are contiguous, up to MAX_FETCH bytes.

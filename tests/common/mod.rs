@@ -14,6 +14,12 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A scratch area with its own repository and catalog.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Repository URL; None means the local `repo` directory.
+    pub url: Option<String>,
+    /// Extra environment (S3 credentials and endpoint).
+    pub vars: Vec<(String, String)>,
+    /// Catalog/cache directory name (a second "host" uses another).
+    pub cache: String,
 }
 
 impl Env {
@@ -22,7 +28,30 @@ impl Env {
             .prefix("cofre-test-")
             .tempdir_in(scratch_root())
             .expect("tempdir");
-        Env { dir }
+        Env {
+            dir,
+            url: None,
+            vars: Vec::new(),
+            cache: "cache".into(),
+        }
+    }
+
+    /// A repository in the test Garage, under a fresh prefix.
+    pub fn s3(garage: &Garage) -> Env {
+        let mut e = Env::new();
+        let prefix = e.dir.path().file_name().expect("name").to_string_lossy().into_owned();
+        e.url = Some(format!("s3://{}/{prefix}", garage.bucket));
+        e.vars = garage.vars.clone();
+        e
+    }
+
+    /// The same repository seen from another host: its own catalog and cache.
+    pub fn other_host(&self, name: &str) -> Env {
+        let mut e = Env::new();
+        e.url = Some(self.url.clone().unwrap_or_else(|| self.repo().display().to_string()));
+        e.vars = self.vars.clone();
+        e.cache = name.to_string();
+        e
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -38,9 +67,13 @@ impl Env {
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .env("COFRE_REPO", self.repo())
-            .env("COFRE_PASSWORD", PASSWORD);
+            .env("XDG_CACHE_HOME", self.path(&self.cache))
+            .env("COFRE_PASSWORD", PASSWORD)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
+        match &self.url {
+            Some(u) => c.env("COFRE_REPO", u),
+            None => c.env("COFRE_REPO", self.repo()),
+        };
         c
     }
 
@@ -509,4 +542,55 @@ pub fn as_nobody(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("setpriv")
+}
+
+/// A single-node Garage on loopback (integration/garage.sh), stopped on drop.
+pub struct Garage {
+    pub dir: tempfile::TempDir,
+    pub vars: Vec<(String, String)>,
+    pub bucket: String,
+}
+
+fn garage_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/garage.sh")
+}
+
+impl Garage {
+    pub fn start() -> Garage {
+        let dir = tempfile::Builder::new().prefix("garage-").tempdir_in(scratch_root()).expect("tempdir");
+        let out = Command::new(garage_script()).arg("start").arg(dir.path()).output().expect("garage.sh");
+        assert!(
+            out.status.success(),
+            "Garage did not start (install it with integration/install-deps.sh): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let bucket = vars.iter().find(|(k, _)| k == "COFRE_TEST_BUCKET").map(|(_, v)| v.clone()).expect("bucket");
+        Garage { dir, vars, bucket }
+    }
+
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("pid")).expect("pid");
+        unsafe { libc::kill(pid.trim().parse().expect("pid number"), libc::SIGKILL) };
+        let _ = Command::new(garage_script()).arg("stop").arg(self.dir.path()).status();
+    }
+
+    pub fn restart(&self) {
+        let st = Command::new(garage_script()).arg("restart").arg(self.dir.path()).status().expect("garage.sh");
+        assert!(st.success(), "garage restart failed");
+    }
+
+    pub fn var(&self, k: &str) -> String {
+        self.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).expect("var")
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = Command::new(garage_script()).arg("stop").arg(self.dir.path()).status();
+    }
 }
