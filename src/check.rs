@@ -34,18 +34,24 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn blob_ok(&mut self, id: &BlobId, what: &str) -> bool {
         let Some(loc) = self.index.get(id) else {
-            self.report.errors.push(format!("{what}: blob {} is in no index", id.hex()));
+            self.report
+                .errors
+                .push(format!("{what}: blob {} is in no index", id.hex()));
             return false;
         };
         let key = pack_key(&loc.pack);
         match self.packs.get(&key) {
             Some(size) if loc.offset + loc.length as u64 <= *size => true,
             Some(_) => {
-                self.report.errors.push(format!("{what}: pack {key} is shorter than its index says"));
+                self.report
+                    .errors
+                    .push(format!("{what}: pack {key} is shorter than its index says"));
                 false
             }
             None => {
-                self.report.errors.push(format!("{what}: pack {key} is missing"));
+                self.report
+                    .errors
+                    .push(format!("{what}: pack {key} is missing"));
                 false
             }
         }
@@ -82,7 +88,10 @@ impl Walk<'_> {
         self.report.packs_read += 1;
         let name = key.rsplit('/').next().unwrap_or("");
         if blake3::hash(&bytes).to_hex().as_str() != name || bytes.len() as u64 != size {
-            return self.report.errors.push(format!("{key}: content does not match its name"));
+            return self
+                .report
+                .errors
+                .push(format!("{key}: content does not match its name"));
         }
         let entries = bytes
             .len()
@@ -90,14 +99,20 @@ impl Walk<'_> {
             .ok_or_else(|| crate::error::Error::corrupt(key, "too short"))
             .and_then(|t| {
                 let hl = header_len(&bytes[t..])? as usize;
-                let start = t.checked_sub(hl).ok_or_else(|| crate::error::Error::corrupt(key, "bad header length"))?;
+                let start = t
+                    .checked_sub(hl)
+                    .ok_or_else(|| crate::error::Error::corrupt(key, "bad header length"))?;
                 parse_header(self.repo.keys(), &bytes[start..t], key)
             });
         match entries {
             Ok(entries) => {
                 for e in entries {
                     let (a, b) = (e.offset as usize, e.offset as usize + e.length as usize);
-                    if let Err(err) = bytes.get(a..b).ok_or_else(|| crate::error::Error::corrupt(key, "entry outside pack")).and_then(|enc| self.repo.decode_blob(&e.id, enc)) {
+                    if let Err(err) = bytes
+                        .get(a..b)
+                        .ok_or_else(|| crate::error::Error::corrupt(key, "entry outside pack"))
+                        .and_then(|enc| self.repo.decode_blob(&e.id, enc))
+                    {
                         self.report.errors.push(format!("{key}: {err}"));
                     }
                 }
@@ -108,7 +123,11 @@ impl Walk<'_> {
 }
 
 pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
-    let packs: HashMap<String, u64> = repo.list("data/")?.into_iter().map(|o| (o.key, o.size)).collect();
+    let packs: HashMap<String, u64> = repo
+        .list("data/")?
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
     let mut w = Walk {
         repo,
         index: MasterIndex::default(),

@@ -46,6 +46,8 @@ pub enum Error {
         status: String,
         stderr: String,
     },
+    #[error("cannot read {path}: {why}")]
+    ReadFailed { path: String, why: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("refusing to restore {0}: it would write outside the target directory")]

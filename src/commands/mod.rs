@@ -244,6 +244,9 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<i32> {
         println!("no errors");
         Ok(0)
     } else {
-        Err(Error::corrupt("repository", format!("check found {} error(s)", r.errors.len())))
+        Err(Error::corrupt(
+            "repository",
+            format!("check found {} error(s)", r.errors.len()),
+        ))
     }
 }

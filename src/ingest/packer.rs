@@ -42,7 +42,11 @@ pub struct Written {
 
 fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>, data_class: Option<&str>) {
     // Trees stay in the default class so listing and browsing never hit an archive tier.
-    let class = if builder.kind() == BlobKind::Data { data_class } else { None };
+    let class = if builder.kind() == BlobKind::Data {
+        data_class
+    } else {
+        None
+    };
     let result = builder.finish(repo.keys()).and_then(|pack| {
         let size = pack.bytes.len() as u64;
         repo.put_raw_class(&pack_key(&pack.id), pack.bytes, class)?;

@@ -67,7 +67,9 @@ pub fn mount(
     drop(cat);
     let rt = repo.runtime().clone();
     let disk = match &opts.disk_cache {
-        Some((dir, limit)) => Some(DiskCache::open(dir.clone(), *limit).map_err(|e| Error::io(dir, e))?),
+        Some((dir, limit)) => {
+            Some(DiskCache::open(dir.clone(), *limit).map_err(|e| Error::io(dir, e))?)
+        }
         None => None,
     };
     let repo = Arc::new(repo);

@@ -77,7 +77,11 @@ pub fn open(url: &str, rt: &tokio::runtime::Handle) -> crate::error::Result<DynS
     open_with(url, rt, s3::S3Options::default())
 }
 
-pub fn open_with(url: &str, rt: &tokio::runtime::Handle, s3opts: s3::S3Options) -> crate::error::Result<DynStore> {
+pub fn open_with(
+    url: &str,
+    rt: &tokio::runtime::Handle,
+    s3opts: s3::S3Options,
+) -> crate::error::Result<DynStore> {
     if url.starts_with("s3://") {
         let s3 = rt.block_on(s3::S3Store::new(url, s3opts))?;
         return Ok(Arc::new(s3));

@@ -38,7 +38,10 @@ impl DiskCache {
     pub fn remove(&self, id: &BlobId) {
         if let Ok(md) = std::fs::metadata(self.path(id)) {
             if std::fs::remove_file(self.path(id)).is_ok() {
-                self.used.fetch_sub(md.len().min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+                self.used.fetch_sub(
+                    md.len().min(self.used.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
             }
         }
     }
@@ -59,7 +62,9 @@ impl DiskCache {
             let _ = std::fs::remove_file(&tmp);
             return;
         }
-        if self.used.fetch_add(encoded.len() as u64, Ordering::Relaxed) + encoded.len() as u64 > self.limit {
+        if self.used.fetch_add(encoded.len() as u64, Ordering::Relaxed) + encoded.len() as u64
+            > self.limit
+        {
             self.evict();
         }
     }
@@ -84,9 +89,17 @@ impl DiskCache {
 fn entries(dir: &std::path::Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     let mut out = Vec::new();
     for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(sub.path()).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(sub.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if let Ok(md) = f.metadata() {
-                out.push((f.path(), md.len(), md.modified().unwrap_or(std::time::UNIX_EPOCH)));
+                out.push((
+                    f.path(),
+                    md.len(),
+                    md.modified().unwrap_or(std::time::UNIX_EPOCH),
+                ));
             }
         }
     }

@@ -175,10 +175,20 @@ impl ChunkCache {
         let Some(first) = missing.first() else {
             return Ok(());
         };
-        let start = missing.iter().map(|m| m.1.offset).min().unwrap_or(first.1.offset);
-        let end = missing.iter().map(|m| m.1.offset + m.1.length as u64).max().unwrap_or(start);
+        let start = missing
+            .iter()
+            .map(|m| m.1.offset)
+            .min()
+            .unwrap_or(first.1.offset);
+        let end = missing
+            .iter()
+            .map(|m| m.1.offset + m.1.length as u64)
+            .max()
+            .unwrap_or(start);
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let got = self.repo.get_raw(&pack_key(&first.1.pack), Some(start..end));
+        let got = self
+            .repo
+            .get_raw(&pack_key(&first.1.pack), Some(start..end));
         for (id, loc, slot) in missing {
             let decoded = match &got {
                 Ok(bytes) => {
@@ -186,7 +196,11 @@ impl ChunkCache {
                     let b = a + loc.length as usize;
                     match bytes.get(a..b) {
                         Some(enc) => {
-                            let d = self.repo.decode_blob(&id, enc).map(Arc::new).map_err(|e| e.to_string());
+                            let d = self
+                                .repo
+                                .decode_blob(&id, enc)
+                                .map(Arc::new)
+                                .map_err(|e| e.to_string());
                             if let (Ok(_), Some(disk)) = (&d, &self.disk) {
                                 disk.put(&id, enc);
                             }
@@ -198,7 +212,10 @@ impl ChunkCache {
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = &decoded {
-                result = Err(Error::corrupt(format!("chunk {}", id.hex()), e.clone()));
+                result = Err(Error::ReadFailed {
+                    path: format!("chunk {}", id.hex()),
+                    why: e.clone(),
+                });
             }
             self.finish(id, &slot, decoded);
         }
@@ -256,12 +273,17 @@ impl ChunkCache {
         let slot = self.inflight.lock().get(&id).cloned().or(waiting);
         match slot.map(|s| s.wait().clone()) {
             Some(Ok(d)) => Ok(d),
-            Some(Err(e)) => Err(Error::corrupt(&f.path, e)),
+            Some(Err(e)) => Err(Error::ReadFailed {
+                path: f.path.clone(),
+                why: e,
+            }),
             // Fetched and already evicted, or failed before: fetch it alone.
             None => {
                 let loc = f.locs[i].ok_or_else(|| Error::corrupt(&f.path, "chunk missing"))?;
-                self.fetch(&[(id, loc)])
-                    .map_err(|e| Error::corrupt(&f.path, e.to_string()))?;
+                self.fetch(&[(id, loc)]).map_err(|e| Error::ReadFailed {
+                    path: f.path.clone(),
+                    why: e.to_string(),
+                })?;
                 self.cached(&id)
                     .ok_or_else(|| Error::corrupt(&f.path, "chunk vanished from the cache"))
             }

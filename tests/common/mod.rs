@@ -39,7 +39,13 @@ impl Env {
     /// A repository in the test Garage, under a fresh prefix.
     pub fn s3(garage: &Garage) -> Env {
         let mut e = Env::new();
-        let prefix = e.dir.path().file_name().expect("name").to_string_lossy().into_owned();
+        let prefix = e
+            .dir
+            .path()
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         e.url = Some(format!("s3://{}/{prefix}", garage.bucket));
         e.vars = garage.vars.clone();
         e
@@ -48,7 +54,11 @@ impl Env {
     /// The same repository seen from another host: its own catalog and cache.
     pub fn other_host(&self, name: &str) -> Env {
         let mut e = Env::new();
-        e.url = Some(self.url.clone().unwrap_or_else(|| self.repo().display().to_string()));
+        e.url = Some(
+            self.url
+                .clone()
+                .unwrap_or_else(|| self.repo().display().to_string()),
+        );
         e.vars = self.vars.clone();
         e.cache = name.to_string();
         e
@@ -557,8 +567,15 @@ fn garage_script() -> PathBuf {
 
 impl Garage {
     pub fn start() -> Garage {
-        let dir = tempfile::Builder::new().prefix("garage-").tempdir_in(scratch_root()).expect("tempdir");
-        let out = Command::new(garage_script()).arg("start").arg(dir.path()).output().expect("garage.sh");
+        let dir = tempfile::Builder::new()
+            .prefix("garage-")
+            .tempdir_in(scratch_root())
+            .expect("tempdir");
+        let out = Command::new(garage_script())
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .expect("garage.sh");
         assert!(
             out.status.success(),
             "Garage did not start (install it with integration/install-deps.sh): {}",
@@ -569,28 +586,46 @@ impl Garage {
             .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let bucket = vars.iter().find(|(k, _)| k == "COFRE_TEST_BUCKET").map(|(_, v)| v.clone()).expect("bucket");
+        let bucket = vars
+            .iter()
+            .find(|(k, _)| k == "COFRE_TEST_BUCKET")
+            .map(|(_, v)| v.clone())
+            .expect("bucket");
         Garage { dir, vars, bucket }
     }
 
     pub fn kill(&self) {
         let pid = std::fs::read_to_string(self.dir.path().join("pid")).expect("pid");
         unsafe { libc::kill(pid.trim().parse().expect("pid number"), libc::SIGKILL) };
-        let _ = Command::new(garage_script()).arg("stop").arg(self.dir.path()).status();
+        let _ = Command::new(garage_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
     }
 
     pub fn restart(&self) {
-        let st = Command::new(garage_script()).arg("restart").arg(self.dir.path()).status().expect("garage.sh");
+        let st = Command::new(garage_script())
+            .arg("restart")
+            .arg(self.dir.path())
+            .status()
+            .expect("garage.sh");
         assert!(st.success(), "garage restart failed");
     }
 
     pub fn var(&self, k: &str) -> String {
-        self.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).expect("var")
+        self.vars
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .expect("var")
     }
 }
 
 impl Drop for Garage {
     fn drop(&mut self) {
-        let _ = Command::new(garage_script()).arg("stop").arg(self.dir.path()).status();
+        let _ = Command::new(garage_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
     }
 }
