@@ -23,6 +23,8 @@ pub struct Faults {
     /// Flip one bit in every get.
     pub flip_bits: bool,
     pub delay: Option<Duration>,
+    /// Seed for `fail_fraction`, so a failing run can be replayed.
+    pub seed: u64,
 }
 
 pub struct FaultStore {
@@ -37,10 +39,12 @@ impl FaultStore {
     pub fn new(inner: DynStore, faults: Faults) -> Self {
         FaultStore {
             inner,
-            faults,
             calls: AtomicU64::new(0),
             puts: AtomicU64::new(0),
-            rng: Mutex::new(0x9E37_79B9_7F4A_7C15),
+            rng: Mutex::new(
+                0x9E37_79B9_7F4A_7C15 ^ faults.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
+            ),
+            faults,
         }
     }
 
