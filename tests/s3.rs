@@ -158,7 +158,7 @@ fn server_killed_mid_ingest_commits_nothing_and_next_ingest_is_clean() {
         std::fs::write(src.join(format!("f{i:02}")), noise(4_000_000, i)).expect("write");
     }
     let pre = prefix(&env);
-    let mut child = env
+    let child = env
         .cmd()
         .env("COFRE_S3_ATTEMPTS", "3")
         .args(["ingest", "-q", src.to_str().expect("utf-8")])
