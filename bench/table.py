@@ -49,5 +49,26 @@ out += ["", "| read the latest snapshot | native s | cofre mount s | cofre / nat
 for step, nstep in [("mount-find", "find"), ("mount-cp", "cp")]:
     n, c, rr = val("native", nstep)[0], val("cofre", step)[0], val("restic", step)[0]
     out.append(f"| `{nstep}{' -a' if nstep == 'cp' else ''}` | {n} | {c} | {ratio(c, n)} | {rr} | {ratio(rr, n)} |")
+if ("cofre-s3", "initial") in r:
+    out += [
+        "",
+        "## Over S3 (Garage on loopback, same corpus)",
+        "",
+        "| step | cofre s | restic s | restic / cofre | vs local `cp -a` of the source |",
+        "|---|---|---|---|---|",
+    ]
+    native_cp = val("native", "cp")[0]
+    for step, label in [("initial", "initial ingest"), ("restore", "restore"),
+                        ("mount-cp-cold", "`cp -a` out of the mount, cold cache"),
+                        ("mount-cp-warm", "`cp -a` out of the mount, warm (disk) cache"),
+                        ("rebuild", "catalog rebuild from the bucket")]:
+        c, rr = val("cofre-s3", step)[0], val("restic-s3", step)[0]
+        vs = ratio(c, native_cp) if step.startswith("mount") else "-"
+        out.append(f"| {label} | {c} | {rr} | {ratio(rr, c)} | {vs} |")
+    rebuild = val("cofre-s3", "rebuild")[0]
+    try:
+        out.append(f"\nCatalog rebuild: {float(rebuild) / corpus_entries * 100000:.1f} s per 100k entries (target 60 s).")
+    except ValueError:
+        pass
 out.append("")
 print("\n".join(out))

@@ -15,16 +15,7 @@ use cofre::store::memory::MemoryStore;
 use cofre::store::DynStore;
 
 fn opts(path: &Path) -> IngestOptions {
-    IngestOptions {
-        set: "default".into(),
-        tags: vec![],
-        time: None,
-        excludes: vec![],
-        paths: vec![path.to_path_buf()],
-        stream: None,
-        progress: false,
-        data_class: None,
-    }
+    ingest_opts(path)
 }
 
 fn restore_matches(repo: &Repository, snap: &str, src: &Path, scratch: &Path) {
@@ -115,21 +106,7 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
 #[test]
 fn flipped_bit_in_a_pack_fails_only_that_file() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("a"), noise(1_000_000, 1)).expect("write");
-    std::fs::write(src.join("b"), noise(1_000_000, 2)).expect("write");
-    env.init();
-    env.ok(&["ingest", src.to_str().expect("utf-8")]);
-    // The largest pack holds the data; flip one bit near its start (inside a chunk of one file).
-    let pack = walk(&env.repo().join("data"))
-        .into_iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
-        .expect("a pack");
-    let mut bytes = std::fs::read(&pack).expect("read pack");
-    bytes[5000] ^= 0x01;
-    std::fs::write(&pack, bytes).expect("write pack");
+    let src = ingest_two_files_and_damage_one(&env);
 
     let target = env.path("out");
     let out = env.run(&[

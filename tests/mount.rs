@@ -247,20 +247,7 @@ fn new_snapshots_appear_live_and_latest_moves() {
 #[test]
 fn damaged_pack_gives_eio_for_that_file_only() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("a"), noise(1_000_000, 1)).expect("write");
-    std::fs::write(src.join("b"), noise(1_000_000, 2)).expect("write");
-    env.init();
-    env.ok(&["ingest", src.to_str().expect("utf-8")]);
-    let pack = walk(&env.repo().join("data"))
-        .into_iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
-        .expect("pack");
-    let mut bytes = std::fs::read(&pack).expect("read");
-    bytes[5000] ^= 0x01;
-    std::fs::write(&pack, bytes).expect("write");
+    let src = ingest_two_files_and_damage_one(&env);
 
     let m = Mount::start(&env, "mnt", &[]);
     let v = m.latest("default", &src);

@@ -55,7 +55,7 @@ fn s3_store_conforms_on_garage() {
 /// restore exactly, and truncated reads are detected, never returned as data.
 fn faults_in_front_of_s3(garage: &Garage, rt: &tokio::runtime::Runtime) {
     use cofre::catalog::Catalog;
-    use cofre::ingest::{ingest, IngestOptions};
+    use cofre::ingest::ingest;
     use cofre::repo::Repository;
     use cofre::store::fault::{FaultStore, Faults};
 
@@ -68,16 +68,7 @@ fn faults_in_front_of_s3(garage: &Garage, rt: &tokio::runtime::Runtime) {
     let url = format!("s3://{}/faults", garage.bucket);
     let s3 = cofre::store::open(&url, rt.handle()).expect("open");
     let clean = Repository::init(s3.clone(), rt.handle().clone(), b"pw").expect("init");
-    let opts = || IngestOptions {
-        set: "default".into(),
-        tags: vec![],
-        time: None,
-        excludes: vec![],
-        paths: vec![src.clone()],
-        stream: None,
-        progress: false,
-        data_class: None,
-    };
+    let opts = || ingest_opts(&src);
     let (mut ok, mut failed) = (0, 0);
     for round in 0..10u64 {
         std::fs::write(src.join("changing"), noise(1_000_000, 900 + round)).expect("write");

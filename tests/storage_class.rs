@@ -64,13 +64,8 @@ fn data_packs_get_the_class_and_metadata_does_not() {
     let mut cat = Catalog::open(&env.path("cat.db")).expect("cat");
     let opts = IngestOptions {
         set: "weekly".into(),
-        tags: vec![],
-        time: None,
-        excludes: vec![],
-        paths: vec![src.clone()],
-        stream: None,
-        progress: false,
         data_class: Some("GLACIER_IR".into()),
+        ..common::ingest_opts(&src)
     };
     ingest(&repo, &mut cat, opts).expect("ingest");
     let puts = rec.puts.lock().clone();

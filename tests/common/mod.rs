@@ -629,3 +629,37 @@ impl Drop for Garage {
             .status();
     }
 }
+
+/// Two 1 MB files `a` and `b` in `src`, ingested; then one bit flipped near the start of the
+/// largest pack, which damages a chunk of exactly one of them.
+pub fn ingest_two_files_and_damage_one(env: &Env) -> PathBuf {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("a"), noise(1_000_000, 1)).expect("write");
+    std::fs::write(src.join("b"), noise(1_000_000, 2)).expect("write");
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let pack = walk(&env.repo().join("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+        .expect("a pack");
+    let mut bytes = std::fs::read(&pack).expect("read pack");
+    bytes[5000] ^= 0x01;
+    std::fs::write(&pack, bytes).expect("write pack");
+    src
+}
+
+/// Ingest options for library-level tests: back up `path` into set `default`.
+pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
+    cofre::ingest::IngestOptions {
+        set: "default".into(),
+        tags: vec![],
+        time: None,
+        excludes: vec![],
+        paths: vec![path.to_path_buf()],
+        stream: None,
+        progress: false,
+        data_class: None,
+    }
+}
