@@ -282,3 +282,18 @@ fn finish(report: RestoreReport) -> Result<RestoreReport> {
         None => Ok(report),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn names_that_could_escape_are_refused() {
+        for bad in [&b""[..], b".", b"..", b"a/b", b"../x", b"/etc", b"a\0b"] {
+            assert!(!safe_name(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+        for good in [&b"a"[..], b"..a", b"a..", b"\xff\xfe", b"new\nline", b" "] {
+            assert!(safe_name(good), "{:?}", String::from_utf8_lossy(good));
+        }
+    }
+}

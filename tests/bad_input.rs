@@ -199,3 +199,45 @@ fn unreadable_file_is_a_warning_and_exit_3() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn restore_never_follows_a_symlinked_parent_out_of_the_target() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("etc")).expect("mkdir");
+    std::fs::write(src.join("etc/passwd"), b"from the backup").expect("write");
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    // The target already has the snapshot's parent path as a symlink to somewhere else.
+    let target = env.path("target");
+    let outside = env.path("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let first = src
+        .strip_prefix("/")
+        .expect("abs")
+        .components()
+        .next()
+        .expect("component");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, target.join(first)).expect("symlink");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        std::fs::read_dir(&outside).expect("outside").count(),
+        0,
+        "restore wrote through a symlink"
+    );
+    let restored_file = restored(&target, &src).join("etc/passwd");
+    assert!(!std::fs::symlink_metadata(target.join(first))
+        .expect("stat")
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(restored_file).expect("read"),
+        b"from the backup"
+    );
+}
