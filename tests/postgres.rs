@@ -1,0 +1,188 @@
+//! The main job, for real: a PostgreSQL database dumped with pg_dump through
+//! `--stdin-from-command`, then restored with pg_restore from the mount, row for row.
+
+mod common;
+use common::*;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A throwaway PostgreSQL cluster owned by the `postgres` user, on a unix socket.
+struct Postgres {
+    data: PathBuf,
+    sock: PathBuf,
+    bin: PathBuf,
+}
+
+fn pg_bin() -> PathBuf {
+    let base = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<_> = std::fs::read_dir(base)
+        .expect("PostgreSQL is installed (integration/install-deps.sh)")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    versions.sort();
+    versions.pop().expect("a PostgreSQL version").join("bin")
+}
+
+fn as_postgres(args: &[&str]) -> Output {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .args(args)
+        .output()
+        .expect("runuser");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Postgres {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let pg = Postgres {
+            data: dir.join("data"),
+            sock: dir.join("sock"),
+            bin: pg_bin(),
+        };
+        std::fs::create_dir_all(&pg.sock).expect("mkdir");
+        std::fs::set_permissions(&pg.sock, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let initdb = pg.bin.join("initdb");
+        as_postgres(&[
+            initdb.to_str().expect("utf-8"),
+            "--no-sync",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-D",
+            pg.data.to_str().expect("utf-8"),
+        ]);
+        let opts = format!("-k {} -c listen_addresses=''", pg.sock.display());
+        let ctl = pg.bin.join("pg_ctl");
+        as_postgres(&[
+            ctl.to_str().expect("utf-8"),
+            "-D",
+            pg.data.to_str().expect("utf-8"),
+            "-o",
+            &opts,
+            "-w",
+            "-l",
+            dir.join("log").to_str().expect("utf-8"),
+            "start",
+        ]);
+        pg
+    }
+
+    fn psql(&self, db: &str, sql: &str) -> String {
+        let out = as_postgres(&[
+            "psql",
+            "-h",
+            self.sock.to_str().expect("utf-8"),
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-c",
+            sql,
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let ctl = self.bin.join("pg_ctl");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(ctl)
+            .args(["-D", self.data.to_str().unwrap_or(""), "-m", "fast", "stop"])
+            .output();
+    }
+}
+
+const FINGERPRINT: &str = "select count(*) || ':' || md5(string_agg(id || ',' || customer || ',' || amount || ',' || note, ';' order by id)) from orders";
+
+#[test]
+fn pg_dump_ingest_mount_pg_restore() {
+    let env = Env::new();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let pg = Postgres::start(&env.path("pg"));
+    pg.psql("postgres", "create database app");
+    pg.psql(
+        "app",
+        "create table orders (id bigint primary key, customer text, amount numeric(12,2), note text); \
+         insert into orders select i, 'customer-' || (i % 997), (i * 37 % 100000) / 100.0, md5(i::text) \
+         from generate_series(1, 200000) i; create index on orders (customer);",
+    );
+    let before = pg.psql("app", FINGERPRINT);
+    assert!(before.starts_with("200000:"), "{before}");
+    env.init();
+    let sock = pg.sock.display().to_string();
+    let dump = format!("runuser -u postgres -- pg_dump -h {sock} -Fc app");
+    env.ok(&[
+        "ingest",
+        "--set",
+        "db",
+        "--stdin-name",
+        "/dumps/app.dump",
+        "--stdin-from-command",
+        &dump,
+    ]);
+
+    // A failing pg_dump (no such database) is never a backup.
+    let bad = format!("runuser -u postgres -- pg_dump -h {sock} -Fc no_such_db");
+    let out = env.run(&[
+        "ingest",
+        "--set",
+        "db",
+        "--stdin-name",
+        "/dumps/app.dump",
+        "--stdin-from-command",
+        &bad,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no_such_db"),
+        "{out:?}"
+    );
+    assert_eq!(
+        env.json(&["snapshots", "--set", "db"])
+            .as_array()
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // Restore from the mount into a new database, as the monthly drill does.
+    let m = Mount::start(&env, "mnt", &[]);
+    let file = m.dir.join("db/latest/dumps/app.dump");
+    pg.psql("postgres", "create database restored");
+    let restore = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat '{}' | runuser -u postgres -- pg_restore -h {sock} -d restored --exit-on-error",
+            file.display()
+        ))
+        .output()
+        .expect("pg_restore");
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    assert_eq!(pg.psql("restored", FINGERPRINT), before);
+    assert_eq!(
+        pg.psql(
+            "restored",
+            "select count(*) from pg_indexes where tablename = 'orders'"
+        ),
+        "2"
+    );
+    m.stop();
+}
