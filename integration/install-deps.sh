@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh Debian machine (run as root).
 # Skips what is already there, so it is cheap to run again.
+# --minimal: only what `integration/demo.sh` needs (FUSE), for trying cofre out.
 set -euo pipefail
-pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr util-linux procps)
+minimal=false
+[ "${1:-}" = "--minimal" ] && minimal=true
+if $minimal; then
+    pkgs=(fuse3 util-linux)
+else
+    pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr util-linux procps)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,7 +27,7 @@ if [ ! -e /dev/fuse ]; then
 fi
 # Garage, the S3 server the S3 tests run against (AGPL, a test service only, never linked).
 # Building it takes ~15 minutes on 2 cores; skipped when the binary exists.
-if ! command -v garage >/dev/null; then
+if ! $minimal && ! command -v garage >/dev/null; then
     export PATH="$HOME/.cargo/bin:$PATH"
     command -v garage >/dev/null || cargo install garage --locked --version 2.5.0 --quiet
 fi
