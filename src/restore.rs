@@ -8,11 +8,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
+
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::model::{Kind, Node, Tree};
 use crate::repo::index::MasterIndex;
 use crate::repo::Repository;
+use crate::vfs::reader::{ChunkCache, OpenFile, PackLister};
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RestoreReport {
@@ -23,12 +29,24 @@ pub struct RestoreReport {
     pub warnings: Vec<String>,
 }
 
+/// What workers report back.
+#[derive(Default)]
+struct Shared {
+    report: RestoreReport,
+}
+
 struct Restorer<'a> {
     repo: &'a Repository,
-    index: MasterIndex,
+    index: Arc<MasterIndex>,
     is_root: bool,
     hardlinks: HashMap<(u64, u64), PathBuf>,
-    report: RestoreReport,
+    /// Files go to the writer threads.
+    jobs: Sender<(PathBuf, Node)>,
+    shared: &'a Mutex<Shared>,
+    /// Created once the files they point to are written.
+    links: Vec<(PathBuf, PathBuf)>,
+    /// Directories get their metadata last, children before parents.
+    dirs: Vec<(PathBuf, Node)>,
 }
 
 fn safe_name(name: &[u8]) -> bool {
@@ -107,39 +125,61 @@ pub fn apply_metadata(p: &Path, n: &Node, is_root: bool, warnings: &mut Vec<Stri
     )
 }
 
+/// Writes one file's chunks through the shared chunk cache (pack-order read-ahead).
+fn write_file(cache: &ChunkCache, index: &MasterIndex, p: &Path, n: &Node) -> Result<u64> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .map_err(|e| Error::io(p, e))?;
+    let locs = n.chunks.iter().map(|c| index.get(&c.id).copied()).collect();
+    let open = OpenFile::new(p.display().to_string(), n.size, n.chunks.clone(), locs);
+    let mut written = 0;
+    for c in &n.chunks {
+        let data = cache.read(&open, c.offset, c.len)?;
+        f.write_all_at(&data, c.offset)
+            .map_err(|e| Error::io(p, e))?;
+        written += data.len() as u64;
+    }
+    // Holes at the end (and between chunks) stay holes.
+    f.set_len(n.size).map_err(|e| Error::io(p, e))?;
+    f.flush().map_err(|e| Error::io(p, e))?;
+    Ok(written)
+}
+
+fn writer(
+    cache: &ChunkCache,
+    index: &MasterIndex,
+    is_root: bool,
+    jobs: Receiver<(PathBuf, Node)>,
+    shared: &Mutex<Shared>,
+) {
+    for (p, n) in jobs {
+        let mut warnings = Vec::new();
+        let result = write_file(cache, index, &p, &n).and_then(|b| {
+            apply_metadata(&p, &n, is_root, &mut warnings)?;
+            Ok(b)
+        });
+        let mut sh = shared.lock();
+        sh.report.warnings.extend(warnings);
+        match result {
+            Ok(b) => {
+                sh.report.bytes += b;
+                sh.report.files += 1;
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&p);
+                sh.report.errors.push(format!("{}: {e}", p.display()));
+            }
+        }
+    }
+}
+
 impl Restorer<'_> {
     fn tree(&self, id: &BlobId) -> Result<Tree> {
         self.repo.load_tree(&self.index, id)
-    }
-
-    fn write_file(&self, p: &Path, n: &Node) -> Result<u64> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(p)
-            .map_err(|e| Error::io(p, e))?;
-        let mut written = 0;
-        for c in &n.chunks {
-            let loc = self.index.get(&c.id).ok_or_else(|| {
-                Error::corrupt(
-                    p.display().to_string(),
-                    format!("chunk {} is in no index", c.id.hex()),
-                )
-            })?;
-            let data = self
-                .repo
-                .read_blob(&c.id, loc)
-                .map_err(|e| Error::corrupt(p.display().to_string(), e.to_string()))?;
-            f.write_all_at(&data, c.offset)
-                .map_err(|e| Error::io(p, e))?;
-            written += data.len() as u64;
-        }
-        // Holes at the end (and between chunks) stay holes.
-        f.set_len(n.size).map_err(|e| Error::io(p, e))?;
-        f.flush().map_err(|e| Error::io(p, e))?;
-        Ok(written)
     }
 
     fn special(&self, p: &Path, n: &Node) -> Result<()> {
@@ -155,7 +195,8 @@ impl Restorer<'_> {
         check_errno(rc, p)
     }
 
-    /// Restores one node at `p` (the parent exists and is a real directory).
+    /// Restores one node at `p` (the parent exists and is a real directory). Files are
+    /// handed to the writers; directories get their metadata at the end.
     fn node(&mut self, p: &Path, n: &Node) -> Result<()> {
         if !safe_name(&n.name) {
             return Err(Error::UnsafePath(format!(
@@ -175,32 +216,31 @@ impl Restorer<'_> {
                 })?;
                 let tree = self.tree(&id)?;
                 self.children(p, &tree);
-                self.report.dirs += 1;
+                self.shared.lock().report.dirs += 1;
+                self.dirs.push((p.to_path_buf(), n.clone()));
+                Ok(())
             }
             Kind::File => {
                 let key = (n.dev, n.inode);
                 if n.nlink > 1 {
                     if let Some(first) = self.hardlinks.get(&key) {
-                        std::fs::hard_link(first, p).map_err(|e| Error::io(p, e))?;
-                        self.report.files += 1;
-                        return Ok(()); // the shared inode already has its metadata
+                        self.links.push((first.clone(), p.to_path_buf()));
+                        return Ok(());
                     }
-                }
-                match self.write_file(p, n) {
-                    Ok(b) => self.report.bytes += b,
-                    Err(e) => {
-                        let _ = std::fs::remove_file(p);
-                        return Err(e);
-                    }
-                }
-                if n.nlink > 1 {
                     self.hardlinks.insert(key, p.to_path_buf());
                 }
-                self.report.files += 1;
+                self.jobs
+                    .send((p.to_path_buf(), n.clone()))
+                    .map_err(|_| Error::corrupt("restore", "writer threads stopped"))
             }
-            _ => self.special(p, n)?,
+            _ => {
+                self.special(p, n)?;
+                let mut w = Vec::new();
+                let r = apply_metadata(p, n, self.is_root, &mut w);
+                self.shared.lock().report.warnings.extend(w);
+                r
+            }
         }
-        apply_metadata(p, n, self.is_root, &mut self.report.warnings)
     }
 
     /// Restores every entry of a tree; a failed entry is recorded and the rest go on.
@@ -208,7 +248,11 @@ impl Restorer<'_> {
         for n in &tree.nodes {
             let p = dir.join(OsStr::from_bytes(&n.name));
             if let Err(e) = self.node(&p, n) {
-                self.report.errors.push(format!("{}: {e}", p.display()));
+                self.shared
+                    .lock()
+                    .report
+                    .errors
+                    .push(format!("{}: {e}", p.display()));
             }
         }
     }
@@ -216,23 +260,70 @@ impl Restorer<'_> {
 
 /// Restores `subpath` (absolute inside the snapshot; `/` for everything) under `target`.
 pub fn restore(
-    repo: &Repository,
+    repo: &Arc<Repository>,
     snapshot: &str,
     subpath: &str,
     target: &Path,
 ) -> Result<RestoreReport> {
     let manifest = repo.load_manifest(snapshot)?;
+    let index = Arc::new(repo.load_master_index()?);
+    let lister_index = index.clone();
+    let lister: PackLister =
+        Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
+    let cache = ChunkCache::new(repo.clone(), None, Some(lister), 256 * 1024 * 1024, 4);
+    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     // SAFETY: geteuid cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
-    let mut r = Restorer {
-        repo,
-        index: repo.load_master_index()?,
-        is_root,
-        hardlinks: HashMap::new(),
-        report: RestoreReport::default(),
-    };
-    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    let mut tree = r.tree(&manifest.root)?;
+    let shared = Mutex::new(Shared::default());
+    let (tx, rx) = bounded::<(PathBuf, Node)>(256);
+    let walked = std::thread::scope(|scope| {
+        for _ in 0..WRITERS {
+            let (rx, cache, index, shared) = (rx.clone(), &cache, &index, &shared);
+            scope.spawn(move || writer(cache, index, is_root, rx, shared));
+        }
+        drop(rx);
+        let mut r = Restorer {
+            repo,
+            index: index.clone(),
+            is_root,
+            hardlinks: HashMap::new(),
+            jobs: tx,
+            shared: &shared,
+            links: Vec::new(),
+            dirs: Vec::new(),
+        };
+        let walked = walk_subpath(&mut r, &manifest.root, subpath, target);
+        // Dropping the restorer closes the job queue; the scope waits for the writers.
+        (
+            walked,
+            std::mem::take(&mut r.links),
+            std::mem::take(&mut r.dirs),
+        )
+    });
+    let (walked, links, dirs) = walked;
+    walked?;
+    let mut sh = shared.into_inner();
+    for (first, p) in links {
+        match std::fs::hard_link(&first, &p) {
+            Ok(()) => sh.report.files += 1,
+            Err(e) => sh
+                .report
+                .errors
+                .push(format!("{}: {}", p.display(), Error::io(&p, e))),
+        }
+    }
+    for (p, n) in dirs {
+        if let Err(e) = apply_metadata(&p, &n, is_root, &mut sh.report.warnings) {
+            sh.report.errors.push(format!("{}: {e}", p.display()));
+        }
+    }
+    finish(sh.report)
+}
+
+const WRITERS: usize = 4;
+
+fn walk_subpath(r: &mut Restorer, root: &BlobId, subpath: &str, target: &Path) -> Result<()> {
+    let mut tree = r.tree(root)?;
     let mut dir = target.to_path_buf();
     let parts: Vec<&[u8]> = subpath
         .as_bytes()
@@ -246,11 +337,10 @@ pub fn restore(
             .ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
         let p = dir.join(OsStr::from_bytes(part));
         if i + 1 == parts.len() {
-            r.node(&p, &node).map_err(|e| Error::RestoreIncomplete {
+            return r.node(&p, &node).map_err(|e| Error::RestoreIncomplete {
                 count: 1,
                 first: e.to_string(),
-            })?;
-            return finish(r.report);
+            });
         }
         if node.kind != Kind::Dir || !safe_name(part) {
             return Err(Error::NoSuchPath(subpath.to_string()));
@@ -265,7 +355,7 @@ pub fn restore(
         dir = p;
     }
     r.children(&dir, &tree);
-    finish(r.report)
+    Ok(())
 }
 
 fn finish(report: RestoreReport) -> Result<RestoreReport> {

@@ -18,7 +18,7 @@ fn opts(path: &Path) -> IngestOptions {
     ingest_opts(path)
 }
 
-fn restore_matches(repo: &Repository, snap: &str, src: &Path, scratch: &Path) {
+fn restore_matches(repo: &Arc<Repository>, snap: &str, src: &Path, scratch: &Path) {
     let target = scratch.join(format!("r-{snap}"));
     cofre::restore::restore(repo, snap, "/", &target).expect("restore");
     assert_eq!(
@@ -36,7 +36,7 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("a"), noise(2_000_000, 1)).expect("write");
     let inner: DynStore = Arc::new(MemoryStore::new());
-    let repo = Repository::init(inner.clone(), rt.handle().clone(), b"pw").expect("init");
+    let repo = Arc::new(Repository::init(inner.clone(), rt.handle().clone(), b"pw").expect("init"));
     let mut cat = Catalog::open(&env.path("cat.db")).expect("catalog");
     let first = ingest(&repo, &mut cat, opts(&src)).expect("first ingest");
     let src_v1 = env.path("v1");

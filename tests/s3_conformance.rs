@@ -67,7 +67,7 @@ fn faults_in_front_of_s3(garage: &Garage, rt: &tokio::runtime::Runtime) {
     }
     let url = format!("s3://{}/faults", garage.bucket);
     let s3 = cofre::store::open(&url, rt.handle()).expect("open");
-    let clean = Repository::init(s3.clone(), rt.handle().clone(), b"pw").expect("init");
+    let clean = Arc::new(Repository::init(s3.clone(), rt.handle().clone(), b"pw").expect("init"));
     let opts = || ingest_opts(&src);
     let (mut ok, mut failed) = (0, 0);
     for round in 0..10u64 {
@@ -117,7 +117,7 @@ fn faults_in_front_of_s3(garage: &Garage, rt: &tokio::runtime::Runtime) {
         ));
         let target = env.path("short");
         let r = Repository::open(short, rt.handle().clone(), b"pw")
-            .and_then(|r| cofre::restore::restore(&r, &snap, "/", &target));
+            .and_then(|r| cofre::restore::restore(&Arc::new(r), &snap, "/", &target));
         assert!(r.is_err(), "a truncating store must not restore");
     }
 }

@@ -159,6 +159,46 @@ impl Catalog {
         q_blob_location(&self.conn, id)
     }
 
+    /// Blobs of `pack` at offsets `from..to`, in pack order.
+    pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Result<Vec<(BlobId, Location)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, kind, offset, length, raw_len FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
+        )?;
+        let rows = st.query_map(params![pack.0.as_slice(), from as i64, to as i64], |r| {
+            let id: Vec<u8> = r.get(0)?;
+            let kind: i64 = r.get(1)?;
+            Ok((
+                id,
+                kind,
+                r.get::<_, i64>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, u32>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, offset, length, raw_len) = row?;
+            if let Some(id) = BlobId::from_slice(&id) {
+                let kind = if kind == 1 {
+                    BlobKind::Tree
+                } else {
+                    BlobKind::Data
+                };
+                out.push((
+                    id,
+                    Location {
+                        pack: *pack,
+                        kind,
+                        offset: offset as u64,
+                        length,
+                        raw_len,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn known_index_files(&self) -> Result<HashSet<String>> {
         let mut st = self.conn.prepare("SELECT name FROM index_files")?;
         let names = st.query_map([], |r| r.get(0))?;

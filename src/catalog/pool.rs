@@ -40,6 +40,10 @@ impl Pool {
         }
     }
 
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     pub fn get(&self) -> Result<Conn<'_>> {
         let cat = match self.idle.lock().pop() {
             Some(c) => c,

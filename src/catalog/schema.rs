@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     raw_len INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY);
+CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack, offset);
 "#;
 
 pub fn open(path: &std::path::Path) -> Result<Connection> {
@@ -71,6 +72,7 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
+        // Pack-order read-ahead lists a pack's blobs by offset.
     } else if version != SCHEMA_VERSION {
         return Err(Error::corrupt(
             path.display().to_string(),

@@ -133,7 +133,7 @@ pub fn restore(
     let (repo, cat) = ctx.open_synced()?;
     let (snap, path) = split_spec(spec);
     let row = cat.resolve(snap, set)?;
-    let report = crate::restore::restore(&repo, &row.id, path, target)?;
+    let report = crate::restore::restore(&std::sync::Arc::new(repo), &row.id, path, target)?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {

@@ -79,6 +79,8 @@ impl Filesystem for CofreFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_readahead(1024 * 1024);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
+        // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         Ok(())
     }
 
@@ -177,31 +179,71 @@ impl Filesystem for CofreFs {
         }
     }
 
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.vfs.opendir(ino.0) {
+            // The listing of a snapshot directory never changes.
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.vfs.releasedir(fh.0);
+        reply.ok();
+    }
+
     fn readdir(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
+        _ino: INodeNo,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.vfs.readdir(ino.0) {
-            Ok(e) => e,
+        let listing = match self.vfs.listing(fh.0) {
+            Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
         };
-        let dots = [
-            (b".".to_vec(), ino.0, Kind::Dir),
-            (b"..".to_vec(), self.vfs.parent(ino.0), Kind::Dir),
-        ];
-        let all = dots
-            .into_iter()
-            .chain(entries.into_iter().map(|(n, a)| (n, a.ino, a.kind)));
-        for (i, (name, cino, k)) in all.enumerate().skip(offset as usize) {
+        for (i, (name, a)) in listing.iter().enumerate().skip(offset as usize) {
             if reply.add(
-                INodeNo(cino),
+                INodeNo(a.ino),
                 i as u64 + 1,
-                kind(k),
-                OsStr::from_bytes(&name),
+                kind(a.kind),
+                OsStr::from_bytes(name),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: fuser::ReplyDirectoryPlus,
+    ) {
+        let listing = match self.vfs.listing(fh.0) {
+            Ok(l) => l,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        for (i, (name, a)) in listing.iter().enumerate().skip(offset as usize) {
+            if reply.add(
+                INodeNo(a.ino),
+                i as u64 + 1,
+                OsStr::from_bytes(name),
+                &a.ttl,
+                &attr(a),
+                Generation(0),
             ) {
                 break;
             }

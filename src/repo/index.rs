@@ -33,24 +33,45 @@ pub struct Location {
 #[derive(Default)]
 pub struct MasterIndex {
     map: HashMap<BlobId, Location>,
+    /// Per pack, its blobs sorted by offset (for pack-order read-ahead).
+    by_pack: HashMap<BlobId, Vec<(BlobId, Location)>>,
 }
 
 impl MasterIndex {
     pub fn add(&mut self, file: &IndexFile) {
         for p in &file.packs {
             for e in &p.entries {
-                self.map.insert(
-                    e.id,
-                    Location {
-                        pack: p.id,
-                        kind: e.kind,
-                        offset: e.offset as u64,
-                        length: e.length,
-                        raw_len: e.raw_len,
-                    },
-                );
+                let loc = Location {
+                    pack: p.id,
+                    kind: e.kind,
+                    offset: e.offset as u64,
+                    length: e.length,
+                    raw_len: e.raw_len,
+                };
+                self.map.insert(e.id, loc);
+                self.by_pack.entry(p.id).or_default().push((e.id, loc));
             }
         }
+    }
+
+    /// Sorts the per-pack lists; call after the last `add`.
+    pub fn seal(&mut self) {
+        for v in self.by_pack.values_mut() {
+            v.sort_by_key(|(_, l)| l.offset);
+        }
+    }
+
+    /// Blobs of `pack` at offsets `from..to`, in pack order (after `seal`).
+    pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Vec<(BlobId, Location)> {
+        let Some(v) = self.by_pack.get(pack) else {
+            return Vec::new();
+        };
+        let start = v.partition_point(|(_, l)| l.offset < from);
+        v[start..]
+            .iter()
+            .take_while(|(_, l)| l.offset < to)
+            .copied()
+            .collect()
     }
 
     pub fn get(&self, id: &BlobId) -> Option<&Location> {

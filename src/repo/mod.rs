@@ -184,6 +184,7 @@ impl Repository {
         for obj in self.list("index/")? {
             mi.add(&self.load_index_file(&obj.key)?);
         }
+        mi.seal();
         Ok(mi)
     }
 

@@ -29,6 +29,9 @@ const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The layout changes as snapshots arrive.
 const LAYOUT_TTL: Duration = Duration::from_secs(1);
 
+/// A directory's entries with their attributes, `.` and `..` first.
+pub type Listing = Arc<Vec<(Vec<u8>, Attr)>>;
+
 #[derive(Debug, Clone)]
 pub struct Attr {
     pub ino: u64,
@@ -55,6 +58,8 @@ pub struct Vfs {
     sets: Vec<String>,
     cache: Arc<ChunkCache>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Listings of open directories: computed once per opendir, served by offset.
+    dirs: Mutex<HashMap<u64, Listing>>,
     next_fh: AtomicU64,
     uid: u32,
     gid: u32,
@@ -110,14 +115,22 @@ impl Vfs {
         cache_bytes: usize,
         disk: Option<diskcache::DiskCache>,
     ) -> Result<Vfs> {
+        let lister_pool = Pool::new(pool.path().to_path_buf());
+        let lister: reader::PackLister = Box::new(move |pack, from, to| {
+            lister_pool
+                .get()
+                .and_then(|c| c.pack_blobs(pack, from, to))
+                .unwrap_or_default()
+        });
         let vfs = Vfs {
             pool,
             inodes: Inodes::new(),
             layout: RwLock::new(Arc::new(Layout::default())),
             local_time,
             sets,
-            cache: ChunkCache::new(repo, disk, cache_bytes, 2),
+            cache: ChunkCache::new(repo, disk, Some(lister), cache_bytes, 4),
             files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             // SAFETY: getuid/getgid cannot fail.
             uid: unsafe { libc::getuid() },
@@ -297,6 +310,31 @@ impl Vfs {
                 (name, self.register_node(ino, &snap, r))
             })
             .collect())
+    }
+
+    /// Lists a directory once for a handle; `listing` serves it by offset.
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let me = self.getattr(ino)?;
+        let parent = self
+            .getattr(self.parent(ino))
+            .unwrap_or_else(|_| me.clone());
+        let mut all = vec![(b".".to_vec(), me), (b"..".to_vec(), parent)];
+        all.extend(self.readdir(ino)?);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().insert(fh, Arc::new(all));
+        Ok(fh)
+    }
+
+    pub fn listing(&self, fh: u64) -> Result<Listing> {
+        self.dirs
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::io("readdir", std::io::Error::from_raw_os_error(libc::EBADF)))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.lock().remove(&fh);
     }
 
     pub fn parent(&self, ino: u64) -> u64 {

@@ -29,6 +29,12 @@ type Slot = Arc<OnceLock<std::result::Result<Decoded, String>>>;
 const MAX_FETCH: u64 = 4 * 1024 * 1024;
 /// How far ahead of a sequential reader to prefetch.
 const READ_AHEAD: u64 = 8 * 1024 * 1024;
+/// How far ahead in a pack to prefetch: packs are written in file order, so the next
+/// files a `cp -a` or a restore reads are the pack's next bytes.
+const PACK_AHEAD: u64 = 16 * 1024 * 1024;
+
+/// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
+pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
 
 pub struct OpenFile {
     pub path: String,
@@ -87,6 +93,9 @@ pub struct ChunkCache {
     budget: usize,
     inflight: Mutex<HashMap<BlobId, Slot>>,
     prefetch: Mutex<Option<Sender<Group>>>,
+    lister: Option<PackLister>,
+    /// Per pack: offset up to which read-ahead has been queued.
+    ahead: Mutex<HashMap<BlobId, u64>>,
     pub fetches: AtomicU64,
 }
 
@@ -94,12 +103,15 @@ impl ChunkCache {
     pub fn new(
         repo: Arc<Repository>,
         disk: Option<DiskCache>,
+        lister: Option<PackLister>,
         budget: usize,
         prefetch_threads: usize,
     ) -> Arc<ChunkCache> {
         let cache = Arc::new(ChunkCache {
             repo,
             disk,
+            lister,
+            ahead: Mutex::new(HashMap::new()),
             lru: Mutex::new((LruCache::unbounded(), 0)),
             budget,
             inflight: Mutex::new(HashMap::new()),
@@ -112,6 +124,9 @@ impl ChunkCache {
             let weak = Arc::downgrade(&cache);
             std::thread::spawn(move || {
                 for group in rx {
+                    if group.is_empty() {
+                        continue;
+                    }
                     let Some(cache) = weak.upgrade() else { break };
                     if let Err(e) = cache.fetch(&group) {
                         tracing::debug!("prefetch failed: {e}");
@@ -252,6 +267,9 @@ impl ChunkCache {
 
     fn chunk(&self, f: &OpenFile, i: usize) -> Result<Decoded> {
         let id = f.chunks[i].id;
+        if let Some(loc) = &f.locs[i] {
+            self.pack_ahead(loc);
+        }
         if let Some(d) = self.cached(&id) {
             return Ok(d);
         }
@@ -287,6 +305,52 @@ impl ChunkCache {
                 self.cached(&id)
                     .ok_or_else(|| Error::corrupt(&f.path, "chunk vanished from the cache"))
             }
+        }
+    }
+
+    /// Queues the pack bytes after `loc` for prefetch, keeping PACK_AHEAD ahead of the reader.
+    fn pack_ahead(&self, loc: &Location) {
+        let Some(lister) = &self.lister else { return };
+        let want = loc.offset + PACK_AHEAD;
+        let from = {
+            let mut ahead = self.ahead.lock();
+            let done = ahead.entry(loc.pack).or_insert(0);
+            if *done >= loc.offset + PACK_AHEAD / 2 {
+                return;
+            }
+            let from = (*done).max(loc.offset);
+            *done = want;
+            from
+        };
+        let blobs = lister(&loc.pack, from, want);
+        self.queue_groups(blobs);
+    }
+
+    /// Splits blobs (in pack order) into contiguous runs of at most MAX_FETCH and queues
+    /// the ones not cached or in flight.
+    fn queue_groups(&self, blobs: Vec<(BlobId, Location)>) {
+        let Some(tx) = self.prefetch.lock().clone() else {
+            return;
+        };
+        let mut group: Group = Vec::new();
+        let mut bytes = 0;
+        for (id, loc) in blobs {
+            let contiguous = group.last().is_none_or(|(_, p)| {
+                p.pack == loc.pack && p.offset + p.length as u64 == loc.offset
+            });
+            if !contiguous || bytes >= MAX_FETCH {
+                let _ = tx.send(std::mem::take(&mut group));
+                bytes = 0;
+            }
+            let skip =
+                self.inflight.lock().contains_key(&id) || self.lru.lock().0.peek(&id).is_some();
+            if !skip {
+                bytes += loc.length as u64;
+                group.push((id, loc));
+            }
+        }
+        if !group.is_empty() {
+            let _ = tx.send(group);
         }
     }
 
