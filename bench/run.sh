@@ -29,7 +29,7 @@ measure() {
     drop
     /usr/bin/time -f "%e %M" -o "$W/time.out" "$@" > "$W/last.log" 2>&1 || {
         local rc=$?
-        if [ "$rc" -eq 124 ]; then printf '%s\t%s\t>600\t-\n' "$tool" "$step" | tee -a "$RESULTS"; return 0; fi
+        if [ "$rc" -eq 124 ]; then printf '%s\t%s\t>300\t-\n' "$tool" "$step" | tee -a "$RESULTS"; return 0; fi
         [ "$rc" -eq 3 ] || { cat "$W/last.log"; echo "$tool $step failed ($rc)"; exit 1; }; }
     read -r secs kb < "$W/time.out"
     printf '%s\t%s\t%s\t%s\n' "$tool" "$step" "$secs" "$((kb / 1024))" | tee -a "$RESULTS"
@@ -129,8 +129,8 @@ if command -v garage >/dev/null; then
     mkdir -p "$W/mnt-restic-s3"
     restic mount "$W/mnt-restic-s3" > /dev/null 2>&1 & RPID=$!
     for _ in $(seq 300); do [ -d "$W/mnt-restic-s3/snapshots/latest" ] && break; sleep 0.1; done
-    # restic's mount over S3 does one GET per blob: cap it at 10 minutes.
-    measure restic-s3 mount-cp-cold timeout 600 cp -a "$W/mnt-restic-s3/snapshots/latest$C" "$W/cp-restic-s3" || true
+    # restic's mount over S3 does one GET per blob: cap it at 5 minutes.
+    measure restic-s3 mount-cp-cold timeout 300 cp -a "$W/mnt-restic-s3/snapshots/latest$C" "$W/cp-restic-s3" || true
     rm -rf "$W/cp-restic-s3"
     kill -INT $RPID; wait $RPID || true
 fi

@@ -270,7 +270,8 @@ pub fn restore(
     let lister_index = index.clone();
     let lister: PackLister =
         Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
-    let cache = ChunkCache::new(repo.clone(), None, Some(lister), 256 * 1024 * 1024, 4);
+    // Each chunk is written once: the cache only has to hold the read-ahead window.
+    let cache = ChunkCache::new(repo.clone(), None, Some(lister), 48 * 1024 * 1024, 4);
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     // SAFETY: geteuid cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;

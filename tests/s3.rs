@@ -213,6 +213,8 @@ fn second_read_comes_from_the_disk_cache_and_a_dead_server_gives_eio() {
     let src = env.path("src");
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("cached"), noise(12_000_000, 1)).expect("write");
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    // A second ingest puts this file in a pack that nothing below reads before the server dies.
     std::fs::write(src.join("never-read"), noise(3_000_000, 2)).expect("write");
     env.ok(&["ingest", src.to_str().expect("utf-8")]);
     let pre = prefix(&env);

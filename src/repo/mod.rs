@@ -5,6 +5,9 @@ pub mod index;
 pub mod pack;
 
 use std::future::Future;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
@@ -36,6 +39,15 @@ pub struct Repository {
     rt: Handle,
     keys: Keys,
     pub config: Config,
+    /// Whole tree packs, recently read: walking a snapshot reads many trees of one pack,
+    /// and one GET per tree costs a round trip each on S3.
+    tree_packs: Mutex<lru::LruCache<BlobId, Arc<Vec<u8>>>>,
+}
+
+fn tree_pack_cache() -> Mutex<lru::LruCache<BlobId, Arc<Vec<u8>>>> {
+    Mutex::new(lru::LruCache::new(
+        std::num::NonZeroUsize::new(8).unwrap_or(std::num::NonZeroUsize::MIN),
+    ))
 }
 
 pub fn now_rfc3339() -> String {
@@ -80,6 +92,7 @@ impl Repository {
             rt,
             keys,
             config,
+            tree_packs: tree_pack_cache(),
         })
     }
 
@@ -117,6 +130,7 @@ impl Repository {
             rt,
             keys,
             config,
+            tree_packs: tree_pack_cache(),
         })
     }
 
@@ -240,8 +254,26 @@ impl Repository {
 
     pub fn read_blob(&self, id: &BlobId, loc: &Location) -> Result<Vec<u8>> {
         let range = loc.offset..loc.offset + loc.length as u64;
+        if loc.kind == BlobKind::Tree {
+            let pack = self.tree_pack(&loc.pack)?;
+            let enc = pack
+                .get(range.start as usize..range.end as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(pack::pack_key(&loc.pack), "blob outside the pack")
+                })?;
+            return self.decode_blob(id, enc);
+        }
         let enc = self.get_raw(&pack::pack_key(&loc.pack), Some(range))?;
         self.decode_blob(id, &enc)
+    }
+
+    fn tree_pack(&self, pack: &BlobId) -> Result<Arc<Vec<u8>>> {
+        if let Some(p) = self.tree_packs.lock().get(pack) {
+            return Ok(p.clone());
+        }
+        let bytes = Arc::new(self.get_raw(&pack::pack_key(pack), None)?);
+        self.tree_packs.lock().put(*pack, bytes.clone());
+        Ok(bytes)
     }
 
     pub fn load_tree(&self, index: &MasterIndex, id: &BlobId) -> Result<Tree> {

@@ -29,9 +29,13 @@ type Slot = Arc<OnceLock<std::result::Result<Decoded, String>>>;
 const MAX_FETCH: u64 = 4 * 1024 * 1024;
 /// How far ahead of a sequential reader to prefetch.
 const READ_AHEAD: u64 = 8 * 1024 * 1024;
-/// How far ahead in a pack to prefetch: packs are written in file order, so the next
-/// files a `cp -a` or a restore reads are the pack's next bytes.
-const PACK_AHEAD: u64 = 16 * 1024 * 1024;
+/// Packs are read in segments of this size: packs are written in file order, so the
+/// files a `cp -a` or a restore reads next are in the same or the following segments.
+const SEGMENT: u64 = 4 * 1024 * 1024;
+/// Segments queued ahead of the one being read.
+const SEGMENTS_AHEAD: u64 = 3;
+/// No pack is larger than this (packs are cut at 8 MiB plus one chunk).
+const PACK_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
 pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
@@ -94,8 +98,8 @@ pub struct ChunkCache {
     inflight: Mutex<HashMap<BlobId, Slot>>,
     prefetch: Mutex<Option<Sender<Group>>>,
     lister: Option<PackLister>,
-    /// Per pack: offset up to which read-ahead has been queued.
-    ahead: Mutex<HashMap<BlobId, u64>>,
+    /// (pack, segment) already queued for read-ahead.
+    ahead: Mutex<std::collections::HashSet<(BlobId, u64)>>,
     pub fetches: AtomicU64,
 }
 
@@ -111,7 +115,7 @@ impl ChunkCache {
             repo,
             disk,
             lister,
-            ahead: Mutex::new(HashMap::new()),
+            ahead: Mutex::new(std::collections::HashSet::new()),
             lru: Mutex::new((LruCache::unbounded(), 0)),
             budget,
             inflight: Mutex::new(HashMap::new()),
@@ -201,6 +205,7 @@ impl ChunkCache {
             .max()
             .unwrap_or(start);
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(pack = %&first.1.pack.hex()[..8], start, blobs = missing.len(), bytes = end - start, "fetch");
         let got = self
             .repo
             .get_raw(&pack_key(&first.1.pack), Some(start..end));
@@ -281,8 +286,12 @@ impl ChunkCache {
         }
         let waiting = self.inflight.lock().get(&id).cloned();
         if waiting.is_none() {
-            // Small first request: the reader gets its bytes soon; read-ahead does the rest.
-            let group = self.run_from(f, i, 1024 * 1024);
+            // The whole pack segment in one request (its other blobs are what is read next),
+            // or, without a lister, this file's next chunks.
+            let group = match f.locs[i].and_then(|l| self.segment(&l, l.offset / SEGMENT)) {
+                Some(g) if g.iter().any(|(gid, _)| *gid == id) => g,
+                _ => self.run_from(f, i, 1024 * 1024),
+            };
             let _ = self.fetch(&group);
         }
         if let Some(d) = self.cached(&id) {
@@ -308,22 +317,26 @@ impl ChunkCache {
         }
     }
 
-    /// Queues the pack bytes after `loc` for prefetch, keeping PACK_AHEAD ahead of the reader.
+    /// The blobs of the pack segment holding `loc`, if a lister is available.
+    fn segment(&self, loc: &Location, seg: u64) -> Option<Group> {
+        let lister = self.lister.as_ref()?;
+        Some(lister(&loc.pack, seg * SEGMENT, (seg + 1) * SEGMENT))
+    }
+
+    /// Queues the segments after the one holding `loc` for prefetch, once each.
     fn pack_ahead(&self, loc: &Location) {
-        let Some(lister) = &self.lister else { return };
-        let want = loc.offset + PACK_AHEAD;
-        let from = {
-            let mut ahead = self.ahead.lock();
-            let done = ahead.entry(loc.pack).or_insert(0);
-            if *done >= loc.offset + PACK_AHEAD / 2 {
-                return;
+        let seg = loc.offset / SEGMENT;
+        for s in seg + 1..=seg + SEGMENTS_AHEAD {
+            if s * SEGMENT >= loc.offset + PACK_SIZE_LIMIT
+                || !self.ahead.lock().insert((loc.pack, s))
+            {
+                continue;
             }
-            let from = (*done).max(loc.offset);
-            *done = want;
-            from
-        };
-        let blobs = lister(&loc.pack, from, want);
-        self.queue_groups(blobs);
+            match self.segment(loc, s) {
+                Some(blobs) if !blobs.is_empty() => self.queue_groups(blobs),
+                _ => break,
+            }
+        }
     }
 
     /// Splits blobs (in pack order) into contiguous runs of at most MAX_FETCH and queues
