@@ -46,6 +46,8 @@ pub enum Error {
         status: String,
         stderr: String,
     },
+    #[error("writing to the repository failed, nothing was committed: {0}")]
+    WriteFailed(String),
     #[error("cannot read {path}: {why}")]
     ReadFailed { path: String, why: String },
     #[error("invalid argument: {0}")]

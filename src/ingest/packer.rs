@@ -134,7 +134,7 @@ impl<'scope> Packer<'scope> {
 
     pub fn check(&self) -> Result<()> {
         match self.state.lock().error.as_ref() {
-            Some(e) => Err(Error::corrupt("write pipeline", e.to_string())),
+            Some(e) => Err(Error::WriteFailed(e.to_string())),
             None => Ok(()),
         }
     }
@@ -161,7 +161,7 @@ impl<'scope> Packer<'scope> {
         }
         let mut st = self.state.lock();
         if let Some(e) = st.error.take() {
-            return Err(e);
+            return Err(Error::WriteFailed(e.to_string()));
         }
         Ok(Written {
             packs: std::mem::take(&mut st.written),
