@@ -7,11 +7,13 @@ pub mod layout;
 pub mod reader;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 
 use crate::catalog::pool::Pool;
@@ -26,6 +28,8 @@ use reader::{ChunkCache, OpenFile};
 pub const HASH_XATTR: &[u8] = b"user.cofre.blake3";
 /// Snapshot content never changes: the kernel may cache it for a long time.
 const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Files whose chunk lists stay resolved (a few hundred KiB for the largest).
+const OPEN_FILES: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 /// The layout changes as snapshots arrive.
 const LAYOUT_TTL: Duration = Duration::from_secs(1);
 
@@ -57,7 +61,9 @@ pub struct Vfs {
     /// Only these sets, when not empty.
     sets: Vec<String>,
     cache: Arc<ChunkCache>,
-    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Files being read, by inode. The kernel sends no open or release (see `fs::open`),
+    /// so a file's chunk list is resolved at its first read and kept while it is recent.
+    files: Mutex<LruCache<u64, Arc<OpenFile>>>,
     /// Listings of open directories: computed once per opendir, served by offset.
     dirs: Mutex<HashMap<u64, Listing>>,
     next_fh: AtomicU64,
@@ -129,7 +135,7 @@ impl Vfs {
             local_time,
             sets,
             cache: ChunkCache::new(repo, disk, Some(lister), cache_bytes, 4),
-            files: Mutex::new(HashMap::new()),
+            files: Mutex::new(LruCache::new(OPEN_FILES)),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             // SAFETY: getuid/getgid cannot fail.
@@ -375,11 +381,15 @@ impl Vfs {
         parts.join("/")
     }
 
-    pub fn open(&self, ino: u64) -> Result<u64> {
+    /// The file behind `ino` with its chunk locations, resolved once while it is being read.
+    fn file(&self, ino: u64) -> Result<Arc<OpenFile>> {
+        if let Some(f) = self.files.lock().get(&ino) {
+            return Ok(f.clone());
+        }
         let (_, e) = self.entry(ino)?;
         let Entry::Node { rowid, node, .. } = e else {
             return Err(Error::io(
-                "open",
+                "read",
                 std::io::Error::from_raw_os_error(libc::EISDIR),
             ));
         };
@@ -393,34 +403,26 @@ impl Vfs {
             .iter()
             .map(|c| cat.blob_location(&c.id))
             .collect::<Result<Vec<_>>>()?;
-        let f = OpenFile::new(self.node_path(ino), node.size, row.node.chunks, locs);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().insert(fh, Arc::new(f));
-        Ok(fh)
+        let f = Arc::new(OpenFile::new(
+            self.node_path(ino),
+            node.size,
+            row.node.chunks,
+            locs,
+        ));
+        self.files.lock().put(ino, f.clone());
+        Ok(f)
     }
 
-    pub fn release(&self, fh: u64) {
-        self.files.lock().remove(&fh);
-    }
-
-    fn file(&self, fh: u64) -> Result<Arc<OpenFile>> {
-        self.files
-            .lock()
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| Error::io("read", std::io::Error::from_raw_os_error(libc::EBADF)))
-    }
-
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let f = self.file(fh)?;
+    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let f = self.file(ino)?;
         self.cache
             .read(&f, offset, size)
             .inspect_err(|e| tracing::error!("read {}: {e}", f.path))
     }
 
     /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`; None past the end (ENXIO).
-    pub fn seek(&self, fh: u64, offset: u64, data: bool) -> Result<Option<u64>> {
-        Ok(self.file(fh)?.seek(offset, data))
+    pub fn seek(&self, ino: u64, offset: u64, data: bool) -> Result<Option<u64>> {
+        Ok(self.file(ino)?.seek(offset, data))
     }
 
     pub fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
