@@ -13,12 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::{unbounded, Sender};
 use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 
 use crate::catalog::pool::Pool;
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::model::{Kind, Node};
+use crate::model::{ChunkRef, Kind, Node};
 use crate::repo::Repository;
 use inodes::{key_child, key_hardlink, Entry, Inodes, ROOT};
 use layout::{Child, Layout, SnapRef};
@@ -30,11 +32,56 @@ pub const HASH_XATTR: &[u8] = b"user.cofre.blake3";
 const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Files whose chunk lists stay resolved (a few hundred KiB for the largest).
 const OPEN_FILES: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+/// Files of one directory listing resolved ahead of their reads.
+const RESOLVE_AHEAD: usize = 256;
+/// Directory listings remembered for resolving ahead.
+const LISTED_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
 /// The layout changes as snapshots arrive.
 const LAYOUT_TTL: Duration = Duration::from_secs(1);
 
 /// A directory's entries with their attributes, `.` and `..` first.
 pub type Listing = Arc<Vec<(Vec<u8>, Attr)>>;
+
+type Files = Arc<Mutex<LruCache<u64, Arc<OpenFile>>>>;
+
+/// A listed file whose chunk locations can be resolved before it is read.
+struct Pending {
+    ino: u64,
+    path: String,
+    size: u64,
+    chunks: Vec<ChunkRef>,
+}
+
+fn resolve(cat: &Catalog, path: String, size: u64, chunks: Vec<ChunkRef>) -> Result<OpenFile> {
+    let locs = chunks
+        .iter()
+        .map(|c| cat.blob_location(&c.id))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(OpenFile::new(path, size, chunks, locs))
+}
+
+/// Resolves listed files on its own thread (until the Vfs is dropped), so a reader going
+/// through a directory finds its files' chunk locations ready.
+fn resolver(pool: Pool, files: Files) -> Sender<Pending> {
+    let (tx, rx) = unbounded::<Pending>();
+    std::thread::spawn(move || {
+        for p in rx {
+            if files.lock().contains(&p.ino) {
+                continue;
+            }
+            match pool
+                .get()
+                .and_then(|c| resolve(&c, p.path, p.size, p.chunks))
+            {
+                Ok(f) => {
+                    files.lock().put(p.ino, Arc::new(f));
+                }
+                Err(e) => tracing::debug!("resolve ahead: {e}"),
+            }
+        }
+    });
+    tx
+}
 
 #[derive(Debug, Clone)]
 pub struct Attr {
@@ -63,7 +110,11 @@ pub struct Vfs {
     cache: Arc<ChunkCache>,
     /// Files being read, by inode. The kernel sends no open or release (see `fs::open`),
     /// so a file's chunk list is resolved at its first read and kept while it is recent.
-    files: Mutex<LruCache<u64, Arc<OpenFile>>>,
+    files: Files,
+    /// Files of recently listed directories, by directory inode: when the first of them is
+    /// read, the others are resolved on another thread before `cp` reaches them.
+    listed: Mutex<LruCache<u64, Vec<Pending>>>,
+    resolve_ahead: Sender<Pending>,
     /// Listings of open directories: computed once per opendir, served by offset.
     dirs: Mutex<HashMap<u64, Listing>>,
     next_fh: AtomicU64,
@@ -128,6 +179,8 @@ impl Vfs {
                 .and_then(|c| c.pack_blobs(pack, from, to))
                 .unwrap_or_default()
         });
+        let files: Files = Arc::new(Mutex::new(LruCache::new(OPEN_FILES)));
+        let resolve_ahead = resolver(Pool::new(pool.path().to_path_buf()), files.clone());
         let vfs = Vfs {
             pool,
             inodes: Inodes::new(),
@@ -135,7 +188,9 @@ impl Vfs {
             local_time,
             sets,
             cache: ChunkCache::new(repo, disk, Some(lister), cache_bytes, 4),
-            files: Mutex::new(LruCache::new(OPEN_FILES)),
+            files,
+            listed: Mutex::new(LruCache::new(LISTED_DIRS)),
+            resolve_ahead,
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             // SAFETY: getuid/getgid cannot fail.
@@ -309,13 +364,28 @@ impl Vfs {
             Error::io("readdir", std::io::Error::from_raw_os_error(libc::ENOTDIR))
         })?;
         let rows = self.pool.get()?.children(tree)?;
-        Ok(rows
+        let dir_path = self.node_path(ino);
+        let mut ahead = Vec::new();
+        let out = rows
             .into_iter()
             .map(|r| {
                 let name = r.node.name.clone();
-                (name, self.register_node(ino, &snap, r))
+                let file = (r.node.kind == Kind::File && !r.node.chunks.is_empty())
+                    .then(|| (r.node.size, r.node.chunks.clone()));
+                let attr = self.register_node(ino, &snap, r);
+                if let Some((size, chunks)) = file.filter(|_| ahead.len() < RESOLVE_AHEAD) {
+                    ahead.push(Pending {
+                        ino: attr.ino,
+                        path: format!("{dir_path}/{}", String::from_utf8_lossy(&name)),
+                        size,
+                        chunks,
+                    });
+                }
+                (name, attr)
             })
-            .collect())
+            .collect();
+        self.listed.lock().put(ino, ahead);
+        Ok(out)
     }
 
     /// Lists a directory once for a handle; `listing` serves it by offset.
@@ -386,7 +456,13 @@ impl Vfs {
         if let Some(f) = self.files.lock().get(&ino) {
             return Ok(f.clone());
         }
-        let (_, e) = self.entry(ino)?;
+        let (parent, e) = self.entry(ino)?;
+        // Someone reads this directory's files: resolve its other files meanwhile.
+        if let Some(siblings) = self.listed.lock().pop(&parent) {
+            for p in siblings.into_iter().filter(|p| p.ino != ino) {
+                let _ = self.resolve_ahead.send(p);
+            }
+        }
         let Entry::Node { rowid, node, .. } = e else {
             return Err(Error::io(
                 "read",
@@ -397,18 +473,12 @@ impl Vfs {
         let row = cat
             .node(rowid)?
             .ok_or_else(|| Error::NoSuchPath(self.node_path(ino)))?;
-        let locs = row
-            .node
-            .chunks
-            .iter()
-            .map(|c| cat.blob_location(&c.id))
-            .collect::<Result<Vec<_>>>()?;
-        let f = Arc::new(OpenFile::new(
+        let f = Arc::new(resolve(
+            &cat,
             self.node_path(ino),
             node.size,
             row.node.chunks,
-            locs,
-        ));
+        )?);
         self.files.lock().put(ino, f.clone());
         Ok(f)
     }

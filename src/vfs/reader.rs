@@ -4,7 +4,7 @@
 //! a chunk being fetched wait for that fetch only, never for unrelated ones.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{unbounded, Sender};
@@ -23,7 +23,26 @@ use super::diskcache::DiskCache;
 type Decoded = Arc<Vec<u8>>;
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
-type Slot = Arc<OnceLock<std::result::Result<Decoded, String>>>;
+type Outcome<T> = std::result::Result<T, String>;
+/// A fetched response and one blob's byte range in it.
+type Encoded = (Arc<Vec<u8>>, std::ops::Range<usize>);
+
+/// A chunk being fetched. The fetch fills `raw` (the response and this chunk's range in
+/// it); whoever claims the slot first decodes it, so a reader never waits for the decoding
+/// of other chunks of the same response, only for the response itself.
+#[derive(Default)]
+struct Slot {
+    raw: OnceLock<Outcome<Encoded>>,
+    claimed: AtomicBool,
+    done: OnceLock<Outcome<Decoded>>,
+}
+
+/// Work for the prefetch threads.
+enum Job {
+    Fetch(Group),
+    /// Decode what readers have not claimed yet, in pack order.
+    Decode(Vec<(BlobId, Arc<Slot>)>),
+}
 
 /// One coalesced request covers at most this many bytes of a pack.
 const MAX_FETCH: u64 = 4 * 1024 * 1024;
@@ -95,8 +114,8 @@ pub struct ChunkCache {
     disk: Option<DiskCache>,
     lru: Mutex<(LruCache<BlobId, Decoded>, usize)>,
     budget: usize,
-    inflight: Mutex<HashMap<BlobId, Slot>>,
-    prefetch: Mutex<Option<Sender<Group>>>,
+    inflight: Mutex<HashMap<BlobId, Arc<Slot>>>,
+    prefetch: Mutex<Option<Sender<Job>>>,
     lister: Option<PackLister>,
     /// (pack, segment) already queued for read-ahead.
     ahead: Mutex<std::collections::HashSet<(BlobId, u64)>>,
@@ -122,18 +141,24 @@ impl ChunkCache {
             prefetch: Mutex::new(None),
             fetches: AtomicU64::new(0),
         });
-        let (tx, rx) = unbounded::<Vec<(BlobId, Location)>>();
+        let (tx, rx) = unbounded::<Job>();
         for _ in 0..prefetch_threads {
             let rx = rx.clone();
             let weak = Arc::downgrade(&cache);
             std::thread::spawn(move || {
-                for group in rx {
-                    if group.is_empty() {
-                        continue;
-                    }
+                for job in rx {
                     let Some(cache) = weak.upgrade() else { break };
-                    if let Err(e) = cache.fetch(&group) {
-                        tracing::debug!("prefetch failed: {e}");
+                    match job {
+                        Job::Fetch(group) => {
+                            if let Err(e) = cache.fetch(&group, true) {
+                                tracing::debug!("prefetch failed: {e}");
+                            }
+                        }
+                        Job::Decode(slots) => {
+                            for (id, slot) in slots {
+                                cache.decode(id, &slot);
+                            }
+                        }
                     }
                 }
             });
@@ -162,33 +187,25 @@ impl ChunkCache {
     }
 
     /// Fetches a run of chunks that are contiguous in one pack with one ranged read.
-    /// Chunks already cached or being fetched by someone else are skipped.
-    fn fetch(&self, group: &[(BlobId, Location)]) -> Result<()> {
-        let mut mine = Vec::new();
-        {
-            let mut inflight = self.inflight.lock();
-            for (id, loc) in group {
-                if !inflight.contains_key(id) && self.lru.lock().0.peek(id).is_none() {
-                    let slot: Slot = Arc::new(OnceLock::new());
-                    inflight.insert(*id, slot.clone());
-                    mine.push((*id, *loc, slot));
-                }
-            }
-        }
+    /// Chunks already cached or being fetched by someone else are skipped. The chunks are
+    /// decoded here (`inline`, on a prefetch thread) or handed to the prefetch threads,
+    /// while readers decode the ones they need first.
+    fn fetch(&self, group: &[(BlobId, Location)], inline: bool) -> Result<()> {
         // Blobs in the disk cache need no request; a damaged entry is dropped and fetched.
-        let mut result = Ok(());
         let mut missing = Vec::new();
-        for (id, loc, slot) in mine {
-            let cached = self.disk.as_ref().and_then(|d| d.get(&id));
-            match cached.map(|enc| self.repo.decode_blob(&id, &enc)) {
-                Some(Ok(d)) => self.finish(id, &slot, Ok(Arc::new(d))),
-                Some(Err(_)) => {
-                    if let Some(d) = &self.disk {
-                        d.remove(&id);
-                    }
-                    missing.push((id, loc, slot));
-                }
-                None => missing.push((id, loc, slot)),
+        for (id, loc) in group {
+            if self.inflight.lock().contains_key(id) || self.lru.lock().0.peek(id).is_some() {
+                continue;
+            }
+            if let Some(d) = self.disk_hit(id) {
+                self.insert(*id, d);
+                continue;
+            }
+            let mut inflight = self.inflight.lock();
+            if !inflight.contains_key(id) && self.lru.lock().0.peek(id).is_none() {
+                let slot = Arc::new(Slot::default());
+                inflight.insert(*id, slot.clone());
+                missing.push((*id, *loc, slot));
             }
         }
         let Some(first) = missing.first() else {
@@ -208,45 +225,95 @@ impl ChunkCache {
         tracing::debug!(pack = %&first.1.pack.hex()[..8], start, blobs = missing.len(), bytes = end - start, "fetch");
         let got = self
             .repo
-            .get_raw(&pack_key(&first.1.pack), Some(start..end));
-        for (id, loc, slot) in missing {
-            let decoded = match &got {
-                Ok(bytes) => {
-                    let a = (loc.offset - start) as usize;
-                    let b = a + loc.length as usize;
-                    match bytes.get(a..b) {
-                        Some(enc) => {
-                            let d = self
-                                .repo
-                                .decode_blob(&id, enc)
-                                .map(Arc::new)
-                                .map_err(|e| e.to_string());
-                            if let (Ok(_), Some(disk)) = (&d, &self.disk) {
-                                disk.put(&id, enc);
-                            }
-                            d
-                        }
-                        None => Err(format!("short read of pack {}", loc.pack.hex())),
-                    }
+            .get_raw(&pack_key(&first.1.pack), Some(start..end))
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        let mut result = Ok(());
+        for (id, loc, slot) in &missing {
+            let a = (loc.offset - start) as usize;
+            let raw = match &got {
+                Ok(bytes) if a + loc.length as usize <= bytes.len() => {
+                    Ok((bytes.clone(), a..a + loc.length as usize))
                 }
-                Err(e) => Err(e.to_string()),
+                Ok(_) => Err(format!("short read of pack {}", loc.pack.hex())),
+                Err(e) => Err(e.clone()),
             };
-            if let Err(e) = &decoded {
+            if let Err(e) = &raw {
                 result = Err(Error::ReadFailed {
                     path: format!("chunk {}", id.hex()),
                     why: e.clone(),
                 });
             }
-            self.finish(id, &slot, decoded);
+            let _ = slot.raw.set(raw);
+        }
+        let slots: Vec<_> = missing.into_iter().map(|(id, _, s)| (id, s)).collect();
+        let tx = if inline {
+            None
+        } else {
+            self.prefetch.lock().clone()
+        };
+        match tx {
+            Some(tx) => {
+                let _ = tx.send(Job::Decode(slots));
+            }
+            None => {
+                for (id, slot) in slots {
+                    if let Some(Err(why)) = self.decode(id, &slot) {
+                        result = Err(Error::ReadFailed {
+                            path: format!("chunk {}", id.hex()),
+                            why,
+                        });
+                    }
+                }
+            }
         }
         result
     }
 
-    fn finish(&self, id: BlobId, slot: &Slot, decoded: std::result::Result<Decoded, String>) {
+    /// A chunk from the on-disk cache; a damaged entry is removed (and fetched again).
+    fn disk_hit(&self, id: &BlobId) -> Option<Decoded> {
+        let disk = self.disk.as_ref()?;
+        match self.repo.decode_blob(id, &disk.get(id)?) {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::warn!("disk cache entry {} damaged, fetching again: {e}", id.hex());
+                disk.remove(id);
+                None
+            }
+        }
+    }
+
+    /// Decodes a fetched chunk unless someone else already claimed it (None then).
+    fn decode(&self, id: BlobId, slot: &Slot) -> Option<Outcome<()>> {
+        if slot.claimed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let decoded = match slot.raw.wait() {
+            Ok((bytes, range)) => {
+                let enc = &bytes[range.clone()];
+                let d = self
+                    .repo
+                    .decode_blob(&id, enc)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string());
+                if let (Ok(_), Some(disk)) = (&d, &self.disk) {
+                    disk.put(&id, enc);
+                }
+                d
+            }
+            Err(e) => Err(e.clone()),
+        };
+        let outcome = decoded.as_ref().map(|_| ()).map_err(|e| e.clone());
+        self.complete(id, slot, decoded);
+        Some(outcome)
+    }
+
+    /// Publishes a chunk's outcome: to the LRU, and to everyone waiting on its slot.
+    fn complete(&self, id: BlobId, slot: &Slot, decoded: Outcome<Decoded>) {
         if let Ok(d) = &decoded {
             self.insert(id, d.clone());
         }
-        let _ = slot.set(decoded);
+        let _ = slot.done.set(decoded);
         self.inflight.lock().remove(&id);
     }
 
@@ -284,37 +351,43 @@ impl ChunkCache {
                 format!("chunk {} is in no index", id.hex()),
             ));
         }
-        let waiting = self.inflight.lock().get(&id).cloned();
-        if waiting.is_none() {
-            // The whole pack segment in one request (its other blobs are what is read next),
-            // or, without a lister, this file's next chunks.
-            let group = match f.locs[i].and_then(|l| self.segment(&l, l.offset / SEGMENT)) {
-                Some(g) if g.iter().any(|(gid, _)| *gid == id) => g,
-                _ => self.run_from(f, i, 1024 * 1024),
-            };
-            let _ = self.fetch(&group);
-        }
-        if let Some(d) = self.cached(&id) {
-            return Ok(d);
-        }
-        let slot = self.inflight.lock().get(&id).cloned().or(waiting);
-        match slot.map(|s| s.wait().clone()) {
-            Some(Ok(d)) => Ok(d),
-            Some(Err(e)) => Err(Error::ReadFailed {
-                path: f.path.clone(),
-                why: e,
-            }),
-            // Fetched and already evicted, or failed before: fetch it alone.
+        let in_flight = self.inflight.lock().get(&id).cloned();
+        let slot = match in_flight {
+            Some(slot) => Some(slot),
             None => {
-                let loc = f.locs[i].ok_or_else(|| Error::corrupt(&f.path, "chunk missing"))?;
-                self.fetch(&[(id, loc)]).map_err(|e| Error::ReadFailed {
-                    path: f.path.clone(),
-                    why: e.to_string(),
-                })?;
-                self.cached(&id)
-                    .ok_or_else(|| Error::corrupt(&f.path, "chunk vanished from the cache"))
+                // The whole pack segment in one request (its other blobs are what is read
+                // next), or, without a lister, this file's next chunks.
+                let group = match f.locs[i].and_then(|l| self.segment(&l, l.offset / SEGMENT)) {
+                    Some(g) if g.iter().any(|(gid, _)| *gid == id) => g,
+                    _ => self.run_from(f, i, 1024 * 1024),
+                };
+                let _ = self.fetch(&group, false);
+                self.inflight.lock().get(&id).cloned()
             }
-        }
+        };
+        let outcome = match slot {
+            Some(slot) => {
+                self.decode(id, &slot);
+                slot.done.wait().clone()
+            }
+            // Decoded by someone else meanwhile: in the LRU, unless already evicted.
+            None => match self.cached(&id) {
+                Some(d) => Ok(d),
+                None => {
+                    let loc = f.locs[i].ok_or_else(|| Error::corrupt(&f.path, "chunk missing"))?;
+                    match self.fetch(&[(id, loc)], true) {
+                        Err(e) => Err(e.to_string()),
+                        Ok(()) => self
+                            .cached(&id)
+                            .ok_or_else(|| "chunk vanished from the cache".to_string()),
+                    }
+                }
+            },
+        };
+        outcome.map_err(|why| Error::ReadFailed {
+            path: f.path.clone(),
+            why,
+        })
     }
 
     /// The blobs of the pack segment holding `loc`, if a lister is available.
@@ -352,7 +425,7 @@ impl ChunkCache {
                 p.pack == loc.pack && p.offset + p.length as u64 == loc.offset
             });
             if !contiguous || bytes >= MAX_FETCH {
-                let _ = tx.send(std::mem::take(&mut group));
+                let _ = tx.send(Job::Fetch(std::mem::take(&mut group)));
                 bytes = 0;
             }
             let skip =
@@ -363,7 +436,7 @@ impl ChunkCache {
             }
         }
         if !group.is_empty() {
-            let _ = tx.send(group);
+            let _ = tx.send(Job::Fetch(group));
         }
     }
 
@@ -389,7 +462,7 @@ impl ChunkCache {
                     .collect()
             };
             if !todo.is_empty() {
-                let _ = tx.send(todo);
+                let _ = tx.send(Job::Fetch(todo));
             }
         }
     }
