@@ -17,6 +17,8 @@ use crate::vfs::{Attr, Vfs};
 
 pub struct CofreFs {
     pub vfs: Arc<Vfs>,
+    /// The kernel accepts ENOSYS from open as "no open needed" (Linux 4.19 and later).
+    pub zero_message_open: bool,
 }
 
 fn errno(e: &Error) -> Errno {
@@ -78,6 +80,9 @@ const EROFS: i32 = libc::EROFS;
 impl Filesystem for CofreFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_readahead(1024 * 1024);
+        self.zero_message_open = config
+            .capabilities()
+            .contains(fuser::InitFlags::FUSE_NO_OPEN_SUPPORT);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
         // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
@@ -105,10 +110,26 @@ impl Filesystem for CofreFs {
         }
     }
 
-    /// No per-open state: answering ENOSYS once makes the kernel stop sending open, flush
-    /// and release (two round trips less per file) and keep the page cache across opens.
+    /// No per-open state: answering ENOSYS once makes the kernel stop sending open and
+    /// release (two round trips less per file) and keep the page cache across opens.
     /// Write opens never get here: the mount is read-only, the VFS answers EROFS.
     fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.zero_message_open {
+            reply.error(Errno::from_i32(libc::ENOSYS));
+        } else {
+            reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+        }
+    }
+
+    /// Nothing to flush: ENOSYS once and the kernel stops sending flush at every close.
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::from_i32(libc::ENOSYS));
     }
 

@@ -98,7 +98,10 @@ pub fn mount(
     }
     config.n_threads = Some(4);
     config.clone_fd = true;
-    let fs = fs::CofreFs { vfs: vfs.clone() };
+    let fs = fs::CofreFs {
+        vfs: vfs.clone(),
+        zero_message_open: false,
+    };
     let mut session =
         fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
     let mut unmounter = session.unmount_callable();
