@@ -271,7 +271,7 @@ pub fn restore(
     let lister: PackLister =
         Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
     // Each chunk is written once: the cache only has to hold the read-ahead window.
-    let cache = ChunkCache::new(repo.clone(), None, Some(lister), 48 * 1024 * 1024, 4);
+    let cache = ChunkCache::new(repo.clone(), None, Some(lister), 48 * 1024 * 1024, 4, false);
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     // SAFETY: geteuid cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;

@@ -187,7 +187,7 @@ impl Vfs {
             layout: RwLock::new(Arc::new(Layout::default())),
             local_time,
             sets,
-            cache: ChunkCache::new(repo, disk, Some(lister), cache_bytes, 4),
+            cache: ChunkCache::new(repo, disk, Some(lister), cache_bytes, 4, true),
             files,
             listed: Mutex::new(LruCache::new(LISTED_DIRS)),
             resolve_ahead,

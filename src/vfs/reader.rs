@@ -119,6 +119,10 @@ pub struct ChunkCache {
     lister: Option<PackLister>,
     /// (pack, segment) already queued for read-ahead.
     ahead: Mutex<std::collections::HashSet<(BlobId, u64)>>,
+    /// A reader that misses decodes only its own chunk and leaves the rest of the response
+    /// to the prefetch threads (the mount: latency); otherwise it decodes the whole response
+    /// at once, so fewer responses wait in memory (restore: throughput and RSS).
+    latency_first: bool,
     pub fetches: AtomicU64,
 }
 
@@ -129,11 +133,13 @@ impl ChunkCache {
         lister: Option<PackLister>,
         budget: usize,
         prefetch_threads: usize,
+        latency_first: bool,
     ) -> Arc<ChunkCache> {
         let cache = Arc::new(ChunkCache {
             repo,
             disk,
             lister,
+            latency_first,
             ahead: Mutex::new(std::collections::HashSet::new()),
             lru: Mutex::new((LruCache::unbounded(), 0)),
             budget,
@@ -361,7 +367,7 @@ impl ChunkCache {
                     Some(g) if g.iter().any(|(gid, _)| *gid == id) => g,
                     _ => self.run_from(f, i, 1024 * 1024),
                 };
-                let _ = self.fetch(&group, false);
+                let _ = self.fetch(&group, !self.latency_first);
                 self.inflight.lock().get(&id).cloned()
             }
         };
