@@ -261,10 +261,11 @@ impl Vfs {
         parent: u64,
         snap: &Arc<SnapRef>,
         row: crate::catalog::NodeRow,
-    ) -> Attr {
+    ) -> (Attr, Vec<ChunkRef>) {
         let data: u64 = row.node.chunks.iter().map(|c| c.len as u64).sum();
         let mut node = row.node;
-        node.chunks = Vec::new();
+        // The inode table keeps metadata only; chunk lists go to whoever reads the file.
+        let chunks = std::mem::take(&mut node.chunks);
         let key = if node.kind == Kind::File && node.nlink > 1 {
             key_hardlink(&snap.id, node.dev, node.inode)
         } else {
@@ -289,7 +290,7 @@ impl Vfs {
             }
             _ => false,
         });
-        node_attr(ino, &node, data)
+        (node_attr(ino, &node, data), chunks)
     }
 
     fn snap_and_tree(&self, e: &Entry) -> Option<(Arc<SnapRef>, i64)> {
@@ -320,7 +321,7 @@ impl Vfs {
         }
         let (snap, tree) = self.snap_and_tree(&pe).ok_or_else(missing)?;
         let row = self.pool.get()?.child(tree, name)?.ok_or_else(missing)?;
-        Ok(self.register_node(parent, &snap, row))
+        Ok(self.register_node(parent, &snap, row).0)
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -370,14 +371,12 @@ impl Vfs {
             .into_iter()
             .map(|r| {
                 let name = r.node.name.clone();
-                let file = (r.node.kind == Kind::File && !r.node.chunks.is_empty())
-                    .then(|| (r.node.size, r.node.chunks.clone()));
-                let attr = self.register_node(ino, &snap, r);
-                if let Some((size, chunks)) = file.filter(|_| ahead.len() < RESOLVE_AHEAD) {
+                let (attr, chunks) = self.register_node(ino, &snap, r);
+                if attr.kind == Kind::File && !chunks.is_empty() && ahead.len() < RESOLVE_AHEAD {
                     ahead.push(Pending {
                         ino: attr.ino,
                         path: format!("{dir_path}/{}", String::from_utf8_lossy(&name)),
-                        size,
+                        size: attr.size,
                         chunks,
                     });
                 }
