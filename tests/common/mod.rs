@@ -109,6 +109,23 @@ impl Env {
         self.ok(&["init"]);
     }
 
+    /// `cofre restore <args> --target <dir>` into a new directory `dir`, then insists that
+    /// what landed there is `src`, content and metadata.
+    pub fn restore_matches(&self, args: &[&str], dir: &str, src: &Path) {
+        let target = self.path(dir);
+        let target_s = target.to_str().expect("utf-8");
+        let all: Vec<&str> = ["restore"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(["--target", target_s])
+            .collect();
+        self.ok(&all);
+        assert_eq!(
+            compare_trees(src, &restored(&target, src)),
+            Vec::<String>::new()
+        );
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = args.to_vec();
         a.push("--json");
