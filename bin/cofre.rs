@@ -63,6 +63,10 @@ enum Cmd {
         /// S3 storage class for data packs (index, trees and manifests stay STANDARD).
         #[arg(long)]
         data_storage_class: Option<String>,
+        /// Record access times (off by default: reading files moves them, and every
+        /// directory that was read would be stored again).
+        #[arg(long)]
+        atime: bool,
         /// No progress line.
         #[arg(short, long)]
         quiet: bool,
@@ -118,6 +122,17 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CatalogCmd,
     },
+    /// Repair the repository (adds objects, deletes nothing).
+    Repair {
+        #[command(subcommand)]
+        cmd: RepairCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepairCmd {
+    /// Rebuild index objects from the packs that no readable index lists.
+    Index,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +172,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             stdin_name,
             stdin_from_command,
             data_storage_class,
+            atime,
             quiet,
         } => {
             let stream = match (stdin_from_command, stdin_name) {
@@ -184,6 +200,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                     stream,
                     progress: !quiet && !ctx.json,
                     data_class: data_storage_class,
+                    atime,
                 },
             )
         }
@@ -220,13 +237,18 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
         Cmd::Catalog {
             cmd: CatalogCmd::Sync,
         } => commands::catalog_sync(&ctx),
+        Cmd::Repair {
+            cmd: RepairCmd::Index,
+        } => commands::repair_index(&ctx),
     }
 }
 
 fn main() {
     let cli = Cli::parse();
+    // fuser warns "Failed to umount filesystem" when `fusermount3 -u` already unmounted us:
+    // nothing a user can act on, so its warnings are left out below -v.
     let level = match cli.verbose {
-        0 => "warn",
+        0 => "warn,fuser=error",
         1 => "info",
         _ => "debug",
     };

@@ -54,6 +54,15 @@ impl Keys {
         BlobId(*blake3::keyed_hash(&self.id, data).as_bytes())
     }
 
+    /// The chunker's seed: keyed by the id key, so it is secret and fixed per repository.
+    pub fn chunk_seed(&self) -> u64 {
+        let h = blake3::keyed_hash(&self.id, b"cofre-chunker-gear-seed-v1");
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.as_bytes()[..8]);
+        // fastcdc treats 0 as "no seed".
+        u64::from_le_bytes(b).max(1)
+    }
+
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         seal_with(&self.enc, plaintext, aad)
     }

@@ -32,6 +32,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Os(std::io::Error),
     #[error("catalog: {0}")]
     Catalog(#[from] rusqlite::Error),
     #[error("no snapshot matches {0:?}")]
@@ -50,6 +52,8 @@ pub enum Error {
     WriteFailed(String),
     #[error("cannot read {path}: {why}")]
     ReadFailed { path: String, why: String },
+    #[error("none of the given paths could be read, nothing was committed: {0}")]
+    NoSource(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("refusing to restore {0}: it would write outside the target directory")]
@@ -75,11 +79,14 @@ impl Error {
         }
     }
 
-    /// Process exit code. Documented in docs/exit-codes.md.
+    /// Process exit code, as restic's table. Documented in docs/exit-codes.md.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Interrupted => 130,
-            _ => 1,
+            Error::InvalidArgument(_) => EXIT_USAGE,
+            Error::NoRepository(_) | Error::NoRepositoryGiven => EXIT_NO_REPOSITORY,
+            Error::WrongPassword | Error::NoPassword => EXIT_WRONG_PASSWORD,
+            Error::Interrupted => EXIT_INTERRUPTED,
+            _ => EXIT_FAILURE,
         }
     }
 
@@ -93,5 +100,12 @@ impl Error {
     }
 }
 
-/// Exit code when a snapshot was saved but some sources could not be read (as restic).
+pub const EXIT_FAILURE: i32 = 1;
+/// Bad flags or arguments (clap uses 2 as well).
+pub const EXIT_USAGE: i32 = 2;
+/// A snapshot was saved but some sources could not be read, or a restore could not apply
+/// some metadata (as restic).
 pub const EXIT_PARTIAL: i32 = 3;
+pub const EXIT_NO_REPOSITORY: i32 = 10;
+pub const EXIT_WRONG_PASSWORD: i32 = 12;
+pub const EXIT_INTERRUPTED: i32 = 130;

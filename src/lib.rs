@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod model;
 pub mod mount;
 pub mod password;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod store;

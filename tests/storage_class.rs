@@ -32,6 +32,10 @@ impl Store for Recorder {
             .push((key.to_string(), Some(class.to_string())));
         self.inner.put(key, data).await
     }
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        self.puts.lock().push((key.to_string(), None));
+        self.inner.put_if_absent(key, data).await
+    }
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
         self.inner.get(key, range).await
     }
@@ -65,6 +69,7 @@ fn data_packs_get_the_class_and_metadata_does_not() {
     let opts = IngestOptions {
         set: "weekly".into(),
         data_class: Some("GLACIER_IR".into()),
+        atime: false,
         ..common::ingest_opts(&src)
     };
     ingest(&repo, &mut cat, opts).expect("ingest");

@@ -2,7 +2,7 @@
 //! location. Deleting it loses nothing: `sync` rebuilds it from the store.
 
 pub mod pool;
-mod schema;
+pub(crate) mod schema;
 pub mod sync;
 
 use std::collections::HashSet;
@@ -45,6 +45,27 @@ pub fn cache_dir(repo_id: &str) -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/var/cache"));
     base.join("cofre").join(repo_id)
+}
+
+/// Creates `dir` and its missing parents readable by the owner only: the catalog names
+/// every backed-up file. Existing directories are left as they are (they may be the
+/// user's own, e.g. `--catalog /srv/cofre.db`).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Opens a new file readable and writable by the owner only.
+pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 pub fn default_path(repo_id: &str) -> PathBuf {
@@ -105,35 +126,39 @@ fn q_tree_rowid(conn: &Connection, hash: &BlobId) -> Result<Option<i64>> {
         .optional()?)
 }
 
-fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
-    let mut st =
-        conn.prepare_cached("SELECT pack, kind, offset, length, raw_len FROM blobs WHERE id = ?1")?;
-    let row = st
-        .query_row(params![id.0.as_slice()], |r| {
-            let pack: Vec<u8> = r.get(0)?;
-            let kind: i64 = r.get(1)?;
-            Ok((
-                pack,
-                kind,
-                r.get::<_, i64>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, u32>(4)?,
-            ))
-        })
-        .optional()?;
-    Ok(row.and_then(|(pack, kind, offset, length, raw_len)| {
-        Some(Location {
-            pack: BlobId::from_slice(&pack)?,
-            kind: if kind == 1 {
-                BlobKind::Tree
-            } else {
-                BlobKind::Data
-            },
-            offset: offset as u64,
-            length,
-            raw_len,
-        })
+/// Columns `pack, kind, offset, length, raw_len, tier` → a location.
+fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>> {
+    let pack: Vec<u8> = r.get(first)?;
+    let kind: i64 = r.get(first + 1)?;
+    let (offset, length, raw_len, tier): (i64, u32, u32, u8) = (
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+        r.get(first + 4)?,
+        r.get(first + 5)?,
+    );
+    Ok(BlobId::from_slice(&pack).map(|pack| Location {
+        pack,
+        kind: if kind == 1 {
+            BlobKind::Tree
+        } else {
+            BlobKind::Data
+        },
+        offset: offset as u64,
+        length,
+        raw_len,
+        tier,
     }))
+}
+
+/// The copy nearest to readable, when several index objects list the blob.
+fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
+    let mut st = conn.prepare_cached(
+        "SELECT pack, kind, offset, length, raw_len, tier FROM blobs WHERE id = ?1 ORDER BY tier LIMIT 1",
+    )?;
+    Ok(st
+        .query_row(params![id.0.as_slice()], |r| location_from_row(r, 0))
+        .optional()?
+        .flatten())
 }
 
 impl Catalog {
@@ -148,11 +173,20 @@ impl Catalog {
         &self.path
     }
 
-    pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
+    /// Packs that hold a copy of the blob no further from readable than `max_tier`, as the
+    /// stored index objects the catalog has synced say.
+    pub fn blob_packs(&self, id: &BlobId, max_tier: u8) -> Result<Vec<BlobId>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")?;
-        Ok(st.exists(params![id.0.as_slice()])?)
+            .prepare_cached("SELECT pack FROM blobs WHERE id = ?1 AND tier <= ?2")?;
+        let rows = st.query_map(params![id.0.as_slice(), max_tier], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(BlobId::from_slice(&r?));
+        }
+        Ok(out)
     }
 
     pub fn blob_location(&self, id: &BlobId) -> Result<Option<Location>> {
@@ -162,38 +196,16 @@ impl Catalog {
     /// Blobs of `pack` at offsets `from..to`, in pack order.
     pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Result<Vec<(BlobId, Location)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id, kind, offset, length, raw_len FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
+            "SELECT DISTINCT id, pack, kind, offset, length, raw_len, tier FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
         )?;
         let rows = st.query_map(params![pack.0.as_slice(), from as i64, to as i64], |r| {
             let id: Vec<u8> = r.get(0)?;
-            let kind: i64 = r.get(1)?;
-            Ok((
-                id,
-                kind,
-                r.get::<_, i64>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, u32>(4)?,
-            ))
+            Ok((BlobId::from_slice(&id), location_from_row(r, 1)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, kind, offset, length, raw_len) = row?;
-            if let Some(id) = BlobId::from_slice(&id) {
-                let kind = if kind == 1 {
-                    BlobKind::Tree
-                } else {
-                    BlobKind::Data
-                };
-                out.push((
-                    id,
-                    Location {
-                        pack: *pack,
-                        kind,
-                        offset: offset as u64,
-                        length,
-                        raw_len,
-                    },
-                ));
+            if let (Some(id), Some(loc)) = row? {
+                out.push((id, loc));
             }
         }
         Ok(out)
@@ -217,26 +229,49 @@ impl Catalog {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, length, raw_len) VALUES (?1,?2,?3,?4,?5,?6)",
-            )?;
-            for p in &file.packs {
-                for e in &p.entries {
-                    st.execute(params![
-                        e.id.0.as_slice(),
-                        p.id.0.as_slice(),
-                        e.kind as u8,
-                        e.offset,
-                        e.length,
-                        e.raw_len
-                    ])?;
-                }
-            }
             tx.execute(
                 "INSERT OR IGNORE INTO index_files (name) VALUES (?1)",
                 params![name],
             )?;
+            let idx: i64 = tx.query_row(
+                "SELECT id FROM index_files WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )?;
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (id, idx, pack, kind, offset, length, raw_len, tier) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?;
+            for p in &file.packs {
+                let tier = crate::repo::index::tier(p.class.as_deref());
+                for e in &p.entries {
+                    st.execute(params![
+                        e.id.0.as_slice(),
+                        idx,
+                        p.id.0.as_slice(),
+                        e.kind as u8,
+                        e.offset,
+                        e.length,
+                        e.raw_len,
+                        tier
+                    ])?;
+                }
+            }
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets an index object that is no longer in the store, and every blob location
+    /// only it vouched for.
+    pub fn remove_index(&mut self, name: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM blobs WHERE idx = (SELECT id FROM index_files WHERE name = ?1)",
+            params![name],
+        )?;
+        tx.execute("DELETE FROM index_files WHERE name = ?1", params![name])?;
         tx.commit()?;
         Ok(())
     }

@@ -5,7 +5,9 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: every blob row names the index object that vouches for it (and its pack's tier), so
+/// blobs vanish from the catalog with their index object.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,23 +49,60 @@ CREATE TABLE IF NOT EXISTS snapshots (
     manifest TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_by_set_time ON snapshots (set_name, time_s, time_ns);
+CREATE TABLE IF NOT EXISTS index_files (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS blobs (
-    id      BLOB PRIMARY KEY,
+    id      BLOB NOT NULL,
+    idx     INTEGER NOT NULL REFERENCES index_files(id),
     pack    BLOB NOT NULL,
     kind    INTEGER NOT NULL,
     offset  INTEGER NOT NULL,
     length  INTEGER NOT NULL,
-    raw_len INTEGER NOT NULL
+    raw_len INTEGER NOT NULL,
+    tier    INTEGER NOT NULL,
+    PRIMARY KEY (id, idx)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY);
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack, offset);
+CREATE INDEX IF NOT EXISTS blobs_by_index ON blobs (idx);
 "#;
+
+/// Deletes a catalog file with its WAL and shared-memory files.
+pub fn remove(path: &std::path::Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 pub fn open(path: &std::path::Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if !dir.as_os_str().is_empty() {
+            super::private_dir(dir).map_err(|e| Error::io(dir, e))?;
+        }
+    }
+    // Created 0600 before SQLite opens it; its WAL and shm files take the same mode.
+    match super::private_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(Error::io(path, e)),
+        _ => {}
     }
     let conn = Connection::open(path)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version != 0 && version != SCHEMA_VERSION {
+        // Derived data in an older layout: start afresh, the next sync fills it.
+        tracing::warn!(
+            "catalog {} has schema {version}, not {SCHEMA_VERSION}: rebuilding it",
+            path.display()
+        );
+        drop(conn);
+        remove(path)?;
+        return open(path);
+    }
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -73,13 +112,6 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
             "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
         // Pack-order read-ahead lists a pack's blobs by offset.
-    } else if version != SCHEMA_VERSION {
-        return Err(Error::corrupt(
-            path.display().to_string(),
-            format!(
-                "catalog schema {version} is not {SCHEMA_VERSION}: delete it and run `cofre catalog rebuild`"
-            ),
-        ));
     }
     Ok(conn)
 }

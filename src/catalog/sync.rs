@@ -10,6 +10,10 @@ use crate::repo::{decode_tree, Repository};
 #[derive(Debug, Default, serde::Serialize)]
 pub struct SyncReport {
     pub index_files_added: usize,
+    /// Index objects gone from the store: their blobs are no longer reused.
+    pub index_files_removed: usize,
+    /// Index objects that could not be read (damaged): reported, skipped.
+    pub index_files_skipped: Vec<String>,
     pub snapshots_added: usize,
     pub snapshots_removed: usize,
     pub trees_added: usize,
@@ -19,12 +23,31 @@ pub struct SyncReport {
 pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     let known = cat.known_index_files()?;
-    for obj in repo.list("index/")? {
+    // A failed listing is an error, never an empty store (it would forget every blob).
+    let listed = repo.list("index/")?;
+    let names: std::collections::HashSet<&str> = listed
+        .iter()
+        .map(|o| o.key.trim_start_matches("index/"))
+        .collect();
+    for name in known.iter().filter(|n| !names.contains(n.as_str())) {
+        cat.remove_index(name)?;
+        report.index_files_removed += 1;
+    }
+    for obj in &listed {
         let name = obj.key.trim_start_matches("index/");
-        if !known.contains(name) {
-            let file = repo.load_index_file(&obj.key)?;
-            cat.insert_index(name, &file)?;
-            report.index_files_added += 1;
+        if known.contains(name) {
+            continue;
+        }
+        match repo.load_index_file(&obj.key) {
+            Ok(file) => {
+                cat.insert_index(name, &file)?;
+                report.index_files_added += 1;
+            }
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::warn!("index {name} skipped: {e}; `cofre repair index` rebuilds what it listed from the packs");
+                report.index_files_skipped.push(name.to_string());
+            }
+            Err(e) => return Err(e),
         }
     }
 
@@ -89,14 +112,34 @@ fn import_tree(tx: &CatalogTx, repo: &Repository, hash: &BlobId, added: &mut usi
 
 /// Deletes the catalog file (and its WAL) and syncs into a fresh one.
 pub fn rebuild(path: &std::path::Path, repo: &Repository) -> Result<(Catalog, SyncReport)> {
-    for suffix in ["", "-wal", "-shm"] {
-        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
-        match std::fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
-            _ => {}
-        }
-    }
+    super::schema::remove(path)?;
     let mut cat = Catalog::open(path)?;
     let report = sync(&mut cat, repo)?;
     Ok((cat, report))
+}
+
+/// Whether an error says the catalog file itself is damaged (not a store problem).
+pub fn is_damaged(e: &Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    matches!(e, Error::Catalog(rusqlite::Error::SqliteFailure(f, _))
+        if f.code == DatabaseCorrupt || f.code == NotADatabase)
+}
+
+/// Opens and syncs the catalog; a damaged catalog is derived data, so it is rebuilt from
+/// the store with a warning instead of failing every command.
+pub fn open_synced(path: &std::path::Path, repo: &Repository) -> Result<Catalog> {
+    let attempt = Catalog::open(path).and_then(|mut cat| {
+        cat.snapshot_count()?;
+        sync(&mut cat, repo).map(|_| cat)
+    });
+    match attempt {
+        Err(e) if is_damaged(&e) => {
+            tracing::warn!(
+                "the catalog {} is damaged ({e}); rebuilding it from the repository",
+                path.display()
+            );
+            rebuild(path, repo).map(|(cat, _)| cat)
+        }
+        r => r,
+    }
 }

@@ -58,8 +58,7 @@ impl Context {
     /// Repository plus an up-to-date catalog.
     pub fn open_synced(&self) -> Result<(Repository, Catalog)> {
         let repo = self.open_repo()?;
-        let mut cat = Catalog::open(&self.catalog_path(&repo))?;
-        sync::sync(&mut cat, &repo)?;
+        let cat = sync::open_synced(&self.catalog_path(&repo), &repo)?;
         Ok((repo, cat))
     }
 
@@ -97,7 +96,7 @@ pub fn init(ctx: &Context) -> Result<i32> {
 
 pub fn run_ingest(ctx: &Context, opts: IngestOptions) -> Result<i32> {
     let repo = ctx.open_repo()?;
-    let mut cat = Catalog::open(&ctx.catalog_path(&repo))?;
+    let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
     let report = ingest::ingest(&repo, &mut cat, opts)?;
     if ctx.json {
         ctx.print_json(&report)?;
@@ -133,7 +132,8 @@ pub fn restore(
     let (repo, cat) = ctx.open_synced()?;
     let (snap, path) = split_spec(spec);
     let row = cat.resolve(snap, set)?;
-    let report = crate::restore::restore(&std::sync::Arc::new(repo), &row.id, path, target)?;
+    let repo = std::sync::Arc::new(repo);
+    let report = crate::restore::restore_report(&repo, &row.id, path, target)?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {
@@ -149,7 +149,20 @@ pub fn restore(
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(0)
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    if let Some(first) = report.errors.first() {
+        return Err(Error::RestoreIncomplete {
+            count: report.errors.len(),
+            first: first.clone(),
+        });
+    }
+    Ok(if report.warnings.is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    })
 }
 
 /// `SNAPSHOT[:PATH]` → (snapshot, path), path defaulting to `/`.
@@ -181,24 +194,55 @@ fn report_sync(ctx: &Context, r: &sync::SyncReport, started: std::time::Instant)
         ctx.print_json(r)?;
     } else {
         println!(
-            "catalog: {} snapshots added, {} removed, {} trees, {} index files, {:.2}s",
+            "catalog: {} snapshots added, {} removed, {} trees, {} index files added, {} removed, {:.2}s",
             r.snapshots_added,
             r.snapshots_removed,
             r.trees_added,
             r.index_files_added,
+            r.index_files_removed,
             started.elapsed().as_secs_f64()
         );
     }
-    if r.snapshots_skipped.is_empty() {
+    let mut unreadable: Vec<String> = r
+        .snapshots_skipped
+        .iter()
+        .map(|s| format!("snapshots/{s}"))
+        .collect();
+    unreadable.extend(r.index_files_skipped.iter().map(|s| format!("index/{s}")));
+    if unreadable.is_empty() {
         Ok(0)
     } else {
         Err(Error::corrupt(
             "repository",
             format!(
-                "{} snapshot(s) could not be read: {}",
-                r.snapshots_skipped.len(),
-                r.snapshots_skipped.join(", ")
+                "{} object(s) could not be read and were skipped: {}; see `cofre check`",
+                unreadable.len(),
+                unreadable.join(", ")
             ),
+        ))
+    }
+}
+
+pub fn repair_index(ctx: &Context) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let r = crate::repair::repair_index(&repo)?;
+    if ctx.json {
+        ctx.print_json(&r)?;
+    } else {
+        println!(
+            "{} packs, {} not indexed: {} blobs re-indexed in {} new index object(s)",
+            r.packs, r.packs_reindexed, r.blobs_reindexed, r.index_files_written
+        );
+        for p in &r.damaged_packs {
+            eprintln!("error: {p}: header unreadable, its data cannot be re-indexed");
+        }
+    }
+    if r.damaged_packs.is_empty() {
+        Ok(0)
+    } else {
+        Err(Error::corrupt(
+            "repository",
+            format!("{} pack(s) are damaged", r.damaged_packs.len()),
         ))
     }
 }
@@ -239,9 +283,11 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<i32> {
         for e in &r.errors {
             eprintln!("error: {e}");
         }
+        if r.errors.is_empty() {
+            println!("no errors");
+        }
     }
     if r.errors.is_empty() {
-        println!("no errors");
         Ok(0)
     } else {
         Err(Error::corrupt(

@@ -21,6 +21,11 @@ pub struct Chunker<'a, 'p> {
     pub packer: &'a Packer<'p>,
     pub seen: HashSet<BlobId>,
     pub progress: &'a Progress,
+    /// Packs listed in the store when this ingest started: a blob is reused only from a
+    /// pack that is there, as an index object the catalog synced says.
+    pub packs: &'a HashSet<BlobId>,
+    /// `tier` of this snapshot's data class: data is never reused from a colder copy.
+    pub data_tier: u8,
 }
 
 pub struct Content {
@@ -52,14 +57,28 @@ fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
 }
 
 impl Chunker<'_, '_> {
-    pub fn known(&self, id: &BlobId) -> Result<bool> {
-        Ok(self.seen.contains(id) || self.catalog.has_blob(id)?)
+    /// Whether the blob is stored already, in a place this snapshot may depend on.
+    pub fn known(&self, id: &BlobId, kind: BlobKind) -> Result<bool> {
+        if self.seen.contains(id) {
+            return Ok(true);
+        }
+        // Trees always live in the default class; data may follow the snapshot's class.
+        let max_tier = if kind == BlobKind::Tree {
+            0
+        } else {
+            self.data_tier
+        };
+        Ok(self
+            .catalog
+            .blob_packs(id, max_tier)?
+            .iter()
+            .any(|p| self.packs.contains(p)))
     }
 
     fn store_chunk(&mut self, data: Vec<u8>, offset: u64) -> Result<ChunkRef> {
         let id = self.repo.keys().blob_id(&data);
         let len = data.len() as u32;
-        if !self.known(&id)? {
+        if !self.known(&id, BlobKind::Data)? {
             self.seen.insert(id);
             self.packer.add(id, data, BlobKind::Data)?;
         }
@@ -75,8 +94,14 @@ impl Chunker<'_, '_> {
         out: &mut Vec<ChunkRef>,
     ) -> Result<u64, ReadError> {
         let cfg = &self.repo.config;
-        let cdc =
-            fastcdc::v2020::StreamCDC::new(reader, cfg.chunk_min, cfg.chunk_avg, cfg.chunk_max);
+        let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(
+            reader,
+            cfg.chunk_min,
+            cfg.chunk_avg,
+            cfg.chunk_max,
+            fastcdc::v2020::Normalization::Level1,
+            cfg.chunk_seed,
+        );
         let mut total = 0;
         for chunk in cdc {
             let chunk = chunk.map_err(|e| match e {

@@ -82,15 +82,32 @@ fn lookup_group(gid: u32) -> String {
 }
 
 pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
+    xattrs_with(path, |p| xattr::list(p), |p, n| xattr::get(p, n))
+}
+
+/// The xattrs of what `path` leads to (for ancestors recorded as directories).
+pub fn read_xattrs_deref(path: &Path) -> std::io::Result<Vec<Xattr>> {
+    xattrs_with(
+        path,
+        |p| xattr::list_deref(p),
+        |p, n| xattr::get_deref(p, n),
+    )
+}
+
+fn xattrs_with(
+    path: &Path,
+    list: fn(&Path) -> std::io::Result<xattr::XAttrs>,
+    get: fn(&Path, &std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
+) -> std::io::Result<Vec<Xattr>> {
     let mut out = Vec::new();
-    let names = match xattr::list(path) {
+    let names = match list(path) {
         Ok(n) => n,
         // Filesystems without xattr support simply have none.
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(out),
         Err(e) => return Err(e),
     };
     for name in names {
-        if let Some(value) = xattr::get(path, &name)? {
+        if let Some(value) = get(path, &name)? {
             out.push(Xattr {
                 name: name.as_bytes().to_vec(),
                 value,
@@ -101,8 +118,12 @@ pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
     Ok(out)
 }
 
-/// A node with everything but content and subtree.
-pub fn node_from_metadata(name: &[u8], md: &Metadata, names: &mut Names) -> Node {
+/// A node with everything but content and subtree. Directories keep their size (so `du
+/// --apparent-size` of a snapshot matches the source). atime is recorded only when asked
+/// (`--atime`): reading a tree moves it, and a moved atime would store a new tree for every
+/// directory that was read; without it atime is taken to be mtime, as borg does.
+pub fn node_from_metadata(name: &[u8], md: &Metadata, names: &mut Names, atime: bool) -> Node {
+    let mtime = (md.mtime(), md.mtime_nsec() as u32);
     Node {
         name: name.to_vec(),
         kind: kind_of(md),
@@ -111,9 +132,17 @@ pub fn node_from_metadata(name: &[u8], md: &Metadata, names: &mut Names) -> Node
         gid: md.gid(),
         user: names.user(md.uid()),
         group: names.group(md.gid()),
-        size: if md.is_file() { md.size() } else { 0 },
-        mtime: (md.mtime(), md.mtime_nsec() as u32),
-        atime: (md.atime(), md.atime_nsec() as u32),
+        size: if md.is_file() || md.is_dir() {
+            md.size()
+        } else {
+            0
+        },
+        mtime,
+        atime: if atime {
+            (md.atime(), md.atime_nsec() as u32)
+        } else {
+            mtime
+        },
         ctime: (md.ctime(), md.ctime_nsec() as u32),
         inode: md.ino(),
         dev: md.dev(),

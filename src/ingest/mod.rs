@@ -37,6 +37,8 @@ pub struct IngestOptions {
     pub progress: bool,
     /// S3 storage class for data packs (e.g. STANDARD_IA, GLACIER_IR).
     pub data_class: Option<String>,
+    /// Record access times (off by default: see `fsmeta::node_from_metadata`).
+    pub atime: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -97,20 +99,27 @@ fn build_root(w: &mut Walker, prefix: &Path, trie: &Trie, prev: Option<&Tree>) -
         let prev_node = prev.and_then(|t| t.find(name));
         if child.target {
             if let Some(n) = w.entry(&path, name, prev_node)? {
+                w.targets_found += 1;
                 nodes.push(n);
             }
             continue;
         }
-        // A parent of a backed-up path: its own metadata, only the chosen children.
-        let md = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
+        // A parent of a backed-up path: recorded as the directory it leads to, even when
+        // it is a symlink (`/home -> /data/home`), so the given path restores where it was
+        // given and shows in the mount. Only the chosen children are included.
+        let md = match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => m,
+            Ok(_) => {
+                w.warn(&path, "is not a directory", true);
+                continue;
+            }
             Err(e) => {
                 w.warn(&path, format!("cannot stat: {e}"), true);
                 continue;
             }
         };
-        let mut node = node_from_metadata(name, &md, &mut w.names);
-        node.xattrs = fsmeta::read_xattrs(&path).unwrap_or_default();
+        let mut node = node_from_metadata(name, &md, &mut w.names, w.atime);
+        node.xattrs = fsmeta::read_xattrs_deref(&path).unwrap_or_default();
         let prev_tree = w.prev_tree(prev_node)?;
         let sub = build_root(w, &path, child, prev_tree.as_ref())?;
         node.subtree = Some(w.store_tree(sub)?);
@@ -189,6 +198,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         Box::new(move || scan_size(&scan_paths, &scan_excl));
     let progress = progress::Progress::start(opts.progress && opts.stream.is_none(), Some(scan));
 
+    // What is really in the store now: dedup never trusts the catalog alone.
+    let packs = repo.pack_ids()?;
+    let data_tier = crate::repo::index::tier(opts.data_class.as_deref());
     let cat_ref: &Catalog = cat;
     let (root_id, summary, warnings, unreadable, trees, written) = std::thread::scope(|scope| {
         let packer = packer::Packer::start(scope, repo, opts.data_class.clone());
@@ -198,8 +210,11 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             packer: &packer,
             seen: HashSet::new(),
             progress: &progress,
+            packs: &packs,
+            data_tier,
         };
         let mut w = Walker::new(chunker, cat_ref, excl);
+        w.atime = opts.atime;
         let root = match &opts.stream {
             Some(src) => source::stream_root(&mut w, src, time),
             None if trie.target => w
@@ -208,9 +223,10 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             None => build_root(&mut w, Path::new("/"), &trie, prev_root.as_ref()),
         };
         let root_id = root.and_then(|t| {
-            if t.nodes.is_empty() && !opts.paths.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "none of the given paths could be read; nothing was committed".into(),
+            let found = w.targets_found > 0 || trie.target;
+            if !found && !opts.paths.is_empty() {
+                return Err(Error::NoSource(
+                    w.warnings.first().cloned().unwrap_or_default(),
                 ));
             }
             w.store_tree(t)
@@ -222,10 +238,22 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             trees,
             ..
         } = w;
-        // Always drain the pipeline; a source error wins over what the packer says.
-        let written = packer.finish();
-        let root_id = root_id?;
-        Ok::<_, Error>((root_id, summary, warnings, unreadable, trees, written?))
+        // Always drain the pipeline; a source error wins over what the packer says. Packs of
+        // an ingest that does not commit are removed: a failure for lack of space must not
+        // make the next ingest fail too.
+        match (root_id, packer.finish()) {
+            (Ok(root_id), Ok(written)) => {
+                Ok((root_id, summary, warnings, unreadable, trees, written))
+            }
+            (Err(e), Ok(written)) => {
+                packer::discard(repo, &written.packs);
+                Err(e)
+            }
+            (r, Err((e, packs))) => {
+                packer::discard(repo, &packs);
+                Err(r.err().unwrap_or(e))
+            }
+        }
     })?;
     drop(progress);
 

@@ -53,6 +53,7 @@ fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>, data_cl
         Ok(IndexPack {
             id: pack.id,
             size,
+            class: class.map(str::to_string),
             entries: pack.entries,
         })
     });
@@ -140,12 +141,17 @@ impl<'scope> Packer<'scope> {
     }
 
     /// Waits for every queued blob, uploads the partial packs, and returns what was written.
-    pub fn finish(mut self) -> Result<Written> {
+    /// On failure the packs already uploaded come with the error, for `discard`.
+    pub fn finish(mut self) -> Result<Written, (Error, Vec<IndexPack>)> {
         self.tx = None;
+        let mut panicked = false;
         for w in self.workers.drain(..) {
-            if w.join().is_err() {
-                return Err(Error::corrupt("packer", "a worker thread panicked"));
-            }
+            panicked |= w.join().is_err();
+        }
+        if panicked {
+            let mut st = self.state.lock();
+            st.error
+                .get_or_insert(Error::corrupt("packer", "a worker thread panicked"));
         }
         let (data, tree) = {
             let mut st = self.state.lock();
@@ -161,11 +167,27 @@ impl<'scope> Packer<'scope> {
         }
         let mut st = self.state.lock();
         if let Some(e) = st.error.take() {
-            return Err(Error::WriteFailed(e.to_string()));
+            return Err((
+                Error::WriteFailed(e.to_string()),
+                std::mem::take(&mut st.written),
+            ));
         }
         Ok(Written {
             packs: std::mem::take(&mut st.written),
             bytes_added: st.bytes_added,
         })
+    }
+}
+
+/// Deletes the packs of an ingest that will not commit. They are in no index object (the
+/// index is written only after every pack, and only by a committing ingest), and pack
+/// names are the hash of bytes that include random nonces, so no other writer can have
+/// stored or referenced the same pack: nothing can depend on them (docs/format.md).
+pub fn discard(repo: &Repository, packs: &[IndexPack]) {
+    for p in packs {
+        let key = pack_key(&p.id);
+        if let Err(e) = crate::repo::block(repo.runtime(), repo.store().delete(&key)) {
+            tracing::warn!("{key} left behind ({e}); prune removes it");
+        }
     }
 }

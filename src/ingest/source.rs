@@ -69,6 +69,10 @@ fn run_command(walker: &mut Walker, cmd: &str, node: &mut Node) -> Result<()> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
+        // The repository password is ours alone: never hand it to the dump command.
+        .env_remove("COFRE_PASSWORD")
+        .env_remove("COFRE_PASSWORD_FILE")
+        .env_remove("COFRE_PASSWORD_COMMAND")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,7 +101,13 @@ fn run_command(walker: &mut Walker, cmd: &str, node: &mut Node) -> Result<()> {
         });
     }
     if !err_text.trim().is_empty() {
-        eprintln!("{cmd}: {}", err_text.trim_end());
+        // Kept in the report (commands print it), not printed from here.
+        let what = format!("`{cmd}`");
+        walker.warn(
+            std::path::Path::new(&what),
+            format!("wrote to stderr: {}", err_text.trim_end()),
+            false,
+        );
     }
     match read {
         Ok(()) => Ok(()),

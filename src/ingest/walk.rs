@@ -31,8 +31,21 @@ impl Excludes {
     }
 }
 
-/// Content of a file already read in this run (for its other hardlinks).
-type FileContent = (Vec<ChunkRef>, Option<[u8; 32]>);
+/// A file already read in this run, for its other hardlinks: what identifies it beyond
+/// (dev, inode), and its content.
+struct Linked {
+    identity: Identity,
+    chunks: Vec<ChunkRef>,
+    blake3: Option<[u8; 32]>,
+}
+
+/// (size, mtime, ctime, nlink): an inode freed and reused during a long walk has the
+/// same (dev, inode) as the file seen before, but not the same identity.
+type Identity = (u64, (i64, u32), (i64, u32), u64);
+
+fn identity(n: &Node) -> Identity {
+    (n.size, n.mtime, n.ctime, n.nlink)
+}
 
 pub struct Walker<'a, 'p> {
     pub chunker: Chunker<'a, 'p>,
@@ -43,7 +56,11 @@ pub struct Walker<'a, 'p> {
     pub warnings: Vec<String>,
     /// Unreadable sources (exit code 3), as opposed to mere warnings.
     pub unreadable: u64,
-    hardlinks: HashMap<(u64, u64), FileContent>,
+    hardlinks: HashMap<(u64, u64), Linked>,
+    /// Record access times.
+    pub atime: bool,
+    /// Paths given on the command line that were found.
+    pub targets_found: u64,
     /// Every tree of the snapshot, children before parents (for the catalog).
     pub trees: Vec<(BlobId, Tree)>,
 }
@@ -69,6 +86,8 @@ impl<'a, 'p> Walker<'a, 'p> {
             warnings: Vec::new(),
             unreadable: 0,
             hardlinks: HashMap::new(),
+            atime: false,
+            targets_found: 0,
             trees: Vec::new(),
         }
     }
@@ -86,7 +105,7 @@ impl<'a, 'p> Walker<'a, 'p> {
     pub fn store_tree(&mut self, tree: Tree) -> Result<BlobId> {
         let raw = encode_tree(&tree)?;
         let id = self.chunker.repo.keys().blob_id(&raw);
-        if !self.chunker.known(&id)? {
+        if !self.chunker.known(&id, BlobKind::Tree)? {
             self.chunker.seen.insert(id);
             self.chunker.packer.add(id, raw, BlobKind::Tree)?;
         }
@@ -111,7 +130,7 @@ impl<'a, 'p> Walker<'a, 'p> {
                 return Ok(None);
             }
         };
-        let mut node = node_from_metadata(name, &md, &mut self.names);
+        let mut node = node_from_metadata(name, &md, &mut self.names, self.atime);
         match read_xattrs(path) {
             Ok(x) => node.xattrs = x,
             Err(e) => self.warn(path, format!("cannot read extended attributes: {e}"), true),
@@ -181,9 +200,13 @@ impl<'a, 'p> Walker<'a, 'p> {
         }
         let key = (node.dev, node.inode);
         if node.nlink > 1 {
-            if let Some((chunks, blake3)) = self.hardlinks.get(&key) {
-                node.chunks = chunks.clone();
-                node.blake3 = *blake3;
+            if let Some(l) = self
+                .hardlinks
+                .get(&key)
+                .filter(|l| l.identity == identity(node))
+            {
+                node.chunks = l.chunks.clone();
+                node.blake3 = l.blake3;
                 self.count_file(node);
                 return Ok(true);
             }
@@ -197,11 +220,13 @@ impl<'a, 'p> Walker<'a, 'p> {
             Err(ReadError::Fatal(e)) => return Err(e),
         };
         // Metadata from the stat the content was read under, so both agree.
-        let fresh = node_from_metadata(&node.name, &md, &mut self.names);
+        let fresh = node_from_metadata(&node.name, &md, &mut self.names, self.atime);
         node.size = fresh.size;
         node.mtime = fresh.mtime;
         node.ctime = fresh.ctime;
         node.mode = fresh.mode;
+        // A file replaced (renamed over) since the lstat is a different inode: say which.
+        (node.inode, node.dev, node.nlink) = (fresh.inode, fresh.dev, fresh.nlink);
         node.chunks = content.chunks;
         node.blake3 = Some(content.blake3);
         self.summary.bytes_read += content.bytes;
@@ -211,8 +236,12 @@ impl<'a, 'p> Walker<'a, 'p> {
             self.summary.new_files += 1;
         }
         if node.nlink > 1 {
-            self.hardlinks
-                .insert(key, (node.chunks.clone(), node.blake3));
+            let linked = Linked {
+                identity: identity(node),
+                chunks: node.chunks.clone(),
+                blake3: node.blake3,
+            };
+            self.hardlinks.insert((node.dev, node.inode), linked);
         }
         self.count_file(node);
         Ok(true)
@@ -227,12 +256,19 @@ impl<'a, 'p> Walker<'a, 'p> {
     fn read_file(&mut self, path: &Path) -> Result<(Content, Metadata), ReadError> {
         let mut attempt = 0;
         loop {
+            // O_NONBLOCK: a FIFO or device swapped in after the lstat must not hang the
+            // ingest; the fstat below then tells it is not the file that was stat'ed.
             let mut f = std::fs::OpenOptions::new()
                 .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(path)
                 .map_err(ReadError::Source)?;
             let before = f.metadata().map_err(ReadError::Source)?;
+            if !before.is_file() {
+                return Err(ReadError::Source(std::io::Error::other(
+                    "replaced by something that is not a regular file while being backed up",
+                )));
+            }
             let content = self.chunker.chunk_file(&mut f, before.len())?;
             let after = f.metadata().map_err(ReadError::Source)?;
             if !changed(&before, &after) {
@@ -247,6 +283,33 @@ impl<'a, 'p> Walker<'a, 'p> {
                 );
                 return Ok((content, before));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64, mtime: i64, ctime: i64, nlink: u64) -> Node {
+        let md = std::fs::symlink_metadata("/").expect("stat /");
+        let mut n = node_from_metadata(b"f", &md, &mut Names::default(), false);
+        (n.size, n.mtime, n.ctime, n.nlink) = (size, (mtime, 0), (ctime, 0), nlink);
+        n
+    }
+
+    #[test]
+    fn a_reused_inode_is_not_the_same_hardlinked_file() {
+        let seen = file(10, 100, 100, 2);
+        let cases = [
+            (file(10, 100, 100, 2), true),
+            (file(11, 100, 100, 2), false), // other size
+            (file(10, 101, 100, 2), false), // other mtime
+            (file(10, 100, 101, 2), false), // other ctime: a new inode at the same number
+            (file(10, 100, 100, 3), false), // other link count
+        ];
+        for (i, (other, same)) in cases.iter().enumerate() {
+            assert_eq!(identity(&seen) == identity(other), *same, "case {i}");
         }
     }
 }

@@ -19,10 +19,18 @@ pub struct CofreFs {
     pub vfs: Arc<Vfs>,
     /// The kernel accepts ENOSYS from open as "no open needed" (Linux 4.19 and later).
     pub zero_message_open: bool,
+    /// Other users are let in: have the kernel enforce the stored POSIX ACLs too.
+    pub posix_acl: bool,
 }
 
+/// The errno for a failed request; anything but "no such entry" is logged, so an EIO has
+/// a cause in the mount's log.
 fn errno(e: &Error) -> Errno {
-    Errno::from_i32(e.errno())
+    let n = e.errno();
+    if n != libc::ENOENT {
+        tracing::error!("{e}");
+    }
+    Errno::from_i32(n)
 }
 
 fn time(t: (i64, u32)) -> SystemTime {
@@ -86,6 +94,13 @@ impl Filesystem for CofreFs {
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
         // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
+        if self.posix_acl {
+            // With default_permissions the kernel then checks system.posix_acl_access
+            // (answered by getxattr from the snapshot) beside the mode bits.
+            if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
+                tracing::warn!("kernel without FUSE_POSIX_ACL ({e:?}): only mode bits are enforced for other users");
+            }
+        }
         Ok(())
     }
 

@@ -56,15 +56,67 @@ fn refresher(
     }
 }
 
+/// Whether `mountpoint` is a cofre mount left behind by a killed process.
+fn is_our_stale_mount(mountpoint: &Path) -> bool {
+    let Ok(abs) = std::fs::canonicalize(mountpoint.parent().unwrap_or(Path::new("/"))) else {
+        return false;
+    };
+    let want = abs.join(mountpoint.file_name().unwrap_or_default());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // mountinfo: ... mount-point ... - fstype source options
+    info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-");
+        let after = |k: usize| sep.and_then(|i| f.get(i + k)).copied().unwrap_or("");
+        f.get(4) == Some(&&*want.to_string_lossy())
+            && after(1).starts_with("fuse")
+            && after(2).starts_with("cofre:")
+    })
+}
+
+/// A mount whose process was killed leaves "Transport endpoint is not connected" behind.
+/// When it was a cofre mount, detach it (as `fusermount3 -u` would); otherwise say how.
+fn clear_stale_mountpoint(mountpoint: &Path) -> Result<()> {
+    match std::fs::metadata(mountpoint) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+        _ => return Ok(()),
+    }
+    let hint = || {
+        Error::io(
+            mountpoint,
+            std::io::Error::other(format!(
+                "a dead FUSE mount is still there (its process was killed); run `fusermount3 -u {}` and try again",
+                mountpoint.display()
+            )),
+        )
+    };
+    if !is_our_stale_mount(mountpoint) {
+        return Err(hint());
+    }
+    tracing::warn!(
+        "{}: removing the mount a killed cofre left behind",
+        mountpoint.display()
+    );
+    let ok = std::process::Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(mountpoint)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok && std::fs::metadata(mountpoint).is_ok() {
+        Ok(())
+    } else {
+        Err(hint())
+    }
+}
+
 pub fn mount(
     repo: Repository,
     catalog: &Path,
     mountpoint: &Path,
     opts: MountOptions,
 ) -> Result<()> {
-    let mut cat = Catalog::open(catalog)?;
-    sync::sync(&mut cat, &repo)?;
-    drop(cat);
+    clear_stale_mountpoint(mountpoint)?;
+    drop(sync::open_synced(catalog, &repo)?);
     let rt = repo.runtime().clone();
     let disk = match &opts.disk_cache {
         Some((dir, limit)) => {
@@ -88,8 +140,9 @@ pub fn mount(
         MountOption::Subtype("cofre".into()),
         MountOption::RO,
         MountOption::NoAtime,
-        MountOption::Dev,
-        MountOption::Suid,
+        // Old snapshots hold setuid binaries and device nodes: never honour them.
+        MountOption::NoDev,
+        MountOption::NoSuid,
     ];
     if opts.allow_other {
         // Other users see the files, but only as the original modes allow.
@@ -101,6 +154,7 @@ pub fn mount(
     let fs = fs::CofreFs {
         vfs: vfs.clone(),
         zero_message_open: false,
+        posix_acl: opts.allow_other,
     };
     let mut session =
         fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;

@@ -19,7 +19,9 @@ use crate::store::{DynStore, ObjectInfo, StoreError};
 use index::{IndexFile, Location, MasterIndex};
 use pack::BlobKind;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the chunker's gear table is keyed (`Config::chunk_seed`), index entries carry their
+/// pack's storage class. Version 1 repositories are not read (there were no users).
+pub const FORMAT_VERSION: u32 = 2;
 const CONFIG_AAD: &[u8] = b"cofre-config-v1";
 const INDEX_AAD: &[u8] = b"cofre-index-v1";
 const SNAPSHOT_AAD: &[u8] = b"cofre-snapshot-v1";
@@ -32,6 +34,9 @@ pub struct Config {
     pub chunk_avg: u32,
     pub chunk_max: u32,
     pub pack_size: u32,
+    /// Seeds FastCDC's gear table, derived from the id key: chunk boundaries, and so chunk
+    /// sizes, are different in every repository and reveal nothing about known files.
+    pub chunk_seed: u64,
 }
 
 pub struct Repository {
@@ -77,6 +82,7 @@ impl Repository {
             chunk_avg: 64 * 1024,
             chunk_max: 256 * 1024,
             pack_size: 8 * 1024 * 1024,
+            chunk_seed: keys.chunk_seed(),
         };
         let kf = KeyFile::wrap(&keys, password, now_rfc3339())?;
         let kf_bytes =
@@ -85,8 +91,18 @@ impl Repository {
         block(&rt, store.put(&key_name, kf_bytes))?;
         let cfg =
             serde_json::to_vec(&config).map_err(|e| Error::corrupt("config", e.to_string()))?;
-        // config last: a repository exists once its config is stored.
-        block(&rt, store.put("config", keys.seal(&cfg, CONFIG_AAD)))?;
+        // config last: a repository exists once its config is stored. Only one of two
+        // racing inits may win; the loser's key file opens nothing and `open` skips it.
+        match block(
+            &rt,
+            store.put_if_absent("config", keys.seal(&cfg, CONFIG_AAD)),
+        ) {
+            Err(StoreError::Exists(_)) => {
+                let _ = block(&rt, store.delete(&key_name));
+                return Err(Error::RepositoryExists(store.location()));
+            }
+            r => r?,
+        }
         Ok(Repository {
             store,
             rt,
@@ -101,19 +117,7 @@ impl Repository {
             Err(StoreError::NotFound(_)) => return Err(Error::NoRepository(store.location())),
             r => r?,
         };
-        let key_objects = block(&rt, store.list("keys/"))?;
-        let mut keys = None;
-        for obj in key_objects {
-            let bytes = block(&rt, store.get(&obj.key, None))?;
-            let kf: KeyFile = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::corrupt(&obj.key, e.to_string()))?;
-            if let Some(k) = kf.unwrap_keys(password)? {
-                keys = Some(k);
-                break;
-            }
-        }
-        let keys = keys.ok_or(Error::WrongPassword)?;
-        let cfg = keys.open(&sealed_cfg, CONFIG_AAD, "config")?;
+        let (keys, cfg) = open_keys(&store, &rt, password, &sealed_cfg)?;
         let config: Config =
             serde_json::from_slice(&cfg).map_err(|e| Error::corrupt("config", e.to_string()))?;
         if config.version != FORMAT_VERSION {
@@ -193,10 +197,16 @@ impl Repository {
         postcard::from_bytes(&plain).map_err(|e| Error::corrupt(key, e.to_string()))
     }
 
+    /// Every readable index object; damaged ones are skipped with a warning (what they
+    /// listed is then missing, and reported by whoever needs it).
     pub fn load_master_index(&self) -> Result<MasterIndex> {
         let mut mi = MasterIndex::default();
         for obj in self.list("index/")? {
-            mi.add(&self.load_index_file(&obj.key)?);
+            match self.load_index_file(&obj.key) {
+                Ok(f) => mi.add(&f),
+                Err(e @ Error::Corrupt { .. }) => tracing::warn!("{} skipped: {e}", obj.key),
+                Err(e) => return Err(e),
+            }
         }
         mi.seal();
         Ok(mi)
@@ -211,6 +221,38 @@ impl Repository {
         let key = format!("snapshots/{id}");
         let plain = self.get_sealed(&key, SNAPSHOT_AAD)?;
         serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&key, e.to_string()))
+    }
+
+    /// A pack's own list of its blobs, read from its header with two ranged reads.
+    pub fn pack_header(&self, key: &str, size: u64) -> Result<Vec<pack::PackEntry>> {
+        let short = || Error::corrupt(key, "too short for a pack");
+        let trailer = size.checked_sub(4).ok_or_else(short)?;
+        let hl = pack::header_len(&self.get_raw(key, Some(trailer..size))?)?;
+        let start = trailer.checked_sub(hl).ok_or_else(short)?;
+        let entries =
+            pack::parse_header(&self.keys, &self.get_raw(key, Some(start..trailer))?, key)?;
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.offset as u64 + e.length as u64 > start)
+        {
+            return Err(Error::corrupt(
+                key,
+                format!("blob {} lies outside the pack's data", e.id.hex()),
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// Ids of the packs present in the store.
+    pub fn pack_ids(&self) -> Result<std::collections::HashSet<BlobId>> {
+        Ok(self
+            .list("data/")?
+            .iter()
+            .filter_map(|o| {
+                let name = o.key.rsplit('/').next()?;
+                BlobId::from_slice(&hex::decode(name).ok()?)
+            })
+            .collect())
     }
 
     /// Snapshot ids (full hex) present in the store.
@@ -288,6 +330,48 @@ impl Repository {
         }
         decode_tree(&self.read_blob(id, loc)?, id)
     }
+}
+
+/// Tries every key file: the first whose keys the password unwraps *and* that opens the
+/// config wins. A damaged key file, or one left by a racing `init` whose keys open nothing,
+/// is skipped with a warning instead of making the repository unreadable.
+fn open_keys(
+    store: &DynStore,
+    rt: &Handle,
+    password: &[u8],
+    sealed_cfg: &[u8],
+) -> Result<(Keys, Vec<u8>)> {
+    let mut unwrapped_but_wrong = false;
+    for obj in block(rt, store.list("keys/"))? {
+        let kf = block(rt, store.get(&obj.key, None))
+            .map_err(Error::from)
+            .and_then(|b| {
+                serde_json::from_slice::<KeyFile>(&b)
+                    .map_err(|e| Error::corrupt(&obj.key, e.to_string()))
+            });
+        let keys = match kf.and_then(|kf| kf.unwrap_keys(password)) {
+            Ok(Some(k)) => k,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!("key file {} skipped: {e}", obj.key);
+                continue;
+            }
+        };
+        match keys.open(sealed_cfg, CONFIG_AAD, "config") {
+            Ok(cfg) => return Ok((keys, cfg)),
+            Err(_) => {
+                tracing::warn!("key file {} does not open this repository's config (left by an interrupted init?); skipped", obj.key);
+                unwrapped_but_wrong = true;
+            }
+        }
+    }
+    if unwrapped_but_wrong {
+        return Err(Error::corrupt(
+            "config",
+            "no key file that the password opens decrypts it",
+        ));
+    }
+    Err(Error::WrongPassword)
 }
 
 pub fn encode_tree(tree: &Tree) -> Result<Vec<u8>> {

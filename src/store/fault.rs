@@ -75,20 +75,39 @@ impl FaultStore {
     }
 }
 
+impl FaultStore {
+    async fn before_put(&self, key: &str) -> Result<(), StoreError> {
+        self.before("put", key).await?;
+        match self.faults.fail_puts_after {
+            Some(limit) if self.puts.load(Ordering::SeqCst) >= limit => Err(StoreError::Backend {
+                op: "put",
+                key: key.to_string(),
+                msg: "injected write failure".to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[async_trait]
 impl Store for FaultStore {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
-        self.before("put", key).await?;
-        if let Some(limit) = self.faults.fail_puts_after {
-            if self.puts.load(Ordering::SeqCst) >= limit {
-                return Err(StoreError::Backend {
-                    op: "put",
-                    key: key.to_string(),
-                    msg: "injected write failure".to_string(),
-                });
-            }
-        }
+        self.before_put(key).await?;
         self.inner.put(key, data).await?;
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
+        self.before_put(key).await?;
+        self.inner.put_class(key, data, class).await?;
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        self.before_put(key).await?;
+        self.inner.put_if_absent(key, data).await?;
         self.puts.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -27,14 +28,19 @@ fn put_sync(root: &Path, key: &str, data: &[u8]) -> Result<(), StoreError> {
     let io = |e| StoreError::io("put", key, e);
     let dest = root.join(key);
     let dir = dest.parent().unwrap_or(root).to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(io)?;
+    create_dirs_durably(root, &dir).map_err(io)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         std::process::id(),
         rand::random::<u64>()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // Objects are encrypted, but their sizes and the key files are nobody else's business.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &dest)?;
@@ -44,6 +50,52 @@ fn put_sync(root: &Path, key: &str, data: &[u8]) -> Result<(), StoreError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Creates `dir` and its missing parents up to `root` (mode 0700), fsyncing each parent
+/// that gained an entry, so a new directory survives a crash as well as the object in it.
+fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.is_dir() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) if cur != root => cur = p,
+            _ => break,
+        }
+    }
+    for d in missing.iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        if let Some(parent) = d.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a temp file durably, then links it at `key` (link fails if the name exists, so
+/// exactly one writer wins), then drops the temp name.
+fn put_if_absent_sync(root: &Path, key: &str, data: &[u8]) -> Result<(), StoreError> {
+    let tmp_key = format!("{key}.new-{}", rand::random::<u64>());
+    put_sync(root, &tmp_key, data)?;
+    let (tmp, dest) = (root.join(&tmp_key), root.join(key));
+    let linked = std::fs::hard_link(&tmp, &dest);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => std::fs::File::open(dest.parent().unwrap_or(root))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("put", key, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(StoreError::Exists(key.to_string()))
+        }
+        Err(e) => Err(StoreError::io("put", key, e)),
+    }
 }
 
 fn get_sync(path: &Path, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
@@ -76,6 +128,21 @@ fn list_sync(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         Some(i) => root.join(&prefix[..i]),
         None => root.to_path_buf(),
     };
+    // A missing root is an unmounted disk or a wrong path, never an empty repository:
+    // callers would otherwise take every object for gone.
+    if let Err(e) = std::fs::metadata(root) {
+        return Err(StoreError::io(
+            "list",
+            prefix,
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "repository directory {} is not there ({e}); is its disk mounted?",
+                    root.display()
+                ),
+            ),
+        ));
+    }
     let mut out = Vec::new();
     let mut stack = vec![start];
     while let Some(dir) = stack.pop() {
@@ -130,6 +197,11 @@ impl Store for LocalStore {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
         let (root, key) = (self.root.clone(), key.to_string());
         blocking(move || put_sync(&root, &key, &data)).await
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        let (root, key) = (self.root.clone(), key.to_string());
+        blocking(move || put_if_absent_sync(&root, &key, &data)).await
     }
 
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {

@@ -21,6 +21,18 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        match self.objects.lock().entry(key.to_string()) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                Err(StoreError::Exists(key.to_string()))
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(data);
+                Ok(())
+            }
+        }
+    }
+
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
         self.objects.lock().insert(key.to_string(), data);
         Ok(())

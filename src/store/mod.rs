@@ -23,6 +23,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("object {0} already exists")]
+    Exists(String),
+    #[error("{0} is in an archive storage class: restore it from the archive tier first (e.g. `aws s3api restore-object`), then retry")]
+    Archived(String),
     #[error("{op} {key}: {msg}")]
     Backend {
         op: &'static str,
@@ -65,6 +69,9 @@ pub trait Store: Send + Sync + 'static {
         let _ = class;
         self.put(key, data).await
     }
+    /// Stores `data` under `key` only if no object is there (S3 `If-None-Match: *`); fails
+    /// with `Exists` otherwise. Used where two writers must not both win (`init`).
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError>;
     /// Human-readable location, for messages.
     fn location(&self) -> String;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 use aws_sdk_s3::Client;
@@ -72,15 +72,50 @@ pub fn parse_url(url: &str) -> Option<(String, String)> {
     Some((bucket.to_string(), prefix))
 }
 
-fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    op: &'static str,
-    key: &str,
-    e: SdkError<E, R>,
-) -> StoreError {
+/// One readable line for an S3 failure: the HTTP status, the service's code and message;
+/// the SDK's full context (often ~2,000 characters of debug output) only in the debug log.
+fn backend<E, R>(op: &'static str, key: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    tracing::debug!("{op} {key}: {}", DisplayErrorContext(&e));
+    let msg = match &e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status_code();
+            let code = se.err().code().unwrap_or("error");
+            if code == "InvalidObjectState" {
+                return StoreError::Archived(key.to_string());
+            }
+            match se.err().message() {
+                Some(m) => format!("HTTP {status} {code}: {m}"),
+                None => format!("HTTP {status} {code}"),
+            }
+        }
+        SdkError::TimeoutError(_) => "timed out".to_string(),
+        SdkError::DispatchFailure(d) if d.is_io() => {
+            "cannot connect (is the endpoint right and the server up?)".to_string()
+        }
+        other => {
+            let full = DisplayErrorContext(other).to_string();
+            full.split(": ").take(2).collect::<Vec<_>>().join(": ")
+        }
+    };
     StoreError::Backend {
         op,
         key: key.to_string(),
-        msg: DisplayErrorContext(&e).to_string(),
+        msg,
+    }
+}
+
+/// The status code of a raw HTTP response, for messages.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl<B> HttpStatus for aws_smithy_runtime_api::http::Response<B> {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
     }
 }
 
@@ -138,6 +173,7 @@ impl S3Store {
         key: &str,
         data: Vec<u8>,
         class: Option<&str>,
+        if_absent: bool,
     ) -> Result<(), StoreError> {
         let _p = self.permit().await;
         let mut req = self
@@ -149,7 +185,17 @@ impl S3Store {
         if let Some(c) = class {
             req = req.storage_class(StorageClass::from(c));
         }
-        req.send().await.map_err(|e| backend("put", key, e))?;
+        if if_absent {
+            req = req.if_none_match("*");
+        }
+        req.send().await.map_err(|e| {
+            // 412: someone else's object is there (AWS and servers with conditional writes).
+            if if_absent && e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
+                StoreError::Exists(key.to_string())
+            } else {
+                backend("put", key, e)
+            }
+        })?;
         Ok(())
     }
 }
@@ -157,11 +203,23 @@ impl S3Store {
 #[async_trait]
 impl Store for S3Store {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
-        self.put_with_class(key, data, None).await
+        self.put_with_class(key, data, None, false).await
     }
 
     async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
-        self.put_with_class(key, data, Some(class)).await
+        self.put_with_class(key, data, Some(class), false).await
+    }
+
+    /// `If-None-Match: *`. Servers without conditional writes ignore the header; then a
+    /// HEAD just before is the best that can be done, and `open` copes with the rest
+    /// (it tries every key file against the config).
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        match self.head_inner(key).await {
+            Ok(_) => return Err(StoreError::Exists(key.to_string())),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.put_with_class(key, data, None, true).await
     }
 
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {

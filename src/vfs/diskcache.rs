@@ -16,7 +16,7 @@ pub struct DiskCache {
 
 impl DiskCache {
     pub fn open(dir: PathBuf, limit: u64) -> std::io::Result<DiskCache> {
-        std::fs::create_dir_all(&dir)?;
+        crate::catalog::private_dir(&dir)?;
         let used = entries(&dir).iter().map(|(_, s, _)| s).sum();
         Ok(DiskCache {
             dir,
@@ -54,8 +54,8 @@ impl DiskCache {
         }
         let Some(parent) = path.parent() else { return };
         let tmp = parent.join(format!(".tmp-{}", rand::random::<u64>()));
-        let ok = std::fs::create_dir_all(parent)
-            .and_then(|_| std::fs::File::create(&tmp))
+        let ok = crate::catalog::private_dir(parent)
+            .and_then(|_| crate::catalog::private_file(&tmp))
             .and_then(|mut f| f.write_all(encoded))
             .and_then(|_| std::fs::rename(&tmp, &path));
         if ok.is_err() {

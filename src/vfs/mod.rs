@@ -149,7 +149,8 @@ fn node_attr(ino: u64, n: &Node, data_bytes: u64) -> Attr {
         gid: n.gid,
         size: match n.kind {
             Kind::Symlink => n.target.len() as u64,
-            Kind::File => n.size,
+            // Directories report the size recorded at ingest, as `du --apparent-size` expects.
+            Kind::File | Kind::Dir => n.size,
             _ => 0,
         },
         // Holes take no blocks: report what the data needs, in 512-byte units.

@@ -184,6 +184,56 @@ fn c(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("path")
 }
 
+/// Moves the access time only (as a read under relatime does).
+pub fn set_atime(p: &Path, sec: i64) {
+    let ts = [
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+    ];
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c(p).as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "utimensat {}", p.display());
+}
+
+/// Chunk lengths of the file at absolute `path` in the latest snapshot of a local repository.
+pub fn chunk_lengths(env: &Env, path: &Path) -> Vec<u32> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = std::sync::Arc::new(cofre::store::local::LocalStore::new(env.repo()));
+    let repo = cofre::repo::Repository::open(store, rt.handle().clone(), PASSWORD.as_bytes())
+        .expect("open");
+    let index = repo.load_master_index().expect("index");
+    let id = repo.snapshot_ids().expect("ids").pop().expect("a snapshot");
+    let mut tree = repo
+        .load_tree(&index, &repo.load_manifest(&id).expect("manifest").root)
+        .expect("root");
+    let parts: Vec<_> = path.iter().skip(1).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let node = tree
+            .find(part.as_bytes())
+            .expect("path in snapshot")
+            .clone();
+        if i + 1 == parts.len() {
+            return node.chunks.iter().map(|c| c.len).collect();
+        }
+        tree = repo
+            .load_tree(&index, &node.subtree.expect("dir"))
+            .expect("tree");
+    }
+    Vec::new()
+}
+
 pub fn set_mtime(p: &Path, sec: i64, nsec: i64) {
     let ts = [
         libc::timespec {
@@ -500,14 +550,26 @@ pub struct Mount {
 
 impl Mount {
     pub fn start(env: &Env, name: &str, extra: &[&str]) -> Mount {
+        Self::spawn(env, name, extra, std::process::Stdio::inherit())
+    }
+
+    fn spawn(env: &Env, name: &str, extra: &[&str], stderr: std::process::Stdio) -> Mount {
         let dir = env.path(name);
-        std::fs::create_dir_all(&dir).expect("mountpoint");
+        // A dead mount left there (ENOTCONN) is cofre's to clean up, not ours.
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::AlreadyExists,
+                "mountpoint: {e}"
+            );
+        }
         let child = env
             .cmd()
             .arg("mount")
             .arg(&dir)
             .args(extra)
             .stdout(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn mount");
         let mut m = Mount { dir, child };
@@ -520,6 +582,19 @@ impl Mount {
             m.dir.display()
         );
         m
+    }
+
+    /// As `start`, with the mount's stderr (its log) going to `log`.
+    pub fn start_logged(env: &Env, name: &str, extra: &[&str], log: &Path) -> Mount {
+        let file = std::fs::File::create(log).expect("log file");
+        Self::spawn(env, name, extra, std::process::Stdio::from(file))
+    }
+
+    /// SIGKILL, as the OOM killer would: the kernel mount stays behind.
+    pub fn kill(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+        std::mem::forget(self);
     }
 
     /// Path inside the mount of `src` in the set's latest snapshot.
@@ -678,5 +753,6 @@ pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
         stream: None,
         progress: false,
         data_class: None,
+        atime: false,
     }
 }

@@ -1,0 +1,322 @@
+//! Hardening: each test here failed on the code before the fix it names (issue 8).
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use common::*;
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// Item 1: `/srv/www -> /data/www`; `cofre ingest /srv/www/site` restores at the given path.
+#[test]
+fn symlinked_ancestor_is_recorded_as_a_directory() {
+    let env = Env::new();
+    let data = env.path("data/www/site");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("index.html"), b"<h1>hello</h1>").expect("write");
+    std::fs::create_dir_all(env.path("srv")).expect("mkdir");
+    std::os::unix::fs::symlink(env.path("data/www"), env.path("srv/www")).expect("symlink");
+    let given = env.path("srv/www/site");
+    env.init();
+    env.ok(&["ingest", s(&given)]);
+    let ls = env.json(&["ls", &format!("latest:{}", s(&env.path("srv")))]);
+    assert!(
+        ls.to_string().contains("\"dir\""),
+        "the symlinked ancestor must be listed as a directory: {ls}"
+    );
+    env.restore_matches(&["latest"], "out", &given);
+}
+
+/// "A missing path saves an empty snapshot": when no given path exists, nothing is committed.
+#[test]
+fn no_given_path_exists_commits_nothing() {
+    let env = Env::new();
+    env.init();
+    let missing = env.path("does/not/exist");
+    let out = env.run(&["ingest", s(&missing)]);
+    assert_eq!(
+        code(&out),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().map(Vec::len), Some(0));
+}
+
+/// Item 17: the password never reaches `--stdin-from-command` children.
+#[test]
+fn password_never_reaches_the_dump_command() {
+    let env = Env::new();
+    env.init();
+    env.ok(&[
+        "ingest",
+        "--stdin-name",
+        "/env.txt",
+        "--stdin-from-command",
+        "env",
+    ]);
+    let target = env.path("out");
+    env.ok(&["restore", "latest", "--target", s(&target)]);
+    let dumped = std::fs::read_to_string(target.join("env.txt")).expect("read");
+    assert!(dumped.contains("PATH="), "env ran: {dumped}");
+    assert!(
+        !dumped.contains(PASSWORD),
+        "the password leaked to the command"
+    );
+    assert!(!dumped.contains("COFRE_PASSWORD"), "{dumped}");
+}
+
+/// atime is not recorded by default: a second ingest of an unchanged tree that the first
+/// ingest read adds nothing.
+#[test]
+fn unchanged_tree_read_in_between_adds_nothing() {
+    let env = Env::new();
+    let src = env.path("src");
+    for d in ["a", "b/c"] {
+        std::fs::create_dir_all(src.join(d)).expect("mkdir");
+        std::fs::write(src.join(d).join("f"), noise(10_000, 3)).expect("write");
+    }
+    // Fresh files have atime == mtime: under relatime the first ingest's reads move it.
+    let f = src.join("a/f");
+    let atime = |p: &Path| std::fs::metadata(p).expect("stat").atime();
+    set_atime(&f, 1_000_000_000);
+    let before = atime(&f);
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    assert_ne!(
+        atime(&f),
+        before,
+        "the ingest's read must move atime here (relatime)"
+    );
+    let second = env.json(&["ingest", s(&src)]);
+    assert_eq!(second["summary"]["bytes_added"], 0, "{second}");
+}
+
+/// Item 3: a restore over an existing file that fails (damaged chunk) leaves the live file.
+#[test]
+fn failed_restore_over_a_live_file_leaves_it_intact() {
+    let env = Env::new();
+    let src = ingest_two_files_and_damage_one(&env);
+    let target = env.path("live");
+    let copy = restored(&target, &src);
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    for f in ["a", "b"] {
+        std::fs::write(copy.join(f), b"live data, newer than the backup").expect("write");
+    }
+    let out = env.run(&["restore", "latest", "--target", s(&target)]);
+    assert_eq!(code(&out), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (mut kept, mut replaced) = (0, 0);
+    for f in ["a", "b"] {
+        let now = std::fs::read(copy.join(f)).expect("the live file is still there");
+        if now == b"live data, newer than the backup" {
+            kept += 1;
+            assert!(
+                stderr.contains(&format!("{}/{f}", copy.display())),
+                "{stderr}"
+            );
+        } else {
+            assert_eq!(now, std::fs::read(src.join(f)).expect("read"));
+            replaced += 1;
+        }
+    }
+    assert_eq!((kept, replaced), (1, 1), "{stderr}");
+    let leftovers: Vec<_> = walk(&copy)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".cofre-restore-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// Item 15: catalog, caches and local objects are private.
+#[test]
+fn catalog_and_repository_are_not_world_readable() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"secret-ish").expect("write");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    for p in walk(&env.repo())
+        .into_iter()
+        .chain(walk(&env.path("cache")))
+    {
+        let mode = std::fs::symlink_metadata(&p)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:o}", p.display(), mode);
+    }
+}
+
+/// Item 7: a key file that the password unwraps but that opens nothing (a racing init),
+/// and a damaged key file, do not lock the owner out.
+#[test]
+fn stray_and_damaged_key_files_are_skipped() {
+    let env = Env::new();
+    env.init();
+    let other = Env::new();
+    other.init();
+    let stray = walk(&other.repo().join("keys"))
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("key file");
+    std::fs::copy(&stray, env.repo().join("keys/0000-stray")).expect("copy");
+    std::fs::write(env.repo().join("keys/0001-damaged"), b"{not json").expect("write");
+    env.ok(&["snapshots"]);
+    // A second init must refuse: the config is there.
+    let out = env.run(&["init"]);
+    assert_eq!(code(&out), Some(1));
+}
+
+/// Item 5: the catalog forgets blobs whose index object vanished; dedup stores them again.
+#[test]
+fn dedup_never_reuses_data_whose_index_is_gone() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), noise(600_000, 9)).expect("write");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    // Another host (or a lifecycle rule) removes everything the first snapshot stored.
+    for d in ["index", "data", "snapshots"] {
+        std::fs::remove_dir_all(env.repo().join(d)).expect("rm");
+    }
+    let again = env.json(&["ingest", s(&src)]);
+    assert!(
+        again["summary"]["bytes_added"].as_u64().unwrap_or(0) > 500_000,
+        "the data must be stored again: {again}"
+    );
+    env.restore_matches(&["latest"], "out", &src);
+}
+
+/// Item 5: `cofre repair index` rebuilds lost index objects from the packs.
+#[test]
+fn repair_index_rebuilds_lost_index_objects() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_awkward_tree(&src);
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    std::fs::remove_dir_all(env.repo().join("index")).expect("rm index");
+    let check = env.run(&["check"]);
+    assert_eq!(code(&check), Some(1), "check must see the loss");
+    let r = env.json(&["repair", "index"]);
+    assert!(r["packs_reindexed"].as_u64().unwrap_or(0) >= 2, "{r}");
+    env.ok(&["check", "--read-data"]);
+    env.ok(&["catalog", "rebuild"]);
+    env.restore_matches(&["latest"], "out", &src);
+}
+
+/// Item 6: one damaged index object does not stop restore, ls or ingest.
+#[test]
+fn one_damaged_index_object_is_skipped() {
+    let env = Env::new();
+    let (one, two) = (env.path("one"), env.path("two"));
+    for (d, seed) in [(&one, 1), (&two, 2)] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        std::fs::write(d.join("f"), noise(300_000, seed)).expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", "--set", "one", s(&one)]);
+    let before: Vec<_> = walk(&env.repo().join("index"));
+    env.ok(&["ingest", "--set", "two", s(&two)]);
+    let second_index = walk(&env.repo().join("index"))
+        .into_iter()
+        .find(|p| p.is_file() && !before.contains(p))
+        .expect("second index");
+    let mut bytes = std::fs::read(&second_index).expect("read");
+    bytes[40] ^= 1;
+    std::fs::write(&second_index, bytes).expect("write");
+    std::fs::remove_dir_all(env.path("cache")).expect("drop the catalog");
+    env.restore_matches(&["latest", "--set", "one"], "out", &one);
+    env.ok(&["ls", "latest:/", "--set", "one"]);
+    let check = env.run(&["check"]);
+    assert_eq!(code(&check), Some(1));
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("index/"),
+        "check names the damaged object"
+    );
+}
+
+/// "A damaged catalog": garbage in the SQLite file is rebuilt from the repository.
+#[test]
+fn damaged_catalog_is_rebuilt_with_a_warning() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"x").expect("write");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let db = walk(&env.path("cache"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "catalog.db"))
+        .expect("catalog");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::write(&db, vec![0x5a; 64 * 1024]).expect("garbage");
+    let out = env.run(&["snapshots", "--json"]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rebuilding"));
+}
+
+/// Exit codes as restic's table; `check --json` prints JSON only.
+#[test]
+fn exit_codes_and_clean_json() {
+    let env = Env::new();
+    assert_eq!(code(&env.run(&["snapshots"])), Some(10), "no repository");
+    env.init();
+    let wrong = env
+        .cmd()
+        .env("COFRE_PASSWORD", "nope")
+        .arg("snapshots")
+        .output()
+        .expect("run");
+    assert_eq!(code(&wrong), Some(12), "wrong password");
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    assert_eq!(
+        code(&env.run(&["ingest", "--time", "yesterday", s(&src)])),
+        Some(2)
+    );
+    env.ok(&["ingest", s(&src)]);
+    let check = env.run(&["check", "--json"]);
+    assert_eq!(code(&check), Some(0));
+    serde_json::from_slice::<serde_json::Value>(&check.stdout).expect("only JSON on stdout");
+}
+
+/// Item 16: chunk boundaries depend on the repository key.
+#[test]
+fn chunk_boundaries_differ_between_repositories() {
+    let data = noise(3_000_000, 11);
+    let lengths = |env: &Env| -> Vec<u32> {
+        let src = env.path("src");
+        std::fs::create_dir_all(&src).expect("mkdir");
+        std::fs::write(src.join("f"), &data).expect("write");
+        env.init();
+        env.ok(&["ingest", s(&src)]);
+        chunk_lengths(env, &src.join("f"))
+    };
+    let (a, b) = (Env::new(), Env::new());
+    let (la, lb) = (lengths(&a), lengths(&b));
+    assert!(la.len() > 10 && lb.len() > 10);
+    assert_ne!(
+        la, lb,
+        "same data, same settings, other key: other boundaries"
+    );
+}

@@ -1,0 +1,297 @@
+//! Hardening of the mount and of restore onto odd filesystems (issue 8), with the real
+//! parts: FUSE mounted, an exFAT image through exfat-fuse on a loop device.
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+fn mount_options(dir: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let want = dir.to_string_lossy();
+    info.lines()
+        .find(|l| l.split(' ').nth(4) == Some(&*want))
+        .map(|l| {
+            l.split(' ')
+                .nth(5)
+                .unwrap_or("")
+                .split(',')
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Item 8: nosuid and nodev always; a setuid-root binary in a snapshot does not make
+/// another user root.
+#[test]
+fn mount_is_nosuid_nodev_and_setuid_binaries_gain_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    let id = src.join("id");
+    std::fs::copy("/usr/bin/id", &id).expect("copy id");
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).expect("setuid");
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let m = Mount::start(&env, "mnt", &["--allow-other"]);
+    let opts = mount_options(&m.dir);
+    assert!(opts.contains(&"nosuid".to_string()), "{opts:?}");
+    assert!(opts.contains(&"nodev".to_string()), "{opts:?}");
+    let in_mount = m.latest("default", &id);
+    let out = as_nobody(&[s(&in_mount), "-u"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "65534",
+        "euid must stay nobody's"
+    );
+    m.stop();
+}
+
+/// Item 12: a local repository whose disk goes away is an error, not an empty listing:
+/// the running mount keeps its snapshots.
+#[test]
+fn repository_that_disappears_keeps_the_mount_view() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"still here").expect("write");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let log = env.path("mount.log");
+    let m = Mount::start_logged(&env, "mnt", &["--poll-secs", "1"], &log);
+    let file = m.latest("default", &src.join("f"));
+    assert_eq!(std::fs::read(&file).expect("read"), b"still here");
+    let away = env.path("repo-unplugged");
+    std::fs::rename(env.repo(), &away).expect("unplug");
+    let noticed = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("is not there")
+    });
+    assert!(
+        noticed,
+        "the mount must notice and say so: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let sets: Vec<_> = std::fs::read_dir(&m.dir)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        sets.iter().any(|n| n == "default"),
+        "snapshots vanished: {sets:?}"
+    );
+    assert!(m.dir.join("default/latest").exists());
+    std::fs::rename(&away, env.repo()).expect("plug back");
+    m.stop();
+    // The CLI says so too, instead of listing nothing.
+    std::fs::rename(env.repo(), &away).expect("unplug");
+    let out = env.run(&["catalog", "sync"]);
+    assert_ne!(out.status.code(), Some(0));
+}
+
+/// "A stale mountpoint": a mount killed with SIGKILL does not block the next one.
+#[test]
+fn killed_mount_does_not_block_a_remount() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"x").expect("write");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let m = Mount::start(&env, "mnt", &[]);
+    m.kill();
+    assert!(
+        std::fs::metadata(env.path("mnt")).is_err(),
+        "a killed FUSE mount leaves ENOTCONN behind"
+    );
+    let again = Mount::start(&env, "mnt", &[]);
+    let f = again.latest("default", &src.join("f"));
+    // The dead mount is listed until the new process detaches it: wait for the new one.
+    assert!(
+        wait_for(Duration::from_secs(20), || std::fs::read(&f)
+            .is_ok_and(|b| b == b"x")),
+        "the remount must serve the snapshot"
+    );
+    again.stop();
+}
+
+/// Directories report their recorded size (`du --apparent-size` matches the source).
+#[test]
+fn directories_report_their_recorded_size() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("many")).expect("mkdir");
+    for i in 0..300 {
+        std::fs::write(
+            src.join(format!("many/a-rather-long-file-name-{i:04}")),
+            b"",
+        )
+        .expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let m = Mount::start(&env, "mnt", &[]);
+    let want = std::fs::metadata(src.join("many")).expect("stat").len();
+    assert!(want > 0);
+    let got = std::fs::metadata(m.latest("default", &src.join("many")))
+        .expect("stat")
+        .len();
+    assert_eq!(got, want);
+    m.stop();
+}
+
+/// An exFAT filesystem on a loop device through exfat-fuse, as a USB stick is mounted.
+struct Exfat {
+    dir: PathBuf,
+    loopdev: String,
+}
+
+impl Exfat {
+    fn new(env: &Env) -> Option<Exfat> {
+        let img = env.path("usb.img");
+        let dir = env.path("usb");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let f = std::fs::File::create(&img).expect("image");
+        f.set_len(256 * 1024 * 1024).expect("size");
+        let run = |cmd: &mut Command| cmd.output().map(|o| (o.status.success(), o));
+        let (ok, _) = run(Command::new("mkfs.exfat").arg(&img))
+            .expect("mkfs.exfat (apt-get install exfatprogs)");
+        assert!(ok, "mkfs.exfat failed");
+        let (ok, out) =
+            run(Command::new("losetup").args(["--find", "--show"]).arg(&img)).expect("losetup");
+        if !ok {
+            eprintln!(
+                "skipped: no loop device: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        let loopdev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (ok, out) = run(Command::new("mount.exfat-fuse").arg(&loopdev).arg(&dir))
+            .expect("mount.exfat-fuse (apt-get install exfat-fuse)");
+        let fs = Exfat { dir, loopdev };
+        assert!(ok, "exfat-fuse: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(wait_for(Duration::from_secs(10), || is_mounted(&fs.dir)));
+        Some(fs)
+    }
+}
+
+impl Drop for Exfat {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.dir)
+            .status();
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = Command::new("losetup").args(["-d", &self.loopdev]).status();
+    }
+}
+
+/// Item 2: restoring to a filesystem that refuses owners and modes keeps every file's
+/// content, names what could not be applied, and exits 3.
+#[test]
+fn restore_onto_exfat_keeps_content_and_exits_3() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("docs/deep")).expect("mkdir");
+    std::fs::write(src.join("docs/report.pdf"), noise(700_000, 5)).expect("write");
+    std::fs::write(src.join("docs/deep/notes.txt"), b"remember the milk").expect("write");
+    std::fs::write(src.join("model.bin"), noise(2_500_000, 6)).expect("write");
+    lchown(&src.join("model.bin"), 1234, 5678);
+    std::fs::set_permissions(
+        src.join("docs/report.pdf"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let Some(usb) = Exfat::new(&env) else { return };
+    let out = env.run(&["restore", "latest", "--target", s(&usb.dir)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("could not apply"), "{stderr}");
+    let copy = restored(&usb.dir, &src);
+    for f in ["docs/report.pdf", "docs/deep/notes.txt", "model.bin"] {
+        assert_eq!(
+            std::fs::read(copy.join(f)).expect("content kept"),
+            std::fs::read(src.join(f)).expect("read"),
+            "{f}"
+        );
+    }
+}
+
+/// "A failed ingest leaves its packs behind": an ingest into a full filesystem removes
+/// what it wrote, so the next (small) ingest succeeds.
+#[test]
+fn failed_ingest_on_a_full_disk_removes_its_packs() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let disk = env.path("small-disk");
+    std::fs::create_dir_all(&disk).expect("mkdir");
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=50m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .expect("mount");
+    assert!(st.success(), "mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(disk.clone());
+    let mut env = env;
+    env.url = Some(disk.join("repo").display().to_string());
+    env.init();
+    let big = env.path("big");
+    std::fs::create_dir_all(&big).expect("mkdir");
+    for i in 0..8 {
+        std::fs::write(big.join(format!("f{i}")), noise(10_000_000, 100 + i)).expect("write");
+    }
+    let out = env.run(&["ingest", s(&big)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packs: Vec<_> = walk(&disk.join("repo/data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(packs.is_empty(), "packs left behind: {}", packs.len());
+    let small = env.path("small");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    std::fs::write(small.join("f"), noise(1_000_000, 7)).expect("write");
+    env.ok(&["ingest", s(&small)]);
+    env.restore_matches(&["latest"], "out", &small);
+}
