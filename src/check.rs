@@ -2,7 +2,7 @@
 //! pack exists with the indexed size; `--read-data` also downloads every pack and verifies
 //! its name, header and every blob.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::crypto::BlobId;
 use crate::error::Result;
@@ -28,32 +28,50 @@ struct Walk<'a> {
     packs: HashMap<String, u64>,
     seen_trees: HashSet<BlobId>,
     seen_chunks: HashSet<BlobId>,
+    /// Per damaged pack (missing or short), the paths it affects: one line per pack.
+    bad_packs: BTreeMap<String, (&'static str, BTreeSet<String>)>,
     report: CheckReport,
 }
 
 impl Walk<'_> {
     fn blob_ok(&mut self, id: &BlobId, what: &str) -> bool {
         let Some(loc) = self.index.get(id) else {
-            self.report
-                .errors
-                .push(format!("{what}: blob {} is in no index", id.hex()));
+            self.bad_packs
+                .entry("some blobs".into())
+                .or_insert_with(|| {
+                    (
+                        "are in no index object (`cofre repair index` re-indexes surviving packs)",
+                        BTreeSet::new(),
+                    )
+                })
+                .1
+                .insert(what.to_string());
             return false;
         };
-        let key = pack_key(&loc.pack);
-        match self.packs.get(&key) {
-            Some(size) if loc.offset + loc.length as u64 <= *size => true,
-            Some(_) => {
-                self.report
-                    .errors
-                    .push(format!("{what}: pack {key} is shorter than its index says"));
-                false
-            }
-            None => {
-                self.report
-                    .errors
-                    .push(format!("{what}: pack {key} is missing"));
-                false
-            }
+        let key = format!("pack {}", pack_key(&loc.pack));
+        let problem = match self.packs.get(&pack_key(&loc.pack)) {
+            Some(size) if loc.offset + loc.length as u64 <= *size => return true,
+            Some(_) => "is shorter than its index says",
+            None => "is missing",
+        };
+        self.bad_packs
+            .entry(key)
+            .or_insert_with(|| (problem, BTreeSet::new()))
+            .1
+            .insert(what.to_string());
+        false
+    }
+
+    /// One error per damaged pack, naming (some of) the files it affects.
+    fn report_bad_packs(&mut self) {
+        for (key, (problem, paths)) in std::mem::take(&mut self.bad_packs) {
+            let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
+            let more = paths.len().saturating_sub(shown.len());
+            let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+            self.report.errors.push(format!(
+                "{key} {problem}; affected: {}{tail}",
+                shown.join(", ")
+            ));
         }
     }
 
@@ -134,6 +152,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
         packs,
         seen_trees: HashSet::new(),
         seen_chunks: HashSet::new(),
+        bad_packs: BTreeMap::new(),
         report: CheckReport::default(),
     };
     let mut indexed = HashSet::new();
@@ -155,6 +174,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
             Err(e) => w.report.errors.push(format!("snapshot {id}: {e}")),
         }
     }
+    w.report_bad_packs();
     if read_data {
         let mut all: Vec<_> = w.packs.iter().map(|(k, s)| (k.clone(), *s)).collect();
         all.sort();

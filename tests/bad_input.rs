@@ -15,7 +15,7 @@ fn wrong_password_is_named() {
         .arg("snapshots")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(12));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("wrong password"),
         "{out:?}"
@@ -50,7 +50,7 @@ fn password_file_and_command_work() {
         .arg("snapshots")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(12));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no password"),
         "{out:?}"
@@ -61,7 +61,7 @@ fn password_file_and_command_work() {
 fn missing_repository_says_how_to_create_one() {
     let env = Env::new();
     let out = env.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(10));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no repository") && err.contains("cofre init"),
@@ -73,7 +73,7 @@ fn missing_repository_says_how_to_create_one() {
         .arg("snapshots")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(10));
     assert!(String::from_utf8_lossy(&out.stderr).contains("COFRE_REPO"));
 }
 

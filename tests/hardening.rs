@@ -320,3 +320,28 @@ fn chunk_boundaries_differ_between_repositories() {
         "same data, same settings, other key: other boundaries"
     );
 }
+
+/// "One missing pack prints 102 lines": check reports per pack, with the files it affects.
+#[test]
+fn check_reports_a_missing_pack_once_with_its_files() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..3 {
+        std::fs::write(src.join(format!("f{i}")), noise(1_500_000, 20 + i)).expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let pack = walk(&env.repo().join("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+        .expect("pack");
+    std::fs::remove_file(&pack).expect("rm");
+    let out = env.run(&["check"]);
+    assert_eq!(code(&out), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 2, "one line for the pack, one summary: {stderr}");
+    assert!(errors[0].contains("is missing") && errors[0].contains("/f"), "{stderr}");
+}

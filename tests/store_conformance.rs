@@ -23,10 +23,13 @@ fn memory_store_conforms() {
 #[test]
 fn local_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
-    rt().block_on(conformance::run(Arc::new(LocalStore::new(
-        dir.path().join("repo"),
-    ))))
-    .expect("local store");
+    let root = dir.path().join("repo");
+    // A missing root (an unplugged disk) is an error, never an empty repository.
+    let missing = rt().block_on(cofre::store::Store::list(&LocalStore::new(&root), "snapshots/"));
+    assert!(missing.is_err(), "{missing:?}");
+    std::fs::create_dir(&root).expect("mkdir");
+    rt().block_on(conformance::run(Arc::new(LocalStore::new(root))))
+        .expect("local store");
 }
 
 #[test]

@@ -343,12 +343,10 @@ fn open_keys(
 ) -> Result<(Keys, Vec<u8>)> {
     let mut unwrapped_but_wrong = false;
     for obj in block(rt, store.list("keys/"))? {
-        let kf = block(rt, store.get(&obj.key, None))
-            .map_err(Error::from)
-            .and_then(|b| {
-                serde_json::from_slice::<KeyFile>(&b)
-                    .map_err(|e| Error::corrupt(&obj.key, e.to_string()))
-            });
+        // A store failure is an error (never "wrong password"); a damaged file is skipped.
+        let bytes = block(rt, store.get(&obj.key, None))?;
+        let kf = serde_json::from_slice::<KeyFile>(&bytes)
+            .map_err(|e| Error::corrupt(&obj.key, e.to_string()));
         let keys = match kf.and_then(|kf| kf.unwrap_keys(password)) {
             Ok(Some(k)) => k,
             Ok(None) => continue,
