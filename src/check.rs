@@ -67,7 +67,11 @@ impl Walk<'_> {
         for (key, (problem, paths)) in std::mem::take(&mut self.bad_packs) {
             let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
             let more = paths.len().saturating_sub(shown.len());
-            let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
             self.report.errors.push(format!(
                 "{key} {problem}; affected: {}{tail}",
                 shown.join(", ")

@@ -342,6 +342,13 @@ fn check_reports_a_missing_pack_once_with_its_files() {
     assert_eq!(code(&out), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 2, "one line for the pack, one summary: {stderr}");
-    assert!(errors[0].contains("is missing") && errors[0].contains("/f"), "{stderr}");
+    assert_eq!(
+        errors.len(),
+        2,
+        "one line for the pack, one summary: {stderr}"
+    );
+    assert!(
+        errors[0].contains("is missing") && errors[0].contains("/f"),
+        "{stderr}"
+    );
 }

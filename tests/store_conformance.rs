@@ -25,7 +25,10 @@ fn local_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("repo");
     // A missing root (an unplugged disk) is an error, never an empty repository.
-    let missing = rt().block_on(cofre::store::Store::list(&LocalStore::new(&root), "snapshots/"));
+    let missing = rt().block_on(cofre::store::Store::list(
+        &LocalStore::new(&root),
+        "snapshots/",
+    ));
     assert!(missing.is_err(), "{missing:?}");
     std::fs::create_dir(&root).expect("mkdir");
     rt().block_on(conformance::run(Arc::new(LocalStore::new(root))))

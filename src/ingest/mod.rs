@@ -1,7 +1,7 @@
 //! `cofre ingest`: read sources, store new chunks and trees, then commit in order
 //! (packs → index → manifest) and record the snapshot in the catalog.
 
-mod content;
+pub(crate) mod content;
 mod fsmeta;
 mod packer;
 mod progress;

@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
+use crate::ingest::content::hash_zeros;
 use crate::model::{Kind, Node, Tree};
 use crate::repo::index::MasterIndex;
 use crate::repo::Repository;
@@ -103,16 +104,6 @@ fn place(
         let _ = at::unlink(&tmp);
     }
     result
-}
-
-static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
-
-fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
-    while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
-        h.update(&ZEROS[..k]);
-        n -= k as u64;
-    }
 }
 
 /// Writes a file's chunks into `f` (holes stay holes) and checks the whole content against

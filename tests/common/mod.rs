@@ -186,14 +186,18 @@ fn c(p: &Path) -> CString {
 
 /// Moves the access time only (as a read under relatime does).
 pub fn set_atime(p: &Path, sec: i64) {
+    utimens(p, (sec, 0), (0, libc::UTIME_OMIT));
+}
+
+fn utimens(p: &Path, atime: (i64, i64), mtime: (i64, i64)) {
     let ts = [
         libc::timespec {
-            tv_sec: sec,
-            tv_nsec: 0,
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
         },
         libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
         },
     ];
     let rc = unsafe {
@@ -235,25 +239,7 @@ pub fn chunk_lengths(env: &Env, path: &Path) -> Vec<u32> {
 }
 
 pub fn set_mtime(p: &Path, sec: i64, nsec: i64) {
-    let ts = [
-        libc::timespec {
-            tv_sec: sec,
-            tv_nsec: nsec,
-        },
-        libc::timespec {
-            tv_sec: sec,
-            tv_nsec: nsec,
-        },
-    ];
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c(p).as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    assert_eq!(rc, 0, "utimensat {}", p.display());
+    utimens(p, (sec, nsec), (sec, nsec));
 }
 
 pub fn mknod(p: &Path, mode: u32, dev: u64) {
