@@ -45,8 +45,16 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
     // Fail the k-th store call for every k a clean ingest makes: each run either fails
     // with a message or commits a snapshot that restores exactly.
     std::fs::write(src.join("b"), noise(9_000_000, 2)).expect("write");
-    let mut failures = 0;
+    let (mut failures, mut mid_upload) = (0, 0);
+    // Every run starts from the same repository (a copy), so k walks through every call of
+    // one ingest, pack uploads included.
+    let pristine = inner.clone();
     for k in 1..=40 {
+        let inner: DynStore = Arc::new(MemoryStore::new());
+        for o in rt.block_on(pristine.list("")).expect("list") {
+            let data = rt.block_on(pristine.get(&o.key, None)).expect("get");
+            rt.block_on(inner.put(&o.key, data)).expect("put");
+        }
         let faulty: DynStore = Arc::new(FaultStore::new(
             inner.clone(),
             Faults {
@@ -56,6 +64,7 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
         ));
         let mut cat_k = Catalog::open(&env.path(&format!("cat-{k}.db"))).expect("catalog");
         let before = rt.block_on(inner.list("snapshots/")).expect("list").len();
+        let packs_before = rt.block_on(inner.list("data/")).expect("list");
         let result = Repository::open(faulty, rt.handle().clone(), b"pw")
             .and_then(|r| ingest(&r, &mut cat_k, opts(&src)));
         let after = rt.block_on(inner.list("snapshots/")).expect("list");
@@ -63,6 +72,19 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
             Err(e) => {
                 failures += 1;
                 assert!(e.to_string().contains("injected"), "unclear error: {e}");
+                if e.to_string().contains("put data/") {
+                    mid_upload += 1;
+                }
+                // What the failed ingest uploaded is gone again (it is in no index), unless
+                // the index was written (its put may have landed): then the packs stay for prune.
+                let msg = e.to_string();
+                if !msg.contains("put index/") && !msg.contains("put snapshots/") {
+                    assert_eq!(
+                        rt.block_on(inner.list("data/")).expect("list"),
+                        packs_before,
+                        "a failed ingest left packs behind (k={k}): {e}"
+                    );
+                }
                 assert_eq!(
                     after.len(),
                     before,
@@ -71,11 +93,21 @@ fn failing_writes_commit_nothing_and_keep_earlier_snapshots() {
             }
             Ok(r) => {
                 assert_eq!(after.len(), before + 1);
-                restore_matches(&repo, &r.snapshot, &src, env.dir.path());
+                let copy = Repository::open(inner.clone(), rt.handle().clone(), b"pw");
+                restore_matches(
+                    &Arc::new(copy.expect("open")),
+                    &r.snapshot,
+                    &src,
+                    env.dir.path(),
+                );
             }
         }
     }
     assert!(failures >= 5, "only {failures} injected failures surfaced");
+    assert!(
+        mid_upload >= 1,
+        "no failure landed in the middle of pack uploads ({failures} failures)"
+    );
 
     // Every write fails: error, nothing committed, the first snapshot intact.
     let broken: DynStore = Arc::new(FaultStore::new(

@@ -62,10 +62,12 @@ pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
                 report.snapshots_added += 1;
                 report.trees_added += trees;
             }
-            Err(e) => {
+            // A damaged snapshot is skipped and reported; a store failure is an error.
+            Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("snapshot {id} not added to the catalog: {e}");
                 report.snapshots_skipped.push(id.clone());
             }
+            Err(e) => return Err(e),
         }
     }
     for id in known {
