@@ -87,7 +87,7 @@ impl Beneath {
 
     /// Kernels before 5.6: one O_NOFOLLOW openat per component.
     fn dir_by_components(&self, rel: &Path) -> Io<OwnedFd> {
-        let mut cur = dup(&self.root)?;
+        let mut cur = self.root.try_clone()?;
         for c in rel.components() {
             let Component::Normal(name) = c else {
                 return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
@@ -108,10 +108,6 @@ impl Beneath {
             name: cstr(name.as_bytes())?,
         })
     }
-}
-
-fn dup(fd: &OwnedFd) -> Io<OwnedFd> {
-    fd.try_clone()
 }
 
 fn openat_dir(dir: &OwnedFd, name: &CString) -> Io<OwnedFd> {
@@ -158,7 +154,7 @@ pub fn unlink(s: &Slot) -> Io<()> {
 pub fn temp_beside(s: &Slot) -> Io<Slot> {
     let name = format!(".cofre-restore-{:016x}", rand::random::<u64>());
     Ok(Slot {
-        dir: dup(&s.dir)?,
+        dir: s.dir.try_clone()?,
         name: cstr(name.as_bytes())?,
     })
 }

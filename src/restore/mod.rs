@@ -63,11 +63,6 @@ fn safe_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }
 
-/// An I/O failure on an entry; the entry's path is added where it is reported.
-fn io_err(_rel: &Path, e: std::io::Error) -> Error {
-    Error::Os(e)
-}
-
 /// Makes sure a directory is at `s`: keeps one that is there, replaces anything else.
 fn ensure_dir(s: &Slot) -> std::io::Result<()> {
     match at::lstat_kind(s)? {
@@ -123,13 +118,12 @@ fn write_content(
         let data = cache.read(&open, c.offset, c.len)?;
         hash_zeros(&mut hasher, c.offset.saturating_sub(pos));
         hasher.update(&data);
-        f.write_all_at(&data, c.offset)
-            .map_err(|e| io_err(rel, e))?;
+        f.write_all_at(&data, c.offset).map_err(Error::Os)?;
         pos = c.offset + data.len() as u64;
         written += data.len() as u64;
     }
     hash_zeros(&mut hasher, n.size.saturating_sub(pos));
-    f.set_len(n.size).map_err(|e| io_err(rel, e))?;
+    f.set_len(n.size).map_err(Error::Os)?;
     if let Some(want) = n.blake3 {
         if *hasher.finalize().as_bytes() != want {
             return Err(Error::corrupt(
@@ -152,9 +146,9 @@ fn writer(
 ) {
     for (rel, n) in jobs {
         let mut bytes = 0;
-        let result = at.slot(&rel).map_err(|e| io_err(&rel, e)).and_then(|s| {
+        let result = at.slot(&rel).map_err(Error::Os).and_then(|s| {
             place(&s, &n, is_root, |tmp| {
-                let f = at::create_file(tmp).map_err(|e| io_err(&rel, e))?;
+                let f = at::create_file(tmp).map_err(Error::Os)?;
                 bytes = write_content(cache, index, &f, &rel, &n)?;
                 Ok(())
             })
@@ -195,8 +189,8 @@ impl Restorer<'_> {
         }
         match n.kind {
             Kind::Dir => {
-                let s = self.at.slot(rel).map_err(|e| io_err(rel, e))?;
-                ensure_dir(&s).map_err(|e| io_err(rel, e))?;
+                let s = self.at.slot(rel).map_err(Error::Os)?;
+                ensure_dir(&s).map_err(Error::Os)?;
                 let id = n.subtree.ok_or_else(|| {
                     Error::corrupt(rel.display().to_string(), "directory without tree")
                 })?;
@@ -221,13 +215,13 @@ impl Restorer<'_> {
                     .map_err(|_| Error::corrupt("restore", "writer threads stopped"))
             }
             _ => {
-                let s = self.at.slot(rel).map_err(|e| io_err(rel, e))?;
+                let s = self.at.slot(rel).map_err(Error::Os)?;
                 let failed = place(&s, n, self.is_root, |tmp| {
                     match n.kind {
                         Kind::Symlink => at::symlink(&n.target, tmp),
                         _ => at::mknod(tmp, n.mode, n.rdev),
                     }
-                    .map_err(|e| io_err(rel, e))
+                    .map_err(Error::Os)
                 })?;
                 record(self.report, &self.target.join(rel), Ok((failed, 0)));
                 Ok(())
@@ -306,14 +300,14 @@ pub fn restore_report(
                 let _ = at::unlink(&tmp);
             })
         });
-        let r = r.map(|()| (Vec::new(), 0)).map_err(|e| io_err(&rel, e));
+        let r = r.map(|()| (Vec::new(), 0)).map_err(Error::Os);
         record(&report, &target.join(&rel), r);
     }
     for (rel, n) in &dirs {
         let r = at
             .slot(rel)
             .map(|s| (at::apply_metadata(&s, n, is_root), 0))
-            .map_err(|e| io_err(rel, e));
+            .map_err(Error::Os);
         record(&report, &target.join(rel), r);
     }
     Ok(report.into_inner())
@@ -362,8 +356,8 @@ fn walk_subpath(r: &mut Restorer, root: &BlobId, subpath: &str) -> Result<()> {
         if node.kind != Kind::Dir || !safe_name(part) {
             return Err(Error::NoSuchPath(subpath.to_string()));
         }
-        let s = r.at.slot(&rel).map_err(|e| io_err(&rel, e))?;
-        ensure_dir(&s).map_err(|e| io_err(&rel, e))?;
+        let s = r.at.slot(&rel).map_err(Error::Os)?;
+        ensure_dir(&s).map_err(Error::Os)?;
         let sub = node
             .subtree
             .ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;

@@ -94,6 +94,24 @@ pub async fn run(store: DynStore) -> Result<(), String> {
         "re-put keeps content",
     )?;
 
+    // Conditional create: exactly one writer wins (init's config).
+    store
+        .put_if_absent("config-test", b"first".to_vec())
+        .await
+        .map_err(e)?;
+    check(
+        matches!(
+            store.put_if_absent("config-test", b"second".to_vec()).await,
+            Err(StoreError::Exists(_))
+        ),
+        "put_if_absent over an existing object must be Exists",
+    )?;
+    check(
+        store.get("config-test", None).await.map_err(e)? == b"first",
+        "put_if_absent keeps the first object",
+    )?;
+    store.delete("config-test").await.map_err(e)?;
+
     store.delete("data/cd/cdef").await.map_err(e)?;
     check(
         matches!(

@@ -487,7 +487,11 @@ impl Vfs {
         let f = self.file(ino)?;
         self.cache
             .read(&f, offset, size)
-            .inspect_err(|e| tracing::error!("read {}: {e}", f.path))
+            // Named here, logged once where it becomes an errno (mount/fs.rs).
+            .map_err(|e| Error::ReadFailed {
+                path: f.path.clone(),
+                why: e.to_string(),
+            })
     }
 
     /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`; None past the end (ENXIO).
