@@ -295,3 +295,59 @@ fn failed_ingest_on_a_full_disk_removes_its_packs() {
     env.ok(&["ingest", s(&small)]);
     env.restore_matches(&["latest"], "out", &small);
 }
+
+/// Item 10: the inode table shrinks when the kernel forgets: `find` over many snapshots
+/// does not leave the mount holding every entry it ever listed.
+#[test]
+fn inodes_are_forgotten_when_the_kernel_drops_them() {
+    if !is_root() {
+        eprintln!("skipped: needs root (drop_caches)");
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    for d in 0..20 {
+        std::fs::create_dir_all(src.join(format!("d{d}"))).expect("mkdir");
+        for f in 0..50 {
+            std::fs::write(src.join(format!("d{d}/f{f}")), format!("{d}/{f}")).expect("write");
+        }
+    }
+    env.init();
+    for i in 0..5 {
+        env.ok(&[
+            "ingest",
+            "--time",
+            &format!("2026-01-0{}T00:00:00Z", i + 1),
+            s(&src),
+        ]);
+    }
+    let m = Mount::start(&env, "mnt", &[]);
+    let inodes = || -> u64 {
+        let v = xattr::get(&m.dir, "user.cofre.inodes")
+            .expect("getxattr")
+            .expect("value");
+        String::from_utf8_lossy(&v).parse().expect("number")
+    };
+    let out = Command::new("find").arg(&m.dir).output().expect("find");
+    let listed = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+    assert!(listed > 5 * 1000, "find listed {listed}");
+    let after_find = inodes();
+    assert!(after_find >= 5 * 1000, "{after_find} inodes after find");
+    // The kernel evicts its dentries and inodes, and sends FUSE forget for each.
+    let dropped = wait_for(Duration::from_secs(20), || {
+        std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches");
+        inodes() < 100
+    });
+    assert!(
+        dropped,
+        "still {} inodes of {after_find} after the kernel forgot them",
+        inodes()
+    );
+    // And everything is still reachable afterwards.
+    let again = Command::new("find").arg(&m.dir).output().expect("find");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).lines().count() as u64,
+        listed
+    );
+    m.stop();
+}

@@ -111,6 +111,10 @@ impl Filesystem for CofreFs {
         }
     }
 
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.vfs.forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.vfs.getattr(ino.0) {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
@@ -218,12 +222,13 @@ impl Filesystem for CofreFs {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
         };
-        for (i, (name, a)) in listing.iter().enumerate().skip(offset as usize) {
+        for (i, item) in listing.iter().enumerate().skip(offset as usize) {
+            let a = &item.attr;
             if reply.add(
                 INodeNo(a.ino),
                 i as u64 + 1,
                 kind(a.kind),
-                OsStr::from_bytes(name),
+                OsStr::from_bytes(&item.name),
             ) {
                 break;
             }
@@ -243,17 +248,20 @@ impl Filesystem for CofreFs {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
         };
-        for (i, (name, a)) in listing.iter().enumerate().skip(offset as usize) {
+        for (i, item) in listing.iter().enumerate().skip(offset as usize) {
+            let a = &item.attr;
             if reply.add(
                 INodeNo(a.ino),
                 i as u64 + 1,
-                OsStr::from_bytes(name),
+                OsStr::from_bytes(&item.name),
                 &a.ttl,
                 &attr(a),
                 Generation(0),
             ) {
                 break;
             }
+            // The kernel takes a lookup on every READDIRPLUS entry but `.` and `..`.
+            self.vfs.remember(item);
         }
         reply.ok();
     }

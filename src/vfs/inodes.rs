@@ -31,11 +31,6 @@ pub enum Entry {
     },
 }
 
-#[derive(Default)]
-pub struct Inodes {
-    map: RwLock<HashMap<u64, (u64, Entry)>>,
-}
-
 fn hash(parts: &[&[u8]]) -> u64 {
     let mut h = blake3::Hasher::new();
     for p in parts {
@@ -62,49 +57,164 @@ pub fn key_hardlink(snapshot: &str, dev: u64, inode: u64) -> u64 {
     ])
 }
 
+/// One inode: its parent, what it is, and how many lookups the kernel holds on it.
+struct Slot {
+    parent: u64,
+    entry: Entry,
+    lookups: u64,
+}
+
+/// The inodes the kernel knows. An entry lives while the kernel holds lookups on it (FUSE
+/// `forget` gives them back) or while an open directory listing names it, so `find` over a
+/// year of snapshots does not grow the mount without bound.
+#[derive(Default)]
+pub struct Inodes {
+    map: RwLock<HashMap<u64, Slot>>,
+}
+
 impl Inodes {
     pub fn new() -> Inodes {
         let i = Inodes::default();
-        i.map.write().insert(
-            ROOT,
-            (
-                ROOT,
-                Entry::Virtual {
-                    path: String::new(),
-                },
-            ),
-        );
+        let root = Slot {
+            parent: ROOT,
+            entry: Entry::Virtual {
+                path: String::new(),
+            },
+            lookups: 1,
+        };
+        i.map.write().insert(ROOT, root);
         i
     }
 
     pub fn get(&self, ino: u64) -> Option<(u64, Entry)> {
-        self.map.read().get(&ino).cloned()
+        self.map
+            .read()
+            .get(&ino)
+            .map(|s| (s.parent, s.entry.clone()))
     }
 
     /// Registers `entry` under `key` (probing past collisions with a different entry);
-    /// returns its inode number.
+    /// returns its inode number. `lookup`: the reply gives the kernel a lookup on it
+    /// (counted under the same lock, so a concurrent `drop_unreferenced` cannot race it).
     pub fn insert(
         &self,
         key: u64,
         parent: u64,
         entry: Entry,
         same: impl Fn(&Entry) -> bool,
+        lookup: bool,
     ) -> u64 {
         let mut map = self.map.write();
         let mut ino = key;
         loop {
-            match map.get(&ino) {
+            match map.get_mut(&ino) {
                 None => {
-                    map.insert(ino, (parent, entry));
+                    let lookups = u64::from(lookup);
+                    map.insert(
+                        ino,
+                        Slot {
+                            parent,
+                            entry,
+                            lookups,
+                        },
+                    );
                     return ino;
                 }
-                Some((_, e)) if same(e) => {
+                Some(slot) if same(&slot.entry) => {
                     // Refresh virtual entries (their targets move as snapshots arrive).
-                    map.insert(ino, (parent, entry));
+                    slot.parent = parent;
+                    slot.entry = entry;
+                    slot.lookups += u64::from(lookup);
                     return ino;
                 }
                 Some(_) => ino = ino.wrapping_add(1).max(2),
             }
         }
+    }
+
+    /// The kernel took a lookup on `ino` from a READDIRPLUS entry; the entry is put back
+    /// if a closed listing had dropped it meanwhile.
+    pub fn add_lookup(&self, ino: u64, parent: u64, entry: &Entry) {
+        let mut map = self.map.write();
+        match map.get_mut(&ino) {
+            Some(slot) => slot.lookups += 1,
+            None => {
+                map.insert(
+                    ino,
+                    Slot {
+                        parent,
+                        entry: entry.clone(),
+                        lookups: 1,
+                    },
+                );
+            }
+        }
+    }
+
+    /// FUSE forget: the kernel gives back `n` lookups; at zero the inode is gone.
+    pub fn forget(&self, ino: u64, n: u64) {
+        if ino == ROOT {
+            return;
+        }
+        let mut map = self.map.write();
+        if let Some(slot) = map.get_mut(&ino) {
+            slot.lookups = slot.lookups.saturating_sub(n);
+            if slot.lookups == 0 {
+                map.remove(&ino);
+            }
+        }
+    }
+
+    /// Drops the entries of a closed listing that the kernel never looked up.
+    pub fn drop_unreferenced(&self, inos: impl Iterator<Item = u64>) {
+        let mut map = self.map.write();
+        for ino in inos {
+            if ino != ROOT && map.get(&ino).is_some_and(|s| s.lookups == 0) {
+                map.remove(&ino);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.read().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(path: &str) -> Entry {
+        Entry::Virtual { path: path.into() }
+    }
+
+    #[test]
+    fn entries_live_while_the_kernel_holds_lookups() {
+        let t = Inodes::new();
+        let same = |e: &Entry| matches!(e, Entry::Virtual { .. });
+        let a = t.insert(key_child(ROOT, b"a"), ROOT, dir("a"), same, true);
+        let b = t.insert(key_child(ROOT, b"b"), ROOT, dir("b"), same, false);
+        assert_eq!(
+            t.insert(key_child(ROOT, b"a"), ROOT, dir("a"), same, true),
+            a
+        );
+        assert_eq!(t.len(), 3);
+        // b was only listed: gone when its listing closes; a has two lookups.
+        t.drop_unreferenced([a, b, ROOT].into_iter());
+        assert!(t.get(b).is_none() && t.get(a).is_some());
+        t.forget(a, 1);
+        assert!(t.get(a).is_some(), "one lookup left");
+        t.forget(a, 1);
+        assert!(t.get(a).is_none());
+        // READDIRPLUS revives an entry a closed listing dropped; root is never forgotten.
+        t.add_lookup(b, ROOT, &dir("b"));
+        assert!(t.get(b).is_some());
+        t.forget(ROOT, 5);
+        assert!(t.get(ROOT).is_some());
+        assert_eq!(t.len(), 2);
     }
 }

@@ -28,6 +28,8 @@ use reader::{ChunkCache, OpenFile};
 
 /// Name of the hidden xattr that carries a file's whole-content blake3.
 pub const HASH_XATTR: &[u8] = b"user.cofre.blake3";
+/// Hidden xattr of the mount root: how many inodes the mount holds (memory diagnostics).
+pub const INODES_XATTR: &[u8] = b"user.cofre.inodes";
 /// Snapshot content never changes: the kernel may cache it for a long time.
 const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Files whose chunk lists stay resolved (a few hundred KiB for the largest).
@@ -40,7 +42,15 @@ const LISTED_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
 const LAYOUT_TTL: Duration = Duration::from_secs(1);
 
 /// A directory's entries with their attributes, `.` and `..` first.
-pub type Listing = Arc<Vec<(Vec<u8>, Attr)>>;
+pub type Listing = Arc<Vec<ListItem>>;
+
+/// One entry of a listing, and what `remember` needs to count (or put back) its inode
+/// when READDIRPLUS hands it to the kernel (`.` and `..` are never counted).
+pub struct ListItem {
+    pub name: Vec<u8>,
+    pub attr: Attr,
+    counted: Option<(u64, Entry)>,
+}
 
 type Files = Arc<Mutex<LruCache<u64, Arc<OpenFile>>>>;
 
@@ -229,7 +239,15 @@ impl Vfs {
             .ok_or_else(|| Error::NoSuchPath(format!("inode {ino}")))
     }
 
-    fn register_virtual(&self, parent: u64, name: &[u8], child: &Child, dir_path: &str) -> u64 {
+    /// `lookup`: the reply hands the kernel a lookup on the inode (see `Inodes::insert`).
+    fn register_virtual(
+        &self,
+        parent: u64,
+        name: &[u8],
+        child: &Child,
+        dir_path: &str,
+        lookup: bool,
+    ) -> (u64, Entry) {
         let entry = match child {
             Child::Dir => Entry::Virtual {
                 path: if dir_path.is_empty() {
@@ -254,7 +272,10 @@ impl Vfs {
             Child::Link(t) => key_child(parent, &[name, b"\0", t.as_bytes()].concat()),
             _ => key_child(parent, name),
         };
-        self.inodes.insert(key, parent, entry, same)
+        (
+            self.inodes.insert(key, parent, entry.clone(), same, lookup),
+            entry,
+        )
     }
 
     fn register_node(
@@ -262,7 +283,8 @@ impl Vfs {
         parent: u64,
         snap: &Arc<SnapRef>,
         row: crate::catalog::NodeRow,
-    ) -> (Attr, Vec<ChunkRef>) {
+        lookup: bool,
+    ) -> (Attr, Vec<ChunkRef>, Entry) {
         let data: u64 = row.node.chunks.iter().map(|c| c.len as u64).sum();
         let mut node = row.node;
         // The inode table keeps metadata only; chunk lists go to whoever reads the file.
@@ -282,7 +304,7 @@ impl Vfs {
             data_bytes: data,
         };
         let snap_id = snap.id.clone();
-        let ino = self.inodes.insert(key, parent, entry, |e| match e {
+        let same = |e: &Entry| match e {
             Entry::Node { snap, node: n, .. } => {
                 snap.id == snap_id
                     && n.inode == node.inode
@@ -290,8 +312,9 @@ impl Vfs {
                     && (n.nlink > 1 || n.name == node.name)
             }
             _ => false,
-        });
-        (node_attr(ino, &node, data), chunks)
+        };
+        let ino = self.inodes.insert(key, parent, entry.clone(), same, lookup);
+        (node_attr(ino, &node, data), chunks, entry)
     }
 
     fn snap_and_tree(&self, e: &Entry) -> Option<(Arc<SnapRef>, i64)> {
@@ -317,12 +340,12 @@ impl Vfs {
                 .get(path)
                 .and_then(|d| d.get(name_s))
                 .ok_or_else(missing)?;
-            let ino = self.register_virtual(parent, name, child, path);
+            let (ino, _) = self.register_virtual(parent, name, child, path, true);
             return self.getattr(ino);
         }
         let (snap, tree) = self.snap_and_tree(&pe).ok_or_else(missing)?;
         let row = self.pool.get()?.child(tree, name)?.ok_or_else(missing)?;
-        Ok(self.register_node(parent, &snap, row).0)
+        Ok(self.register_node(parent, &snap, row, true).0)
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -351,14 +374,18 @@ impl Vfs {
     }
 
     /// Entries of a directory (without `.` and `..`), with their attributes.
-    pub fn readdir(&self, ino: u64) -> Result<Vec<(Vec<u8>, Attr)>> {
+    fn readdir(&self, ino: u64) -> Result<Vec<ListItem>> {
         let (_, e) = self.entry(ino)?;
         if let Entry::Virtual { path } = &e {
             let layout = self.layout.read().clone();
             let mut out = Vec::new();
             for (name, child) in layout.dirs.get(path).into_iter().flatten() {
-                let cino = self.register_virtual(ino, name.as_bytes(), child, path);
-                out.push((name.as_bytes().to_vec(), self.getattr(cino)?));
+                let (cino, entry) = self.register_virtual(ino, name.as_bytes(), child, path, false);
+                out.push(ListItem {
+                    name: name.as_bytes().to_vec(),
+                    attr: self.getattr(cino)?,
+                    counted: Some((ino, entry)),
+                });
             }
             return Ok(out);
         }
@@ -372,7 +399,7 @@ impl Vfs {
             .into_iter()
             .map(|r| {
                 let name = r.node.name.clone();
-                let (attr, chunks) = self.register_node(ino, &snap, r);
+                let (attr, chunks, entry) = self.register_node(ino, &snap, r, false);
                 if attr.kind == Kind::File && !chunks.is_empty() && ahead.len() < RESOLVE_AHEAD {
                     ahead.push(Pending {
                         ino: attr.ino,
@@ -381,7 +408,11 @@ impl Vfs {
                         chunks,
                     });
                 }
-                (name, attr)
+                ListItem {
+                    name,
+                    attr,
+                    counted: Some((ino, entry)),
+                }
             })
             .collect();
         self.listed.lock().put(ino, ahead);
@@ -394,7 +425,12 @@ impl Vfs {
         let parent = self
             .getattr(self.parent(ino))
             .unwrap_or_else(|_| me.clone());
-        let mut all = vec![(b".".to_vec(), me), (b"..".to_vec(), parent)];
+        let dot = |name: &[u8], attr| ListItem {
+            name: name.to_vec(),
+            attr,
+            counted: None,
+        };
+        let mut all = vec![dot(b".", me), dot(b"..", parent)];
         all.extend(self.readdir(ino)?);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs.lock().insert(fh, Arc::new(all));
@@ -409,8 +445,29 @@ impl Vfs {
             .ok_or_else(|| Error::io("readdir", std::io::Error::from_raw_os_error(libc::EBADF)))
     }
 
+    /// Entries the kernel never looked up are dropped with their listing.
     pub fn releasedir(&self, fh: u64) {
-        self.dirs.lock().remove(&fh);
+        if let Some(listing) = self.dirs.lock().remove(&fh) {
+            let listed = listing.iter().filter(|i| i.counted.is_some());
+            self.inodes.drop_unreferenced(listed.map(|i| i.attr.ino));
+        }
+    }
+
+    /// READDIRPLUS handed `item` to the kernel, which now holds a lookup on it.
+    pub fn remember(&self, item: &ListItem) {
+        if let Some((parent, entry)) = &item.counted {
+            self.inodes.add_lookup(item.attr.ino, *parent, entry);
+        }
+    }
+
+    /// FUSE forget: the kernel gives back `n` lookups of `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.forget(ino, n);
+    }
+
+    /// Inodes the mount holds (for tests and the log).
+    pub fn inode_count(&self) -> usize {
+        self.inodes.len()
     }
 
     pub fn parent(&self, ino: u64) -> u64 {
@@ -508,6 +565,9 @@ impl Vfs {
 
     /// An xattr's value; the hidden blake3 answers here but is never listed.
     pub fn getxattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<Option<Vec<u8>>> {
+        if ino == ROOT && name.as_bytes() == INODES_XATTR {
+            return Ok(Some(self.inode_count().to_string().into_bytes()));
+        }
         let Entry::Node { node, .. } = self.entry(ino)?.1 else {
             return Ok(None);
         };
