@@ -351,3 +351,50 @@ fn inodes_are_forgotten_when_the_kernel_drops_them() {
     );
     m.stop();
 }
+
+/// Item 9: one view at a time. Whoever sees a new snapshot's directory sees `latest` moved
+/// to it, even right after the kernel cached the old `latest`.
+#[test]
+fn latest_moves_with_the_new_snapshot_directory() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"0").expect("write");
+    env.init();
+    env.ok(&["ingest", "--time", "2026-03-01T10:00:00Z", s(&src)]);
+    let m = Mount::start(&env, "mnt", &["--poll-secs", "1"]);
+    let day = m.dir.join("default/2026/03/01");
+    let latest = m.dir.join("default/latest");
+    for i in 1..=6 {
+        // The kernel caches `latest` (and the day's listing) right before the change.
+        let before = std::fs::read_link(&latest).expect("readlink");
+        assert!(std::fs::read_dir(&day).expect("ls").count() >= i);
+        std::fs::write(src.join("f"), format!("{i}")).expect("write");
+        env.ok(&[
+            "ingest",
+            "--time",
+            &format!("2026-03-01T10:{i:02}:00Z"),
+            s(&src),
+        ]);
+        let name = format!("10{i:02}");
+        let seen = wait_for(Duration::from_secs(20), || {
+            std::fs::read_dir(&day)
+                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy() == name))
+                .unwrap_or(false)
+        });
+        assert!(seen, "snapshot {name} never appeared");
+        let now = std::fs::read_link(&latest).expect("readlink");
+        assert_ne!(now, before);
+        assert_eq!(
+            now,
+            PathBuf::from(format!("2026/03/01/{name}")),
+            "round {i}"
+        );
+        assert_eq!(
+            std::fs::read(latest.join(src.strip_prefix("/").expect("abs")).join("f"))
+                .expect("read"),
+            format!("{i}").as_bytes()
+        );
+    }
+    m.stop();
+}

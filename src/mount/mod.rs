@@ -34,6 +34,7 @@ fn refresher(
     catalog: std::path::PathBuf,
     poll: Duration,
     stop: Arc<AtomicBool>,
+    notifier: fuser::Notifier,
 ) {
     let mut cat = None;
     while !stop.load(Ordering::Relaxed) {
@@ -49,10 +50,29 @@ fn refresher(
             }
         }
         match vfs.refresh() {
-            Ok(true) => tracing::info!("snapshot list changed"),
-            Ok(false) => {}
+            Ok(inv) if inv.is_empty() => {}
+            Ok(inv) => {
+                tracing::info!("snapshot list changed");
+                invalidate(&notifier, &inv);
+            }
             Err(e) => tracing::warn!("refresh: {e}"),
         }
+        vfs.trim_memory();
+    }
+}
+
+/// Drops what the kernel cached of the old layout at once, instead of after its 1 s TTL:
+/// `latest` first, then the changed names, then the directories' attributes and listings.
+/// Sent from this thread, never from a FUSE callback (the kernel may wait on one).
+fn invalidate(notifier: &fuser::Notifier, inv: &crate::vfs::Invalidations) {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    for (parent, name) in &inv.entries {
+        // ENOENT: the kernel never cached it; nothing to drop.
+        let _ = notifier.inval_entry(fuser::INodeNo(*parent), OsStr::from_bytes(name));
+    }
+    for dir in &inv.dirs {
+        let _ = notifier.inval_inode(fuser::INodeNo(*dir), 0, 0);
     }
 }
 
@@ -168,7 +188,8 @@ pub fn mount(
             stop.clone(),
             catalog.to_path_buf(),
         );
-        std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop))
+        let notifier = session.notifier();
+        std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier))
     };
     let mp = mountpoint.display().to_string();
     rt.spawn(async move {

@@ -44,6 +44,27 @@ const LAYOUT_TTL: Duration = Duration::from_secs(1);
 /// A directory's entries with their attributes, `.` and `..` first.
 pub type Listing = Arc<Vec<ListItem>>;
 
+/// Kernel caches to drop after the layout changed: entries (parent inode, name) and the
+/// attributes and cached listings of directories.
+#[derive(Debug, Default)]
+pub struct Invalidations {
+    pub entries: Vec<(u64, Vec<u8>)>,
+    pub dirs: Vec<u64>,
+}
+
+impl Invalidations {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.dirs.is_empty()
+    }
+}
+
+/// The inode of a virtual directory (`""` is the root), as `register_virtual` numbers it.
+fn virtual_ino(path: &str) -> u64 {
+    path.split('/')
+        .filter(|c| !c.is_empty())
+        .fold(ROOT, |parent, name| key_child(parent, name.as_bytes()))
+}
+
 /// One entry of a listing, and what `remember` needs to count (or put back) its inode
 /// when READDIRPLUS hands it to the kernel (`.` and `..` are never counted).
 pub struct ListItem {
@@ -128,6 +149,8 @@ pub struct Vfs {
     /// Listings of open directories: computed once per opendir, served by offset.
     dirs: Mutex<HashMap<u64, Listing>>,
     next_fh: AtomicU64,
+    /// Most inodes held since memory was last handed back (`trim_memory`).
+    inode_peak: std::sync::atomic::AtomicUsize,
     uid: u32,
     gid: u32,
 }
@@ -204,6 +227,7 @@ impl Vfs {
             resolve_ahead,
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            inode_peak: std::sync::atomic::AtomicUsize::new(0),
             // SAFETY: getuid/getgid cannot fail.
             uid: unsafe { libc::getuid() },
             gid: unsafe { libc::getgid() },
@@ -212,21 +236,29 @@ impl Vfs {
         Ok(vfs)
     }
 
-    /// Re-reads the snapshot list from the catalog; returns whether it changed.
-    pub fn refresh(&self) -> Result<bool> {
+    /// Re-reads the snapshot list from the catalog; returns what the kernel must forget
+    /// (nothing when the layout did not change).
+    pub fn refresh(&self) -> Result<Invalidations> {
         let mut snaps = self.pool.get()?.snapshots(None)?;
         if !self.sets.is_empty() {
             snaps.retain(|s| self.sets.contains(&s.manifest.set));
         }
-        let new = Layout::build(&snaps, self.local_time);
-        let mut cur = self.layout.write();
-        let changed = new.dirs.len() != cur.dirs.len()
-            || new.newest != cur.newest
-            || format!("{:?}", new.dirs) != format!("{:?}", cur.dirs);
-        if changed {
-            *cur = Arc::new(new);
+        let prev = self.layout.read().clone();
+        let new = Layout::build(&snaps, self.local_time, Some(&prev));
+        let changed = layout::changes(&prev, &new);
+        if !changed.is_empty() {
+            *self.layout.write() = Arc::new(new);
         }
-        Ok(changed)
+        let mut inv = Invalidations::default();
+        for (path, names) in changed {
+            let dir = virtual_ino(&path);
+            inv.dirs.push(dir);
+            inv.entries
+                .extend(names.into_iter().map(|n| (dir, n.into_bytes())));
+        }
+        // `latest` first: whoever sees a new snapshot directory must see `latest` moved.
+        inv.entries.sort_by_key(|(_, n)| n.as_slice() != b"latest");
+        Ok(inv)
     }
 
     pub fn chunk_fetches(&self) -> u64 {
@@ -468,6 +500,19 @@ impl Vfs {
     /// Inodes the mount holds (for tests and the log).
     pub fn inode_count(&self) -> usize {
         self.inodes.len()
+    }
+
+    /// After the kernel forgot many inodes (a `find` over a year of snapshots, then memory
+    /// pressure), hands the freed memory back to the system: the allocator keeps it
+    /// otherwise, and the mount's RSS would stay at its peak.
+    pub fn trim_memory(&self) {
+        let now = self.inode_count();
+        let peak = self.inode_peak.fetch_max(now, Ordering::Relaxed).max(now);
+        if peak - now > 50_000 {
+            self.inode_peak.store(now, Ordering::Relaxed);
+            // SAFETY: malloc_trim only returns free memory to the system.
+            unsafe { libc::malloc_trim(0) };
+        }
     }
 
     pub fn parent(&self, ino: u64) -> u64 {
