@@ -252,12 +252,15 @@ mod tests {
         v
     }
 
+    /// (snapshots known before, snapshots after, expected (id, path) after)
+    type Case = (Vec<SnapshotRow>, Vec<SnapshotRow>, Vec<(&'static str, &'static str)>);
+
     const T: i64 = 1_764_000_000; // 2025-11-24 16:00:00 UTC
 
     #[test]
     fn shown_names_keep_naming_the_same_snapshot() {
         // (snapshots known before, snapshots after, expected names after)
-        let cases: Vec<(Vec<SnapshotRow>, Vec<SnapshotRow>, Vec<(&str, &str)>)> = vec![
+        let cases: Vec<Case> = vec![
             // Nothing shown before: the earliest of the minute is HHMM.
             (
                 vec![],
