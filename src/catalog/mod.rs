@@ -381,6 +381,17 @@ impl Catalog {
             .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
+    /// Random per catalog file, set when it is created (see schema.rs).
+    pub fn generation(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or_default())
+    }
+
     pub fn snapshot_count(&self) -> Result<i64> {
         Ok(self
             .conn

@@ -108,8 +108,11 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 0 {
+        // A random generation tells a running mount that the catalog was replaced (rebuilt,
+        // deleted and recreated): its row ids then mean other rows.
+        let generation = hex::encode(rand::random::<[u8; 16]>());
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '{generation}'); PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
         // Pack-order read-ahead lists a pack's blobs by offset.
     }

@@ -36,18 +36,13 @@ fn refresher(
     stop: Arc<AtomicBool>,
     notifier: fuser::Notifier,
 ) {
-    let mut cat = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(poll);
-        if cat.is_none() {
-            cat = Catalog::open(&catalog)
-                .inspect_err(|e| tracing::warn!("catalog: {e}"))
-                .ok();
-        }
-        if let Some(c) = cat.as_mut() {
-            if let Err(e) = sync::sync(c, &repo) {
-                tracing::warn!("catalog sync: {e}");
-            }
+        // Opened afresh each time: a connection kept open would go on writing into a
+        // catalog file that `catalog rebuild` has replaced.
+        match Catalog::open(&catalog).and_then(|mut c| sync::sync(&mut c, &repo)) {
+            Ok(_) => {}
+            Err(e) => tracing::warn!("catalog sync: {e}"),
         }
         match vfs.refresh() {
             Ok(inv) if inv.is_empty() => {}

@@ -175,6 +175,36 @@ impl Inodes {
         }
     }
 
+    /// Rewrites every entry, parents before children: `f(entry, its parent's new entry)`
+    /// gives the new entry, or None to drop it (and, with it, everything below it).
+    pub fn remap(&self, mut f: impl FnMut(&Entry, &Entry) -> Option<Entry>) {
+        let mut map = self.map.write();
+        let mut children: HashMap<u64, Vec<u64>> = HashMap::new();
+        for (ino, slot) in map.iter() {
+            if *ino != ROOT {
+                children.entry(slot.parent).or_default().push(*ino);
+            }
+        }
+        let mut keep = std::collections::HashSet::from([ROOT]);
+        let mut todo = vec![ROOT];
+        while let Some(parent) = todo.pop() {
+            let Some(parent_entry) = map.get(&parent).map(|s| s.entry.clone()) else {
+                continue;
+            };
+            for child in children.remove(&parent).unwrap_or_default() {
+                let Some(slot) = map.get_mut(&child) else {
+                    continue;
+                };
+                if let Some(e) = f(&slot.entry, &parent_entry) {
+                    slot.entry = e;
+                    keep.insert(child);
+                    todo.push(child);
+                }
+            }
+        }
+        map.retain(|ino, _| keep.contains(ino));
+    }
+
     pub fn len(&self) -> usize {
         self.map.read().len()
     }

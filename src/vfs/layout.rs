@@ -253,7 +253,11 @@ mod tests {
     }
 
     /// (snapshots known before, snapshots after, expected (id, path) after)
-    type Case = (Vec<SnapshotRow>, Vec<SnapshotRow>, Vec<(&'static str, &'static str)>);
+    type Case = (
+        Vec<SnapshotRow>,
+        Vec<SnapshotRow>,
+        Vec<(&'static str, &'static str)>,
+    );
 
     const T: i64 = 1_764_000_000; // 2025-11-24 16:00:00 UTC
 

@@ -5,6 +5,7 @@ pub mod diskcache;
 pub mod inodes;
 pub mod layout;
 pub mod reader;
+mod remap;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -149,6 +150,11 @@ pub struct Vfs {
     /// Listings of open directories: computed once per opendir, served by offset.
     dirs: Mutex<HashMap<u64, Listing>>,
     next_fh: AtomicU64,
+    /// The catalog file's generation (see `remap`).
+    generation: Mutex<String>,
+    /// Held shared by every request that pairs an inode's row ids with a catalog query,
+    /// exclusively while switching to a replaced catalog.
+    switch: RwLock<()>,
     /// Most inodes held since memory was last handed back (`trim_memory`).
     inode_peak: std::sync::atomic::AtomicUsize,
     uid: u32,
@@ -215,7 +221,10 @@ impl Vfs {
         });
         let files: Files = Arc::new(Mutex::new(LruCache::new(OPEN_FILES)));
         let resolve_ahead = resolver(Pool::new(pool.path().to_path_buf()), files.clone());
+        let generation = Mutex::new(pool.get()?.generation()?);
         let vfs = Vfs {
+            generation,
+            switch: RwLock::new(()),
             pool,
             inodes: Inodes::new(),
             layout: RwLock::new(Arc::new(Layout::default())),
@@ -239,12 +248,13 @@ impl Vfs {
     /// Re-reads the snapshot list from the catalog; returns what the kernel must forget
     /// (nothing when the layout did not change).
     pub fn refresh(&self) -> Result<Invalidations> {
+        let prev = self.layout.read().clone();
+        self.follow_replaced_catalog()?;
         let mut snaps = self.pool.get()?.snapshots(None)?;
         if !self.sets.is_empty() {
             snaps.retain(|s| self.sets.contains(&s.manifest.set));
         }
-        let prev = self.layout.read().clone();
-        let new = Layout::build(&snaps, self.local_time, Some(&prev));
+        let new = Layout::build(&snaps, self.local_time, Some(&self.layout.read()));
         let changed = layout::changes(&prev, &new);
         if !changed.is_empty() {
             *self.layout.write() = Arc::new(new);
@@ -349,7 +359,7 @@ impl Vfs {
         (node_attr(ino, &node, data), chunks, entry)
     }
 
-    fn snap_and_tree(&self, e: &Entry) -> Option<(Arc<SnapRef>, i64)> {
+    fn snap_and_tree(e: &Entry) -> Option<(Arc<SnapRef>, i64)> {
         match e {
             Entry::SnapRoot { snap } => Some((snap.clone(), snap.root_rowid)),
             Entry::Node {
@@ -362,6 +372,7 @@ impl Vfs {
     }
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        let _switch = self.switch.read();
         let (_, pe) = self.entry(parent)?;
         let missing = || Error::NoSuchPath(String::from_utf8_lossy(name).into_owned());
         if let Entry::Virtual { path } = &pe {
@@ -375,7 +386,7 @@ impl Vfs {
             let (ino, _) = self.register_virtual(parent, name, child, path, true);
             return self.getattr(ino);
         }
-        let (snap, tree) = self.snap_and_tree(&pe).ok_or_else(missing)?;
+        let (snap, tree) = Self::snap_and_tree(&pe).ok_or_else(missing)?;
         let row = self.pool.get()?.child(tree, name)?.ok_or_else(missing)?;
         Ok(self.register_node(parent, &snap, row, true).0)
     }
@@ -407,6 +418,7 @@ impl Vfs {
 
     /// Entries of a directory (without `.` and `..`), with their attributes.
     fn readdir(&self, ino: u64) -> Result<Vec<ListItem>> {
+        let _switch = self.switch.read();
         let (_, e) = self.entry(ino)?;
         if let Entry::Virtual { path } = &e {
             let layout = self.layout.read().clone();
@@ -421,7 +433,7 @@ impl Vfs {
             }
             return Ok(out);
         }
-        let (snap, tree) = self.snap_and_tree(&e).ok_or_else(|| {
+        let (snap, tree) = Self::snap_and_tree(&e).ok_or_else(|| {
             Error::io("readdir", std::io::Error::from_raw_os_error(libc::ENOTDIR))
         })?;
         let rows = self.pool.get()?.children(tree)?;
@@ -558,6 +570,7 @@ impl Vfs {
         if let Some(f) = self.files.lock().get(&ino) {
             return Ok(f.clone());
         }
+        let _switch = self.switch.read();
         let (parent, e) = self.entry(ino)?;
         // Someone reads this directory's files: resolve its other files meanwhile.
         if let Some(siblings) = self.listed.lock().pop(&parent) {

@@ -1,0 +1,66 @@
+//! A catalog replaced under a running mount (`catalog rebuild`, a deleted and recreated
+//! catalog): its row ids now mean other rows, and the kernel still holds inodes that carry
+//! the old ones. Detected by the catalog's generation; every inode is then looked up again
+//! by snapshot and name, under an exclusive lock, so no request mixes an old row id with
+//! the new file.
+
+use std::sync::Arc;
+
+use super::inodes::Entry;
+use super::layout::{Child, Layout, SnapRef};
+use super::Vfs;
+use crate::catalog::Catalog;
+use crate::error::Result;
+
+impl Vfs {
+    /// Whether the catalog file is another one than the mount has been reading; then
+    /// switches to it (connections, inodes) and returns true.
+    pub(super) fn follow_replaced_catalog(&self) -> Result<bool> {
+        let now = Catalog::open(self.pool.path())?.generation()?;
+        if *self.generation.lock() == now {
+            return Ok(false);
+        }
+        let _switch = self.switch.write();
+        tracing::warn!("the catalog was replaced under the mount; re-resolving its inodes");
+        self.pool.reset();
+        let cat = self.pool.get()?;
+        let mut snaps = cat.snapshots(None)?;
+        if !self.sets.is_empty() {
+            snaps.retain(|s| self.sets.contains(&s.manifest.set));
+        }
+        let layout = Layout::build(&snaps, self.local_time, Some(&self.layout.read()));
+        self.inodes.remap(|e, parent| match e {
+            Entry::Virtual { .. } | Entry::Link { .. } => Some(e.clone()),
+            Entry::SnapRoot { snap } => {
+                new_snap(&layout, &snap.id).map(|snap| Entry::SnapRoot { snap })
+            }
+            Entry::Node {
+                node, data_bytes, ..
+            } => {
+                let (snap, tree) = Vfs::snap_and_tree(parent)?;
+                let row = cat.child(tree, &node.name).ok().flatten()?;
+                Some(Entry::Node {
+                    snap,
+                    rowid: row.rowid,
+                    node: node.clone(),
+                    subtree: row.subtree_rowid,
+                    data_bytes: *data_bytes,
+                })
+            }
+        });
+        *self.layout.write() = Arc::new(layout);
+        *self.generation.lock() = now;
+        Ok(true)
+    }
+}
+
+fn new_snap(layout: &Layout, id: &str) -> Option<Arc<SnapRef>> {
+    layout
+        .dirs
+        .values()
+        .flat_map(|d| d.values())
+        .find_map(|c| match c {
+            Child::Snapshot(s) if s.id == id => Some(s.clone()),
+            _ => None,
+        })
+}
