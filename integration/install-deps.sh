@@ -25,6 +25,10 @@ if [ ! -e /dev/fuse ]; then
     modprobe fuse 2>/dev/null || true
     [ -e /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
 fi
+# moto, a second S3 server for the tests (AWS archive-class semantics).
+if ! $minimal && ! python3 -c 'import moto.server' 2>/dev/null; then
+    python3 -m pip install --quiet 'moto[server]'
+fi
 # Garage, the S3 server the S3 tests run against (AGPL, a test service only, never linked).
 # Building it takes ~15 minutes on 2 cores; skipped when the binary exists.
 if ! $minimal && ! command -v garage >/dev/null; then

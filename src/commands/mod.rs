@@ -290,9 +290,6 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<i32> {
     if r.errors.is_empty() {
         Ok(0)
     } else {
-        Err(Error::corrupt(
-            "repository",
-            format!("check found {} error(s)", r.errors.len()),
-        ))
+        Err(Error::CheckFailed(r.errors.len()))
     }
 }

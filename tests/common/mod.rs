@@ -38,6 +38,11 @@ impl Env {
 
     /// A repository in the test Garage, under a fresh prefix.
     pub fn s3(garage: &Garage) -> Env {
+        Env::s3_at(&garage.bucket, &garage.vars)
+    }
+
+    /// A repository under a fresh prefix of `bucket`, reached with `vars`.
+    pub fn s3_at(bucket: &str, vars: &[(String, String)]) -> Env {
         let mut e = Env::new();
         let prefix = e
             .dir
@@ -46,8 +51,8 @@ impl Env {
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        e.url = Some(format!("s3://{}/{prefix}", garage.bucket));
-        e.vars = garage.vars.clone();
+        e.url = Some(format!("s3://{bucket}/{prefix}"));
+        e.vars = vars.to_vec();
         e
     }
 
@@ -639,50 +644,80 @@ pub struct Garage {
     pub bucket: String,
 }
 
-fn garage_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/garage.sh")
+/// Starts an S3 test server with `integration/<script> start DIR`; returns its directory,
+/// the `export` lines it printed, and its bucket.
+fn start_s3_server(script: &str) -> (tempfile::TempDir, Vec<(String, String)>, String) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{script}-"))
+        .tempdir_in(scratch_root())
+        .expect("tempdir");
+    let out = Command::new(integration_script(script))
+        .arg("start")
+        .arg(dir.path())
+        .output()
+        .expect("start script");
+    assert!(
+        out.status.success(),
+        "{script} did not start (install it with integration/install-deps.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vars: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let bucket = vars
+        .iter()
+        .find(|(k, _)| k == "COFRE_TEST_BUCKET")
+        .map(|(_, v)| v.clone())
+        .expect("bucket");
+    (dir, vars, bucket)
+}
+
+fn integration_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("integration/{name}.sh"))
+}
+
+/// moto's S3 server on loopback (integration/moto.sh): AWS archive-class semantics.
+pub struct Moto {
+    pub dir: tempfile::TempDir,
+    pub vars: Vec<(String, String)>,
+    pub bucket: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let (dir, vars, bucket) = start_s3_server("moto");
+        Moto { dir, vars, bucket }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = Command::new(integration_script("moto"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
 }
 
 impl Garage {
     pub fn start() -> Garage {
-        let dir = tempfile::Builder::new()
-            .prefix("garage-")
-            .tempdir_in(scratch_root())
-            .expect("tempdir");
-        let out = Command::new(garage_script())
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .expect("garage.sh");
-        assert!(
-            out.status.success(),
-            "Garage did not start (install it with integration/install-deps.sh): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let vars: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let bucket = vars
-            .iter()
-            .find(|(k, _)| k == "COFRE_TEST_BUCKET")
-            .map(|(_, v)| v.clone())
-            .expect("bucket");
+        let (dir, vars, bucket) = start_s3_server("garage");
         Garage { dir, vars, bucket }
     }
 
     pub fn kill(&self) {
         let pid = std::fs::read_to_string(self.dir.path().join("pid")).expect("pid");
         unsafe { libc::kill(pid.trim().parse().expect("pid number"), libc::SIGKILL) };
-        let _ = Command::new(garage_script())
+        let _ = Command::new(integration_script("garage"))
             .arg("stop")
             .arg(self.dir.path())
             .status();
     }
 
     pub fn restart(&self) {
-        let st = Command::new(garage_script())
+        let st = Command::new(integration_script("garage"))
             .arg("restart")
             .arg(self.dir.path())
             .status()
@@ -701,7 +736,7 @@ impl Garage {
 
 impl Drop for Garage {
     fn drop(&mut self) {
-        let _ = Command::new(garage_script())
+        let _ = Command::new(integration_script("garage"))
             .arg("stop")
             .arg(self.dir.path())
             .status();
