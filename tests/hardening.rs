@@ -352,3 +352,53 @@ fn check_reports_a_missing_pack_once_with_its_files() {
         "{stderr}"
     );
 }
+
+/// Item 13: while a restore runs, a local user swaps directories of the target for
+/// symlinks to a place of their choosing; nothing may be written there.
+#[test]
+fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
+    let env = Env::new();
+    let src = env.path("src");
+    for d in 0..60 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+        for f in 0..20 {
+            std::fs::write(dir.join(format!("sub/f{f}")), noise(20_000, d * 100 + f)).expect("write");
+        }
+    }
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let target = env.path("target");
+    let outside = env.path("attacker");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let copy = restored(&target, &src);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (copy, outside, stop) = (copy.clone(), outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for d in 0..60 {
+                    let dir = copy.join(format!("d{d:02}"));
+                    let moved = copy.join(format!("moved-{d:02}-{swaps}"));
+                    if std::fs::rename(&dir, &moved).is_ok()
+                        && std::os::unix::fs::symlink(&outside, &dir).is_ok()
+                    {
+                        swaps += 1;
+                    }
+                }
+            }
+            swaps
+        })
+    };
+    let out = env.run(&["restore", "latest", "--target", s(&target)]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().expect("swapper");
+    assert!(swaps > 0, "the race never happened");
+    let leaked: Vec<_> = walk(&outside).into_iter().filter(|p| p != &outside).collect();
+    assert!(
+        leaked.is_empty(),
+        "restore wrote through a swapped symlink ({swaps} swaps, exit {:?}): {leaked:?}",
+        out.status.code()
+    );
+}
