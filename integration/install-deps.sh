@@ -8,7 +8,7 @@ minimal=false
 if $minimal; then
     pkgs=(fuse3 util-linux)
 else
-    pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr util-linux procps exfatprogs exfat-fuse mount)
+    pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr acl util-linux procps exfatprogs exfat-fuse mount)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -363,7 +363,8 @@ fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
         let dir = src.join(format!("d{d:02}"));
         std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
         for f in 0..20 {
-            std::fs::write(dir.join(format!("sub/f{f}")), noise(20_000, d * 100 + f)).expect("write");
+            std::fs::write(dir.join(format!("sub/f{f}")), noise(20_000, d * 100 + f))
+                .expect("write");
         }
     }
     env.init();
@@ -395,7 +396,10 @@ fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let swaps = swapper.join().expect("swapper");
     assert!(swaps > 0, "the race never happened");
-    let leaked: Vec<_> = walk(&outside).into_iter().filter(|p| p != &outside).collect();
+    let leaked: Vec<_> = walk(&outside)
+        .into_iter()
+        .filter(|p| p != &outside)
+        .collect();
     assert!(
         leaked.is_empty(),
         "restore wrote through a swapped symlink ({swaps} swaps, exit {:?}): {leaked:?}",

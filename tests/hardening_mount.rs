@@ -471,3 +471,46 @@ fn catalog_rebuilt_under_a_running_mount_serves_the_right_files() {
     }
     m.stop();
 }
+
+/// Item 8: with --allow-other the kernel enforces the stored POSIX ACLs too (a 0600 file
+/// that an ACL opens to nobody is readable by nobody, and no more).
+#[test]
+fn allow_other_enforces_posix_acls() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for f in ["shared", "private"] {
+        std::fs::write(src.join(f), f).expect("write");
+        std::fs::set_permissions(src.join(f), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
+    let st = Command::new("setfacl")
+        .args(["-m", "u:nobody:r"])
+        .arg(src.join("shared"))
+        .status()
+        .expect("setfacl (apt-get install acl)");
+    assert!(st.success());
+    for d in [env.dir.path(), src.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let m = Mount::start(&env, "mnt", &["--allow-other"]);
+    let cat = |f: &str| as_nobody(&["cat", s(&m.latest("default", &src.join(f)))]);
+    let shared = cat("shared");
+    assert!(
+        shared.status.success(),
+        "the ACL grants nobody read: {}",
+        String::from_utf8_lossy(&shared.stderr)
+    );
+    assert_eq!(shared.stdout, b"shared");
+    assert!(
+        !cat("private").status.success(),
+        "mode 0600 keeps nobody out"
+    );
+    m.stop();
+}
