@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::layout::SnapRef;
-use crate::model::Node;
+use crate::model::{Kind, Node};
 
 pub const ROOT: u64 = 1;
 
@@ -20,15 +20,62 @@ pub enum Entry {
     Link { target: String },
     /// A snapshot's root: the original `/`.
     SnapRoot { snap: Arc<SnapRef> },
-    /// A node inside a snapshot (`node.chunks` is left empty; read at open).
+    /// A node inside a snapshot.
     Node {
         snap: Arc<SnapRef>,
         rowid: i64,
-        node: Arc<Node>,
+        meta: Arc<Meta>,
         subtree: Option<i64>,
-        /// Bytes of stored data (size minus holes), for st_blocks.
-        data_bytes: u64,
     },
+}
+
+/// What the inode table keeps of a node: its name and attributes, about a third of a
+/// whole `Node` (a `find` over a year of snapshots holds millions). Symlink targets, xattrs,
+/// the content hash and chunk lists are read from the catalog by row id when asked.
+#[derive(Debug)]
+pub struct Meta {
+    pub name: Box<[u8]>,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: (i64, u32),
+    pub atime: (i64, u32),
+    pub ctime: (i64, u32),
+    pub inode: u64,
+    pub dev: u64,
+    pub nlink: u64,
+    pub rdev: u64,
+    /// Bytes of stored data (size minus holes), for st_blocks.
+    pub data_bytes: u64,
+    /// Symlink target length (st_size of a symlink).
+    pub target_len: u32,
+    /// Whether there are xattrs to read from the catalog (most nodes have none).
+    pub has_xattrs: bool,
+}
+
+impl Meta {
+    pub fn of(n: &Node) -> Meta {
+        Meta {
+            name: n.name.clone().into_boxed_slice(),
+            kind: n.kind,
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            size: n.size,
+            mtime: n.mtime,
+            atime: n.atime,
+            ctime: n.ctime,
+            inode: n.inode,
+            dev: n.dev,
+            nlink: n.nlink,
+            rdev: n.rdev,
+            data_bytes: n.chunks.iter().map(|c| c.len as u64).sum(),
+            target_len: n.target.len() as u32,
+            has_xattrs: !n.xattrs.is_empty(),
+        }
+    }
 }
 
 fn hash(parts: &[&[u8]]) -> u64 {

@@ -23,7 +23,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::model::{ChunkRef, Kind, Node};
 use crate::repo::Repository;
-use inodes::{key_child, key_hardlink, Entry, Inodes, ROOT};
+use inodes::{key_child, key_hardlink, Entry, Inodes, Meta, ROOT};
 use layout::{Child, Layout, SnapRef};
 use reader::{ChunkCache, OpenFile};
 
@@ -179,7 +179,7 @@ fn virtual_attr(ino: u64, kind: Kind, size: u64, time: i64, uid: u32, gid: u32) 
     }
 }
 
-fn node_attr(ino: u64, n: &Node, data_bytes: u64) -> Attr {
+fn node_attr(ino: u64, n: &Meta) -> Attr {
     Attr {
         ino,
         kind: n.kind,
@@ -187,13 +187,13 @@ fn node_attr(ino: u64, n: &Node, data_bytes: u64) -> Attr {
         uid: n.uid,
         gid: n.gid,
         size: match n.kind {
-            Kind::Symlink => n.target.len() as u64,
+            Kind::Symlink => n.target_len as u64,
             // Directories report the size recorded at ingest, as `du --apparent-size` expects.
             Kind::File | Kind::Dir => n.size,
             _ => 0,
         },
         // Holes take no blocks: report what the data needs, in 512-byte units.
-        blocks: data_bytes.div_ceil(4096) * 8,
+        blocks: n.data_bytes.div_ceil(4096) * 8,
         atime: n.atime,
         mtime: n.mtime,
         ctime: n.ctime,
@@ -327,36 +327,32 @@ impl Vfs {
         row: crate::catalog::NodeRow,
         lookup: bool,
     ) -> (Attr, Vec<ChunkRef>, Entry) {
-        let data: u64 = row.node.chunks.iter().map(|c| c.len as u64).sum();
-        let mut node = row.node;
-        // The inode table keeps metadata only; chunk lists go to whoever reads the file.
-        let chunks = std::mem::take(&mut node.chunks);
-        let key = if node.kind == Kind::File && node.nlink > 1 {
-            key_hardlink(&snap.id, node.dev, node.inode)
+        // The inode table keeps attributes only; chunk lists go to whoever reads the file.
+        let meta = Arc::new(Meta::of(&row.node));
+        let chunks = row.node.chunks;
+        let key = if meta.kind == Kind::File && meta.nlink > 1 {
+            key_hardlink(&snap.id, meta.dev, meta.inode)
         } else {
-            key_child(parent, &node.name)
+            key_child(parent, &meta.name)
         };
-        let rowid = row.rowid;
-        let node = Arc::new(node);
         let entry = Entry::Node {
             snap: snap.clone(),
-            rowid,
-            node: node.clone(),
+            rowid: row.rowid,
+            meta: meta.clone(),
             subtree: row.subtree_rowid,
-            data_bytes: data,
         };
         let snap_id = snap.id.clone();
         let same = |e: &Entry| match e {
-            Entry::Node { snap, node: n, .. } => {
+            Entry::Node { snap, meta: m, .. } => {
                 snap.id == snap_id
-                    && n.inode == node.inode
-                    && n.dev == node.dev
-                    && (n.nlink > 1 || n.name == node.name)
+                    && m.inode == meta.inode
+                    && m.dev == meta.dev
+                    && (m.nlink > 1 || m.name == meta.name)
             }
             _ => false,
         };
         let ino = self.inodes.insert(key, parent, entry.clone(), same, lookup);
-        (node_attr(ino, &node, data), chunks, entry)
+        (node_attr(ino, &meta), chunks, entry)
     }
 
     fn snap_and_tree(e: &Entry) -> Option<(Arc<SnapRef>, i64)> {
@@ -410,9 +406,7 @@ impl Vfs {
                 a.perm = 0o755;
                 a
             }
-            Entry::Node {
-                node, data_bytes, ..
-            } => node_attr(ino, &node, data_bytes),
+            Entry::Node { meta, .. } => node_attr(ino, &meta),
         })
     }
 
@@ -534,12 +528,26 @@ impl Vfs {
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
         match self.entry(ino)?.1 {
             Entry::Link { target } => Ok(target.into_bytes()),
-            Entry::Node { node, .. } if node.kind == Kind::Symlink => Ok(node.target.clone()),
+            Entry::Node { meta, .. } if meta.kind == Kind::Symlink => {
+                Ok(self.stored_node(ino)?.target)
+            }
             _ => Err(Error::io(
                 "readlink",
                 std::io::Error::from_raw_os_error(libc::EINVAL),
             )),
         }
+    }
+
+    /// The whole node behind `ino`, from the catalog (what `Meta` leaves out).
+    fn stored_node(&self, ino: u64) -> Result<Node> {
+        let _switch = self.switch.read();
+        let Entry::Node { rowid, .. } = self.entry(ino)?.1 else {
+            return Err(Error::NoSuchPath(format!("inode {ino}")));
+        };
+        let row = self.pool.get()?.node(rowid)?;
+        Ok(row
+            .ok_or_else(|| Error::NoSuchPath(self.node_path(ino)))?
+            .node)
     }
 
     fn node_path(&self, ino: u64) -> String {
@@ -550,8 +558,8 @@ impl Vfs {
                 break;
             };
             match e {
-                Entry::Node { node, .. } => {
-                    parts.push(String::from_utf8_lossy(&node.name).into_owned())
+                Entry::Node { meta, .. } => {
+                    parts.push(String::from_utf8_lossy(&meta.name).into_owned())
                 }
                 Entry::SnapRoot { snap } => {
                     parts.push(snap.path.clone());
@@ -578,7 +586,7 @@ impl Vfs {
                 let _ = self.resolve_ahead.send(p);
             }
         }
-        let Entry::Node { rowid, node, .. } = e else {
+        let Entry::Node { rowid, meta, .. } = e else {
             return Err(Error::io(
                 "read",
                 std::io::Error::from_raw_os_error(libc::EISDIR),
@@ -591,7 +599,7 @@ impl Vfs {
         let f = Arc::new(resolve(
             &cat,
             self.node_path(ino),
-            node.size,
+            meta.size,
             row.node.chunks,
         )?);
         self.files.lock().put(ino, f.clone());
@@ -614,9 +622,13 @@ impl Vfs {
         Ok(self.file(ino)?.seek(offset, data))
     }
 
+    /// Most nodes have no xattrs: answered without a catalog query (`cp -a` asks each file).
     pub fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
         Ok(match self.entry(ino)?.1 {
-            Entry::Node { node, .. } => node.xattrs.iter().map(|x| x.name.clone()).collect(),
+            Entry::Node { meta, .. } if meta.has_xattrs => {
+                let n = self.stored_node(ino)?;
+                n.xattrs.into_iter().map(|x| x.name).collect()
+            }
             _ => Vec::new(),
         })
     }
@@ -626,16 +638,21 @@ impl Vfs {
         if ino == ROOT && name.as_bytes() == INODES_XATTR {
             return Ok(Some(self.inode_count().to_string().into_bytes()));
         }
-        let Entry::Node { node, .. } = self.entry(ino)?.1 else {
+        let Entry::Node { meta, .. } = self.entry(ino)?.1 else {
             return Ok(None);
         };
-        if name.as_bytes() == HASH_XATTR {
+        let hash = name.as_bytes() == HASH_XATTR && meta.kind == Kind::File;
+        if !hash && !meta.has_xattrs {
+            return Ok(None);
+        }
+        let node = self.stored_node(ino)?;
+        if hash {
             return Ok(node.blake3.map(|h| hex::encode(h).into_bytes()));
         }
         Ok(node
             .xattrs
-            .iter()
+            .into_iter()
             .find(|x| x.name == name.as_bytes())
-            .map(|x| x.value.clone()))
+            .map(|x| x.value))
     }
 }

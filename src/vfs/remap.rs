@@ -34,17 +34,14 @@ impl Vfs {
             Entry::SnapRoot { snap } => {
                 new_snap(&layout, &snap.id).map(|snap| Entry::SnapRoot { snap })
             }
-            Entry::Node {
-                node, data_bytes, ..
-            } => {
+            Entry::Node { meta, .. } => {
                 let (snap, tree) = Vfs::snap_and_tree(parent)?;
-                let row = cat.child(tree, &node.name).ok().flatten()?;
+                let row = cat.child(tree, &meta.name).ok().flatten()?;
                 Some(Entry::Node {
                     snap,
                     rowid: row.rowid,
-                    node: node.clone(),
+                    meta: meta.clone(),
                     subtree: row.subtree_rowid,
-                    data_bytes: *data_bytes,
                 })
             }
         });
