@@ -406,3 +406,30 @@ fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
         out.status.code()
     );
 }
+
+/// Item 6: `ls` and `snapshots` work when the catalog sync fails part-way (here: the
+/// snapshot listing fails), with what the catalog knew — and it forgets nothing.
+#[test]
+fn listing_works_when_the_sync_fails() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"x").expect("write");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let snaps = env.repo().join("snapshots");
+    let away = env.path("snapshots-away");
+    std::fs::rename(&snaps, &away).expect("move");
+    std::fs::write(&snaps, b"not a directory").expect("in the way");
+    let out = env.run(&["ls", "latest:/", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not brought up to date"));
+    std::fs::remove_file(&snaps).expect("rm");
+    std::fs::rename(&away, &snaps).expect("back");
+    assert_eq!(env.json(&["snapshots"]).as_array().map(Vec::len), Some(1));
+}

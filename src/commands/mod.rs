@@ -56,9 +56,20 @@ impl Context {
     }
 
     /// Repository plus an up-to-date catalog.
+    /// For reading commands (`snapshots`, `ls`, `restore`): when the sync itself fails (a
+    /// listing or a read fails part-way), they go on with what the catalog already knew,
+    /// with a warning — a half-done sync never removes anything from it.
     pub fn open_synced(&self) -> Result<(Repository, Catalog)> {
         let repo = self.open_repo()?;
-        let cat = sync::open_synced(&self.catalog_path(&repo), &repo)?;
+        let path = self.catalog_path(&repo);
+        let cat = match sync::open_synced(&path, &repo) {
+            Ok(cat) => cat,
+            Err(e) if !sync::is_damaged(&e) => {
+                tracing::warn!("catalog not brought up to date ({e}); showing what it knew");
+                Catalog::open(&path)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok((repo, cat))
     }
 

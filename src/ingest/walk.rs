@@ -257,7 +257,7 @@ impl<'a, 'p> Walker<'a, 'p> {
         let mut attempt = 0;
         loop {
             // O_NONBLOCK: a FIFO or device swapped in after the lstat must not hang the
-            // ingest; the fstat below then tells it is not the file that was stat'ed.
+            // ingest; the fstat below then refuses anything but a regular file.
             let mut f = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
