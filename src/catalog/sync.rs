@@ -46,6 +46,9 @@ pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
             Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("index {name} skipped: {e}; `cofre repair index` rebuilds what it listed from the packs");
                 report.index_files_skipped.push(name.to_string());
+                // Known from now on, vouching for nothing: objects are write-once, so it
+                // stays damaged, and a mount syncing every 2 s need not fetch it again.
+                cat.insert_index(name, &crate::repo::index::IndexFile::default())?;
             }
             Err(e) => return Err(e),
         }
