@@ -54,6 +54,8 @@ pub enum Error {
     ReadFailed { path: String, why: String },
     #[error("none of the given paths could be read, nothing was committed: {0}")]
     NoSource(String),
+    #[error("the catalog was replaced while in use")]
+    CatalogReplaced,
     #[error("check found {0} problem(s), listed above")]
     CheckFailed(usize),
     #[error("invalid argument: {0}")]

@@ -139,11 +139,7 @@ fn failed_restore_over_a_live_file_leaves_it_intact() {
 #[test]
 fn catalog_and_repository_are_not_world_readable() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("f"), b"secret-ish").expect("write");
-    env.init();
-    env.ok(&["ingest", s(&src)]);
+    ingest_one_file(&env, b"secret-ish");
     for p in walk(&env.repo())
         .into_iter()
         .chain(walk(&env.path("cache")))
@@ -250,11 +246,7 @@ fn one_damaged_index_object_is_skipped() {
 #[test]
 fn damaged_catalog_is_rebuilt_with_a_warning() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("f"), b"x").expect("write");
-    env.init();
-    env.ok(&["ingest", s(&src)]);
+    ingest_one_file(&env, b"x");
     let db = walk(&env.path("cache"))
         .into_iter()
         .find(|p| p.file_name().is_some_and(|n| n == "catalog.db"))
@@ -412,11 +404,7 @@ fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
 #[test]
 fn listing_works_when_the_sync_fails() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("f"), b"x").expect("write");
-    env.init();
-    env.ok(&["ingest", s(&src)]);
+    ingest_one_file(&env, b"x");
     let snaps = env.repo().join("snapshots");
     let away = env.path("snapshots-away");
     std::fs::rename(&snaps, &away).expect("move");

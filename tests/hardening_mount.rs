@@ -71,11 +71,7 @@ fn mount_is_nosuid_nodev_and_setuid_binaries_gain_nothing() {
 #[test]
 fn repository_that_disappears_keeps_the_mount_view() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("f"), b"still here").expect("write");
-    env.init();
-    env.ok(&["ingest", s(&src)]);
+    let src = ingest_one_file(&env, b"still here");
     let log = env.path("mount.log");
     let m = Mount::start_logged(&env, "mnt", &["--poll-secs", "1"], &log);
     let file = m.latest("default", &src.join("f"));
@@ -114,11 +110,7 @@ fn repository_that_disappears_keeps_the_mount_view() {
 #[test]
 fn killed_mount_does_not_block_a_remount() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("f"), b"x").expect("write");
-    env.init();
-    env.ok(&["ingest", s(&src)]);
+    let src = ingest_one_file(&env, b"x");
     let m = Mount::start(&env, "mnt", &[]);
     m.kill();
     assert!(

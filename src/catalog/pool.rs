@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::Catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Catalog>>,
     /// Bumped by `reset`: connections of an older epoch are closed, not reused.
     epoch: AtomicU64,
+    /// The catalog generation the user of the pool works with: a new connection that finds
+    /// another one (the file was replaced) fails with `CatalogReplaced` instead of mixing.
+    expected: Mutex<Option<String>>,
 }
 
 pub struct Conn<'a> {
@@ -45,6 +48,7 @@ impl Pool {
             path,
             idle: Mutex::new(Vec::new()),
             epoch: AtomicU64::new(0),
+            expected: Mutex::new(None),
         }
     }
 
@@ -54,15 +58,28 @@ impl Pool {
 
     pub fn get(&self) -> Result<Conn<'_>> {
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let cat = match self.idle.lock().pop() {
+        let idle = self.idle.lock().pop();
+        let cat = match idle {
             Some(c) => c,
-            None => Catalog::open(&self.path)?,
+            None => {
+                let c = Catalog::open(&self.path)?;
+                let expected = self.expected.lock().clone();
+                if expected.is_some_and(|g| g != c.generation().unwrap_or_default()) {
+                    return Err(Error::CatalogReplaced);
+                }
+                c
+            }
         };
         Ok(Conn {
             pool: self,
             cat: Some(cat),
             epoch,
         })
+    }
+
+    /// From now on new connections must find generation `g`.
+    pub fn expect_generation(&self, g: String) {
+        *self.expected.lock() = Some(g);
     }
 
     /// The catalog file was replaced: drop every connection to the old one (an open

@@ -221,7 +221,9 @@ impl Vfs {
         });
         let files: Files = Arc::new(Mutex::new(LruCache::new(OPEN_FILES)));
         let resolve_ahead = resolver(Pool::new(pool.path().to_path_buf()), files.clone());
-        let generation = Mutex::new(pool.get()?.generation()?);
+        let generation = pool.get()?.generation()?;
+        pool.expect_generation(generation.clone());
+        let generation = Mutex::new(generation);
         let vfs = Vfs {
             generation,
             switch: RwLock::new(()),
@@ -368,6 +370,10 @@ impl Vfs {
     }
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        self.on_current_catalog(|| self.lookup_once(parent, name))
+    }
+
+    fn lookup_once(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         let _switch = self.switch.read();
         let (_, pe) = self.entry(parent)?;
         let missing = || Error::NoSuchPath(String::from_utf8_lossy(name).into_owned());
@@ -412,6 +418,10 @@ impl Vfs {
 
     /// Entries of a directory (without `.` and `..`), with their attributes.
     fn readdir(&self, ino: u64) -> Result<Vec<ListItem>> {
+        self.on_current_catalog(|| self.readdir_once(ino))
+    }
+
+    fn readdir_once(&self, ino: u64) -> Result<Vec<ListItem>> {
         let _switch = self.switch.read();
         let (_, e) = self.entry(ino)?;
         if let Entry::Virtual { path } = &e {
@@ -540,6 +550,10 @@ impl Vfs {
 
     /// The whole node behind `ino`, from the catalog (what `Meta` leaves out).
     fn stored_node(&self, ino: u64) -> Result<Node> {
+        self.on_current_catalog(|| self.stored_node_once(ino))
+    }
+
+    fn stored_node_once(&self, ino: u64) -> Result<Node> {
         let _switch = self.switch.read();
         let Entry::Node { rowid, .. } = self.entry(ino)?.1 else {
             return Err(Error::NoSuchPath(format!("inode {ino}")));
@@ -578,6 +592,10 @@ impl Vfs {
         if let Some(f) = self.files.lock().get(&ino) {
             return Ok(f.clone());
         }
+        self.on_current_catalog(|| self.resolve_file(ino))
+    }
+
+    fn resolve_file(&self, ino: u64) -> Result<Arc<OpenFile>> {
         let _switch = self.switch.read();
         let (parent, e) = self.entry(ino)?;
         // Someone reads this directory's files: resolve its other files meanwhile.

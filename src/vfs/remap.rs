@@ -10,9 +10,22 @@ use super::inodes::Entry;
 use super::layout::{Child, Layout, SnapRef};
 use super::Vfs;
 use crate::catalog::Catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 impl Vfs {
+    /// Runs a request that pairs inode row ids with catalog queries. When it meets the
+    /// replaced catalog first (a new connection opened on the new file, before the refresher
+    /// noticed), the mount switches at once and the request runs again.
+    pub(super) fn on_current_catalog<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
+        match f() {
+            Err(Error::CatalogReplaced) => {
+                self.follow_replaced_catalog()?;
+                f()
+            }
+            r => r,
+        }
+    }
+
     /// Whether the catalog file is another one than the mount has been reading; then
     /// switches to it (connections, inodes) and returns true.
     pub(super) fn follow_replaced_catalog(&self) -> Result<bool> {
@@ -21,8 +34,13 @@ impl Vfs {
             return Ok(false);
         }
         let _switch = self.switch.write();
+        // Another thread may have switched while this one waited for the lock.
+        if *self.generation.lock() == now {
+            return Ok(true);
+        }
         tracing::warn!("the catalog was replaced under the mount; re-resolving its inodes");
         self.pool.reset();
+        self.pool.expect_generation(now.clone());
         let cat = self.pool.get()?;
         let mut snaps = cat.snapshots(None)?;
         if !self.sets.is_empty() {

@@ -763,6 +763,16 @@ pub fn ingest_two_files_and_damage_one(env: &Env) -> PathBuf {
     src
 }
 
+/// A new repository with one snapshot of `src/f` holding `content`; returns `src`.
+pub fn ingest_one_file(env: &Env, content: &[u8]) -> PathBuf {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), content).expect("write");
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    src
+}
+
 /// Ingest options for library-level tests: back up `path` into set `default`.
 pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
     cofre::ingest::IngestOptions {
