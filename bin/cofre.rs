@@ -30,6 +30,9 @@ struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// Wait up to this long for another process's lock (e.g. 30s, 10m, 1h).
+    #[arg(long, global = true, default_value = "0s", value_parser = cofre::commands::parse_wait)]
+    retry_lock: std::time::Duration,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -160,6 +163,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
         },
         catalog: cli.catalog,
         json: cli.json,
+        retry_lock: cli.retry_lock,
     };
     match cli.cmd {
         Cmd::Init => commands::init(&ctx),
@@ -201,6 +205,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                     progress: !quiet && !ctx.json,
                     data_class: data_storage_class,
                     atime,
+                    retry_lock: ctx.retry_lock,
                 },
             )
         }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::crypto::BlobId;
 use crate::error::Result;
 use crate::repo::index::MasterIndex;
-use crate::repo::pack::{header_len, pack_key, parse_header};
+use crate::repo::pack::{pack_key, parse_pack};
 use crate::repo::Repository;
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -115,18 +115,7 @@ impl Walk<'_> {
                 .errors
                 .push(format!("{key}: content does not match its name"));
         }
-        let entries = bytes
-            .len()
-            .checked_sub(4)
-            .ok_or_else(|| crate::error::Error::corrupt(key, "too short"))
-            .and_then(|t| {
-                let hl = header_len(&bytes[t..])? as usize;
-                let start = t
-                    .checked_sub(hl)
-                    .ok_or_else(|| crate::error::Error::corrupt(key, "bad header length"))?;
-                parse_header(self.repo.keys(), &bytes[start..t], key)
-            });
-        match entries {
+        match parse_pack(self.repo.keys(), &bytes, key) {
             Ok(entries) => {
                 for e in entries {
                     let (a, b) = (e.offset as usize, e.offset as usize + e.length as usize);
@@ -160,15 +149,14 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
         report: CheckReport::default(),
     };
     let mut indexed = HashSet::new();
-    for obj in repo.list("index/")? {
-        match repo.load_index_file(&obj.key) {
-            Ok(f) => {
-                indexed.extend(f.packs.iter().map(|p| pack_key(&p.id)));
-                w.index.add(&f);
-            }
-            Err(e) => w.report.errors.push(format!("{}: {e}", obj.key)),
-        }
+    let all = repo.load_indexes()?;
+    for (_, f) in &all.readable {
+        indexed.extend(f.packs.iter().map(|p| pack_key(&p.id)));
     }
+    for (name, e) in &all.damaged {
+        w.report.errors.push(format!("index/{name}: {e}"));
+    }
+    w.index = all.master();
     w.report.packs = w.packs.len();
     w.report.unindexed_packs = w.packs.keys().filter(|k| !indexed.contains(*k)).count();
     for id in repo.snapshot_ids()? {

@@ -64,6 +64,10 @@ pub enum Error {
     UnsafePath(String),
     #[error("{count} file(s) could not be restored (first: {first})")]
     RestoreIncomplete { count: usize, first: String },
+    #[error("the repository is locked: {0}. Retry later (or use --retry-lock); if that process is gone, `cofre unlock` removes its lock")]
+    Locked(String),
+    #[error("our repository lock was lost ({0}); nothing was committed: run again")]
+    LockLost(String),
     #[error("interrupted")]
     Interrupted,
 }
@@ -90,6 +94,7 @@ impl Error {
             Error::NoRepository(_) | Error::NoRepositoryGiven => EXIT_NO_REPOSITORY,
             Error::WrongPassword | Error::NoPassword => EXIT_WRONG_PASSWORD,
             Error::Interrupted => EXIT_INTERRUPTED,
+            Error::Locked(_) => EXIT_LOCKED,
             _ => EXIT_FAILURE,
         }
     }
@@ -111,5 +116,7 @@ pub const EXIT_USAGE: i32 = 2;
 /// some metadata (as restic).
 pub const EXIT_PARTIAL: i32 = 3;
 pub const EXIT_NO_REPOSITORY: i32 = 10;
+/// Another process holds a conflicting lock (as restic).
+pub const EXIT_LOCKED: i32 = 11;
 pub const EXIT_WRONG_PASSWORD: i32 = 12;
 pub const EXIT_INTERRUPTED: i32 = 130;

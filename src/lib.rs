@@ -8,6 +8,7 @@ pub mod check;
 pub mod commands;
 pub mod crypto;
 pub mod error;
+pub mod forget;
 pub mod ingest;
 pub mod model;
 pub mod mount;

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
+use crate::repo::file::{pack_key, FileType};
 use crate::repo::index::{IndexFile, IndexPack};
 use crate::repo::Repository;
 
@@ -28,32 +29,24 @@ const PACKS_PER_INDEX: usize = 1000;
 pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
     let mut report = RepairReport::default();
     let mut indexed: HashSet<BlobId> = HashSet::new();
-    for obj in repo.list("index/")? {
-        match repo.load_index_file(&obj.key) {
-            Ok(f) => indexed.extend(f.packs.iter().map(|p| p.id)),
-            Err(e @ Error::Corrupt { .. }) => {
-                tracing::warn!("{}: {e}", obj.key);
-                report.damaged_index_files.push(obj.key);
-            }
-            Err(e) => return Err(e),
-        }
+    let all = repo.load_indexes()?;
+    for (_, f) in &all.readable {
+        indexed.extend(f.packs.iter().map(|p| p.id));
+    }
+    for (name, e) in all.damaged {
+        tracing::warn!("index/{name}: {e}");
+        report.damaged_index_files.push(FileType::Index.key(&name));
     }
     let mut batch = IndexFile::default();
-    for obj in repo.list("data/")? {
+    let mut packs: Vec<(BlobId, u64)> = repo.pack_sizes()?.into_iter().collect();
+    packs.sort();
+    for (id, size) in packs {
         report.packs += 1;
-        let Some(id) = obj
-            .key
-            .rsplit('/')
-            .next()
-            .and_then(|n| hex::decode(n).ok())
-            .and_then(|b| BlobId::from_slice(&b))
-        else {
-            continue;
-        };
         if indexed.contains(&id) {
             continue;
         }
-        match repo.pack_header(&obj.key, obj.size) {
+        let key = pack_key(&id);
+        match repo.pack_header(&key, size) {
             Ok(entries) => {
                 report.packs_reindexed += 1;
                 report.blobs_reindexed += entries.len();
@@ -61,14 +54,14 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
                 // instantly readable (see docs/format.md).
                 batch.packs.push(IndexPack {
                     id,
-                    size: obj.size,
+                    size,
                     class: None,
                     entries,
                 });
             }
             Err(e @ Error::Corrupt { .. }) => {
-                tracing::warn!("{}: {e}", obj.key);
-                report.damaged_packs.push(obj.key);
+                tracing::warn!("{key}: {e}");
+                report.damaged_packs.push(key);
             }
             Err(e) => return Err(e),
         }

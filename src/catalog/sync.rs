@@ -4,6 +4,7 @@
 use crate::catalog::{Catalog, CatalogTx};
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
+use crate::repo::file::FileType;
 use crate::repo::pack::BlobKind;
 use crate::repo::{decode_tree, Repository};
 
@@ -24,21 +25,17 @@ pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     let known = cat.known_index_files()?;
     // A failed listing is an error, never an empty store (it would forget every blob).
-    let listed = repo.list("index/")?;
-    let names: std::collections::HashSet<&str> = listed
-        .iter()
-        .map(|o| o.key.trim_start_matches("index/"))
-        .collect();
+    let listed = repo.list_type(FileType::Index)?;
+    let names: std::collections::HashSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
     for name in known.iter().filter(|n| !names.contains(n.as_str())) {
         cat.remove_index(name)?;
         report.index_files_removed += 1;
     }
-    for obj in &listed {
-        let name = obj.key.trim_start_matches("index/");
+    for (name, _) in &listed {
         if known.contains(name) {
             continue;
         }
-        match repo.load_index_file(&obj.key) {
+        match repo.load_index_file(name) {
             Ok(file) => {
                 cat.insert_index(name, &file)?;
                 report.index_files_added += 1;

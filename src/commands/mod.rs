@@ -21,6 +21,21 @@ pub struct Context {
     pub password: PasswordSource,
     pub catalog: Option<PathBuf>,
     pub json: bool,
+    /// How long to wait for a conflicting lock.
+    pub retry_lock: std::time::Duration,
+}
+
+/// `30s`, `10m`, `2h` or plain seconds, for `--retry-lock`.
+pub fn parse_wait(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected e.g. 30s, 10m or 2h"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{s:?}: unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(n * mult))
 }
 
 impl Context {

@@ -11,7 +11,7 @@ use crate::model::ChunkRef;
 use crate::repo::pack::BlobKind;
 use crate::repo::Repository;
 
-use super::packer::Packer;
+use crate::repo::packer::Packer;
 use super::progress::Progress;
 
 /// The chunker and the dedup check, shared by files and command output.

@@ -3,7 +3,7 @@
 
 pub(crate) mod content;
 mod fsmeta;
-mod packer;
+
 mod progress;
 mod source;
 mod walk;
@@ -22,6 +22,7 @@ use crate::catalog::{sync, Catalog};
 use crate::error::{Error, Result};
 use crate::model::{Manifest, Summary, Tree};
 use crate::repo::index::IndexFile;
+use crate::repo::lock::Lock;
 use crate::repo::Repository;
 use content::Chunker;
 use fsmeta::node_from_metadata;
@@ -39,6 +40,8 @@ pub struct IngestOptions {
     pub data_class: Option<String>,
     /// Record access times (off by default: see `fsmeta::node_from_metadata`).
     pub atime: bool,
+    /// How long to wait for a conflicting lock (a running prune) to go away.
+    pub retry_lock: std::time::Duration,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -163,7 +166,7 @@ pub fn format_time(t: (i64, u32)) -> String {
         .unwrap_or_default()
 }
 
-fn host_and_user() -> (String, String) {
+pub(crate) fn host_and_user() -> (String, String) {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
@@ -174,6 +177,9 @@ fn host_and_user() -> (String, String) {
 
 pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Result<IngestReport> {
     let started = std::time::Instant::now();
+    // A shared lock before anything is read: no prune deletes while we decide what to
+    // reuse, until our snapshot is committed (docs/prune.md).
+    let lock = Lock::acquire(repo, false, "ingest", opts.retry_lock)?;
     // Other hosts' snapshots and chunks first, so we dedup against them.
     sync::sync(cat, repo)?;
     let time = opts.time.unwrap_or_else(now);
@@ -203,7 +209,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     let data_tier = crate::repo::index::tier(opts.data_class.as_deref());
     let cat_ref: &Catalog = cat;
     let (root_id, summary, warnings, unreadable, trees, written) = std::thread::scope(|scope| {
-        let packer = packer::Packer::start(scope, repo, opts.data_class.clone());
+        let packer = crate::repo::packer::Packer::start(scope, repo, opts.data_class.clone());
         let chunker = Chunker {
             repo,
             catalog: cat_ref,
@@ -246,11 +252,11 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
                 Ok((root_id, summary, warnings, unreadable, trees, written))
             }
             (Err(e), Ok(written)) => {
-                packer::discard(repo, &written.packs);
+                crate::repo::packer::discard(repo, &written.packs);
                 Err(e)
             }
             (r, Err((e, packs))) => {
-                packer::discard(repo, &packs);
+                crate::repo::packer::discard(repo, &packs);
                 Err(r.err().unwrap_or(e))
             }
         }
@@ -259,6 +265,11 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
 
     let mut summary = summary;
     summary.bytes_added = written.bytes_added;
+    // Our lock judged stale and removed means a prune may be deleting what we reuse.
+    if let Err(e) = lock.check() {
+        crate::repo::packer::discard(repo, &written.packs);
+        return Err(e);
+    }
     let index = IndexFile {
         packs: written.packs,
     };
@@ -280,6 +291,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         program: format!("cofre {}", env!("CARGO_PKG_VERSION")),
     };
     let id = repo.save_manifest(&manifest)?;
+    drop(lock);
     // The snapshot is committed. A catalog failure now is repaired by the next sync.
     if let Err(e) = record(cat, index_name.as_deref(), &index, &trees, &id, &manifest) {
         tracing::warn!("snapshot {id} saved, but the catalog was not updated ({e}); `cofre catalog sync` repairs it");

@@ -1,8 +1,11 @@
 //! The repository: keys, config and typed, encrypted objects on top of a store.
 //! Store keys: `config`, `keys/<id>`, `data/<xx>/<pack>`, `index/<id>`, `snapshots/<id>`.
 
+pub mod file;
 pub mod index;
+pub mod lock;
 pub mod pack;
+pub mod packer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use crate::crypto::{BlobId, KeyFile, Keys};
 use crate::error::{Error, Result};
 use crate::model::{Manifest, Tree};
 use crate::store::{DynStore, ObjectInfo, StoreError};
+use file::FileType;
 use index::{IndexFile, Location, MasterIndex};
 use pack::BlobKind;
 
@@ -37,6 +41,23 @@ pub struct Config {
     /// Seeds FastCDC's gear table, derived from the id key: chunk boundaries, and so chunk
     /// sizes, are different in every repository and reveal nothing about known files.
     pub chunk_seed: u64,
+}
+
+#[derive(Default)]
+pub struct Indexes {
+    pub readable: Vec<(String, IndexFile)>,
+    pub damaged: Vec<(String, Error)>,
+}
+
+impl Indexes {
+    pub fn master(&self) -> MasterIndex {
+        let mut mi = MasterIndex::default();
+        for (_, f) in &self.readable {
+            mi.add(f);
+        }
+        mi.seal();
+        mi
+    }
 }
 
 pub struct Repository {
@@ -170,15 +191,15 @@ impl Repository {
         Ok(block(&self.rt, self.store.list(prefix))?)
     }
 
-    /// Seals and stores an object under `<dir>/<blake3 of the ciphertext>`; returns the id.
-    fn put_sealed(&self, dir: &str, plain: &[u8], aad: &[u8]) -> Result<String> {
+    /// Seals and stores an object named by the blake3 of its ciphertext; returns the name.
+    pub(crate) fn put_sealed(&self, t: FileType, plain: &[u8], aad: &[u8]) -> Result<String> {
         let sealed = self.keys.seal(plain, aad);
         let id = blake3::hash(&sealed).to_hex().to_string();
-        self.put_raw(&format!("{dir}/{id}"), sealed)?;
+        self.put_raw(&t.key(&id), sealed)?;
         Ok(id)
     }
 
-    fn get_sealed(&self, key: &str, aad: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn get_sealed(&self, key: &str, aad: &[u8]) -> Result<Vec<u8>> {
         let sealed = self.get_raw(key, None)?;
         if blake3::hash(&sealed).to_hex().as_str() != key.rsplit('/').next().unwrap_or("") {
             return Err(Error::corrupt(key, "content does not match its name"));
@@ -189,36 +210,47 @@ impl Repository {
     pub fn save_index(&self, index: &IndexFile) -> Result<String> {
         let plain =
             postcard::to_allocvec(index).map_err(|e| Error::corrupt("index", e.to_string()))?;
-        self.put_sealed("index", &plain, INDEX_AAD)
+        self.put_sealed(FileType::Index, &plain, INDEX_AAD)
     }
 
-    pub fn load_index_file(&self, key: &str) -> Result<IndexFile> {
-        let plain = self.get_sealed(key, INDEX_AAD)?;
-        postcard::from_bytes(&plain).map_err(|e| Error::corrupt(key, e.to_string()))
+    /// Index object `name` (its id, without `index/`).
+    pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {
+        let key = FileType::Index.key(name);
+        let plain = self.get_sealed(&key, INDEX_AAD)?;
+        postcard::from_bytes(&plain).map_err(|e| Error::corrupt(&key, e.to_string()))
+    }
+
+    /// Every index object: the readable ones, and the damaged ones with why. A store
+    /// failure (listing or reading) is an error: nobody may act on half a listing.
+    pub fn load_indexes(&self) -> Result<Indexes> {
+        let mut out = Indexes::default();
+        for (name, _) in self.list_type(FileType::Index)? {
+            match self.load_index_file(&name) {
+                Ok(f) => out.readable.push((name, f)),
+                Err(e @ Error::Corrupt { .. }) => out.damaged.push((name, e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Every readable index object; damaged ones are skipped with a warning (what they
     /// listed is then missing, and reported by whoever needs it).
     pub fn load_master_index(&self) -> Result<MasterIndex> {
-        let mut mi = MasterIndex::default();
-        for obj in self.list("index/")? {
-            match self.load_index_file(&obj.key) {
-                Ok(f) => mi.add(&f),
-                Err(e @ Error::Corrupt { .. }) => tracing::warn!("{} skipped: {e}", obj.key),
-                Err(e) => return Err(e),
-            }
+        let all = self.load_indexes()?;
+        for (name, e) in &all.damaged {
+            tracing::warn!("index/{name} skipped: {e}");
         }
-        mi.seal();
-        Ok(mi)
+        Ok(all.master())
     }
 
     pub fn save_manifest(&self, m: &Manifest) -> Result<String> {
         let plain = serde_json::to_vec(m).map_err(|e| Error::corrupt("manifest", e.to_string()))?;
-        self.put_sealed("snapshots", &plain, SNAPSHOT_AAD)
+        self.put_sealed(FileType::Snapshot, &plain, SNAPSHOT_AAD)
     }
 
     pub fn load_manifest(&self, id: &str) -> Result<Manifest> {
-        let key = format!("snapshots/{id}");
+        let key = FileType::Snapshot.key(id);
         let plain = self.get_sealed(&key, SNAPSHOT_AAD)?;
         serde_json::from_slice(&plain).map_err(|e| Error::corrupt(&key, e.to_string()))
     }
@@ -231,36 +263,45 @@ impl Repository {
         let start = trailer.checked_sub(hl).ok_or_else(short)?;
         let entries =
             pack::parse_header(&self.keys, &self.get_raw(key, Some(start..trailer))?, key)?;
-        if let Some(e) = entries
-            .iter()
-            .find(|e| e.offset as u64 + e.length as u64 > start)
-        {
-            return Err(Error::corrupt(
-                key,
-                format!("blob {} lies outside the pack's data", e.id.hex()),
-            ));
-        }
+        pack::check_bounds(&entries, start, key)?;
         Ok(entries)
+    }
+
+    /// Every object of one type: (name, size). A failed listing is an error, never empty.
+    pub fn list_type(&self, t: FileType) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .list(t.prefix())?
+            .into_iter()
+            .filter_map(|o| Some((t.name_of(&o.key)?.to_string(), o.size)))
+            .collect())
+    }
+
+    /// Deletes one object. Only prune, forget, unlock, key removal and an uncommitted
+    /// ingest's cleanup call this; each states its proof in docs/prune.md.
+    pub fn delete(&self, t: FileType, name: &str) -> Result<()> {
+        Ok(block(&self.rt, self.store.delete(&t.key(name)))?)
+    }
+
+    /// Every pack present in the store, with its size.
+    pub fn pack_sizes(&self) -> Result<std::collections::HashMap<BlobId, u64>> {
+        Ok(self
+            .list(FileType::Pack.prefix())?
+            .iter()
+            .filter_map(|o| Some((file::pack_id(&o.key)?, o.size)))
+            .collect())
     }
 
     /// Ids of the packs present in the store.
     pub fn pack_ids(&self) -> Result<std::collections::HashSet<BlobId>> {
-        Ok(self
-            .list("data/")?
-            .iter()
-            .filter_map(|o| {
-                let name = o.key.rsplit('/').next()?;
-                BlobId::from_slice(&hex::decode(name).ok()?)
-            })
-            .collect())
+        Ok(self.pack_sizes()?.into_keys().collect())
     }
 
     /// Snapshot ids (full hex) present in the store.
     pub fn snapshot_ids(&self) -> Result<Vec<String>> {
         Ok(self
-            .list("snapshots/")?
+            .list_type(FileType::Snapshot)?
             .into_iter()
-            .filter_map(|o| o.key.strip_prefix("snapshots/").map(str::to_string))
+            .map(|(n, _)| n)
             .collect())
     }
 

@@ -25,10 +25,7 @@ pub struct PackEntry {
     pub raw_len: u32,
 }
 
-pub fn pack_key(pack: &BlobId) -> String {
-    let h = pack.hex();
-    format!("data/{}/{}", &h[..2], h)
-}
+pub use super::file::pack_key;
 
 pub struct PackBuilder {
     kind: BlobKind,
@@ -105,4 +102,34 @@ pub fn header_len(trailer: &[u8]) -> Result<u64> {
 pub fn parse_header(keys: &Keys, sealed: &[u8], pack: &str) -> Result<Vec<PackEntry>> {
     let plain = keys.open(sealed, HEADER_AAD, pack)?;
     postcard::from_bytes(&plain).map_err(|e| Error::corrupt(pack, format!("header: {e}")))
+}
+
+/// The entries of a whole pack held in memory (check, prune's repack), with every entry
+/// checked to lie inside the pack's data.
+pub fn parse_pack(keys: &Keys, bytes: &[u8], key: &str) -> Result<Vec<PackEntry>> {
+    let trailer = bytes
+        .len()
+        .checked_sub(4)
+        .ok_or_else(|| Error::corrupt(key, "too short for a pack"))?;
+    let hl = header_len(&bytes[trailer..])? as usize;
+    let start = trailer
+        .checked_sub(hl)
+        .ok_or_else(|| Error::corrupt(key, "bad header length"))?;
+    let entries = parse_header(keys, &bytes[start..trailer], key)?;
+    check_bounds(&entries, start as u64, key)?;
+    Ok(entries)
+}
+
+/// Every entry must end before the header starts (`data_end`).
+pub fn check_bounds(entries: &[PackEntry], data_end: u64, key: &str) -> Result<()> {
+    match entries
+        .iter()
+        .find(|e| e.offset as u64 + e.length as u64 > data_end)
+    {
+        Some(e) => Err(Error::corrupt(
+            key,
+            format!("blob {} lies outside the pack's data", e.id.hex()),
+        )),
+        None => Ok(()),
+    }
 }

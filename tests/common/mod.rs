@@ -785,5 +785,6 @@ pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
         progress: false,
         data_class: None,
         atime: false,
+        retry_lock: std::time::Duration::ZERO,
     }
 }

@@ -186,7 +186,7 @@ impl<'scope> Packer<'scope> {
 pub fn discard(repo: &Repository, packs: &[IndexPack]) {
     for p in packs {
         let key = pack_key(&p.id);
-        if let Err(e) = crate::repo::block(repo.runtime(), repo.store().delete(&key)) {
+        if let Err(e) = repo.delete(crate::repo::file::FileType::Pack, &p.id.hex()) {
             tracing::warn!("{key} left behind ({e}); prune removes it");
         }
     }
