@@ -4,9 +4,13 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use cofre::commands::{self, Context};
+use cofre::check::ReadData;
+use cofre::commands::{self, Context, KeyAction};
+use cofre::forget::policy::{Policy, Span};
+use cofre::forget::ForgetOptions;
 use cofre::ingest::{IngestOptions, StreamSource};
 use cofre::password::PasswordSource;
+use cofre::prune::PruneOptions;
 
 #[derive(Parser)]
 #[command(
@@ -117,8 +121,79 @@ enum Cmd {
     },
     /// Verify the repository: structure, or every byte with --read-data.
     Check {
+        /// Download and verify every pack.
         #[arg(long)]
         read_data: bool,
+        /// Download and verify a subset: n/m (part n of m, by pack id: monthly runs of
+        /// 1/12..12/12 read everything once a year), X% (random) or a size (500M, 2G).
+        #[arg(long, value_parser = ReadData::parse_subset, conflicts_with = "read_data")]
+        read_data_subset: Option<ReadData>,
+    },
+    /// Remove snapshots by policy (per set) or by id; --prune frees their data.
+    Forget {
+        /// Snapshot ids (unique prefixes) to forget, instead of a policy.
+        ids: Vec<String>,
+        /// Only these sets (repeatable); each set is judged on its own.
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+        /// Keep every snapshot within this span of the newest (e.g. 30d, 1y6m, 12h).
+        #[arg(long, value_parser = Span::parse)]
+        keep_within: Option<Span>,
+        #[arg(long, value_parser = Span::parse)]
+        keep_within_hourly: Option<Span>,
+        #[arg(long, value_parser = Span::parse)]
+        keep_within_daily: Option<Span>,
+        #[arg(long, value_parser = Span::parse)]
+        keep_within_weekly: Option<Span>,
+        #[arg(long, value_parser = Span::parse)]
+        keep_within_monthly: Option<Span>,
+        #[arg(long, value_parser = Span::parse)]
+        keep_within_yearly: Option<Span>,
+        /// Keep snapshots with all of these comma-separated tags (repeatable).
+        #[arg(long = "keep-tag")]
+        keep_tags: Vec<String>,
+        /// Show what would be kept and removed, and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run prune afterwards.
+        #[arg(long)]
+        prune: bool,
+        /// With --prune: see `prune --max-unused`.
+        #[arg(long, default_value = "5%", value_parser = parse_percent)]
+        max_unused: f64,
+    },
+    /// Delete data no snapshot references; repack partly used packs.
+    Prune {
+        /// Leave at most this much unused data in partly used packs, as a share of the
+        /// used data (as restic).
+        #[arg(long, default_value = "5%", value_parser = parse_percent)]
+        max_unused: f64,
+        /// Show the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove stale locks (of processes that are gone or silent for 30 minutes).
+    Unlock {
+        /// Remove every lock, even live ones: only when no other cofre uses the repository.
+        #[arg(long)]
+        remove_all: bool,
+    },
+    /// Manage the repository's passwords.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
     },
     /// Maintain the local catalog.
     Catalog {
@@ -130,6 +205,36 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RepairCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// List key files; `*` marks the one in use.
+    List,
+    /// Add a password.
+    Add {
+        /// Read the new password from this file (else prompt).
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+    },
+    /// Remove a key (not the one in use, never the last).
+    Remove { id: String },
+    /// Change the password in use: adds a key with the new password, removes the old one.
+    Passwd {
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+    },
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a percentage such as 5%"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("{s:?}: must be between 0% and 100%"));
+    }
+    Ok(v)
 }
 
 #[derive(Subcommand)]
@@ -235,7 +340,98 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             },
             cache_size,
         ),
-        Cmd::Check { read_data } => commands::check(&ctx, read_data),
+        Cmd::Check {
+            read_data,
+            read_data_subset,
+        } => {
+            let read = match (read_data, read_data_subset) {
+                (_, Some(s)) => s,
+                (true, None) => ReadData::All,
+                (false, None) => ReadData::None,
+            };
+            commands::check(&ctx, read)
+        }
+        Cmd::Forget {
+            ids,
+            sets,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_within,
+            keep_within_hourly,
+            keep_within_daily,
+            keep_within_weekly,
+            keep_within_monthly,
+            keep_within_yearly,
+            keep_tags,
+            dry_run,
+            prune,
+            max_unused,
+        } => {
+            let policy = Policy {
+                last: keep_last,
+                hourly: keep_hourly,
+                daily: keep_daily,
+                weekly: keep_weekly,
+                monthly: keep_monthly,
+                yearly: keep_yearly,
+                within: keep_within.unwrap_or_default(),
+                within_hourly: keep_within_hourly.unwrap_or_default(),
+                within_daily: keep_within_daily.unwrap_or_default(),
+                within_weekly: keep_within_weekly.unwrap_or_default(),
+                within_monthly: keep_within_monthly.unwrap_or_default(),
+                within_yearly: keep_within_yearly.unwrap_or_default(),
+                tags: keep_tags
+                    .iter()
+                    .map(|t| t.split(',').map(str::to_string).collect())
+                    .collect(),
+            };
+            if !ids.is_empty() && !policy.is_empty() {
+                return Err(cofre::error::Error::InvalidArgument(
+                    "give either snapshot ids or --keep-* options, not both".into(),
+                ));
+            }
+            let prune = prune.then(|| PruneOptions {
+                max_unused_percent: max_unused,
+                dry_run,
+                retry_lock: ctx.retry_lock,
+            });
+            commands::forget(
+                &ctx,
+                ForgetOptions {
+                    policy,
+                    sets,
+                    ids,
+                    dry_run,
+                    retry_lock: ctx.retry_lock,
+                },
+                prune,
+            )
+        }
+        Cmd::Prune {
+            max_unused,
+            dry_run,
+        } => commands::prune(
+            &ctx,
+            PruneOptions {
+                max_unused_percent: max_unused,
+                dry_run,
+                retry_lock: ctx.retry_lock,
+            },
+        ),
+        Cmd::Unlock { remove_all } => commands::unlock(&ctx, remove_all),
+        Cmd::Key { cmd } => commands::key(
+            &ctx,
+            match cmd {
+                KeyCmd::List => KeyAction::List,
+                KeyCmd::Add { new_password_file } => KeyAction::Add { new_password_file },
+                KeyCmd::Remove { id } => KeyAction::Remove { id },
+                KeyCmd::Passwd { new_password_file } => KeyAction::Passwd { new_password_file },
+            },
+        ),
         Cmd::Catalog {
             cmd: CatalogCmd::Rebuild,
         } => commands::catalog_rebuild(&ctx),

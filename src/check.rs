@@ -102,43 +102,156 @@ impl Walk<'_> {
         }
     }
 
-    fn read_pack(&mut self, key: &str, size: u64) {
+    /// Downloads a pack and verifies it; returns what is wrong and the blobs it loses
+    /// (None: the whole pack, per the index).
+    fn read_pack(&mut self, key: &str, size: u64) -> Option<(String, Option<Vec<BlobId>>)> {
         let bytes = match self.repo.get_raw(key, None) {
             Ok(b) => b,
-            Err(e) => return self.report.errors.push(format!("{key}: {e}")),
+            Err(e) => return Some((e.to_string(), None)),
         };
         self.report.packs_read += 1;
         let name = key.rsplit('/').next().unwrap_or("");
         if blake3::hash(&bytes).to_hex().as_str() != name || bytes.len() as u64 != size {
-            return self
-                .report
-                .errors
-                .push(format!("{key}: content does not match its name"));
+            return Some(("content does not match its name".into(), None));
         }
-        match parse_pack(self.repo.keys(), &bytes, key) {
-            Ok(entries) => {
-                for e in entries {
-                    let (a, b) = (e.offset as usize, e.offset as usize + e.length as usize);
-                    if let Err(err) = bytes
-                        .get(a..b)
-                        .ok_or_else(|| crate::error::Error::corrupt(key, "entry outside pack"))
-                        .and_then(|enc| self.repo.decode_blob(&e.id, enc))
-                    {
-                        self.report.errors.push(format!("{key}: {err}"));
-                    }
+        let entries = match parse_pack(self.repo.keys(), &bytes, key) {
+            Ok(e) => e,
+            Err(e) => return Some((e.to_string(), None)),
+        };
+        let mut bad = Vec::new();
+        let mut first = None;
+        for e in entries {
+            let enc = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
+            if let Err(err) = self.repo.decode_blob(&e.id, enc) {
+                first.get_or_insert(err.to_string());
+                bad.push(e.id);
+            }
+        }
+        first.map(|f| (f, Some(bad)))
+    }
+
+    /// Paths (with their snapshot) that use any of `blobs`: a second walk, only when
+    /// reading found damage.
+    fn paths_using(&self, roots: &[(String, BlobId)], blobs: &HashSet<BlobId>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<(BlobId, String)> = roots.iter().map(|(p, r)| (*r, p.clone())).collect();
+        while let Some((id, path)) = stack.pop() {
+            if blobs.contains(&id) {
+                out.insert(path.clone());
+            }
+            if !seen.insert((id, path.clone())) || out.len() > 1000 {
+                continue;
+            }
+            let Ok(tree) = self.repo.load_tree(&self.index, &id) else {
+                continue;
+            };
+            for n in &tree.nodes {
+                let p = format!("{path}/{}", String::from_utf8_lossy(&n.name));
+                if n.chunks.iter().any(|c| blobs.contains(&c.id)) {
+                    out.insert(p.clone());
+                }
+                if let Some(sub) = n.subtree {
+                    stack.push((sub, p));
                 }
             }
-            Err(e) => self.report.errors.push(format!("{key}: {e}")),
         }
+        out
     }
 }
 
-pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
-    let packs: HashMap<String, u64> = repo
-        .list("data/")?
-        .into_iter()
-        .map(|o| (o.key, o.size))
-        .collect();
+/// Which packs `check` downloads and verifies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReadData {
+    None,
+    All,
+    /// Part n of m (1-based), chosen by pack id: stateless, so runs 1/m..m/m read every
+    /// pack exactly once.
+    Part(u32, u32),
+    /// A random share of the packs, in percent.
+    Percent(f64),
+    /// Random packs up to this many bytes.
+    Bytes(u64),
+}
+
+impl ReadData {
+    /// Parses `n/m`, `X%` or a size (`500M`, `2G`, bytes).
+    pub fn parse_subset(s: &str) -> std::result::Result<ReadData, String> {
+        let bad = || format!("{s:?}: use n/m (e.g. 3/12), a percentage (10%) or a size (500M)");
+        if let Some((n, m)) = s.split_once('/') {
+            let (n, m): (u32, u32) = (n.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if n == 0 || m == 0 || n > m {
+                return Err(format!("{s:?}: n/m needs 1 <= n <= m"));
+            }
+            return Ok(ReadData::Part(n, m));
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(format!("{s:?}: the percentage must be in (0, 100]"));
+            }
+            return Ok(ReadData::Percent(p));
+        }
+        let (num, mult) = match s.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => {
+                let m = match c.to_ascii_uppercase() {
+                    'K' => 1 << 10,
+                    'M' => 1 << 20,
+                    'G' => 1 << 30,
+                    'T' => 1u64 << 40,
+                    _ => return Err(bad()),
+                };
+                (&s[..i], m)
+            }
+            _ => (s, 1),
+        };
+        Ok(ReadData::Bytes(
+            num.parse::<u64>().map_err(|_| bad())? * mult,
+        ))
+    }
+
+    /// The packs to read, out of `all` (key, size, id), sorted by key.
+    fn select(&self, all: &[(String, u64, Option<BlobId>)]) -> Vec<(String, u64)> {
+        use rand::seq::SliceRandom;
+        let mut picked: Vec<(String, u64)> = match *self {
+            ReadData::None => vec![],
+            ReadData::All => all.iter().map(|(k, s, _)| (k.clone(), *s)).collect(),
+            ReadData::Part(n, m) => all
+                .iter()
+                .filter(|(_, _, id)| id.is_some_and(|id| part_of(&id) % m == n - 1))
+                .map(|(k, s, _)| (k.clone(), *s))
+                .collect(),
+            ReadData::Percent(p) => all
+                .iter()
+                .filter(|_| rand::random::<f64>() * 100.0 < p)
+                .map(|(k, s, _)| (k.clone(), *s))
+                .collect(),
+            ReadData::Bytes(limit) => {
+                let mut v: Vec<_> = all.iter().map(|(k, s, _)| (k.clone(), *s)).collect();
+                v.shuffle(&mut rand::thread_rng());
+                let mut total = 0;
+                v.into_iter()
+                    .take_while(|(_, s)| {
+                        let take = total < limit;
+                        total += s;
+                        take
+                    })
+                    .collect()
+            }
+        };
+        picked.sort();
+        picked
+    }
+}
+
+/// The subset bucket of a pack: its id's first four bytes (ids are uniform hashes).
+fn part_of(id: &BlobId) -> u32 {
+    u32::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3]])
+}
+
+pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
+    let listed = repo.list(crate::repo::file::FileType::Pack.prefix())?;
+    let packs: HashMap<String, u64> = listed.iter().map(|o| (o.key.clone(), o.size)).collect();
     let mut w = Walk {
         repo,
         index: MasterIndex::default(),
@@ -150,8 +263,15 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     };
     let mut indexed = HashSet::new();
     let all = repo.load_indexes()?;
+    let mut blobs_of: HashMap<String, Vec<BlobId>> = HashMap::new();
     for (_, f) in &all.readable {
-        indexed.extend(f.packs.iter().map(|p| pack_key(&p.id)));
+        for p in &f.packs {
+            indexed.insert(pack_key(&p.id));
+            blobs_of
+                .entry(pack_key(&p.id))
+                .or_default()
+                .extend(p.entries.iter().map(|e| e.id));
+        }
     }
     for (name, e) in &all.damaged {
         w.report.errors.push(format!("index/{name}: {e}"));
@@ -159,20 +279,39 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     w.index = all.master();
     w.report.packs = w.packs.len();
     w.report.unindexed_packs = w.packs.keys().filter(|k| !indexed.contains(*k)).count();
+    let mut roots = Vec::new();
     for id in repo.snapshot_ids()? {
         w.report.snapshots += 1;
         match repo.load_manifest(&id) {
-            Ok(m) => w.tree(&m.root, &format!("snapshot {}:", &id[..8])),
+            Ok(m) => {
+                let name = format!("snapshot {}:", &id[..8]);
+                w.tree(&m.root, &name);
+                roots.push((name, m.root));
+            }
             Err(e) => w.report.errors.push(format!("snapshot {id}: {e}")),
         }
     }
     w.report_bad_packs();
-    if read_data {
-        let mut all: Vec<_> = w.packs.iter().map(|(k, s)| (k.clone(), *s)).collect();
-        all.sort();
-        for (key, size) in all {
-            w.read_pack(&key, size);
+    let candidates: Vec<(String, u64, Option<BlobId>)> = listed
+        .iter()
+        .map(|o| (o.key.clone(), o.size, crate::repo::file::pack_id(&o.key)))
+        .collect();
+    let mut damaged = Vec::new();
+    for (key, size) in read.select(&candidates) {
+        if let Some((why, blobs)) = w.read_pack(&key, size) {
+            let lost = blobs.unwrap_or_else(|| blobs_of.get(&key).cloned().unwrap_or_default());
+            damaged.push((key, why, lost));
         }
+    }
+    for (key, why, lost) in damaged {
+        let paths = w.paths_using(&roots, &lost.into_iter().collect());
+        let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
+        let affected = match paths.len() {
+            0 => "no snapshot uses the damaged data".to_string(),
+            n if n > 5 => format!("affected: {} and {} more", shown.join(", "), n - 5),
+            _ => format!("affected: {}", shown.join(", ")),
+        };
+        w.report.errors.push(format!("{key}: {why}; {affected}"));
     }
     Ok(w.report)
 }

@@ -131,6 +131,11 @@ pub struct KeyFile {
     pub salt: String,
     pub sealed: String,
     pub created: String,
+    /// Who added the key (`key list`); absent in key files written by `init` before 0.2.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
 }
 
 const KEY_AAD: &[u8] = b"cofre-keyfile-v1";
@@ -161,7 +166,13 @@ impl KeyFile {
             salt: hex::encode(salt),
             sealed: hex::encode(seal_with(&kek, &keys.to_bytes(), KEY_AAD)),
             created,
+            hostname: String::new(),
+            username: String::new(),
         })
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::corrupt("key file", e.to_string()))
     }
 
     /// None when the password is wrong.

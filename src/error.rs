@@ -68,6 +68,8 @@ pub enum Error {
     Locked(String),
     #[error("our repository lock was lost ({0}); nothing was committed: run again")]
     LockLost(String),
+    #[error("prune stopped: {0}")]
+    PruneRefused(String),
     #[error("interrupted")]
     Interrupted,
 }

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod model;
 pub mod mount;
 pub mod password;
+pub mod prune;
 pub mod repair;
 pub mod repo;
 pub mod restore;

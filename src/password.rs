@@ -20,6 +20,27 @@ fn trim_newline(mut s: Vec<u8>) -> Vec<u8> {
 }
 
 impl PasswordSource {
+    /// A new password (`key add`, `key passwd`): from the file, else asked twice on the
+    /// terminal. Never from COFRE_PASSWORD: that is the current one.
+    pub fn get_new(&self) -> Result<Vec<u8>> {
+        if let Some(f) = &self.file {
+            let data = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+            return Ok(trim_newline(data));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::InvalidArgument(
+                "no new password: use --new-password-file or run on a terminal".into(),
+            ));
+        }
+        let p =
+            rpassword::prompt_password("new password: ").map_err(|e| Error::io("terminal", e))?;
+        let again = rpassword::prompt_password("again: ").map_err(|e| Error::io("terminal", e))?;
+        if again != p {
+            return Err(Error::InvalidArgument("the passwords do not match".into()));
+        }
+        Ok(p.into_bytes())
+    }
+
     /// `confirm` asks twice on a terminal (for `init`).
     pub fn get(&self, confirm: bool) -> Result<Vec<u8>> {
         if let Some(cmd) = &self.command {

@@ -1,8 +1,14 @@
 //! Command implementations behind the CLI: open the repository and catalog, run, print.
 
+mod forget;
+mod key;
 mod listing;
+mod prune;
 
+pub use forget::forget;
+pub use key::{key, KeyAction};
 pub use listing::{ls, snapshots};
+pub use prune::{prune, unlock};
 
 use std::path::PathBuf;
 
@@ -28,7 +34,9 @@ pub struct Context {
 /// `30s`, `10m`, `2h` or plain seconds, for `--retry-lock`.
 pub fn parse_wait(s: &str) -> std::result::Result<std::time::Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected e.g. 30s, 10m or 2h"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 30s, 10m or 2h"))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -296,9 +304,9 @@ pub fn mount(
     Ok(0)
 }
 
-pub fn check(ctx: &Context, read_data: bool) -> Result<i32> {
+pub fn check(ctx: &Context, read: crate::check::ReadData) -> Result<i32> {
     let repo = ctx.open_repo()?;
-    let r = crate::check::check(&repo, read_data)?;
+    let r = crate::check::check(&repo, read)?;
     if ctx.json {
         ctx.print_json(&r)?;
     } else {

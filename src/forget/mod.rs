@@ -2,3 +2,151 @@
 //! snapshots it does not keep (only manifests: `prune` frees their data).
 
 pub mod policy;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::Manifest;
+use crate::repo::file::FileType;
+use crate::repo::lock::Lock;
+use crate::repo::Repository;
+use policy::{Item, Policy};
+
+#[derive(Debug, Clone, Default)]
+pub struct ForgetOptions {
+    pub policy: Policy,
+    /// Only these sets (each on its own); empty: every set.
+    pub sets: Vec<String>,
+    /// Forget exactly these snapshots (unique id prefixes) instead of applying a policy.
+    pub ids: Vec<String>,
+    pub dry_run: bool,
+    pub retry_lock: std::time::Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub id: String,
+    pub set: String,
+    pub time: String,
+    pub tags: Vec<String>,
+    pub keep: bool,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ForgetReport {
+    pub dry_run: bool,
+    /// Per set, every snapshot, newest first.
+    pub sets: BTreeMap<String, Vec<Entry>>,
+    pub removed: usize,
+    pub failures: Vec<String>,
+}
+
+fn to_time(t: (i64, u32)) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.0)
+        .map(|d| d.replace_nanosecond(t.1).unwrap_or(d))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Every readable manifest in the store, read fresh (a damaged one is never forgotten
+/// by a policy: it is reported and kept).
+fn manifests(repo: &Repository) -> Result<Vec<(String, Manifest)>> {
+    let mut out = Vec::new();
+    for id in repo.snapshot_ids()? {
+        match repo.load_manifest(&id) {
+            Ok(m) => out.push((id, m)),
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::warn!("snapshot {id} cannot be read ({e}); kept")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+fn resolve(all: &[(String, Manifest)], prefix: &str) -> Result<String> {
+    let mut hits = all.iter().filter(|(id, _)| id.starts_with(prefix));
+    let first = hits
+        .next()
+        .ok_or_else(|| Error::NoSnapshot(prefix.into()))?;
+    if hits.next().is_some() {
+        return Err(Error::AmbiguousSnapshot(prefix.into()));
+    }
+    Ok(first.0.clone())
+}
+
+pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
+    let lock = Lock::acquire(repo, false, "forget", opts.retry_lock)?;
+    let all = manifests(repo)?;
+    let mut report = ForgetReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let chosen: Vec<String> = opts
+        .ids
+        .iter()
+        .map(|p| resolve(&all, p))
+        .collect::<Result<_>>()?;
+    let mut by_set: BTreeMap<&str, Vec<&(String, Manifest)>> = BTreeMap::new();
+    for s in &all {
+        if opts.sets.is_empty() || opts.sets.contains(&s.1.set) {
+            by_set.entry(&s.1.set).or_default().push(s);
+        }
+    }
+    let now = time::OffsetDateTime::now_utc();
+    for (set, snaps) in by_set {
+        let decisions = if opts.ids.is_empty() {
+            let items: Vec<Item> = snaps
+                .iter()
+                .map(|(_, m)| Item {
+                    time: to_time(m.time),
+                    tags: m.tags.clone(),
+                })
+                .collect();
+            policy::apply(&items, &opts.policy, now)
+        } else {
+            snaps
+                .iter()
+                .map(|(id, _)| {
+                    let gone = chosen.contains(id);
+                    policy::Decision {
+                        keep: !gone,
+                        reasons: if gone {
+                            vec![]
+                        } else {
+                            vec!["not named".into()]
+                        },
+                    }
+                })
+                .collect()
+        };
+        let mut decided: Vec<_> = snaps.iter().zip(decisions).collect();
+        decided.sort_by(|a, b| b.0 .1.time.cmp(&a.0 .1.time).then(a.0 .0.cmp(&b.0 .0)));
+        let entries: Vec<Entry> = decided
+            .into_iter()
+            .map(|((id, m), d)| Entry {
+                id: id.clone(),
+                set: set.to_string(),
+                time: crate::ingest::format_time(m.time),
+                tags: m.tags.clone(),
+                keep: d.keep,
+                reasons: d.reasons,
+            })
+            .collect();
+        report.sets.insert(set.to_string(), entries);
+    }
+    if opts.dry_run {
+        return Ok(report);
+    }
+    for e in report.sets.values().flatten().filter(|e| !e.keep) {
+        // Only the manifest: its data stays until prune proves it unreferenced.
+        match repo.delete(FileType::Snapshot, &e.id) {
+            Ok(()) => report.removed += 1,
+            Err(err) => report.failures.push(format!("snapshot {}: {err}", e.id)),
+        }
+    }
+    drop(lock);
+    Ok(report)
+}

@@ -30,13 +30,16 @@ impl Span {
             return Err("empty duration".into());
         }
         while !rest.is_empty() {
-            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            let n: i32 = rest[..end]
-                .parse()
-                .map_err(|_| format!("{s:?}: expected a number before each unit, e.g. 30d or 1y6m"))?;
-            let unit = rest[end..].chars().next().ok_or_else(|| {
-                format!("{s:?}: no unit after {n} (use y, m, d or h)")
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let n: i32 = rest[..end].parse().map_err(|_| {
+                format!("{s:?}: expected a number before each unit, e.g. 30d or 1y6m")
             })?;
+            let unit = rest[end..]
+                .chars()
+                .next()
+                .ok_or_else(|| format!("{s:?}: no unit after {n} (use y, m, d or h)"))?;
             match unit {
                 'y' => span.years = n,
                 'm' => span.months = n,
@@ -67,14 +70,21 @@ impl Span {
             return OffsetDateTime::UNIX_EPOCH;
         };
         let days = t.day() as i64 - 1 - self.days as i64;
-        first.midnight().assume_utc() + time::Duration::days(days) + (t - t.date().midnight().assume_utc())
+        first.midnight().assume_utc()
+            + time::Duration::days(days)
+            + (t - t.date().midnight().assume_utc())
             - time::Duration::hours(self.hours as i64)
     }
 }
 
 impl std::fmt::Display for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (n, u) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        for (n, u) in [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ] {
             if n != 0 {
                 write!(f, "{n}{u}")?;
             }

@@ -11,8 +11,8 @@ use crate::model::ChunkRef;
 use crate::repo::pack::BlobKind;
 use crate::repo::Repository;
 
-use crate::repo::packer::Packer;
 use super::progress::Progress;
+use crate::repo::packer::Packer;
 
 /// The chunker and the dedup check, shared by files and command output.
 pub struct Chunker<'a, 'p> {

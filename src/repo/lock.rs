@@ -78,7 +78,11 @@ impl LockInfo {
     }
 
     pub fn describe(&self) -> String {
-        let mode = if self.exclusive { "exclusive" } else { "shared" };
+        let mode = if self.exclusive {
+            "exclusive"
+        } else {
+            "shared"
+        };
         format!(
             "{mode} lock for {} by {}@{} (pid {}), refreshed {}s ago",
             self.purpose,
@@ -160,7 +164,12 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock, retrying for up to `wait` while another process holds a
     /// conflicting one.
-    pub fn acquire(repo: &Repository, exclusive: bool, purpose: &str, wait: Duration) -> Result<Lock> {
+    pub fn acquire(
+        repo: &Repository,
+        exclusive: bool,
+        purpose: &str,
+        wait: Duration,
+    ) -> Result<Lock> {
         let start = Instant::now();
         let mut delay = Duration::from_millis(200);
         loop {
@@ -195,7 +204,9 @@ impl Lock {
         let name = io.write(&info)?;
         if let Err(e) = check_others(repo, &io, &name, &info) {
             if let Err(d) = io.delete(&name) {
-                tracing::warn!("could not remove our lock locks/{name}: {d}; `cofre unlock` removes it");
+                tracing::warn!(
+                    "could not remove our lock locks/{name}: {d}; `cofre unlock` removes it"
+                );
             }
             return Err(e);
         }
@@ -314,7 +325,9 @@ impl Drop for Lock {
         }
         let name = self.state.lock().name.clone();
         if let Err(e) = self.io.delete(&name) {
-            tracing::warn!("lock locks/{name} not removed: {e}; it goes stale, or `cofre unlock` removes it");
+            tracing::warn!(
+                "lock locks/{name} not removed: {e}; it goes stale, or `cofre unlock` removes it"
+            );
         }
     }
 }
@@ -324,7 +337,7 @@ pub fn unlock(repo: &Repository, all: bool) -> Result<Vec<String>> {
     let (host, _) = crate::ingest::host_and_user();
     let mut removed = Vec::new();
     for (name, info) in list_locks(repo)? {
-        let stale = info.as_ref().map_or(false, |i| i.is_stale(&host));
+        let stale = info.as_ref().is_ok_and(|i| i.is_stale(&host));
         if all || stale {
             repo.delete(FileType::Lock, &name)?;
             removed.push(match info {

@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod index;
+pub mod keyfiles;
 pub mod lock;
 pub mod pack;
 pub mod packer;
@@ -65,6 +66,8 @@ pub struct Repository {
     rt: Handle,
     keys: Keys,
     pub config: Config,
+    /// Name of the key file (`keys/<name>`) the password opened.
+    pub key_name: String,
     /// Whole tree packs, recently read: walking a snapshot reads many trees of one pack,
     /// and one GET per tree costs a round trip each on S3.
     tree_packs: Mutex<lru::LruCache<BlobId, Arc<Vec<u8>>>>,
@@ -105,11 +108,9 @@ impl Repository {
             pack_size: 8 * 1024 * 1024,
             chunk_seed: keys.chunk_seed(),
         };
-        let kf = KeyFile::wrap(&keys, password, now_rfc3339())?;
-        let kf_bytes =
-            serde_json::to_vec_pretty(&kf).map_err(|e| Error::corrupt("key", e.to_string()))?;
-        let key_name = format!("keys/{}", blake3::hash(&kf_bytes).to_hex());
-        block(&rt, store.put(&key_name, kf_bytes))?;
+        let kf_bytes = KeyFile::wrap(&keys, password, now_rfc3339())?.to_bytes()?;
+        let key_name = blake3::hash(&kf_bytes).to_hex().to_string();
+        block(&rt, store.put(&FileType::Key.key(&key_name), kf_bytes))?;
         let cfg =
             serde_json::to_vec(&config).map_err(|e| Error::corrupt("config", e.to_string()))?;
         // config last: a repository exists once its config is stored. Only one of two
@@ -119,7 +120,7 @@ impl Repository {
             store.put_if_absent("config", keys.seal(&cfg, CONFIG_AAD)),
         ) {
             Err(StoreError::Exists(_)) => {
-                let _ = block(&rt, store.delete(&key_name));
+                let _ = block(&rt, store.delete(&FileType::Key.key(&key_name)));
                 return Err(Error::RepositoryExists(store.location()));
             }
             r => r?,
@@ -129,6 +130,7 @@ impl Repository {
             rt,
             keys,
             config,
+            key_name,
             tree_packs: tree_pack_cache(),
         })
     }
@@ -138,7 +140,7 @@ impl Repository {
             Err(StoreError::NotFound(_)) => return Err(Error::NoRepository(store.location())),
             r => r?,
         };
-        let (keys, cfg) = open_keys(&store, &rt, password, &sealed_cfg)?;
+        let (keys, cfg, key_name) = open_keys(&store, &rt, password, &sealed_cfg)?;
         let config: Config =
             serde_json::from_slice(&cfg).map_err(|e| Error::corrupt("config", e.to_string()))?;
         if config.version != FORMAT_VERSION {
@@ -155,6 +157,7 @@ impl Repository {
             rt,
             keys,
             config,
+            key_name,
             tree_packs: tree_pack_cache(),
         })
     }
@@ -381,9 +384,9 @@ fn open_keys(
     rt: &Handle,
     password: &[u8],
     sealed_cfg: &[u8],
-) -> Result<(Keys, Vec<u8>)> {
+) -> Result<(Keys, Vec<u8>, String)> {
     let mut unwrapped_but_wrong = false;
-    for obj in block(rt, store.list("keys/"))? {
+    for obj in block(rt, store.list(FileType::Key.prefix()))? {
         // A store failure is an error (never "wrong password"); a damaged file is skipped.
         let bytes = block(rt, store.get(&obj.key, None))?;
         let kf = serde_json::from_slice::<KeyFile>(&bytes)
@@ -397,7 +400,10 @@ fn open_keys(
             }
         };
         match keys.open(sealed_cfg, CONFIG_AAD, "config") {
-            Ok(cfg) => return Ok((keys, cfg)),
+            Ok(cfg) => {
+                let name = FileType::Key.name_of(&obj.key).unwrap_or_default();
+                return Ok((keys, cfg, name.to_string()));
+            }
             Err(_) => {
                 tracing::warn!("key file {} does not open this repository's config (left by an interrupted init?); skipped", obj.key);
                 unwrapped_but_wrong = true;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 const HEADER_AAD: &[u8] = b"cofre-pack-header-v1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum BlobKind {
     Data = 0,

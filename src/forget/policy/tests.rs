@@ -3,7 +3,12 @@ use time::macros::datetime;
 
 #[test]
 fn spans_parse_as_restic_writes_them() {
-    let s = |y, m, d, h| Span { years: y, months: m, days: d, hours: h };
+    let s = |y, m, d, h| Span {
+        years: y,
+        months: m,
+        days: d,
+        hours: h,
+    };
     let cases: [(&str, Result<Span, ()>); 8] = [
         ("30d", Ok(s(0, 0, 30, 0))),
         ("1y6m", Ok(s(1, 6, 0, 0))),
@@ -22,14 +27,38 @@ fn spans_parse_as_restic_writes_them() {
 #[test]
 fn spans_subtract_like_go_add_date() {
     let cases = [
-        ("1m", datetime!(2026-03-31 10:00 UTC), datetime!(2026-03-03 10:00 UTC)),
-        ("1y", datetime!(2024-02-29 00:00 UTC), datetime!(2023-03-01 00:00 UTC)),
-        ("30d", datetime!(2026-03-01 04:00 UTC), datetime!(2026-01-30 04:00 UTC)),
-        ("2h", datetime!(2026-01-01 01:00 UTC), datetime!(2025-12-31 23:00 UTC)),
-        ("1y1m1d1h", datetime!(2026-01-01 00:00 UTC), datetime!(2024-11-29 23:00 UTC)),
+        (
+            "1m",
+            datetime!(2026-03-31 10:00 UTC),
+            datetime!(2026-03-03 10:00 UTC),
+        ),
+        (
+            "1y",
+            datetime!(2024-02-29 00:00 UTC),
+            datetime!(2023-03-01 00:00 UTC),
+        ),
+        (
+            "30d",
+            datetime!(2026-03-01 04:00 UTC),
+            datetime!(2026-01-30 04:00 UTC),
+        ),
+        (
+            "2h",
+            datetime!(2026-01-01 01:00 UTC),
+            datetime!(2025-12-31 23:00 UTC),
+        ),
+        (
+            "1y1m1d1h",
+            datetime!(2026-01-01 00:00 UTC),
+            datetime!(2024-11-29 23:00 UTC),
+        ),
     ];
     for (span, from, want) in cases {
-        assert_eq!(Span::parse(span).unwrap().before(from), want, "{span} before {from}");
+        assert_eq!(
+            Span::parse(span).unwrap().before(from),
+            want,
+            "{span} before {from}"
+        );
     }
 }
 
@@ -65,61 +94,134 @@ fn kept(p: &Policy) -> Vec<String> {
 fn each_flag_keeps_what_restic_keeps() {
     let span = |s: &str| Span::parse(s).unwrap();
     let cases: Vec<(&str, Policy, Vec<&str>)> = vec![
-        ("last 3", Policy { last: 3, ..Default::default() }, vec!["10-06h", "10-12h", "10-18h"]),
-        ("hourly 2", Policy { hourly: 2, ..Default::default() }, vec!["10-12h", "10-18h"]),
-        ("daily 3", Policy { daily: 3, ..Default::default() }, vec!["08-18h", "09-18h", "10-18h"]),
+        (
+            "last 3",
+            Policy {
+                last: 3,
+                ..Default::default()
+            },
+            vec!["10-06h", "10-12h", "10-18h"],
+        ),
+        (
+            "hourly 2",
+            Policy {
+                hourly: 2,
+                ..Default::default()
+            },
+            vec!["10-12h", "10-18h"],
+        ),
+        (
+            "daily 3",
+            Policy {
+                daily: 3,
+                ..Default::default()
+            },
+            vec!["08-18h", "09-18h", "10-18h"],
+        ),
         // ISO weeks: 2025-W01 ends Sunday 4 January.
-        ("weekly 3", Policy { weekly: 3, ..Default::default() }, vec!["04-18h", "10-18h"]),
-        ("monthly 2", Policy { monthly: 2, ..Default::default() }, vec!["10-18h"]),
-        ("yearly 1", Policy { yearly: 1, ..Default::default() }, vec!["10-18h"]),
+        (
+            "weekly 3",
+            Policy {
+                weekly: 3,
+                ..Default::default()
+            },
+            vec!["04-18h", "10-18h"],
+        ),
+        (
+            "monthly 2",
+            Policy {
+                monthly: 2,
+                ..Default::default()
+            },
+            vec!["10-18h"],
+        ),
+        (
+            "yearly 1",
+            Policy {
+                yearly: 1,
+                ..Default::default()
+            },
+            vec!["10-18h"],
+        ),
         (
             "within 1d",
-            Policy { within: span("1d"), ..Default::default() },
+            Policy {
+                within: span("1d"),
+                ..Default::default()
+            },
             vec!["10-00h", "10-06h", "10-12h", "10-18h"],
         ),
         (
             "within-daily 3d",
-            Policy { within_daily: span("3d"), ..Default::default() },
+            Policy {
+                within_daily: span("3d"),
+                ..Default::default()
+            },
             vec!["08-18h", "09-18h", "10-18h"],
         ),
         (
             "within-hourly 12h",
-            Policy { within_hourly: span("12h"), ..Default::default() },
+            Policy {
+                within_hourly: span("12h"),
+                ..Default::default()
+            },
             vec!["10-12h", "10-18h"],
         ),
         (
             "within-weekly 2m",
-            Policy { within_weekly: span("2m"), ..Default::default() },
+            Policy {
+                within_weekly: span("2m"),
+                ..Default::default()
+            },
             vec!["04-18h", "10-18h"],
         ),
         (
             "within-monthly 1y",
-            Policy { within_monthly: span("1y"), ..Default::default() },
+            Policy {
+                within_monthly: span("1y"),
+                ..Default::default()
+            },
             vec!["10-18h"],
         ),
         (
             "within-yearly 1y",
-            Policy { within_yearly: span("1y"), ..Default::default() },
+            Policy {
+                within_yearly: span("1y"),
+                ..Default::default()
+            },
             vec!["10-18h"],
         ),
         (
             "tag keep",
-            Policy { tags: vec![vec!["keep".into()]], ..Default::default() },
+            Policy {
+                tags: vec![vec!["keep".into()]],
+                ..Default::default()
+            },
             vec!["02-06h"],
         ),
         (
             "tags a AND b",
-            Policy { tags: vec![vec!["a".into(), "b".into()]], ..Default::default() },
+            Policy {
+                tags: vec![vec!["a".into(), "b".into()]],
+                ..Default::default()
+            },
             vec!["02-18h"],
         ),
         (
             "tags a OR keep",
-            Policy { tags: vec![vec!["a".into()], vec!["keep".into()]], ..Default::default() },
+            Policy {
+                tags: vec![vec!["a".into()], vec!["keep".into()]],
+                ..Default::default()
+            },
             vec!["02-06h", "02-12h", "02-18h"],
         ),
         (
             "daily 2 + last 1",
-            Policy { daily: 2, last: 1, ..Default::default() },
+            Policy {
+                daily: 2,
+                last: 1,
+                ..Default::default()
+            },
             vec!["09-18h", "10-18h"],
         ),
     ];
@@ -154,7 +256,11 @@ fn a_snapshot_in_the_future_is_not_the_newest() {
 #[test]
 fn reasons_name_every_rule_that_keeps() {
     let items = history();
-    let p = Policy { last: 1, daily: 1, ..Default::default() };
+    let p = Policy {
+        last: 1,
+        daily: 1,
+        ..Default::default()
+    };
     let d = apply(&items, &p, datetime!(2026-06-01 00:00 UTC));
     assert_eq!(d[39].reasons, vec!["last snapshot", "daily snapshot"]);
     assert!(!d[0].keep && d[0].reasons.is_empty());

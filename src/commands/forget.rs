@@ -1,0 +1,56 @@
+//! `cofre forget`: the retention policy per set; `--prune` frees the data afterwards.
+
+use super::Context;
+use crate::catalog::sync;
+use crate::error::{Error, Result};
+use crate::forget::{forget as run_forget, ForgetOptions};
+use crate::prune::PruneOptions;
+
+pub fn forget(ctx: &Context, opts: ForgetOptions, prune: Option<PruneOptions>) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let report = run_forget(&repo, &opts)?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        for (set, entries) in &report.sets {
+            let kept = entries.iter().filter(|e| e.keep).count();
+            println!(
+                "set {set}: keep {kept}, remove {} of {}",
+                entries.len() - kept,
+                entries.len()
+            );
+            for e in entries {
+                let verdict = if e.keep { "keep  " } else { "remove" };
+                println!(
+                    "  {verdict} {} {}  {}",
+                    &e.id[..8],
+                    e.time,
+                    e.reasons.join(", ")
+                );
+            }
+        }
+        if opts.dry_run {
+            println!("dry run: nothing was removed");
+        } else {
+            println!("{} snapshot(s) removed", report.removed);
+        }
+    }
+    for f in &report.failures {
+        eprintln!("error: {f}");
+    }
+    // Forgotten snapshots leave this host's catalog (and its mounts) now.
+    if !opts.dry_run {
+        let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
+        drop(sync::sync(&mut cat, &repo)?);
+    }
+    if !report.failures.is_empty() {
+        return Err(Error::WriteFailed(format!(
+            "{} snapshot(s) could not be removed",
+            report.failures.len()
+        )));
+    }
+    match prune {
+        Some(p) => super::prune::prune_with(ctx, &repo, p),
+        None => Ok(0),
+    }
+}

@@ -1,0 +1,169 @@
+//! Carries out a prune plan, in the order docs/prune.md proves safe at every step
+//! (SIGKILL anywhere leaves every snapshot readable; a rerun finishes the job):
+//! 1. repack: copy the used blobs of partly used packs into new packs (each blob decoded
+//!    and verified first; a damaged one aborts before anything is deleted);
+//! 2. write the new index objects (kept packs no surviving index lists, and the new packs);
+//! 3. check our lock and that no snapshot appeared since the plan;
+//! 4. delete the replaced index objects — all of them, or no pack is deleted;
+//! 5. delete the doomed packs.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::Plan;
+use crate::error::{Error, Result};
+use crate::repo::file::{pack_key, FileType};
+use crate::repo::index::{IndexFile, IndexPack};
+use crate::repo::lock::Lock;
+use crate::repo::pack::{parse_pack, BlobKind, PackBuilder};
+use crate::repo::Repository;
+
+/// Packs per new index object.
+const PACKS_PER_INDEX: usize = 256;
+
+#[derive(Debug, Default, Serialize)]
+pub struct ExecReport {
+    pub packs_written: usize,
+    pub bytes_written: u64,
+    pub index_objects_written: usize,
+    pub index_objects_deleted: usize,
+    pub packs_deleted: usize,
+    pub bytes_deleted: u64,
+    /// Deletions that failed: harmless leftovers the next prune removes.
+    pub delete_failures: Vec<String>,
+}
+
+/// Open packs of the repack, one per (kind, class): trees and data stay apart, and a
+/// blob stays in the storage class its pack had.
+struct Repacker<'a> {
+    repo: &'a Repository,
+    open: HashMap<(BlobKind, Option<String>), PackBuilder>,
+    written: Vec<IndexPack>,
+    bytes: u64,
+}
+
+impl Repacker<'_> {
+    fn add(
+        &mut self,
+        class: &Option<String>,
+        id: crate::crypto::BlobId,
+        kind: BlobKind,
+        enc: &[u8],
+        raw_len: u32,
+    ) -> Result<()> {
+        let key = (kind, class.clone());
+        let b = self
+            .open
+            .entry(key.clone())
+            .or_insert_with(|| PackBuilder::new(kind));
+        b.add(id, enc, raw_len as usize);
+        if b.len() >= self.repo.config.pack_size as usize {
+            if let Some(full) = self.open.remove(&key) {
+                self.flush(full, class.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, b: PackBuilder, class: Option<String>) -> Result<()> {
+        let pack = b.finish(self.repo.keys())?;
+        let size = pack.bytes.len() as u64;
+        self.repo
+            .put_raw_class(&pack_key(&pack.id), pack.bytes, class.as_deref())?;
+        self.bytes += size;
+        self.written.push(IndexPack {
+            id: pack.id,
+            size,
+            class,
+            entries: pack.entries,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Vec<IndexPack>, u64)> {
+        let mut open: Vec<_> = self.open.drain().collect();
+        open.sort_by_key(|((k, c), _)| (*k as u8, c.clone()));
+        for ((_, class), b) in open {
+            if !b.is_empty() {
+                self.flush(b, class)?;
+            }
+        }
+        Ok((self.written, self.bytes))
+    }
+}
+
+fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
+    let mut r = Repacker {
+        repo,
+        open: HashMap::new(),
+        written: Vec::new(),
+        bytes: 0,
+    };
+    for (p, keep) in &plan.repack {
+        let key = pack_key(&p.id);
+        let bytes = repo.get_raw(&key, None)?;
+        for e in parse_pack(repo.keys(), &bytes, &key)? {
+            if !keep.contains(&e.id) {
+                continue;
+            }
+            let enc = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+            // Never copy a damaged blob over its only good copy's deletion.
+            repo.decode_blob(&e.id, enc).map_err(|err| {
+                Error::PruneRefused(format!(
+                    "{key} holds a damaged blob that snapshots use ({err}); nothing was deleted: run `cofre check --read-data`"
+                ))
+            })?;
+            r.add(&p.class, e.id, e.kind, enc, e.raw_len)?;
+        }
+    }
+    r.finish()
+}
+
+/// Runs the plan. `lock` is the exclusive lock the plan was made under.
+pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport> {
+    let mut report = ExecReport::default();
+    let (new_packs, bytes) = repack(repo, plan)?;
+    report.packs_written = new_packs.len();
+    report.bytes_written = bytes;
+
+    let mut listed: Vec<IndexPack> = plan.reindex.clone();
+    listed.extend(new_packs);
+    for chunk in listed.chunks(PACKS_PER_INDEX) {
+        repo.save_index(&IndexFile {
+            packs: chunk.to_vec(),
+        })?;
+        report.index_objects_written += 1;
+    }
+
+    lock.check()?;
+    let now: std::collections::HashSet<String> = repo.snapshot_ids()?.into_iter().collect();
+    if let Some(new) = now.difference(&plan.snapshots).next() {
+        return Err(Error::PruneRefused(format!(
+            "snapshot {new} appeared while prune ran (written without a lock?); nothing was deleted: run prune again"
+        )));
+    }
+
+    for name in &plan.old_indexes {
+        repo.delete(FileType::Index, name).map_err(|e| {
+            Error::PruneRefused(format!(
+                "deleting {} failed ({e}); no pack was deleted: run prune again",
+                super::index_key(name)
+            ))
+        })?;
+        report.index_objects_deleted += 1;
+    }
+
+    for p in plan.delete.iter().chain(plan.repack.iter().map(|(p, _)| p)) {
+        match repo.delete(FileType::Pack, &p.id.hex()) {
+            Ok(()) => {
+                report.packs_deleted += 1;
+                report.bytes_deleted += p.size;
+            }
+            Err(e) => report
+                .delete_failures
+                .push(format!("{}: {e}", pack_key(&p.id))),
+        }
+    }
+    Ok(report)
+}

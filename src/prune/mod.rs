@@ -1,0 +1,294 @@
+//! `cofre prune`: frees the data no snapshot references. A plan (what to keep, delete and
+//! repack, printable with `--dry-run`) built from fresh store listings only, then an
+//! executor (`exec.rs`). The safety argument is docs/prune.md; the rules it relies on:
+//! - it runs under the exclusive lock, so no ingest is between its start and its commit;
+//! - every listing and read it decides on is fresh from the store, and any failure aborts
+//!   before the first deletion (a damaged snapshot too: it might reference anything);
+//! - the new index is written before any old index object is deleted, and every old index
+//!   object that names a doomed pack is deleted before any pack.
+
+mod exec;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+pub use exec::execute;
+
+use crate::crypto::BlobId;
+use crate::error::{Error, Result};
+use crate::repo::file::{pack_key, FileType};
+use crate::repo::index::{tier, IndexFile, IndexPack, MasterIndex};
+use crate::repo::Repository;
+
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Repack partly used packs until the unused bytes left are at most this share of the
+    /// used bytes (restic's `--max-unused`, same default).
+    pub max_unused_percent: f64,
+    pub dry_run: bool,
+    pub retry_lock: std::time::Duration,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            max_unused_percent: 5.0,
+            dry_run: false,
+            retry_lock: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// Bytes and packs, per storage class ("STANDARD" for the bucket's default).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Tally {
+    pub packs: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PlanSummary {
+    pub snapshots: usize,
+    pub packs_total: usize,
+    pub bytes_total: u64,
+    pub bytes_used: u64,
+    pub packs_keep: usize,
+    pub packs_delete: usize,
+    pub bytes_delete: u64,
+    pub packs_repack: usize,
+    pub bytes_repack: u64,
+    /// Bytes the repacked packs hold that are still used (copied into new packs).
+    pub bytes_repack_used: u64,
+    /// Packs no readable index listed (a crashed ingest's leftovers, or a lost index).
+    pub packs_unindexed: usize,
+    /// Packs whose header cannot be read and that no index lists: kept, untouched.
+    pub packs_unreadable: Vec<String>,
+    pub index_objects_replaced: usize,
+    pub freed_by_class: HashMap<String, Tally>,
+}
+
+pub struct Plan {
+    /// The snapshots the plan keeps alive: a new one appearing before the deletions aborts.
+    pub snapshots: HashSet<String>,
+    pub keep: Vec<IndexPack>,
+    /// Partly used packs to rewrite, with the blobs to copy out of each.
+    pub repack: Vec<(IndexPack, HashSet<BlobId>)>,
+    pub delete: Vec<IndexPack>,
+    /// Index objects to replace (every one that names a doomed pack, and damaged ones).
+    pub old_indexes: Vec<String>,
+    /// Kept packs that no surviving index object will list: go into the new index.
+    pub reindex: Vec<IndexPack>,
+    pub summary: PlanSummary,
+}
+
+fn class_name(p: &IndexPack) -> String {
+    p.class.clone().unwrap_or_else(|| "STANDARD".into())
+}
+
+/// Every blob the snapshots reference (trees and chunks), walking each tree once.
+fn used_blobs(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Result<HashSet<BlobId>> {
+    let mut used = HashSet::new();
+    let mut stack: Vec<BlobId> = roots.to_vec();
+    while let Some(id) = stack.pop() {
+        if !used.insert(id) {
+            continue;
+        }
+        let tree = repo.load_tree(index, &id)?;
+        for n in &tree.nodes {
+            used.extend(n.chunks.iter().map(|c| c.id));
+            stack.extend(n.subtree.iter().filter(|s| !used.contains(*s)));
+        }
+    }
+    Ok(used)
+}
+
+pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
+    // 1. Snapshots, every one readable, or nothing is deleted.
+    let ids = repo.snapshot_ids()?;
+    let mut roots = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match repo.load_manifest(id) {
+            Ok(m) => roots.push(m.root),
+            Err(e @ Error::Corrupt { .. }) => {
+                return Err(Error::PruneRefused(format!(
+                    "snapshot {id} cannot be read ({e}); remove it with `cofre forget {id}` if it is beyond repair, then prune again"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    // 2. Index objects and the packs really in the store.
+    let indexes = repo.load_indexes()?;
+    let in_store = repo.pack_sizes()?;
+    let mut packs: HashMap<BlobId, IndexPack> = HashMap::new();
+    // Which index objects name each pack.
+    let mut named_by: HashMap<BlobId, Vec<usize>> = HashMap::new();
+    for (i, (_, f)) in indexes.readable.iter().enumerate() {
+        for p in &f.packs {
+            named_by.entry(p.id).or_default().push(i);
+            if in_store.contains_key(&p.id) {
+                packs.entry(p.id).or_insert_with(|| p.clone());
+            }
+        }
+    }
+    for (name, e) in &indexes.damaged {
+        tracing::warn!("index/{name} is damaged ({e}); prune replaces it with what the packs say");
+    }
+    let mut summary = PlanSummary {
+        snapshots: ids.len(),
+        packs_total: in_store.len(),
+        bytes_total: in_store.values().sum(),
+        ..Default::default()
+    };
+    // 3. Packs no readable index lists: what they hold comes from their own header.
+    let mut sorted: Vec<(&BlobId, &u64)> = in_store.iter().collect();
+    sorted.sort();
+    for (id, size) in sorted {
+        if packs.contains_key(id) {
+            continue;
+        }
+        summary.packs_unindexed += 1;
+        match repo.pack_header(&pack_key(id), *size) {
+            Ok(entries) => {
+                packs.insert(
+                    *id,
+                    IndexPack {
+                        id: *id,
+                        size: *size,
+                        class: None,
+                        entries,
+                    },
+                );
+            }
+            // Unreadable: we cannot prove it unused, so it stays.
+            Err(
+                e @ (Error::Corrupt { .. } | Error::Store(crate::store::StoreError::Archived(_))),
+            ) => {
+                tracing::warn!("{} kept: its header cannot be read ({e})", pack_key(id));
+                summary.packs_unreadable.push(pack_key(id));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    // 4. What the snapshots use; every used blob must be somewhere.
+    let mut mi = MasterIndex::default();
+    mi.add(&IndexFile {
+        packs: packs.values().cloned().collect(),
+    });
+    mi.seal();
+    let used = used_blobs(repo, &mi, &roots)?;
+    let missing = used.iter().filter(|b| mi.get(b).is_none()).count();
+    if missing > 0 {
+        return Err(Error::PruneRefused(format!(
+            "{missing} blob(s) that snapshots use are in no pack; run `cofre check` to see which files, and `cofre repair index` if packs lost their index"
+        )));
+    }
+
+    // 5. Bytes used per pack: each used blob counts in the one copy readers use.
+    let mut used_in: HashMap<BlobId, (u64, HashSet<BlobId>)> = HashMap::new();
+    for b in &used {
+        if let Some(loc) = mi.get(b) {
+            let e = used_in.entry(loc.pack).or_default();
+            e.0 += loc.length as u64;
+            e.1.insert(*b);
+        }
+    }
+    summary.bytes_used = used_in.values().map(|(b, _)| b).sum();
+
+    let mut keep = Vec::new();
+    let mut delete = Vec::new();
+    let mut partial = Vec::new();
+    let mut ordered: Vec<IndexPack> = packs.into_values().collect();
+    ordered.sort_by_key(|p| p.id);
+    for p in ordered {
+        match used_in.remove(&p.id) {
+            None => delete.push(p),
+            Some((_, blobs)) if blobs.len() == p.entries.len() => keep.push(p),
+            Some((bytes, blobs)) => partial.push((p, bytes, blobs)),
+        }
+    }
+
+    // 6. Repack the emptiest partly used packs until the unused share is within bounds.
+    //    Packs in an archive class cannot be read back, so they are never repacked.
+    let mut unused: u64 = partial
+        .iter()
+        .map(|(p, b, _)| p.size.saturating_sub(*b))
+        .sum();
+    let limit = (summary.bytes_used as f64 * opts.max_unused_percent / 100.0) as u64;
+    partial.sort_by(|a, b| {
+        let share =
+            |(p, u, _): &(IndexPack, u64, HashSet<BlobId>)| *u as f64 / p.size.max(1) as f64;
+        share(a).total_cmp(&share(b)).then(a.0.id.cmp(&b.0.id))
+    });
+    let mut repack = Vec::new();
+    for (p, bytes, blobs) in partial {
+        if unused > limit && tier(p.class.as_deref()) == 0 {
+            unused -= p.size.saturating_sub(bytes);
+            summary.bytes_repack_used += bytes;
+            repack.push((p, blobs));
+        } else {
+            keep.push(p);
+        }
+    }
+
+    // 7. Index objects to replace: damaged ones, and every one naming a pack that goes.
+    let doomed: HashSet<BlobId> = delete
+        .iter()
+        .map(|p| p.id)
+        .chain(repack.iter().map(|(p, _)| p.id))
+        .collect();
+    let mut replaced: HashSet<usize> = HashSet::new();
+    for (id, idx) in &named_by {
+        if doomed.contains(id) || !in_store.contains_key(id) {
+            replaced.extend(idx);
+        }
+    }
+    let mut old_indexes: Vec<String> = indexes.damaged.iter().map(|(n, _)| n.clone()).collect();
+    old_indexes.extend(replaced.iter().map(|i| indexes.readable[*i].0.clone()));
+    old_indexes.sort();
+    // A kept pack is listed again unless an index object that stays lists it.
+    let reindex: Vec<IndexPack> = keep
+        .iter()
+        .filter(|p| {
+            named_by
+                .get(&p.id)
+                .is_none_or(|idx| idx.iter().all(|i| replaced.contains(i)))
+        })
+        .cloned()
+        .collect();
+
+    summary.packs_keep = keep.len();
+    summary.packs_delete = delete.len();
+    summary.bytes_delete = delete.iter().map(|p| p.size).sum();
+    summary.packs_repack = repack.len();
+    summary.bytes_repack = repack.iter().map(|(p, _)| p.size).sum();
+    summary.index_objects_replaced = old_indexes.len();
+    for p in delete.iter().chain(repack.iter().map(|(p, _)| p)) {
+        let t = summary.freed_by_class.entry(class_name(p)).or_default();
+        t.packs += 1;
+        t.bytes += p.size;
+    }
+    Ok(Plan {
+        snapshots: ids.into_iter().collect(),
+        keep,
+        repack,
+        delete,
+        old_indexes,
+        reindex,
+        summary,
+    })
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty() && self.repack.is_empty() && self.old_indexes.is_empty()
+    }
+}
+
+/// The store key of an index object, for messages.
+pub fn index_key(name: &str) -> String {
+    FileType::Index.key(name)
+}
