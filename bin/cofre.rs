@@ -394,7 +394,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                     "give either snapshot ids or --keep-* options, not both".into(),
                 ));
             }
-            let prune = prune.then(|| PruneOptions {
+            let prune = prune.then_some(PruneOptions {
                 max_unused_percent: max_unused,
                 dry_run,
                 retry_lock: ctx.retry_lock,
