@@ -102,7 +102,7 @@ fn faults_in_front_of_s3(garage: &Garage, rt: &tokio::runtime::Runtime) {
         failed > 0 && ok > 0,
         "want both outcomes: {ok} ok, {failed} failed"
     );
-    let check = cofre::check::check(&clean, true).expect("check");
+    let check = cofre::check::check(&clean, cofre::check::ReadData::All).expect("check");
     assert_eq!(check.errors, Vec::<String>::new());
 
     // Truncated bodies: restore fails loudly instead of writing wrong bytes.
