@@ -17,6 +17,8 @@ pub struct CheckReport {
     pub chunks: usize,
     pub packs: usize,
     pub packs_read: usize,
+    /// Which packs were downloaded and verified (so subset runs can be audited).
+    pub packs_read_keys: Vec<String>,
     /// Packs that no index lists (a crashed ingest's leftovers; prune collects them).
     pub unindexed_packs: usize,
     pub errors: Vec<String>,
@@ -110,6 +112,7 @@ impl Walk<'_> {
             Err(e) => return Some((e.to_string(), None)),
         };
         self.report.packs_read += 1;
+        self.report.packs_read_keys.push(key.to_string());
         let name = key.rsplit('/').next().unwrap_or("");
         if blake3::hash(&bytes).to_hex().as_str() != name || bytes.len() as u64 != size {
             return Some(("content does not match its name".into(), None));

@@ -23,6 +23,9 @@ pub struct Faults {
     /// Flip one bit in every get.
     pub flip_bits: bool,
     pub delay: Option<Duration>,
+    /// Fail every call of this operation ("put", "get", "list", "delete", "head") on keys
+    /// (or listing prefixes) that start with this prefix.
+    pub fail_op: Option<(&'static str, String)>,
     /// Seed for `fail_fraction`, so a failing run can be replayed.
     pub seed: u64,
 }
@@ -60,6 +63,11 @@ impl FaultStore {
         };
         if self.faults.fail_call == Some(n) {
             return Err(injected());
+        }
+        if let Some((o, prefix)) = &self.faults.fail_op {
+            if *o == op && key.starts_with(prefix.as_str()) {
+                return Err(injected());
+            }
         }
         if self.faults.fail_fraction > 0.0 {
             let mut s = self.rng.lock();

@@ -89,14 +89,28 @@ pub fn open_with(
     rt: &tokio::runtime::Handle,
     s3opts: s3::S3Options,
 ) -> crate::error::Result<DynStore> {
-    if url.starts_with("s3://") {
-        let s3 = rt.block_on(s3::S3Store::new(url, s3opts))?;
-        return Ok(Arc::new(s3));
-    }
-    if url.contains("://") {
+    let store: DynStore = if url.starts_with("s3://") {
+        Arc::new(rt.block_on(s3::S3Store::new(url, s3opts))?)
+    } else if url.contains("://") {
         return Err(crate::error::Error::UnsupportedUrl(url.to_string()));
+    } else {
+        Arc::new(local::LocalStore::new(url))
+    };
+    // Test hook: a delay before every store call, so races and SIGKILLs land mid-operation
+    // (tests/lifecycle*.rs). Unset in normal use.
+    match std::env::var("COFRE_TEST_STORE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(ms) => Ok(Arc::new(fault::FaultStore::new(
+            store,
+            fault::Faults {
+                delay: Some(std::time::Duration::from_millis(ms)),
+                ..Default::default()
+            },
+        ))),
+        None => Ok(store),
     }
-    Ok(Arc::new(local::LocalStore::new(url)))
 }
 
 pub(crate) fn range_error(op: &'static str, key: &str, range: &Range<u64>, len: u64) -> StoreError {
