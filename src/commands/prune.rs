@@ -4,7 +4,7 @@ use super::Context;
 use crate::catalog::sync;
 use crate::error::{Error, Result};
 use crate::prune::{self, PruneOptions};
-use crate::repo::lock::{self, Lock};
+use crate::repo::lock;
 use crate::repo::Repository;
 
 fn mib(b: u64) -> String {
@@ -17,29 +17,16 @@ pub fn prune(ctx: &Context, opts: PruneOptions) -> Result<i32> {
 }
 
 pub fn prune_with(ctx: &Context, repo: &Repository, opts: PruneOptions) -> Result<i32> {
-    let started = std::time::Instant::now();
-    let lock = Lock::acquire(repo, true, "prune", opts.retry_lock)?;
-    let plan = prune::plan(repo, &opts)?;
-    let s = &plan.summary;
-    let exec = if opts.dry_run || plan.is_empty() {
-        None
-    } else {
-        Some(prune::execute(repo, &plan, &lock)?)
-    };
-    drop(lock);
+    let report = prune::prune(repo, &opts)?;
     if !opts.dry_run {
         // This host's catalog forgets the deleted index objects at once.
         let mut cat = sync::open_synced(&ctx.catalog_path(repo), repo)?;
         drop(sync::sync(&mut cat, repo)?);
     }
+    let (s, exec) = (&report.plan, &report.done);
     let failures = exec.as_ref().map_or(0, |e| e.delete_failures.len());
     if ctx.json {
-        ctx.print_json(&serde_json::json!({
-            "dry_run": opts.dry_run,
-            "plan": s,
-            "done": exec,
-            "duration_secs": started.elapsed().as_secs_f64(),
-        }))?;
+        ctx.print_json(&report)?;
     } else {
         println!(
             "{} snapshots; {} packs, {} ({} used)",
@@ -74,7 +61,7 @@ pub fn prune_with(ctx: &Context, repo: &Repository, opts: PruneOptions) -> Resul
                 e.packs_written,
                 mib(e.bytes_written),
                 mib(e.bytes_deleted.saturating_sub(e.bytes_written)),
-                started.elapsed().as_secs_f64()
+                report.duration_secs
             );
             for f in &e.delete_failures {
                 eprintln!("error: not deleted: {f}");

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-pub use exec::execute;
+pub use exec::{execute, ExecReport};
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
@@ -279,6 +279,33 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
         old_indexes,
         reindex,
         summary,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub plan: PlanSummary,
+    /// None for a dry run, or when there was nothing to do.
+    pub done: Option<ExecReport>,
+    pub duration_secs: f64,
+}
+
+/// Takes the exclusive lock, plans, and (unless a dry run) executes.
+pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+    let started = std::time::Instant::now();
+    let lock = crate::repo::lock::Lock::acquire(repo, true, "prune", opts.retry_lock)?;
+    let plan = plan(repo, opts)?;
+    let done = if opts.dry_run || plan.is_empty() {
+        None
+    } else {
+        Some(execute(repo, &plan, &lock)?)
+    };
+    Ok(PruneReport {
+        dry_run: opts.dry_run,
+        plan: plan.summary,
+        done,
+        duration_secs: started.elapsed().as_secs_f64(),
     })
 }
 

@@ -176,7 +176,9 @@ impl Lock {
             match Lock::try_acquire(repo, exclusive, purpose) {
                 Err(Error::Locked(msg)) if start.elapsed() + delay <= wait => {
                     tracing::info!("waiting for the lock: {msg}");
-                    std::thread::sleep(delay);
+                    // Jitter: two lockers that saw each other back off by different
+                    // amounts, or they would collide again and again in lockstep.
+                    std::thread::sleep(delay.mul_f64(0.5 + rand::random::<f64>()));
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 r => return r,
