@@ -22,6 +22,9 @@ fn s(p: &Path) -> &str {
 /// data the racing prune finds unreferenced.
 fn source(dir: &Path, r: u64) -> PathBuf {
     let src = dir.join(format!("src-{r}"));
+    if src.exists() {
+        return src; // as it was backed up, mtimes included
+    }
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("common"), noise(300_000, 7)).expect("write");
     std::fs::write(src.join("own"), noise(200_000, 1000 + r)).expect("write");
@@ -64,7 +67,7 @@ fn race(env: &Env, rounds: u64) {
             env.cmd()
                 .env("COFRE_TEST_STORE_DELAY_MS", "3")
                 .args(args)
-                .args(["--retry-lock", "5m"])
+                .args(["--retry-lock", "5m", "-v"])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
