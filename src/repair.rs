@@ -27,6 +27,8 @@ pub struct RepairReport {
 const PACKS_PER_INDEX: usize = 1000;
 
 pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
+    // Shared: a prune deleting unindexed packs must not run while we index them.
+    let _lock = crate::repo::lock::Lock::acquire(repo, false, "repair", std::time::Duration::ZERO)?;
     let mut report = RepairReport::default();
     let mut indexed: HashSet<BlobId> = HashSet::new();
     let all = repo.load_indexes()?;
