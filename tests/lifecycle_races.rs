@@ -124,6 +124,17 @@ fn history(env: &Env) {
     env.ok(&["forget", "--keep-last", "2"]);
 }
 
+/// The id of the snapshot with tag `tag` (it must exist).
+fn snapshot_tagged(env: &Env, tag: &str) -> String {
+    env.json(&["snapshots"])
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|s| s["tags"][0] == tag)
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .unwrap_or_else(|| panic!("snapshot {tag} is gone"))
+}
+
 fn listing(dir: &Path) -> Vec<String> {
     common::walk(dir)
         .into_iter()
@@ -194,14 +205,7 @@ fn prune_killed_at_fifty_points_loses_nothing_and_a_rerun_completes() {
         *phases.entry((added, removed)).or_insert(0) += 1;
         for v in ["v4", "v5"] {
             let target = env.path(&format!("r-{i}-{v}"));
-            let id = env
-                .json(&["snapshots"])
-                .as_array()
-                .expect("array")
-                .iter()
-                .find(|s| s["tags"][0] == v)
-                .map(|s| s["id"].as_str().expect("id").to_string())
-                .expect("kept snapshot is still there");
+            let id = snapshot_tagged(&env, v);
             env.ok(&["restore", &id, "--target", s(&target)]);
             let src = env.path("src");
             assert_eq!(
@@ -271,14 +275,7 @@ fn store_faults_during_prune_lose_nothing() {
         assert!(r.errors.is_empty(), "{op} {prefix}: {:?}", r.errors);
         for v in ["v4", "v5"] {
             let target = env.path(&format!("f-{op}-{v}"));
-            let id = env
-                .json(&["snapshots"])
-                .as_array()
-                .expect("array")
-                .iter()
-                .find(|s| s["tags"][0] == v)
-                .map(|s| s["id"].as_str().expect("id").to_string())
-                .expect("kept snapshot");
+            let id = snapshot_tagged(&env, v);
             cofre::restore::restore(&clean, &id, "/", &target).expect("restore");
             assert_eq!(
                 compare_trees(

@@ -18,6 +18,7 @@ use crate::catalog::{self, sync, Catalog};
 use crate::error::{Error, Result, EXIT_PARTIAL};
 use crate::ingest::{self, IngestOptions};
 use crate::password::PasswordSource;
+use crate::repo::file::FileType;
 use crate::repo::Repository;
 
 /// What every command needs: where the repository is, how to unlock it, where the catalog is.
@@ -62,7 +63,10 @@ impl Context {
     pub fn open_repo_with(&self, s3opts: crate::store::s3::S3Options) -> Result<Repository> {
         let store = crate::store::open_with(self.url()?, &self.rt, s3opts)?;
         // Check the repository exists before asking for a password.
-        match crate::repo::block(&self.rt, store.head("config")) {
+        match crate::repo::block(
+            &self.rt,
+            store.head(&FileType::Config.key("")),
+        ) {
             Err(crate::store::StoreError::NotFound(_)) => {
                 return Err(Error::NoRepository(store.location()))
             }
@@ -240,9 +244,9 @@ fn report_sync(ctx: &Context, r: &sync::SyncReport, started: std::time::Instant)
     let mut unreadable: Vec<String> = r
         .snapshots_skipped
         .iter()
-        .map(|s| format!("snapshots/{s}"))
+        .map(|s| FileType::Snapshot.key(s))
         .collect();
-    unreadable.extend(r.index_files_skipped.iter().map(|s| format!("index/{s}")));
+    unreadable.extend(r.index_files_skipped.iter().map(|s| FileType::Index.key(s)));
     if unreadable.is_empty() {
         Ok(0)
     } else {

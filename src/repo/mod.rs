@@ -92,7 +92,7 @@ pub fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
 
 impl Repository {
     pub fn init(store: DynStore, rt: Handle, password: &[u8]) -> Result<Repository> {
-        match block(&rt, store.head("config")) {
+        match block(&rt, store.head(&FileType::Config.key(""))) {
             Ok(_) => return Err(Error::RepositoryExists(store.location())),
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
@@ -117,7 +117,7 @@ impl Repository {
         // racing inits may win; the loser's key file opens nothing and `open` skips it.
         match block(
             &rt,
-            store.put_if_absent("config", keys.seal(&cfg, CONFIG_AAD)),
+            store.put_if_absent(&FileType::Config.key(""), keys.seal(&cfg, CONFIG_AAD)),
         ) {
             Err(StoreError::Exists(_)) => {
                 let _ = block(&rt, store.delete(&FileType::Key.key(&key_name)));
@@ -136,7 +136,7 @@ impl Repository {
     }
 
     pub fn open(store: DynStore, rt: Handle, password: &[u8]) -> Result<Repository> {
-        let sealed_cfg = match block(&rt, store.get("config", None)) {
+        let sealed_cfg = match block(&rt, store.get(&FileType::Config.key(""), None)) {
             Err(StoreError::NotFound(_)) => return Err(Error::NoRepository(store.location())),
             r => r?,
         };
