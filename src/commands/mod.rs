@@ -63,10 +63,7 @@ impl Context {
     pub fn open_repo_with(&self, s3opts: crate::store::s3::S3Options) -> Result<Repository> {
         let store = crate::store::open_with(self.url()?, &self.rt, s3opts)?;
         // Check the repository exists before asking for a password.
-        match crate::repo::block(
-            &self.rt,
-            store.head(&FileType::Config.key("")),
-        ) {
+        match crate::repo::block(&self.rt, store.head(&FileType::Config.key(""))) {
             Err(crate::store::StoreError::NotFound(_)) => {
                 return Err(Error::NoRepository(store.location()))
             }

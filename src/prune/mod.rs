@@ -311,7 +311,11 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.delete.is_empty() && self.repack.is_empty() && self.old_indexes.is_empty()
+        // `reindex` alone: packs whose index was lost and that snapshots use get one.
+        self.delete.is_empty()
+            && self.repack.is_empty()
+            && self.old_indexes.is_empty()
+            && self.reindex.is_empty()
     }
 }
 

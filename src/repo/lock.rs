@@ -3,9 +3,10 @@
 //! docs/prune.md; in short:
 //! - acquire = write our lock, then list every lock: if a live lock conflicts, remove ours
 //!   and fail. Of two racing writers the later one always sees the earlier one.
-//! - a holder refreshes its lock every `REFRESH_EVERY` (a new object, then the old one is
-//!   deleted); a lock not refreshed for `STALE_AFTER`, or whose process is gone on this
-//!   host, is stale. An exclusive locker deletes stale locks it would conflict with.
+//! - a holder refreshes its lock every `REFRESH_EVERY` (a new object; then, if the old one
+//!   is still there, it is deleted, else the lock is lost); a lock not refreshed for
+//!   `STALE_AFTER`, or whose process is gone on this host, is stale. An exclusive locker
+//!   deletes stale locks it would conflict with, then lists again.
 //! - before committing, a shared holder checks `Lock::check`: its lock is still in the
 //!   store and was refreshed within `STALE_AFTER / 2`. A holder whose lock was judged stale
 //!   and removed therefore never commits.
@@ -265,17 +266,15 @@ impl Lock {
 
 fn refresh(io: &Io, state: &Mutex<State>, info: &LockInfo) {
     let old = state.lock().name.clone();
-    // Never resurrect a lock someone removed as stale: they may be deleting already.
-    match io.exists(&old) {
-        Ok(true) => {}
-        Ok(false) => {
-            state.lock().lost = Some(format!("locks/{old} was removed by another process"));
-            return;
-        }
+    let new = match io.write(info) {
+        Ok(n) => n,
         Err(e) => return tracing::warn!("lock refresh failed: {e}"),
-    }
-    match io.write(info) {
-        Ok(new) => {
+    };
+    // Only now check that the old lock is still there. An exclusive locker that removed it
+    // as stale either removed it before this check (we see it gone: lost), or lists the
+    // locks again after removing it and finds the new one (it backs off) — never neither.
+    match io.exists(&old) {
+        Ok(true) => {
             {
                 let mut st = state.lock();
                 st.name = new;
@@ -285,38 +284,54 @@ fn refresh(io: &Io, state: &Mutex<State>, info: &LockInfo) {
                 tracing::warn!("old lock locks/{old} not removed: {e}");
             }
         }
-        Err(e) => tracing::warn!("lock refresh failed: {e}"),
+        Ok(false) => {
+            state.lock().lost = Some(format!("locks/{old} was removed by another process"));
+            if let Err(e) = io.delete(&new) {
+                tracing::warn!("lock locks/{new} not removed: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!("lock refresh failed: {e}");
+            let _ = io.delete(&new);
+        }
     }
 }
 
 /// Fails with `Locked` if a live lock conflicts with ours. An exclusive locker removes
-/// stale locks in its way, so their holders (if alive after all) fail `Lock::check`.
+/// stale locks in its way (so their holders, if alive after all, fail `Lock::check`), then
+/// looks again: a holder refreshing meanwhile has written a new lock by then.
 fn check_others(repo: &Repository, io: &Io, ours: &str, info: &LockInfo) -> Result<()> {
-    for (name, other) in list_locks(repo)? {
-        if name == ours {
-            continue;
-        }
-        let other = match other {
-            Ok(o) => o,
-            Err(e) => {
-                return Err(Error::Locked(format!(
-                    "lock locks/{name} cannot be read ({e}); if no other cofre runs, `cofre unlock --remove-all`"
-                )))
+    loop {
+        let mut removed = false;
+        for (name, other) in list_locks(repo)? {
+            if name == ours {
+                continue;
             }
-        };
-        if !(info.exclusive || other.exclusive) {
-            continue;
-        }
-        if other.is_stale(&info.hostname) {
-            if info.exclusive {
-                tracing::warn!("removing stale lock locks/{name}: {}", other.describe());
-                io.delete(&name)?;
+            let other = match other {
+                Ok(o) => o,
+                Err(e) => {
+                    return Err(Error::Locked(format!(
+                        "lock locks/{name} cannot be read ({e}); if no other cofre runs, `cofre unlock --remove-all`"
+                    )))
+                }
+            };
+            if !(info.exclusive || other.exclusive) {
+                continue;
             }
-            continue;
+            if other.is_stale(&info.hostname) {
+                if info.exclusive {
+                    tracing::warn!("removing stale lock locks/{name}: {}", other.describe());
+                    io.delete(&name)?;
+                    removed = true;
+                }
+                continue;
+            }
+            return Err(Error::Locked(other.describe()));
         }
-        return Err(Error::Locked(other.describe()));
+        if !removed {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 impl Drop for Lock {
@@ -349,4 +364,85 @@ pub fn unlock(repo: &Repository, all: bool) -> Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn repo(rt: &tokio::runtime::Runtime) -> Repository {
+        Repository::init(Arc::new(MemoryStore::new()), rt.handle().clone(), b"pw").expect("init")
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclusive_ones_exclude() {
+        let rt = tokio::runtime::Runtime::new().expect("rt");
+        let r = repo(&rt);
+        let z = Duration::ZERO;
+        let cases = [
+            (false, false, true),
+            (false, true, false),
+            (true, false, false),
+            (true, true, false),
+        ];
+        for (first, second, both) in cases {
+            let a = Lock::acquire(&r, first, "a", z).expect("first");
+            let b = Lock::acquire(&r, second, "b", z);
+            assert_eq!(b.is_ok(), both, "{first} then {second}");
+            if let Err(e) = b {
+                assert!(matches!(e, Error::Locked(_)), "{e}");
+                // The loser left no lock behind.
+                assert_eq!(list_locks(&r).expect("list").len(), 1);
+            }
+            drop(a);
+        }
+        assert!(
+            list_locks(&r).expect("list").is_empty(),
+            "locks are released on drop"
+        );
+    }
+
+    #[test]
+    fn a_stale_lock_is_removed_by_an_exclusive_locker_and_its_holder_fails_check() {
+        let rt = tokio::runtime::Runtime::new().expect("rt");
+        let r = repo(&rt);
+        let holder = Lock::acquire(&r, false, "ingest", Duration::ZERO).expect("shared");
+        assert!(holder.check().is_ok());
+        // Age the holder's lock object: rewrite it with a time 31 minutes ago.
+        let name = holder.state.lock().name.clone();
+        let mut old = holder.info.clone();
+        old.time -= 31 * 60;
+        let aged = holder.io.write(&old).expect("write");
+        holder.io.delete(&name).expect("delete");
+        holder.state.lock().name = aged;
+        let prune = Lock::acquire(&r, true, "prune", Duration::ZERO).expect("stale lock ignored");
+        assert!(matches!(holder.check(), Err(Error::LockLost(_))));
+        drop(prune);
+        drop(holder);
+    }
+
+    #[test]
+    fn a_refresh_after_removal_marks_the_lock_lost_and_leaves_nothing() {
+        let rt = tokio::runtime::Runtime::new().expect("rt");
+        let r = repo(&rt);
+        let holder = Lock::acquire(&r, false, "ingest", Duration::ZERO).expect("shared");
+        let name = holder.state.lock().name.clone();
+        r.delete(FileType::Lock, &name).expect("remove as stale");
+        refresh(&holder.io, &holder.state, &holder.info);
+        assert!(matches!(holder.check(), Err(Error::LockLost(_))));
+        assert!(
+            list_locks(&r).expect("list").is_empty(),
+            "the lost lock was resurrected"
+        );
+        // A normal refresh replaces the object and keeps the lock.
+        let other = Lock::acquire(&r, false, "ingest", Duration::ZERO).expect("shared");
+        let before = other.state.lock().name.clone();
+        let mut info = other.info.clone();
+        info.time += 1;
+        refresh(&other.io, &other.state, &info);
+        assert_ne!(other.state.lock().name, before);
+        assert!(other.check().is_ok());
+        assert_eq!(list_locks(&r).expect("list").len(), 1);
+    }
 }
