@@ -283,9 +283,10 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
     w.report.packs = w.packs.len();
     w.report.unindexed_packs = w.packs.keys().filter(|k| !indexed.contains(*k)).count();
     let mut roots = Vec::new();
-    for id in repo.snapshot_ids()? {
+    let ids = repo.snapshot_ids()?;
+    for (id, manifest) in ids.iter().zip(repo.load_manifests(&ids)) {
         w.report.snapshots += 1;
-        match repo.load_manifest(&id) {
+        match manifest {
             Ok(m) => {
                 let name = format!("snapshot {}:", &id[..8]);
                 w.tree(&m.root, &name);

@@ -54,8 +54,9 @@ fn to_time(t: (i64, u32)) -> time::OffsetDateTime {
 /// by a policy: it is reported and kept).
 fn manifests(repo: &Repository) -> Result<Vec<(String, Manifest)>> {
     let mut out = Vec::new();
-    for id in repo.snapshot_ids()? {
-        match repo.load_manifest(&id) {
+    let ids = repo.snapshot_ids()?;
+    for (id, manifest) in ids.iter().cloned().zip(repo.load_manifests(&ids)) {
+        match manifest {
             Ok(m) => out.push((id, m)),
             Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("snapshot {id} cannot be read ({e}); kept")

@@ -86,20 +86,29 @@ fn class_name(p: &IndexPack) -> String {
     p.class.clone().unwrap_or_else(|| "STANDARD".into())
 }
 
-/// Every blob the snapshots reference (trees and chunks), walking each tree once.
+/// Every blob the snapshots reference (trees and chunks), walking each tree once, a level
+/// of the trees at a time so that the reads of a level run concurrently.
 fn used_blobs(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Result<HashSet<BlobId>> {
+    let mut trees = HashSet::new();
     let mut used = HashSet::new();
-    let mut stack: Vec<BlobId> = roots.to_vec();
-    while let Some(id) = stack.pop() {
-        if !used.insert(id) {
-            continue;
+    let mut level: Vec<BlobId> = roots
+        .iter()
+        .filter(|r| trees.insert(**r))
+        .copied()
+        .collect();
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for batch in level.chunks(256) {
+            for tree in repo.load_trees(index, batch)? {
+                for n in &tree.nodes {
+                    used.extend(n.chunks.iter().map(|c| c.id));
+                    next.extend(n.subtree.iter().filter(|s| trees.insert(**s)));
+                }
+            }
         }
-        let tree = repo.load_tree(index, &id)?;
-        for n in &tree.nodes {
-            used.extend(n.chunks.iter().map(|c| c.id));
-            stack.extend(n.subtree.iter().filter(|s| !used.contains(*s)));
-        }
+        level = next;
     }
+    used.extend(trees);
     Ok(used)
 }
 
@@ -107,8 +116,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     // 1. Snapshots, every one readable, or nothing is deleted.
     let ids = repo.snapshot_ids()?;
     let mut roots = Vec::with_capacity(ids.len());
-    for id in &ids {
-        match repo.load_manifest(id) {
+    for (id, manifest) in ids.iter().zip(repo.load_manifests(&ids)) {
+        match manifest {
             Ok(m) => roots.push(m.root),
             Err(e @ Error::Corrupt { .. }) => {
                 return Err(Error::PruneRefused(format!(

@@ -9,6 +9,7 @@ pub mod pack;
 pub mod packer;
 
 use std::future::Future;
+use std::ops::Range;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -27,6 +28,8 @@ use pack::BlobKind;
 /// 2: the chunker's gear table is keyed (`Config::chunk_seed`), index entries carry their
 /// pack's storage class. Version 1 repositories are not read (there were no users).
 pub const FORMAT_VERSION: u32 = 2;
+/// Concurrent whole-object GETs in `get_many`.
+const GET_MANY: usize = 32;
 const CONFIG_AAD: &[u8] = b"cofre-config-v1";
 const INDEX_AAD: &[u8] = b"cofre-index-v1";
 const SNAPSHOT_AAD: &[u8] = b"cofre-snapshot-v1";
@@ -203,11 +206,70 @@ impl Repository {
     }
 
     pub(crate) fn get_sealed(&self, key: &str, aad: &[u8]) -> Result<Vec<u8>> {
-        let sealed = self.get_raw(key, None)?;
+        self.open_sealed(key, self.get_raw(key, None)?, aad)
+    }
+
+    /// Checks a sealed object against its name and decrypts it.
+    fn open_sealed(&self, key: &str, sealed: Vec<u8>, aad: &[u8]) -> Result<Vec<u8>> {
         if blake3::hash(&sealed).to_hex().as_str() != key.rsplit('/').next().unwrap_or("") {
             return Err(Error::corrupt(key, "content does not match its name"));
         }
         self.keys.open(&sealed, aad, key)
+    }
+
+    /// Whole objects, fetched up to `GET_MANY` at a time: listing-driven loads (every
+    /// index object, every manifest, tree packs) are round-trip bound on S3. Results are in
+    /// the order of `keys`.
+    pub fn get_many(&self, keys: &[String]) -> Vec<Result<Vec<u8>>> {
+        let whole: Vec<_> = keys.iter().map(|k| (k.clone(), None)).collect();
+        self.get_ranges(&whole)
+    }
+
+    /// `get_many` of (key, range) pairs.
+    pub fn get_ranges(&self, reqs: &[(String, Option<Range<u64>>)]) -> Vec<Result<Vec<u8>>> {
+        let limit = Arc::new(tokio::sync::Semaphore::new(GET_MANY));
+        let tasks: Vec<_> = reqs
+            .iter()
+            .map(|(k, range)| {
+                let (store, key, limit) = (self.store.clone(), k.clone(), limit.clone());
+                let range = range.clone();
+                self.rt.spawn(async move {
+                    let _permit = limit.acquire().await;
+                    store.get(&key, range).await
+                })
+            })
+            .collect();
+        tasks
+            .into_iter()
+            .map(|t| match block(&self.rt, t) {
+                Ok(r) => r.map_err(Error::from),
+                Err(e) => Err(Error::corrupt("store task", e.to_string())),
+            })
+            .collect()
+    }
+
+    /// `get_sealed` for many objects of one type, concurrently.
+    fn get_sealed_many(&self, t: FileType, names: &[String], aad: &[u8]) -> Vec<Result<Vec<u8>>> {
+        let keys: Vec<String> = names.iter().map(|n| t.key(n)).collect();
+        self.get_many(&keys)
+            .into_iter()
+            .zip(&keys)
+            .map(|(r, key)| r.and_then(|sealed| self.open_sealed(key, sealed, aad)))
+            .collect()
+    }
+
+    /// Manifests `ids`, fetched concurrently; one result per id, in order.
+    pub fn load_manifests(&self, ids: &[String]) -> Vec<Result<Manifest>> {
+        self.get_sealed_many(FileType::Snapshot, ids, SNAPSHOT_AAD)
+            .into_iter()
+            .zip(ids)
+            .map(|(r, id)| {
+                r.and_then(|plain| {
+                    serde_json::from_slice(&plain)
+                        .map_err(|e| Error::corrupt(FileType::Snapshot.key(id), e.to_string()))
+                })
+            })
+            .collect()
     }
 
     pub fn save_index(&self, index: &IndexFile) -> Result<String> {
@@ -227,8 +289,18 @@ impl Repository {
     /// failure (listing or reading) is an error: nobody may act on half a listing.
     pub fn load_indexes(&self) -> Result<Indexes> {
         let mut out = Indexes::default();
-        for (name, _) in self.list_type(FileType::Index)? {
-            match self.load_index_file(&name) {
+        let names: Vec<String> = self
+            .list_type(FileType::Index)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let loaded = self.get_sealed_many(FileType::Index, &names, INDEX_AAD);
+        for (name, r) in names.into_iter().zip(loaded) {
+            let file = r.and_then(|plain| {
+                postcard::from_bytes::<IndexFile>(&plain)
+                    .map_err(|e| Error::corrupt(FileType::Index.key(&name), e.to_string()))
+            });
+            match file {
                 Ok(f) => out.readable.push((name, f)),
                 Err(e @ Error::Corrupt { .. }) => out.damaged.push((name, e)),
                 Err(e) => return Err(e),
@@ -360,6 +432,28 @@ impl Repository {
         let bytes = Arc::new(self.get_raw(&pack::pack_key(pack), None)?);
         self.tree_packs.lock().put(*pack, bytes.clone());
         Ok(bytes)
+    }
+
+    /// Many trees at once, each with a ranged read of its blob, concurrently (prune walks
+    /// every snapshot's trees this way). In the order of `ids`.
+    pub fn load_trees(&self, index: &MasterIndex, ids: &[BlobId]) -> Result<Vec<Tree>> {
+        let mut reqs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let what = || format!("tree {}", id.hex());
+            let loc = index
+                .get(id)
+                .ok_or_else(|| Error::corrupt(what(), "not in any index"))?;
+            if loc.kind != BlobKind::Tree {
+                return Err(Error::corrupt(what(), "is not a tree blob"));
+            }
+            let range = loc.offset..loc.offset + loc.length as u64;
+            reqs.push((pack::pack_key(&loc.pack), Some(range)));
+        }
+        self.get_ranges(&reqs)
+            .into_iter()
+            .zip(ids)
+            .map(|(r, id)| decode_tree(&self.decode_blob(id, &r?)?, id))
+            .collect()
     }
 
     pub fn load_tree(&self, index: &MasterIndex, id: &BlobId) -> Result<Tree> {
