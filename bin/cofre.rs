@@ -37,6 +37,10 @@ struct Cli {
     /// Wait up to this long for another process's lock (e.g. 30s, 10m, 1h).
     #[arg(long, global = true, default_value = "0s", value_parser = cofre::commands::parse_wait)]
     retry_lock: std::time::Duration,
+    /// restore and check take no lock (for a repository you cannot write to; a prune
+    /// running meanwhile can then make them fail).
+    #[arg(long, global = true)]
+    no_lock: bool,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -269,6 +273,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
         catalog: cli.catalog,
         json: cli.json,
         retry_lock: cli.retry_lock,
+        no_lock: cli.no_lock,
     };
     match cli.cmd {
         Cmd::Init => commands::init(&ctx),

@@ -19,6 +19,7 @@ use crate::error::{Error, Result, EXIT_PARTIAL};
 use crate::ingest::{self, IngestOptions};
 use crate::password::PasswordSource;
 use crate::repo::file::FileType;
+use crate::repo::lock::Lock;
 use crate::repo::Repository;
 
 /// What every command needs: where the repository is, how to unlock it, where the catalog is.
@@ -30,6 +31,18 @@ pub struct Context {
     pub json: bool,
     /// How long to wait for a conflicting lock.
     pub retry_lock: std::time::Duration,
+    /// Reading commands take no lock (a repository this user cannot write to).
+    pub no_lock: bool,
+}
+
+impl Context {
+    /// The shared lock of a reading command, unless `--no-lock`.
+    fn read_lock(&self, repo: &Repository, purpose: &str) -> Result<Option<Lock>> {
+        if self.no_lock {
+            return Ok(None);
+        }
+        Lock::acquire(repo, false, purpose, self.retry_lock).map(Some)
+    }
 }
 
 /// `30s`, `10m`, `2h` or plain seconds, for `--retry-lock`.
@@ -168,6 +181,9 @@ pub fn restore(
     let (snap, path) = split_spec(spec);
     let row = cat.resolve(snap, set)?;
     let repo = std::sync::Arc::new(repo);
+    // Shared: a prune does not delete what we are reading (the mount takes none: it runs
+    // for days and would hold off prune forever; docs/prune.md).
+    let _lock = ctx.read_lock(&repo, "restore")?;
     let report = crate::restore::restore_report(&repo, &row.id, path, target)?;
     if ctx.json {
         ctx.print_json(&report)?;
@@ -307,7 +323,10 @@ pub fn mount(
 
 pub fn check(ctx: &Context, read: crate::check::ReadData) -> Result<i32> {
     let repo = ctx.open_repo()?;
+    // Shared: a prune running meanwhile would make packs look missing.
+    let lock = ctx.read_lock(&repo, "check")?;
     let r = crate::check::check(&repo, read)?;
+    drop(lock);
     if ctx.json {
         ctx.print_json(&r)?;
     } else {
