@@ -40,8 +40,7 @@ pub fn forget(ctx: &Context, opts: ForgetOptions, prune: Option<PruneOptions>) -
     }
     // Forgotten snapshots leave this host's catalog (and its mounts) now.
     if !opts.dry_run {
-        let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
-        drop(sync::sync(&mut cat, &repo)?);
+        drop(sync::open_synced(&ctx.catalog_path(&repo), &repo)?);
     }
     if !report.failures.is_empty() {
         return Err(Error::WriteFailed(format!(

@@ -20,8 +20,7 @@ pub fn prune_with(ctx: &Context, repo: &Repository, opts: PruneOptions) -> Resul
     let report = prune::prune(repo, &opts)?;
     if !opts.dry_run {
         // This host's catalog forgets the deleted index objects at once.
-        let mut cat = sync::open_synced(&ctx.catalog_path(repo), repo)?;
-        drop(sync::sync(&mut cat, repo)?);
+        drop(sync::open_synced(&ctx.catalog_path(repo), repo)?);
     }
     let (s, exec) = (&report.plan, &report.done);
     let failures = exec.as_ref().map_or(0, |e| e.delete_failures.len());

@@ -141,11 +141,21 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
     if opts.dry_run {
         return Ok(report);
     }
-    for e in report.sets.values().flatten().filter(|e| !e.keep) {
-        // Only the manifest: its data stays until prune proves it unreferenced.
-        match repo.delete(FileType::Snapshot, &e.id) {
+    // Only manifests: their data stays until prune proves it unreferenced.
+    let doomed: Vec<String> = report
+        .sets
+        .values()
+        .flatten()
+        .filter(|e| !e.keep)
+        .map(|e| e.id.clone())
+        .collect();
+    for (id, r) in doomed
+        .iter()
+        .zip(repo.delete_many(FileType::Snapshot, &doomed))
+    {
+        match r {
             Ok(()) => report.removed += 1,
-            Err(err) => report.failures.push(format!("snapshot {}: {err}", e.id)),
+            Err(err) => report.failures.push(format!("snapshot {id}: {err}")),
         }
     }
     drop(lock);

@@ -144,18 +144,29 @@ pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport
         )));
     }
 
-    for name in &plan.old_indexes {
-        repo.delete(FileType::Index, name).map_err(|e| {
-            Error::PruneRefused(format!(
-                "deleting {} failed ({e}); no pack was deleted: run prune again",
-                super::index_key(name)
-            ))
-        })?;
-        report.index_objects_deleted += 1;
+    // Every replaced index object goes before any pack does (a barrier between the two).
+    let results = repo.delete_many(FileType::Index, &plan.old_indexes);
+    report.index_objects_deleted = results.iter().filter(|r| r.is_ok()).count();
+    if let Some((name, Err(e))) = plan
+        .old_indexes
+        .iter()
+        .zip(&results)
+        .find(|(_, r)| r.is_err())
+    {
+        return Err(Error::PruneRefused(format!(
+            "deleting {} failed ({e}); no pack was deleted: run prune again",
+            super::index_key(name)
+        )));
     }
 
-    for p in plan.delete.iter().chain(plan.repack.iter().map(|(p, _)| p)) {
-        match repo.delete(FileType::Pack, &p.id.hex()) {
+    let doomed: Vec<&IndexPack> = plan
+        .delete
+        .iter()
+        .chain(plan.repack.iter().map(|(p, _)| p))
+        .collect();
+    let names: Vec<String> = doomed.iter().map(|p| p.id.hex()).collect();
+    for (p, r) in doomed.iter().zip(repo.delete_many(FileType::Pack, &names)) {
+        match r {
             Ok(()) => {
                 report.packs_deleted += 1;
                 report.bytes_deleted += p.size;

@@ -98,7 +98,8 @@ fn used_blobs(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Resul
         .collect();
     while !level.is_empty() {
         let mut next = Vec::new();
-        for batch in level.chunks(256) {
+        // 32 trees in flight: a large directory's tree is megabytes once decoded.
+        for batch in level.chunks(32) {
             for tree in repo.load_trees(index, batch)? {
                 for n in &tree.nodes {
                     used.extend(n.chunks.iter().map(|c| c.id));

@@ -357,6 +357,29 @@ impl Repository {
         Ok(block(&self.rt, self.store.delete(&t.key(name)))?)
     }
 
+    /// Deletes many objects of one type, up to `GET_MANY` at a time (S3 deletes are round
+    /// trips). One result per name, in order; a failure does not stop the others.
+    pub fn delete_many(&self, t: FileType, names: &[String]) -> Vec<Result<()>> {
+        let limit = Arc::new(tokio::sync::Semaphore::new(GET_MANY));
+        let tasks: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let (store, key, limit) = (self.store.clone(), t.key(n), limit.clone());
+                self.rt.spawn(async move {
+                    let _permit = limit.acquire().await;
+                    store.delete(&key).await
+                })
+            })
+            .collect();
+        tasks
+            .into_iter()
+            .map(|t| match block(&self.rt, t) {
+                Ok(r) => r.map_err(Error::from),
+                Err(e) => Err(Error::corrupt("store task", e.to_string())),
+            })
+            .collect()
+    }
+
     /// Every pack present in the store, with its size.
     pub fn pack_sizes(&self) -> Result<std::collections::HashMap<BlobId, u64>> {
         Ok(self
