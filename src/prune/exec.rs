@@ -136,6 +136,10 @@ pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport
         report.index_objects_written += 1;
     }
 
+    tracing::info!(
+        "prune: {} index objects written",
+        report.index_objects_written
+    );
     lock.check()?;
     let now: std::collections::HashSet<String> = repo.snapshot_ids()?.into_iter().collect();
     if let Some(new) = now.difference(&plan.snapshots).next() {
@@ -144,6 +148,7 @@ pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport
         )));
     }
 
+    tracing::info!("prune: deleting {} index objects", plan.old_indexes.len());
     // Every replaced index object goes before any pack does (a barrier between the two).
     let results = repo.delete_many(FileType::Index, &plan.old_indexes);
     report.index_objects_deleted = results.iter().filter(|r| r.is_ok()).count();

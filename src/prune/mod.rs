@@ -129,9 +129,15 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
         }
     }
 
+    tracing::info!("prune: {} snapshots read", ids.len());
     // 2. Index objects and the packs really in the store.
     let indexes = repo.load_indexes()?;
     let in_store = repo.pack_sizes()?;
+    tracing::info!(
+        "prune: {} index objects, {} packs listed",
+        indexes.readable.len(),
+        in_store.len()
+    );
     let mut packs: HashMap<BlobId, IndexPack> = HashMap::new();
     // Which index objects name each pack.
     let mut named_by: HashMap<BlobId, Vec<usize>> = HashMap::new();
@@ -190,6 +196,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     });
     mi.seal();
     let used = used_blobs(repo, &mi, &roots)?;
+    tracing::info!("prune: {} blobs in use", used.len());
     let missing = used.iter().filter(|b| mi.get(b).is_none()).count();
     if missing > 0 {
         return Err(Error::PruneRefused(format!(
