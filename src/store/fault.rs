@@ -23,6 +23,9 @@ pub struct Faults {
     /// Flip one bit in every get.
     pub flip_bits: bool,
     pub delay: Option<Duration>,
+    /// With `delay`: one call at a time, as over one slow connection, so that every call
+    /// of a phase adds its delay (SIGKILL tests then land inside each phase).
+    pub serial: bool,
     /// Fail every call of this operation ("put", "get", "list", "delete", "head") on keys
     /// (or listing prefixes) that start with this prefix.
     pub fail_op: Option<(&'static str, String)>,
@@ -36,6 +39,7 @@ pub struct FaultStore {
     calls: AtomicU64,
     puts: AtomicU64,
     rng: Mutex<u64>,
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl FaultStore {
@@ -48,11 +52,16 @@ impl FaultStore {
                 0x9E37_79B9_7F4A_7C15 ^ faults.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
             ),
             faults,
+            one_at_a_time: tokio::sync::Mutex::new(()),
         }
     }
 
     async fn before(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
         if let Some(d) = self.faults.delay {
+            let _one = match self.faults.serial {
+                true => Some(self.one_at_a_time.lock().await),
+                false => None,
+            };
             tokio::time::sleep(d).await;
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;

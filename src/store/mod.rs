@@ -106,6 +106,7 @@ pub fn open_with(
             store,
             fault::Faults {
                 delay: Some(std::time::Duration::from_millis(ms)),
+                serial: true,
                 ..Default::default()
             },
         ))),
