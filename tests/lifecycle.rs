@@ -230,6 +230,20 @@ fn prune_frees_what_no_snapshot_uses() {
         std::fs::write(src.join("unique"), noise(200_000, 100 + i)).expect("write");
         env.ok(&["ingest", "-q", s(&src)]);
     }
+    // --prune --dry-run --json: one JSON document with both reports, nothing changed.
+    let both = env.json(&["forget", "--keep-last", "1", "--prune", "--dry-run"]);
+    assert_eq!(
+        both["forget"]["sets"]["default"]
+            .as_array()
+            .expect("set")
+            .len(),
+        20
+    );
+    assert!(
+        both["prune"]["plan"]["packs_total"].as_u64().expect("n") > 20,
+        "{both}"
+    );
+    assert_eq!(snapshot_ids(&env).len(), 20);
     env.ok(&["forget", "--keep-last", "1"]);
     let before = env.repo_size();
     let dry = env.json(&["prune", "--dry-run"]);

@@ -9,9 +9,10 @@ use crate::prune::PruneOptions;
 pub fn forget(ctx: &Context, opts: ForgetOptions, prune: Option<PruneOptions>) -> Result<i32> {
     let repo = ctx.open_repo()?;
     let report = run_forget(&repo, &opts)?;
-    if ctx.json {
+    // With --prune and --json, one document with both reports (printed at the end).
+    if ctx.json && prune.is_none() {
         ctx.print_json(&report)?;
-    } else {
+    } else if !ctx.json {
         for (set, entries) in &report.sets {
             let kept = entries.iter().filter(|e| e.keep).count();
             println!(
@@ -43,13 +44,20 @@ pub fn forget(ctx: &Context, opts: ForgetOptions, prune: Option<PruneOptions>) -
         drop(sync::open_synced(&ctx.catalog_path(&repo), &repo)?);
     }
     if !report.failures.is_empty() {
+        if ctx.json && prune.is_some() {
+            ctx.print_json(&report)?;
+        }
         return Err(Error::WriteFailed(format!(
             "{} snapshot(s) could not be removed",
             report.failures.len()
         )));
     }
-    match prune {
-        Some(p) => super::prune::prune_with(ctx, &repo, p),
-        None => Ok(0),
+    let Some(p) = prune else {
+        return Ok(0);
+    };
+    let pruned = super::prune::run(ctx, &repo, &p)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"forget": report, "prune": pruned}))?;
     }
+    super::prune::finish(ctx, &pruned)
 }

@@ -3,7 +3,7 @@
 use super::Context;
 use crate::catalog::sync;
 use crate::error::{Error, Result};
-use crate::prune::{self, PruneOptions};
+use crate::prune::{self, PruneOptions, PruneReport};
 use crate::repo::lock;
 use crate::repo::Repository;
 
@@ -17,16 +17,28 @@ pub fn prune(ctx: &Context, opts: PruneOptions) -> Result<i32> {
 }
 
 pub fn prune_with(ctx: &Context, repo: &Repository, opts: PruneOptions) -> Result<i32> {
-    let report = prune::prune(repo, &opts)?;
-    if !opts.dry_run {
-        // This host's catalog forgets the deleted index objects at once.
-        drop(sync::open_synced(&ctx.catalog_path(repo), repo)?);
-    }
-    let (s, exec) = (&report.plan, &report.done);
-    let failures = exec.as_ref().map_or(0, |e| e.delete_failures.len());
+    let report = run(ctx, repo, &opts)?;
     if ctx.json {
         ctx.print_json(&report)?;
-    } else {
+    }
+    finish(ctx, &report)
+}
+
+/// Prunes, then brings this host's catalog up to date (it forgets the deleted index
+/// objects at once).
+pub(super) fn run(ctx: &Context, repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+    let report = prune::prune(repo, opts)?;
+    if !opts.dry_run {
+        drop(sync::open_synced(&ctx.catalog_path(repo), repo)?);
+    }
+    Ok(report)
+}
+
+/// Prints the text report (JSON is the caller's) and turns failed deletions into exit 1.
+pub(super) fn finish(ctx: &Context, report: &PruneReport) -> Result<i32> {
+    let (s, exec) = (&report.plan, &report.done);
+    let failures = exec.as_ref().map_or(0, |e| e.delete_failures.len());
+    if !ctx.json {
         println!(
             "{} snapshots; {} packs, {} ({} used)",
             s.snapshots,
@@ -34,7 +46,7 @@ pub fn prune_with(ctx: &Context, repo: &Repository, opts: PruneOptions) -> Resul
             mib(s.bytes_total),
             mib(s.bytes_used)
         );
-        let verb = if opts.dry_run { "would" } else { "will" };
+        let verb = if report.dry_run { "would" } else { "will" };
         println!(
             "{verb} delete {} packs ({}), repack {} packs ({}, {} of it still used), replace {} index objects",
             s.packs_delete,
@@ -65,7 +77,7 @@ pub fn prune_with(ctx: &Context, repo: &Repository, opts: PruneOptions) -> Resul
             for f in &e.delete_failures {
                 eprintln!("error: not deleted: {f}");
             }
-        } else if opts.dry_run {
+        } else if report.dry_run {
             println!("dry run: nothing was changed");
         } else {
             println!("nothing to do");

@@ -227,15 +227,25 @@ impl Repository {
 
     /// `get_many` of (key, range) pairs.
     pub fn get_ranges(&self, reqs: &[(String, Option<Range<u64>>)]) -> Vec<Result<Vec<u8>>> {
+        self.run_many(reqs.iter().map(|(key, range)| {
+            let (store, key, range) = (self.store.clone(), key.clone(), range.clone());
+            async move { store.get(&key, range).await }
+        }))
+    }
+
+    /// Runs store calls up to `GET_MANY` at a time; one result per call, in order.
+    fn run_many<T, F>(&self, calls: impl Iterator<Item = F>) -> Vec<Result<T>>
+    where
+        T: Send + 'static,
+        F: Future<Output = std::result::Result<T, StoreError>> + Send + 'static,
+    {
         let limit = Arc::new(tokio::sync::Semaphore::new(GET_MANY));
-        let tasks: Vec<_> = reqs
-            .iter()
-            .map(|(k, range)| {
-                let (store, key, limit) = (self.store.clone(), k.clone(), limit.clone());
-                let range = range.clone();
+        let tasks: Vec<_> = calls
+            .map(|call| {
+                let limit = limit.clone();
                 self.rt.spawn(async move {
                     let _permit = limit.acquire().await;
-                    store.get(&key, range).await
+                    call.await
                 })
             })
             .collect();
@@ -360,24 +370,10 @@ impl Repository {
     /// Deletes many objects of one type, up to `GET_MANY` at a time (S3 deletes are round
     /// trips). One result per name, in order; a failure does not stop the others.
     pub fn delete_many(&self, t: FileType, names: &[String]) -> Vec<Result<()>> {
-        let limit = Arc::new(tokio::sync::Semaphore::new(GET_MANY));
-        let tasks: Vec<_> = names
-            .iter()
-            .map(|n| {
-                let (store, key, limit) = (self.store.clone(), t.key(n), limit.clone());
-                self.rt.spawn(async move {
-                    let _permit = limit.acquire().await;
-                    store.delete(&key).await
-                })
-            })
-            .collect();
-        tasks
-            .into_iter()
-            .map(|t| match block(&self.rt, t) {
-                Ok(r) => r.map_err(Error::from),
-                Err(e) => Err(Error::corrupt("store task", e.to_string())),
-            })
-            .collect()
+        self.run_many(names.iter().map(|n| {
+            let (store, key) = (self.store.clone(), t.key(n));
+            async move { store.delete(&key).await }
+        }))
     }
 
     /// Every pack present in the store, with its size.
