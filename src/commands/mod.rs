@@ -144,6 +144,8 @@ pub fn init(ctx: &Context) -> Result<i32> {
 
 pub fn run_ingest(ctx: &Context, opts: IngestOptions) -> Result<i32> {
     let repo = ctx.open_repo()?;
+    // Synced here too, outside the lock, because `open_synced` is where a damaged catalog
+    // is rebuilt; ingest syncs again (two listings) once it holds its lock.
     let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
     let report = ingest::ingest(&repo, &mut cat, opts)?;
     if ctx.json {
