@@ -19,6 +19,10 @@ use cofre::prune::PruneOptions;
     about = "Versioned, encrypted, deduplicating backups you can mount"
 )]
 struct Cli {
+    /// Configuration file (default /etc/cofre/cofre.toml for root, else
+    /// $XDG_CONFIG_HOME/cofre/cofre.toml; see docs/config.md).
+    #[arg(long, global = true, env = "COFRE_CONFIG")]
+    config: Option<PathBuf>,
     /// Repository: a local directory (or s3://bucket/prefix).
     #[arg(short, long, global = true, env = "COFRE_REPO")]
     repo: Option<String>,
@@ -194,6 +198,11 @@ enum Cmd {
         #[arg(long)]
         remove_all: bool,
     },
+    /// Check or show the configuration file.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Manage the repository's passwords.
     Key {
         #[command(subcommand)]
@@ -209,6 +218,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RepairCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Parse and check the file; errors name the table and key.
+    Validate,
+    /// The parsed file with defaults filled in (--json for JSON).
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -261,20 +278,39 @@ fn parse_time(s: &str) -> cofre::error::Result<(i64, u32)> {
     Ok((t.unix_timestamp(), t.nanosecond()))
 }
 
-fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
-    let ctx = Context {
+/// Flags and environment first, then the configuration file (`config::resolve`).
+fn context(
+    cli: &Cli,
+    rt: &tokio::runtime::Runtime,
+    file: Option<&cofre::config::Config>,
+) -> Context {
+    use cofre::config::resolve;
+    let env = std::env::var("COFRE_PASSWORD").ok();
+    // The password source is one choice: a file's source only when none was given here.
+    let given = cli.password_command.is_some() || cli.password_file.is_some() || env.is_some();
+    let (file_cmd, file_pw) = match file {
+        Some(f) if !given => (f.password_command.clone(), f.password_file.clone()),
+        _ => (None, None),
+    };
+    Context {
         rt: rt.handle().clone(),
-        repo: cli.repo,
+        repo: resolve(cli.repo.clone(), file.and_then(|f| f.repository.as_ref())),
         password: PasswordSource {
-            command: cli.password_command,
-            file: cli.password_file,
-            env: std::env::var("COFRE_PASSWORD").ok(),
+            command: cli.password_command.clone().or(file_cmd),
+            file: cli.password_file.clone().or(file_pw),
+            env,
         },
-        catalog: cli.catalog,
+        catalog: resolve(cli.catalog.clone(), file.and_then(|f| f.catalog.as_ref())),
         json: cli.json,
         retry_lock: cli.retry_lock,
         no_lock: cli.no_lock,
-    };
+    }
+}
+
+fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
+    // A broken file fails every command with the same message `config validate` gives.
+    let file = cofre::config::load(cli.config.as_deref())?.map(|(_, c)| c);
+    let ctx = context(&cli, rt, file.as_ref());
     match cli.cmd {
         Cmd::Init => commands::init(&ctx),
         Cmd::Ingest {
@@ -428,6 +464,9 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             },
         ),
         Cmd::Unlock { remove_all } => commands::unlock(&ctx, remove_all),
+        Cmd::Config { cmd } => {
+            commands::config(&ctx, cli.config.clone(), matches!(cmd, ConfigCmd::Show))
+        }
         Cmd::Key { cmd } => commands::key(
             &ctx,
             match cmd {

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod check;
 pub mod commands;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod forget;

@@ -1,10 +1,12 @@
 //! Command implementations behind the CLI: open the repository and catalog, run, print.
 
+mod config;
 mod forget;
 mod key;
 mod listing;
 mod prune;
 
+pub use config::config;
 pub use forget::forget;
 pub use key::{key, KeyAction};
 pub use listing::{ls, snapshots};
