@@ -198,6 +198,18 @@ enum Cmd {
         #[arg(long)]
         remove_all: bool,
     },
+    /// Take every snapshot the configuration file says is due, then apply retention.
+    Run {
+        /// Only these sets (repeatable); a set without a schedule runs only when named.
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Say what would run and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Evaluate schedules at this time (RFC 3339) and record snapshots with it.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Check or show the configuration file.
     Config {
         #[command(subcommand)]
@@ -446,6 +458,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                     policy,
                     sets,
                     ids,
+                    tag: None,
                     dry_run,
                     retry_lock: ctx.retry_lock,
                 },
@@ -464,6 +477,16 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             },
         ),
         Cmd::Unlock { remove_all } => commands::unlock(&ctx, remove_all),
+        Cmd::Run { sets, dry_run, now } => commands::run(
+            &ctx,
+            file.as_ref(),
+            cofre::run::RunOptions {
+                sets,
+                dry_run,
+                now: now.as_deref().map(parse_time).transpose()?,
+                retry_lock: ctx.retry_lock,
+            },
+        ),
         Cmd::Config { cmd } => {
             commands::config(&ctx, cli.config.clone(), matches!(cmd, ConfigCmd::Show))
         }

@@ -70,6 +70,8 @@ pub enum Error {
     LockLost(String),
     #[error("prune stopped: {0}")]
     PruneRefused(String),
+    #[error("{0}")]
+    Hook(String),
     #[error("interrupted")]
     Interrupted,
 }

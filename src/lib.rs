@@ -18,5 +18,6 @@ pub mod prune;
 pub mod repair;
 pub mod repo;
 pub mod restore;
+pub mod run;
 pub mod store;
 pub mod vfs;

@@ -5,12 +5,14 @@ mod forget;
 mod key;
 mod listing;
 mod prune;
+mod run;
 
 pub use config::config;
 pub use forget::forget;
 pub use key::{key, KeyAction};
 pub use listing::{ls, snapshots};
 pub use prune::{prune, unlock};
+pub use run::run;
 
 use std::path::PathBuf;
 

@@ -21,6 +21,8 @@ pub struct ForgetOptions {
     pub sets: Vec<String>,
     /// Forget exactly these snapshots (unique id prefixes) instead of applying a policy.
     pub ids: Vec<String>,
+    /// Judge only snapshots with this tag (a set's class in `cofre run`); others stay.
+    pub tag: Option<String>,
     pub dry_run: bool,
     pub retry_lock: std::time::Duration,
 }
@@ -92,7 +94,8 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         .collect::<Result<_>>()?;
     let mut by_set: BTreeMap<&str, Vec<&(String, Manifest)>> = BTreeMap::new();
     for s in &all {
-        if opts.sets.is_empty() || opts.sets.contains(&s.1.set) {
+        let tagged = opts.tag.as_ref().is_none_or(|t| s.1.tags.contains(t));
+        if tagged && (opts.sets.is_empty() || opts.sets.contains(&s.1.set)) {
             by_set.entry(&s.1.set).or_default().push(s);
         }
     }

@@ -1,0 +1,270 @@
+//! `cofre run`: for every set (and class) of the configuration whose snapshot is due, run
+//! its hooks, take the snapshot (tagged with the class), apply its retention and prune when
+//! configured. One set failing does not stop the others; the exit code is the worst.
+
+mod hooks;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::{ClassConfig, Config, Schedule, SetConfig};
+use crate::error::{Error, Result, EXIT_FAILURE, EXIT_PARTIAL};
+use crate::forget::ForgetOptions;
+use crate::ingest::{IngestOptions, StreamSource};
+use crate::prune::PruneOptions;
+use crate::repo::Repository;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Only these sets (a set with no schedule runs only when named).
+    pub sets: Vec<String>,
+    pub dry_run: bool,
+    /// Evaluate schedules at this time and record snapshots with it (default: now).
+    pub now: Option<(i64, u32)>,
+    pub retry_lock: std::time::Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobResult {
+    pub set: String,
+    pub class: String,
+    /// "done", "not due", "would run", "skipped", "failed"
+    pub action: String,
+    pub reason: String,
+    pub snapshot: Option<String>,
+    pub exit_code: i32,
+}
+
+/// One schedule of a set: its main class or a named one.
+struct Job<'a> {
+    set: &'a str,
+    cfg: &'a SetConfig,
+    class: &'a ClassConfig,
+    /// The snapshot tag: the class name, or for the main class its `every` ("4h"), else
+    /// "daily", "weekly" or "manual".
+    tag: String,
+    schedule: Schedule,
+}
+
+fn jobs(cfg: &Config) -> Result<Vec<Job<'_>>> {
+    let mut out = Vec::new();
+    for (set, sc) in &cfg.sets {
+        let classes = std::iter::once((None, &sc.main))
+            .chain(sc.classes.iter().map(|(n, c)| (Some(n.clone()), c)));
+        for (name, class) in classes {
+            let schedule = Schedule::from_config(class.every.as_deref(), class.at.as_deref())
+                .map_err(|e| Error::InvalidArgument(format!("[sets.{set}]: {e}")))?;
+            let tag = name.unwrap_or_else(|| match (&class.every, schedule) {
+                (Some(e), _) => e.clone(),
+                (None, Schedule::Daily(_)) => "daily".into(),
+                (None, Schedule::Weekly(..)) => "weekly".into(),
+                _ => "manual".into(),
+            });
+            out.push(Job {
+                set,
+                cfg: sc,
+                class,
+                tag,
+                schedule,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Time of the newest snapshot of `set` carrying `tag`.
+fn last_snapshot(cat: &Catalog, set: &str, tag: &str) -> Result<Option<i64>> {
+    Ok(cat
+        .snapshots(Some(set))?
+        .iter()
+        .filter(|s| s.manifest.tags.iter().any(|t| t == tag))
+        .map(|s| s.manifest.time.0)
+        .max())
+}
+
+fn now() -> (i64, u32) {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// Rank for "the worst exit code": success, then partial, then any failure.
+pub fn worst(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        0 => 0,
+        EXIT_PARTIAL => 1,
+        _ => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+pub fn run(
+    repo: &Repository,
+    cat: &mut Catalog,
+    cfg: &Config,
+    lock_dir: &Path,
+    opts: &RunOptions,
+) -> Result<Vec<JobResult>> {
+    for s in &opts.sets {
+        if !cfg.sets.contains_key(s) {
+            return Err(Error::InvalidArgument(format!(
+                "no set {s:?} in the configuration"
+            )));
+        }
+    }
+    let at = opts.now.unwrap_or_else(now);
+    let mut results = Vec::new();
+    for job in jobs(cfg)? {
+        let named = opts.sets.iter().any(|s| s == job.set);
+        if !opts.sets.is_empty() && !named {
+            continue;
+        }
+        let last = last_snapshot(cat, job.set, &job.tag)?;
+        let due = job.schedule.due(last, at.0) || (named && job.schedule == Schedule::Manual);
+        let mut r = JobResult {
+            set: job.set.to_string(),
+            class: job.tag.clone(),
+            action: String::new(),
+            reason: match last {
+                Some(t) => format!(
+                    "last {} snapshot {}",
+                    job.tag,
+                    crate::ingest::format_time((t, 0))
+                ),
+                None => format!("no {} snapshot yet", job.tag),
+            },
+            snapshot: None,
+            exit_code: 0,
+        };
+        if !due {
+            r.action = "not due".into();
+        } else if opts.dry_run {
+            r.action = "would run".into();
+        } else {
+            run_job(repo, cat, cfg, &job, lock_dir, at, opts, &mut r);
+        }
+        results.push(r);
+    }
+    Ok(results)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    repo: &Repository,
+    cat: &mut Catalog,
+    cfg: &Config,
+    job: &Job,
+    lock_dir: &Path,
+    at: (i64, u32),
+    opts: &RunOptions,
+    r: &mut JobResult,
+) {
+    // Two overlapping runs never both work on a set: a per-set flock, released by the
+    // kernel when its process dies (no stale state to detect).
+    let _guard = match hooks::SetLock::try_lock(lock_dir, job.set) {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            r.action = "skipped".into();
+            r.reason = "another cofre run is working on this set".into();
+            return;
+        }
+        Err(e) => return fail(r, cfg, job, e),
+    };
+    let env = hooks::Env::new(job.set, &job.tag);
+    match hooks::before(cfg, job.cfg, job.class, &env) {
+        Ok(hooks::Before::Go) => {}
+        Ok(hooks::Before::Skip(why)) => {
+            r.action = "skipped".into();
+            r.reason = why;
+            return;
+        }
+        Err(e) => return fail(r, cfg, job, e),
+    }
+    match snapshot_and_retain(repo, cat, job, at, opts) {
+        Ok((id, code)) => {
+            r.action = "done".into();
+            r.exit_code = code;
+            let env = env.with_snapshot(&id, code);
+            r.snapshot = Some(id);
+            if let Err(e) = hooks::after(cfg, job.cfg, job.class, &env) {
+                fail(r, cfg, job, e);
+            }
+        }
+        Err(e) => fail(r, cfg, job, e),
+    }
+}
+
+fn fail(r: &mut JobResult, cfg: &Config, job: &Job, e: Error) {
+    r.action = "failed".into();
+    r.reason = e.to_string();
+    r.exit_code = worst(r.exit_code, e.exit_code().max(EXIT_FAILURE));
+    let env = hooks::Env::new(job.set, &job.tag).with_error(r.exit_code, &r.reason);
+    hooks::failure(cfg, job.cfg, job.class, &env);
+}
+
+fn snapshot_and_retain(
+    repo: &Repository,
+    cat: &mut Catalog,
+    job: &Job,
+    at: (i64, u32),
+    opts: &RunOptions,
+) -> Result<(String, i32)> {
+    let stream = job.cfg.command.as_ref().map(|cmd| StreamSource::Command {
+        cmd: cmd.clone(),
+        name: job.cfg.stdin_name.clone().unwrap_or_else(|| "stdin".into()),
+    });
+    let report = crate::ingest::ingest(
+        repo,
+        cat,
+        IngestOptions {
+            set: job.set.to_string(),
+            tags: vec![job.tag.clone()],
+            time: opts.now.map(|_| at),
+            excludes: job.cfg.exclude.clone(),
+            paths: job.cfg.paths.clone(),
+            stream,
+            progress: false,
+            data_class: job.class.storage_class.clone(),
+            atime: false,
+            retry_lock: opts.retry_lock,
+        },
+    )?;
+    let code = if report.partial { EXIT_PARTIAL } else { 0 };
+    if let Some(keep) = &job.class.keep {
+        let policy = keep.policy().map_err(Error::InvalidArgument)?;
+        let f = crate::forget::forget(
+            repo,
+            &ForgetOptions {
+                policy,
+                sets: vec![job.set.to_string()],
+                tag: Some(job.tag.clone()),
+                retry_lock: opts.retry_lock,
+                ..Default::default()
+            },
+        )?;
+        if let Some(first) = f.failures.first() {
+            return Err(Error::WriteFailed(first.clone()));
+        }
+        if job.class.prune == Some(true) {
+            let p = crate::prune::prune(
+                repo,
+                &PruneOptions {
+                    retry_lock: opts.retry_lock,
+                    ..Default::default()
+                },
+            )?;
+            if let Some(first) = p.done.as_ref().and_then(|d| d.delete_failures.first()) {
+                return Err(Error::WriteFailed(first.clone()));
+            }
+        }
+        crate::catalog::sync::sync(cat, repo)?;
+    }
+    Ok((report.snapshot, code))
+}
