@@ -148,7 +148,7 @@ fn excludes(patterns: &[String]) -> Result<Excludes> {
     })
 }
 
-fn now() -> (i64, u32) {
+pub(crate) fn now() -> (i64, u32) {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

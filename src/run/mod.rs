@@ -84,13 +84,6 @@ fn last_snapshot(cat: &Catalog, set: &str, tag: &str) -> Result<Option<i64>> {
         .max())
 }
 
-fn now() -> (i64, u32) {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (d.as_secs() as i64, d.subsec_nanos())
-}
-
 /// Rank for "the worst exit code": success, then partial, then any failure.
 pub fn worst(a: i32, b: i32) -> i32 {
     let rank = |c: i32| match c {
@@ -119,7 +112,7 @@ pub fn run(
             )));
         }
     }
-    let at = opts.now.unwrap_or_else(now);
+    let at = opts.now.unwrap_or_else(crate::ingest::now);
     let mut results = Vec::new();
     for job in jobs(cfg)? {
         let named = opts.sets.iter().any(|s| s == job.set);
