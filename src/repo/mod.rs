@@ -458,13 +458,7 @@ impl Repository {
     pub fn load_trees(&self, index: &MasterIndex, ids: &[BlobId]) -> Result<Vec<Tree>> {
         let mut reqs = Vec::with_capacity(ids.len());
         for id in ids {
-            let what = || format!("tree {}", id.hex());
-            let loc = index
-                .get(id)
-                .ok_or_else(|| Error::corrupt(what(), "not in any index"))?;
-            if loc.kind != BlobKind::Tree {
-                return Err(Error::corrupt(what(), "is not a tree blob"));
-            }
+            let loc = tree_location(index, id)?;
             let range = loc.offset..loc.offset + loc.length as u64;
             reqs.push((pack::pack_key(&loc.pack), Some(range)));
         }
@@ -476,17 +470,20 @@ impl Repository {
     }
 
     pub fn load_tree(&self, index: &MasterIndex, id: &BlobId) -> Result<Tree> {
-        let loc = index
-            .get(id)
-            .ok_or_else(|| Error::corrupt(format!("tree {}", id.hex()), "not in any index"))?;
-        if loc.kind != BlobKind::Tree {
-            return Err(Error::corrupt(
-                format!("tree {}", id.hex()),
-                "is not a tree blob",
-            ));
-        }
-        decode_tree(&self.read_blob(id, loc)?, id)
+        decode_tree(&self.read_blob(id, tree_location(index, id)?)?, id)
     }
+}
+
+/// Where a tree blob is, or why it cannot be read as one.
+fn tree_location<'a>(index: &'a MasterIndex, id: &BlobId) -> Result<&'a Location> {
+    let what = || format!("tree {}", id.hex());
+    let loc = index
+        .get(id)
+        .ok_or_else(|| Error::corrupt(what(), "not in any index"))?;
+    if loc.kind != BlobKind::Tree {
+        return Err(Error::corrupt(what(), "is not a tree blob"));
+    }
+    Ok(loc)
 }
 
 /// Tries every key file: the first whose keys the password unwraps *and* that opens the
