@@ -38,6 +38,9 @@ pub struct NodeRow {
 }
 
 /// `$XDG_CACHE_HOME/cofre/<repo id>/`, or `~/.cache/cofre/<repo id>/`: catalog and caches.
+/// The class name of packs stored without an explicit storage class.
+pub const DEFAULT_CLASS: &str = "STANDARD";
+
 pub fn cache_dir(repo_id: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
@@ -241,8 +244,16 @@ impl Catalog {
             let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (id, idx, pack, kind, offset, length, raw_len, tier) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
             )?;
+            let mut pk = tx.prepare_cached(
+                "INSERT OR IGNORE INTO packs (pack, idx, class) VALUES (?1,?2,?3)",
+            )?;
             for p in &file.packs {
                 let tier = crate::repo::index::tier(p.class.as_deref());
+                pk.execute(params![
+                    p.id.0.as_slice(),
+                    idx,
+                    p.class.as_deref().unwrap_or(DEFAULT_CLASS)
+                ])?;
                 for e in &p.entries {
                     st.execute(params![
                         e.id.0.as_slice(),
@@ -267,13 +278,31 @@ impl Catalog {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM blobs WHERE idx = (SELECT id FROM index_files WHERE name = ?1)",
-            params![name],
-        )?;
+        for table in ["blobs", "packs"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE idx = (SELECT id FROM index_files WHERE name = ?1)"
+                ),
+                params![name],
+            )?;
+        }
         tx.execute("DELETE FROM index_files WHERE name = ?1", params![name])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Bytes of blobs in packs, per storage class (pack headers not counted): what the
+    /// repository stores, as the index objects describe it.
+    pub fn stored_bytes_by_class(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT p.class, SUM(b.length) FROM (SELECT DISTINCT pack, offset, length FROM blobs) b \
+             JOIN (SELECT DISTINCT pack, class FROM packs) p ON p.pack = b.pack \
+             GROUP BY p.class ORDER BY p.class",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn tree_rowid(&self, hash: &BlobId) -> Result<Option<i64>> {

@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 
 /// 2: every blob row names the index object that vouches for it (and its pack's tier), so
 /// blobs vanish from the catalog with their index object.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: `packs` records each pack's storage class (metrics report stored bytes per class).
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +67,13 @@ CREATE TABLE IF NOT EXISTS blobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack, offset);
 CREATE INDEX IF NOT EXISTS blobs_by_index ON blobs (idx);
+CREATE TABLE IF NOT EXISTS packs (
+    pack  BLOB NOT NULL,
+    idx   INTEGER NOT NULL REFERENCES index_files(id),
+    class TEXT NOT NULL,
+    PRIMARY KEY (pack, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS packs_by_index ON packs (idx);
 "#;
 
 /// Deletes a catalog file with its WAL and shared-memory files.

@@ -5,7 +5,10 @@
 //! Precedence, decided in `resolve` only: command-line flags and `COFRE_*` variables, then
 //! this file, then built-in defaults.
 
+mod locate;
 mod schedule;
+
+use locate::{key, Seg};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +34,8 @@ pub struct Config {
     /// Hooks for every set (a set's own hooks run too).
     #[serde(default)]
     pub hooks: Hooks,
-    #[serde(default)]
+    /// Read by hand in `parse` (a set's tables are its classes).
+    #[serde(default, skip_deserializing)]
     pub sets: BTreeMap<String, SetConfig>,
 }
 
@@ -39,12 +43,15 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Notify {
     #[serde(default)]
-    pub webhook: Vec<String>,
+    pub webhook: Vec<Webhook>,
     /// When to send webhooks: "failure", "success".
     #[serde(default = "failure_only")]
     pub on: Vec<NotifyOn>,
-    /// Healthchecks-style URL: `/start`, success, `/fail`.
+    /// Healthchecks-style URL: `/start`, then the URL itself on success or `/<exit code>`.
     pub ping: Option<String>,
+    /// Each request's time limit; a notifier that hangs never holds up or fails a backup.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
 }
 
 impl Default for Notify {
@@ -53,8 +60,50 @@ impl Default for Notify {
             webhook: Vec::new(),
             on: failure_only(),
             ping: None,
+            timeout_seconds: default_timeout(),
         }
     }
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+/// A webhook: a URL (Slack-compatible body), or `{ url = "...", format = "json" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Webhook {
+    Url(String),
+    Full {
+        url: String,
+        #[serde(default)]
+        format: WebhookFormat,
+    },
+}
+
+impl Webhook {
+    pub fn url(&self) -> &str {
+        match self {
+            Webhook::Url(u) | Webhook::Full { url: u, .. } => u,
+        }
+    }
+
+    pub fn format(&self) -> WebhookFormat {
+        match self {
+            Webhook::Url(_) => WebhookFormat::Slack,
+            Webhook::Full { format, .. } => *format,
+        }
+    }
+}
+
+/// `slack`: `{"text": ...}` as Slack, Mattermost, Rocket.Chat and Teams workflows take;
+/// `json`: the run's whole result (docs/monitoring.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Slack,
+    Json,
 }
 
 fn failure_only() -> Vec<NotifyOn> {
@@ -132,9 +181,9 @@ impl Keep {
     }
 }
 
-/// What a set (or a class of it) snapshots and when. (Unknown keys are checked by hand in
-/// `parse`: serde's `deny_unknown_fields` does not work through `flatten`.)
+/// When a set (or a class of it) snapshots, what it keeps, where it stores.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClassConfig {
     /// "4h", "1d", "30m": the snapshot is due this long after the last one.
     pub every: Option<String>,
@@ -148,8 +197,10 @@ pub struct ClassConfig {
     pub hooks: Hooks,
 }
 
+/// A set's sources (the keys of `[sets.NAME]` that are not its main class's).
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct SetConfig {
+#[serde(deny_unknown_fields)]
+pub struct Sources {
     #[serde(default)]
     pub paths: Vec<PathBuf>,
     #[serde(default)]
@@ -157,27 +208,25 @@ pub struct SetConfig {
     /// A shell command whose standard output is stored as one file (`stdin_name`).
     pub command: Option<String>,
     pub stdin_name: Option<String>,
+    /// A Healthchecks-style URL for this set alone (`/start`, success, `/<exit code>`).
+    pub ping: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SetConfig {
+    #[serde(flatten)]
+    pub src: Sources,
     #[serde(flatten)]
     pub main: ClassConfig,
     /// Further classes of the set (`[sets.db.weekly]`): their own schedule, retention and
     /// storage class; same sources. Tagged with the class name.
-    #[serde(skip_deserializing)]
     pub classes: BTreeMap<String, ClassConfig>,
 }
 
+/// The keys of `[sets.NAME]` that say what the set stores (`Sources`).
+const SOURCE_KEYS: &[&str] = &["paths", "exclude", "command", "stdin_name", "ping"];
+/// The keys of a class table (and of a set's main class, beside its sources).
 const CLASS_KEYS: &[&str] = &["every", "at", "keep", "storage_class", "prune", "hooks"];
-const SET_KEYS: &[&str] = &[
-    "paths",
-    "exclude",
-    "command",
-    "stdin_name",
-    "every",
-    "at",
-    "keep",
-    "storage_class",
-    "prune",
-    "hooks",
-];
 
 /// Where the file is looked for when neither `--config` nor `COFRE_CONFIG` names one.
 pub fn default_path() -> PathBuf {
@@ -192,97 +241,168 @@ pub fn default_path() -> PathBuf {
     base.join("cofre/cofre.toml")
 }
 
-fn invalid(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::InvalidArgument(format!("{}: {msg}", path.display()))
+/// An error at a key of the file: "FILE:LINE: KEY: what".
+fn invalid_at(path: &Path, text: &str, keys: &[Seg], msg: impl std::fmt::Display) -> Error {
+    let line = locate::line_of(text, keys).map_or(String::new(), |l| format!(":{l}"));
+    let key = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" {}:", locate::display(keys))
+    };
+    Error::InvalidArgument(format!("{}{line}:{key} {msg}", path.display()))
 }
 
-/// Parses and validates `text` (read from `path`, for messages).
+/// Parses and validates `text` (read from `path`, for messages). Every error names the
+/// line and the key.
 pub fn parse(text: &str, path: &Path) -> Result<Config> {
-    let mut doc: toml::Table = text.parse().map_err(|e| invalid(path, e))?;
-    // Classes are sub-tables of a set whose name is not a set key: take them out first, so
-    // that everything left is checked strictly (unknown keys are errors).
-    let mut classes: BTreeMap<String, BTreeMap<String, toml::Table>> = BTreeMap::new();
-    if let Some(toml::Value::Table(sets)) = doc.get_mut("sets") {
-        for (set, value) in sets.iter_mut() {
-            let toml::Value::Table(t) = value else {
-                return Err(invalid(
-                    path,
-                    format!("sets.{set} must be a table ([sets.{set}])"),
-                ));
-            };
-            let names: Vec<String> = t
-                .iter()
-                .filter(|(k, v)| !SET_KEYS.contains(&k.as_str()) && v.is_table())
-                .map(|(k, _)| k.clone())
-                .collect();
-            for n in names {
-                if let Some(toml::Value::Table(c)) = t.remove(&n) {
-                    classes.entry(set.clone()).or_default().insert(n, c);
-                }
-            }
-            if let Some(k) = t.keys().find(|k| !SET_KEYS.contains(&k.as_str())) {
-                return Err(invalid(
-                    path,
+    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map_or(String::new(), |s| {
+            format!(":{}", locate::line_at(text, s.start))
+        });
+        let msg = e.message().trim().replace('\n', " ");
+        Error::InvalidArgument(format!("{}{line}: {msg}", path.display()))
+    })?;
+    let err = |keys: &[Seg], msg: String| invalid_at(path, text, keys, msg);
+    let sets = doc.remove("sets");
+    let mut cfg: Config = typed(toml::Value::Table(doc), &[], &err)?;
+    let sets = match sets {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => return Err(err(&[key("sets")], "must be a table ([sets.NAME])".into())),
+    };
+    for (set, value) in sets {
+        let here = [key("sets"), key(&set)];
+        let toml::Value::Table(t) = value else {
+            return Err(err(&here, format!("must be a table ([sets.{set}])")));
+        };
+        // A set's keys are its sources and its main class; its sub-tables other than
+        // `keep` and `hooks` are further classes.
+        let (mut src, mut main) = (toml::Table::new(), toml::Table::new());
+        let mut classes = BTreeMap::new();
+        for (k, v) in t {
+            if CLASS_KEYS.contains(&k.as_str()) {
+                main.insert(k, v);
+            } else if let toml::Value::Table(c) = v {
+                let at = [key("sets"), key(&set), key(&k)];
+                classes.insert(k, typed::<ClassConfig>(toml::Value::Table(c), &at, &err)?);
+            } else if SOURCE_KEYS.contains(&k.as_str()) {
+                src.insert(k, v);
+            } else {
+                let all: Vec<&str> = SOURCE_KEYS.iter().chain(CLASS_KEYS).copied().collect();
+                return Err(err(
+                    &[key("sets"), key(&set), key(&k)],
                     format!(
-                        "unknown key `{k}` in [sets.{set}] (expected one of {})",
-                        SET_KEYS.join(", ")
+                        "unknown key `{k}` in [sets.{set}] (expected one of {}, or a class table)",
+                        all.join(", ")
                     ),
                 ));
             }
         }
+        let set_cfg = SetConfig {
+            src: typed(toml::Value::Table(src), &here, &err)?,
+            main: typed(toml::Value::Table(main), &here, &err)?,
+            classes,
+        };
+        cfg.sets.insert(set, set_cfg);
     }
-    let mut cfg: Config = toml::Value::Table(doc)
-        .try_into()
-        .map_err(|e: toml::de::Error| invalid(path, e.message()))?;
-    for (set, cls) in classes {
-        for (name, table) in cls {
-            if let Some(k) = table.keys().find(|k| !CLASS_KEYS.contains(&k.as_str())) {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "unknown key `{k}` in [sets.{set}.{name}] (expected one of {})",
-                        CLASS_KEYS.join(", ")
-                    ),
-                ));
-            }
-            let c: ClassConfig =
-                toml::Value::Table(table)
-                    .try_into()
-                    .map_err(|e: toml::de::Error| {
-                        invalid(path, format!("[sets.{set}.{name}]: {}", e.message()))
-                    })?;
-            if let Some(s) = cfg.sets.get_mut(&set) {
-                s.classes.insert(name, c);
-            }
-        }
-    }
-    validate(&cfg).map_err(|e| invalid(path, e))?;
+    validate(&cfg).map_err(|(keys, msg)| err(&keys, msg))?;
     Ok(cfg)
 }
 
-/// Checks what the types cannot: sources, schedules, spans, a line per problem.
-fn validate(cfg: &Config) -> std::result::Result<(), String> {
+/// Deserializes `value` (found at `prefix` in the file), naming the key that failed.
+fn typed<T: serde::de::DeserializeOwned>(
+    value: toml::Value,
+    prefix: &[Seg],
+    err: &dyn Fn(&[Seg], String) -> Error,
+) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut keys = prefix.to_vec();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Map { key: k } => keys.push(key(k)),
+                serde_path_to_error::Segment::Seq { index } => keys.push(Seg::Index(*index)),
+                _ => {}
+            }
+        }
+        let mut msg = e.inner().message().to_string();
+        if keys.len() == 1 && msg.starts_with("unknown field") {
+            msg.push_str(", `sets`"); // read apart from the other top-level keys
+        }
+        let msg = msg.replace(
+            "data did not match any variant of untagged enum Webhook",
+            "expected a URL or { url = \"...\", format = \"slack\" | \"json\" }",
+        );
+        err(&keys, msg)
+    })
+}
+
+/// Checks what the types cannot: names, sources, schedules, spans; the key at fault.
+fn validate(cfg: &Config) -> std::result::Result<(), (Vec<Seg>, String)> {
     for (name, set) in &cfg.sets {
-        match (set.paths.is_empty(), &set.command) {
-            (true, None) => return Err(format!("[sets.{name}]: give `paths` or `command`")),
+        let here = |k: &str| vec![key("sets"), key(name), key(k)];
+        let table = vec![key("sets"), key(name)];
+        let ok = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        if name.is_empty() || name.starts_with('.') || !name.chars().all(ok) {
+            return Err((
+                table,
+                "a set name is letters, digits, `-`, `_` and `.` (not first)".into(),
+            ));
+        }
+        match (set.src.paths.is_empty(), &set.src.command) {
+            (true, None) => return Err((table, "give `paths` or `command`".into())),
             (false, Some(_)) => {
-                return Err(format!(
-                    "[sets.{name}]: give `paths` or `command`, not both"
+                return Err((
+                    here("command"),
+                    "give `paths` or `command`, not both".into(),
                 ))
             }
             _ => {}
         }
-        if set.command.is_some() && set.stdin_name.is_none() {
-            return Err(format!("[sets.{name}]: `command` needs `stdin_name`, the file name its output is stored as"));
+        if set.src.command.is_some() && set.src.stdin_name.is_none() {
+            return Err((
+                here("command"),
+                "`command` needs `stdin_name`, the file name its output is stored as".into(),
+            ));
         }
-        let classes = std::iter::once((String::new(), &set.main))
-            .chain(set.classes.iter().map(|(n, c)| (format!(".{n}"), c)));
-        for (suffix, class) in classes {
-            let at = format!("[sets.{name}{suffix}]");
-            Schedule::from_config(class.every.as_deref(), class.at.as_deref())
-                .map_err(|e| format!("{at}: {e}"))?;
+        let classes =
+            std::iter::once((None, &set.main)).chain(set.classes.iter().map(|(n, c)| (Some(n), c)));
+        for (class_name, class) in classes {
+            let at = |k: &str| {
+                let mut v = vec![key("sets"), key(name)];
+                v.extend(class_name.map(|n| key(n)));
+                v.push(key(k));
+                v
+            };
+            Schedule::from_config(class.every.as_deref(), class.at.as_deref()).map_err(|e| {
+                let k = if class.at.is_some() && e.starts_with("at") {
+                    "at"
+                } else {
+                    "every"
+                };
+                (at(k), e)
+            })?;
             if let Some(k) = &class.keep {
-                k.policy().map_err(|e| format!("{at} keep: {e}"))?;
+                k.policy().map_err(|e| (at("keep"), e))?;
+            }
+        }
+    }
+    for (i, w) in cfg.notify.webhook.iter().enumerate() {
+        if !(w.url().starts_with("http://") || w.url().starts_with("https://")) {
+            return Err((
+                vec![key("notify"), key("webhook"), Seg::Index(i)],
+                format!("{:?} is not an http:// or https:// URL", w.url()),
+            ));
+        }
+    }
+    let pings = std::iter::once((vec![key("notify"), key("ping")], &cfg.notify.ping)).chain(
+        cfg.sets
+            .iter()
+            .map(|(n, s)| (vec![key("sets"), key(n), key("ping")], &s.src.ping)),
+    );
+    for (keys, url) in pings {
+        if let Some(u) = url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err((keys, format!("{u:?} is not an http:// or https:// URL")));
             }
         }
     }

@@ -37,9 +37,11 @@ fn parse_every(s: &str) -> Result<i64, String> {
     Ok(n * mult)
 }
 
-fn parse_clock(s: &str) -> Result<i64, String> {
+fn parse_clock(s: &str, whole: &str) -> Result<i64, String> {
     let bad = || {
-        format!("at = {s:?}: expected HH:MM (UTC), e.g. 02:00, or a day and a time, e.g. Sun 02:00")
+        format!(
+            "at = {whole:?}: expected HH:MM (UTC), e.g. 02:00, or a day and a time, e.g. Sun 02:00"
+        )
     };
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
     let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
@@ -68,7 +70,7 @@ impl Schedule {
             }
             None => (None, at),
         };
-        let secs = parse_clock(clock)?;
+        let secs = parse_clock(clock, at)?;
         match (day, every) {
             (Some(d), None | Some(604_800)) => Ok(Schedule::Weekly(d, secs)),
             (None, None | Some(DAY)) => Ok(Schedule::Daily(secs)),
@@ -108,6 +110,16 @@ impl Schedule {
             (_, None) => true,
             (Schedule::Every(d), Some(l)) => now - l >= d - (d / 20).min(600),
             (s, Some(l)) => s.slot(now).is_some_and(|slot| l < slot),
+        }
+    }
+
+    /// The nominal time between two snapshots (None for `Manual`).
+    pub fn interval(&self) -> Option<i64> {
+        match *self {
+            Schedule::Manual => None,
+            Schedule::Every(d) => Some(d),
+            Schedule::Daily(_) => Some(DAY),
+            Schedule::Weekly(..) => Some(7 * DAY),
         }
     }
 

@@ -42,7 +42,7 @@ fn the_documented_example_parses() {
     assert_eq!(cfg.repository.as_deref(), Some("s3://acme-backups/host1"));
     assert_eq!(cfg.notify.on, vec![NotifyOn::Failure]);
     let db = &cfg.sets["db"];
-    assert_eq!(db.command.as_deref(), Some("pg_dump -Fp app"));
+    assert_eq!(db.src.command.as_deref(), Some("pg_dump -Fp app"));
     assert_eq!(db.main.every.as_deref(), Some("4h"));
     let weekly = &db.classes["weekly"];
     assert_eq!(weekly.storage_class.as_deref(), Some("GLACIER_IR"));
@@ -71,39 +71,79 @@ fn the_documented_example_parses() {
 }
 
 #[test]
-fn mistakes_are_named() {
+fn mistakes_are_named_with_their_line_and_key() {
+    // (file, what the message must contain: "cofre.toml:LINE: KEY" and the reason)
     let cases = [
-        ("repo = \"x\"", "unknown field `repo`"),
+        ("repo = \"x\"", "cofre.toml:1: repo: unknown field `repo`"),
         (
             "[sets.db]\npaths = [\"/a\"]\nevry = \"4h\"",
-            "unknown key `evry` in [sets.db]",
+            "cofre.toml:3: sets.db.evry: unknown key `evry` in [sets.db]",
         ),
         (
             "[sets.db]\npaths = [\"/a\"]\n[sets.db.weekly]\nkeep_weekly = 3",
-            "unknown key `keep_weekly` in [sets.db.weekly]",
+            "cofre.toml:4: sets.db.weekly.keep_weekly: unknown field `keep_weekly`",
         ),
-        ("[sets.db]\nevery = \"4h\"", "give `paths` or `command`"),
-        ("[sets.db]\ncommand = \"pg_dump\"", "needs `stdin_name`"),
+        (
+            "[sets.db]\nevery = \"4h\"",
+            "cofre.toml:1: sets.db: give `paths` or `command`",
+        ),
+        (
+            "[sets.db]\ncommand = \"pg_dump\"",
+            "cofre.toml:2: sets.db.command: `command` needs `stdin_name`",
+        ),
         (
             "[sets.db]\npaths = [\"/a\"]\nevery = \"4 hours\"",
-            "[sets.db]: every = \"4 hours\"",
+            "cofre.toml:3: sets.db.every: every = \"4 hours\"",
         ),
         (
-            "[sets.db]\npaths = [\"/a\"]\nkeep = { within = \"30 days\" }",
-            "[sets.db] keep",
+            "[sets.db]\npaths = [\"/a\"]\n\nkeep = { within = \"30 days\" }",
+            "cofre.toml:4: sets.db.keep:",
         ),
         (
             "[sets.db]\npaths = [\"/a\"]\nkeep = { dayly = 3 }",
-            "unknown field `dayly`",
+            "cofre.toml:3: sets.db.keep.dayly: unknown field `dayly`",
         ),
-        ("[notify]\non = [\"always\"]", "unknown variant `always`"),
-        ("repository = \"x\"\npassword_file = ", "line 2"),
-        ("[sets.db]\npaths = \"/a\"", "invalid type"),
+        (
+            "[sets.db]\npaths = [\"/a\"]\nkeep = { daily = \"x\" }",
+            "cofre.toml:3: sets.db.keep.daily: invalid type",
+        ),
+        (
+            "[notify]\non = [\"always\"]",
+            "cofre.toml:2: notify.on[0]: unknown variant `always`",
+        ),
+        (
+            "[notify]\nwebhook = [\n \"https://a\",\n 3]",
+            "cofre.toml:4: notify.webhook[1]: expected a URL",
+        ),
+        (
+            "[notify]\nwebhook = [\"hooks.slack.com/x\"]",
+            "cofre.toml:2: notify.webhook[0]: \"hooks.slack.com/x\" is not an http",
+        ),
+        (
+            "[notify]\ntimeout_seconds = -1",
+            "cofre.toml:2: notify.timeout_seconds",
+        ),
+        (
+            "[sets.d]\npaths = [\"/a\"]\nping = \"x\"",
+            "cofre.toml:3: sets.d.ping:",
+        ),
+        (
+            "[sets.\"a b\"]\npaths = [\"/a\"]",
+            "cofre.toml:1: sets.a b: a set name",
+        ),
+        ("repository = \"x\"\npassword_file = ", "cofre.toml:2: "),
+        (
+            "[sets.db]\npaths = \"/a\"",
+            "cofre.toml:2: sets.db.paths: invalid type",
+        ),
+        (
+            "[sets.db]\npaths = [\"/a\"]\n[sets.db.weekly]\nat = \"Sun 2\"",
+            "cofre.toml:4: sets.db.weekly.at: at = \"Sun 2\"",
+        ),
     ];
     for (text, want) in cases {
         let err = p(text).expect_err(text);
-        assert!(err.contains(want), "{text:?}: {err}");
-        assert!(err.contains("cofre.toml"), "{err}");
+        assert!(err.contains(want), "{text:?}:\n got: {err}\nwant: {want}");
     }
 }
 

@@ -3,12 +3,13 @@
 //! configured. One set failing does not stop the others; the exit code is the worst.
 
 mod hooks;
+pub mod state;
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, SnapshotRow};
 use crate::config::{ClassConfig, Config, Schedule, SetConfig};
 use crate::error::{Error, Result, EXIT_FAILURE, EXIT_PARTIAL};
 use crate::forget::ForgetOptions;
@@ -38,17 +39,18 @@ pub struct JobResult {
 }
 
 /// One schedule of a set: its main class or a named one.
-struct Job<'a> {
-    set: &'a str,
-    cfg: &'a SetConfig,
-    class: &'a ClassConfig,
+pub struct Job<'a> {
+    pub set: &'a str,
+    pub cfg: &'a SetConfig,
+    pub class: &'a ClassConfig,
     /// The snapshot tag: the class name, or for the main class its `every` ("4h"), else
     /// "daily", "weekly" or "manual".
-    tag: String,
-    schedule: Schedule,
+    pub tag: String,
+    pub schedule: Schedule,
 }
 
-fn jobs(cfg: &Config) -> Result<Vec<Job<'_>>> {
+/// Every set's classes, in the configuration's order.
+pub fn jobs(cfg: &Config) -> Result<Vec<Job<'_>>> {
     let mut out = Vec::new();
     for (set, sc) in &cfg.sets {
         let classes = std::iter::once((None, &sc.main))
@@ -74,14 +76,17 @@ fn jobs(cfg: &Config) -> Result<Vec<Job<'_>>> {
     Ok(out)
 }
 
-/// Time of the newest snapshot of `set` carrying `tag`.
-fn last_snapshot(cat: &Catalog, set: &str, tag: &str) -> Result<Option<i64>> {
+/// The newest snapshot of `set` carrying `tag`.
+pub fn latest(cat: &Catalog, set: &str, tag: &str) -> Result<Option<SnapshotRow>> {
     Ok(cat
         .snapshots(Some(set))?
-        .iter()
+        .into_iter()
         .filter(|s| s.manifest.tags.iter().any(|t| t == tag))
-        .map(|s| s.manifest.time.0)
-        .max())
+        .max_by_key(|s| s.manifest.time))
+}
+
+fn last_snapshot(cat: &Catalog, set: &str, tag: &str) -> Result<Option<i64>> {
+    Ok(latest(cat, set, tag)?.map(|s| s.manifest.time.0))
 }
 
 /// Rank for "the worst exit code": success, then partial, then any failure.
@@ -141,7 +146,10 @@ pub fn run(
         } else if opts.dry_run {
             r.action = "would run".into();
         } else {
-            run_job(repo, cat, cfg, &job, lock_dir, at, opts, &mut r);
+            let started = std::time::Instant::now();
+            if run_job(repo, cat, cfg, &job, lock_dir, at, opts, &mut r) {
+                record(lock_dir, at.0, started.elapsed().as_secs_f64(), &r);
+            }
         }
         results.push(r);
     }
@@ -158,17 +166,21 @@ fn run_job(
     at: (i64, u32),
     opts: &RunOptions,
     r: &mut JobResult,
-) {
+) -> bool {
     // Two overlapping runs never both work on a set: a per-set flock, released by the
     // kernel when its process dies (no stale state to detect).
     let _guard = match hooks::SetLock::try_lock(lock_dir, job.set) {
         Ok(Some(g)) => g,
         Ok(None) => {
+            // Not recorded: the run holding the lock records its own result.
             r.action = "skipped".into();
             r.reason = "another cofre run is working on this set".into();
-            return;
+            return false;
         }
-        Err(e) => return fail(r, cfg, job, e),
+        Err(e) => {
+            fail(r, cfg, job, e);
+            return true;
+        }
     };
     let env = hooks::Env::new(job.set, &job.tag);
     match hooks::before(cfg, job.cfg, job.class, &env) {
@@ -176,9 +188,12 @@ fn run_job(
         Ok(hooks::Before::Skip(why)) => {
             r.action = "skipped".into();
             r.reason = why;
-            return;
+            return true;
         }
-        Err(e) => return fail(r, cfg, job, e),
+        Err(e) => {
+            fail(r, cfg, job, e);
+            return true;
+        }
     }
     match snapshot_and_retain(repo, cat, job, at, opts) {
         Ok((id, code)) => {
@@ -191,6 +206,32 @@ fn run_job(
             }
         }
         Err(e) => fail(r, cfg, job, e),
+    }
+    true
+}
+
+/// Keeps what this run of a job did for `schedule status` and the metrics. A failure to
+/// write it is reported, not fatal: the snapshot is what matters.
+fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult) {
+    use state::Outcome;
+    let outcome = match (r.action.as_str(), r.exit_code) {
+        ("skipped", _) => Outcome::Skipped,
+        ("done", 0) => Outcome::Ok,
+        ("done", EXIT_PARTIAL) => Outcome::Partial,
+        _ => Outcome::Failed,
+    };
+    let s = state::ClassState {
+        last_run: at,
+        duration_seconds: seconds,
+        outcome,
+        exit_code: r.exit_code,
+        error: (outcome == Outcome::Failed).then(|| r.reason.clone()),
+        snapshot: r.snapshot.clone(),
+        last_success: None,
+        last_result: None,
+    };
+    if let Err(e) = state::record(dir, &r.set, &r.class, s) {
+        tracing::warn!("could not record the run of {}/{}: {e}", r.set, r.class);
     }
 }
 
@@ -209,10 +250,20 @@ fn snapshot_and_retain(
     at: (i64, u32),
     opts: &RunOptions,
 ) -> Result<(String, i32)> {
-    let stream = job.cfg.command.as_ref().map(|cmd| StreamSource::Command {
-        cmd: cmd.clone(),
-        name: job.cfg.stdin_name.clone().unwrap_or_else(|| "stdin".into()),
-    });
+    let stream = job
+        .cfg
+        .src
+        .command
+        .as_ref()
+        .map(|cmd| StreamSource::Command {
+            cmd: cmd.clone(),
+            name: job
+                .cfg
+                .src
+                .stdin_name
+                .clone()
+                .unwrap_or_else(|| "stdin".into()),
+        });
     let report = crate::ingest::ingest(
         repo,
         cat,
@@ -220,8 +271,8 @@ fn snapshot_and_retain(
             set: job.set.to_string(),
             tags: vec![job.tag.clone()],
             time: opts.now.map(|_| at),
-            excludes: job.cfg.exclude.clone(),
-            paths: job.cfg.paths.clone(),
+            excludes: job.cfg.src.exclude.clone(),
+            paths: job.cfg.src.paths.clone(),
             stream,
             progress: false,
             data_class: job.class.storage_class.clone(),
