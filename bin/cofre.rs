@@ -209,6 +209,20 @@ enum Cmd {
         /// Evaluate schedules at this time (RFC 3339) and record snapshots with it.
         #[arg(long)]
         now: Option<String>,
+        /// Write Prometheus metrics here when the run ends (default: the file's `metrics_file`).
+        #[arg(long)]
+        metrics_file: Option<PathBuf>,
+    },
+    /// Print the Prometheus metrics `cofre run` writes (docs/monitoring.md).
+    Metrics {
+        /// Write them to this file (atomically) instead of printing them.
+        #[arg(long)]
+        metrics_file: Option<PathBuf>,
+    },
+    /// Install, remove or show the timer that calls `cofre run`.
+    Schedule {
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
     },
     /// Check or show the configuration file.
     Config {
@@ -238,6 +252,38 @@ enum ConfigCmd {
     Validate,
     /// The parsed file with defaults filled in (--json for JSON).
     Show,
+}
+
+#[derive(clap::Args)]
+struct UnitArgs {
+    /// Unit name: NAME.service and NAME.timer.
+    #[arg(long, default_value = "cofre")]
+    name: String,
+    /// Write or remove the units in this directory and leave systemctl alone.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ScheduleCmd {
+    /// Write and enable a systemd service + timer (Persistent=true) that calls `cofre run`.
+    Install {
+        #[command(flatten)]
+        unit: UnitArgs,
+        /// How often the timer starts `cofre run` (minutes dividing an hour, or hours).
+        #[arg(long, default_value = "15m", value_parser = cofre::run::units::Every::parse)]
+        every: cofre::run::units::Every,
+        /// Print a crontab line instead.
+        #[arg(long)]
+        cron: bool,
+    },
+    /// Disable and delete the units.
+    Remove {
+        #[command(flatten)]
+        unit: UnitArgs,
+    },
+    /// Each set's schedule: last snapshot, last run and its result, next due time.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -477,7 +523,12 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             },
         ),
         Cmd::Unlock { remove_all } => commands::unlock(&ctx, remove_all),
-        Cmd::Run { sets, dry_run, now } => commands::run(
+        Cmd::Run {
+            sets,
+            dry_run,
+            now,
+            metrics_file,
+        } => commands::run(
             &ctx,
             file.as_ref(),
             cofre::run::RunOptions {
@@ -486,7 +537,27 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 now: now.as_deref().map(parse_time).transpose()?,
                 retry_lock: ctx.retry_lock,
             },
+            metrics_file,
         ),
+        Cmd::Metrics { metrics_file } => commands::metrics(&ctx, file.as_ref(), metrics_file),
+        Cmd::Schedule { cmd } => {
+            use commands::schedule::{self, ScheduleOptions};
+            let opts = |unit: UnitArgs, every, cron| ScheduleOptions {
+                cron,
+                dir: unit.dir,
+                every,
+                name: unit.name,
+            };
+            match cmd {
+                ScheduleCmd::Install { unit, every, cron } => {
+                    schedule::install(cli.config.as_deref(), &opts(unit, every, cron))
+                }
+                ScheduleCmd::Remove { unit } => {
+                    schedule::remove(&opts(unit, cofre::run::units::Every::DEFAULT, false))
+                }
+                ScheduleCmd::Status => schedule::status(&ctx, file.as_ref()),
+            }
+        }
         Cmd::Config { cmd } => {
             commands::config(&ctx, cli.config.clone(), matches!(cmd, ConfigCmd::Show))
         }

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod mount;
+pub mod notify;
 pub mod password;
 pub mod prune;
 pub mod repair;

@@ -186,3 +186,85 @@ fn pg_dump_ingest_mount_pg_restore() {
     );
     m.stop();
 }
+
+/// The users' main job from the configuration file: `cofre run` dumps the database every
+/// 4 hours with `pg_dump -Fp`; the dump from the repository loads into a new database
+/// row for row, and a dump that fails is never a snapshot (the set fails, exit 1).
+#[test]
+fn pg_dump_set_runs_from_the_configuration() {
+    let env = Env::new();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let pg = Postgres::start(&env.path("pg"));
+    pg.psql("postgres", "create database app");
+    pg.psql(
+        "app",
+        "create table orders (id bigint primary key, customer text, amount numeric(12,2), note text); \
+         insert into orders select i, 'customer-' || (i % 997), (i * 37 % 100000) / 100.0, md5(i::text) \
+         from generate_series(1, 50000) i;",
+    );
+    let before = pg.psql("app", FINGERPRINT);
+    env.init();
+    let sock = pg.sock.display().to_string();
+    let cfg = env.path("cofre.toml");
+    let write_cfg = |db: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sets.db]\ncommand = \"runuser -u postgres -- pg_dump -h {sock} -Fp {db}\"\n\
+                 stdin_name = \"/dumps/app.sql\"\nevery = \"4h\"\nkeep = {{ within = \"30d\" }}\n"
+            ),
+        )
+        .expect("write config");
+    };
+    write_cfg("app");
+    let run = |now: &str| {
+        env.cmd()
+            .env("COFRE_CONFIG", &cfg)
+            .args(["run", "--now", now])
+            .output()
+            .expect("run")
+    };
+    let out = run("2026-11-23T00:00:00Z");
+    assert!(out.status.success(), "{out:?}");
+
+    write_cfg("no_such_db");
+    let out = run("2026-11-23T04:00:00Z");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no_such_db"),
+        "{out:?}"
+    );
+    let snaps = env.json(&["snapshots", "--set", "db"]);
+    assert_eq!(snaps.as_array().expect("list").len(), 1, "{snaps}");
+    assert_eq!(snaps[0]["tags"], serde_json::json!(["4h"]), "{snaps}");
+
+    let target = env.path("restored");
+    env.ok(&[
+        "restore",
+        "latest:/dumps/app.sql",
+        "--set",
+        "db",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
+    let sql = target.join("dumps/app.sql");
+    std::fs::set_permissions(&sql, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(target.join("dumps"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    pg.psql("postgres", "create database restored");
+    as_postgres(&[
+        "psql",
+        "-h",
+        &sock,
+        "-d",
+        "restored",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-q",
+        "-f",
+        sql.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(pg.psql("restored", FINGERPRINT), before);
+}

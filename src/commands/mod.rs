@@ -6,13 +6,14 @@ mod key;
 mod listing;
 mod prune;
 mod run;
+pub mod schedule;
 
 pub use config::config;
 pub use forget::forget;
 pub use key::{key, KeyAction};
 pub use listing::{ls, snapshots};
 pub use prune::{prune, unlock};
-pub use run::run;
+pub use run::{metrics, run};
 
 use std::path::PathBuf;
 

@@ -1,11 +1,19 @@
-//! `cofre run`: what the timer calls (see `crate::run`).
+//! `cofre run`: what the timer calls (see `crate::run`), and `cofre metrics`.
+
+use std::path::PathBuf;
 
 use super::Context;
 use crate::catalog::{self, sync};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::run::{self as runner, RunOptions};
 
-pub fn run(ctx: &Context, file: Option<&crate::config::Config>, opts: RunOptions) -> Result<i32> {
+pub fn run(
+    ctx: &Context,
+    file: Option<&Config>,
+    opts: RunOptions,
+    metrics_file: Option<PathBuf>,
+) -> Result<i32> {
     let Some(cfg) = file else {
         return Err(Error::InvalidArgument(format!(
             "cofre run needs a configuration file ({} or --config FILE; see docs/config.md)",
@@ -16,6 +24,21 @@ pub fn run(ctx: &Context, file: Option<&crate::config::Config>, opts: RunOptions
     let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
     let lock_dir = catalog::cache_dir(&repo.config.id);
     let results = runner::run(&repo, &mut cat, cfg, &lock_dir, &opts)?;
+    let code = results
+        .iter()
+        .fold(0, |acc, r| runner::worst(acc, r.exit_code));
+    // Written when the run ends, from what it recorded: a failure to write is reported
+    // but does not change the backup's exit code.
+    let metrics_file = crate::config::resolve(metrics_file, cfg.metrics_file.as_ref());
+    if let (Some(path), false) = (metrics_file, opts.dry_run) {
+        let now = opts.now.map_or_else(|| crate::ingest::now().0, |t| t.0);
+        match crate::metrics::render(cfg, &cat, &lock_dir, now)
+            .and_then(|text| crate::metrics::write(&path, &text))
+        {
+            Ok(()) => {}
+            Err(e) => tracing::warn!("metrics not written: {e}"),
+        }
+    }
     if ctx.json {
         ctx.print_json(&results)?;
     } else {
@@ -27,7 +50,25 @@ pub fn run(ctx: &Context, file: Option<&crate::config::Config>, opts: RunOptions
             );
         }
     }
-    Ok(results
-        .iter()
-        .fold(0, |acc, r| runner::worst(acc, r.exit_code)))
+    Ok(code)
+}
+
+/// `cofre metrics [--write]`: the metrics `cofre run` writes, printed (or written to the
+/// configured file).
+pub fn metrics(ctx: &Context, file: Option<&Config>, write: Option<PathBuf>) -> Result<i32> {
+    let default = Config::default();
+    let cfg = file.unwrap_or(&default);
+    let repo = ctx.open_repo()?;
+    let cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
+    let text = crate::metrics::render(
+        cfg,
+        &cat,
+        &catalog::cache_dir(&repo.config.id),
+        crate::ingest::now().0,
+    )?;
+    match write {
+        Some(path) => crate::metrics::write(&path, &text)?,
+        None => print!("{text}"),
+    }
+    Ok(0)
 }

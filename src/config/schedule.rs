@@ -113,6 +113,19 @@ impl Schedule {
         }
     }
 
+    /// For people: "every 4h", "daily 02:00", "weekly Sun 02:00", "manual".
+    pub fn describe(&self) -> String {
+        let clock = |s: i64| format!("{:02}:{:02}", s / 3600, s % 3600 / 60);
+        match *self {
+            Schedule::Manual => "manual".into(),
+            Schedule::Every(d) if d % DAY == 0 => format!("every {}d", d / DAY),
+            Schedule::Every(d) if d % 3600 == 0 => format!("every {}h", d / 3600),
+            Schedule::Every(d) => format!("every {}m", d / 60),
+            Schedule::Daily(s) => format!("daily {}", clock(s)),
+            Schedule::Weekly(day, s) => format!("weekly {} {}", DAYS[day as usize], clock(s)),
+        }
+    }
+
     /// The nominal time between two snapshots (None for `Manual`).
     pub fn interval(&self) -> Option<i64> {
         match *self {

@@ -4,6 +4,7 @@
 
 mod hooks;
 pub mod state;
+pub mod units;
 
 use std::path::Path;
 
@@ -36,6 +37,13 @@ pub struct JobResult {
     pub reason: String,
     pub snapshot: Option<String>,
     pub exit_code: i32,
+}
+
+impl JobResult {
+    /// Whether this run worked on the job (took it, failed it, or a hook skipped it).
+    pub fn ran(&self) -> bool {
+        !matches!(self.action.as_str(), "not due" | "would run")
+    }
 }
 
 /// One schedule of a set: its main class or a named one.
@@ -118,6 +126,8 @@ pub fn run(
         }
     }
     let at = opts.now.unwrap_or_else(crate::ingest::now);
+    let notifier = crate::notify::Notifier::new(&cfg.notify);
+    let mut began = false;
     let mut results = Vec::new();
     for job in jobs(cfg)? {
         let named = opts.sets.iter().any(|s| s == job.set);
@@ -146,12 +156,32 @@ pub fn run(
         } else if opts.dry_run {
             r.action = "would run".into();
         } else {
+            // The run's ping says "started" once, before the first job that works.
+            if !std::mem::replace(&mut began, true) {
+                if let Some(url) = &cfg.notify.ping {
+                    notifier.ping_start(url);
+                }
+            }
+            if let Some(url) = &job.cfg.src.ping {
+                notifier.ping_start(url);
+            }
             let started = std::time::Instant::now();
             if run_job(repo, cat, cfg, &job, lock_dir, at, opts, &mut r) {
                 record(lock_dir, at.0, started.elapsed().as_secs_f64(), &r);
             }
+            if let Some(url) = &job.cfg.src.ping {
+                notifier.ping_end(url, r.exit_code, &[&r]);
+            }
         }
         results.push(r);
+    }
+    if began {
+        let ran: Vec<&JobResult> = results.iter().filter(|r| r.ran()).collect();
+        let code = ran.iter().fold(0, |acc, r| worst(acc, r.exit_code));
+        if let Some(url) = &cfg.notify.ping {
+            notifier.ping_end(url, code, &ran);
+        }
+        notifier.run_ended(&ran, code);
     }
     Ok(results)
 }
