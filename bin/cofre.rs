@@ -283,7 +283,11 @@ enum ScheduleCmd {
         unit: UnitArgs,
     },
     /// Each set's schedule: last snapshot, last run and its result, next due time.
-    Status,
+    Status {
+        /// Say what is due at this time (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -555,7 +559,11 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 ScheduleCmd::Remove { unit } => {
                     schedule::remove(&opts(unit, cofre::run::units::Every::DEFAULT, false))
                 }
-                ScheduleCmd::Status => schedule::status(&ctx, file.as_ref()),
+                ScheduleCmd::Status { now } => schedule::status(
+                    &ctx,
+                    file.as_ref(),
+                    now.as_deref().map(parse_time).transpose()?,
+                ),
             }
         }
         Cmd::Config { cmd } => {

@@ -8,7 +8,8 @@ minimal=false
 if $minimal; then
     pkgs=(fuse3 util-linux)
 else
-    pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr acl util-linux procps exfatprogs exfat-fuse mount)
+    pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr acl util-linux procps exfatprogs exfat-fuse mount
+          systemd prometheus prometheus-node-exporter)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

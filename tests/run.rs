@@ -160,3 +160,57 @@ fn run_without_a_configuration_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+/// Two runs at once never both work on a set: the second, started while the first is
+/// inside the set (its before-hook waits), skips it and says why; the first finishes and
+/// there is one snapshot.
+#[test]
+fn overlapping_runs_never_both_take_a_set() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"data").expect("write");
+    let (started, release) = (env.path("started"), env.path("release"));
+    let cfg = env.path("cofre.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sets.files]\npaths = [{:?}]\nevery = \"4h\"\n\
+             hooks = {{ before = \"touch {s}; for i in $(seq 600); do [ -e {r} ] && exit 0; sleep 0.1; done; exit 1\" }}\n",
+            src.display().to_string(),
+            s = started.display(),
+            r = release.display(),
+        ),
+    )
+    .expect("write");
+    let first = env
+        .cmd()
+        .env("COFRE_CONFIG", &cfg)
+        .args(["run", "--json", "--now", "2026-11-23T00:00:00Z"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("first run");
+    assert!(
+        common::wait_for(std::time::Duration::from_secs(60), || started.exists()),
+        "the first run reached its before-hook"
+    );
+    std::fs::remove_file(&started).expect("rm");
+    let (code, v) = run(&env, &cfg, "2026-11-23T00:00:00Z", &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(action(&v, "files", "4h"), "skipped");
+    assert!(
+        v[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("another cofre run"),
+        "{v}"
+    );
+    assert!(!started.exists(), "the second run never ran the set's hook");
+    std::fs::write(&release, b"").expect("release");
+    let out = first.wait_with_output().expect("first run ends");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(action(&v, "files", "4h"), "done");
+    assert_eq!(env.json(&["snapshots"]).as_array().expect("a").len(), 1);
+}

@@ -134,7 +134,7 @@ struct Row {
     next_due: Option<String>,
 }
 
-pub fn status(ctx: &Context, file: Option<&Config>) -> Result<i32> {
+pub fn status(ctx: &Context, file: Option<&Config>, now: Option<(i64, u32)>) -> Result<i32> {
     let Some(cfg) = file else {
         return Err(Error::InvalidArgument(format!(
             "cofre schedule status needs a configuration file ({} or --config FILE)",
@@ -144,7 +144,7 @@ pub fn status(ctx: &Context, file: Option<&Config>) -> Result<i32> {
     let repo = ctx.open_repo()?;
     let cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
     let dir = catalog::cache_dir(&repo.config.id);
-    let now = crate::ingest::now().0;
+    let now = now.unwrap_or_else(crate::ingest::now).0;
     let fmt = |t: i64| crate::ingest::format_time((t, 0));
     let mut rows = Vec::new();
     for job in runner::jobs(cfg)? {
