@@ -618,3 +618,57 @@ fn schedule_writes_units_systemd_accepts_and_cron_lines_that_parse() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+/// The alert rules and the dashboard shipped in docs/: promtool checks the rules and runs
+/// their unit tests; the dashboard is JSON and uses only metrics cofre writes.
+#[test]
+fn documented_alerts_and_dashboard_hold() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/monitoring");
+    for args in [
+        vec!["check", "rules", "cofre-alerts.yml"],
+        vec!["test", "rules", "cofre-alerts.test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(&args)
+            .current_dir(&docs)
+            .output()
+            .expect("promtool (integration/install-deps.sh installs it)");
+        assert!(out.status.success(), "promtool {args:?}: {out:?}");
+    }
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(docs.join("cofre-dashboard.json")).expect("dashboard"),
+    )
+    .expect("dashboard is JSON");
+    let metrics_doc = std::fs::read_to_string(docs.join("../monitoring.md")).expect("doc");
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics.rs"))
+            .expect("metrics.rs");
+    let mut used = 0;
+    for panel in dash["panels"].as_array().expect("panels") {
+        for t in panel["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().expect("expr");
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("cofre_"))
+            {
+                assert!(
+                    source.contains(&format!("\"{name}\"")),
+                    "{name} is not written"
+                );
+                assert!(metrics_doc.contains(name), "{name} is not documented");
+                used += 1;
+            }
+        }
+    }
+    assert!(used >= 8, "{used}");
+    let rules = std::fs::read_to_string(docs.join("cofre-alerts.yml")).expect("rules");
+    for name in rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("cofre_"))
+    {
+        assert!(
+            source.contains(&format!("\"{name}\"")),
+            "rule uses unwritten {name}"
+        );
+    }
+}

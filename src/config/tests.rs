@@ -160,3 +160,20 @@ fn flags_win_over_the_file() {
     );
     assert_eq!(resolve::<String>(None, None), None);
 }
+
+#[test]
+fn the_readme_example_parses() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```toml\n").expect("a toml block in README") + 8;
+    let text = &readme[start..start + readme[start..].find("```").expect("block end")];
+    let cfg = p(text).expect("README's configuration");
+    assert_eq!(cfg.sets.len(), 2);
+    assert_eq!(
+        cfg.sets["db"].classes["weekly"]
+            .keep
+            .as_ref()
+            .map(|k| k.weekly),
+        Some(52)
+    );
+    assert_eq!(cfg.sets["files"].main.prune, Some(true));
+}
