@@ -7,21 +7,40 @@ use crate::config;
 use crate::error::{Error, Result};
 
 /// Validates the file (`--config`, `COFRE_CONFIG` or the default location) and prints it
-/// resolved (`show`) or a one-line verdict (`validate`).
+/// resolved (`show`: flags and environment over the file over defaults, as every command
+/// sees it) or a one-line verdict (`validate`).
 pub fn config(ctx: &Context, file: Option<PathBuf>, show: bool) -> Result<i32> {
-    let Some((path, cfg)) = config::load(file.as_deref())? else {
+    let Some((path, mut cfg)) = config::load(file.as_deref())? else {
         return Err(Error::InvalidArgument(format!(
             "no configuration file at {} (give --config FILE)",
             config::default_path().display()
         )));
     };
     if show {
+        // `context()` already resolved these; show what commands will use.
+        cfg.repository = ctx.repo.clone();
+        cfg.catalog = ctx.catalog.clone();
+        cfg.password_file = ctx.password.file.clone();
+        cfg.password_command = ctx.password.command.clone();
+        // Which source gives the password (never the password itself), in the order
+        // `PasswordSource::get` tries them.
+        let from = match (&cfg.password_command, &cfg.password_file, &ctx.password.env) {
+            (Some(_), _, _) => "password_command",
+            (None, Some(_), _) => "password_file",
+            (None, None, Some(_)) => "COFRE_PASSWORD",
+            (None, None, None) => "prompt",
+        };
         if ctx.json {
-            ctx.print_json(&cfg)?;
+            let mut v = serde_json::to_value(&cfg)
+                .map_err(|e| Error::corrupt("configuration", e.to_string()))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("password_from".into(), from.into());
+            }
+            ctx.print_json(&v)?;
         } else {
             let text = toml::to_string_pretty(&cfg)
                 .map_err(|e| Error::corrupt("configuration", e.to_string()))?;
-            print!("{text}");
+            print!("# password from: {from}\n{text}");
         }
     } else {
         println!("{}: valid, {} set(s)", path.display(), cfg.sets.len());
