@@ -107,19 +107,28 @@ impl Drop for Postgres {
 
 const FINGERPRINT: &str = "select count(*) || ':' || md5(string_agg(id || ',' || customer || ',' || amount || ',' || note, ';' order by id)) from orders";
 
-#[test]
-fn pg_dump_ingest_mount_pg_restore() {
-    let env = Env::new();
+/// A cluster in the test's directory with database `app` holding `rows` orders.
+fn orders_database(env: &Env, rows: u32) -> Postgres {
     std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod");
     let pg = Postgres::start(&env.path("pg"));
     pg.psql("postgres", "create database app");
     pg.psql(
         "app",
-        "create table orders (id bigint primary key, customer text, amount numeric(12,2), note text); \
-         insert into orders select i, 'customer-' || (i % 997), (i * 37 % 100000) / 100.0, md5(i::text) \
-         from generate_series(1, 200000) i; create index on orders (customer);",
+        &format!(
+            "create table orders (id bigint primary key, customer text, amount numeric(12,2), note text); \
+             insert into orders select i, 'customer-' || (i % 997), (i * 37 % 100000) / 100.0, md5(i::text) \
+             from generate_series(1, {rows}) i;"
+        ),
     );
+    pg
+}
+
+#[test]
+fn pg_dump_ingest_mount_pg_restore() {
+    let env = Env::new();
+    let pg = orders_database(&env, 200_000);
+    pg.psql("app", "create index on orders (customer)");
     let before = pg.psql("app", FINGERPRINT);
     assert!(before.starts_with("200000:"), "{before}");
     env.init();
@@ -193,16 +202,7 @@ fn pg_dump_ingest_mount_pg_restore() {
 #[test]
 fn pg_dump_set_runs_from_the_configuration() {
     let env = Env::new();
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
-    let pg = Postgres::start(&env.path("pg"));
-    pg.psql("postgres", "create database app");
-    pg.psql(
-        "app",
-        "create table orders (id bigint primary key, customer text, amount numeric(12,2), note text); \
-         insert into orders select i, 'customer-' || (i % 997), (i * 37 % 100000) / 100.0, md5(i::text) \
-         from generate_series(1, 50000) i;",
-    );
+    let pg = orders_database(&env, 50_000);
     let before = pg.psql("app", FINGERPRINT);
     env.init();
     let sock = pg.sock.display().to_string();
