@@ -55,7 +55,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Create a new repository.
-    Init,
+    Init {
+        /// How new blobs are compressed by default: lz4, zstd, zstd:LEVEL or none.
+        #[arg(long, value_parser = cofre::repo::compress::Compression::parse)]
+        compression: Option<cofre::repo::compress::Compression>,
+    },
     /// Back up paths, standard input or a command's output as a new snapshot.
     Ingest {
         /// Paths to back up (absolute paths are kept in the snapshot).
@@ -78,6 +82,9 @@ enum Cmd {
         /// S3 storage class for data packs (index, trees and manifests stay STANDARD).
         #[arg(long)]
         data_storage_class: Option<String>,
+        /// Compression of new blobs: lz4, zstd, zstd:LEVEL or none (default: the repository's).
+        #[arg(long, value_parser = cofre::repo::compress::Compression::parse)]
+        compression: Option<cofre::repo::compress::Compression>,
         /// Record access times (off by default: reading files moves them, and every
         /// directory that was read would be stored again).
         #[arg(long)]
@@ -374,7 +381,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
     let file = cofre::config::load(cli.config.as_deref())?.map(|(_, c)| c);
     let ctx = context(&cli, rt, file.as_ref());
     match cli.cmd {
-        Cmd::Init => commands::init(&ctx),
+        Cmd::Init { compression } => commands::init(&ctx, compression),
         Cmd::Ingest {
             paths,
             set,
@@ -384,6 +391,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             stdin_name,
             stdin_from_command,
             data_storage_class,
+            compression,
             atime,
             quiet,
         } => {
@@ -412,6 +420,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                     stream,
                     progress: !quiet && !ctx.json,
                     data_class: data_storage_class,
+                    compression,
                     atime,
                     retry_lock: ctx.retry_lock,
                 },

@@ -21,6 +21,8 @@ pub struct CheckReport {
     pub packs_read_keys: Vec<String>,
     /// Packs that no index lists (a crashed ingest's leftovers; prune collects them).
     pub unindexed_packs: usize,
+    /// Blobs read (`--read-data`), by how they are stored: raw, lz4, zstd.
+    pub blobs_read_by_compression: BTreeMap<&'static str, u64>,
     pub errors: Vec<String>,
 }
 
@@ -125,9 +127,18 @@ impl Walk<'_> {
         let mut first = None;
         for e in entries {
             let enc = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
-            if let Err(err) = self.repo.decode_blob(&e.id, enc) {
-                first.get_or_insert(err.to_string());
-                bad.push(e.id);
+            match self.repo.decode_blob_flagged(&e.id, enc) {
+                Ok((flag, _)) => {
+                    *self
+                        .report
+                        .blobs_read_by_compression
+                        .entry(crate::repo::compress::flag_name(flag))
+                        .or_default() += 1;
+                }
+                Err(err) => {
+                    first.get_or_insert(err.to_string());
+                    bad.push(e.id);
+                }
             }
         }
         first.map(|f| (f, Some(bad)))

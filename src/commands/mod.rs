@@ -123,7 +123,7 @@ impl Context {
     }
 }
 
-pub fn init(ctx: &Context) -> Result<i32> {
+pub fn init(ctx: &Context, compression: Option<crate::repo::compress::Compression>) -> Result<i32> {
     let store = crate::store::open(ctx.url()?, &ctx.rt)?;
     let pw = ctx.password.get(true)?;
     if pw.is_empty() {
@@ -131,7 +131,12 @@ pub fn init(ctx: &Context) -> Result<i32> {
             "an empty password protects nothing".into(),
         ));
     }
-    let repo = Repository::init(store, ctx.rt.clone(), &pw)?;
+    let repo = Repository::init_with(
+        store,
+        ctx.rt.clone(),
+        &pw,
+        compression.unwrap_or(crate::repo::compress::Compression::DEFAULT),
+    )?;
     if ctx.json {
         ctx.print_json(
             &serde_json::json!({"id": repo.config.id, "location": repo.store().location()}),

@@ -197,7 +197,8 @@ pub struct ClassConfig {
     pub hooks: Hooks,
 }
 
-/// A set's sources (the keys of `[sets.NAME]` that are not its main class's).
+/// A set's own keys (those of `[sets.NAME]` that are not its main class's): what it
+/// stores, how it is compressed, its own ping.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sources {
@@ -210,6 +211,8 @@ pub struct Sources {
     pub stdin_name: Option<String>,
     /// A Healthchecks-style URL for this set alone (`/start`, success, `/<exit code>`).
     pub ping: Option<String>,
+    /// Compression of this set's new blobs (default: the repository's).
+    pub compression: Option<crate::repo::compress::Compression>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -223,8 +226,15 @@ pub struct SetConfig {
     pub classes: BTreeMap<String, ClassConfig>,
 }
 
-/// The keys of `[sets.NAME]` that say what the set stores (`Sources`).
-const SOURCE_KEYS: &[&str] = &["paths", "exclude", "command", "stdin_name", "ping"];
+/// The keys of `[sets.NAME]` that belong to the set itself (`Sources`).
+const SOURCE_KEYS: &[&str] = &[
+    "paths",
+    "exclude",
+    "command",
+    "stdin_name",
+    "ping",
+    "compression",
+];
 /// The keys of a class table (and of a set's main class, beside its sources).
 const CLASS_KEYS: &[&str] = &["every", "at", "keep", "storage_class", "prune", "hooks"];
 

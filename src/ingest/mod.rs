@@ -38,6 +38,8 @@ pub struct IngestOptions {
     pub progress: bool,
     /// S3 storage class for data packs (e.g. STANDARD_IA, GLACIER_IR).
     pub data_class: Option<String>,
+    /// Compression of new blobs (default: the repository's).
+    pub compression: Option<crate::repo::compress::Compression>,
     /// Record access times (off by default: see `fsmeta::node_from_metadata`).
     pub atime: bool,
     /// How long to wait for a conflicting lock (a running prune) to go away.
@@ -209,7 +211,12 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     let data_tier = crate::repo::index::tier(opts.data_class.as_deref());
     let cat_ref: &Catalog = cat;
     let (root_id, summary, warnings, unreadable, trees, written) = std::thread::scope(|scope| {
-        let packer = crate::repo::packer::Packer::start(scope, repo, opts.data_class.clone());
+        let packer = crate::repo::packer::Packer::start(
+            scope,
+            repo,
+            opts.data_class.clone(),
+            opts.compression.unwrap_or_else(|| repo.compression()),
+        );
         let chunker = Chunker {
             repo,
             catalog: cat_ref,

@@ -1,6 +1,7 @@
 //! The repository: keys, config and typed, encrypted objects on top of a store.
 //! Store keys: `config`, `keys/<id>`, `data/<xx>/<pack>`, `index/<id>`, `snapshots/<id>`.
 
+pub mod compress;
 pub mod file;
 pub mod index;
 pub mod keyfiles;
@@ -45,6 +46,10 @@ pub struct Config {
     /// Seeds FastCDC's gear table, derived from the id key: chunk boundaries, and so chunk
     /// sizes, are different in every repository and reveal nothing about known files.
     pub chunk_seed: u64,
+    /// How new blobs are compressed unless a set or `--compression` says otherwise
+    /// (absent in repositories made before zstd: they get the built-in default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<compress::Compression>,
 }
 
 #[derive(Default)]
@@ -95,6 +100,16 @@ pub fn block<F: Future>(rt: &Handle, f: F) -> F::Output {
 
 impl Repository {
     pub fn init(store: DynStore, rt: Handle, password: &[u8]) -> Result<Repository> {
+        Self::init_with(store, rt, password, compress::Compression::DEFAULT)
+    }
+
+    /// A new repository whose blobs are compressed with `compression` unless told otherwise.
+    pub fn init_with(
+        store: DynStore,
+        rt: Handle,
+        password: &[u8],
+        compression: compress::Compression,
+    ) -> Result<Repository> {
         match block(&rt, store.head(&FileType::Config.key(""))) {
             Ok(_) => return Err(Error::RepositoryExists(store.location())),
             Err(StoreError::NotFound(_)) => {}
@@ -110,6 +125,7 @@ impl Repository {
             chunk_max: 256 * 1024,
             pack_size: 8 * 1024 * 1024,
             chunk_seed: keys.chunk_seed(),
+            compression: Some(compression),
         };
         let kf_bytes = KeyFile::wrap(&keys, password, now_rfc3339())?.to_bytes()?;
         let key_name = blake3::hash(&kf_bytes).to_hex().to_string();
@@ -399,34 +415,32 @@ impl Repository {
             .collect())
     }
 
-    /// Compresses (lz4, kept raw when it does not shrink) and encrypts one blob.
-    pub fn encode_blob(&self, id: &BlobId, raw: &[u8]) -> Vec<u8> {
-        let compressed = lz4_flex::compress_prepend_size(raw);
-        let mut plain = Vec::with_capacity(raw.len().min(compressed.len()) + 1);
-        if compressed.len() < raw.len() {
-            plain.push(1u8);
-            plain.extend_from_slice(&compressed);
-        } else {
-            plain.push(0u8);
-            plain.extend_from_slice(raw);
-        }
-        self.keys.seal(&plain, &id.0)
+    /// The repository's compression for new blobs.
+    pub fn compression(&self) -> compress::Compression {
+        self.config
+            .compression
+            .unwrap_or(compress::Compression::DEFAULT)
+    }
+
+    /// Compresses (kept raw when that does not shrink it) and encrypts one blob.
+    pub fn encode_blob(&self, id: &BlobId, raw: &[u8], c: compress::Compression) -> Vec<u8> {
+        self.keys.seal(&c.encode(raw), &id.0)
     }
 
     /// Decrypts, decompresses and verifies a blob against its id.
     pub fn decode_blob(&self, id: &BlobId, encoded: &[u8]) -> Result<Vec<u8>> {
+        self.decode_blob_flagged(id, encoded).map(|(_, raw)| raw)
+    }
+
+    /// `decode_blob`, also saying how the blob was stored (`compress::RAW`, `LZ4`, `ZSTD`).
+    pub fn decode_blob_flagged(&self, id: &BlobId, encoded: &[u8]) -> Result<(u8, Vec<u8>)> {
         let what = || format!("blob {}", id.hex());
         let plain = self.keys.open(encoded, &id.0, &what())?;
-        let raw = match plain.split_first() {
-            Some((0, rest)) => rest.to_vec(),
-            Some((1, rest)) => lz4_flex::decompress_size_prepended(rest)
-                .map_err(|e| Error::corrupt(what(), format!("lz4: {e}")))?,
-            _ => return Err(Error::corrupt(what(), "unknown compression")),
-        };
+        let raw = compress::decode(&plain).map_err(|e| Error::corrupt(what(), e))?;
         if self.keys.blob_id(&raw) != *id {
             return Err(Error::corrupt(what(), "content does not match its id"));
         }
-        Ok(raw)
+        Ok((plain.first().copied().unwrap_or(compress::RAW), raw))
     }
 
     pub fn read_blob(&self, id: &BlobId, loc: &Location) -> Result<Vec<u8>> {

@@ -74,6 +74,7 @@ impl<'scope> Packer<'scope> {
         scope: &'scope std::thread::Scope<'scope, 'env>,
         repo: &'scope Repository,
         data_class: Option<String>,
+        compression: crate::repo::compress::Compression,
     ) -> Self {
         let (tx, rx) = bounded::<Job>(16);
         let state = Arc::new(Mutex::new(State {
@@ -92,7 +93,7 @@ impl<'scope> Packer<'scope> {
                 let (rx, state, data_class) = (rx.clone(), state.clone(), data_class.clone());
                 scope.spawn(move || {
                     for job in rx {
-                        let encoded = repo.encode_blob(&job.id, &job.raw);
+                        let encoded = repo.encode_blob(&job.id, &job.raw, compression);
                         let full = {
                             let mut st = state.lock();
                             if st.error.is_some() {

@@ -306,6 +306,7 @@ fn snapshot_and_retain(
             stream,
             progress: false,
             data_class: job.class.storage_class.clone(),
+            compression: job.cfg.src.compression,
             atime: false,
             retry_lock: opts.retry_lock,
         },

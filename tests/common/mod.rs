@@ -784,6 +784,7 @@ pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
         stream: None,
         progress: false,
         data_class: None,
+        compression: None,
         atime: false,
         retry_lock: std::time::Duration::ZERO,
     }

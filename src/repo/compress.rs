@@ -1,0 +1,202 @@
+//! Blob compression: the flag byte inside every sealed blob says how its payload is stored,
+//! so a repository may hold blobs of every kind and every reader reads them all.
+//! `0` raw, `1` lz4 block with its size prepended, `2` a zstd frame (with its content size).
+//! The writer's choice (`--compression`, a set's `compression`, the repository's default)
+//! only affects new blobs; dedup never re-encodes what is stored.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub const RAW: u8 = 0;
+pub const LZ4: u8 = 1;
+pub const ZSTD: u8 = 2;
+
+/// Largest blob a reader decompresses: far above any chunk (256 KiB) or tree, and a bound on
+/// what a damaged or hostile size field can make us allocate.
+const MAX_RAW: usize = 256 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Lz4,
+    /// zstd at this level (1..=22; negative levels are zstd's fast modes).
+    Zstd(i32),
+}
+
+impl Compression {
+    /// The default for new repositories and for repositories that name none; chosen from
+    /// the measurements in docs/benchmarks.md ("Compression").
+    pub const DEFAULT: Compression = Compression::Zstd(1);
+
+    /// `none`, `lz4`, `zstd` (level 3) or `zstd:N`.
+    pub fn parse(s: &str) -> Result<Compression, String> {
+        let bad = || format!("compression {s:?}: expected none, lz4, zstd or zstd:LEVEL (1-19)");
+        match s.split_once(':') {
+            None => match s {
+                "none" => Ok(Compression::None),
+                "lz4" => Ok(Compression::Lz4),
+                "zstd" => Ok(Compression::Zstd(3)),
+                _ => Err(bad()),
+            },
+            Some(("zstd", level)) => {
+                let l: i32 = level.parse().map_err(|_| bad())?;
+                if !(-7..=19).contains(&l) || l == 0 {
+                    return Err(bad());
+                }
+                Ok(Compression::Zstd(l))
+            }
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// `flag ‖ payload` for `raw`: stored raw when compression does not shrink it.
+    pub fn encode(self, raw: &[u8]) -> Vec<u8> {
+        let packed = match self {
+            Compression::None => None,
+            Compression::Lz4 => Some((LZ4, lz4_flex::compress_prepend_size(raw))),
+            // Compressing into memory cannot fail short of allocation failure; a failure
+            // stores the blob raw, which every reader reads.
+            Compression::Zstd(level) => zstd::bulk::compress(raw, level).ok().map(|z| (ZSTD, z)),
+        };
+        let mut out = Vec::with_capacity(raw.len() + 1);
+        match packed {
+            Some((flag, p)) if p.len() < raw.len() => {
+                out.push(flag);
+                out.extend_from_slice(&p);
+            }
+            _ => {
+                out.push(RAW);
+                out.extend_from_slice(raw);
+            }
+        }
+        out
+    }
+}
+
+/// A flag's name, for reports.
+pub fn flag_name(flag: u8) -> &'static str {
+    match flag {
+        RAW => "raw",
+        LZ4 => "lz4",
+        ZSTD => "zstd",
+        _ => "unknown",
+    }
+}
+
+/// The raw bytes of an opened blob (`flag ‖ payload`); the caller checks them against the id.
+pub fn decode(plain: &[u8]) -> Result<Vec<u8>, String> {
+    match plain.split_first() {
+        Some((&RAW, rest)) => Ok(rest.to_vec()),
+        Some((&LZ4, rest)) => {
+            lz4_flex::decompress_size_prepended(rest).map_err(|e| format!("lz4: {e}"))
+        }
+        Some((&ZSTD, rest)) => {
+            let size = zstd::zstd_safe::get_frame_content_size(rest)
+                .map_err(|_| "zstd: not a frame".to_string())?
+                .ok_or("zstd: frame without its size")?;
+            if size > MAX_RAW as u64 {
+                return Err(format!("zstd: {size} bytes is larger than any blob"));
+            }
+            let raw =
+                zstd::bulk::decompress(rest, size as usize).map_err(|e| format!("zstd: {e}"))?;
+            if raw.len() as u64 != size {
+                return Err("zstd: frame shorter than its size".into());
+            }
+            Ok(raw)
+        }
+        Some((flag, _)) => Err(format!("unknown compression {flag}")),
+        None => Err("empty blob".into()),
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::None => write!(f, "none"),
+            Compression::Lz4 => write!(f, "lz4"),
+            Compression::Zstd(l) => write!(f, "zstd:{l}"),
+        }
+    }
+}
+
+impl Serialize for Compression {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Compression::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_print() {
+        let ok = [
+            ("none", Compression::None, "none"),
+            ("lz4", Compression::Lz4, "lz4"),
+            ("zstd", Compression::Zstd(3), "zstd:3"),
+            ("zstd:19", Compression::Zstd(19), "zstd:19"),
+            ("zstd:-3", Compression::Zstd(-3), "zstd:-3"),
+        ];
+        for (s, c, shown) in ok {
+            assert_eq!(Compression::parse(s), Ok(c), "{s}");
+            assert_eq!(c.to_string(), shown);
+            assert_eq!(Compression::parse(shown), Ok(c));
+        }
+        for bad in ["", "gzip", "zstd:", "zstd:0", "zstd:20", "zstd:x", "lz4:1"] {
+            assert!(Compression::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_incompressible_data_stays_raw() {
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{i}\taccount-{}\t{}\n", i % 97, i * 37 % 1000).into_bytes())
+            .collect();
+        let noise: Vec<u8> = (0..65_536u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for c in [
+            Compression::None,
+            Compression::Lz4,
+            Compression::Zstd(3),
+            Compression::Zstd(-1),
+        ] {
+            for data in [&text[..], &noise[..], &[][..]] {
+                let enc = c.encode(data);
+                assert_eq!(decode(&enc).as_deref(), Ok(data), "{c}");
+            }
+            let flag = c.encode(&text)[0];
+            let want = match c {
+                Compression::None => RAW,
+                Compression::Lz4 => LZ4,
+                Compression::Zstd(_) => ZSTD,
+            };
+            assert_eq!(flag, want, "{c}");
+        }
+        // zstd -3 beats lz4 on dump-like text.
+        assert!(Compression::Zstd(3).encode(&text).len() < Compression::Lz4.encode(&text).len());
+    }
+
+    #[test]
+    fn damaged_payloads_are_errors_not_panics() {
+        let enc = Compression::Zstd(3).encode(&[7u8; 100_000]);
+        for cut in [1, 2, 5, enc.len() / 2, enc.len() - 1] {
+            assert!(decode(&enc[..cut]).is_err(), "cut at {cut}");
+        }
+        // A frame claiming a huge size is refused before allocating it.
+        let mut big = vec![ZSTD];
+        big.extend(zstd::bulk::compress(&[0u8; 16], 3).unwrap_or_default());
+        assert!(decode(&big).is_ok());
+        assert!(decode(&[9, 1, 2]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+}
