@@ -220,6 +220,21 @@ enum Cmd {
         #[arg(long)]
         metrics_file: Option<PathBuf>,
     },
+    /// The recovery test: mount each set's snapshot, copy it out with cp -a (or rsync),
+    /// verify every file and its metadata, report RTO and RPO against the set's targets.
+    Drill {
+        /// Snapshot to drill (default: the latest of the set; needs exactly one --set).
+        snapshot: Option<String>,
+        /// Sets to drill (repeatable; default: every set of the configuration).
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Copy into DIR/<set> and keep it (default: a temporary directory, removed).
+        #[arg(long)]
+        target: Option<PathBuf>,
+        /// How to copy out of the mount: cp (cp -a) or rsync (rsync -aHAX).
+        #[arg(long, default_value = "cp", value_parser = cofre::drill::Copier::parse)]
+        copy: cofre::drill::Copier,
+    },
     /// Print the Prometheus metrics `cofre run` writes (docs/monitoring.md).
     Metrics {
         /// Write them to this file (atomically) instead of printing them.
@@ -551,6 +566,21 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 retry_lock: ctx.retry_lock,
             },
             metrics_file,
+        ),
+        Cmd::Drill {
+            snapshot,
+            sets,
+            target,
+            copy,
+        } => commands::drill::drill(
+            &ctx,
+            file.as_ref(),
+            commands::drill::DrillArgs {
+                sets,
+                snapshot,
+                target,
+                copier: copy,
+            },
         ),
         Cmd::Metrics { metrics_file } => commands::metrics(&ctx, file.as_ref(), metrics_file),
         Cmd::Schedule { cmd } => {

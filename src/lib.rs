@@ -8,6 +8,7 @@ pub mod check;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod drill;
 pub mod error;
 pub mod forget;
 pub mod fsutil;

@@ -37,10 +37,10 @@ pub struct NodeRow {
     pub subtree_rowid: Option<i64>,
 }
 
-/// `$XDG_CACHE_HOME/cofre/<repo id>/`, or `~/.cache/cofre/<repo id>/`: catalog and caches.
 /// The class name of packs stored without an explicit storage class.
 pub const DEFAULT_CLASS: &str = "STANDARD";
 
+/// `$XDG_CACHE_HOME/cofre/<repo id>/`, or `~/.cache/cofre/<repo id>/`: catalog and caches.
 pub fn cache_dir(repo_id: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())

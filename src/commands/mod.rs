@@ -1,6 +1,7 @@
 //! Command implementations behind the CLI: open the repository and catalog, run, print.
 
 mod config;
+pub mod drill;
 mod forget;
 mod key;
 mod listing;
@@ -66,7 +67,7 @@ pub fn parse_wait(s: &str) -> std::result::Result<std::time::Duration, String> {
 }
 
 impl Context {
-    fn url(&self) -> Result<&str> {
+    pub fn url(&self) -> Result<&str> {
         self.repo.as_deref().ok_or(Error::NoRepositoryGiven)
     }
 

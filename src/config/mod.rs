@@ -213,6 +213,10 @@ pub struct Sources {
     pub ping: Option<String>,
     /// Compression of this set's new blobs (default: the repository's).
     pub compression: Option<crate::repo::compress::Compression>,
+    /// Recovery targets `cofre drill` checks: time to get the set back, and the newest
+    /// snapshot's greatest acceptable age ("30m", "4h").
+    pub rto: Option<String>,
+    pub rpo: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -234,6 +238,8 @@ const SOURCE_KEYS: &[&str] = &[
     "stdin_name",
     "ping",
     "compression",
+    "rto",
+    "rpo",
 ];
 /// The keys of a class table (and of a set's main class, beside its sources).
 const CLASS_KEYS: &[&str] = &["every", "at", "keep", "storage_class", "prune", "hooks"];
@@ -374,6 +380,11 @@ fn validate(cfg: &Config) -> std::result::Result<(), (Vec<Seg>, String)> {
                 "`command` needs `stdin_name`, the file name its output is stored as".into(),
             ));
         }
+        for (k, v) in [("rto", &set.src.rto), ("rpo", &set.src.rpo)] {
+            if let Some(v) = v {
+                parse_duration(v).map_err(|e| (here(k), e))?;
+            }
+        }
         let classes =
             std::iter::once((None, &set.main)).chain(set.classes.iter().map(|(n, c)| (Some(n), c)));
         for (class_name, class) in classes {
@@ -431,6 +442,22 @@ pub fn load(explicit: Option<&Path>) -> Result<Option<(PathBuf, Config)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
         Err(e) => Err(Error::io(&path, e)),
     }
+}
+
+/// `90s`, `30m`, `4h`, `2d` → seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 30m, 4h"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    Ok(n * mult)
 }
 
 /// Flags and environment over the file: the one place precedence is decided.

@@ -27,7 +27,7 @@ pub enum Compression {
 impl Compression {
     /// The default for new repositories and for repositories that name none; chosen from
     /// the measurements in docs/benchmarks.md ("Compression").
-    pub const DEFAULT: Compression = Compression::Zstd(1);
+    pub const DEFAULT: Compression = Compression::Zstd(3);
 
     /// `none`, `lz4`, `zstd` (level 3) or `zstd:N`.
     pub fn parse(s: &str) -> Result<Compression, String> {

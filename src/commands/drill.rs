@@ -1,0 +1,143 @@
+//! `cofre drill`: mount, copy out, verify, time (see `crate::drill`).
+
+use std::path::PathBuf;
+
+use super::Context;
+use crate::catalog::sync;
+use crate::config::{self, Config};
+use crate::drill::{self, Copier, DrillOptions, MountCommand, SetReport};
+use crate::error::{Error, Result, EXIT_FAILURE};
+
+pub struct DrillArgs {
+    pub sets: Vec<String>,
+    pub snapshot: Option<String>,
+    pub target: Option<PathBuf>,
+    pub copier: Copier,
+}
+
+/// The mount child gets the resolved repository, catalog and password source; a password
+/// typed at a prompt cannot be handed on, so the drill needs one it can pass.
+fn mount_command(ctx: &Context, catalog: &std::path::Path) -> Result<MountCommand> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+    let mut args: Vec<std::ffi::OsString> = vec!["--repo".into(), ctx.url()?.into()];
+    args.extend(["--catalog".into(), catalog.as_os_str().to_owned()]);
+    match (&ctx.password.command, &ctx.password.file, &ctx.password.env) {
+        (Some(c), _, _) => args.extend(["--password-command".into(), c.into()]),
+        (None, Some(f), _) => args.extend(["--password-file".into(), f.as_os_str().to_owned()]),
+        (None, None, Some(_)) => {} // COFRE_PASSWORD is inherited
+        (None, None, None) => {
+            return Err(Error::InvalidArgument(
+                "cofre drill mounts in a child process: give the password with --password-file, \
+                 --password-command, COFRE_PASSWORD or the configuration's password_file"
+                    .into(),
+            ))
+        }
+    }
+    Ok(MountCommand { exe, args })
+}
+
+fn scratch_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
+    let dir = base.join(format!(
+        "cofre-drill-{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 4]>())
+    ));
+    crate::catalog::private_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
+}
+
+pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> {
+    let sets: Vec<String> = match (&a.sets, file) {
+        (s, _) if !s.is_empty() => s.clone(),
+        (_, Some(cfg)) if !cfg.sets.is_empty() => cfg.sets.keys().cloned().collect(),
+        _ => {
+            return Err(Error::InvalidArgument(
+                "which sets? give --set S or a configuration file with sets".into(),
+            ))
+        }
+    };
+    if a.snapshot.is_some() && sets.len() != 1 {
+        return Err(Error::InvalidArgument(
+            "a SNAPSHOT is drilled with exactly one --set".into(),
+        ));
+    }
+    let repo = ctx.open_repo()?;
+    let cat_path = ctx.catalog_path(&repo);
+    let cat = sync::open_synced(&cat_path, &repo)?;
+    let mc = mount_command(ctx, &cat_path)?;
+    let scratch = scratch_dir()?;
+    let mut reports: Vec<SetReport> = Vec::new();
+    let mut code = 0;
+    for set in &sets {
+        let target = |k: &str| -> Result<Option<u64>> {
+            let src = file.and_then(|f| f.sets.get(set)).map(|s| &s.src);
+            let v = match k {
+                "rto" => src.and_then(|s| s.rto.as_deref()),
+                _ => src.and_then(|s| s.rpo.as_deref()),
+            };
+            v.map(config::parse_duration)
+                .transpose()
+                .map_err(Error::InvalidArgument)
+        };
+        let opts = DrillOptions {
+            copier: a.copier,
+            target: a.target.clone(),
+            rto: target("rto")?,
+            rpo: target("rpo")?,
+            now: crate::ingest::now().0,
+        };
+        let snap = cat.resolve(a.snapshot.as_deref().unwrap_or("latest"), Some(set))?;
+        let r = drill::drill(&cat, &mc, set, &snap, &scratch, &opts)?;
+        if !r.passed {
+            code = EXIT_FAILURE;
+        }
+        reports.push(r);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if ctx.json {
+        ctx.print_json(&reports)?;
+        return Ok(code);
+    }
+    for r in &reports {
+        let mb = r.bytes as f64 / 1e6;
+        println!(
+            "{} {}  snapshot {} ({})",
+            if r.passed { "PASS" } else { "FAIL" },
+            r.set,
+            &r.snapshot[..8],
+            r.snapshot_time
+        );
+        println!(
+            "  {} files, {} dirs, {} other, {mb:.1} MB verified; mount {:.1} s, copy {:.1} s ({:.1} MB/s), verify {:.1} s",
+            r.files,
+            r.dirs,
+            r.other,
+            r.mount_seconds,
+            r.copy_seconds,
+            r.throughput_bytes_per_second / 1e6,
+            r.verify_seconds
+        );
+        let target = |t: Option<u64>| t.map_or(String::new(), |t| format!(" (target {t} s)"));
+        println!(
+            "  RTO {:.1} s{}, RPO {} s{}",
+            r.rto_seconds,
+            target(r.rto_target_seconds),
+            r.rpo_seconds,
+            target(r.rpo_target_seconds)
+        );
+        for p in &r.problems {
+            println!("  problem: {p}");
+        }
+        for m in r.mismatches.iter().take(50) {
+            println!("  mismatch: {m}");
+        }
+        if r.mismatches.len() > 50 {
+            println!(
+                "  ... and {} more (--json lists all)",
+                r.mismatches.len() - 50
+            );
+        }
+    }
+    Ok(code)
+}

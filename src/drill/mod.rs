@@ -1,0 +1,260 @@
+//! `cofre drill`: the recovery test. For each set, mount its snapshot (a `cofre mount` child
+//! process, as a user would), copy it out with the system's `cp -a` (or `rsync -aHAX`),
+//! verify every entry against the snapshot (content by whole-file blake3, and metadata),
+//! unmount, and report the times: the RTO as measured, the RPO as the snapshot's age, each
+//! against the set's targets (`rto`, `rpo` in the configuration).
+
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, SnapshotRow};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copier {
+    Cp,
+    Rsync,
+}
+
+impl Copier {
+    pub fn parse(s: &str) -> std::result::Result<Copier, String> {
+        match s {
+            "cp" => Ok(Copier::Cp),
+            "rsync" => Ok(Copier::Rsync),
+            _ => Err(format!("{s:?}: cp or rsync")),
+        }
+    }
+
+    fn command(self, from: &Path, to: &Path) -> Command {
+        let mut c = match self {
+            Copier::Cp => {
+                let mut c = Command::new("cp");
+                c.arg("-a").arg(from.join(".")).arg(to);
+                c
+            }
+            Copier::Rsync => {
+                let mut c = Command::new("rsync");
+                c.arg("-aHAX")
+                    .arg(format!("{}/", from.display()))
+                    .arg(format!("{}/", to.display()));
+                c
+            }
+        };
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+}
+
+/// How to start the mount child: the cofre binary and its global arguments (repository,
+/// catalog, password source), resolved by the caller.
+pub struct MountCommand {
+    pub exe: PathBuf,
+    pub args: Vec<std::ffi::OsString>,
+}
+
+pub struct DrillOptions {
+    pub copier: Copier,
+    /// Where to copy (must be absent or empty); default: a temporary directory, removed
+    /// after the drill.
+    pub target: Option<PathBuf>,
+    /// Targets: seconds.
+    pub rto: Option<u64>,
+    pub rpo: Option<u64>,
+    pub now: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetReport {
+    pub set: String,
+    pub snapshot: String,
+    pub snapshot_time: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub other: u64,
+    pub bytes: u64,
+    pub mount_seconds: f64,
+    pub copy_seconds: f64,
+    pub verify_seconds: f64,
+    pub throughput_bytes_per_second: f64,
+    /// Mount + copy: how long getting the whole set back took.
+    pub rto_seconds: f64,
+    pub rto_target_seconds: Option<u64>,
+    /// The snapshot's age at the drill: what a loss now would lose.
+    pub rpo_seconds: i64,
+    pub rpo_target_seconds: Option<u64>,
+    pub mismatches: Vec<String>,
+    pub problems: Vec<String>,
+    pub passed: bool,
+}
+
+/// The mount child, unmounted (SIGTERM, then a lazy unmount) when dropped.
+struct MountChild {
+    child: Child,
+    mountpoint: PathBuf,
+}
+
+impl Drop for MountChild {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(&self.mountpoint)
+            .status();
+    }
+}
+
+fn start_mount(
+    mc: &MountCommand,
+    mountpoint: &Path,
+    set: &str,
+    ready: &Path,
+) -> Result<MountChild> {
+    let child = Command::new(&mc.exe)
+        .args(&mc.args)
+        .arg("mount")
+        .arg(mountpoint)
+        .args(["--set", set])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(&mc.exe, e))?;
+    let mut m = MountChild {
+        child,
+        mountpoint: mountpoint.to_path_buf(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if ready.exists() {
+            return Ok(m);
+        }
+        if let Ok(Some(status)) = m.child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = m.child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(Error::InvalidArgument(format!(
+                "the drill's mount exited ({status}): {}",
+                err.trim()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(Error::InvalidArgument(format!(
+        "the drill's mount at {} did not show {} within 120 s",
+        mountpoint.display(),
+        ready.display()
+    )))
+}
+
+/// Drills one snapshot of `set`.
+pub fn drill(
+    cat: &Catalog,
+    mc: &MountCommand,
+    set: &str,
+    snap: &SnapshotRow,
+    scratch: &Path,
+    o: &DrillOptions,
+) -> Result<SetReport> {
+    let mountpoint = scratch.join(format!("mnt-{set}"));
+    std::fs::create_dir_all(&mountpoint).map_err(|e| Error::io(&mountpoint, e))?;
+    let target = match &o.target {
+        Some(t) => t.join(set),
+        None => scratch.join(format!("copy-{set}")),
+    };
+    if std::fs::read_dir(&target).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not empty: the drill copies into an empty directory",
+            target.display()
+        )));
+    }
+    std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+    let source = mountpoint.join("ids").join(&snap.id[..8]);
+
+    let t0 = Instant::now();
+    let mount = start_mount(mc, &mountpoint, set, &source)?;
+    let mount_seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let out = o
+        .copier
+        .command(&source, &target)
+        .output()
+        .map_err(|e| Error::InvalidArgument(format!("{:?}: {e}", o.copier)))?;
+    let copy_seconds = t1.elapsed().as_secs_f64();
+    let mut problems = Vec::new();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first: Vec<&str> = err.lines().take(5).collect();
+        problems.push(format!(
+            "{} exited {}: {}",
+            match o.copier {
+                Copier::Cp => "cp -a",
+                Copier::Rsync => "rsync -aHAX",
+            },
+            out.status.code().unwrap_or(-1),
+            first.join("; ")
+        ));
+    }
+    drop(mount);
+    let t2 = Instant::now();
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let v = verify::verify(cat, snap.root_rowid, &target, root)?;
+    let verify_seconds = t2.elapsed().as_secs_f64();
+    if o.target.is_none() {
+        let _ = std::fs::remove_dir_all(&target);
+    }
+    let _ = std::fs::remove_dir(&mountpoint);
+
+    let rto_seconds = mount_seconds + copy_seconds;
+    let rpo_seconds = o.now - snap.manifest.time.0;
+    if let Some(t) = o.rto.filter(|t| rto_seconds > *t as f64) {
+        problems.push(format!(
+            "RTO missed: {rto_seconds:.1} s to get the set back, target {t} s"
+        ));
+    }
+    if let Some(t) = o.rpo.filter(|t| rpo_seconds > *t as i64) {
+        problems.push(format!(
+            "RPO missed: the snapshot is {rpo_seconds} s old, target {t} s"
+        ));
+    }
+    let passed = problems.is_empty() && v.mismatches.is_empty();
+    Ok(SetReport {
+        set: set.to_string(),
+        snapshot: snap.id.clone(),
+        snapshot_time: crate::ingest::format_time(snap.manifest.time),
+        files: v.files,
+        dirs: v.dirs,
+        other: v.other,
+        bytes: v.bytes,
+        mount_seconds,
+        copy_seconds,
+        verify_seconds,
+        throughput_bytes_per_second: v.bytes as f64 / copy_seconds.max(1e-6),
+        rto_seconds,
+        rto_target_seconds: o.rto,
+        rpo_seconds,
+        rpo_target_seconds: o.rpo,
+        mismatches: v.mismatches,
+        problems,
+        passed,
+    })
+}

@@ -1,0 +1,192 @@
+//! `cofre drill`: the monthly recovery test — mount, `cp -a` out, verify every file and its
+//! metadata against the snapshot, report RTO and RPO against the set's targets. Passes on a
+//! good repository (local and Garage), fails naming the file a damaged pack affects, and
+//! fails when a target is missed.
+
+mod common;
+
+use common::*;
+
+fn drill(env: &Env, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = env
+        .cmd()
+        .args(["--json", "drill"])
+        .args(args)
+        .output()
+        .expect("drill");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Drills the awkward tree (every file type, xattrs, ACLs, odd names, sparse and hard-linked
+/// files) out of `env`'s repository and insists it passes, with the counts the tree has.
+fn drill_passes(env: &Env) {
+    let src = env.path("src");
+    make_awkward_tree(&src);
+    env.init();
+    env.ok(&["ingest", "-q", src.to_str().expect("utf-8")]);
+    let (code, v, err) = drill(env, &["--set", "default"]);
+    let r = &v[0];
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["mismatches"], serde_json::json!([]));
+    let files = walk(&src)
+        .iter()
+        .filter(|p| p.is_file() && !p.is_symlink())
+        .count() as u64;
+    assert_eq!(r["files"].as_u64(), Some(files), "{r:#}");
+    let bytes: u64 = walk(&src)
+        .iter()
+        .filter(|p| p.is_file() && !p.is_symlink())
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .sum();
+    assert_eq!(r["bytes"].as_u64(), Some(bytes));
+    for k in [
+        "mount_seconds",
+        "copy_seconds",
+        "rto_seconds",
+        "throughput_bytes_per_second",
+    ] {
+        assert!(r[k].as_f64() > Some(0.0), "{k}: {r:#}");
+    }
+    assert!(r["rpo_seconds"].as_i64() >= Some(0));
+    // Nothing is left mounted or copied.
+    let leftovers: Vec<_> = std::fs::read_dir(env.path("tmp")).expect("tmp").collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn with_tmp(mut env: Env) -> Env {
+    let tmp = env.path("tmp");
+    std::fs::create_dir_all(&tmp).expect("mkdir");
+    env.vars.push(("TMPDIR".into(), tmp.display().to_string()));
+    env
+}
+
+#[test]
+fn drill_passes_on_a_good_local_repository() {
+    drill_passes(&with_tmp(Env::new()));
+}
+
+#[test]
+fn drill_passes_on_a_good_repository_in_garage() {
+    let garage = Garage::start();
+    drill_passes(&with_tmp(Env::s3(&garage)));
+}
+
+#[test]
+fn a_damaged_pack_fails_the_drill_naming_the_file() {
+    let env = with_tmp(Env::new());
+    let src = ingest_two_files_and_damage_one(&env);
+    let (code, v, _) = drill(&env, &["--set", "default"]);
+    assert_eq!(code, 1, "{v:#}");
+    let r = &v[0];
+    assert_eq!(r["passed"], false);
+    let bad: Vec<&str> = r["mismatches"]
+        .as_array()
+        .expect("mismatches")
+        .iter()
+        .map(|m| m.as_str().expect("str"))
+        .collect();
+    let a = format!("{}/a:", src.display());
+    let b = format!("{}/b:", src.display());
+    let hits = (
+        bad.iter().any(|m| m.contains(&a)),
+        bad.iter().any(|m| m.contains(&b)),
+    );
+    assert!(
+        hits == (true, false) || hits == (false, true),
+        "exactly one file: {bad:?}"
+    );
+    assert!(
+        r["problems"][0]
+            .as_str()
+            .expect("problem")
+            .starts_with("cp -a exited 1"),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn missed_targets_fail_the_drill() {
+    let env = with_tmp(Env::new());
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), noise(2_000_000, 3)).expect("write");
+    env.init();
+    // A snapshot two hours old.
+    let t = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let when = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    env.ok(&[
+        "ingest",
+        "-q",
+        "--set",
+        "files",
+        "--time",
+        &when,
+        src.to_str().expect("utf-8"),
+    ]);
+    let cfg = env.path("cofre.toml");
+    let write = |rto: &str, rpo: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sets.files]\npaths = [{:?}]\nrto = {rto:?}\nrpo = {rpo:?}\n",
+                src.display().to_string()
+            ),
+        )
+        .expect("write");
+    };
+    let run = || {
+        let out = env
+            .cmd()
+            .env("COFRE_CONFIG", &cfg)
+            .args(["--json", "drill"])
+            .output()
+            .expect("drill");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out.status.code(), v)
+    };
+    write("30m", "4h");
+    let (code, v) = run();
+    assert_eq!(code, Some(0), "generous targets pass: {v:#}");
+    assert_eq!(v[0]["rto_target_seconds"], 1800);
+    assert!(
+        (7195..7300).contains(&v[0]["rpo_seconds"].as_i64().expect("rpo")),
+        "{v:#}"
+    );
+
+    write("0s", "4h");
+    let (code, v) = run();
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(
+        v[0]["problems"][0]
+            .as_str()
+            .expect("p")
+            .starts_with("RTO missed"),
+        "{v:#}"
+    );
+    assert_eq!(
+        v[0]["mismatches"],
+        serde_json::json!([]),
+        "the data itself is fine"
+    );
+
+    write("30m", "1h");
+    let (code, v) = run();
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(
+        v[0]["problems"][0]
+            .as_str()
+            .expect("p")
+            .starts_with("RPO missed"),
+        "{v:#}"
+    );
+}
