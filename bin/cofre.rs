@@ -234,6 +234,9 @@ enum Cmd {
         /// How to copy out of the mount: cp (cp -a) or rsync (rsync -aHAX).
         #[arg(long, default_value = "cp", value_parser = cofre::drill::Copier::parse)]
         copy: cofre::drill::Copier,
+        /// List the drills stored in the repository (all machines) instead.
+        #[arg(long)]
+        history: bool,
     },
     /// Print the Prometheus metrics `cofre run` writes (docs/monitoring.md).
     Metrics {
@@ -572,10 +575,12 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             sets,
             target,
             copy,
+            history,
         } => commands::drill::drill(
             &ctx,
             file.as_ref(),
             commands::drill::DrillArgs {
+                history,
                 sets,
                 snapshot,
                 target,

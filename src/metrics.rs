@@ -148,6 +148,29 @@ pub fn render(cfg: &Config, cat: &Catalog, state_dir: &Path, now: i64) -> Result
             );
         }
     }
+    for (set, d) in crate::drill::record::load_local(state_dir) {
+        let l = [("set", set.as_str())];
+        if let Some(t) = d.last_success {
+            m.add(
+                "cofre_drill_last_success_timestamp_seconds",
+                "When the last passing drill of the set ran.",
+                &l,
+                t as f64,
+            );
+        }
+        m.add(
+            "cofre_drill_rto_seconds",
+            "Time to get the set back (mount and copy) in the last drill.",
+            &l,
+            d.rto_seconds,
+        );
+        m.add(
+            "cofre_drill_status",
+            "How the last drill of the set ended: 1 passed, 0 failed.",
+            &l,
+            if d.passed { 1.0 } else { 0.0 },
+        );
+    }
     let mut per_set: BTreeMap<String, u64> = BTreeMap::new();
     for s in cat.snapshots(None)? {
         *per_set.entry(s.manifest.set).or_default() += 1;

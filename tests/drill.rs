@@ -189,4 +189,42 @@ fn missed_targets_fail_the_drill() {
             .starts_with("RPO missed"),
         "{v:#}"
     );
+
+    // The history is in the repository: a fresh machine (empty cache, catalog rebuilt) sees
+    // all three drills.
+    let fresh = env.other_host("fresh");
+    fresh.ok(&["catalog", "rebuild"]);
+    let h = fresh.json(&["drill", "--history"]);
+    let h = h.as_array().expect("history");
+    assert_eq!(h.len(), 3, "{h:#?}");
+    let passed: Vec<bool> = h
+        .iter()
+        .map(|r| r["passed"].as_bool().expect("b"))
+        .collect();
+    assert_eq!(passed, [true, false, false]);
+    assert!(h.iter().all(|r| r["set"] == "files" && r["files"] == 1));
+    assert!(h[1]["notes"][0]
+        .as_str()
+        .expect("n")
+        .starts_with("RTO missed"));
+    // Metrics on the drilling machine: the last drill failed, the last success is kept.
+    let out = env
+        .cmd()
+        .env("COFRE_CONFIG", &cfg)
+        .arg("metrics")
+        .output()
+        .expect("metrics");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cofre_drill_status{set=\"files\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cofre_drill_last_success_timestamp_seconds{set=\"files\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("cofre_drill_rto_seconds{set=\"files\"} "),
+        "{text}"
+    );
 }

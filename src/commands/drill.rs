@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use super::Context;
 use crate::catalog::sync;
 use crate::config::{self, Config};
-use crate::drill::{self, Copier, DrillOptions, MountCommand, SetReport};
+use crate::drill::{self, record, Copier, DrillOptions, MountCommand, SetReport};
 use crate::error::{Error, Result, EXIT_FAILURE};
 
 pub struct DrillArgs {
+    /// List the drills stored in the repository instead of drilling.
+    pub history: bool,
     pub sets: Vec<String>,
     pub snapshot: Option<String>,
     pub target: Option<PathBuf>,
@@ -47,7 +49,43 @@ fn scratch_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// `cofre drill --history`: every drill stored in the repository, oldest first.
+fn history(ctx: &Context, sets: &[String]) -> Result<i32> {
+    let repo = ctx.open_repo()?;
+    let all: Vec<record::DrillRecord> = record::history(&repo)?
+        .into_iter()
+        .filter(|r| sets.is_empty() || sets.contains(&r.set))
+        .collect();
+    if ctx.json {
+        ctx.print_json(&all)?;
+        return Ok(0);
+    }
+    println!(
+        "{:<20}  {:<12} {:<8} {:<4} {:>8} {:>12} {:>9} {:>9}  host",
+        "time", "set", "snapshot", "", "files", "bytes", "RTO s", "RPO s"
+    );
+    for r in &all {
+        println!(
+            "{:<20}  {:<12} {:<8} {:<4} {:>8} {:>12} {:>9.1} {:>9}  {}",
+            &r.time[..19.min(r.time.len())],
+            r.set,
+            &r.snapshot[..8.min(r.snapshot.len())],
+            if r.passed { "PASS" } else { "FAIL" },
+            r.files,
+            r.bytes,
+            r.rto_seconds,
+            r.rpo_seconds,
+            r.hostname
+        );
+    }
+    println!("{} drills", all.len());
+    Ok(0)
+}
+
 pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> {
+    if a.history {
+        return history(ctx, &a.sets);
+    }
     let sets: Vec<String> = match (&a.sets, file) {
         (s, _) if !s.is_empty() => s.clone(),
         (_, Some(cfg)) if !cfg.sets.is_empty() => cfg.sets.keys().cloned().collect(),
@@ -88,7 +126,19 @@ pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> 
             now: crate::ingest::now().0,
         };
         let snap = cat.resolve(a.snapshot.as_deref().unwrap_or("latest"), Some(set))?;
-        let r = drill::drill(&cat, &mc, set, &snap, &scratch, &opts)?;
+        let mut r = drill::drill(&cat, &mc, set, &snap, &scratch, &opts)?;
+        // The record is the evidence: a drill that cannot store it does not pass.
+        let now = crate::ingest::now();
+        let rec = record::DrillRecord::from_report(&r, now);
+        if let Err(e) = record::save(&repo, &rec) {
+            r.problems
+                .push(format!("the drill's record was not stored: {e}"));
+            r.passed = false;
+        }
+        let state = crate::catalog::cache_dir(&repo.config.id);
+        if let Err(e) = record::record_local(&state, set, now.0, r.passed, r.rto_seconds) {
+            tracing::warn!("drill metrics state not written: {e}");
+        }
         if !r.passed {
             code = EXIT_FAILURE;
         }

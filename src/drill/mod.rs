@@ -4,6 +4,7 @@
 //! unmount, and report the times: the RTO as measured, the RPO as the snapshot's age, each
 //! against the set's targets (`rto`, `rpo` in the configuration).
 
+pub mod record;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,8 @@ pub enum FileType {
     Snapshot,
     /// `locks/<blake3 of the sealed lock>`: refreshed by writing a new one.
     Lock,
+    /// `drills/<blake3 of the sealed report>`: one per `cofre drill` of a set, write-once.
+    Drill,
 }
 
 impl FileType {
@@ -28,6 +30,7 @@ impl FileType {
             FileType::Index => "index/",
             FileType::Snapshot => "snapshots/",
             FileType::Lock => "locks/",
+            FileType::Drill => "drills/",
         }
     }
 
@@ -72,6 +75,7 @@ mod tests {
             (FileType::Snapshot, "0123", "snapshots/0123"),
             (FileType::Key, "77", "keys/77"),
             (FileType::Lock, "99", "locks/99"),
+            (FileType::Drill, "aa", "drills/aa"),
         ];
         for (t, name, key) in cases {
             assert_eq!(t.key(name), key);

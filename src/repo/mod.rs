@@ -275,7 +275,12 @@ impl Repository {
     }
 
     /// `get_sealed` for many objects of one type, concurrently.
-    fn get_sealed_many(&self, t: FileType, names: &[String], aad: &[u8]) -> Vec<Result<Vec<u8>>> {
+    pub(crate) fn get_sealed_many(
+        &self,
+        t: FileType,
+        names: &[String],
+        aad: &[u8],
+    ) -> Vec<Result<Vec<u8>>> {
         let keys: Vec<String> = names.iter().map(|n| t.key(n)).collect();
         self.get_many(&keys)
             .into_iter()
