@@ -238,6 +238,18 @@ enum Cmd {
         #[arg(long)]
         history: bool,
     },
+    /// Sizes, dedup and compression ratios, and the estimated monthly bill.
+    Stats {
+        /// Only these sets' snapshots (repeatable; stored bytes are the repository's).
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Whose prices: aws, b2, wasabi, gcs, local (default: aws for s3://, else local).
+        #[arg(long)]
+        provider: Option<String>,
+        /// A TOML price table overriding the built-in one (docs/stats.md).
+        #[arg(long)]
+        prices: Option<PathBuf>,
+    },
     /// Print the Prometheus metrics `cofre run` writes (docs/monitoring.md).
     Metrics {
         /// Write them to this file (atomically) instead of printing them.
@@ -585,6 +597,19 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 snapshot,
                 target,
                 copier: copy,
+            },
+        ),
+        Cmd::Stats {
+            sets,
+            provider,
+            prices,
+        } => commands::stats::stats(
+            &ctx,
+            file.as_ref(),
+            commands::stats::StatsArgs {
+                sets,
+                provider,
+                prices,
             },
         ),
         Cmd::Metrics { metrics_file } => commands::metrics(&ctx, file.as_ref(), metrics_file),

@@ -23,5 +23,6 @@ pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod run;
+pub mod stats;
 pub mod store;
 pub mod vfs;

@@ -74,9 +74,24 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Every metric, for the sets and classes of `cfg`, at `now` (Unix seconds).
-pub fn render(cfg: &Config, cat: &Catalog, state_dir: &Path, now: i64) -> Result<String> {
+/// Every metric, for the sets and classes of `cfg`, at `now` (Unix seconds); `cost` is
+/// `cofre stats`' monthly estimate when the caller could make one.
+pub fn render(
+    cfg: &Config,
+    cat: &Catalog,
+    state_dir: &Path,
+    now: i64,
+    cost: Option<f64>,
+) -> Result<String> {
     let mut m = Metrics::default();
+    if let Some(c) = cost {
+        m.add(
+            "cofre_estimated_monthly_cost_dollars",
+            "Estimated monthly storage and request cost of the repository (cofre stats).",
+            &[],
+            c,
+        );
+    }
     for job in crate::run::jobs(cfg)? {
         let l = [("set", job.set), ("class", job.tag.as_str())];
         let latest = crate::run::latest(cat, job.set, &job.tag)?;

@@ -305,6 +305,19 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Distinct blobs' bytes before compression: (data chunks, trees).
+    pub fn unique_raw_bytes(&self) -> Result<(u64, u64)> {
+        let sum = |kind: u8| -> Result<u64> {
+            let v: Option<i64> = self.conn.query_row(
+                "SELECT SUM(r) FROM (SELECT MAX(raw_len) AS r FROM blobs WHERE kind = ?1 GROUP BY id)",
+                params![kind],
+                |r| r.get(0),
+            )?;
+            Ok(v.unwrap_or(0) as u64)
+        };
+        Ok((sum(BlobKind::Data as u8)?, sum(BlobKind::Tree as u8)?))
+    }
+
     pub fn tree_rowid(&self, hash: &BlobId) -> Result<Option<i64>> {
         q_tree_rowid(&self.conn, hash)
     }

@@ -8,6 +8,7 @@ mod listing;
 mod prune;
 mod run;
 pub mod schedule;
+pub mod stats;
 
 pub use config::config;
 pub use forget::forget;

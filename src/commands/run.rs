@@ -32,7 +32,8 @@ pub fn run(
     let metrics_file = crate::config::resolve(metrics_file, cfg.metrics_file.as_ref());
     if let (Some(path), false) = (metrics_file, opts.dry_run) {
         let now = opts.now.map_or_else(|| crate::ingest::now().0, |t| t.0);
-        match crate::metrics::render(cfg, &cat, &lock_dir, now)
+        let cost = super::stats::monthly_cost(ctx, Some(cfg), &cat, repo.config.pack_size as u64);
+        match crate::metrics::render(cfg, &cat, &lock_dir, now, cost)
             .and_then(|text| crate::metrics::write(&path, &text))
         {
             Ok(()) => {}
@@ -60,11 +61,13 @@ pub fn metrics(ctx: &Context, file: Option<&Config>, write: Option<PathBuf>) -> 
     let cfg = file.unwrap_or(&default);
     let repo = ctx.open_repo()?;
     let cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
+    let cost = super::stats::monthly_cost(ctx, file, &cat, repo.config.pack_size as u64);
     let text = crate::metrics::render(
         cfg,
         &cat,
         &catalog::cache_dir(&repo.config.id),
         crate::ingest::now().0,
+        cost,
     )?;
     match write {
         Some(path) => crate::metrics::write(&path, &text)?,

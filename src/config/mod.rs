@@ -29,6 +29,10 @@ pub struct Config {
     pub catalog: Option<PathBuf>,
     /// Prometheus textfile-collector output.
     pub metrics_file: Option<PathBuf>,
+    /// Whose prices `cofre stats` applies: aws, b2, wasabi, gcs, local.
+    pub provider: Option<String>,
+    /// A TOML price table overriding the built-in one (docs/stats.md).
+    pub prices: Option<PathBuf>,
     #[serde(default)]
     pub notify: Notify,
     /// Hooks for every set (a set's own hooks run too).

@@ -1,0 +1,251 @@
+//! `cofre stats`: how much the snapshots hold, how much the repository stores, what dedup and
+//! compression save, and an estimated monthly bill from a documented, overridable price table
+//! (docs/stats.md) — beside what the same history would cost stored as the users' scripts
+//! store it (a compressed full copy per snapshot). Everything comes from the catalog.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+
+/// Prices of one storage class, in dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub storage_gb_month: f64,
+    pub put_per_1000: f64,
+    #[serde(default)]
+    pub get_per_1000: f64,
+    /// Minimum storage duration: data deleted sooner is billed as if kept this long.
+    #[serde(default)]
+    pub min_days: u32,
+}
+
+const fn p(storage_gb_month: f64, put_per_1000: f64, get_per_1000: f64, min_days: u32) -> Price {
+    Price {
+        storage_gb_month,
+        put_per_1000,
+        get_per_1000,
+        min_days,
+    }
+}
+
+/// List prices (USD, first tier, one region: AWS us-east-1, GCS us multi-region), as of
+/// 2026-11; `--prices FILE` overrides any of them. Class names are the storage classes the
+/// packs were written with; `STANDARD` is every provider's default class.
+pub fn builtin(provider: &str) -> Option<BTreeMap<String, Price>> {
+    let table: &[(&str, Price)] = match provider {
+        "aws" => &[
+            ("STANDARD", p(0.023, 0.005, 0.0004, 0)),
+            ("INTELLIGENT_TIERING", p(0.023, 0.005, 0.0004, 0)),
+            ("STANDARD_IA", p(0.0125, 0.01, 0.001, 30)),
+            ("ONEZONE_IA", p(0.01, 0.01, 0.001, 30)),
+            ("GLACIER_IR", p(0.004, 0.02, 0.01, 90)),
+            ("GLACIER", p(0.0036, 0.03, 0.0004, 90)),
+            ("DEEP_ARCHIVE", p(0.00099, 0.05, 0.0004, 180)),
+        ],
+        "b2" => &[("STANDARD", p(0.006, 0.0, 0.0004, 0))],
+        "wasabi" => &[("STANDARD", p(0.0069, 0.0, 0.0, 90))],
+        "gcs" => &[
+            ("STANDARD", p(0.026, 0.005, 0.0004, 0)),
+            ("NEARLINE", p(0.015, 0.01, 0.001, 30)),
+            ("COLDLINE", p(0.007, 0.02, 0.01, 90)),
+            ("ARCHIVE", p(0.0025, 0.05, 0.05, 365)),
+        ],
+        // A local directory: no bill.
+        "local" => &[("STANDARD", p(0.0, 0.0, 0.0, 0))],
+        _ => return None,
+    };
+    Some(table.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+}
+
+/// `--prices FILE`: `[classes.NAME]` tables replacing or adding classes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceFile {
+    #[serde(default)]
+    classes: BTreeMap<String, Price>,
+}
+
+pub fn prices(provider: &str, file: Option<&std::path::Path>) -> Result<BTreeMap<String, Price>> {
+    let mut t = builtin(provider).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "provider {provider:?}: one of aws, b2, wasabi, gcs, local"
+        ))
+    })?;
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+        let pf: PriceFile = toml::from_str(&text)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {}", f.display(), e.message())))?;
+        t.extend(pf.classes);
+    }
+    Ok(t)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct SetStats {
+    pub snapshots: u64,
+    pub latest_bytes: u64,
+    pub latest_files: u64,
+    pub all_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassCost {
+    pub class: String,
+    pub stored_bytes: u64,
+    /// Bytes billed: the stored bytes, or what the minimum storage duration makes the
+    /// month's new data cost, whichever is more.
+    pub billed_bytes: u64,
+    pub storage_dollars: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub sets: BTreeMap<String, SetStats>,
+    pub snapshots: u64,
+    /// File content in the latest snapshot of each set, and in all snapshots.
+    pub latest_bytes: u64,
+    pub all_bytes: u64,
+    /// Distinct data chunks before compression (what dedup leaves).
+    pub unique_data_bytes: u64,
+    pub unique_tree_bytes: u64,
+    /// Compressed and encrypted blob bytes in packs.
+    pub stored_bytes: u64,
+    pub stored_by_class: BTreeMap<String, u64>,
+    pub dedup_ratio: f64,
+    pub compression_ratio: f64,
+    /// Bytes the snapshots of the last 30 days added.
+    pub added_last_30_days: u64,
+    pub snapshots_last_30_days: u64,
+    pub provider: String,
+    pub classes: Vec<ClassCost>,
+    pub puts_per_month: u64,
+    pub storage_dollars: f64,
+    pub request_dollars: f64,
+    pub monthly_dollars: f64,
+    /// The users' scripts: a compressed full copy of every kept snapshot, in STANDARD.
+    pub full_copies_bytes: u64,
+    pub full_copies_monthly_dollars: f64,
+}
+
+const GB: f64 = 1e9;
+const MONTH_SECS: i64 = 30 * 86_400;
+/// Objects written per snapshot besides data packs: tree pack, index, manifest, lock.
+pub const PUTS_PER_SNAPSHOT: u64 = 4;
+
+pub fn stats(
+    cat: &Catalog,
+    sets: &[String],
+    provider: &str,
+    prices: &BTreeMap<String, Price>,
+    pack_size: u64,
+    now: i64,
+) -> Result<Stats> {
+    let mut per_set: BTreeMap<String, SetStats> = BTreeMap::new();
+    let (mut added, mut recent) = (0u64, 0u64);
+    for s in cat.snapshots(None)? {
+        let m = &s.manifest;
+        if !sets.is_empty() && !sets.contains(&m.set) {
+            continue;
+        }
+        let e = per_set.entry(m.set.clone()).or_default();
+        e.snapshots += 1;
+        e.all_bytes += m.summary.bytes;
+        // Snapshots come oldest first: the last one seen is the latest.
+        e.latest_bytes = m.summary.bytes;
+        e.latest_files = m.summary.files;
+        if now - m.time.0 <= MONTH_SECS {
+            added += m.summary.bytes_added;
+            recent += 1;
+        }
+    }
+    let (unique_data, unique_tree) = cat.unique_raw_bytes()?;
+    let stored_by_class: BTreeMap<String, u64> = cat.stored_bytes_by_class()?.into_iter().collect();
+    let stored: u64 = stored_by_class.values().sum();
+    let all_bytes: u64 = per_set.values().map(|s| s.all_bytes).sum();
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let compression = ratio(unique_data + unique_tree, stored);
+
+    let mut classes = Vec::new();
+    let mut storage_dollars = 0.0;
+    for (class, &bytes) in &stored_by_class {
+        let price = prices
+            .get(class)
+            .or_else(|| prices.get("STANDARD"))
+            .copied();
+        let price = price.unwrap_or(p(0.0, 0.0, 0.0, 0));
+        // The month's new data, shared among classes as their stored bytes are.
+        let new = added as f64 * ratio(bytes, stored);
+        let billed = (bytes as f64).max(new * price.min_days as f64 / 30.0) as u64;
+        let dollars = billed as f64 / GB * price.storage_gb_month;
+        storage_dollars += dollars;
+        classes.push(ClassCost {
+            class: class.clone(),
+            stored_bytes: bytes,
+            billed_bytes: billed,
+            storage_dollars: dollars,
+        });
+    }
+    let puts = added.div_ceil(pack_size.max(1)) + PUTS_PER_SNAPSHOT * recent;
+    let standard = prices
+        .get("STANDARD")
+        .copied()
+        .unwrap_or(p(0.0, 0.0, 0.0, 0));
+    let request_dollars = puts as f64 / 1000.0 * standard.put_per_1000;
+    let full_copies = (all_bytes as f64 / compression.max(1.0)) as u64;
+    Ok(Stats {
+        snapshots: per_set.values().map(|s| s.snapshots).sum(),
+        latest_bytes: per_set.values().map(|s| s.latest_bytes).sum(),
+        all_bytes,
+        sets: per_set,
+        unique_data_bytes: unique_data,
+        unique_tree_bytes: unique_tree,
+        stored_bytes: stored,
+        stored_by_class,
+        dedup_ratio: ratio(all_bytes, unique_data),
+        compression_ratio: compression,
+        added_last_30_days: added,
+        snapshots_last_30_days: recent,
+        provider: provider.to_string(),
+        classes,
+        puts_per_month: puts,
+        storage_dollars,
+        request_dollars,
+        monthly_dollars: storage_dollars + request_dollars,
+        full_copies_bytes: full_copies,
+        full_copies_monthly_dollars: full_copies as f64 / GB * standard.storage_gb_month,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn price_tables() {
+        let aws = builtin("aws").expect("aws");
+        assert_eq!(aws["GLACIER_IR"].min_days, 90);
+        assert_eq!(aws["STANDARD"].storage_gb_month, 0.023);
+        for p in ["b2", "wasabi", "gcs", "local"] {
+            assert!(builtin(p).expect(p).contains_key("STANDARD"), "{p}");
+        }
+        assert!(builtin("azure").is_none());
+        let dir = std::env::temp_dir().join(format!("cofre-prices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let f = dir.join("p.toml");
+        std::fs::write(
+            &f,
+            "[classes.STANDARD]\nstorage_gb_month = 1.5\nput_per_1000 = 2\n",
+        )
+        .expect("w");
+        let t = prices("aws", Some(&f)).expect("prices");
+        assert_eq!(t["STANDARD"], p(1.5, 2.0, 0.0, 0));
+        assert_eq!(t["GLACIER_IR"].min_days, 90, "others kept");
+        std::fs::write(&f, "[classes.STANDARD]\nstorage = 1\n").expect("w");
+        assert!(prices("aws", Some(&f)).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
