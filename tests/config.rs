@@ -107,6 +107,8 @@ repository = "/srv/backups/repo"
 password_file = "/etc/cofre/password"
 catalog = "/var/lib/cofre/catalog.db"
 metrics_file = "/var/lib/prometheus/node-exporter/cofre.prom"
+provider = "wasabi"
+prices = "/etc/cofre/prices.toml"
 hooks = { before = "echo b", after = "echo a", failure = "echo f" }
 
 [notify]
@@ -119,6 +121,9 @@ timeout_seconds = 5
 command = "pg_dump -Fp app"
 stdin_name = "/dumps/app.sql"
 ping = "https://hc-ping.com/db"
+compression = "zstd:5"
+rto = "30m"
+rpo = "4h"
 every = "4h"
 keep = { last = 1, hourly = 2, daily = 3, weekly = 4, monthly = 5, yearly = 6, within = "1d", within_hourly = "2d", within_daily = "3d", within_weekly = "4d", within_monthly = "5m", within_yearly = "6y", tags = ["a,b"] }
 storage_class = "STANDARD_IA"
@@ -161,6 +166,11 @@ at = "02:00"
         ("/notify/on/1", "success".into()),
         ("/notify/timeout_seconds", 5.into()),
         ("/sets/db/ping", "https://hc-ping.com/db".into()),
+        ("/sets/db/compression", "zstd:5".into()),
+        ("/sets/db/rto", "30m".into()),
+        ("/sets/db/rpo", "4h".into()),
+        ("/provider", "wasabi".into()),
+        ("/prices", "/etc/cofre/prices.toml".into()),
         ("/sets/db/keep/within_yearly", "6y".into()),
         ("/sets/db/keep/tags/0", "a,b".into()),
         ("/sets/db/keep/yearly", 6.into()),

@@ -128,6 +128,14 @@ fn mistakes_are_named_with_their_line_and_key() {
             "cofre.toml:3: sets.d.ping:",
         ),
         (
+            "[sets.d]\npaths = [\"/a\"]\nrto = \"30 minutes\"",
+            "cofre.toml:3: sets.d.rto: \"30 minutes\"",
+        ),
+        (
+            "[sets.d]\npaths = [\"/a\"]\ncompression = \"gzip\"",
+            "cofre.toml:3: sets.d.compression: compression \"gzip\"",
+        ),
+        (
             "[sets.\"a b\"]\npaths = [\"/a\"]",
             "cofre.toml:1: sets.a b: a set name",
         ),
