@@ -237,6 +237,10 @@ enum Cmd {
         /// List the drills stored in the repository (all machines) instead.
         #[arg(long)]
         history: bool,
+        /// Also restore the set's pg_dump into a scratch database on this server
+        /// (libpq connection string; default: the set's `pg_drill`).
+        #[arg(long)]
+        pg_restore: Option<String>,
     },
     /// Sizes, dedup and compression ratios, and the estimated monthly bill.
     Stats {
@@ -588,6 +592,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             target,
             copy,
             history,
+            pg_restore,
         } => commands::drill::drill(
             &ctx,
             file.as_ref(),
@@ -597,6 +602,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 snapshot,
                 target,
                 copier: copy,
+                pg_restore,
             },
         ),
         Cmd::Stats {

@@ -268,3 +268,88 @@ fn pg_dump_set_runs_from_the_configuration() {
     ]);
     assert_eq!(pg.psql("restored", FINGERPRINT), before);
 }
+
+/// The monthly drill's database part, against the real server: the set's dump is restored
+/// from the mount into a scratch database, the check queries and a user command run there,
+/// and the scratch database is dropped; a dump that does not restore fails the drill.
+#[test]
+fn drill_restores_the_dump_into_a_scratch_database() {
+    let env = Env::new();
+    let pg = orders_database(&env, 20_000);
+    let before = pg.psql("app", FINGERPRINT);
+    env.init();
+    let sock = pg.sock.display().to_string();
+    let cfg = env.path("cofre.toml");
+    let tmp = env.path("tmp");
+    std::fs::create_dir_all(&tmp).expect("mkdir");
+    let write_cfg = |command: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"[sets.db]
+command = {command:?}
+stdin_name = "/dumps/app.dump"
+every = "4h"
+pg_drill = {{ dsn = "host={sock} user=postgres", checks = ["SELECT count(*) FROM orders", "SELECT 1 FROM orders LIMIT 1"], command = "test \"$(psql \"$COFRE_DRILL_DSN\" -XAt -c 'select count(*) from orders')\" = 20000" }}
+"#
+            ),
+        )
+        .expect("write config");
+    };
+    write_cfg(&format!("runuser -u postgres -- pg_dump -h {sock} -Fc app"));
+    let cmd = |args: &[&str]| {
+        env.cmd()
+            .env("COFRE_CONFIG", &cfg)
+            .env("TMPDIR", &tmp)
+            .args(args)
+            .output()
+            .expect("cofre")
+    };
+    let out = cmd(&["run", "--now", "2026-11-23T00:00:00Z"]);
+    assert!(out.status.success(), "{out:?}");
+    // The incident: the database is gone.
+    pg.psql("postgres", "drop database app");
+
+    let out = cmd(&["--json", "drill"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let p = &v[0]["pg"];
+    assert_eq!(p["passed"], true, "{p:#}");
+    assert_eq!(p["format"], "custom (pg_restore)");
+    assert_eq!(p["checks"][0]["output"], "20000");
+    assert_eq!(p["command"]["ok"], true);
+    for step in [&p["restore"], &p["checks"][0], &p["command"]] {
+        assert!(step["seconds"].as_f64() > Some(0.0), "{step}");
+    }
+    // The scratch database is gone again; the restored data was the original's.
+    let dbs = pg.psql(
+        "postgres",
+        "select string_agg(datname, ',') from pg_database",
+    );
+    assert!(!dbs.contains("cofre_drill"), "{dbs}");
+    assert!(before.starts_with("20000:"));
+
+    // A dump that does not restore fails the drill, and says so.
+    write_cfg("printf 'PGDMP this is not a dump'");
+    let out = cmd(&["run", "--now", "2026-11-23T04:00:00Z"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cmd(&["--json", "drill"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(v[0]["pg"]["passed"], false);
+    assert_eq!(
+        v[0]["mismatches"],
+        serde_json::json!([]),
+        "the bytes themselves are intact"
+    );
+    let problem = v[0]["problems"][0].as_str().expect("problem");
+    assert!(problem.starts_with("PostgreSQL: pg_restore"), "{problem}");
+    let dbs = pg.psql(
+        "postgres",
+        "select string_agg(datname, ',') from pg_database",
+    );
+    assert!(
+        !dbs.contains("cofre_drill"),
+        "dropped after a failure too: {dbs}"
+    );
+}

@@ -15,6 +15,8 @@ pub struct DrillArgs {
     pub snapshot: Option<String>,
     pub target: Option<PathBuf>,
     pub copier: Copier,
+    /// Restore the sets' dumps into a scratch database on this server (libpq string).
+    pub pg_restore: Option<String>,
 }
 
 /// The mount child gets the resolved repository, catalog and password source; a password
@@ -118,7 +120,24 @@ pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> 
                 .transpose()
                 .map_err(Error::InvalidArgument)
         };
+        let set_cfg = file.and_then(|f| f.sets.get(set));
+        let mut pg_cfg = set_cfg.and_then(|s| s.src.pg_drill.clone());
+        if let Some(dsn) = &a.pg_restore {
+            pg_cfg.get_or_insert_with(Default::default).dsn = dsn.clone();
+        }
+        let pg = match pg_cfg {
+            None => None,
+            Some(p) => {
+                let name = set_cfg.and_then(|s| s.src.stdin_name.clone()).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "set {set}: a PostgreSQL drill needs the set's `command` and `stdin_name` in the configuration"
+                    ))
+                })?;
+                Some((p, name))
+            }
+        };
         let opts = DrillOptions {
+            pg,
             copier: a.copier,
             target: a.target.clone(),
             rto: target("rto")?,
@@ -176,6 +195,22 @@ pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> 
             r.rpo_seconds,
             target(r.rpo_target_seconds)
         );
+        if let Some(p) = &r.pg {
+            println!(
+                "  PostgreSQL ({}): restore {:.1} s {}; {} check(s) ok of {}{}",
+                p.format,
+                p.restore.seconds,
+                if p.restore.ok { "ok" } else { "FAILED" },
+                p.checks.iter().filter(|c| c.ok).count(),
+                p.checks.len(),
+                p.command.as_ref().map_or(String::new(), |c| format!(
+                    "; `{}` {} in {:.1} s",
+                    c.what,
+                    if c.ok { "ok" } else { "FAILED" },
+                    c.seconds
+                ))
+            );
+        }
         for p in &r.problems {
             println!("  problem: {p}");
         }

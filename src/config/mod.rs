@@ -221,6 +221,23 @@ pub struct Sources {
     /// snapshot's greatest acceptable age ("30m", "4h").
     pub rto: Option<String>,
     pub rpo: Option<String>,
+    /// `cofre drill` also restores this set's `pg_dump` into a scratch database.
+    pub pg_drill: Option<PgDrill>,
+}
+
+/// The PostgreSQL part of a set's drill: where to restore, what to check.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgDrill {
+    /// libpq connection string of a server the drill may create and drop a database on
+    /// ("host=/var/run/postgresql user=postgres"); the scratch database's name is added.
+    pub dsn: String,
+    /// Queries that must succeed on the restored database (`SELECT 1 FROM orders LIMIT 1`).
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// A command run against it (e.g. the application's tests), with `PGDATABASE` and
+    /// `COFRE_DRILL_DSN` set; it must exit 0.
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -244,6 +261,7 @@ const SOURCE_KEYS: &[&str] = &[
     "compression",
     "rto",
     "rpo",
+    "pg_drill",
 ];
 /// The keys of a class table (and of a set's main class, beside its sources).
 const CLASS_KEYS: &[&str] = &["every", "at", "keep", "storage_class", "prune", "hooks"];
@@ -302,11 +320,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         for (k, v) in t {
             if CLASS_KEYS.contains(&k.as_str()) {
                 main.insert(k, v);
+            } else if SOURCE_KEYS.contains(&k.as_str()) {
+                src.insert(k, v);
             } else if let toml::Value::Table(c) = v {
                 let at = [key("sets"), key(&set), key(&k)];
                 classes.insert(k, typed::<ClassConfig>(toml::Value::Table(c), &at, &err)?);
-            } else if SOURCE_KEYS.contains(&k.as_str()) {
-                src.insert(k, v);
             } else {
                 let all: Vec<&str> = SOURCE_KEYS.iter().chain(CLASS_KEYS).copied().collect();
                 return Err(err(

@@ -4,6 +4,7 @@
 //! unmount, and report the times: the RTO as measured, the RPO as the snapshot's age, each
 //! against the set's targets (`rto`, `rpo` in the configuration).
 
+pub mod pg;
 pub mod record;
 pub mod verify;
 
@@ -69,6 +70,8 @@ pub struct DrillOptions {
     pub rto: Option<u64>,
     pub rpo: Option<u64>,
     pub now: i64,
+    /// The set's PostgreSQL drill and its dump's path in the snapshot (`stdin_name`).
+    pub pg: Option<(crate::config::PgDrill, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +95,8 @@ pub struct SetReport {
     pub rpo_target_seconds: Option<u64>,
     pub mismatches: Vec<String>,
     pub problems: Vec<String>,
+    /// The dump restored into a scratch database, checked, dropped.
+    pub pg: Option<pg::PgReport>,
     pub passed: bool,
 }
 
@@ -214,6 +219,19 @@ pub fn drill(
             first.join("; ")
         ));
     }
+    // The database is restored from the mount, as a restore after an incident would.
+    let pg =
+        o.pg.as_ref()
+            .map(|(cfg, name)| pg::drill(&source.join(name.trim_start_matches('/')), set, cfg));
+    if let Some(p) = &pg {
+        let failed = std::iter::once(&p.restore)
+            .chain(&p.checks)
+            .chain(&p.command)
+            .filter(|s| !s.ok);
+        for s in failed {
+            problems.push(format!("PostgreSQL: {}: {}", s.what, s.output));
+        }
+    }
     drop(mount);
     let t2 = Instant::now();
     // SAFETY: geteuid cannot fail.
@@ -237,7 +255,8 @@ pub fn drill(
             "RPO missed: the snapshot is {rpo_seconds} s old, target {t} s"
         ));
     }
-    let passed = problems.is_empty() && v.mismatches.is_empty();
+    let passed =
+        problems.is_empty() && v.mismatches.is_empty() && pg.as_ref().is_none_or(|p| p.passed);
     Ok(SetReport {
         set: set.to_string(),
         snapshot: snap.id.clone(),
@@ -256,6 +275,7 @@ pub fn drill(
         rpo_target_seconds: o.rpo,
         mismatches: v.mismatches,
         problems,
+        pg,
         passed,
     })
 }

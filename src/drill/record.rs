@@ -34,6 +34,11 @@ pub struct DrillRecord {
     pub rto_target_seconds: Option<u64>,
     pub rpo_seconds: i64,
     pub rpo_target_seconds: Option<u64>,
+    /// The PostgreSQL restore: whether it and its checks passed, and how long it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_passed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_restore_seconds: Option<f64>,
 }
 
 impl DrillRecord {
@@ -64,6 +69,8 @@ impl DrillRecord {
             rto_target_seconds: r.rto_target_seconds,
             rpo_seconds: r.rpo_seconds,
             rpo_target_seconds: r.rpo_target_seconds,
+            pg_passed: r.pg.as_ref().map(|p| p.passed),
+            pg_restore_seconds: r.pg.as_ref().map(|p| p.restore.seconds),
         }
     }
 }
