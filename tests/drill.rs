@@ -228,3 +228,80 @@ fn missed_targets_fail_the_drill() {
         "{text}"
     );
 }
+
+/// `drill_every` in the configuration: `cofre run` drills the set after its backups when
+/// the last drill here is that old, reports it as a job, and not again before it is due.
+#[test]
+fn run_schedules_the_monthly_drill() {
+    let env = with_tmp(Env::new());
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), noise(500_000, 9)).expect("write");
+    env.init();
+    let cfg = env.path("cofre.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sets.files]\npaths = [{:?}]\nevery = \"4h\"\ndrill_every = \"30d\"\n",
+            src.display().to_string()
+        ),
+    )
+    .expect("write");
+    let run = |now: &str| {
+        let out = env
+            .cmd()
+            .env("COFRE_CONFIG", &cfg)
+            .args(["run", "--json", "--now", now])
+            .output()
+            .expect("run");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out.status.code(), v)
+    };
+    let (code, v) = run("2026-11-23T00:00:00Z");
+    assert_eq!(code, Some(0), "{v:#}");
+    let jobs = v.as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2, "the backup, then the drill: {v:#}");
+    assert_eq!(
+        (jobs[0]["class"].as_str(), jobs[0]["action"].as_str()),
+        (Some("4h"), Some("done"))
+    );
+    assert_eq!(
+        (jobs[1]["class"].as_str(), jobs[1]["action"].as_str()),
+        (Some("drill"), Some("done"))
+    );
+    assert_eq!(
+        jobs[1]["snapshot"], jobs[0]["snapshot"],
+        "the new snapshot is drilled"
+    );
+    assert!(
+        jobs[1]["reason"]
+            .as_str()
+            .expect("r")
+            .starts_with("drill passed: 1 files"),
+        "{v:#}"
+    );
+    assert_eq!(
+        env.json(&["drill", "--history"])
+            .as_array()
+            .expect("h")
+            .len(),
+        1
+    );
+
+    let (_, v) = run("2026-11-23T04:00:00Z");
+    let drill = v
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["class"] == "drill")
+        .expect("drill job")
+        .clone();
+    assert_eq!(drill["action"], "not due", "{v:#}");
+    assert_eq!(
+        env.json(&["drill", "--history"])
+            .as_array()
+            .expect("h")
+            .len(),
+        1
+    );
+}

@@ -84,6 +84,91 @@ fn history(ctx: &Context, sets: &[String]) -> Result<i32> {
     Ok(0)
 }
 
+/// What drilling needs besides the set: the open repository and catalog, and how to mount.
+pub struct Driller<'a> {
+    file: Option<&'a Config>,
+    repo: &'a crate::repo::Repository,
+    mc: MountCommand,
+    scratch: PathBuf,
+}
+
+impl<'a> Driller<'a> {
+    pub fn new(
+        ctx: &Context,
+        file: Option<&'a Config>,
+        repo: &'a crate::repo::Repository,
+        cat_path: &std::path::Path,
+    ) -> Result<Driller<'a>> {
+        Ok(Driller {
+            file,
+            repo,
+            mc: mount_command(ctx, cat_path)?,
+            scratch: scratch_dir()?,
+        })
+    }
+
+    /// Drills `snapshot` (default: latest) of `set`, stores the record in the repository
+    /// and the local state for the metrics.
+    pub fn drill(
+        &self,
+        cat: &crate::catalog::Catalog,
+        set: &str,
+        snapshot: Option<&str>,
+        a: &DrillArgs,
+    ) -> Result<SetReport> {
+        let set_cfg = self.file.and_then(|f| f.sets.get(set));
+        let target = |v: Option<&String>| -> Result<Option<u64>> {
+            v.map(|v| config::parse_duration(v))
+                .transpose()
+                .map_err(Error::InvalidArgument)
+        };
+        let mut pg_cfg = set_cfg.and_then(|s| s.src.pg_drill.clone());
+        if let Some(dsn) = &a.pg_restore {
+            pg_cfg.get_or_insert_with(Default::default).dsn = dsn.clone();
+        }
+        let pg = match pg_cfg {
+            None => None,
+            Some(p) => {
+                let name = set_cfg.and_then(|s| s.src.stdin_name.clone()).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "set {set}: a PostgreSQL drill needs the set's `command` and `stdin_name` in the configuration"
+                    ))
+                })?;
+                Some((p, name))
+            }
+        };
+        let opts = DrillOptions {
+            pg,
+            copier: a.copier,
+            target: a.target.clone(),
+            rto: target(set_cfg.and_then(|s| s.src.rto.as_ref()))?,
+            rpo: target(set_cfg.and_then(|s| s.src.rpo.as_ref()))?,
+            now: crate::ingest::now().0,
+        };
+        let snap = cat.resolve(snapshot.unwrap_or("latest"), Some(set))?;
+        let mut r = drill::drill(cat, &self.mc, set, &snap, &self.scratch, &opts)?;
+        // The record is the evidence: a drill that cannot store it does not pass.
+        let now = crate::ingest::now();
+        let rec = record::DrillRecord::from_report(&r, now);
+        if let Err(e) = record::save(self.repo, &rec) {
+            r.problems
+                .push(format!("the drill's record was not stored: {e}"));
+            r.passed = false;
+        }
+        let state = crate::catalog::cache_dir(&self.repo.config.id);
+        if let Err(e) = record::record_local(&state, set, now.0, r.passed, r.rto_seconds) {
+            tracing::warn!("drill metrics state not written: {e}");
+        }
+        Ok(r)
+    }
+}
+
+impl Drop for Driller<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
 pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> {
     if a.history {
         return history(ctx, &a.sets);
@@ -105,65 +190,17 @@ pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> 
     let repo = ctx.open_repo()?;
     let cat_path = ctx.catalog_path(&repo);
     let cat = sync::open_synced(&cat_path, &repo)?;
-    let mc = mount_command(ctx, &cat_path)?;
-    let scratch = scratch_dir()?;
+    let driller = Driller::new(ctx, file, &repo, &cat_path)?;
     let mut reports: Vec<SetReport> = Vec::new();
     let mut code = 0;
     for set in &sets {
-        let target = |k: &str| -> Result<Option<u64>> {
-            let src = file.and_then(|f| f.sets.get(set)).map(|s| &s.src);
-            let v = match k {
-                "rto" => src.and_then(|s| s.rto.as_deref()),
-                _ => src.and_then(|s| s.rpo.as_deref()),
-            };
-            v.map(config::parse_duration)
-                .transpose()
-                .map_err(Error::InvalidArgument)
-        };
-        let set_cfg = file.and_then(|f| f.sets.get(set));
-        let mut pg_cfg = set_cfg.and_then(|s| s.src.pg_drill.clone());
-        if let Some(dsn) = &a.pg_restore {
-            pg_cfg.get_or_insert_with(Default::default).dsn = dsn.clone();
-        }
-        let pg = match pg_cfg {
-            None => None,
-            Some(p) => {
-                let name = set_cfg.and_then(|s| s.src.stdin_name.clone()).ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "set {set}: a PostgreSQL drill needs the set's `command` and `stdin_name` in the configuration"
-                    ))
-                })?;
-                Some((p, name))
-            }
-        };
-        let opts = DrillOptions {
-            pg,
-            copier: a.copier,
-            target: a.target.clone(),
-            rto: target("rto")?,
-            rpo: target("rpo")?,
-            now: crate::ingest::now().0,
-        };
-        let snap = cat.resolve(a.snapshot.as_deref().unwrap_or("latest"), Some(set))?;
-        let mut r = drill::drill(&cat, &mc, set, &snap, &scratch, &opts)?;
-        // The record is the evidence: a drill that cannot store it does not pass.
-        let now = crate::ingest::now();
-        let rec = record::DrillRecord::from_report(&r, now);
-        if let Err(e) = record::save(&repo, &rec) {
-            r.problems
-                .push(format!("the drill's record was not stored: {e}"));
-            r.passed = false;
-        }
-        let state = crate::catalog::cache_dir(&repo.config.id);
-        if let Err(e) = record::record_local(&state, set, now.0, r.passed, r.rto_seconds) {
-            tracing::warn!("drill metrics state not written: {e}");
-        }
+        let r = driller.drill(&cat, set, a.snapshot.as_deref(), &a)?;
         if !r.passed {
             code = EXIT_FAILURE;
         }
         reports.push(r);
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(driller);
     if ctx.json {
         ctx.print_json(&reports)?;
         return Ok(code);

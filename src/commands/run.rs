@@ -23,7 +23,24 @@ pub fn run(
     let repo = ctx.open_repo()?;
     let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
     let lock_dir = catalog::cache_dir(&repo.config.id);
-    let results = runner::run(&repo, &mut cat, cfg, &lock_dir, &opts)?;
+    // Drills need a mount child; made only when a set schedules drills.
+    let wants_drill = cfg.sets.values().any(|s| s.src.drill_every.is_some());
+    let cat_path = ctx.catalog_path(&repo);
+    let driller = wants_drill.then(|| super::drill::Driller::new(ctx, Some(cfg), &repo, &cat_path));
+    let args = super::drill::DrillArgs {
+        history: false,
+        sets: Vec::new(),
+        snapshot: None,
+        target: None,
+        copier: crate::drill::Copier::Cp,
+        pg_restore: None,
+    };
+    let drill_one = |set: &str, cat: &crate::catalog::Catalog| match &driller {
+        Some(Ok(d)) => d.drill(cat, set, None, &args),
+        Some(Err(e)) => Err(Error::InvalidArgument(e.to_string())),
+        None => Err(Error::InvalidArgument("no drills scheduled".into())),
+    };
+    let results = runner::run(&repo, &mut cat, cfg, &lock_dir, &opts, Some(&drill_one))?;
     let code = results
         .iter()
         .fold(0, |acc, r| runner::worst(acc, r.exit_code));

@@ -223,6 +223,8 @@ pub struct Sources {
     pub rpo: Option<String>,
     /// `cofre drill` also restores this set's `pg_dump` into a scratch database.
     pub pg_drill: Option<PgDrill>,
+    /// `cofre run` drills the set when its last drill here is this old ("30d").
+    pub drill_every: Option<String>,
 }
 
 /// The PostgreSQL part of a set's drill: where to restore, what to check.
@@ -262,6 +264,7 @@ const SOURCE_KEYS: &[&str] = &[
     "rto",
     "rpo",
     "pg_drill",
+    "drill_every",
 ];
 /// The keys of a class table (and of a set's main class, beside its sources).
 const CLASS_KEYS: &[&str] = &["every", "at", "keep", "storage_class", "prune", "hooks"];
@@ -402,7 +405,11 @@ fn validate(cfg: &Config) -> std::result::Result<(), (Vec<Seg>, String)> {
                 "`command` needs `stdin_name`, the file name its output is stored as".into(),
             ));
         }
-        for (k, v) in [("rto", &set.src.rto), ("rpo", &set.src.rpo)] {
+        for (k, v) in [
+            ("rto", &set.src.rto),
+            ("rpo", &set.src.rpo),
+            ("drill_every", &set.src.drill_every),
+        ] {
             if let Some(v) = v {
                 parse_duration(v).map_err(|e| (here(k), e))?;
             }

@@ -111,12 +111,16 @@ pub fn worst(a: i32, b: i32) -> i32 {
     }
 }
 
+/// Drills one set (given by `cofre run`'s caller, which knows how to mount).
+pub type DrillFn<'a> = &'a dyn Fn(&str, &Catalog) -> Result<crate::drill::SetReport>;
+
 pub fn run(
     repo: &Repository,
     cat: &mut Catalog,
     cfg: &Config,
     lock_dir: &Path,
     opts: &RunOptions,
+    drill: Option<DrillFn>,
 ) -> Result<Vec<JobResult>> {
     for s in &opts.sets {
         if !cfg.sets.contains_key(s) {
@@ -174,6 +178,19 @@ pub fn run(
             }
         }
         results.push(r);
+    }
+    if let Some(d) = drill {
+        drills(
+            cat,
+            cfg,
+            lock_dir,
+            opts,
+            at.0,
+            d,
+            &mut began,
+            &notifier,
+            &mut results,
+        )?;
     }
     if began {
         let ran: Vec<&JobResult> = results.iter().filter(|r| r.ran()).collect();
@@ -238,6 +255,85 @@ fn run_job(
         Err(e) => fail(r, cfg, job, e),
     }
     true
+}
+
+/// Drills each set whose `drill_every` has passed since its last drill on this machine,
+/// after the backups (so the newest snapshot is drilled). A drill is a job like a backup:
+/// in the results, the exit code, the pings and the webhooks.
+#[allow(clippy::too_many_arguments)]
+fn drills(
+    cat: &Catalog,
+    cfg: &Config,
+    lock_dir: &Path,
+    opts: &RunOptions,
+    now: i64,
+    drill: DrillFn,
+    began: &mut bool,
+    notifier: &crate::notify::Notifier,
+    results: &mut Vec<JobResult>,
+) -> Result<()> {
+    let last = crate::drill::record::load_local(lock_dir);
+    for (set, sc) in &cfg.sets {
+        let Some(every) = &sc.src.drill_every else {
+            continue;
+        };
+        if !opts.sets.is_empty() && !opts.sets.contains(set) {
+            continue;
+        }
+        let every = crate::config::parse_duration(every).map_err(Error::InvalidArgument)? as i64;
+        let prev = last.get(set).map(|d| d.time);
+        let mut r = JobResult {
+            set: set.clone(),
+            class: "drill".into(),
+            action: String::new(),
+            reason: match prev {
+                Some(t) => format!("last drill {}", crate::ingest::format_time((t, 0))),
+                None => "no drill yet".into(),
+            },
+            snapshot: None,
+            exit_code: 0,
+        };
+        if prev.is_some_and(|t| now - t < every) {
+            r.action = "not due".into();
+        } else if opts.dry_run {
+            r.action = "would run".into();
+        } else {
+            if !std::mem::replace(began, true) {
+                if let Some(url) = &cfg.notify.ping {
+                    notifier.ping_start(url);
+                }
+            }
+            match drill(set, cat) {
+                Ok(rep) => {
+                    r.snapshot = Some(rep.snapshot.clone());
+                    r.action = if rep.passed { "done" } else { "failed" }.into();
+                    r.reason = match (rep.passed, rep.problems.first(), rep.mismatches.first()) {
+                        (true, _, _) => format!(
+                            "drill passed: {} files, {:.1} MB, RTO {:.1} s, RPO {} s",
+                            rep.files,
+                            rep.bytes as f64 / 1e6,
+                            rep.rto_seconds,
+                            rep.rpo_seconds
+                        ),
+                        (false, Some(p), _) => format!("drill failed: {p}"),
+                        (false, None, Some(m)) => format!(
+                            "drill failed: {} mismatches, first {m}",
+                            rep.mismatches.len()
+                        ),
+                        (false, None, None) => "drill failed".into(),
+                    };
+                    r.exit_code = if rep.passed { 0 } else { EXIT_FAILURE };
+                }
+                Err(e) => {
+                    r.action = "failed".into();
+                    r.reason = format!("drill: {e}");
+                    r.exit_code = e.exit_code().max(EXIT_FAILURE);
+                }
+            }
+        }
+        results.push(r);
+    }
+    Ok(())
 }
 
 /// Keeps what this run of a job did for `schedule status` and the metrics. A failure to
