@@ -5,7 +5,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use cofre::prune::PruneOptions;
 use cofre::repo::Repository;
@@ -168,50 +167,78 @@ fn prune_killed_at_fifty_points_loses_nothing_and_a_rerun_completes() {
     copy_dir(&env.repo(), &pristine);
     let before = listing(&pristine);
 
-    // How long a whole (slowed) prune takes, on a copy.
-    let delay = "15";
-    let t0 = Instant::now();
+    // Every store call a whole prune makes, one at a time (so each run makes them in the
+    // same order), on a copy.
+    let log = env.path("calls.log");
     let out = env
         .cmd()
-        .env("COFRE_TEST_STORE_DELAY_MS", delay)
+        .env("COFRE_TEST_CALL_LOG", &log)
         .args(["prune", "--json"])
         .output()
         .expect("prune");
     assert!(out.status.success());
-    let full = t0.elapsed();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v["plan"]["packs_repack"].as_u64().expect("n") >= 1, "{v}");
     assert!(v["plan"]["packs_delete"].as_u64().expect("n") >= 3, "{v}");
+    let calls: Vec<(u64, String, String)> = std::fs::read_to_string(&log)
+        .expect("call log")
+        .lines()
+        .map(|l| {
+            let mut w = l.splitn(3, ' ');
+            let n = w.next().and_then(|n| n.parse().ok()).expect("call number");
+            let op = w.next().expect("op").to_string();
+            (n, op, w.next().unwrap_or("").to_string())
+        })
+        .collect();
+    let first = |op: &str| {
+        calls
+            .iter()
+            .find(|(_, o, k)| o == op && !k.starts_with("locks/"))
+            .map(|(n, _, _)| *n)
+            .unwrap_or_else(|| panic!("no {op} in {calls:?}"))
+    };
+    let (total, first_put, first_delete) = (calls.len() as u64, first("put"), first("delete"));
+    // Fifty kill points over the whole run, and the calls on each side of its phases' edges:
+    // before any change, mid-write, mid-delete.
+    let mut points: std::collections::BTreeSet<u64> = (0..50).map(|i| 1 + i * total / 50).collect();
+    points.extend([
+        first_put,
+        first_put + 1,
+        first_delete,
+        first_delete + 1,
+        total,
+    ]);
 
     let mut phases = std::collections::BTreeMap::new();
-    for i in 0..50u32 {
+    for n in points {
         copy_dir(&pristine, &env.repo());
-        let mut child = env
+        let st = env
             .cmd()
-            .env("COFRE_TEST_STORE_DELAY_MS", delay)
+            .env("COFRE_TEST_KILL_AT_CALL", n.to_string())
             .args(["prune"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .spawn()
+            .status()
             .expect("prune");
-        // Kill points spread over the whole run (this sleep *is* the kill point).
-        let at = full.mul_f64((i as f64 + 0.5) / 50.0);
-        std::thread::sleep(at);
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        let _ = child.wait();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "killed at call {n} of {total}"
+        );
         let now = listing(&env.repo());
         let added = now.iter().filter(|k| !before.contains(k)).count() > 0;
         let removed = before.iter().filter(|k| !now.contains(k)).count() > 0;
         *phases.entry((added, removed)).or_insert(0) += 1;
         for v in ["v4", "v5"] {
-            let target = env.path(&format!("r-{i}-{v}"));
+            let target = env.path(&format!("r-{n}-{v}"));
             let id = snapshot_tagged(&env, v);
             env.ok(&["restore", &id, "--target", s(&target)]);
             let src = env.path("src");
             assert_eq!(
                 compare_trees(&env.path(&format!("expect-{v}")), &restored(&target, &src)),
                 Vec::<String>::new(),
-                "kill {i} at {at:?}: snapshot {v}"
+                "killed at call {n}: snapshot {v}"
             );
             std::fs::remove_dir_all(&target).expect("cleanup");
         }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::catalog::Catalog;
@@ -21,24 +21,6 @@ pub struct Verified {
     pub bytes: u64,
     /// One line per entry that differs: path and what.
     pub mismatches: Vec<String>,
-}
-
-fn kind_of(ft: std::fs::FileType) -> Kind {
-    if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_symlink() {
-        Kind::Symlink
-    } else if ft.is_fifo() {
-        Kind::Fifo
-    } else if ft.is_char_device() {
-        Kind::CharDev
-    } else if ft.is_block_device() {
-        Kind::BlockDev
-    } else if ft.is_socket() {
-        Kind::Socket
-    } else {
-        Kind::File
-    }
 }
 
 fn file_blake3(path: &Path) -> std::io::Result<[u8; 32]> {
@@ -96,7 +78,7 @@ pub fn verify(cat: &Catalog, tree_rowid: i64, dir: &Path, check_owner: bool) -> 
                     continue;
                 }
             };
-            let kind = kind_of(md.file_type());
+            let kind = crate::ingest::fsmeta::kind_of(&md);
             if kind != n.kind {
                 bad(format!(
                     "is a {}, the snapshot has a {}",

@@ -2,7 +2,7 @@
 //! (packs → index → manifest) and record the snapshot in the catalog.
 
 pub(crate) mod content;
-mod fsmeta;
+pub(crate) mod fsmeta;
 
 mod progress;
 mod source;

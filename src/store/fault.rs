@@ -31,6 +31,12 @@ pub struct Faults {
     pub fail_op: Option<(&'static str, String)>,
     /// Seed for `fail_fraction`, so a failing run can be replayed.
     pub seed: u64,
+    /// SIGKILL this process when this 1-based call is about to be made: a crash at an
+    /// exact point of a command's work (tests/lifecycle_races.rs).
+    pub kill_at_call: Option<u64>,
+    /// Append `<n> <op> <key>` for every call here, so a test can see a command's calls
+    /// and choose where to kill it.
+    pub call_log: Option<std::path::PathBuf>,
 }
 
 pub struct FaultStore {
@@ -65,6 +71,20 @@ impl FaultStore {
             tokio::time::sleep(d).await;
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(log) = &self.faults.call_log {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+            {
+                let _ = writeln!(f, "{n} {op} {key}");
+            }
+        }
+        if self.faults.kill_at_call == Some(n) {
+            // SAFETY: signalling ourselves; nothing runs after SIGKILL.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
         let injected = || StoreError::Backend {
             op,
             key: key.to_string(),

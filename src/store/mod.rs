@@ -96,22 +96,26 @@ pub fn open_with(
     } else {
         Arc::new(local::LocalStore::new(url))
     };
-    // Test hook: a delay before every store call, so races and SIGKILLs land mid-operation
-    // (tests/lifecycle*.rs). Unset in normal use.
-    match std::env::var("COFRE_TEST_STORE_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        Some(ms) => Ok(Arc::new(fault::FaultStore::new(
-            store,
-            fault::Faults {
-                delay: Some(std::time::Duration::from_millis(ms)),
-                serial: true,
-                ..Default::default()
-            },
-        ))),
-        None => Ok(store),
+    // Test hooks (tests/lifecycle*.rs), unset in normal use: a delay before every store
+    // call, one call at a time, so races land mid-operation; a log of the calls; a SIGKILL
+    // at one exact call.
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let delay = var("COFRE_TEST_STORE_DELAY_MS").and_then(|v| v.parse::<u64>().ok());
+    let kill_at_call = var("COFRE_TEST_KILL_AT_CALL").and_then(|v| v.parse::<u64>().ok());
+    let call_log = var("COFRE_TEST_CALL_LOG").map(std::path::PathBuf::from);
+    if delay.is_none() && kill_at_call.is_none() && call_log.is_none() {
+        return Ok(store);
     }
+    Ok(Arc::new(fault::FaultStore::new(
+        store,
+        fault::Faults {
+            delay: Some(std::time::Duration::from_millis(delay.unwrap_or(0))),
+            serial: true,
+            kill_at_call,
+            call_log,
+            ..Default::default()
+        },
+    )))
 }
 
 pub(crate) fn range_error(op: &'static str, key: &str, range: &Range<u64>, len: u64) -> StoreError {
