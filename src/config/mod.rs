@@ -405,6 +405,14 @@ fn validate(cfg: &Config) -> std::result::Result<(), (Vec<Seg>, String)> {
                 "`command` needs `stdin_name`, the file name its output is stored as".into(),
             ));
         }
+        if let Some(pg) = &set.src.pg_drill {
+            if pg.dsn.contains("://") {
+                return Err((
+                    here("pg_drill"),
+                    "dsn: give libpq's key=value form (\"host=/var/run/postgresql user=postgres\"); the drill adds dbname".into(),
+                ));
+            }
+        }
         for (k, v) in [
             ("rto", &set.src.rto),
             ("rpo", &set.src.rpo),

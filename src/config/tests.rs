@@ -128,6 +128,10 @@ fn mistakes_are_named_with_their_line_and_key() {
             "cofre.toml:3: sets.d.ping:",
         ),
         (
+            "[sets.d]\ncommand = \"pg_dump\"\nstdin_name = \"/d.sql\"\npg_drill = { dsn = \"postgresql://u@h/db\" }",
+            "cofre.toml:4: sets.d.pg_drill: dsn: give libpq's key=value form",
+        ),
+        (
             "[sets.d]\npaths = [\"/a\"]\nrto = \"30 minutes\"",
             "cofre.toml:3: sets.d.rto: \"30 minutes\"",
         ),

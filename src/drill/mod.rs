@@ -132,6 +132,13 @@ fn start_mount(
     set: &str,
     ready: &Path,
 ) -> Result<MountChild> {
+    // The mount's messages go to a file: a pipe nobody reads while the copy runs would fill
+    // up with read warnings and stall the mount.
+    let name = mountpoint
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let log_path = mountpoint.with_file_name(format!("{}.log", name.unwrap_or_default()));
+    let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
     let child = Command::new(&mc.exe)
         .args(&mc.args)
         .arg("mount")
@@ -139,7 +146,7 @@ fn start_mount(
         .args(["--set", set])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .map_err(|e| Error::io(&mc.exe, e))?;
     let mut m = MountChild {
@@ -152,11 +159,7 @@ fn start_mount(
             return Ok(m);
         }
         if let Ok(Some(status)) = m.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = m.child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
+            let err = std::fs::read_to_string(&log_path).unwrap_or_default();
             return Err(Error::InvalidArgument(format!(
                 "the drill's mount exited ({status}): {}",
                 err.trim()
