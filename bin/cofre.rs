@@ -241,6 +241,9 @@ enum Cmd {
         /// (libpq connection string; default: the set's `pg_drill`).
         #[arg(long)]
         pg_restore: Option<String>,
+        /// Also write the JSON report to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Sizes, dedup and compression ratios, and the estimated monthly bill.
     Stats {
@@ -593,6 +596,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             copy,
             history,
             pg_restore,
+            report,
         } => commands::drill::drill(
             &ctx,
             file.as_ref(),
@@ -603,6 +607,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 target,
                 copier: copy,
                 pg_restore,
+                report,
             },
         ),
         Cmd::Stats {

@@ -31,7 +31,19 @@ fn drill_passes(env: &Env) {
     make_awkward_tree(&src);
     env.init();
     env.ok(&["ingest", "-q", src.to_str().expect("utf-8")]);
-    let (code, v, err) = drill(env, &["--set", "default"]);
+    let report = env.path("report.json");
+    let (code, v, err) = drill(
+        env,
+        &[
+            "--set",
+            "default",
+            "--report",
+            report.to_str().expect("utf-8"),
+        ],
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("--report file")).expect("json");
+    assert_eq!(saved[0]["snapshot"], v[0]["snapshot"]);
     let r = &v[0];
     assert_eq!(code, 0, "{v:#}\n{err}");
     assert_eq!(r["passed"], true, "{r:#}");

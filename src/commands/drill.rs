@@ -17,6 +17,8 @@ pub struct DrillArgs {
     pub copier: Copier,
     /// Restore the sets' dumps into a scratch database on this server (libpq string).
     pub pg_restore: Option<String>,
+    /// Also write the JSON report here (for the audit file or the ticket).
+    pub report: Option<PathBuf>,
 }
 
 /// The mount child gets the resolved repository, catalog and password source; a password
@@ -201,6 +203,11 @@ pub fn drill(ctx: &Context, file: Option<&Config>, a: DrillArgs) -> Result<i32> 
         reports.push(r);
     }
     drop(driller);
+    if let Some(path) = &a.report {
+        let json = serde_json::to_vec_pretty(&reports)
+            .map_err(|e| Error::corrupt("drill report", e.to_string()))?;
+        crate::fsutil::write_atomic(path, &json, 0o600)?;
+    }
     if ctx.json {
         ctx.print_json(&reports)?;
         return Ok(code);

@@ -34,6 +34,7 @@ pub fn run(
         target: None,
         copier: crate::drill::Copier::Cp,
         pg_restore: None,
+        report: None,
     };
     let drill_one = |set: &str, cat: &crate::catalog::Catalog| match &driller {
         Some(Ok(d)) => d.drill(cat, set, None, &args),
