@@ -89,6 +89,15 @@ fn is_our_stale_mount(mountpoint: &Path) -> bool {
     })
 }
 
+/// Detaches the mount at `mountpoint` (as `fusermount3 -u -z`); whether that worked.
+fn detach(mountpoint: &Path) -> bool {
+    std::process::Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(mountpoint)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A mount whose process was killed leaves "Transport endpoint is not connected" behind.
 /// When it was a cofre mount, detach it (as `fusermount3 -u` would); otherwise say how.
 fn clear_stale_mountpoint(mountpoint: &Path) -> Result<()> {
@@ -112,12 +121,7 @@ fn clear_stale_mountpoint(mountpoint: &Path) -> Result<()> {
         "{}: removing the mount a killed cofre left behind",
         mountpoint.display()
     );
-    let ok = std::process::Command::new("fusermount3")
-        .args(["-u", "-z"])
-        .arg(mountpoint)
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok && std::fs::metadata(mountpoint).is_ok() {
+    if detach(mountpoint) && std::fs::metadata(mountpoint).is_ok() {
         Ok(())
     } else {
         Err(hint())
@@ -211,6 +215,16 @@ pub fn mount(
         mountpoint.display()
     );
     let result = session.run().map_err(|e| Error::io(mountpoint, e));
+    // The session can end with the kernel still listing our mount (seen once in CI under
+    // load: the process exited after SIGTERM and mountinfo still had it). Never leave a dead
+    // mount behind.
+    if is_our_stale_mount(mountpoint) && !detach(mountpoint) && is_our_stale_mount(mountpoint) {
+        tracing::warn!(
+            "{}: still mounted; run `fusermount3 -u {}`",
+            mountpoint.display(),
+            mountpoint.display()
+        );
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = refresh.join();
     result
