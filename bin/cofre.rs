@@ -89,6 +89,9 @@ enum Cmd {
         /// directory that was read would be stored again).
         #[arg(long)]
         atime: bool,
+        /// Store changed chunks whole, never as deltas against the previous version.
+        #[arg(long)]
+        no_delta: bool,
         /// No progress line.
         #[arg(short, long)]
         quiet: bool,
@@ -430,6 +433,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
             data_storage_class,
             compression,
             atime,
+            no_delta,
             quiet,
         } => {
             let stream = match (stdin_from_command, stdin_name) {
@@ -459,6 +463,7 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                     data_class: data_storage_class,
                     compression,
                     atime,
+                    delta: !no_delta,
                     retry_lock: ctx.retry_lock,
                 },
             )

@@ -1,8 +1,11 @@
 //! `cofre check`: every snapshot's trees decode, every referenced chunk is indexed and its
 //! pack exists with the indexed size; `--read-data` also downloads every pack and verifies
-//! its name, header and every blob.
+//! its name, header and every blob. A delta is verified by rebuilding it on its base, and
+//! a damaged base is reported with every file whose chunks are deltas against it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use crate::crypto::BlobId;
 use crate::error::Result;
@@ -21,7 +24,7 @@ pub struct CheckReport {
     pub packs_read_keys: Vec<String>,
     /// Packs that no index lists (a crashed ingest's leftovers; prune collects them).
     pub unindexed_packs: usize,
-    /// Blobs read (`--read-data`), by how they are stored: raw, lz4, zstd.
+    /// Blobs read (`--read-data`), by how they are stored: raw, lz4, zstd, delta.
     pub blobs_read_by_compression: BTreeMap<&'static str, u64>,
     pub errors: Vec<String>,
 }
@@ -34,10 +37,32 @@ struct Walk<'a> {
     seen_chunks: HashSet<BlobId>,
     /// Per damaged pack (missing or short), the paths it affects: one line per pack.
     bad_packs: BTreeMap<String, (&'static str, BTreeSet<String>)>,
+    /// Decoded delta bases, recently used (`--read-data`): a base serves many generations.
+    bases: parking_lot::Mutex<lru::LruCache<BlobId, Arc<Vec<u8>>>>,
     report: CheckReport,
 }
 
+/// Bases kept decoded while reading packs (each at most 256 KiB).
+const BASE_CACHE: usize = 256;
+
 impl Walk<'_> {
+    /// A chunk and, for a delta, its base: indexed, in a pack of the right size, and the
+    /// base a whole blob (chains are one step long).
+    fn chunk_ok(&mut self, id: &BlobId, what: &str) -> bool {
+        let base = self.index.get(id).and_then(|l| l.base);
+        let ok = self.blob_ok(id, what);
+        let Some(base) = base else { return ok };
+        if self.index.get(&base).is_some_and(|l| l.base.is_some()) {
+            self.report.errors.push(format!(
+                "{what}: chunk {} is a delta against {}, itself a delta (chains are one step long)",
+                id.hex(),
+                base.hex()
+            ));
+            return false;
+        }
+        self.blob_ok(&base, what) && ok
+    }
+
     fn blob_ok(&mut self, id: &BlobId, what: &str) -> bool {
         let Some(loc) = self.index.get(id) else {
             self.bad_packs
@@ -97,7 +122,7 @@ impl Walk<'_> {
             for c in &n.chunks {
                 if self.seen_chunks.insert(c.id) {
                     self.report.chunks += 1;
-                    self.blob_ok(&c.id, &p);
+                    self.chunk_ok(&c.id, &p);
                 }
             }
             if let Some(sub) = &n.subtree {
@@ -127,12 +152,25 @@ impl Walk<'_> {
         let mut first = None;
         for e in entries {
             let enc = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
-            match self.repo.decode_blob_flagged(&e.id, enc) {
-                Ok((flag, _)) => {
+            let decoded = {
+                let base = |b: &BlobId| self.base(b);
+                self.repo.decode_blob_with(&e.id, enc, &base)
+            };
+            match decoded {
+                Ok(d) if d.base != e.base => {
+                    first.get_or_insert(format!(
+                        "blob {} names base {:?}, its pack header {:?}",
+                        e.id.hex(),
+                        d.base.map(|b| b.hex()),
+                        e.base.map(|b| b.hex())
+                    ));
+                    bad.push(e.id);
+                }
+                Ok(d) => {
                     *self
                         .report
                         .blobs_read_by_compression
-                        .entry(crate::repo::compress::flag_name(flag))
+                        .entry(crate::repo::compress::flag_name(d.flag))
                         .or_default() += 1;
                 }
                 Err(err) => {
@@ -142,6 +180,20 @@ impl Walk<'_> {
             }
         }
         first.map(|f| (f, Some(bad)))
+    }
+
+    /// A delta's base, decoded: from the cache, or read from where the index says.
+    fn base(&self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
+        if let Some(b) = self.bases.lock().get(id) {
+            return Ok(b.clone());
+        }
+        let loc = self
+            .index
+            .get(id)
+            .ok_or_else(|| crate::error::Error::corrupt(format!("blob {}", id.hex()), "in no index"))?;
+        let raw = Arc::new(self.repo.read_blob(id, loc)?);
+        self.bases.lock().put(*id, raw.clone());
+        Ok(raw)
     }
 
     /// Paths (with their snapshot) that use any of `blobs`: a second walk, only when
@@ -273,11 +325,16 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
         seen_trees: HashSet::new(),
         seen_chunks: HashSet::new(),
         bad_packs: BTreeMap::new(),
+        bases: parking_lot::Mutex::new(lru::LruCache::new(
+            NonZeroUsize::new(BASE_CACHE).unwrap_or(NonZeroUsize::MIN),
+        )),
         report: CheckReport::default(),
     };
     let mut indexed = HashSet::new();
     let all = repo.load_indexes()?;
     let mut blobs_of: HashMap<String, Vec<BlobId>> = HashMap::new();
+    // Deltas by their base: a damaged base loses them too.
+    let mut dependents: HashMap<BlobId, Vec<BlobId>> = HashMap::new();
     for (_, f) in &all.readable {
         for p in &f.packs {
             indexed.insert(pack_key(&p.id));
@@ -285,6 +342,11 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
                 .entry(pack_key(&p.id))
                 .or_default()
                 .extend(p.entries.iter().map(|e| e.id));
+            for e in &p.entries {
+                if let Some(b) = e.base {
+                    dependents.entry(b).or_default().push(e.id);
+                }
+            }
         }
     }
     for (name, e) in &all.damaged {
@@ -319,7 +381,13 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
         }
     }
     for (key, why, lost) in damaged {
-        let paths = w.paths_using(&roots, &lost.into_iter().collect());
+        let mut lost: HashSet<BlobId> = lost.into_iter().collect();
+        let deltas: Vec<BlobId> = lost
+            .iter()
+            .flat_map(|b| dependents.get(b).into_iter().flatten().copied())
+            .collect();
+        lost.extend(deltas);
+        let paths = w.paths_using(&roots, &lost);
         let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
         let affected = match paths.len() {
             0 => "no snapshot uses the damaged data".to_string(),

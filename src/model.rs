@@ -114,6 +114,12 @@ pub struct Summary {
     pub bytes_read: u64,
     pub bytes_added: u64,
     pub warnings: u64,
+    /// New chunks stored as deltas, and their size before delta compression (absent in
+    /// manifests written before deltas).
+    #[serde(default)]
+    pub delta_chunks: u64,
+    #[serde(default)]
+    pub delta_chunk_bytes: u64,
 }
 
 /// The snapshot manifest, stored last: a snapshot exists once this is stored.

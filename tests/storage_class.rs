@@ -70,6 +70,7 @@ fn data_packs_get_the_class_and_metadata_does_not() {
         set: "weekly".into(),
         data_class: Some("GLACIER_IR".into()),
         atime: false,
+        delta: true,
         ..common::ingest_opts(&src)
     };
     ingest(&repo, &mut cat, opts).expect("ingest");

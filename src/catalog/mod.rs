@@ -129,7 +129,7 @@ fn q_tree_rowid(conn: &Connection, hash: &BlobId) -> Result<Option<i64>> {
         .optional()?)
 }
 
-/// Columns `pack, kind, offset, length, raw_len, tier` → a location.
+/// Columns `pack, kind, offset, length, raw_len, tier, base` → a location.
 fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>> {
     let pack: Vec<u8> = r.get(first)?;
     let kind: i64 = r.get(first + 1)?;
@@ -139,6 +139,7 @@ fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>
         r.get(first + 4)?,
         r.get(first + 5)?,
     );
+    let base: Option<Vec<u8>> = r.get(first + 6)?;
     Ok(BlobId::from_slice(&pack).map(|pack| Location {
         pack,
         kind: if kind == 1 {
@@ -150,13 +151,14 @@ fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>
         length,
         raw_len,
         tier,
+        base: base.as_deref().and_then(BlobId::from_slice),
     }))
 }
 
 /// The copy nearest to readable, when several index objects list the blob.
 fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
     let mut st = conn.prepare_cached(
-        "SELECT pack, kind, offset, length, raw_len, tier FROM blobs WHERE id = ?1 ORDER BY tier LIMIT 1",
+        "SELECT pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE id = ?1 ORDER BY tier, base IS NOT NULL LIMIT 1",
     )?;
     Ok(st
         .query_row(params![id.0.as_slice()], |r| location_from_row(r, 0))
@@ -176,18 +178,25 @@ impl Catalog {
         &self.path
     }
 
-    /// Packs that hold a copy of the blob no further from readable than `max_tier`, as the
-    /// stored index objects the catalog has synced say.
-    pub fn blob_packs(&self, id: &BlobId, max_tier: u8) -> Result<Vec<BlobId>> {
+    /// Copies of the blob no further from readable than `max_tier`, as the stored index
+    /// objects the catalog has synced say: (pack, the base it is a delta against).
+    pub fn blob_packs(
+        &self,
+        id: &BlobId,
+        max_tier: u8,
+    ) -> Result<Vec<(BlobId, Option<BlobId>)>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT pack FROM blobs WHERE id = ?1 AND tier <= ?2")?;
+            .prepare_cached("SELECT pack, base FROM blobs WHERE id = ?1 AND tier <= ?2")?;
         let rows = st.query_map(params![id.0.as_slice(), max_tier], |r| {
-            r.get::<_, Vec<u8>>(0)
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
         })?;
         let mut out = Vec::new();
         for r in rows {
-            out.extend(BlobId::from_slice(&r?));
+            let (pack, base) = r?;
+            if let Some(pack) = BlobId::from_slice(&pack) {
+                out.push((pack, base.as_deref().and_then(BlobId::from_slice)));
+            }
         }
         Ok(out)
     }
@@ -199,7 +208,7 @@ impl Catalog {
     /// Blobs of `pack` at offsets `from..to`, in pack order.
     pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Result<Vec<(BlobId, Location)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT DISTINCT id, pack, kind, offset, length, raw_len, tier FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
+            "SELECT DISTINCT id, pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
         )?;
         let rows = st.query_map(params![pack.0.as_slice(), from as i64, to as i64], |r| {
             let id: Vec<u8> = r.get(0)?;
@@ -242,7 +251,7 @@ impl Catalog {
                 |r| r.get(0),
             )?;
             let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (id, idx, pack, kind, offset, length, raw_len, tier) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                "INSERT OR IGNORE INTO blobs (id, idx, pack, kind, offset, length, raw_len, tier, base) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
             )?;
             let mut pk = tx.prepare_cached(
                 "INSERT OR IGNORE INTO packs (pack, idx, class) VALUES (?1,?2,?3)",
@@ -263,7 +272,8 @@ impl Catalog {
                         e.offset,
                         e.length,
                         e.raw_len,
-                        tier
+                        tier,
+                        e.base.as_ref().map(|b| b.0.as_slice())
                     ])?;
                 }
             }

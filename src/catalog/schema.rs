@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 /// 2: every blob row names the index object that vouches for it (and its pack's tier), so
 /// blobs vanish from the catalog with their index object.
 /// 3: `packs` records each pack's storage class (metrics report stored bytes per class).
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4: `blobs.base`, the blob a delta copy needs first (repository format 3).
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     length  INTEGER NOT NULL,
     raw_len INTEGER NOT NULL,
     tier    INTEGER NOT NULL,
+    base    BLOB,
     PRIMARY KEY (id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack, offset);

@@ -217,6 +217,8 @@ pub struct Sources {
     pub ping: Option<String>,
     /// Compression of this set's new blobs (default: the repository's).
     pub compression: Option<crate::repo::compress::Compression>,
+    /// Changed chunks stored as deltas against the previous version (default true).
+    pub delta: Option<bool>,
     /// Recovery targets `cofre drill` checks: time to get the set back, and the newest
     /// snapshot's greatest acceptable age ("30m", "4h").
     pub rto: Option<String>,
@@ -261,6 +263,7 @@ const SOURCE_KEYS: &[&str] = &[
     "stdin_name",
     "ping",
     "compression",
+    "delta",
     "rto",
     "rpo",
     "pg_drill",

@@ -11,6 +11,7 @@ use crate::model::ChunkRef;
 use crate::repo::pack::BlobKind;
 use crate::repo::Repository;
 
+use super::delta::Similar;
 use super::progress::Progress;
 use crate::repo::packer::Packer;
 
@@ -26,6 +27,10 @@ pub struct Chunker<'a, 'p> {
     pub packs: &'a HashSet<BlobId>,
     /// `tier` of this snapshot's data class: data is never reused from a colder copy.
     pub data_tier: u8,
+    /// Delta bases for the file being read (set per file by the walker).
+    pub similar: Option<Similar>,
+    /// Chunks stored as deltas are allowed (not `--no-delta`, not a format 2 repository).
+    pub deltas: bool,
 }
 
 pub struct Content {
@@ -58,7 +63,8 @@ pub(crate) fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
 }
 
 impl Chunker<'_, '_> {
-    /// Whether the blob is stored already, in a place this snapshot may depend on.
+    /// Whether the blob is stored already, in a place this snapshot may depend on: a copy
+    /// in a pack that is in the store, and for a delta copy, its base the same way.
     pub fn known(&self, id: &BlobId, kind: BlobKind) -> Result<bool> {
         if self.seen.contains(id) {
             return Ok(true);
@@ -69,11 +75,32 @@ impl Chunker<'_, '_> {
         } else {
             self.data_tier
         };
-        Ok(self
-            .catalog
-            .blob_packs(id, max_tier)?
-            .iter()
-            .any(|p| self.packs.contains(p)))
+        for (pack, base) in self.catalog.blob_packs(id, max_tier)? {
+            if !self.packs.contains(&pack) {
+                continue;
+            }
+            let Some(base) = base else { return Ok(true) };
+            let base_here = self
+                .catalog
+                .blob_packs(&base, max_tier)?
+                .iter()
+                .any(|(p, b)| b.is_none() && self.packs.contains(p));
+            if base_here {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Prepares delta bases for a changed file whose previous version had `prev` chunks.
+    pub fn set_previous(&mut self, prev: Option<&[ChunkRef]>, size: u64) -> Result<()> {
+        self.similar = match prev {
+            Some(p) if self.deltas && size >= super::delta::MIN_FILE && !p.is_empty() => {
+                Some(Similar::new(self.catalog, p, self.data_tier)?)
+            }
+            _ => None,
+        };
+        Ok(())
     }
 
     fn store_chunk(&mut self, data: Vec<u8>, offset: u64) -> Result<ChunkRef> {
@@ -81,7 +108,11 @@ impl Chunker<'_, '_> {
         let len = data.len() as u32;
         if !self.known(&id, BlobKind::Data)? {
             self.seen.insert(id);
-            self.packer.add(id, data, BlobKind::Data)?;
+            let base = match self.similar.as_mut() {
+                Some(s) => s.base_for(self.repo, self.catalog, self.packs, &data, offset),
+                None => None,
+            };
+            self.packer.add_with_base(id, data, BlobKind::Data, base)?;
         }
         Ok(ChunkRef { offset, len, id })
     }

@@ -2,6 +2,7 @@
 //! (packs → index → manifest) and record the snapshot in the catalog.
 
 pub(crate) mod content;
+mod delta;
 pub(crate) mod fsmeta;
 
 mod progress;
@@ -42,6 +43,8 @@ pub struct IngestOptions {
     pub compression: Option<crate::repo::compress::Compression>,
     /// Record access times (off by default: see `fsmeta::node_from_metadata`).
     pub atime: bool,
+    /// Store changed chunks as deltas against similar stored ones (on unless `--no-delta`).
+    pub delta: bool,
     /// How long to wait for a conflicting lock (a running prune) to go away.
     pub retry_lock: std::time::Duration,
 }
@@ -225,11 +228,13 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             progress: &progress,
             packs: &packs,
             data_tier,
+            similar: None,
+            deltas: opts.delta && !repo.legacy(),
         };
         let mut w = Walker::new(chunker, cat_ref, excl);
         w.atime = opts.atime;
         let root = match &opts.stream {
-            Some(src) => source::stream_root(&mut w, src, time),
+            Some(src) => source::stream_root(&mut w, src, time, prev_root.as_ref()),
             None if trie.target => w
                 .dir(Path::new("/"), prev_root.as_ref())
                 .map(|_| w.trees.last().map(|(_, t)| t.clone()).unwrap_or_default()),
@@ -272,6 +277,8 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
 
     let mut summary = summary;
     summary.bytes_added = written.bytes_added;
+    summary.delta_chunks = written.deltas;
+    summary.delta_chunk_bytes = written.delta_raw_bytes;
     // Our lock judged stale and removed means a prune may be deleting what we reuse.
     if let Err(e) = lock.check() {
         crate::repo::packer::discard(repo, &written.packs);

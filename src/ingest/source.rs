@@ -117,7 +117,12 @@ fn run_command(walker: &mut Walker, cmd: &str, node: &mut Node) -> Result<()> {
 }
 
 /// The snapshot root for a stream: the file at `name`, with synthesized parent directories.
-pub fn stream_root(walker: &mut Walker, src: &StreamSource, time: (i64, u32)) -> Result<Tree> {
+pub fn stream_root(
+    walker: &mut Walker,
+    src: &StreamSource,
+    time: (i64, u32),
+    prev_root: Option<&Tree>,
+) -> Result<Tree> {
     let parts: Vec<&str> = src
         .name()
         .split('/')
@@ -140,6 +145,21 @@ pub fn stream_root(walker: &mut Walker, src: &StreamSource, time: (i64, u32)) ->
         time,
         walker,
     );
+    // The previous dump of this set, at the same name: its chunks are the delta bases.
+    let mut prev = prev_root.cloned();
+    for dir in dirs {
+        let node = prev.as_ref().and_then(|t| t.find(dir.as_bytes())).cloned();
+        prev = walker.prev_tree(node.as_ref())?;
+    }
+    let prev_file = prev
+        .as_ref()
+        .and_then(|t| t.find(file_name.as_bytes()))
+        .filter(|n| n.kind == Kind::File);
+    // Its size stands for the new one's, unknown until the stream ends.
+    let prev_size = prev_file.map_or(0, |n| n.size);
+    walker
+        .chunker
+        .set_previous(prev_file.map(|n| &n.chunks[..]), prev_size)?;
     match src {
         StreamSource::Stdin { .. } => {
             match chunk_reader(walker, std::io::stdin().lock(), &mut file) {

@@ -211,7 +211,11 @@ impl<'a, 'p> Walker<'a, 'p> {
                 return Ok(true);
             }
         }
-        let (content, md) = match self.read_file(path) {
+        let prev_chunks = prev.filter(|p| p.kind == Kind::File).map(|p| &p.chunks[..]);
+        self.chunker.set_previous(prev_chunks, node.size)?;
+        let read = self.read_file(path);
+        self.chunker.similar = None;
+        let (content, md) = match read {
             Ok(r) => r,
             Err(ReadError::Source(e)) => {
                 self.warn(path, format!("cannot read: {e}"), true);

@@ -51,13 +51,14 @@ impl Repacker<'_> {
         kind: BlobKind,
         enc: &[u8],
         raw_len: u32,
+        base: Option<crate::crypto::BlobId>,
     ) -> Result<()> {
         let key = (kind, class.clone());
         let b = self
             .open
             .entry(key.clone())
             .or_insert_with(|| PackBuilder::new(kind));
-        b.add(id, enc, raw_len as usize);
+        b.add(id, enc, raw_len as usize, base);
         if b.len() >= self.repo.config.pack_size as usize {
             if let Some(full) = self.open.remove(&key) {
                 self.flush(full, class.clone())?;
@@ -67,7 +68,7 @@ impl Repacker<'_> {
     }
 
     fn flush(&mut self, b: PackBuilder, class: Option<String>) -> Result<()> {
-        let pack = b.finish(self.repo.keys())?;
+        let pack = b.finish(self.repo.keys(), self.repo.legacy())?;
         let size = pack.bytes.len() as u64;
         self.repo
             .put_raw_class(&pack_key(&pack.id), pack.bytes, class.as_deref())?;
@@ -108,13 +109,22 @@ fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
                 continue;
             }
             let enc = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-            // Never copy a damaged blob over its only good copy's deletion.
-            repo.decode_blob(&e.id, enc).map_err(|err| {
+            // Never copy a damaged blob over its only good copy's deletion. A delta is
+            // copied as it is (it names its base by id, and the plan keeps the base); it is
+            // verified by rebuilding it on its base, read where the plan found it.
+            let base = |b: &crate::crypto::BlobId| -> Result<std::sync::Arc<Vec<u8>>> {
+                let loc = plan
+                    .index
+                    .get(b)
+                    .ok_or_else(|| Error::corrupt(format!("blob {}", b.hex()), "in no index"))?;
+                Ok(std::sync::Arc::new(repo.read_blob(b, loc)?))
+            };
+            repo.decode_blob_with(&e.id, enc, &base).map_err(|err| {
                 Error::PruneRefused(format!(
                     "{key} holds a damaged blob that snapshots use ({err}); nothing was deleted: run `cofre check --read-data`"
                 ))
             })?;
-            r.add(&p.class, e.id, e.kind, enc, e.raw_len)?;
+            r.add(&p.class, e.id, e.kind, enc, e.raw_len, e.base)?;
         }
     }
     r.finish()

@@ -80,6 +80,8 @@ pub struct Plan {
     /// Kept packs that no surviving index object will list: go into the new index.
     pub reindex: Vec<IndexPack>,
     pub summary: PlanSummary,
+    /// Every blob's location when the plan was made: the repack reads deltas' bases here.
+    pub index: MasterIndex,
 }
 
 fn class_name(p: &IndexPack) -> String {
@@ -195,8 +197,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
         packs: packs.values().cloned().collect(),
     });
     mi.seal();
-    let used = used_blobs(repo, &mi, &roots)?;
-    tracing::info!("prune: {} blobs in use", used.len());
+    let mut used = used_blobs(repo, &mi, &roots)?;
+    let bases = with_bases(&mut used, &mi);
+    tracing::info!("prune: {} blobs in use ({bases} as delta bases)", used.len());
     let missing = used.iter().filter(|b| mi.get(b).is_none()).count();
     if missing > 0 {
         return Err(Error::PruneRefused(format!(
@@ -296,7 +299,26 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
         old_indexes,
         reindex,
         summary,
+        index: mi,
     })
+}
+
+/// Adds to `used` the base of every used blob's copy that readers use (`MasterIndex::get`),
+/// and their bases in turn: a delta is readable only with its base, so the base is as used
+/// as the delta (docs/prune.md "Deltas"). Returns how many blobs were added.
+fn with_bases(used: &mut HashSet<BlobId>, mi: &MasterIndex) -> usize {
+    let mut todo: Vec<BlobId> = used
+        .iter()
+        .filter_map(|b| mi.get(b).and_then(|l| l.base))
+        .collect();
+    let mut added = 0;
+    while let Some(b) = todo.pop() {
+        if used.insert(b) {
+            added += 1;
+            todo.extend(mi.get(&b).and_then(|l| l.base));
+        }
+    }
+    added
 }
 
 #[derive(Debug, Serialize)]

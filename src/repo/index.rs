@@ -5,8 +5,13 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::pack::{BlobKind, PackEntry};
-use crate::crypto::BlobId;
+use super::pack::{BlobKind, PackEntry, PackEntryV2};
+use crate::crypto::{BlobId, Keys};
+use crate::error::{Error, Result};
+
+/// Format 3 index objects (entries with `base`); format 2 ones carry the v1 AAD.
+const INDEX_AAD: &[u8] = b"cofre-index-v2";
+const INDEX_AAD_V1: &[u8] = b"cofre-index-v1";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IndexFile {
@@ -20,6 +25,64 @@ pub struct IndexPack {
     /// The S3 storage class the pack was written in (None: the bucket's default).
     pub class: Option<String>,
     pub entries: Vec<PackEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IndexFileV2 {
+    packs: Vec<IndexPackV2>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IndexPackV2 {
+    id: BlobId,
+    size: u64,
+    class: Option<String>,
+    entries: Vec<PackEntryV2>,
+}
+
+impl IndexFile {
+    /// Sealed in the repository's format (`legacy`: format 2, which cannot hold deltas).
+    pub fn seal(&self, keys: &Keys, legacy: bool) -> Result<Vec<u8>> {
+        let bad = |e: postcard::Error| Error::corrupt("index", e.to_string());
+        if !legacy {
+            return Ok(keys.seal(&postcard::to_allocvec(self).map_err(bad)?, INDEX_AAD));
+        }
+        let mut packs = Vec::with_capacity(self.packs.len());
+        for p in &self.packs {
+            let entries = p.entries.iter().map(|e| e.to_v2()).collect::<Option<_>>();
+            packs.push(IndexPackV2 {
+                id: p.id,
+                size: p.size,
+                class: p.class.clone(),
+                entries: entries
+                    .ok_or_else(|| Error::corrupt("index", "a delta in a format 2 index"))?,
+            });
+        }
+        let plain = postcard::to_allocvec(&IndexFileV2 { packs }).map_err(bad)?;
+        Ok(keys.seal(&plain, INDEX_AAD_V1))
+    }
+
+    /// Opens a sealed index object of either format (told apart by the AAD).
+    pub fn open(keys: &Keys, sealed: &[u8], key: &str) -> Result<IndexFile> {
+        let bad = |e: postcard::Error| Error::corrupt(key, e.to_string());
+        if let Ok(plain) = keys.open(sealed, INDEX_AAD, key) {
+            return postcard::from_bytes(&plain).map_err(bad);
+        }
+        let plain = keys.open(sealed, INDEX_AAD_V1, key)?;
+        let v2: IndexFileV2 = postcard::from_bytes(&plain).map_err(bad)?;
+        Ok(IndexFile {
+            packs: v2
+                .packs
+                .into_iter()
+                .map(|p| IndexPack {
+                    id: p.id,
+                    size: p.size,
+                    class: p.class,
+                    entries: p.entries.into_iter().map(PackEntry::from).collect(),
+                })
+                .collect(),
+        })
+    }
 }
 
 /// How far a storage class is from being readable: 0 at once (STANDARD, *_IA,
@@ -43,6 +106,8 @@ pub struct Location {
     pub raw_len: u32,
     /// `tier` of the pack's storage class: readers prefer the copy nearest to readable.
     pub tier: u8,
+    /// The blob this copy is a delta against: it must be read first.
+    pub base: Option<BlobId>,
 }
 
 /// All blob locations, in memory (restore and check use it; the catalog holds the same).
@@ -65,9 +130,11 @@ impl MasterIndex {
                     length: e.length,
                     raw_len: e.raw_len,
                     tier,
+                    base: e.base,
                 };
+                // The nearest copy wins; of two equally near, a whole one (no base to read).
                 match self.map.get(&e.id) {
-                    Some(old) if old.tier <= tier => {}
+                    Some(old) if (old.tier, old.base.is_some()) <= (tier, e.base.is_some()) => {}
                     _ => {
                         self.map.insert(e.id, loc);
                     }

@@ -28,11 +28,12 @@ use pack::BlobKind;
 
 /// 2: the chunker's gear table is keyed (`Config::chunk_seed`), index entries carry their
 /// pack's storage class. Version 1 repositories are not read (there were no users).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: delta blobs (compression flag 3, `base` in pack headers and index objects, new AADs
+/// for both). Format 2 repositories are read and written in format 2, without deltas.
+pub const FORMAT_VERSION: u32 = 3;
 /// Concurrent whole-object GETs in `get_many`.
 const GET_MANY: usize = 32;
 const CONFIG_AAD: &[u8] = b"cofre-config-v1";
-const INDEX_AAD: &[u8] = b"cofre-index-v1";
 const SNAPSHOT_AAD: &[u8] = b"cofre-snapshot-v1";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,7 +163,7 @@ impl Repository {
         let (keys, cfg, key_name) = open_keys(&store, &rt, password, &sealed_cfg)?;
         let config: Config =
             serde_json::from_slice(&cfg).map_err(|e| Error::corrupt("config", e.to_string()))?;
-        if config.version != FORMAT_VERSION {
+        if !(2..=FORMAT_VERSION).contains(&config.version) {
             return Err(Error::corrupt(
                 "config",
                 format!(
@@ -303,17 +304,30 @@ impl Repository {
             .collect()
     }
 
+    /// Whether this repository is written in format 2 (no deltas; see `pack::legacy`).
+    pub fn legacy(&self) -> bool {
+        pack::legacy(self.config.version)
+    }
+
     pub fn save_index(&self, index: &IndexFile) -> Result<String> {
-        let plain =
-            postcard::to_allocvec(index).map_err(|e| Error::corrupt("index", e.to_string()))?;
-        self.put_sealed(FileType::Index, &plain, INDEX_AAD)
+        let sealed = index.seal(&self.keys, self.legacy())?;
+        let id = blake3::hash(&sealed).to_hex().to_string();
+        self.put_raw(&FileType::Index.key(&id), sealed)?;
+        Ok(id)
+    }
+
+    /// Checks an index object against its name and opens it.
+    fn open_index(&self, key: &str, sealed: Vec<u8>) -> Result<IndexFile> {
+        if blake3::hash(&sealed).to_hex().as_str() != key.rsplit('/').next().unwrap_or("") {
+            return Err(Error::corrupt(key, "content does not match its name"));
+        }
+        IndexFile::open(&self.keys, &sealed, key)
     }
 
     /// Index object `name` (its id, without `index/`).
     pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {
         let key = FileType::Index.key(name);
-        let plain = self.get_sealed(&key, INDEX_AAD)?;
-        postcard::from_bytes(&plain).map_err(|e| Error::corrupt(&key, e.to_string()))
+        self.open_index(&key, self.get_raw(&key, None)?)
     }
 
     /// Every index object: the readable ones, and the damaged ones with why. A store
@@ -325,12 +339,10 @@ impl Repository {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        let loaded = self.get_sealed_many(FileType::Index, &names, INDEX_AAD);
-        for (name, r) in names.into_iter().zip(loaded) {
-            let file = r.and_then(|plain| {
-                postcard::from_bytes::<IndexFile>(&plain)
-                    .map_err(|e| Error::corrupt(FileType::Index.key(&name), e.to_string()))
-            });
+        let keys: Vec<String> = names.iter().map(|n| FileType::Index.key(n)).collect();
+        let loaded = self.get_many(&keys);
+        for ((name, key), r) in names.into_iter().zip(&keys).zip(loaded) {
+            let file = r.and_then(|sealed| self.open_index(key, sealed));
             match file {
                 Ok(f) => out.readable.push((name, f)),
                 Err(e @ Error::Corrupt { .. }) => out.damaged.push((name, e)),
@@ -432,20 +444,48 @@ impl Repository {
         self.keys.seal(&c.encode(raw), &id.0)
     }
 
-    /// Decrypts, decompresses and verifies a blob against its id.
+    /// Decrypts, decompresses and verifies a whole blob (a tree, or a chunk read where no
+    /// delta base can be fetched) against its id.
     pub fn decode_blob(&self, id: &BlobId, encoded: &[u8]) -> Result<Vec<u8>> {
-        self.decode_blob_flagged(id, encoded).map(|(_, raw)| raw)
+        let no_base = |b: &BlobId| {
+            Err(Error::corrupt(
+                format!("blob {}", id.hex()),
+                format!("is a delta against {}, which cannot be read here", b.hex()),
+            ))
+        };
+        self.decode_blob_with(id, encoded, &no_base).map(|d| d.raw)
     }
 
-    /// `decode_blob`, also saying how the blob was stored (`compress::RAW`, `LZ4`, `ZSTD`).
-    pub fn decode_blob_flagged(&self, id: &BlobId, encoded: &[u8]) -> Result<(u8, Vec<u8>)> {
+    /// Decrypts, decompresses and verifies a blob against its id; a delta's base comes from
+    /// `base` (and must be a whole blob: chains are one step long, docs/format.md "Deltas").
+    pub fn decode_blob_with(
+        &self,
+        id: &BlobId,
+        encoded: &[u8],
+        base: BaseFn<'_>,
+    ) -> Result<DecodedBlob> {
         let what = || format!("blob {}", id.hex());
         let plain = self.keys.open(encoded, &id.0, &what())?;
-        let raw = compress::decode(&plain).map_err(|e| Error::corrupt(what(), e))?;
+        let flag = plain.first().copied().unwrap_or(compress::RAW);
+        let (raw, base_id) = match compress::decode(&plain).map_err(|e| Error::corrupt(what(), e))? {
+            compress::Payload::Full(raw) => (raw, None),
+            compress::Payload::Delta { base: b, frame } => {
+                let base_raw = base(&b).map_err(|e| {
+                    Error::corrupt(what(), format!("its delta base {} is unreadable: {e}", b.hex()))
+                })?;
+                let raw = compress::decode_delta(frame, &base_raw)
+                    .map_err(|e| Error::corrupt(what(), e))?;
+                (raw, Some(b))
+            }
+        };
         if self.keys.blob_id(&raw) != *id {
             return Err(Error::corrupt(what(), "content does not match its id"));
         }
-        Ok((plain.first().copied().unwrap_or(compress::RAW), raw))
+        Ok(DecodedBlob {
+            flag,
+            base: base_id,
+            raw,
+        })
     }
 
     pub fn read_blob(&self, id: &BlobId, loc: &Location) -> Result<Vec<u8>> {
@@ -491,6 +531,19 @@ impl Repository {
     pub fn load_tree(&self, index: &MasterIndex, id: &BlobId) -> Result<Tree> {
         decode_tree(&self.read_blob(id, tree_location(index, id)?)?, id)
     }
+}
+
+/// A delta's base, decoded, by id (the reader's cache or a fetch). The base must be a
+/// whole blob: a `BaseFn` decodes it with `decode_blob`, never with another `BaseFn`.
+pub type BaseFn<'a> = &'a dyn Fn(&BlobId) -> Result<Arc<Vec<u8>>>;
+
+/// A decoded blob and how it was stored.
+pub struct DecodedBlob {
+    /// `compress::RAW`, `LZ4`, `ZSTD` or `DELTA`.
+    pub flag: u8,
+    /// The base it was a delta against.
+    pub base: Option<BlobId>,
+    pub raw: Vec<u8>,
 }
 
 /// Where a tree blob is, or why it cannot be read as one.

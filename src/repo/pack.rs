@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{BlobId, Keys};
 use crate::error::{Error, Result};
 
-const HEADER_AAD: &[u8] = b"cofre-pack-header-v1";
+/// Format 3 headers (entries with `base`); format 2 headers carry the v1 AAD and no
+/// `base`. The AAD says which one a header is, authenticated.
+const HEADER_AAD: &[u8] = b"cofre-pack-header-v2";
+const HEADER_AAD_V1: &[u8] = b"cofre-pack-header-v1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
@@ -23,6 +26,50 @@ pub struct PackEntry {
     pub offset: u32,
     pub length: u32,
     pub raw_len: u32,
+    /// The blob this one is a delta against (format 3); None for a whole blob.
+    pub base: Option<BlobId>,
+}
+
+/// A format 2 entry: no deltas.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PackEntryV2 {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_len: u32,
+}
+
+impl From<PackEntryV2> for PackEntry {
+    fn from(e: PackEntryV2) -> Self {
+        PackEntry {
+            id: e.id,
+            kind: e.kind,
+            offset: e.offset,
+            length: e.length,
+            raw_len: e.raw_len,
+            base: None,
+        }
+    }
+}
+
+impl PackEntry {
+    /// The format 2 spelling; None for a delta, which format 2 cannot hold.
+    pub fn to_v2(&self) -> Option<PackEntryV2> {
+        self.base.is_none().then_some(PackEntryV2 {
+            id: self.id,
+            kind: self.kind,
+            offset: self.offset,
+            length: self.length,
+            raw_len: self.raw_len,
+        })
+    }
+}
+
+/// Whether a repository of this format version is written in format 2 (no deltas, v1
+/// AADs), so that the cofre that made it can still read it.
+pub fn legacy(version: u32) -> bool {
+    version < 3
 }
 
 pub use super::file::pack_key;
@@ -64,21 +111,32 @@ impl PackBuilder {
         self.entries.iter().any(|e| &e.id == id)
     }
 
-    pub fn add(&mut self, id: BlobId, encoded: &[u8], raw_len: usize) {
+    pub fn add(&mut self, id: BlobId, encoded: &[u8], raw_len: usize, base: Option<BlobId>) {
         self.entries.push(PackEntry {
             id,
             kind: self.kind,
             offset: self.buf.len() as u32,
             length: encoded.len() as u32,
             raw_len: raw_len as u32,
+            base,
         });
         self.buf.extend_from_slice(encoded);
     }
 
-    pub fn finish(self, keys: &Keys) -> Result<FinishedPack> {
-        let header = postcard::to_allocvec(&self.entries)
-            .map_err(|e| Error::corrupt("pack header", e.to_string()))?;
-        let sealed = keys.seal(&header, HEADER_AAD);
+    /// Seals the header in the repository's format (`legacy`: format 2).
+    pub fn finish(self, keys: &Keys, legacy: bool) -> Result<FinishedPack> {
+        let bad = |e: postcard::Error| Error::corrupt("pack header", e.to_string());
+        let sealed = if legacy {
+            let v2 = self
+                .entries
+                .iter()
+                .map(|e| e.to_v2())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::corrupt("pack header", "a delta in a format 2 pack"))?;
+            keys.seal(&postcard::to_allocvec(&v2).map_err(bad)?, HEADER_AAD_V1)
+        } else {
+            keys.seal(&postcard::to_allocvec(&self.entries).map_err(bad)?, HEADER_AAD)
+        };
         let mut bytes = self.buf;
         bytes.extend_from_slice(&sealed);
         bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
@@ -99,9 +157,15 @@ pub fn header_len(trailer: &[u8]) -> Result<u64> {
     Ok(u32::from_le_bytes(b) as u64)
 }
 
+/// A pack's entries, from a format 3 header or a format 2 one (told apart by their AAD).
 pub fn parse_header(keys: &Keys, sealed: &[u8], pack: &str) -> Result<Vec<PackEntry>> {
-    let plain = keys.open(sealed, HEADER_AAD, pack)?;
-    postcard::from_bytes(&plain).map_err(|e| Error::corrupt(pack, format!("header: {e}")))
+    let bad = |e: postcard::Error| Error::corrupt(pack, format!("header: {e}"));
+    if let Ok(plain) = keys.open(sealed, HEADER_AAD, pack) {
+        return postcard::from_bytes(&plain).map_err(bad);
+    }
+    let plain = keys.open(sealed, HEADER_AAD_V1, pack)?;
+    let v2: Vec<PackEntryV2> = postcard::from_bytes(&plain).map_err(bad)?;
+    Ok(v2.into_iter().map(PackEntry::from).collect())
 }
 
 /// The entries of a whole pack held in memory (check, prune's repack), with every entry

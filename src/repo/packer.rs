@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::repo::index::IndexPack;
+use crate::repo::compress::{self, Compression};
 use crate::repo::pack::{pack_key, BlobKind, PackBuilder};
 use crate::repo::Repository;
 
@@ -17,6 +18,29 @@ struct Job {
     id: BlobId,
     raw: Vec<u8>,
     kind: BlobKind,
+    /// A similar stored whole chunk (id, bytes) to try a delta against.
+    base: Option<(BlobId, Arc<Vec<u8>>)>,
+}
+
+/// A delta is stored only when it is at most this fraction of the chunk stored whole:
+/// each delta's base is kept as long as the delta, and a read costs the base's too.
+const DELTA_GAIN: usize = 4;
+
+/// `flag ‖ payload` of a job's blob: a delta against its base when that is much smaller,
+/// else the chunk compressed whole. Returns the base the delta needs.
+fn encode(job: &Job, c: Compression) -> (Vec<u8>, Option<BlobId>) {
+    let whole = c.encode(&job.raw);
+    let Some((base, base_raw)) = &job.base else {
+        return (whole, None);
+    };
+    let level = match c {
+        Compression::Zstd(l) => l,
+        _ => 3,
+    };
+    match compress::encode_delta(&job.raw, base, base_raw, level) {
+        Some(d) if d.len() * DELTA_GAIN <= whole.len() => (d, Some(*base)),
+        _ => (whole, None),
+    }
 }
 
 struct State {
@@ -24,6 +48,8 @@ struct State {
     tree: PackBuilder,
     written: Vec<IndexPack>,
     bytes_added: u64,
+    deltas: u64,
+    delta_raw_bytes: u64,
     error: Option<Error>,
 }
 
@@ -38,6 +64,9 @@ pub struct Packer<'scope> {
 pub struct Written {
     pub packs: Vec<IndexPack>,
     pub bytes_added: u64,
+    /// Chunks stored as deltas, and their bytes before compression.
+    pub deltas: u64,
+    pub delta_raw_bytes: u64,
 }
 
 fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>, data_class: Option<&str>) {
@@ -47,7 +76,7 @@ fn upload(repo: &Repository, builder: PackBuilder, state: &Mutex<State>, data_cl
     } else {
         None
     };
-    let result = builder.finish(repo.keys()).and_then(|pack| {
+    let result = builder.finish(repo.keys(), repo.legacy()).and_then(|pack| {
         let size = pack.bytes.len() as u64;
         repo.put_raw_class(&pack_key(&pack.id), pack.bytes, class)?;
         Ok(IndexPack {
@@ -74,7 +103,7 @@ impl<'scope> Packer<'scope> {
         scope: &'scope std::thread::Scope<'scope, 'env>,
         repo: &'scope Repository,
         data_class: Option<String>,
-        compression: crate::repo::compress::Compression,
+        compression: Compression,
     ) -> Self {
         let (tx, rx) = bounded::<Job>(16);
         let state = Arc::new(Mutex::new(State {
@@ -82,6 +111,8 @@ impl<'scope> Packer<'scope> {
             tree: PackBuilder::new(BlobKind::Tree),
             written: Vec::new(),
             bytes_added: 0,
+            deltas: 0,
+            delta_raw_bytes: 0,
             error: None,
         }));
         let threads = std::thread::available_parallelism()
@@ -93,18 +124,23 @@ impl<'scope> Packer<'scope> {
                 let (rx, state, data_class) = (rx.clone(), state.clone(), data_class.clone());
                 scope.spawn(move || {
                     for job in rx {
-                        let encoded = repo.encode_blob(&job.id, &job.raw, compression);
+                        let (plain, base) = encode(&job, compression);
+                        let encoded = repo.keys().seal(&plain, &job.id.0);
                         let full = {
                             let mut st = state.lock();
                             if st.error.is_some() {
                                 continue;
+                            }
+                            if base.is_some() {
+                                st.deltas += 1;
+                                st.delta_raw_bytes += job.raw.len() as u64;
                             }
                             let b = if job.kind == BlobKind::Data {
                                 &mut st.data
                             } else {
                                 &mut st.tree
                             };
-                            b.add(job.id, &encoded, job.raw.len());
+                            b.add(job.id, &encoded, job.raw.len(), base);
                             (b.len() >= pack_size)
                                 .then(|| std::mem::replace(b, PackBuilder::new(job.kind)))
                         };
@@ -126,9 +162,27 @@ impl<'scope> Packer<'scope> {
 
     /// Queues a blob; fails fast once any upload has failed.
     pub fn add(&self, id: BlobId, raw: Vec<u8>, kind: BlobKind) -> Result<()> {
+        self.add_with_base(id, raw, kind, None)
+    }
+
+    /// `add`, trying a delta against `base` (a whole stored chunk and its bytes) first.
+    pub fn add_with_base(
+        &self,
+        id: BlobId,
+        raw: Vec<u8>,
+        kind: BlobKind,
+        base: Option<(BlobId, Arc<Vec<u8>>)>,
+    ) -> Result<()> {
         self.check()?;
+        // A format 2 repository cannot hold deltas.
+        let base = base.filter(|_| !self.repo.legacy());
         if let Some(tx) = &self.tx {
-            tx.send(Job { id, raw, kind })
+            tx.send(Job {
+                id,
+                raw,
+                kind,
+                base,
+            })
                 .map_err(|_| Error::corrupt("packer", "workers stopped"))?;
         }
         Ok(())
@@ -176,6 +230,8 @@ impl<'scope> Packer<'scope> {
         Ok(Written {
             packs: std::mem::take(&mut st.written),
             bytes_added: st.bytes_added,
+            deltas: st.deltas,
+            delta_raw_bytes: st.delta_raw_bytes,
         })
     }
 }

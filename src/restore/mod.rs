@@ -25,7 +25,7 @@ use crate::ingest::content::hash_zeros;
 use crate::model::{Kind, Node, Tree};
 use crate::repo::index::MasterIndex;
 use crate::repo::Repository;
-use crate::vfs::reader::{ChunkCache, OpenFile, PackLister};
+use crate::vfs::reader::{ChunkCache, Locator, OpenFile, PackLister};
 use at::{Beneath, Slot};
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -257,7 +257,17 @@ pub fn restore_report(
     let lister: PackLister =
         Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
     // Each chunk is written once: the cache only has to hold the read-ahead window.
-    let cache = ChunkCache::new(repo.clone(), None, Some(lister), 48 * 1024 * 1024, 4, false);
+    let locate_index = index.clone();
+    let locate: Locator = Box::new(move |id| locate_index.get(id).copied());
+    let cache = ChunkCache::new(
+        repo.clone(),
+        None,
+        Some(lister),
+        locate,
+        48 * 1024 * 1024,
+        4,
+        false,
+    );
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let at = Beneath::open(target).map_err(|e| Error::io(target, e))?;
     // SAFETY: geteuid cannot fail.

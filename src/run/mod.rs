@@ -404,6 +404,7 @@ fn snapshot_and_retain(
             data_class: job.class.storage_class.clone(),
             compression: job.cfg.src.compression,
             atime: false,
+            delta: job.cfg.src.delta.unwrap_or(true),
             retry_lock: opts.retry_lock,
         },
     )?;

@@ -219,6 +219,14 @@ impl Vfs {
                 .and_then(|c| c.pack_blobs(pack, from, to))
                 .unwrap_or_default()
         });
+        let locate_pool = Pool::new(pool.path().to_path_buf());
+        let locate: reader::Locator = Box::new(move |id| {
+            locate_pool
+                .get()
+                .and_then(|c| c.blob_location(id))
+                .ok()
+                .flatten()
+        });
         let files: Files = Arc::new(Mutex::new(LruCache::new(OPEN_FILES)));
         let resolve_ahead = resolver(Pool::new(pool.path().to_path_buf()), files.clone());
         let generation = pool.get()?.generation()?;
@@ -232,7 +240,7 @@ impl Vfs {
             layout: RwLock::new(Arc::new(Layout::default())),
             local_time,
             sets,
-            cache: ChunkCache::new(repo, disk, Some(lister), cache_bytes, 4, true),
+            cache: ChunkCache::new(repo, disk, Some(lister), locate, cache_bytes, 4, true),
             files,
             listed: Mutex::new(LruCache::new(LISTED_DIRS)),
             resolve_ahead,

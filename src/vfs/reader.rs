@@ -1,7 +1,9 @@
 //! File reads for the mount: chunks are fetched as byte ranges of their packs (neighbours
 //! coalesced into one request), verified, decrypted and decompressed once into a shared,
 //! byte-bounded LRU; sequential readers trigger read-ahead on prefetch threads. Readers of
-//! a chunk being fetched wait for that fetch only, never for unrelated ones.
+//! a chunk being fetched wait for that fetch only, never for unrelated ones. A chunk
+//! stored as a delta needs its base (a whole chunk) first: bases are fetched, in pack
+//! order, together with the deltas that need them, and kept in the same LRU.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,6 +60,8 @@ const PACK_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
 pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
+/// Where one blob is (the copy readers use): how delta bases are found.
+pub type Locator = Box<dyn Fn(&BlobId) -> Option<Location> + Send + Sync>;
 
 pub struct OpenFile {
     pub path: String,
@@ -117,6 +121,7 @@ pub struct ChunkCache {
     inflight: Mutex<HashMap<BlobId, Arc<Slot>>>,
     prefetch: Mutex<Option<Sender<Job>>>,
     lister: Option<PackLister>,
+    locate: Locator,
     /// (pack, segment) already queued for read-ahead.
     ahead: Mutex<std::collections::HashSet<(BlobId, u64)>>,
     /// A reader that misses decodes only its own chunk and leaves the rest of the response
@@ -131,6 +136,7 @@ impl ChunkCache {
         repo: Arc<Repository>,
         disk: Option<DiskCache>,
         lister: Option<PackLister>,
+        locate: Locator,
         budget: usize,
         prefetch_threads: usize,
         latency_first: bool,
@@ -139,6 +145,7 @@ impl ChunkCache {
             repo,
             disk,
             lister,
+            locate,
             latency_first,
             ahead: Mutex::new(std::collections::HashSet::new()),
             lru: Mutex::new((LruCache::unbounded(), 0)),
@@ -217,6 +224,7 @@ impl ChunkCache {
         let Some(first) = missing.first() else {
             return Ok(());
         };
+        self.fetch_bases(missing.iter().filter_map(|m| m.1.base));
         let start = missing
             .iter()
             .map(|m| m.1.offset)
@@ -276,10 +284,75 @@ impl ChunkCache {
         result
     }
 
+    /// Fetches the delta bases not cached or in flight, in pack order, contiguous ones in
+    /// one request each, decoded here: the deltas fetched next need them.
+    fn fetch_bases(&self, bases: impl Iterator<Item = BlobId>) {
+        let mut todo: Vec<(BlobId, Location)> = bases
+            .filter(|b| self.lru.lock().0.peek(b).is_none() && !self.inflight.lock().contains_key(b))
+            .filter_map(|b| Some((b, (self.locate)(&b)?)))
+            // A base is whole; anything else is refused when the delta is decoded.
+            .filter(|(_, l)| l.base.is_none())
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        todo.sort_by_key(|(_, l)| (l.pack, l.offset));
+        todo.dedup_by_key(|(b, _)| *b);
+        let mut run: Group = Vec::new();
+        let mut bytes = 0;
+        for (id, loc) in todo {
+            let contiguous = run.last().is_none_or(|(_, p)| {
+                p.pack == loc.pack && p.offset + p.length as u64 == loc.offset
+            });
+            if !contiguous || bytes >= MAX_FETCH {
+                let _ = self.fetch(&std::mem::take(&mut run), true);
+                bytes = 0;
+            }
+            bytes += loc.length as u64;
+            run.push((id, loc));
+        }
+        let _ = self.fetch(&run, true);
+    }
+
+    /// A delta's base, decoded: cached, being fetched, or fetched now.
+    fn base(&self, id: &BlobId) -> Result<Decoded> {
+        let what = || format!("delta base {}", id.hex());
+        for _ in 0..3 {
+            if let Some(d) = self.cached(id) {
+                return Ok(d);
+            }
+            let slot = self.inflight.lock().get(id).cloned();
+            match slot {
+                Some(slot) => {
+                    self.decode(*id, &slot);
+                    return slot
+                        .done
+                        .wait()
+                        .clone()
+                        .map_err(|e| Error::corrupt(what(), e));
+                }
+                None => {
+                    let loc = (self.locate)(id).ok_or_else(|| Error::corrupt(what(), "in no index"))?;
+                    if loc.base.is_some() {
+                        return Err(Error::corrupt(what(), "is itself a delta"));
+                    }
+                    self.fetch(&[(*id, loc)], true)?;
+                }
+            }
+        }
+        Err(Error::corrupt(what(), "evicted from the cache as soon as read"))
+    }
+
+    /// Decodes a blob, fetching its base first if it is a delta.
+    fn decode_blob(&self, id: &BlobId, enc: &[u8]) -> Result<Vec<u8>> {
+        let base = |b: &BlobId| self.base(b);
+        self.repo.decode_blob_with(id, enc, &base).map(|d| d.raw)
+    }
+
     /// A chunk from the on-disk cache; a damaged entry is removed (and fetched again).
     fn disk_hit(&self, id: &BlobId) -> Option<Decoded> {
         let disk = self.disk.as_ref()?;
-        match self.repo.decode_blob(id, &disk.get(id)?) {
+        match self.decode_blob(id, &disk.get(id)?) {
             Ok(d) => Some(Arc::new(d)),
             Err(e) => {
                 tracing::warn!("disk cache entry {} damaged, fetching again: {e}", id.hex());
@@ -298,7 +371,6 @@ impl ChunkCache {
             Ok((bytes, range)) => {
                 let enc = &bytes[range.clone()];
                 let d = self
-                    .repo
                     .decode_blob(&id, enc)
                     .map(Arc::new)
                     .map_err(|e| e.to_string());

@@ -786,6 +786,7 @@ pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
         data_class: None,
         compression: None,
         atime: false,
+        delta: true,
         retry_lock: std::time::Duration::ZERO,
     }
 }

@@ -1,0 +1,275 @@
+//! Finding a delta base for a changed chunk: the stored whole chunk most like it, among
+//! the chunks of the previous version of the same file (docs/format.md "Deltas").
+//!
+//! Why resemblance and not position: an UPDATE in PostgreSQL writes the new row elsewhere,
+//! so a dump's rows shift and a chunk's old content is not at its old offset. Each chunk
+//! gets *features*: the values of a rolling gear hash (a hash of the last 32 bytes) at
+//! content-defined points, about one per 512 bytes. Two chunks sharing most rows share most
+//! features; the candidate with the most votes wins. Only a window of the previous version
+//! around the expected position is held in memory (plaintext and features), so memory is
+//! bounded whatever the file's size, and candidates are read ahead in batches.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::crypto::BlobId;
+use crate::error::Result;
+use crate::model::ChunkRef;
+use crate::repo::index::Location;
+use crate::repo::pack::pack_key;
+use crate::repo::Repository;
+
+/// A content-defined point: the top 9 bits of the gear hash are zero (1 in 512 bytes). The
+/// top bits depend on all 32 bytes of the window, the low ones only on the last few.
+const POINT_SHIFT: u32 = 64 - 9;
+/// Candidates are read this far ahead of the expected position in the previous version.
+const AHEAD: u64 = 16 << 20;
+/// Plaintext is dropped this far behind; features are kept further back.
+const KEEP_PLAIN: u64 = 32 << 20;
+const KEEP_FEATURES: u64 = 256 << 20;
+/// Bytes of candidates fetched per batch (concurrently, one ranged read each).
+const BATCH: u64 = 8 << 20;
+/// A base must share at least this fraction of the chunk's features (1/n).
+const MIN_SHARE: usize = 4;
+/// Files smaller than this are not worth reading their previous version for.
+pub const MIN_FILE: u64 = 256 << 10;
+
+/// A fixed gear table: features only need to be the same for the old and the new chunk.
+fn gear() -> &'static [u64; 256] {
+    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0u64; 256];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for v in t.iter_mut() {
+            // splitmix64
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            *v = z ^ (z >> 31);
+        }
+        t
+    })
+}
+
+/// The features of a chunk, deduplicated.
+pub fn features(data: &[u8]) -> Vec<u64> {
+    let g = gear();
+    let mut h: u64 = 0;
+    let mut out = Vec::with_capacity(data.len() / 400);
+    for &b in data {
+        // Shifting by 2 makes h depend on the last 32 bytes only.
+        h = (h << 2).wrapping_add(g[b as usize]);
+        if h >> POINT_SHIFT == 0 {
+            out.push(h);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+struct Candidate {
+    id: BlobId,
+    /// Offset of the chunk it stands for in the previous version.
+    offset: u64,
+    len: u64,
+}
+
+/// Delta bases for one file, from its previous version.
+pub struct Similar {
+    cands: Vec<Candidate>,
+    /// Candidates `..loaded` have been read (or skipped).
+    loaded: usize,
+    plain: HashMap<usize, Arc<Vec<u8>>>,
+    features: HashMap<u64, u32>,
+    /// Previous-version offset minus new offset, at the last match: where to look next.
+    drift: i64,
+    /// Candidates whose plaintext and features were dropped: `..plain_from`, `..feat_from`.
+    plain_from: usize,
+    feat_from: usize,
+    /// Packs present in the store when the ingest started, and the data tier (as dedup).
+    max_tier: u8,
+}
+
+impl Similar {
+    /// Candidates for a new version of a file whose previous version is `prev`: each chunk's
+    /// whole base (a chunk stored as a delta stands for its base; chains stay one step long).
+    pub fn new(cat: &Catalog, prev: &[ChunkRef], max_tier: u8) -> Result<Similar> {
+        let mut seen = HashSet::new();
+        let mut cands = Vec::new();
+        for c in prev {
+            let id = match cat.blob_location(&c.id)? {
+                Some(Location { base: Some(b), .. }) => b,
+                Some(_) => c.id,
+                None => continue,
+            };
+            if seen.insert(id) {
+                cands.push(Candidate {
+                    id,
+                    offset: c.offset,
+                    len: c.len as u64,
+                });
+            }
+        }
+        Ok(Similar {
+            cands,
+            loaded: 0,
+            plain: HashMap::new(),
+            features: HashMap::new(),
+            drift: 0,
+            plain_from: 0,
+            feat_from: 0,
+            max_tier,
+        })
+    }
+
+    /// The stored whole chunk most like `data` (at `offset` in the new version), with its
+    /// bytes; None when nothing is similar enough. Read errors only cost the delta.
+    pub fn base_for(
+        &mut self,
+        repo: &Repository,
+        cat: &Catalog,
+        packs: &HashSet<BlobId>,
+        data: &[u8],
+        offset: u64,
+    ) -> Option<(BlobId, Arc<Vec<u8>>)> {
+        let expected = (offset as i64 + self.drift).max(0) as u64;
+        self.load_until(repo, cat, packs, expected + AHEAD);
+        self.forget_before(expected);
+        let feats = features(data);
+        if feats.is_empty() {
+            return None;
+        }
+        let mut votes: HashMap<u32, usize> = HashMap::new();
+        for f in &feats {
+            if let Some(&c) = self.features.get(f) {
+                if c as usize >= self.feat_from {
+                    *votes.entry(c).or_default() += 1;
+                }
+            }
+        }
+        // Most votes; of equals, the one nearest where we expect it.
+        let (best, n) = votes.into_iter().max_by_key(|&(c, n)| {
+            let dist = self.cands[c as usize].offset.abs_diff(expected);
+            (n, std::cmp::Reverse(dist))
+        })?;
+        if n * MIN_SHARE < feats.len() {
+            return None;
+        }
+        let cand = &self.cands[best as usize];
+        self.drift = cand.offset as i64 - offset as i64;
+        let bytes = match self.plain.get(&(best as usize)) {
+            Some(b) => b.clone(),
+            None => Arc::new(read_whole(repo, cat, &cand.id).ok()?),
+        };
+        Some((cand.id, bytes))
+    }
+
+    /// Reads candidates up to previous-version offset `until`, in batches.
+    fn load_until(&mut self, repo: &Repository, cat: &Catalog, packs: &HashSet<BlobId>, until: u64) {
+        while self.loaded < self.cands.len() && self.cands[self.loaded].offset < until {
+            let mut reqs = Vec::new();
+            let mut which = Vec::new();
+            let mut bytes = 0;
+            while self.loaded < self.cands.len() && bytes < BATCH {
+                let i = self.loaded;
+                self.loaded += 1;
+                let Some(loc) = usable(cat, packs, &self.cands[i].id, self.max_tier) else {
+                    continue;
+                };
+                bytes += self.cands[i].len;
+                reqs.push((
+                    pack_key(&loc.pack),
+                    Some(loc.offset..loc.offset + loc.length as u64),
+                ));
+                which.push(i);
+            }
+            for (i, r) in which.into_iter().zip(repo.get_ranges(&reqs)) {
+                let id = self.cands[i].id;
+                let Ok(raw) = r.and_then(|enc| repo.decode_blob(&id, &enc)) else {
+                    continue;
+                };
+                for f in features(&raw) {
+                    self.features.insert(f, i as u32);
+                }
+                self.plain.insert(i, Arc::new(raw));
+            }
+        }
+    }
+
+    /// Drops plaintext and features of candidates far behind `expected`.
+    fn forget_before(&mut self, expected: u64) {
+        let behind = |limit: u64, from: usize, cands: &[Candidate]| {
+            let mut i = from;
+            while i < cands.len() && cands[i].offset + limit < expected {
+                i += 1;
+            }
+            i
+        };
+        let plain_from = behind(KEEP_PLAIN, self.plain_from, &self.cands);
+        for i in self.plain_from..plain_from {
+            self.plain.remove(&i);
+        }
+        self.plain_from = plain_from;
+        let feat_from = behind(KEEP_FEATURES, self.feat_from, &self.cands);
+        // Stale entries are ignored by `feat_from`; sweep them now and then.
+        if feat_from > self.feat_from && self.features.len() > 1 << 20 {
+            self.features.retain(|_, c| *c as usize >= feat_from);
+        }
+        self.feat_from = feat_from;
+    }
+}
+
+/// Where to read a candidate, if it may be a base: a whole copy, in a pack that is in the
+/// store, no colder than the snapshot's data (the rules dedup follows, docs/format.md).
+fn usable(cat: &Catalog, packs: &HashSet<BlobId>, id: &BlobId, max_tier: u8) -> Option<Location> {
+    let loc = cat.blob_location(id).ok()??;
+    let whole_here = cat
+        .blob_packs(id, max_tier)
+        .ok()?
+        .iter()
+        .any(|(p, base)| base.is_none() && *p == loc.pack && packs.contains(p));
+    (loc.base.is_none() && whole_here).then_some(loc)
+}
+
+fn read_whole(repo: &Repository, cat: &Catalog, id: &BlobId) -> Result<Vec<u8>> {
+    let loc = cat
+        .blob_location(id)?
+        .ok_or_else(|| crate::error::Error::corrupt(format!("blob {}", id.hex()), "in no index"))?;
+    repo.read_blob(id, &loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::features;
+
+    fn rows(from: u32, to: u32) -> Vec<u8> {
+        (from..to)
+            .flat_map(|i| format!("{i}\tname-{}\t{}\n", i * 31 % 1000, i * 7).into_bytes())
+            .collect()
+    }
+
+    fn shared(a: &[u64], b: &[u64]) -> usize {
+        a.iter().filter(|f| b.binary_search(f).is_ok()).count()
+    }
+
+    #[test]
+    fn similar_chunks_share_most_features_and_others_few() {
+        let base = rows(0, 3000);
+        let fb = features(&base);
+        assert!(fb.len() > 40, "{} features", fb.len());
+        // A few rows changed and some moved: most features survive.
+        let mut edited = base.clone();
+        edited[10_000..10_006].copy_from_slice(b"XXXXXX");
+        edited.drain(30_000..30_400);
+        edited.extend_from_slice(&rows(5000, 5010));
+        let fe = features(&edited);
+        assert!(shared(&fe, &fb) * 10 > fe.len() * 8, "{} of {}", shared(&fe, &fb), fe.len());
+        // Different rows share (almost) nothing.
+        let other = features(&rows(100_000, 103_000));
+        assert!(shared(&other, &fb) * 20 < other.len(), "{}", shared(&other, &fb));
+        assert!(features(&[0u8; 70_000]).len() <= 1);
+    }
+}
