@@ -1,20 +1,27 @@
 """Generations of a pg_dump-like plain SQL table in which 1% of the rows change between
 two generations, scattered at random over the whole table (a busy OLTP table).
 
-usage: gen_scattered.py OUT_PREFIX ROWS GENERATIONS [inplace|moved]
-writes OUT_PREFIX.0 .. OUT_PREFIX.{GENERATIONS-1}. `moved`: a changed row moves to the end
-of the table, as PostgreSQL's UPDATE writes the new row version into free space elsewhere
-(after VACUUM, dumps list rows in physical order)."""
+usage: gen_scattered.py OUT ROWS GENERATIONS [inplace|moved] [--each CMD]
+writes OUT.0 .. OUT.{GENERATIONS-1}; with `--each CMD`, writes OUT, runs `CMD` (shell, with
+GEN set) after each generation and leaves only the last. `moved`: a changed row moves to the
+end of the table, as PostgreSQL's UPDATE writes the new row version into free space elsewhere
+and the dump lists rows in physical order."""
+import os
 import random
+import subprocess
 import sys
 
-prefix, rows, gens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-mode = sys.argv[4] if len(sys.argv) > 4 else "inplace"
+args = sys.argv[1:]
+each = None
+if "--each" in args:
+    i = args.index("--each")
+    each = args[i + 1]
+    del args[i:i + 2]
+out, rows, gens = args[0], int(args[1]), int(args[2])
+mode = args[3] if len(args) > 3 else "inplace"
 rng = random.Random(7)
 words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
          "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo"]
-version = [0] * rows
-order = list(range(rows))
 
 
 def row(i, v):
@@ -25,16 +32,24 @@ def row(i, v):
             f"{r.randrange(60):02d}:{r.randrange(60):02d}\t{note}\t{r.getrandbits(64):016x}\n")
 
 
+version = [0] * rows
+text = [row(i, 0) for i in range(rows)]
+order = list(range(rows))
+head = ("--\n-- PostgreSQL database dump\n--\n\n"
+        "COPY public.orders (id, customer, amount, created, note, token) FROM stdin;\n")
 for g in range(gens):
     if g:
         changed = rng.sample(range(rows), rows // 100)
         for i in changed:
             version[i] += 1
+            text[i] = row(i, version[i])
         if mode == "moved":
             gone = set(changed)
             order = [i for i in order if i not in gone] + changed
-    with open(f"{prefix}.{g}", "w") as f:
-        f.write("--\n-- PostgreSQL database dump\n--\n\n"
-                "COPY public.orders (id, customer, amount, created, note, token) FROM stdin;\n")
-        f.writelines(row(i, version[i]) for i in order)
+    path = out if each else f"{out}.{g}"
+    with open(path, "w") as f:
+        f.write(head)
+        f.write("".join(text[i] for i in order) if mode == "moved" else "".join(text))
         f.write("\\.\n\n")
+    if each:
+        subprocess.run(each, shell=True, check=True, env={**os.environ, "GEN": str(g)})

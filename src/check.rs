@@ -187,10 +187,9 @@ impl Walk<'_> {
         if let Some(b) = self.bases.lock().get(id) {
             return Ok(b.clone());
         }
-        let loc = self
-            .index
-            .get(id)
-            .ok_or_else(|| crate::error::Error::corrupt(format!("blob {}", id.hex()), "in no index"))?;
+        let loc = self.index.get(id).ok_or_else(|| {
+            crate::error::Error::corrupt(format!("blob {}", id.hex()), "in no index")
+        })?;
         let raw = Arc::new(self.repo.read_blob(id, loc)?);
         self.bases.lock().put(*id, raw.clone());
         Ok(raw)

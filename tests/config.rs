@@ -122,6 +122,7 @@ command = "pg_dump -Fp app"
 stdin_name = "/dumps/app.sql"
 ping = "https://hc-ping.com/db"
 compression = "zstd:5"
+delta = false
 rto = "30m"
 rpo = "4h"
 every = "4h"
@@ -167,6 +168,7 @@ at = "02:00"
         ("/notify/timeout_seconds", 5.into()),
         ("/sets/db/ping", "https://hc-ping.com/db".into()),
         ("/sets/db/compression", "zstd:5".into()),
+        ("/sets/db/delta", false.into()),
         ("/sets/db/rto", "30m".into()),
         ("/sets/db/rpo", "4h".into()),
         ("/provider", "wasabi".into()),

@@ -148,17 +148,6 @@ fn listing(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(st.success());
-}
-
 #[test]
 fn prune_killed_at_fifty_points_loses_nothing_and_a_rerun_completes() {
     let env = Env::new();

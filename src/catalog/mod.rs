@@ -180,11 +180,7 @@ impl Catalog {
 
     /// Copies of the blob no further from readable than `max_tier`, as the stored index
     /// objects the catalog has synced say: (pack, the base it is a delta against).
-    pub fn blob_packs(
-        &self,
-        id: &BlobId,
-        max_tier: u8,
-    ) -> Result<Vec<(BlobId, Option<BlobId>)>> {
+    pub fn blob_packs(&self, id: &BlobId, max_tier: u8) -> Result<Vec<(BlobId, Option<BlobId>)>> {
         let mut st = self
             .conn
             .prepare_cached("SELECT pack, base FROM blobs WHERE id = ?1 AND tier <= ?2")?;

@@ -168,7 +168,13 @@ impl Similar {
     }
 
     /// Reads candidates up to previous-version offset `until`, in batches.
-    fn load_until(&mut self, repo: &Repository, cat: &Catalog, packs: &HashSet<BlobId>, until: u64) {
+    fn load_until(
+        &mut self,
+        repo: &Repository,
+        cat: &Catalog,
+        packs: &HashSet<BlobId>,
+        until: u64,
+    ) {
         while self.loaded < self.cands.len() && self.cands[self.loaded].offset < until {
             let mut reqs = Vec::new();
             let mut which = Vec::new();
@@ -266,10 +272,19 @@ mod tests {
         edited.drain(30_000..30_400);
         edited.extend_from_slice(&rows(5000, 5010));
         let fe = features(&edited);
-        assert!(shared(&fe, &fb) * 10 > fe.len() * 8, "{} of {}", shared(&fe, &fb), fe.len());
+        assert!(
+            shared(&fe, &fb) * 10 > fe.len() * 8,
+            "{} of {}",
+            shared(&fe, &fb),
+            fe.len()
+        );
         // Different rows share (almost) nothing.
         let other = features(&rows(100_000, 103_000));
-        assert!(shared(&other, &fb) * 20 < other.len(), "{}", shared(&other, &fb));
+        assert!(
+            shared(&other, &fb) * 20 < other.len(),
+            "{}",
+            shared(&other, &fb)
+        );
         assert!(features(&[0u8; 70_000]).len() <= 1);
     }
 }

@@ -170,6 +170,7 @@ pub fn stream_root(
         }
         StreamSource::Command { cmd, .. } => run_command(walker, cmd, &mut file)?,
     }
+    walker.chunker.similar = None;
     let mut tree = Tree { nodes: vec![file] };
     for dir in dirs.iter().rev() {
         let id = walker.store_tree(tree)?;

@@ -199,7 +199,10 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     mi.seal();
     let mut used = used_blobs(repo, &mi, &roots)?;
     let bases = with_bases(&mut used, &mi);
-    tracing::info!("prune: {} blobs in use ({bases} as delta bases)", used.len());
+    tracing::info!(
+        "prune: {} blobs in use ({bases} as delta bases)",
+        used.len()
+    );
     let missing = used.iter().filter(|b| mi.get(b).is_none()).count();
     if missing > 0 {
         return Err(Error::PruneRefused(format!(

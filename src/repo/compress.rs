@@ -176,7 +176,8 @@ pub fn decode(plain: &[u8]) -> Result<Payload<'_>, String> {
 pub fn encode_delta(raw: &[u8], base: &BlobId, base_raw: &[u8], level: i32) -> Option<Vec<u8>> {
     use zstd::zstd_safe::{CCtx, CParameter};
     let mut cctx = CCtx::try_create()?;
-    cctx.set_parameter(CParameter::CompressionLevel(level)).ok()?;
+    cctx.set_parameter(CParameter::CompressionLevel(level))
+        .ok()?;
     cctx.ref_prefix(base_raw).ok()?;
     let mut out = Vec::with_capacity(33 + zstd::zstd_safe::compress_bound(raw.len()));
     out.push(DELTA);
@@ -309,7 +310,10 @@ mod tests {
         assert_eq!(got, bid);
         assert_eq!(decode_delta(frame, &base).as_deref(), Ok(&changed[..]));
         // Another base rebuilds other bytes (or fails): the caller's id check catches it.
-        assert_ne!(decode_delta(frame, &rows(1, 3000)).ok(), Some(changed.clone()));
+        assert_ne!(
+            decode_delta(frame, &rows(1, 3000)).ok(),
+            Some(changed.clone())
+        );
         assert!(decode(&d[..20]).is_err());
         assert!(decode_delta(&frame[..frame.len() / 2], &base).is_err());
     }

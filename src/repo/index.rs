@@ -179,7 +179,79 @@ impl MasterIndex {
 
 #[cfg(test)]
 mod tests {
-    use super::tier;
+    use super::*;
+
+    fn entry(n: u8, base: Option<BlobId>) -> PackEntry {
+        PackEntry {
+            id: BlobId([n; 32]),
+            kind: BlobKind::Data,
+            offset: n as u32 * 100,
+            length: 100,
+            raw_len: 300,
+            base,
+        }
+    }
+
+    fn file(entries: Vec<PackEntry>) -> IndexFile {
+        IndexFile {
+            packs: vec![IndexPack {
+                id: BlobId([9; 32]),
+                size: 1234,
+                class: Some("STANDARD_IA".into()),
+                entries,
+            }],
+        }
+    }
+
+    #[test]
+    fn both_formats_open_and_format_2_refuses_deltas() {
+        let keys = Keys::random();
+        let with_delta = file(vec![entry(1, None), entry(2, Some(BlobId([1; 32])))]);
+        let sealed = with_delta.seal(&keys, false).expect("seal");
+        let back = IndexFile::open(&keys, &sealed, "index/x").expect("open");
+        assert_eq!(back.packs[0].entries, with_delta.packs[0].entries);
+        // Format 2: no base field, its own AAD, read back as whole blobs.
+        let whole = file(vec![entry(1, None), entry(3, None)]);
+        let sealed = whole.seal(&keys, true).expect("seal v2");
+        let back = IndexFile::open(&keys, &sealed, "index/y").expect("open v2");
+        assert_eq!(back.packs[0].entries, whole.packs[0].entries);
+        assert_eq!(back.packs[0].class.as_deref(), Some("STANDARD_IA"));
+        assert!(with_delta.seal(&keys, true).is_err());
+        // Another key opens neither.
+        assert!(IndexFile::open(&Keys::random(), &sealed, "index/y").is_err());
+    }
+
+    #[test]
+    fn readers_take_the_nearest_copy_and_a_whole_one_over_a_delta() {
+        let id = BlobId([5; 32]);
+        let copy = |pack: u8, class: Option<&str>, base: Option<BlobId>| IndexFile {
+            packs: vec![IndexPack {
+                id: BlobId([pack; 32]),
+                size: 1000,
+                class: class.map(str::to_string),
+                entries: vec![PackEntry {
+                    id,
+                    ..entry(5, base)
+                }],
+            }],
+        };
+        let delta = Some(BlobId([6; 32]));
+        let cases = [
+            (vec![copy(1, None, delta), copy(2, None, None)], 2),
+            (vec![copy(2, None, None), copy(1, None, delta)], 2),
+            (
+                vec![copy(1, None, delta), copy(2, Some("GLACIER"), None)],
+                1,
+            ),
+        ];
+        for (files, want) in cases {
+            let mut mi = MasterIndex::default();
+            for f in &files {
+                mi.add(f);
+            }
+            assert_eq!(mi.get(&id).map(|l| l.pack), Some(BlobId([want; 32])));
+        }
+    }
 
     #[test]
     fn archive_classes_are_further_than_instant_ones() {

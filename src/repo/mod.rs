@@ -467,17 +467,21 @@ impl Repository {
         let what = || format!("blob {}", id.hex());
         let plain = self.keys.open(encoded, &id.0, &what())?;
         let flag = plain.first().copied().unwrap_or(compress::RAW);
-        let (raw, base_id) = match compress::decode(&plain).map_err(|e| Error::corrupt(what(), e))? {
-            compress::Payload::Full(raw) => (raw, None),
-            compress::Payload::Delta { base: b, frame } => {
-                let base_raw = base(&b).map_err(|e| {
-                    Error::corrupt(what(), format!("its delta base {} is unreadable: {e}", b.hex()))
-                })?;
-                let raw = compress::decode_delta(frame, &base_raw)
-                    .map_err(|e| Error::corrupt(what(), e))?;
-                (raw, Some(b))
-            }
-        };
+        let (raw, base_id) =
+            match compress::decode(&plain).map_err(|e| Error::corrupt(what(), e))? {
+                compress::Payload::Full(raw) => (raw, None),
+                compress::Payload::Delta { base: b, frame } => {
+                    let base_raw = base(&b).map_err(|e| {
+                        Error::corrupt(
+                            what(),
+                            format!("its delta base {} is unreadable: {e}", b.hex()),
+                        )
+                    })?;
+                    let raw = compress::decode_delta(frame, &base_raw)
+                        .map_err(|e| Error::corrupt(what(), e))?;
+                    (raw, Some(b))
+                }
+            };
         if self.keys.blob_id(&raw) != *id {
             return Err(Error::corrupt(what(), "content does not match its id"));
         }

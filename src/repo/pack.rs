@@ -135,7 +135,10 @@ impl PackBuilder {
                 .ok_or_else(|| Error::corrupt("pack header", "a delta in a format 2 pack"))?;
             keys.seal(&postcard::to_allocvec(&v2).map_err(bad)?, HEADER_AAD_V1)
         } else {
-            keys.seal(&postcard::to_allocvec(&self.entries).map_err(bad)?, HEADER_AAD)
+            keys.seal(
+                &postcard::to_allocvec(&self.entries).map_err(bad)?,
+                HEADER_AAD,
+            )
         };
         let mut bytes = self.buf;
         bytes.extend_from_slice(&sealed);
@@ -195,5 +198,31 @@ pub fn check_bounds(entries: &[PackEntry], data_end: u64, key: &str) -> Result<(
             format!("blob {} lies outside the pack's data", e.id.hex()),
         )),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_of_both_formats_parse_and_format_2_refuses_a_delta() {
+        let keys = Keys::random();
+        for legacy in [false, true] {
+            let mut b = PackBuilder::new(BlobKind::Data);
+            b.add(BlobId([1; 32]), &[7u8; 50], 80, None);
+            b.add(BlobId([2; 32]), &[8u8; 30], 90, None);
+            let pack = b.finish(&keys, legacy).expect("finish");
+            let entries = parse_pack(&keys, &pack.bytes, "data/x").expect("parse");
+            assert_eq!(entries, pack.entries, "legacy {legacy}");
+        }
+        let mut b = PackBuilder::new(BlobKind::Data);
+        b.add(BlobId([2; 32]), &[8u8; 30], 90, Some(BlobId([1; 32])));
+        assert!(b.finish(&keys, true).is_err());
+        let mut b = PackBuilder::new(BlobKind::Data);
+        b.add(BlobId([2; 32]), &[8u8; 30], 90, Some(BlobId([1; 32])));
+        let pack = b.finish(&keys, false).expect("finish");
+        let entries = parse_pack(&keys, &pack.bytes, "data/y").expect("parse");
+        assert_eq!(entries[0].base, Some(BlobId([1; 32])));
     }
 }

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
-use crate::repo::index::IndexPack;
 use crate::repo::compress::{self, Compression};
+use crate::repo::index::IndexPack;
 use crate::repo::pack::{pack_key, BlobKind, PackBuilder};
 use crate::repo::Repository;
 
@@ -183,7 +183,7 @@ impl<'scope> Packer<'scope> {
                 kind,
                 base,
             })
-                .map_err(|_| Error::corrupt("packer", "workers stopped"))?;
+            .map_err(|_| Error::corrupt("packer", "workers stopped"))?;
         }
         Ok(())
     }

@@ -288,7 +288,9 @@ impl ChunkCache {
     /// one request each, decoded here: the deltas fetched next need them.
     fn fetch_bases(&self, bases: impl Iterator<Item = BlobId>) {
         let mut todo: Vec<(BlobId, Location)> = bases
-            .filter(|b| self.lru.lock().0.peek(b).is_none() && !self.inflight.lock().contains_key(b))
+            .filter(|b| {
+                self.lru.lock().0.peek(b).is_none() && !self.inflight.lock().contains_key(b)
+            })
             .filter_map(|b| Some((b, (self.locate)(&b)?)))
             // A base is whole; anything else is refused when the delta is decoded.
             .filter(|(_, l)| l.base.is_none())
@@ -332,7 +334,8 @@ impl ChunkCache {
                         .map_err(|e| Error::corrupt(what(), e));
                 }
                 None => {
-                    let loc = (self.locate)(id).ok_or_else(|| Error::corrupt(what(), "in no index"))?;
+                    let loc =
+                        (self.locate)(id).ok_or_else(|| Error::corrupt(what(), "in no index"))?;
                     if loc.base.is_some() {
                         return Err(Error::corrupt(what(), "is itself a delta"));
                     }
@@ -340,7 +343,10 @@ impl ChunkCache {
                 }
             }
         }
-        Err(Error::corrupt(what(), "evicted from the cache as soon as read"))
+        Err(Error::corrupt(
+            what(),
+            "evicted from the cache as soon as read",
+        ))
     }
 
     /// Decodes a blob, fetching its base first if it is a delta.

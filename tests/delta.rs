@@ -1,0 +1,373 @@
+//! Delta compression of changed chunks (docs/format.md "Deltas"): generations of a dump
+//! with scattered changes restore exactly through restore and the mount; prune keeps the
+//! bases that kept deltas need; a damaged base is reported with every file that depends on
+//! it; a kill during an ingest that writes deltas leaves nothing partial.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+
+/// A plain-SQL table of `rows` rows; row `i` at version `v`.
+fn row(i: usize, v: u32) -> String {
+    let n = noise(20, (i as u64) << 16 | v as u64);
+    format!(
+        "{i}\tcustomer-{}\t{}.{:02}\tstatus {} note {}\n",
+        i % 9973,
+        (i * 37) % 100_000,
+        i % 100,
+        ["new", "paid", "shipped", "returned"][(i + v as usize) % 4],
+        hex::encode(n)
+    )
+}
+
+/// Generations of a dump in which 1% of rows change at random between two generations;
+/// a changed row moves to the end of the table (as PostgreSQL's UPDATE does).
+struct Table {
+    version: Vec<u32>,
+    order: Vec<usize>,
+    rng: u64,
+}
+
+impl Table {
+    fn new(rows: usize) -> Table {
+        Table {
+            version: vec![0; rows],
+            order: (0..rows).collect(),
+            rng: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+
+    fn next(&mut self) {
+        let n = self.version.len();
+        let mut changed = Vec::new();
+        for _ in 0..n / 100 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let i = (self.rng % n as u64) as usize;
+            self.version[i] += 1;
+            changed.push(i);
+        }
+        let moved: std::collections::HashSet<usize> = changed.iter().copied().collect();
+        self.order.retain(|i| !moved.contains(i));
+        changed.sort_unstable();
+        changed.dedup();
+        self.order.extend(changed);
+    }
+
+    fn dump(&self) -> Vec<u8> {
+        let mut out = String::from(
+            "--\n-- PostgreSQL database dump\n--\nCOPY public.orders (id, customer, amount, note) FROM stdin;\n",
+        );
+        for &i in &self.order {
+            out.push_str(&row(i, self.version[i]));
+        }
+        out.push_str("\\.\n");
+        out.into_bytes()
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+/// Ingests generation after generation of `db/app.sql`; returns (snapshot id, content).
+fn generations(env: &Env, table: &mut Table, n: usize) -> Vec<(String, Vec<u8>)> {
+    let dir = env.path("db");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut out = Vec::new();
+    for g in 0..n {
+        if g > 0 {
+            table.next();
+        }
+        let dump = table.dump();
+        std::fs::write(dir.join("app.sql"), &dump).expect("write");
+        let r = env.json(&["ingest", "--set", "db", s(&dir)]);
+        let sum = &r["summary"];
+        if g > 0 {
+            let added = sum["bytes_added"].as_u64().expect("added");
+            assert!(
+                sum["delta_chunks"].as_u64().expect("deltas") > 0,
+                "generation {g} stored no delta: {r}"
+            );
+            // Whole chunks would add ~1/3 of the dump (it compresses 3:1).
+            assert!(
+                added * 10 < dump.len() as u64,
+                "generation {g} added {added} bytes for a {}-byte dump: {r}",
+                dump.len()
+            );
+        }
+        out.push((r["snapshot"].as_str().expect("id").to_string(), dump));
+    }
+    out
+}
+
+fn restore_file(env: &Env, id: &str, name: &str) -> Vec<u8> {
+    let target = env.path(name);
+    env.ok(&[
+        "restore",
+        id.get(..12).unwrap_or(id),
+        "--target",
+        s(&target),
+    ]);
+    let data = std::fs::read(target.join(env.path("db/app.sql").strip_prefix("/").expect("abs")))
+        .expect("restored file");
+    std::fs::remove_dir_all(&target).expect("cleanup");
+    data
+}
+
+#[test]
+fn twenty_generations_restore_exactly_and_prune_keeps_their_bases() {
+    let env = Env::new();
+    env.init();
+    let mut table = Table::new(40_000); // ~3.5 MB
+    let gens = generations(&env, &mut table, 20);
+
+    for (g, (id, dump)) in gens.iter().enumerate() {
+        assert!(
+            restore_file(&env, id, &format!("r{g}")) == *dump,
+            "generation {g} restored different bytes"
+        );
+    }
+    let m = Mount::start(&env, "mnt", &[]);
+    let rel = env.path("db/app.sql");
+    let rel = rel.strip_prefix("/").expect("abs");
+    for (g, (id, dump)) in gens.iter().enumerate() {
+        let got = std::fs::read(m.dir.join("ids").join(&id[..8]).join(rel)).expect("read");
+        assert!(
+            got == *dump,
+            "generation {g} read different bytes from the mount"
+        );
+    }
+    m.stop();
+
+    // Keep the last three: their deltas need bases written generations ago.
+    env.ok(&["forget", "--keep-last", "3"]);
+    let p = env.json(&["prune"]);
+    let freed = p["plan"]["packs_delete"].as_u64().expect("n")
+        + p["plan"]["packs_repack"].as_u64().expect("n");
+    assert!(freed > 0, "prune freed nothing: {p}");
+    let c = env.json(&["check", "--read-data"]);
+    assert_eq!(c["errors"], serde_json::json!([]), "{c}");
+    assert!(
+        c["blobs_read_by_compression"]["delta"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{c}"
+    );
+    for (g, (id, dump)) in gens.iter().enumerate().skip(17) {
+        assert!(
+            restore_file(&env, id, &format!("after-{g}")) == *dump,
+            "generation {g} restored different bytes after prune"
+        );
+    }
+}
+
+#[test]
+fn a_command_output_is_stored_as_deltas_against_its_previous_dump() {
+    let env = Env::new();
+    env.init();
+    let mut table = Table::new(20_000);
+    let file = env.path("dump.sql");
+    let cmd = format!("cat {}", s(&file));
+    let mut last = Vec::new();
+    for g in 0..3 {
+        if g > 0 {
+            table.next();
+        }
+        last = table.dump();
+        std::fs::write(&file, &last).expect("write");
+        let r = env.json(&[
+            "ingest",
+            "--set",
+            "pg",
+            "--stdin-from-command",
+            &cmd,
+            "--stdin-name",
+            "pg/app.sql",
+        ]);
+        let deltas = r["summary"]["delta_chunks"].as_u64().expect("deltas");
+        assert_eq!(deltas > 0, g > 0, "generation {g}: {r}");
+    }
+    let target = env.path("out");
+    env.ok(&["restore", "latest", "--target", s(&target)]);
+    assert!(std::fs::read(target.join("pg/app.sql")).expect("read") == last);
+    // --no-delta stores the changed chunks whole.
+    table.next();
+    std::fs::write(&file, table.dump()).expect("write");
+    let r = env.json(&[
+        "ingest",
+        "--set",
+        "pg",
+        "--no-delta",
+        "--stdin-from-command",
+        &cmd,
+        "--stdin-name",
+        "pg/app.sql",
+    ]);
+    assert_eq!(r["summary"]["delta_chunks"].as_u64(), Some(0), "{r}");
+}
+
+/// Data packs in the repository, by key.
+fn data_packs(env: &Env) -> std::collections::BTreeSet<std::path::PathBuf> {
+    walk(&env.repo().join("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+#[test]
+fn a_damaged_base_names_every_file_and_snapshot_that_depends_on_it() {
+    let env = Env::new();
+    env.init();
+    let mut table = Table::new(30_000);
+    let before = data_packs(&env);
+    let gens = generations(&env, &mut table, 1);
+    let gen0_packs: Vec<_> = data_packs(&env).difference(&before).cloned().collect();
+    let mut table2 = table;
+    table2.next();
+    let dir = env.path("db");
+    let mut all = gens;
+    for g in 1..3 {
+        if g > 1 {
+            table2.next();
+        }
+        let dump = table2.dump();
+        std::fs::write(dir.join("app.sql"), &dump).expect("write");
+        let r = env.json(&["ingest", "--set", "db", s(&dir)]);
+        assert!(r["summary"]["delta_chunks"].as_u64().expect("n") > 0, "{r}");
+        all.push((r["snapshot"].as_str().expect("id").to_string(), dump));
+    }
+    // An unrelated file in another set.
+    let other = env.path("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("keep.bin"), noise(300_000, 9)).expect("write");
+    env.ok(&["ingest", "--set", "other", s(&other)]);
+
+    // Flip one bit in the middle of generation 0's data: one base chunk is damaged. Packs
+    // are read-only on disk (write-once), so make this one writable first.
+    assert!(!gen0_packs.is_empty());
+    let (pack, bytes) = gen0_packs
+        .iter()
+        .map(|p| (p, std::fs::read(p).expect("read")))
+        .max_by_key(|(_, b)| b.len())
+        .expect("a pack");
+    let mut bytes = bytes;
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x10;
+    let mut perm = std::fs::metadata(pack).expect("stat").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
+    std::fs::set_permissions(pack, perm).expect("chmod");
+    std::fs::write(pack, &bytes).expect("write");
+
+    let out = env.run(&["check", "--read-data", "--json"]);
+    assert!(!out.status.success(), "check passed a damaged pack");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let errors = report["errors"].to_string();
+    // Generation 0's file holds the damaged chunk; a later generation depends on it
+    // exactly when its chunk there is a delta against it, which is when its restore fails.
+    let mut dependents = 0;
+    for (g, (id, dump)) in all.iter().enumerate() {
+        let named = errors.contains(&format!("snapshot {}:", &id[..8]));
+        let target = env.path(&format!("d{g}"));
+        let restored = env
+            .run(&["restore", &id[..12], "--target", s(&target)])
+            .status
+            .success()
+            && std::fs::read(target.join(dir.join("app.sql").strip_prefix("/").expect("abs")))
+                .ok()
+                .as_ref()
+                == Some(dump);
+        assert_eq!(
+            named, !restored,
+            "generation {g}: named by check {named}, restores {restored}: {errors}"
+        );
+        if g > 0 && named {
+            dependents += 1;
+        }
+    }
+    assert!(
+        dependents > 0,
+        "no later generation depended on the damaged base: {errors}"
+    );
+    assert!(!errors.contains("keep.bin"), "{errors}");
+    env.restore_matches(&["other:latest"], "other-restored", &other);
+}
+
+#[test]
+fn sigkill_during_an_ingest_that_writes_deltas_leaves_nothing_partial() {
+    let env = Env::new();
+    env.init();
+    let mut table = Table::new(30_000);
+    let first = generations(&env, &mut table, 1);
+    table.next();
+    let dump = table.dump();
+    let dir = env.path("db");
+    std::fs::write(dir.join("app.sql"), &dump).expect("write");
+    let pristine = env.path("pristine");
+    copy_dir(&env.repo(), &pristine);
+    let catalog = env.path("cache");
+    let pristine_cat = env.path("pristine-cache");
+    copy_dir(&catalog, &pristine_cat);
+
+    // Count the store calls of the ingest, then kill it at a spread of them: while it
+    // reads bases, writes packs, the index, the snapshot.
+    let log = env.path("calls.log");
+    let out = env
+        .cmd()
+        .env("COFRE_TEST_CALL_LOG", &log)
+        .args(["ingest", "--set", "db", "--json", s(&dir)])
+        .output()
+        .expect("ingest");
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(r["summary"]["delta_chunks"].as_u64().expect("n") > 0, "{r}");
+    let calls = std::fs::read_to_string(&log).expect("log");
+    let total = calls.lines().count() as u64;
+    assert!(calls.contains(" get "), "the ingest read no base: {calls}");
+    let points: Vec<u64> = (1..=total).step_by((total as usize / 12).max(1)).collect();
+    for n in points {
+        std::fs::remove_dir_all(env.repo()).expect("rm");
+        std::fs::remove_dir_all(&catalog).expect("rm");
+        copy_dir(&pristine, &env.repo());
+        copy_dir(&pristine_cat, &catalog);
+        let st = env
+            .cmd()
+            .env("COFRE_TEST_KILL_AT_CALL", n.to_string())
+            .args(["ingest", "--set", "db", "--quiet", s(&dir)])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("ingest");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "killed at call {n} of {total}"
+        );
+        // Either the old snapshot alone or both, each complete; the catalog agrees with
+        // the store.
+        let snaps = env.json(&["snapshots"]);
+        let rebuilt = env.path(&format!("rebuilt-{n}.db"));
+        env.ok(&["--catalog", s(&rebuilt), "catalog", "rebuild"]);
+        let from_store = env.json(&["--catalog", s(&rebuilt), "snapshots"]);
+        assert_eq!(snaps, from_store, "after a kill at call {n}");
+        let ids: Vec<String> = snaps
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| v["id"].as_str().expect("id").to_string())
+            .collect();
+        assert!(ids.contains(&first[0].0), "{ids:?}");
+        // The next ingest completes, and what it stored restores exactly.
+        env.ok(&["ingest", "--set", "db", "--quiet", s(&dir)]);
+        assert!(
+            restore_file(&env, "latest", &format!("k{n}")) == dump,
+            "kill at {n}"
+        );
+        assert!(restore_file(&env, &first[0].0, &format!("k{n}-0")) == first[0].1);
+        let c = env.json(&["check", "--read-data"]);
+        assert_eq!(c["errors"], serde_json::json!([]), "kill at {n}: {c}");
+    }
+}
