@@ -26,6 +26,9 @@ pub struct CheckReport {
     pub unindexed_packs: usize,
     /// Blobs read (`--read-data`), by how they are stored: raw, lz4, zstd, delta.
     pub blobs_read_by_compression: BTreeMap<&'static str, u64>,
+    /// Deltas read whose base is in no index: no snapshot uses them (prune dropped their
+    /// base; a used one is an error of the walk), so they are garbage waiting for a repack.
+    pub unused_deltas_without_base: u64,
     pub errors: Vec<String>,
 }
 
@@ -152,6 +155,10 @@ impl Walk<'_> {
         let mut first = None;
         for e in entries {
             let enc = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
+            if e.base.is_some_and(|b| self.index.get(&b).is_none()) {
+                self.report.unused_deltas_without_base += 1;
+                continue;
+            }
             let decoded = {
                 let base = |b: &BlobId| self.base(b);
                 self.repo.decode_blob_with(&e.id, enc, &base)

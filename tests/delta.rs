@@ -293,7 +293,7 @@ fn a_damaged_base_names_every_file_and_snapshot_that_depends_on_it() {
         "no later generation depended on the damaged base: {errors}"
     );
     assert!(!errors.contains("keep.bin"), "{errors}");
-    env.restore_matches(&["other:latest"], "other-restored", &other);
+    env.restore_matches(&["latest", "--set", "other"], "other-restored", &other);
 }
 
 #[test]
