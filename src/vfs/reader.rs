@@ -58,6 +58,21 @@ const SEGMENTS_AHEAD: u64 = 3;
 /// No pack is larger than this (packs are cut at 8 MiB plus one chunk).
 const PACK_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// What reading a blob costs in memory and work: its stored size, or for a delta (a few
+/// hundred bytes standing for a whole chunk) its size once rebuilt, which also means its
+/// base. Fetch and read-ahead limits count this, so a pack segment of deltas (thousands
+/// of chunks in 4 MiB) is not fetched, with every base, at once.
+fn weight(l: &Location) -> u64 {
+    match l.base {
+        Some(_) => l.raw_len as u64,
+        None => l.length as u64,
+    }
+}
+
+fn total_weight(g: &[(BlobId, Location)]) -> u64 {
+    g.iter().map(|(_, l)| weight(l)).sum()
+}
+
 /// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
 pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
 /// Where one blob is (the copy readers use): how delta bases are found.
@@ -310,7 +325,7 @@ impl ChunkCache {
                 let _ = self.fetch(&std::mem::take(&mut run), true);
                 bytes = 0;
             }
-            bytes += loc.length as u64;
+            bytes += weight(&loc);
             run.push((id, loc));
         }
         let _ = self.fetch(&run, true);
@@ -412,7 +427,7 @@ impl ChunkCache {
                     break;
                 }
             }
-            total += loc.length as u64;
+            total += weight(&loc);
             out.push((f.chunks[i].id, loc));
             if total >= limit {
                 break;
@@ -440,9 +455,15 @@ impl ChunkCache {
             Some(slot) => Some(slot),
             None => {
                 // The whole pack segment in one request (its other blobs are what is read
-                // next), or, without a lister, this file's next chunks.
+                // next), or, without a lister or in a segment of deltas, this file's next
+                // chunks.
                 let group = match f.locs[i].and_then(|l| self.segment(&l, l.offset / SEGMENT)) {
-                    Some(g) if g.iter().any(|(gid, _)| *gid == id) => g,
+                    Some(g)
+                        if g.iter().any(|(gid, _)| *gid == id)
+                            && total_weight(&g) <= 2 * SEGMENT =>
+                    {
+                        g
+                    }
                     _ => self.run_from(f, i, 1024 * 1024),
                 };
                 let _ = self.fetch(&group, !self.latency_first);
@@ -490,7 +511,10 @@ impl ChunkCache {
                 continue;
             }
             match self.segment(loc, s) {
-                Some(blobs) if !blobs.is_empty() => self.queue_groups(blobs),
+                // Deltas are read ahead in file order (`read_ahead`), not by pack.
+                Some(blobs) if !blobs.is_empty() && total_weight(&blobs) <= 2 * SEGMENT => {
+                    self.queue_groups(blobs)
+                }
                 _ => break,
             }
         }
@@ -515,7 +539,7 @@ impl ChunkCache {
             let skip =
                 self.inflight.lock().contains_key(&id) || self.lru.lock().0.peek(&id).is_some();
             if !skip {
-                bytes += loc.length as u64;
+                bytes += weight(&loc);
                 group.push((id, loc));
             }
         }
@@ -536,7 +560,7 @@ impl ChunkCache {
                 continue;
             }
             i += group.len();
-            queued += group.iter().map(|g| g.1.length as u64).sum::<u64>();
+            queued += total_weight(&group);
             let todo: Vec<_> = {
                 let inflight = self.inflight.lock();
                 let lru = self.lru.lock();
