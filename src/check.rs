@@ -52,18 +52,21 @@ impl Walk<'_> {
     /// A chunk and, for a delta, its base: indexed, in a pack of the right size, and the
     /// base a whole blob (chains are one step long).
     fn chunk_ok(&mut self, id: &BlobId, what: &str) -> bool {
-        let base = self.index.get(id).and_then(|l| l.base);
-        let ok = self.blob_ok(id, what);
-        let Some(base) = base else { return ok };
-        if self.index.get(&base).is_some_and(|l| l.base.is_some()) {
-            self.report.errors.push(format!(
-                "{what}: chunk {} is a delta against {}, itself a delta (chains are one step long)",
-                id.hex(),
-                base.hex()
-            ));
-            return false;
+        let bases = self.index.get(id).and_then(|l| l.base);
+        let mut ok = self.blob_ok(id, what);
+        for base in bases.iter().flat_map(|b| b.ids()) {
+            if self.index.get(&base).is_some_and(|l| l.base.is_some()) {
+                self.report.errors.push(format!(
+                    "{what}: chunk {} is a delta on {}, itself a delta (chains are one step long)",
+                    id.hex(),
+                    base.hex()
+                ));
+                ok = false;
+                continue;
+            }
+            ok &= self.blob_ok(&base, what);
         }
-        self.blob_ok(&base, what) && ok
+        ok
     }
 
     fn blob_ok(&mut self, id: &BlobId, what: &str) -> bool {
@@ -155,7 +158,9 @@ impl Walk<'_> {
         let mut first = None;
         for e in entries {
             let enc = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
-            if e.base.is_some_and(|b| self.index.get(&b).is_none()) {
+            if e.base
+                .is_some_and(|b| b.ids().any(|b| self.index.get(&b).is_none()))
+            {
                 self.report.unused_deltas_without_base += 1;
                 continue;
             }
@@ -168,8 +173,8 @@ impl Walk<'_> {
                     first.get_or_insert(format!(
                         "blob {} names base {:?}, its pack header {:?}",
                         e.id.hex(),
-                        d.base.map(|b| b.hex()),
-                        e.base.map(|b| b.hex())
+                        d.base.map(|b| hex::encode(b.to_bytes())),
+                        e.base.map(|b| hex::encode(b.to_bytes()))
                     ));
                     bad.push(e.id);
                 }
@@ -349,7 +354,7 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
                 .or_default()
                 .extend(p.entries.iter().map(|e| e.id));
             for e in &p.entries {
-                if let Some(b) = e.base {
+                for b in e.base.iter().flat_map(|b| b.ids()) {
                     dependents.entry(b).or_default().push(e.id);
                 }
             }

@@ -10,7 +10,7 @@ use cofre::prune::PruneOptions;
 use cofre::repo::Repository;
 use cofre::store::fault::{FaultStore, Faults};
 use cofre::store::DynStore;
-use common::{compare_trees, noise, restored, Env, Garage};
+use common::{compare_trees, copy_dir, noise, restored, Env, Garage};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8")

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::model::{ChunkRef, Kind, Manifest, Node, Tree, Xattr};
+use crate::repo::compress::Bases;
 use crate::repo::index::{IndexFile, Location};
 use crate::repo::pack::BlobKind;
 
@@ -151,7 +152,7 @@ fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>
         length,
         raw_len,
         tier,
-        base: base.as_deref().and_then(BlobId::from_slice),
+        base: base.as_deref().and_then(Bases::from_bytes),
     }))
 }
 
@@ -179,8 +180,8 @@ impl Catalog {
     }
 
     /// Copies of the blob no further from readable than `max_tier`, as the stored index
-    /// objects the catalog has synced say: (pack, the base it is a delta against).
-    pub fn blob_packs(&self, id: &BlobId, max_tier: u8) -> Result<Vec<(BlobId, Option<BlobId>)>> {
+    /// objects the catalog has synced say: (pack, the bases it is a delta against).
+    pub fn blob_packs(&self, id: &BlobId, max_tier: u8) -> Result<Vec<(BlobId, Option<Bases>)>> {
         let mut st = self
             .conn
             .prepare_cached("SELECT pack, base FROM blobs WHERE id = ?1 AND tier <= ?2")?;
@@ -191,7 +192,7 @@ impl Catalog {
         for r in rows {
             let (pack, base) = r?;
             if let Some(pack) = BlobId::from_slice(&pack) {
-                out.push((pack, base.as_deref().and_then(BlobId::from_slice)));
+                out.push((pack, base.as_deref().and_then(Bases::from_bytes)));
             }
         }
         Ok(out)
@@ -269,7 +270,7 @@ impl Catalog {
                         e.length,
                         e.raw_len,
                         tier,
-                        e.base.as_ref().map(|b| b.0.as_slice())
+                        e.base.as_ref().map(Bases::to_bytes)
                     ])?;
                 }
             }

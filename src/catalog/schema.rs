@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 /// 2: every blob row names the index object that vouches for it (and its pack's tier), so
 /// blobs vanish from the catalog with their index object.
 /// 3: `packs` records each pack's storage class (metrics report stored bytes per class).
-/// 4: `blobs.base`, the blob a delta copy needs first (repository format 3).
+/// 4: `blobs.base`, the blobs a delta copy needs first (repository format 3): their ids
+/// back to back.
 pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"

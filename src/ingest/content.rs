@@ -79,13 +79,16 @@ impl Chunker<'_, '_> {
             if !self.packs.contains(&pack) {
                 continue;
             }
-            let Some(base) = base else { return Ok(true) };
-            let base_here = self
-                .catalog
-                .blob_packs(&base, max_tier)?
-                .iter()
-                .any(|(p, b)| b.is_none() && self.packs.contains(p));
-            if base_here {
+            let Some(bases) = base else { return Ok(true) };
+            let mut all_here = true;
+            for b in bases.ids() {
+                all_here &= self
+                    .catalog
+                    .blob_packs(&b, max_tier)?
+                    .iter()
+                    .any(|(p, b)| b.is_none() && self.packs.contains(p));
+            }
+            if all_here {
                 return Ok(true);
             }
         }

@@ -16,6 +16,7 @@ use crate::catalog::Catalog;
 use crate::crypto::BlobId;
 use crate::error::Result;
 use crate::model::ChunkRef;
+use crate::repo::compress::Bases;
 use crate::repo::index::Location;
 use crate::repo::pack::pack_key;
 use crate::repo::Repository;
@@ -30,8 +31,10 @@ const KEEP_PLAIN: u64 = 32 << 20;
 const KEEP_FEATURES: u64 = 256 << 20;
 /// Bytes of candidates fetched per batch (concurrently, one ranged read each).
 const BATCH: u64 = 8 << 20;
-/// A base must share at least this fraction of the chunk's features (1/n).
+/// A base must share at least this fraction of the chunk's features (1/n)...
 const MIN_SHARE: usize = 4;
+/// ...and a second base this fraction.
+const MIN_SHARE_SECOND: usize = 8;
 /// Files smaller than this are not worth reading their previous version for.
 pub const MIN_FILE: u64 = 256 << 10;
 
@@ -100,17 +103,19 @@ impl Similar {
         let mut seen = HashSet::new();
         let mut cands = Vec::new();
         for c in prev {
-            let id = match cat.blob_location(&c.id)? {
-                Some(Location { base: Some(b), .. }) => b,
-                Some(_) => c.id,
+            let ids: Vec<BlobId> = match cat.blob_location(&c.id)? {
+                Some(Location { base: Some(b), .. }) => b.ids().collect(),
+                Some(_) => vec![c.id],
                 None => continue,
             };
-            if seen.insert(id) {
-                cands.push(Candidate {
-                    id,
-                    offset: c.offset,
-                    len: c.len as u64,
-                });
+            for id in ids {
+                if seen.insert(id) {
+                    cands.push(Candidate {
+                        id,
+                        offset: c.offset,
+                        len: c.len as u64,
+                    });
+                }
             }
         }
         Ok(Similar {
@@ -125,8 +130,10 @@ impl Similar {
         })
     }
 
-    /// The stored whole chunk most like `data` (at `offset` in the new version), with its
-    /// bytes; None when nothing is similar enough. Read errors only cost the delta.
+    /// The stored whole chunks most like `data` (at `offset` in the new version) with their
+    /// bytes, concatenated: the best one, and a second when it covers much of the rest (a
+    /// chunk that straddles two old ones); None when nothing is similar enough. Read errors
+    /// only cost the delta.
     pub fn base_for(
         &mut self,
         repo: &Repository,
@@ -134,7 +141,7 @@ impl Similar {
         packs: &HashSet<BlobId>,
         data: &[u8],
         offset: u64,
-    ) -> Option<(BlobId, Arc<Vec<u8>>)> {
+    ) -> Option<(Bases, Arc<Vec<u8>>)> {
         let expected = (offset as i64 + self.drift).max(0) as u64;
         self.load_until(repo, cat, packs, expected + AHEAD);
         self.forget_before(expected);
@@ -151,20 +158,36 @@ impl Similar {
             }
         }
         // Most votes; of equals, the one nearest where we expect it.
-        let (best, n) = votes.into_iter().max_by_key(|&(c, n)| {
+        let rank = |&(c, n): &(u32, usize)| {
             let dist = self.cands[c as usize].offset.abs_diff(expected);
             (n, std::cmp::Reverse(dist))
-        })?;
+        };
+        let mut ranked: Vec<(u32, usize)> = votes.into_iter().collect();
+        ranked.sort_by_key(|v| std::cmp::Reverse(rank(v)));
+        let (best, n) = *ranked.first()?;
         if n * MIN_SHARE < feats.len() {
             return None;
         }
-        let cand = &self.cands[best as usize];
-        self.drift = cand.offset as i64 - offset as i64;
-        let bytes = match self.plain.get(&(best as usize)) {
-            Some(b) => b.clone(),
-            None => Arc::new(read_whole(repo, cat, &cand.id).ok()?),
+        let second = ranked
+            .get(1)
+            .filter(|(_, n2)| n2 * MIN_SHARE_SECOND >= feats.len())
+            .map(|(c, _)| *c);
+        self.drift = self.cands[best as usize].offset as i64 - offset as i64;
+        // In the previous version's order, so the prefix reads as that text did.
+        let mut picked: Vec<u32> = std::iter::once(best).chain(second).collect();
+        picked.sort_by_key(|c| self.cands[*c as usize].offset);
+        let mut prefix = Vec::new();
+        for c in &picked {
+            match self.plain.get(&(*c as usize)) {
+                Some(b) => prefix.extend_from_slice(b),
+                None => prefix.extend(read_whole(repo, cat, &self.cands[*c as usize].id).ok()?),
+            }
+        }
+        let bases = Bases {
+            first: self.cands[picked[0] as usize].id,
+            second: picked.get(1).map(|c| self.cands[*c as usize].id),
         };
-        Some((cand.id, bytes))
+        Some((bases, Arc::new(prefix)))
     }
 
     /// Reads candidates up to previous-version offset `until`, in batches.

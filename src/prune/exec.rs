@@ -51,7 +51,7 @@ impl Repacker<'_> {
         kind: BlobKind,
         enc: &[u8],
         raw_len: u32,
-        base: Option<crate::crypto::BlobId>,
+        base: Option<crate::repo::compress::Bases>,
     ) -> Result<()> {
         let key = (kind, class.clone());
         let b = self

@@ -310,15 +310,18 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
 /// and their bases in turn: a delta is readable only with its base, so the base is as used
 /// as the delta (docs/prune.md "Deltas"). Returns how many blobs were added.
 fn with_bases(used: &mut HashSet<BlobId>, mi: &MasterIndex) -> usize {
-    let mut todo: Vec<BlobId> = used
-        .iter()
-        .filter_map(|b| mi.get(b).and_then(|l| l.base))
-        .collect();
+    let bases = |b: &BlobId| {
+        mi.get(b)
+            .and_then(|l| l.base)
+            .into_iter()
+            .flat_map(|x| x.ids())
+    };
+    let mut todo: Vec<BlobId> = used.iter().flat_map(bases).collect();
     let mut added = 0;
     while let Some(b) = todo.pop() {
         if used.insert(b) {
             added += 1;
-            todo.extend(mi.get(&b).and_then(|l| l.base));
+            todo.extend(bases(&b));
         }
     }
     added

@@ -1,8 +1,8 @@
 //! Blob compression: the flag byte inside every sealed blob says how its payload is stored,
 //! so a repository may hold blobs of every kind and every reader reads them all.
 //! `0` raw, `1` lz4 block with its size prepended, `2` a zstd frame (with its content size),
-//! `3` a delta: the base blob's id, then a zstd frame compressed with the base's plaintext as
-//! its reference prefix (docs/format.md "Deltas").
+//! `3` a delta: the ids of its one or two base blobs, then a zstd frame compressed with the
+//! bases' plaintexts (concatenated) as its reference prefix (docs/format.md "Deltas").
 //! The writer's choice (`--compression`, a set's `compression`, the repository's default)
 //! only affects new blobs; dedup never re-encodes what is stored.
 
@@ -122,10 +122,49 @@ pub fn flag_name(flag: u8) -> &'static str {
     }
 }
 
-/// What an opened blob holds: its bytes, or a delta that needs its base's bytes.
+/// The whole blobs a delta is rebuilt on, their plaintexts concatenated in this order as
+/// the reference prefix: usually one; two when the chunk straddles two old chunks (a cut
+/// point moved), which one base alone would cover only in part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Bases {
+    pub first: BlobId,
+    pub second: Option<BlobId>,
+}
+
+impl Bases {
+    pub fn one(first: BlobId) -> Bases {
+        Bases {
+            first,
+            second: None,
+        }
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = BlobId> {
+        std::iter::once(self.first).chain(self.second)
+    }
+
+    /// The ids back to back (32 or 64 bytes): how the payload and the catalog store them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.ids().flat_map(|b| b.0).collect()
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Bases> {
+        let id = BlobId::from_slice;
+        match b.len() {
+            32 => Some(Bases::one(id(b)?)),
+            64 => Some(Bases {
+                first: id(&b[..32])?,
+                second: Some(id(&b[32..])?),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What an opened blob holds: its bytes, or a delta that needs its bases' bytes.
 pub enum Payload<'a> {
     Full(Vec<u8>),
-    Delta { base: BlobId, frame: &'a [u8] },
+    Delta { bases: Bases, frame: &'a [u8] },
 }
 
 /// The content size a zstd frame declares, refused above `MAX_RAW` before allocating.
@@ -155,40 +194,42 @@ pub fn decode(plain: &[u8]) -> Result<Payload<'_>, String> {
             }
             Ok(Payload::Full(raw))
         }
-        Some((&DELTA, rest)) if rest.len() > 32 => {
-            let (base, frame) = rest.split_at(32);
-            let mut id = [0u8; 32];
-            id.copy_from_slice(base);
+        Some((&DELTA, rest)) => {
+            let n = *rest.first().ok_or("delta: too short")? as usize;
+            let ids = rest.get(1..1 + 32 * n).ok_or("delta: too short")?;
+            let bases = Bases::from_bytes(ids).ok_or("delta: bad base count")?;
             Ok(Payload::Delta {
-                base: BlobId(id),
-                frame,
+                bases,
+                frame: &rest[1 + 32 * n..],
             })
         }
-        Some((&DELTA, _)) => Err("delta: too short".into()),
         Some((flag, _)) => Err(format!("unknown compression {flag}")),
         None => Err("empty blob".into()),
     }
 }
 
-/// `DELTA ‖ base id ‖ zstd frame of raw with base_raw as the reference prefix`. None when
-/// zstd fails (the caller stores the blob whole). A fresh context per delta: a reference
-/// prefix borrows the base, which a long-lived thread-local context cannot.
-pub fn encode_delta(raw: &[u8], base: &BlobId, base_raw: &[u8], level: i32) -> Option<Vec<u8>> {
+/// `DELTA ‖ base count ‖ base ids ‖ zstd frame of raw with prefix (the bases' bytes,
+/// concatenated) as the reference prefix`. None when zstd fails (the caller stores the blob
+/// whole). A fresh context per delta: a reference prefix borrows the bases, which a
+/// long-lived thread-local context cannot.
+pub fn encode_delta(raw: &[u8], bases: &Bases, prefix: &[u8], level: i32) -> Option<Vec<u8>> {
     use zstd::zstd_safe::{CCtx, CParameter};
     let mut cctx = CCtx::try_create()?;
     cctx.set_parameter(CParameter::CompressionLevel(level))
         .ok()?;
-    cctx.ref_prefix(base_raw).ok()?;
-    let mut out = Vec::with_capacity(33 + zstd::zstd_safe::compress_bound(raw.len()));
+    cctx.ref_prefix(prefix).ok()?;
+    let ids = bases.to_bytes();
+    let mut out = Vec::with_capacity(2 + ids.len() + zstd::zstd_safe::compress_bound(raw.len()));
     out.push(DELTA);
-    out.extend_from_slice(&base.0);
+    out.push((ids.len() / 32) as u8);
+    out.extend_from_slice(&ids);
     let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
     cctx.compress2(&mut frame, raw).ok()?;
     out.extend_from_slice(&frame);
     Some(out)
 }
 
-/// Rebuilds a delta's bytes from its frame and its base's bytes.
+/// Rebuilds a delta's bytes from its frame and its bases' bytes, concatenated.
 pub fn decode_delta(frame: &[u8], base_raw: &[u8]) -> Result<Vec<u8>, String> {
     use zstd::zstd_safe::DCtx;
     let size = frame_size(frame)?;
@@ -300,11 +341,11 @@ mod tests {
         changed[5000..5010].copy_from_slice(b"CHANGED!!!");
         changed.drain(20_000..20_100);
         changed.extend_from_slice(b"appended row\n");
-        let bid = BlobId([7; 32]);
+        let bid = Bases::one(BlobId([7; 32]));
         let d = encode_delta(&changed, &bid, &base, 3).expect("delta");
         let whole = Compression::Zstd(3).encode(&changed);
         assert!(d.len() * 20 < whole.len(), "{} vs {}", d.len(), whole.len());
-        let Ok(Payload::Delta { base: got, frame }) = decode(&d) else {
+        let Ok(Payload::Delta { bases: got, frame }) = decode(&d) else {
             panic!("not a delta");
         };
         assert_eq!(got, bid);
@@ -316,6 +357,27 @@ mod tests {
         );
         assert!(decode(&d[..20]).is_err());
         assert!(decode_delta(&frame[..frame.len() / 2], &base).is_err());
+
+        // A chunk that straddles two old chunks: both as the prefix.
+        let (a, b) = (rows(0, 1500), rows(2, 1500));
+        let mut straddle = a[a.len() / 2..].to_vec();
+        straddle.extend_from_slice(&b[..b.len() / 2]);
+        straddle[100..104].copy_from_slice(b"EDIT");
+        let two = Bases {
+            first: BlobId([1; 32]),
+            second: Some(BlobId([2; 32])),
+        };
+        let prefix = [&a[..], &b[..]].concat();
+        let d2 = encode_delta(&straddle, &two, &prefix, 3).expect("delta");
+        let one = encode_delta(&straddle, &Bases::one(two.first), &a, 3).expect("delta");
+        assert!(d2.len() * 4 < one.len(), "{} vs {}", d2.len(), one.len());
+        let Ok(Payload::Delta { bases, frame }) = decode(&d2) else {
+            panic!("not a delta");
+        };
+        assert_eq!(bases, two);
+        assert_eq!(decode_delta(frame, &prefix).as_deref(), Ok(&straddle[..]));
+        assert_eq!(Bases::from_bytes(&two.to_bytes()), Some(two));
+        assert_eq!(Bases::from_bytes(&[0; 40]), None);
     }
 
     #[test]

@@ -106,8 +106,8 @@ pub struct Location {
     pub raw_len: u32,
     /// `tier` of the pack's storage class: readers prefer the copy nearest to readable.
     pub tier: u8,
-    /// The blob this copy is a delta against: it must be read first.
-    pub base: Option<BlobId>,
+    /// The blobs this copy is a delta against: they must be read first.
+    pub base: Option<super::compress::Bases>,
 }
 
 /// All blob locations, in memory (restore and check use it; the catalog holds the same).
@@ -179,9 +179,10 @@ impl MasterIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::super::compress::Bases;
     use super::*;
 
-    fn entry(n: u8, base: Option<BlobId>) -> PackEntry {
+    fn entry(n: u8, base: Option<Bases>) -> PackEntry {
         PackEntry {
             id: BlobId([n; 32]),
             kind: BlobKind::Data,
@@ -206,7 +207,10 @@ mod tests {
     #[test]
     fn both_formats_open_and_format_2_refuses_deltas() {
         let keys = Keys::random();
-        let with_delta = file(vec![entry(1, None), entry(2, Some(BlobId([1; 32])))]);
+        let with_delta = file(vec![
+            entry(1, None),
+            entry(2, Some(Bases::one(BlobId([1; 32])))),
+        ]);
         let sealed = with_delta.seal(&keys, false).expect("seal");
         let back = IndexFile::open(&keys, &sealed, "index/x").expect("open");
         assert_eq!(back.packs[0].entries, with_delta.packs[0].entries);
@@ -224,7 +228,7 @@ mod tests {
     #[test]
     fn readers_take_the_nearest_copy_and_a_whole_one_over_a_delta() {
         let id = BlobId([5; 32]);
-        let copy = |pack: u8, class: Option<&str>, base: Option<BlobId>| IndexFile {
+        let copy = |pack: u8, class: Option<&str>, base: Option<Bases>| IndexFile {
             packs: vec![IndexPack {
                 id: BlobId([pack; 32]),
                 size: 1000,
@@ -235,7 +239,7 @@ mod tests {
                 }],
             }],
         };
-        let delta = Some(BlobId([6; 32]));
+        let delta = Some(Bases::one(BlobId([6; 32])));
         let cases = [
             (vec![copy(1, None, delta), copy(2, None, None)], 2),
             (vec![copy(2, None, None), copy(1, None, delta)], 2),

@@ -450,14 +450,14 @@ impl Repository {
         let no_base = |b: &BlobId| {
             Err(Error::corrupt(
                 format!("blob {}", id.hex()),
-                format!("is a delta against {}, which cannot be read here", b.hex()),
+                format!("is a delta on {}, which cannot be read here", b.hex()),
             ))
         };
         self.decode_blob_with(id, encoded, &no_base).map(|d| d.raw)
     }
 
-    /// Decrypts, decompresses and verifies a blob against its id; a delta's base comes from
-    /// `base` (and must be a whole blob: chains are one step long, docs/format.md "Deltas").
+    /// Decrypts, decompresses and verifies a blob against its id; a delta's bases come from
+    /// `base` (and must be whole blobs: chains are one step long, docs/format.md "Deltas").
     pub fn decode_blob_with(
         &self,
         id: &BlobId,
@@ -470,16 +470,20 @@ impl Repository {
         let (raw, base_id) =
             match compress::decode(&plain).map_err(|e| Error::corrupt(what(), e))? {
                 compress::Payload::Full(raw) => (raw, None),
-                compress::Payload::Delta { base: b, frame } => {
-                    let base_raw = base(&b).map_err(|e| {
-                        Error::corrupt(
-                            what(),
-                            format!("its delta base {} is unreadable: {e}", b.hex()),
-                        )
-                    })?;
-                    let raw = compress::decode_delta(frame, &base_raw)
+                compress::Payload::Delta { bases, frame } => {
+                    let mut prefix = Vec::new();
+                    for b in bases.ids() {
+                        let raw = base(&b).map_err(|e| {
+                            Error::corrupt(
+                                what(),
+                                format!("its delta base {} is unreadable: {e}", b.hex()),
+                            )
+                        })?;
+                        prefix.extend_from_slice(&raw);
+                    }
+                    let raw = compress::decode_delta(frame, &prefix)
                         .map_err(|e| Error::corrupt(what(), e))?;
-                    (raw, Some(b))
+                    (raw, Some(bases))
                 }
             };
         if self.keys.blob_id(&raw) != *id {
@@ -545,8 +549,8 @@ pub type BaseFn<'a> = &'a dyn Fn(&BlobId) -> Result<Arc<Vec<u8>>>;
 pub struct DecodedBlob {
     /// `compress::RAW`, `LZ4`, `ZSTD` or `DELTA`.
     pub flag: u8,
-    /// The base it was a delta against.
-    pub base: Option<BlobId>,
+    /// The bases it was a delta against.
+    pub base: Option<compress::Bases>,
     pub raw: Vec<u8>,
 }
 

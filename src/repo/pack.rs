@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::compress::Bases;
 use crate::crypto::{BlobId, Keys};
 use crate::error::{Error, Result};
 
@@ -26,8 +27,8 @@ pub struct PackEntry {
     pub offset: u32,
     pub length: u32,
     pub raw_len: u32,
-    /// The blob this one is a delta against (format 3); None for a whole blob.
-    pub base: Option<BlobId>,
+    /// The blobs this one is a delta against (format 3); None for a whole blob.
+    pub base: Option<Bases>,
 }
 
 /// A format 2 entry: no deltas.
@@ -111,7 +112,7 @@ impl PackBuilder {
         self.entries.iter().any(|e| &e.id == id)
     }
 
-    pub fn add(&mut self, id: BlobId, encoded: &[u8], raw_len: usize, base: Option<BlobId>) {
+    pub fn add(&mut self, id: BlobId, encoded: &[u8], raw_len: usize, base: Option<Bases>) {
         self.entries.push(PackEntry {
             id,
             kind: self.kind,
@@ -217,12 +218,16 @@ mod tests {
             assert_eq!(entries, pack.entries, "legacy {legacy}");
         }
         let mut b = PackBuilder::new(BlobKind::Data);
-        b.add(BlobId([2; 32]), &[8u8; 30], 90, Some(BlobId([1; 32])));
+        let two = Bases {
+            first: BlobId([1; 32]),
+            second: Some(BlobId([3; 32])),
+        };
+        b.add(BlobId([2; 32]), &[8u8; 30], 90, Some(two));
         assert!(b.finish(&keys, true).is_err());
         let mut b = PackBuilder::new(BlobKind::Data);
-        b.add(BlobId([2; 32]), &[8u8; 30], 90, Some(BlobId([1; 32])));
+        b.add(BlobId([2; 32]), &[8u8; 30], 90, Some(two));
         let pack = b.finish(&keys, false).expect("finish");
         let entries = parse_pack(&keys, &pack.bytes, "data/y").expect("parse");
-        assert_eq!(entries[0].base, Some(BlobId([1; 32])));
+        assert_eq!(entries[0].base, Some(two));
     }
 }

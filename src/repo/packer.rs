@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
-use crate::repo::compress::{self, Compression};
+use crate::repo::compress::{self, Bases, Compression};
 use crate::repo::index::IndexPack;
 use crate::repo::pack::{pack_key, BlobKind, PackBuilder};
 use crate::repo::Repository;
@@ -18,8 +18,8 @@ struct Job {
     id: BlobId,
     raw: Vec<u8>,
     kind: BlobKind,
-    /// A similar stored whole chunk (id, bytes) to try a delta against.
-    base: Option<(BlobId, Arc<Vec<u8>>)>,
+    /// Similar stored whole chunks (ids, their bytes concatenated) to try a delta on.
+    base: Option<(Bases, Arc<Vec<u8>>)>,
 }
 
 /// A delta is stored only when it is at most this fraction of the chunk stored whole:
@@ -27,8 +27,8 @@ struct Job {
 const DELTA_GAIN: usize = 4;
 
 /// `flag ‖ payload` of a job's blob: a delta against its base when that is much smaller,
-/// else the chunk compressed whole. Returns the base the delta needs.
-fn encode(job: &Job, c: Compression) -> (Vec<u8>, Option<BlobId>) {
+/// else the chunk compressed whole. Returns the bases the delta needs.
+fn encode(job: &Job, c: Compression) -> (Vec<u8>, Option<Bases>) {
     let whole = c.encode(&job.raw);
     let Some((base, base_raw)) = &job.base else {
         return (whole, None);
@@ -165,13 +165,13 @@ impl<'scope> Packer<'scope> {
         self.add_with_base(id, raw, kind, None)
     }
 
-    /// `add`, trying a delta against `base` (a whole stored chunk and its bytes) first.
+    /// `add`, trying a delta on `base` (whole stored chunks and their bytes) first.
     pub fn add_with_base(
         &self,
         id: BlobId,
         raw: Vec<u8>,
         kind: BlobKind,
-        base: Option<(BlobId, Arc<Vec<u8>>)>,
+        base: Option<(Bases, Arc<Vec<u8>>)>,
     ) -> Result<()> {
         self.check()?;
         // A format 2 repository cannot hold deltas.

@@ -239,7 +239,12 @@ impl ChunkCache {
         let Some(first) = missing.first() else {
             return Ok(());
         };
-        self.fetch_bases(missing.iter().filter_map(|m| m.1.base));
+        self.fetch_bases(
+            missing
+                .iter()
+                .filter_map(|m| m.1.base)
+                .flat_map(|b| b.ids()),
+        );
         let start = missing
             .iter()
             .map(|m| m.1.offset)
