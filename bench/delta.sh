@@ -133,4 +133,27 @@ if [[ " $parts " == *" 3 "* ]]; then
   echo
   echo "cofre stats (AWS S3 Standard prices):"
   XDG_CACHE_HOME=$W/cofre-30d.cache $COFRE -r "$W/cofre-30d" stats --provider aws
+  # The last dump read back through the mount, beside the same dump stored without deltas.
+  init cofre "$W/cofre-whole"
+  ingest cofre-nodelta "$W/cofre-whole" "$W/dump30"
+  echo
+  echo "| reading generation $n through the mount (cp) | s | MB/s |"
+  echo "|---|---|---|"
+  for r in cofre-30d cofre-whole; do
+    mkdir -p "$W/mnt"
+    XDG_CACHE_HOME=$W/$r.cache $COFRE -r "$W/$r" mount "$W/mnt" 2>"$W/mount.log" &
+    mpid=$!
+    for _ in $(seq 100); do mountpoint -q "$W/mnt" && break; sleep 0.1; done
+    best=
+    for _ in 1 2 3; do
+      rm -f "$W/out.sql"; drop_caches
+      t0=$(now); cp "$W/mnt/db/latest/db/app.sql" "$W/out.sql"; t1=$(now)
+      cmp -s "$W/out.sql" "$W/dump30" || echo "MISMATCH $r" >&2
+      t=$(echo "$t1 - $t0" | bc -l)
+      if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+    done
+    kill "$mpid"; wait "$mpid" || true
+    printf '| %s | %.2f | %.0f |\n' "$([ $r = cofre-30d ] && echo "deltas ($n generations)" || echo "stored whole")" "$best" "$(echo "$size / $best / 1000000" | bc -l)"
+  done
+  rm -f "$W/out.sql"
 fi
