@@ -26,6 +26,9 @@ use crate::repo::Repository;
 const POINT_SHIFT: u32 = 64 - 9;
 /// Candidates are read this far ahead of the expected position in the previous version.
 const AHEAD: u64 = 16 << 20;
+/// When new chunks resume after a deduplicated stretch, candidates are read from this far
+/// behind the expected position.
+const BEHIND: u64 = 4 << 20;
 /// Plaintext is dropped this far behind; features are kept further back.
 const KEEP_PLAIN: u64 = 32 << 20;
 const KEEP_FEATURES: u64 = 256 << 20;
@@ -143,6 +146,12 @@ impl Similar {
         offset: u64,
     ) -> Option<(Bases, Arc<Vec<u8>>)> {
         let expected = (offset as i64 + self.drift).max(0) as u64;
+        // Regions of the file that deduplicated need no bases: skip their candidates rather
+        // than read them (a log with 1 MB appended to 1 GB reads ~1 MB of bases, not 1 GB).
+        let skip_to = self
+            .cands
+            .partition_point(|c| c.offset + c.len + BEHIND < expected);
+        self.loaded = self.loaded.max(skip_to);
         self.load_until(repo, cat, packs, expected + AHEAD);
         self.forget_before(expected);
         let feats = features(data);
