@@ -123,22 +123,18 @@ fn restore_file(env: &Env, id: &str, name: &str) -> Vec<u8> {
     restore_file_of(env, id, name, &env.path("db/app.sql"))
 }
 
-#[test]
-fn twenty_generations_restore_exactly_and_prune_keeps_their_bases() {
-    let env = Env::new();
-    env.init();
-    let mut table = Table::new(40_000); // ~3.5 MB
-    let gens = generations(&env, &mut table, 20);
-
+/// Every generation, read from `reader`'s view of the repository `origin` ingested into,
+/// is exact: through `cofre restore`, and through the mount.
+fn every_generation_reads_back(reader: &Env, origin: &Env, gens: &[(String, Vec<u8>)]) {
+    let file = origin.path("db/app.sql");
     for (g, (id, dump)) in gens.iter().enumerate() {
         assert!(
-            restore_file(&env, id, &format!("r{g}")) == *dump,
+            restore_file_of(reader, id, &format!("r{g}"), &file) == *dump,
             "generation {g} restored different bytes"
         );
     }
-    let m = Mount::start(&env, "mnt", &[]);
-    let rel = env.path("db/app.sql");
-    let rel = rel.strip_prefix("/").expect("abs");
+    let m = Mount::start(reader, "mnt", &[]);
+    let rel = file.strip_prefix("/").expect("abs");
     for (g, (id, dump)) in gens.iter().enumerate() {
         let got = std::fs::read(m.dir.join("ids").join(&id[..8]).join(rel)).expect("read");
         assert!(
@@ -147,6 +143,16 @@ fn twenty_generations_restore_exactly_and_prune_keeps_their_bases() {
         );
     }
     m.stop();
+}
+
+#[test]
+fn twenty_generations_restore_exactly_and_prune_keeps_their_bases() {
+    let env = Env::new();
+    env.init();
+    let mut table = Table::new(40_000); // ~3.5 MB
+    let gens = generations(&env, &mut table, 20);
+
+    every_generation_reads_back(&env, &env, &gens);
 
     // Keep the last three: their deltas need bases written generations ago.
     env.ok(&["forget", "--keep-last", "3"]);
@@ -389,23 +395,7 @@ fn deltas_over_garage_read_back_exactly_on_a_bare_machine() {
     // with every delta's base.
     let bare = env.other_host("bare-machine");
     bare.ok(&["catalog", "rebuild"]);
-    for (g, (id, dump)) in gens.iter().enumerate() {
-        assert!(
-            restore_file_of(&bare, id, &format!("b{g}"), &env.path("db/app.sql")) == *dump,
-            "generation {g} restored different bytes"
-        );
-    }
-    let m = Mount::start(&bare, "mnt", &[]);
-    let rel = env.path("db/app.sql");
-    let rel = rel.strip_prefix("/").expect("abs");
-    for (g, (id, dump)) in gens.iter().enumerate() {
-        let got = std::fs::read(m.dir.join("ids").join(&id[..8]).join(rel)).expect("read");
-        assert!(
-            got == *dump,
-            "generation {g} read different bytes from the mount"
-        );
-    }
-    m.stop();
+    every_generation_reads_back(&bare, &env, &gens);
     let c = bare.json(&["check", "--read-data"]);
     assert_eq!(c["errors"], serde_json::json!([]), "{c}");
 }

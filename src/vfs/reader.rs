@@ -73,6 +73,27 @@ fn total_weight(g: &[(BlobId, Location)]) -> u64 {
     g.iter().map(|(_, l)| weight(l)).sum()
 }
 
+/// Blobs in pack order, split into runs that are contiguous in one pack and weigh at most
+/// about MAX_FETCH: one request each.
+fn runs(blobs: Group) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    let mut bytes = 0;
+    for (id, loc) in blobs {
+        let joins = out.last().and_then(|r| r.last()).is_some_and(|(_, p)| {
+            p.pack == loc.pack && p.offset + p.length as u64 == loc.offset && bytes < MAX_FETCH
+        });
+        if !joins {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += weight(&loc);
+        if let Some(run) = out.last_mut() {
+            run.push((id, loc));
+        }
+    }
+    out
+}
+
 /// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
 pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
 /// Where one blob is (the copy readers use): how delta bases are found.
@@ -320,20 +341,9 @@ impl ChunkCache {
         }
         todo.sort_by_key(|(_, l)| (l.pack, l.offset));
         todo.dedup_by_key(|(b, _)| *b);
-        let mut run: Group = Vec::new();
-        let mut bytes = 0;
-        for (id, loc) in todo {
-            let contiguous = run.last().is_none_or(|(_, p)| {
-                p.pack == loc.pack && p.offset + p.length as u64 == loc.offset
-            });
-            if !contiguous || bytes >= MAX_FETCH {
-                let _ = self.fetch(&std::mem::take(&mut run), true);
-                bytes = 0;
-            }
-            bytes += weight(&loc);
-            run.push((id, loc));
+        for run in runs(todo) {
+            let _ = self.fetch(&run, true);
         }
-        let _ = self.fetch(&run, true);
     }
 
     /// A delta's base, decoded: cached, being fetched, or fetched now.
@@ -525,31 +535,19 @@ impl ChunkCache {
         }
     }
 
-    /// Splits blobs (in pack order) into contiguous runs of at most MAX_FETCH and queues
-    /// the ones not cached or in flight.
+    /// Queues the blobs (in pack order) not cached or in flight, in contiguous runs.
     fn queue_groups(&self, blobs: Vec<(BlobId, Location)>) {
         let Some(tx) = self.prefetch.lock().clone() else {
             return;
         };
-        let mut group: Group = Vec::new();
-        let mut bytes = 0;
-        for (id, loc) in blobs {
-            let contiguous = group.last().is_none_or(|(_, p)| {
-                p.pack == loc.pack && p.offset + p.length as u64 == loc.offset
-            });
-            if !contiguous || bytes >= MAX_FETCH {
-                let _ = tx.send(Job::Fetch(std::mem::take(&mut group)));
-                bytes = 0;
-            }
-            let skip =
-                self.inflight.lock().contains_key(&id) || self.lru.lock().0.peek(&id).is_some();
-            if !skip {
-                bytes += weight(&loc);
-                group.push((id, loc));
-            }
-        }
-        if !group.is_empty() {
-            let _ = tx.send(Job::Fetch(group));
+        let todo: Group = blobs
+            .into_iter()
+            .filter(|(id, _)| {
+                !self.inflight.lock().contains_key(id) && self.lru.lock().0.peek(id).is_none()
+            })
+            .collect();
+        for run in runs(todo) {
+            let _ = tx.send(Job::Fetch(run));
         }
     }
 
@@ -602,5 +600,66 @@ impl ChunkCache {
             self.read_ahead(f, i.max(first + 1));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::compress::Bases;
+    use crate::repo::pack::BlobKind;
+
+    fn blob(pack: u8, offset: u64, length: u32, delta: bool) -> (BlobId, Location) {
+        let loc = Location {
+            pack: BlobId([pack; 32]),
+            kind: BlobKind::Data,
+            offset,
+            length,
+            raw_len: 64 * 1024,
+            tier: 0,
+            base: delta.then(|| Bases::one(BlobId([9; 32]))),
+        };
+        (BlobId([offset as u8; 32]), loc)
+    }
+
+    #[test]
+    fn runs_are_contiguous_in_one_pack_and_bounded_by_weight() {
+        let mb = 1024 * 1024;
+        // (blobs, expected run lengths)
+        let cases: Vec<(Group, Vec<usize>)> = vec![
+            (vec![], vec![]),
+            (
+                vec![blob(1, 0, 100, false), blob(1, 100, 50, false)],
+                vec![2],
+            ),
+            // a gap splits
+            (
+                vec![blob(1, 0, 100, false), blob(1, 150, 50, false)],
+                vec![1, 1],
+            ),
+            // another pack splits
+            (
+                vec![blob(1, 0, 100, false), blob(2, 100, 50, false)],
+                vec![1, 1],
+            ),
+            // whole blobs: 3 MiB + 2 MiB, the third starts a run once 4 MiB is passed
+            (
+                vec![
+                    blob(1, 0, 3 * mb, false),
+                    blob(1, 3 * mb as u64, 2 * mb, false),
+                    blob(1, 5 * mb as u64, 10, false),
+                ],
+                vec![2, 1],
+            ),
+            // deltas of 1 KiB weigh 64 KiB each: 64 of them make one run
+            (
+                (0..100).map(|i| blob(1, i * 1024, 1024, true)).collect(),
+                vec![64, 36],
+            ),
+        ];
+        for (blobs, want) in cases {
+            let got: Vec<usize> = runs(blobs).iter().map(Vec::len).collect();
+            assert_eq!(got, want);
+        }
     }
 }
