@@ -24,7 +24,7 @@ HAVE_BORG=$(command -v borg >/dev/null && echo 1 || echo 0)
 parts=${*:-1 2 3}
 mkdir -p "$W"
 
-bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
+bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 now() { date +%s.%N; }
 
