@@ -43,7 +43,7 @@ for tool in $tools; do
     prev[$tool-$fmt]=0
   done
 done
-bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}'; }
+bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f\n", s}'; }
 
 echo "## PostgreSQL $(basename "$(dirname "$BIN")"), pgbench -s $SCALE, $ROUNDS rounds of -T $SECS + VACUUM ($(date -u +%F), $(nproc) cores)"
 echo "| round | format | dump bytes | cofre added | restic added | borg added |"

@@ -116,7 +116,12 @@ pub struct Stats {
     pub stored_bytes: u64,
     pub stored_by_class: BTreeMap<String, u64>,
     pub dedup_ratio: f64,
+    /// Of whole blobs: bytes before compression / stored.
     pub compression_ratio: f64,
+    /// Chunks stored as deltas: the bytes they rebuild, what they store, and the ratio.
+    pub delta_chunk_bytes: u64,
+    pub delta_stored_bytes: u64,
+    pub delta_ratio: f64,
     /// Bytes the snapshots of the last 30 days added.
     pub added_last_30_days: u64,
     pub snapshots_last_30_days: u64,
@@ -167,7 +172,10 @@ pub fn stats(
     let stored: u64 = stored_by_class.values().sum();
     let all_bytes: u64 = per_set.values().map(|s| s.all_bytes).sum();
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let compression = ratio(unique_data + unique_tree, stored);
+    // Compression is measured on whole blobs: deltas are counted apart, or the scripts'
+    // full copies below would be credited with what deltas save.
+    let ((whole_raw, whole_stored), (delta_raw, delta_stored)) = cat.stored_by_encoding()?;
+    let compression = ratio(whole_raw, whole_stored);
 
     let mut classes = Vec::new();
     let mut storage_dollars = 0.0;
@@ -207,6 +215,9 @@ pub fn stats(
         stored_by_class,
         dedup_ratio: ratio(all_bytes, unique_data),
         compression_ratio: compression,
+        delta_chunk_bytes: delta_raw,
+        delta_stored_bytes: delta_stored,
+        delta_ratio: ratio(delta_raw, delta_stored),
         added_last_30_days: added,
         snapshots_last_30_days: recent,
         provider: provider.to_string(),

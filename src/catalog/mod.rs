@@ -312,6 +312,30 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Blob copies in packs, (bytes before compression, bytes stored): whole blobs, then
+    /// deltas (whose "before" is the chunk they rebuild).
+    pub fn stored_by_encoding(&self) -> Result<((u64, u64), (u64, u64))> {
+        let mut st = self.conn.prepare(
+            "SELECT base IS NOT NULL, SUM(raw_len), SUM(length) FROM \
+             (SELECT DISTINCT pack, offset, length, raw_len, base FROM blobs) GROUP BY 1",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, bool>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        let (mut whole, mut delta) = ((0, 0), (0, 0));
+        for row in rows {
+            match row? {
+                (false, raw, stored) => whole = (raw, stored),
+                (true, raw, stored) => delta = (raw, stored),
+            }
+        }
+        Ok((whole, delta))
+    }
+
     /// Distinct blobs' bytes before compression: (data chunks, trees).
     pub fn unique_raw_bytes(&self) -> Result<(u64, u64)> {
         let sum = |kind: u8| -> Result<u64> {

@@ -96,6 +96,14 @@ pub fn stats(ctx: &Context, file: Option<&Config>, a: StatsArgs) -> Result<i32> 
         human(s.all_bytes),
         human(s.stored_bytes)
     );
+    if s.delta_chunk_bytes > 0 {
+        println!(
+            "deltas: {} of changed chunks stored in {} ({:.1}x)",
+            human(s.delta_chunk_bytes),
+            human(s.delta_stored_bytes),
+            s.delta_ratio
+        );
+    }
     println!(
         "monthly estimate ({}; docs/stats.md): ${:.4} storage + ${:.4} for {} writes = ${:.4}",
         s.provider, s.storage_dollars, s.request_dollars, s.puts_per_month, s.monthly_dollars
