@@ -206,6 +206,23 @@ fn a_command_output_is_stored_as_deltas_against_its_previous_dump() {
     let target = env.path("out");
     env.ok(&["restore", "latest", "--target", s(&target)]);
     assert!(std::fs::read(target.join("pg/app.sql")).expect("read") == last);
+    // stats keeps deltas apart from compression: three dumps as compressed full copies
+    // (the scripts' way) are three times one dump, far more than one dump and two deltas.
+    let st = env.json(&["stats"]);
+    let stored = st["stored_bytes"].as_u64().expect("stored");
+    assert!(
+        st["delta_chunk_bytes"].as_u64().expect("n") > last.len() as u64,
+        "{st}"
+    );
+    assert!(st["delta_ratio"].as_f64().expect("ratio") > 10.0, "{st}");
+    assert!(
+        st["compression_ratio"].as_f64().expect("ratio") < 5.0,
+        "{st}"
+    );
+    assert!(
+        st["full_copies_bytes"].as_u64().expect("n") > 2 * stored,
+        "{st}"
+    );
     // --no-delta stores the changed chunks whole.
     table.next();
     std::fs::write(&file, table.dump()).expect("write");
