@@ -55,6 +55,8 @@ const READ_AHEAD: u64 = 8 * 1024 * 1024;
 const SEGMENT: u64 = 4 * 1024 * 1024;
 /// Segments queued ahead of the one being read.
 const SEGMENTS_AHEAD: u64 = 3;
+/// Delta bases closer than this in one pack are read with one request, gap and all.
+const BASE_GAP: u64 = 256 * 1024;
 /// No pack is larger than this (packs are cut at 8 MiB plus one chunk).
 const PACK_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
@@ -73,14 +75,15 @@ fn total_weight(g: &[(BlobId, Location)]) -> u64 {
     g.iter().map(|(_, l)| weight(l)).sum()
 }
 
-/// Blobs in pack order, split into runs that are contiguous in one pack and weigh at most
-/// about MAX_FETCH: one request each.
-fn runs(blobs: Group) -> Vec<Group> {
+/// Blobs in pack order, split into runs in one pack, with at most `gap` bytes between two
+/// blobs (read and dropped), weighing at most about MAX_FETCH: one request each.
+fn runs(blobs: Group, gap: u64) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
     let mut bytes = 0;
     for (id, loc) in blobs {
         let joins = out.last().and_then(|r| r.last()).is_some_and(|(_, p)| {
-            p.pack == loc.pack && p.offset + p.length as u64 == loc.offset && bytes < MAX_FETCH
+            let end = p.offset + p.length as u64;
+            p.pack == loc.pack && end <= loc.offset && loc.offset - end <= gap && bytes < MAX_FETCH
         });
         if !joins {
             out.push(Vec::new());
@@ -341,7 +344,9 @@ impl ChunkCache {
         }
         todo.sort_by_key(|(_, l)| (l.pack, l.offset));
         todo.dedup_by_key(|(b, _)| *b);
-        for run in runs(todo) {
+        // Bases come from the generations in which each chunk was last stored whole, spread
+        // over their packs between other blobs: reading over small gaps saves requests.
+        for run in runs(todo, BASE_GAP) {
             let _ = self.fetch(&run, true);
         }
     }
@@ -546,7 +551,7 @@ impl ChunkCache {
                 !self.inflight.lock().contains_key(id) && self.lru.lock().0.peek(id).is_none()
             })
             .collect();
-        for run in runs(todo) {
+        for run in runs(todo, 0) {
             let _ = tx.send(Job::Fetch(run));
         }
     }
@@ -658,7 +663,7 @@ mod tests {
             ),
         ];
         for (blobs, want) in cases {
-            let got: Vec<usize> = runs(blobs).iter().map(Vec::len).collect();
+            let got: Vec<usize> = runs(blobs, 0).iter().map(Vec::len).collect();
             assert_eq!(got, want);
         }
     }
