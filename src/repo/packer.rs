@@ -1,7 +1,6 @@
 //! The write pipeline: blobs are compressed and encrypted on worker threads, appended to
 //! the open pack of their kind, and full packs are uploaded by the worker that filled them.
-//! Data and tree blobs go to separate packs so trees can live in an instant storage class;
-//! deltas go to packs apart from whole chunks (see `State::delta`).
+//! Data and tree blobs go to separate packs so trees can live in an instant storage class.
 
 use std::sync::Arc;
 
@@ -46,9 +45,6 @@ fn encode(job: &Job, c: Compression) -> (Vec<u8>, Option<Bases>) {
 
 struct State {
     data: PackBuilder,
-    /// Deltas go to packs of their own: whole chunks (the next generations' bases) then lie
-    /// side by side in the data packs, and a reader fetches a run of bases in one request.
-    delta: PackBuilder,
     tree: PackBuilder,
     written: Vec<IndexPack>,
     bytes_added: u64,
@@ -112,7 +108,6 @@ impl<'scope> Packer<'scope> {
         let (tx, rx) = bounded::<Job>(16);
         let state = Arc::new(Mutex::new(State {
             data: PackBuilder::new(BlobKind::Data),
-            delta: PackBuilder::new(BlobKind::Data),
             tree: PackBuilder::new(BlobKind::Tree),
             written: Vec::new(),
             bytes_added: 0,
@@ -140,10 +135,10 @@ impl<'scope> Packer<'scope> {
                                 st.deltas += 1;
                                 st.delta_raw_bytes += job.raw.len() as u64;
                             }
-                            let b = match (job.kind, base.is_some()) {
-                                (BlobKind::Tree, _) => &mut st.tree,
-                                (BlobKind::Data, false) => &mut st.data,
-                                (BlobKind::Data, true) => &mut st.delta,
+                            let b = if job.kind == BlobKind::Data {
+                                &mut st.data
+                            } else {
+                                &mut st.tree
                             };
                             b.add(job.id, &encoded, job.raw.len(), base);
                             (b.len() >= pack_size)
@@ -213,15 +208,14 @@ impl<'scope> Packer<'scope> {
             st.error
                 .get_or_insert(Error::corrupt("packer", "a worker thread panicked"));
         }
-        let (data, delta, tree) = {
+        let (data, tree) = {
             let mut st = self.state.lock();
             (
                 std::mem::replace(&mut st.data, PackBuilder::new(BlobKind::Data)),
-                std::mem::replace(&mut st.delta, PackBuilder::new(BlobKind::Data)),
                 std::mem::replace(&mut st.tree, PackBuilder::new(BlobKind::Tree)),
             )
         };
-        for b in [data, delta, tree] {
+        for b in [data, tree] {
             if !b.is_empty() {
                 upload(self.repo, b, &self.state, self.data_class.as_deref());
             }
