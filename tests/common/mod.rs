@@ -2,6 +2,10 @@
 //! build the awkward tree, compare trees byte for byte and metadata for metadata.
 #![allow(dead_code)]
 
+mod copy;
+#[allow(unused_imports)]
+pub use copy::copy_dir;
+
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -789,16 +793,4 @@ pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
         delta: true,
         retry_lock: std::time::Duration::ZERO,
     }
-}
-
-/// `cp -a from to`, replacing `to`: a pristine copy of a repository or catalog.
-pub fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(st.success());
 }
