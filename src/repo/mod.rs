@@ -439,9 +439,10 @@ impl Repository {
             .unwrap_or(compress::Compression::DEFAULT)
     }
 
-    /// Compresses (kept raw when that does not shrink it) and encrypts one blob.
-    pub fn encode_blob(&self, id: &BlobId, raw: &[u8], c: compress::Compression) -> Vec<u8> {
-        self.keys.seal(&c.encode(raw), &id.0)
+    /// Encrypts one blob's `flag ‖ payload` (`Compression::encode`, `compress::encode_delta`),
+    /// bound to its id: `decode_blob_with` opens it only under that id.
+    pub fn seal_blob(&self, id: &BlobId, plain: &[u8]) -> Vec<u8> {
+        self.keys.seal(plain, &id.0)
     }
 
     /// Decrypts, decompresses and verifies a whole blob (a tree, or a chunk read where no

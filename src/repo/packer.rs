@@ -125,7 +125,7 @@ impl<'scope> Packer<'scope> {
                 scope.spawn(move || {
                     for job in rx {
                         let (plain, base) = encode(&job, compression);
-                        let encoded = repo.keys().seal(&plain, &job.id.0);
+                        let encoded = repo.seal_blob(&job.id, &plain);
                         let full = {
                             let mut st = state.lock();
                             if st.error.is_some() {
