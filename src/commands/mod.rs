@@ -190,6 +190,7 @@ pub fn restore(
     spec: &str,
     set: Option<&str>,
     target: &std::path::Path,
+    cache_mib: usize,
 ) -> Result<i32> {
     let (repo, cat) = ctx.open_synced()?;
     let (snap, path) = split_spec(spec);
@@ -198,7 +199,7 @@ pub fn restore(
     // Shared: a prune does not delete what we are reading (the mount takes none: it runs
     // for days and would hold off prune forever; docs/prune.md).
     let _lock = ctx.read_lock(&repo, "restore")?;
-    let report = crate::restore::restore_report(&repo, &row.id, path, target)?;
+    let report = crate::restore::restore_with_cache(&repo, &row.id, path, target, cache_mib << 20)?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {

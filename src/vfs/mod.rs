@@ -1,6 +1,7 @@
 //! The read model behind the mount, independent of FUSE: every snapshot by set and date,
 //! metadata from the catalog only, file data through the chunk cache.
 
+pub mod chunklru;
 pub mod diskcache;
 pub mod inodes;
 pub mod layout;

@@ -5,12 +5,12 @@
 //! stored as a delta needs its base (a whole chunk) first: bases are fetched, in pack
 //! order, together with the deltas that need them, and kept in the same LRU.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{unbounded, Sender};
-use lru::LruCache;
+
 use parking_lot::Mutex;
 
 use crate::crypto::BlobId;
@@ -22,7 +22,7 @@ use crate::repo::Repository;
 
 use super::diskcache::DiskCache;
 
-type Decoded = Arc<Vec<u8>>;
+use super::chunklru::{ChunkLru, Decoded};
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
 type Outcome<T> = std::result::Result<T, String>;
@@ -155,14 +155,21 @@ impl OpenFile {
 pub struct ChunkCache {
     repo: Arc<Repository>,
     disk: Option<DiskCache>,
-    lru: Mutex<(LruCache<BlobId, Decoded>, usize)>,
+    lru: Mutex<ChunkLru>,
     budget: usize,
+    /// Bytes (by `weight`) in prefetch jobs queued or being fetched: with `fresh_bytes`,
+    /// how far ahead of its readers the cache already is.
+    pending: AtomicU64,
     inflight: Mutex<HashMap<BlobId, Arc<Slot>>>,
     prefetch: Mutex<Option<Sender<Job>>>,
     lister: Option<PackLister>,
     locate: Locator,
     /// (pack, segment) already queued for read-ahead.
-    ahead: Mutex<std::collections::HashSet<(BlobId, u64)>>,
+    ahead: Mutex<HashSet<(BlobId, u64)>>,
+    /// Blobs in a queued prefetch job not taken by a prefetch thread yet: a sequential
+    /// reader asks for the same read-ahead window at every read, and without this each
+    /// ask queued it again (a restore queued 84 MB of job lists).
+    queued: Mutex<HashSet<BlobId>>,
     /// A reader that misses decodes only its own chunk and leaves the rest of the response
     /// to the prefetch threads (the mount: latency); otherwise it decodes the whole response
     /// at once, so fewer responses wait in memory (restore: throughput and RSS).
@@ -186,8 +193,10 @@ impl ChunkCache {
             lister,
             locate,
             latency_first,
-            ahead: Mutex::new(std::collections::HashSet::new()),
-            lru: Mutex::new((LruCache::unbounded(), 0)),
+            ahead: Mutex::new(HashSet::new()),
+            queued: Mutex::new(HashSet::new()),
+            lru: Mutex::new(ChunkLru::new(budget)),
+            pending: AtomicU64::new(0),
             budget,
             inflight: Mutex::new(HashMap::new()),
             prefetch: Mutex::new(None),
@@ -202,9 +211,14 @@ impl ChunkCache {
                     let Some(cache) = weak.upgrade() else { break };
                     match job {
                         Job::Fetch(group) => {
+                            cache.unqueue(&group);
                             if let Err(e) = cache.fetch(&group, true) {
                                 tracing::debug!("prefetch failed: {e}");
                             }
+                            // Counted ahead until fetched: then `fresh_bytes` counts it.
+                            cache
+                                .pending
+                                .fetch_sub(total_weight(&group), Ordering::Relaxed);
                         }
                         Job::Decode(slots) => {
                             for (id, slot) in slots {
@@ -220,22 +234,11 @@ impl ChunkCache {
     }
 
     fn cached(&self, id: &BlobId) -> Option<Decoded> {
-        self.lru.lock().0.get(id).cloned()
+        self.lru.lock().get(id)
     }
 
     fn insert(&self, id: BlobId, data: Decoded) {
-        let mut guard = self.lru.lock();
-        let (lru, bytes) = &mut *guard;
-        *bytes += data.len();
-        if let Some(old) = lru.put(id, data) {
-            *bytes -= old.len();
-        }
-        while *bytes > self.budget && lru.len() > 1 {
-            match lru.pop_lru() {
-                Some((_, v)) => *bytes -= v.len(),
-                None => break,
-            }
-        }
+        self.lru.lock().insert(id, data);
     }
 
     /// Fetches a run of chunks that are contiguous in one pack with one ranged read.
@@ -246,7 +249,7 @@ impl ChunkCache {
         // Blobs in the disk cache need no request; a damaged entry is dropped and fetched.
         let mut missing = Vec::new();
         for (id, loc) in group {
-            if self.inflight.lock().contains_key(id) || self.lru.lock().0.peek(id).is_some() {
+            if self.inflight.lock().contains_key(id) || self.lru.lock().contains(id) {
                 continue;
             }
             if let Some(d) = self.disk_hit(id) {
@@ -254,7 +257,7 @@ impl ChunkCache {
                 continue;
             }
             let mut inflight = self.inflight.lock();
-            if !inflight.contains_key(id) && self.lru.lock().0.peek(id).is_none() {
+            if !inflight.contains_key(id) && !self.lru.lock().contains(id) {
                 let slot = Arc::new(Slot::default());
                 inflight.insert(*id, slot.clone());
                 missing.push((*id, *loc, slot));
@@ -332,9 +335,7 @@ impl ChunkCache {
     /// one request each, decoded here: the deltas fetched next need them.
     fn fetch_bases(&self, bases: impl Iterator<Item = BlobId>) {
         let mut todo: Vec<(BlobId, Location)> = bases
-            .filter(|b| {
-                self.lru.lock().0.peek(b).is_none() && !self.inflight.lock().contains_key(b)
-            })
+            .filter(|b| !self.lru.lock().contains(b) && !self.inflight.lock().contains_key(b))
             .filter_map(|b| Some((b, (self.locate)(&b)?)))
             // A base is whole; anything else is refused when the delta is decoded.
             .filter(|(_, l)| l.base.is_none())
@@ -351,9 +352,14 @@ impl ChunkCache {
         }
     }
 
-    /// A delta's base, decoded: cached, being fetched, or fetched now.
+    /// A delta's base, decoded: cached, being fetched, or fetched now (past the cache if
+    /// others keep evicting it, as for chunks).
     fn base(&self, id: &BlobId) -> Result<Decoded> {
         let what = || format!("delta base {}", id.hex());
+        let loc = (self.locate)(id).ok_or_else(|| Error::corrupt(what(), "in no index"))?;
+        if loc.base.is_some() {
+            return Err(Error::corrupt(what(), "is itself a delta"));
+        }
         for _ in 0..3 {
             if let Some(d) = self.cached(id) {
                 return Ok(d);
@@ -368,20 +374,10 @@ impl ChunkCache {
                         .clone()
                         .map_err(|e| Error::corrupt(what(), e));
                 }
-                None => {
-                    let loc =
-                        (self.locate)(id).ok_or_else(|| Error::corrupt(what(), "in no index"))?;
-                    if loc.base.is_some() {
-                        return Err(Error::corrupt(what(), "is itself a delta"));
-                    }
-                    self.fetch(&[(*id, loc)], true)?;
-                }
+                None => self.fetch(&[(*id, loc)], true)?,
             }
         }
-        Err(Error::corrupt(
-            what(),
-            "evicted from the cache as soon as read",
-        ))
+        self.direct(id, &loc)
     }
 
     /// Decodes a blob, fetching its base first if it is a delta.
@@ -456,63 +452,72 @@ impl ChunkCache {
         out
     }
 
+    /// A chunk, decoded. It is cached, being fetched (waited for), or fetched now: with the
+    /// rest of its pack segment on the first try, alone after that. Under cache pressure a
+    /// chunk can be evicted between being decoded and being looked up, or be claimed by a
+    /// fetch that then skips it: after a few tries it is read past the cache, so a reader
+    /// never fails because others fill the cache.
     fn chunk(&self, f: &OpenFile, i: usize) -> Result<Decoded> {
         let id = f.chunks[i].id;
-        if let Some(loc) = &f.locs[i] {
-            self.pack_ahead(loc);
-        }
-        if let Some(d) = self.cached(&id) {
-            return Ok(d);
-        }
-        if f.locs[i].is_none() {
+        let Some(loc) = f.locs[i] else {
             return Err(Error::corrupt(
                 &f.path,
                 format!("chunk {} is in no index", id.hex()),
             ));
-        }
-        let in_flight = self.inflight.lock().get(&id).cloned();
-        let slot = match in_flight {
-            Some(slot) => Some(slot),
-            None => {
+        };
+        self.pack_ahead(&loc);
+        let failed = |why| Error::ReadFailed {
+            path: f.path.clone(),
+            why,
+        };
+        for attempt in 0..3 {
+            if let Some(d) = self.cached(&id) {
+                return Ok(d);
+            }
+            let mut slot = self.inflight.lock().get(&id).cloned();
+            if slot.is_none() {
                 // The whole pack segment in one request (its other blobs are what is read
                 // next), or, without a lister or in a segment of deltas, this file's next
                 // chunks.
-                let group = match f.locs[i].and_then(|l| self.segment(&l, l.offset / SEGMENT)) {
+                let group = match self.segment(&loc, loc.offset / SEGMENT) {
                     Some(g)
-                        if g.iter().any(|(gid, _)| *gid == id)
+                        if attempt == 0
+                            && g.iter().any(|(gid, _)| *gid == id)
                             && total_weight(&g) <= 2 * SEGMENT =>
                     {
                         g
                     }
-                    _ => self.run_from(f, i, 1024 * 1024),
+                    _ if attempt == 0 => self.run_from(f, i, 1024 * 1024),
+                    _ => vec![(id, loc)],
                 };
                 let _ = self.fetch(&group, !self.latency_first);
-                self.inflight.lock().get(&id).cloned()
+                slot = self.inflight.lock().get(&id).cloned();
             }
-        };
-        let outcome = match slot {
-            Some(slot) => {
+            if let Some(slot) = slot {
                 self.decode(id, &slot);
-                slot.done.wait().clone()
+                let got = slot.done.wait().clone().map_err(failed);
+                // Read now: from here on it may be evicted before what is still unread.
+                self.cached(&id);
+                return got;
             }
-            // Decoded by someone else meanwhile: in the LRU, unless already evicted.
-            None => match self.cached(&id) {
-                Some(d) => Ok(d),
-                None => {
-                    let loc = f.locs[i].ok_or_else(|| Error::corrupt(&f.path, "chunk missing"))?;
-                    match self.fetch(&[(id, loc)], true) {
-                        Err(e) => Err(e.to_string()),
-                        Ok(()) => self
-                            .cached(&id)
-                            .ok_or_else(|| "chunk vanished from the cache".to_string()),
-                    }
-                }
-            },
-        };
-        outcome.map_err(|why| Error::ReadFailed {
-            path: f.path.clone(),
-            why,
-        })
+        }
+        self.direct(&id, &loc).map_err(|e| failed(e.to_string()))
+    }
+
+    /// One blob fetched and decoded past the cache (and its in-flight bookkeeping).
+    fn direct(&self, id: &BlobId, loc: &Location) -> Result<Decoded> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let end = loc.offset + loc.length as u64;
+        let enc = self
+            .repo
+            .get_raw(&pack_key(&loc.pack), Some(loc.offset..end))?;
+        if enc.len() != loc.length as usize {
+            return Err(Error::corrupt(
+                format!("pack {}", loc.pack.hex()),
+                "short read",
+            ));
+        }
+        self.decode_blob(id, &enc).map(Arc::new)
     }
 
     /// The blobs of the pack segment holding `loc`, if a lister is available.
@@ -525,6 +530,9 @@ impl ChunkCache {
     fn pack_ahead(&self, loc: &Location) {
         let seg = loc.offset / SEGMENT;
         for s in seg + 1..=seg + SEGMENTS_AHEAD {
+            if !self.room_ahead() {
+                break;
+            }
             if s * SEGMENT >= loc.offset + PACK_SIZE_LIMIT
                 || !self.ahead.lock().insert((loc.pack, s))
             {
@@ -540,18 +548,41 @@ impl ChunkCache {
         }
     }
 
-    /// Queues the blobs (in pack order) not cached or in flight, in contiguous runs.
+    /// The blobs of `group` not cached, in flight or queued yet, now marked queued.
+    fn to_queue(&self, group: Group) -> Group {
+        let inflight = self.inflight.lock();
+        let lru = self.lru.lock();
+        let mut queued = self.queued.lock();
+        let todo: Group = group
+            .into_iter()
+            .filter(|(id, _)| !inflight.contains_key(id) && !lru.contains(id) && queued.insert(*id))
+            .collect();
+        self.pending
+            .fetch_add(total_weight(&todo), Ordering::Relaxed);
+        todo
+    }
+
+    /// Whether read-ahead may queue more: what is fetched ahead and not read yet, with what
+    /// is queued, stays under half the cache, so read-ahead never evicts itself.
+    fn room_ahead(&self) -> bool {
+        let fresh = self.lru.lock().fresh_bytes() as u64;
+        fresh + self.pending.load(Ordering::Relaxed) < self.budget as u64 / 2
+    }
+
+    /// A prefetch thread took these blobs' job: readers and read-ahead may ask again.
+    fn unqueue(&self, group: &[(BlobId, Location)]) {
+        let mut queued = self.queued.lock();
+        for (id, _) in group {
+            queued.remove(id);
+        }
+    }
+
+    /// Queues the blobs (in pack order) not cached, in flight or queued, in contiguous runs.
     fn queue_groups(&self, blobs: Vec<(BlobId, Location)>) {
         let Some(tx) = self.prefetch.lock().clone() else {
             return;
         };
-        let todo: Group = blobs
-            .into_iter()
-            .filter(|(id, _)| {
-                !self.inflight.lock().contains_key(id) && self.lru.lock().0.peek(id).is_none()
-            })
-            .collect();
-        for run in runs(todo, 0) {
+        for run in runs(self.to_queue(blobs), 0) {
             let _ = tx.send(Job::Fetch(run));
         }
     }
@@ -561,7 +592,7 @@ impl ChunkCache {
         let mut queued = 0;
         let tx = self.prefetch.lock().clone();
         let Some(tx) = tx else { return };
-        while i < f.chunks.len() && queued < READ_AHEAD {
+        while i < f.chunks.len() && queued < READ_AHEAD && self.room_ahead() {
             let group = self.run_from(f, i, MAX_FETCH);
             if group.is_empty() {
                 i += 1;
@@ -569,14 +600,7 @@ impl ChunkCache {
             }
             i += group.len();
             queued += total_weight(&group);
-            let todo: Vec<_> = {
-                let inflight = self.inflight.lock();
-                let lru = self.lru.lock();
-                group
-                    .into_iter()
-                    .filter(|(id, _)| !inflight.contains_key(id) && lru.0.peek(id).is_none())
-                    .collect()
-            };
+            let todo = self.to_queue(group);
             if !todo.is_empty() {
                 let _ = tx.send(Job::Fetch(todo));
             }

@@ -592,6 +592,10 @@ impl Mount {
         std::mem::forget(self);
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Path inside the mount of `src` in the set's latest snapshot.
     pub fn latest(&self, set: &str, src: &Path) -> PathBuf {
         self.dir
