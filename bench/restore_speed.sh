@@ -5,7 +5,9 @@
 # Page cache dropped before each step; restores' peak RSS from /usr/bin/time, the mount's
 # RSS sampled during its `cp -a`. Needs root (drop_caches, FUSE), restic, linux-source.
 # Usage: bench/restore_speed.sh [WORKDIR]   (default /var/tmp/cofre-restore; ~12 GB free)
-# MAIN=dir uses an existing copy of the main corpus instead of building one.
+# MAIN=dir uses an existing copy of the main corpus instead of building one; CORPORA="main"
+# (default "main linux") limits the local part; with Garage installed (`cargo install garage`)
+# the main corpus is also read back over S3 (Garage on loopback): restore, mount cold and warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -24,7 +26,8 @@ if [ -n "${MAIN:-}" ]; then ln -s "$MAIN" "$W/main"; else
     rsync -a /usr/lib/x86_64-linux-gnu /usr/include /usr/share/doc "$W/main/"
     python3 "$ROOT/bench/gen_dump.py" "$W/main/dump.sql" 0
 fi
-mkdir -p "$W/linux"; tar -xJf "$LSRC" -C "$W/linux"
+CORPORA=${CORPORA-main linux}
+case " $CORPORA " in *" linux "*) mkdir -p "$W/linux"; tar -xJf "$LSRC" -C "$W/linux" ;; esac
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 OUT="$W/results.tsv"; : > "$OUT"
@@ -57,7 +60,7 @@ mounted_cp() {
 }
 wait_path() { for _ in $(seq 300); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 
-for corpus in main linux; do
+for corpus in $CORPORA; do
     C=$(readlink -f "$W/$corpus")
     printf '%s\tsize\t%s\t%s\n' "$corpus" "$(du -sb "$C/" | cut -f1)" "$(find "$C/" | wc -l)" | tee -a "$OUT"
     export COFRE_REPO="$W/repo-$corpus" RESTIC_REPOSITORY="$W/restic-$corpus"
@@ -86,4 +89,31 @@ for corpus in main linux; do
     mounted_cp "$corpus" restic-mount-cp $RPID "$RV"
     kill -INT $RPID; wait $RPID || true
 done
+# ---- S3: the main corpus over Garage on loopback, cofre and restic against one server.
+export PATH="$HOME/.cargo/bin:$PATH"
+if command -v garage > /dev/null; then
+    C=$(readlink -f "$W/main")
+    integration/garage.sh start "$W/garage" > /dev/null
+    trap 'integration/garage.sh stop "$W/garage"' EXIT
+    # shellcheck disable=SC1091
+    source "$W/garage/env"
+    export COFRE_REPO="s3://$COFRE_TEST_BUCKET/cofre" XDG_CACHE_HOME="$W/cache-s3"
+    "$COFRE" init > /dev/null
+    "$COFRE" ingest -q "$C" > /dev/null
+    step s3 cofre-restore "$COFRE" restore latest --target "$W/r"; rm -rf "$W/r"
+    mkdir -p "$W/mnt"
+    "$COFRE" mount "$W/mnt" > /dev/null 2>&1 < /dev/null & CPID=$!
+    wait_path "$W/mnt/default/latest"
+    mounted_cp s3 cofre-mount-cp-cold $CPID "$W/mnt/default/latest$C"
+    kill -TERM $CPID; wait $CPID || true
+    # Warm: a new mount process (empty memory cache), the data in the on-disk cache.
+    "$COFRE" mount "$W/mnt" > /dev/null 2>&1 < /dev/null & CPID=$!
+    wait_path "$W/mnt/default/latest"
+    mounted_cp s3 cofre-mount-cp-warm $CPID "$W/mnt/default/latest$C"
+    kill -TERM $CPID; wait $CPID || true
+    export RESTIC_REPOSITORY="s3:$AWS_ENDPOINT_URL/$COFRE_TEST_BUCKET/restic" AWS_DEFAULT_REGION=garage
+    restic init > /dev/null
+    restic backup -q "$C" > /dev/null
+    step s3 restic-restore restic restore -q latest --target "$W/r"; rm -rf "$W/r"
+fi
 echo "results in $OUT"

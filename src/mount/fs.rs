@@ -164,7 +164,7 @@ impl Filesystem for CofreFs {
         reply: ReplyData,
     ) {
         match self.vfs.read(ino.0, offset, size) {
-            Ok(d) => reply.data(&d),
+            Ok(d) => reply.data(&d[..]),
             Err(e) => reply.error(errno(&e)),
         }
     }

@@ -633,7 +633,7 @@ impl Vfs {
         Ok(f)
     }
 
-    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<crate::vfs::reader::ReadBuf> {
         let f = self.file(ino)?;
         self.cache
             .read(&f, offset, size)

@@ -607,28 +607,63 @@ impl ChunkCache {
         }
     }
 
-    /// Reads `size` bytes at `offset`; holes read as zeros.
-    pub fn read(&self, f: &OpenFile, offset: u64, size: u32) -> Result<Vec<u8>> {
+    /// Reads `size` bytes at `offset`; holes read as zeros. A read within one chunk (most
+    /// FUSE reads, every restore read) is a slice of the cached chunk: no copy.
+    pub fn read(&self, f: &OpenFile, offset: u64, size: u32) -> Result<ReadBuf> {
         let end = (offset + size as u64).min(f.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(ReadBuf::Owned(Vec::new()));
         }
-        let mut out = vec![0u8; (end - offset) as usize];
         let mut i = f.first_chunk(offset);
         let first = i;
+        let mut out: Option<Vec<u8>> = None;
+        let mut single = None;
         while i < f.chunks.len() && f.chunks[i].offset < end {
             let c = f.chunks[i];
             let data = self.chunk(f, i)?;
+            if data.len() != c.len as usize {
+                return Err(Error::corrupt(
+                    &f.path,
+                    format!("chunk {} is not {} bytes long", c.id.hex(), c.len),
+                ));
+            }
             let (a, b) = (c.offset.max(offset), (c.offset + c.len as u64).min(end));
-            out[(a - offset) as usize..(b - offset) as usize]
-                .copy_from_slice(&data[(a - c.offset) as usize..(b - c.offset) as usize]);
+            let within = (a - c.offset) as usize..(b - c.offset) as usize;
+            if a == offset && b == end {
+                single = Some(ReadBuf::Chunk(data, within));
+            } else {
+                out.get_or_insert_with(|| vec![0u8; (end - offset) as usize])
+                    [(a - offset) as usize..(b - offset) as usize]
+                    .copy_from_slice(&data[within]);
+            }
             i += 1;
         }
         let sequential = f.next_offset.swap(end, Ordering::Relaxed) == offset;
         if sequential || offset == 0 {
             self.read_ahead(f, i.max(first + 1));
         }
-        Ok(out)
+        Ok(match (single, out) {
+            (Some(one), _) => one,
+            (None, Some(v)) => ReadBuf::Owned(v),
+            // All hole.
+            (None, None) => ReadBuf::Owned(vec![0u8; (end - offset) as usize]),
+        })
+    }
+}
+
+/// The bytes of a read: a range of one cached chunk, or assembled from several (and holes).
+pub enum ReadBuf {
+    Chunk(Decoded, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for ReadBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ReadBuf::Chunk(d, r) => &d[r.clone()],
+            ReadBuf::Owned(v) => v,
+        }
     }
 }
 
