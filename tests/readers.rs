@@ -116,7 +116,7 @@ fn rss_mib(pid: u32) -> u64 {
 fn mount_memory_stays_within_the_cache_bound_while_copying_out() {
     let env = Env::new();
     let src = env.path("src");
-    // ~130 MiB of incompressible data: decoded chunks are as large as they are stored.
+    // ~140 MiB, mostly noise: decoded chunks about as large as they are stored.
     make_tree(&src, 48 * MIB, 48);
     env.init();
     env.ok(&["ingest", src.to_str().expect("utf-8")]);

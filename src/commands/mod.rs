@@ -199,7 +199,13 @@ pub fn restore(
     // Shared: a prune does not delete what we are reading (the mount takes none: it runs
     // for days and would hold off prune forever; docs/prune.md).
     let _lock = ctx.read_lock(&repo, "restore")?;
-    let report = crate::restore::restore_with_cache(&repo, &row.id, path, target, cache_mib << 20)?;
+    let report = crate::restore::restore_with_cache(
+        &repo,
+        &row.id,
+        path,
+        target,
+        cache_mib.saturating_mul(1 << 20),
+    )?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {

@@ -245,8 +245,8 @@ impl Restorer<'_> {
 
 /// Memory for decoded chunks by default: each chunk is written once, so the cache only holds
 /// the read-ahead window. Measured on the bench corpus (docs/benchmarks.md): 24 MiB keeps the
-/// process under 100 MB but fetches 1.5x as often (3.9-4.4 s); 32 MiB, ~110 MB and 3.1-3.5 s;
-/// 48 MiB, ~130 MB and 2.7-3.1 s.
+/// process under 100 MB but fetches 1.5x as often (3.8-4.4 s); 32 MiB, 103-110 MB and
+/// 3.0-3.5 s; 48 MiB, ~130 MB and 2.7-3.1 s.
 pub const DEFAULT_CACHE_MIB: usize = 32;
 
 /// Restores `subpath` (absolute inside the snapshot; `/` for everything) under `target`.
@@ -273,7 +273,6 @@ pub fn restore_with_cache(
     let lister_index = index.clone();
     let lister: PackLister =
         Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
-
     let locate_index = index.clone();
     let locate: Locator = Box::new(move |id| locate_index.get(id).copied());
     let cache = ChunkCache::new(

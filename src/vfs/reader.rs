@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{unbounded, Sender};
-
 use parking_lot::Mutex;
 
 use crate::crypto::BlobId;
@@ -20,9 +19,9 @@ use crate::repo::index::Location;
 use crate::repo::pack::pack_key;
 use crate::repo::Repository;
 
+use super::chunklru::{ChunkLru, Decoded};
 use super::diskcache::DiskCache;
 
-use super::chunklru::{ChunkLru, Decoded};
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
 type Outcome<T> = std::result::Result<T, String>;
@@ -335,7 +334,9 @@ impl ChunkCache {
     /// one request each, decoded here: the deltas fetched next need them.
     fn fetch_bases(&self, bases: impl Iterator<Item = BlobId>) {
         let mut todo: Vec<(BlobId, Location)> = bases
-            .filter(|b| !self.lru.lock().contains(b) && !self.inflight.lock().contains_key(b))
+            // In-flight before the LRU, as everywhere: both guards live to the end of the
+            // expression, and the other order could deadlock with `to_queue`.
+            .filter(|b| !self.inflight.lock().contains_key(b) && !self.lru.lock().contains(b))
             .filter_map(|b| Some((b, (self.locate)(&b)?)))
             // A base is whole; anything else is refused when the delta is decoded.
             .filter(|(_, l)| l.base.is_none())
