@@ -127,13 +127,7 @@ fn mount_memory_stays_within_the_cache_bound_while_copying_out() {
     for pass in 0..3 {
         drop_page_cache();
         let out = env.path(&format!("copy{pass}"));
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&view)
-            .arg(&out)
-            .status()
-            .expect("cp");
-        assert!(st.success(), "cp -a pass {pass}");
+        copy_dir(&view, &out);
         assert_eq!(rsync_diff(&src, &out), "", "pass {pass}");
         let rss = rss_mib(m.pid());
         eprintln!("pass {pass}: mount RSS {rss} MiB (bound {bound})");

@@ -110,7 +110,7 @@ mod tests {
                 vec![Insert(1, 10), Insert(2, 10), Insert(3, 10), Insert(4, 10)],
                 vec![2, 3, 4],
             ),
-            // 1 was read: it goes first, though 2 and 3 were inserted after it.
+            // 1 was read after 2 and 3 came in: plain LRU would drop 2; read chunks go first.
             (
                 30,
                 vec![
@@ -122,6 +122,7 @@ mod tests {
                 ],
                 vec![2, 3, 4],
             ),
+            // Even the newest chunk goes first once read.
             (
                 30,
                 vec![
