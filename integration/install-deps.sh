@@ -9,7 +9,7 @@ if $minimal; then
     pkgs=(fuse3 util-linux)
 else
     pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr acl util-linux procps exfatprogs exfat-fuse mount
-          systemd prometheus prometheus-node-exporter)
+          systemd prometheus prometheus-node-exporter faketime)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

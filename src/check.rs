@@ -137,6 +137,83 @@ impl Walk<'_> {
         }
     }
 
+    /// How far from readable the data under a tree is: the largest `tier` of the copy
+    /// readers use of any chunk below it, or of a delta's base (memoized per tree).
+    fn tree_tier(&self, id: &BlobId, memo: &mut HashMap<BlobId, u8>) -> u8 {
+        if let Some(t) = memo.get(id) {
+            return *t;
+        }
+        let Ok(tree) = self.repo.load_tree(&self.index, id) else {
+            return 0; // reported by the walk
+        };
+        let mut tier = 0;
+        for n in &tree.nodes {
+            tier = tier.max(self.chunks_tier(&n.chunks));
+            if let Some(sub) = &n.subtree {
+                tier = tier.max(self.tree_tier(sub, memo));
+            }
+        }
+        memo.insert(*id, tier);
+        tier
+    }
+
+    fn chunks_tier(&self, chunks: &[crate::model::ChunkRef]) -> u8 {
+        let mut tier = 0;
+        for c in chunks {
+            let Some(loc) = self.index.get(&c.id) else {
+                continue;
+            };
+            tier = tier.max(loc.tier);
+            for b in loc.base.iter().flat_map(|b| b.ids()) {
+                tier = tier.max(self.index.get(&b).map_or(0, |l| l.tier));
+            }
+        }
+        tier
+    }
+
+    /// Files of a tree whose data is colder than `max`, by path (at most `limit`).
+    fn colder_files(&self, id: &BlobId, path: &str, max: u8, out: &mut Vec<String>, limit: usize) {
+        let Ok(tree) = self.repo.load_tree(&self.index, id) else {
+            return;
+        };
+        for n in &tree.nodes {
+            if out.len() >= limit {
+                return;
+            }
+            let p = format!("{path}/{}", String::from_utf8_lossy(&n.name));
+            if self.chunks_tier(&n.chunks) > max {
+                out.push(p.clone());
+            }
+            if let Some(sub) = &n.subtree {
+                self.colder_files(sub, &p, max, out, limit);
+            }
+        }
+    }
+
+    /// A snapshot must be readable at its own storage class: one whose data (or a delta's
+    /// base) is only in a colder class cannot be restored without a thaw, so it is an
+    /// error, naming the snapshot, the class and the files. Snapshots written before the
+    /// class was recorded are not judged.
+    fn class_dependencies(&mut self, snapshots: &[(String, crate::model::Manifest)]) {
+        let mut memo = HashMap::new();
+        for (id, m) in snapshots {
+            let Some(class) = &m.data_class else { continue };
+            let own = crate::repo::index::tier(Some(class));
+            if self.tree_tier(&m.root, &mut memo) <= own {
+                continue;
+            }
+            let mut files = Vec::new();
+            self.colder_files(&m.root, "", own, &mut files, 6);
+            let more = if files.len() > 5 { " and more" } else { "" };
+            files.truncate(5);
+            self.report.errors.push(format!(
+                "snapshot {} ({class}) needs data stored only in a colder (archive) class: {}{more}; it cannot be restored without a thaw (ingest again to store it at {class})",
+                &id[..8.min(id.len())],
+                files.join(", ")
+            ));
+        }
+    }
+
     /// Downloads a pack and verifies it; returns what is wrong and the blobs it loses
     /// (None: the whole pack, per the index).
     fn read_pack(&mut self, key: &str, size: u64) -> Option<(String, Option<Vec<BlobId>>)> {
@@ -367,6 +444,7 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
     w.report.packs = w.packs.len();
     w.report.unindexed_packs = w.packs.keys().filter(|k| !indexed.contains(*k)).count();
     let mut roots = Vec::new();
+    let mut classed = Vec::new();
     let ids = repo.snapshot_ids()?;
     for (id, manifest) in ids.iter().zip(repo.load_manifests(&ids)) {
         w.report.snapshots += 1;
@@ -375,11 +453,13 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
                 let name = format!("snapshot {}:", &id[..8]);
                 w.tree(&m.root, &name);
                 roots.push((name, m.root));
+                classed.push((id.clone(), m));
             }
             Err(e) => w.report.errors.push(format!("snapshot {id}: {e}")),
         }
     }
     w.report_bad_packs();
+    w.class_dependencies(&classed);
     let candidates: Vec<(String, u64, Option<BlobId>)> = listed
         .iter()
         .map(|o| (o.key.clone(), o.size, crate::repo::file::pack_id(&o.key)))

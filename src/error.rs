@@ -68,6 +68,8 @@ pub enum Error {
     Locked(String),
     #[error("our repository lock was lost ({0}); nothing was committed: run again")]
     LockLost(String),
+    #[error("this machine's clock is {0}s off the repository store's clock: fix its time (NTP, `timedatectl set-ntp true`) and run again; locks and snapshot times need clocks within {1}s")]
+    ClockSkew(i64, u64),
     #[error("prune stopped: {0}")]
     PruneRefused(String),
     #[error("{0}")]

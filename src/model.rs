@@ -136,4 +136,8 @@ pub struct Manifest {
     pub root: BlobId,
     pub summary: Summary,
     pub program: String,
+    /// The storage class the snapshot's data was written in (None: the default). `check`
+    /// reports a snapshot that needs data colder than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_class: Option<String>,
 }

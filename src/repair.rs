@@ -27,8 +27,11 @@ pub struct RepairReport {
 const PACKS_PER_INDEX: usize = 1000;
 
 pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
-    // Shared: a prune deleting unindexed packs must not run while we index them.
-    let _lock = crate::repo::lock::Lock::acquire(repo, false, "repair", std::time::Duration::ZERO)?;
+    // Exclusive, so that no prune plans or deletes while we add index objects (a prune's
+    // plan would not see them), and two repairs do not index the same packs twice. Repair
+    // only adds: indexing a running ingest's pack (its lock lost) is harmless, as that
+    // ingest no longer deletes its packs.
+    let _lock = crate::repo::lock::Lock::acquire(repo, true, "repair", std::time::Duration::ZERO)?;
     let mut report = RepairReport::default();
     let mut indexed: HashSet<BlobId> = HashSet::new();
     let all = repo.load_indexes()?;

@@ -187,7 +187,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     let lock = Lock::acquire(repo, false, "ingest", opts.retry_lock)?;
     // Other hosts' snapshots and chunks first, so we dedup against them.
     sync::sync(cat, repo)?;
-    let time = opts.time.unwrap_or_else(now);
+    let time = opts.time.unwrap_or_else(|| repo.env().now());
     let excl = excludes(&opts.excludes)?;
     let prev_root = match cat.snapshots(Some(&opts.set))?.last() {
         Some(s) => cat.load_tree(&s.manifest.root)?,
@@ -257,18 +257,19 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             ..
         } = w;
         // Always drain the pipeline; a source error wins over what the packer says. Packs of
-        // an ingest that does not commit are removed: a failure for lack of space must not
-        // make the next ingest fail too.
+        // an ingest that does not commit are removed, so that a failure for lack of space
+        // does not make the next ingest fail too — but only while our lock is certainly
+        // still ours: once it was lost, a prune may have indexed them (docs/prune.md).
         match (root_id, packer.finish()) {
             (Ok(root_id), Ok(written)) => {
                 Ok((root_id, summary, warnings, unreadable, trees, written))
             }
             (Err(e), Ok(written)) => {
-                crate::repo::packer::discard(repo, &written.packs);
+                discard_if_ours(repo, &lock, &written.packs);
                 Err(e)
             }
             (r, Err((e, packs))) => {
-                crate::repo::packer::discard(repo, &packs);
+                discard_if_ours(repo, &lock, &packs);
                 Err(r.err().unwrap_or(e))
             }
         }
@@ -279,11 +280,10 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     summary.bytes_added = written.bytes_added;
     summary.delta_chunks = written.deltas;
     summary.delta_chunk_bytes = written.delta_raw_bytes;
-    // Our lock judged stale and removed means a prune may be deleting what we reuse.
-    if let Err(e) = lock.check() {
-        crate::repo::packer::discard(repo, &written.packs);
-        return Err(e);
-    }
+    // Our lock judged stale and removed means a prune may be deleting what we reuse. Our
+    // packs stay: that prune may have listed them in its new index already, and a later
+    // prune deletes them once they are old enough and still unused.
+    lock.check()?;
     let index = IndexFile {
         packs: written.packs,
     };
@@ -291,7 +291,10 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         true => None,
         false => Some(repo.save_index(&index)?),
     };
-    let (hostname, username) = host_and_user();
+    // Checked again right before the commit point: the index PUT may have been slow.
+    lock.check()?;
+    let id_ = repo.env().identity();
+    let (hostname, username) = (id_.hostname.clone(), id_.username.clone());
     let manifest = Manifest {
         version: 1,
         set: opts.set.clone(),
@@ -303,6 +306,13 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         root: root_id,
         summary: summary.clone(),
         program: format!("cofre {}", env!("CARGO_PKG_VERSION")),
+        // Recorded even for the default, so `check` can tell "STANDARD" from "not known"
+        // (manifests of earlier versions).
+        data_class: Some(
+            opts.data_class
+                .clone()
+                .unwrap_or_else(|| "STANDARD".to_string()),
+        ),
     };
     let id = repo.save_manifest(&manifest)?;
     drop(lock);
@@ -319,6 +329,17 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         warnings,
         partial: unreadable > 0,
     })
+}
+
+/// Removes the packs of an ingest that does not commit, if our lock is still ours.
+fn discard_if_ours(repo: &Repository, lock: &Lock, packs: &[crate::repo::index::IndexPack]) {
+    match lock.check() {
+        Ok(()) => crate::repo::packer::discard(repo, packs),
+        Err(e) => tracing::warn!(
+            "{} pack(s) of this ingest left for prune to collect: {e}",
+            packs.len()
+        ),
+    }
 }
 
 fn record(

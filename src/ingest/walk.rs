@@ -191,7 +191,16 @@ impl<'a, 'p> Walker<'a, 'p> {
     /// Fills a file node's content; false when the file could not be read.
     fn file(&mut self, path: &Path, node: &mut Node, prev: Option<&Node>) -> Result<bool> {
         self.chunker.progress.add_file();
-        if let Some(p) = prev.filter(|p| unchanged(p, node)) {
+        // The previous version's chunks are reused without reading the file only where this
+        // snapshot may depend on them: each in a pack that is in the store listing, at a
+        // class no colder than ours (`Chunker::known`, as for any dedup). Otherwise the
+        // file is read again, as restic does when a file's blobs are missing from its index:
+        // a lost pack or a colder class is not carried into every later snapshot.
+        let reusable = match prev.filter(|p| unchanged(p, node)) {
+            Some(p) if self.all_known(&p.chunks)? => Some(p),
+            _ => None,
+        };
+        if let Some(p) = reusable {
             node.chunks = p.chunks.clone();
             node.blake3 = p.blake3;
             self.summary.unchanged_files += 1;
@@ -248,6 +257,18 @@ impl<'a, 'p> Walker<'a, 'p> {
             self.hardlinks.insert((node.dev, node.inode), linked);
         }
         self.count_file(node);
+        Ok(true)
+    }
+
+    fn all_known(&self, chunks: &[crate::model::ChunkRef]) -> Result<bool> {
+        for c in chunks {
+            if !self
+                .chunker
+                .known(&c.id, crate::repo::pack::BlobKind::Data)?
+            {
+                return Ok(false);
+            }
+        }
         Ok(true)
     }
 

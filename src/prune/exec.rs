@@ -130,6 +130,20 @@ fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
     r.finish()
 }
 
+/// Live locks other than ours. A locker that saw our lock backs off and removes its own
+/// within moments, so one seen is looked at again a few times before it counts.
+fn others_settled(repo: &Repository, lock: &Lock) -> Result<Vec<String>> {
+    let mut others = lock.others_live(repo)?;
+    for wait in [100, 400, 1500] {
+        if others.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        others = lock.others_live(repo)?;
+    }
+    Ok(others)
+}
+
 /// Runs the plan. `lock` is the exclusive lock the plan was made under.
 pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport> {
     let mut report = ExecReport::default();
@@ -171,6 +185,18 @@ pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport
         return Err(Error::PruneRefused(format!(
             "deleting {} failed ({e}); no pack was deleted: run prune again",
             super::index_key(name)
+        )));
+    }
+
+    // Between the index objects and the packs, again: our lock is still ours and nobody
+    // else holds one. A locker that removed ours as stale may have synced before our index
+    // deletions and may dedup against what we are about to delete; it shows here, or our
+    // lock is gone (docs/prune.md "A shared lock never passes an exclusive one").
+    lock.check()?;
+    let others = others_settled(repo, lock)?;
+    if let Some(first) = others.first() {
+        return Err(Error::PruneRefused(format!(
+            "another process took a lock while prune ran ({first}); no pack was deleted: run prune again"
         )));
     }
 

@@ -62,6 +62,8 @@ pub struct PlanSummary {
     pub bytes_repack_used: u64,
     /// Packs no readable index listed (a crashed ingest's leftovers, or a lost index).
     pub packs_unindexed: usize,
+    /// Unindexed packs younger than twice the stale time: left alone (a running ingest's).
+    pub packs_unindexed_young: usize,
     /// Packs whose header cannot be read and that no index lists: kept, untouched.
     pub packs_unreadable: Vec<String>,
     pub index_objects_replaced: usize,
@@ -115,7 +117,11 @@ fn used_blobs(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Resul
     Ok(used)
 }
 
-pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
+/// `store_now` is the store's clock (`Lock::store_now`): objects younger than twice the
+/// stale time may belong to an ingest that is still running, however its lock looks.
+pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Plan> {
+    let min_age = 2 * repo.env().lock_timing().stale.as_secs() as i64;
+    let young = |t: Option<i64>| t.is_none_or(|t| store_now - t < min_age);
     // 1. Snapshots, every one readable, or nothing is deleted.
     let ids = repo.snapshot_ids()?;
     let mut roots = Vec::with_capacity(ids.len());
@@ -132,9 +138,16 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     }
 
     tracing::info!("prune: {} snapshots read", ids.len());
-    // 2. Index objects and the packs really in the store.
+    // 2. Index objects and the packs really in the store, with their ages by the store's
+    //    clock. An index object not in the second listing counts as young.
     let indexes = repo.load_indexes()?;
-    let in_store = repo.pack_sizes()?;
+    let index_times: HashMap<String, Option<i64>> = repo
+        .list_type_times(FileType::Index)?
+        .into_iter()
+        .map(|(n, _, t)| (n, t))
+        .collect();
+    let listing = repo.pack_listing()?;
+    let in_store: HashMap<BlobId, u64> = listing.iter().map(|(id, (s, _))| (*id, *s)).collect();
     tracing::info!(
         "prune: {} index objects, {} packs listed",
         indexes.readable.len(),
@@ -143,9 +156,20 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     let mut packs: HashMap<BlobId, IndexPack> = HashMap::new();
     // Which index objects name each pack.
     let mut named_by: HashMap<BlobId, Vec<usize>> = HashMap::new();
-    for (i, (_, f)) in indexes.readable.iter().enumerate() {
+    // Index objects too young to replace, and the packs they name (kept whatever the
+    // snapshots say: their ingest may not have written its manifest yet).
+    let mut young_index: HashSet<usize> = HashSet::new();
+    let mut protected: HashSet<BlobId> = HashSet::new();
+    for (i, (name, f)) in indexes.readable.iter().enumerate() {
+        let is_young = young(index_times.get(name).copied().flatten());
+        if is_young {
+            young_index.insert(i);
+        }
         for p in &f.packs {
             named_by.entry(p.id).or_default().push(i);
+            if is_young {
+                protected.insert(p.id);
+            }
             if in_store.contains_key(&p.id) {
                 packs.entry(p.id).or_insert_with(|| p.clone());
             }
@@ -160,25 +184,33 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
         bytes_total: in_store.values().sum(),
         ..Default::default()
     };
-    // 3. Packs no readable index lists: what they hold comes from their own header.
-    let mut sorted: Vec<(&BlobId, &u64)> = in_store.iter().collect();
+    // 3. Packs no readable index lists: what they hold comes from their own header. Those
+    //    younger than twice the stale time may be a running ingest's: neither adopted nor
+    //    deleted (kopia's minimum age), whatever the locks say.
+    let mut indexed: Vec<IndexPack> = packs.values().cloned().collect();
+    indexed.sort_by_key(|p| p.id);
+    let mut adopted: Vec<IndexPack> = Vec::new();
+    let mut sorted: Vec<(&BlobId, &(u64, Option<i64>))> = listing.iter().collect();
     sorted.sort();
-    for (id, size) in sorted {
+    for (id, (size, modified)) in sorted {
         if packs.contains_key(id) {
+            continue;
+        }
+        if young(*modified) {
+            summary.packs_unindexed_young += 1;
             continue;
         }
         summary.packs_unindexed += 1;
         match repo.pack_header(&pack_key(id), *size) {
             Ok(entries) => {
-                packs.insert(
-                    *id,
-                    IndexPack {
-                        id: *id,
-                        size: *size,
-                        class: None,
-                        entries,
-                    },
-                );
+                let p = IndexPack {
+                    id: *id,
+                    size: *size,
+                    class: None,
+                    entries,
+                };
+                packs.insert(*id, p.clone());
+                adopted.push(p);
             }
             // Unreadable: we cannot prove it unused, so it stays.
             Err(
@@ -192,10 +224,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     }
 
     // 4. What the snapshots use; every used blob must be somewhere.
+    // Of two equally near copies the first added wins: indexed packs first, in id order,
+    // then adopted ones, so the choice is the same on every run and an indexed copy is
+    // never given up for an unindexed one.
     let mut mi = MasterIndex::default();
-    mi.add(&IndexFile {
-        packs: packs.values().cloned().collect(),
-    });
+    mi.add(&IndexFile { packs: indexed });
+    mi.add(&IndexFile { packs: adopted });
     mi.seal();
     let mut used = used_blobs(repo, &mi, &roots)?;
     let bases = with_bases(&mut used, &mi);
@@ -227,6 +261,11 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     let mut ordered: Vec<IndexPack> = packs.into_values().collect();
     ordered.sort_by_key(|p| p.id);
     for p in ordered {
+        if protected.contains(&p.id) {
+            used_in.remove(&p.id);
+            keep.push(p);
+            continue;
+        }
         match used_in.remove(&p.id) {
             None => delete.push(p),
             Some((_, blobs)) if blobs.len() == p.entries.len() => keep.push(p),
@@ -266,7 +305,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<Plan> {
     let mut replaced: HashSet<usize> = HashSet::new();
     for (id, idx) in &named_by {
         if doomed.contains(id) || !in_store.contains_key(id) {
-            replaced.extend(idx);
+            replaced.extend(idx.iter().filter(|i| !young_index.contains(i)));
         }
     }
     let mut old_indexes: Vec<String> = indexes.damaged.iter().map(|(n, _)| n.clone()).collect();
@@ -340,7 +379,7 @@ pub struct PruneReport {
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     let started = std::time::Instant::now();
     let lock = crate::repo::lock::Lock::acquire(repo, true, "prune", opts.retry_lock)?;
-    let plan = plan(repo, opts)?;
+    let plan = plan(repo, opts, lock.store_now())?;
     let done = if opts.dry_run || plan.is_empty() {
         None
     } else {

@@ -1,24 +1,29 @@
-//! Repository locks, as restic's: `locks/<id>` objects, shared (ingest, forget) or
-//! exclusive (prune's plan and delete phases). The design and the safety argument are in
-//! docs/prune.md; in short:
+//! Repository locks, as restic's: `locks/<id>` objects, shared (ingest, forget, check,
+//! repair) or exclusive (prune). The design and the safety argument are in docs/prune.md;
+//! in short:
 //! - acquire = write our lock, then list every lock: if a live lock conflicts, remove ours
 //!   and fail. Of two racing writers the later one always sees the earlier one.
-//! - a holder refreshes its lock every `REFRESH_EVERY` (a new object; then, if the old one
-//!   is still there, it is deleted, else the lock is lost); a lock not refreshed for
-//!   `STALE_AFTER`, or whose process is gone on this host, is stale. An exclusive locker
-//!   deletes stale locks it would conflict with, then lists again.
-//! - before committing, a shared holder checks `Lock::check`: its lock is still in the
-//!   store and was refreshed within `STALE_AFTER / 2`. A holder whose lock was judged stale
-//!   and removed therefore never commits.
+//! - a holder refreshes its lock every `LockTiming::refresh` (a new object; then, if the old
+//!   one is still there, it is deleted, else the lock is lost).
+//! - staleness is judged by the *store's* clock (the objects' write times), never by
+//!   comparing two clients' clocks, and by process liveness only between processes of one
+//!   boot of one kernel in one PID namespace (never by hostname + pid). A client clock far
+//!   from the store's is refused.
+//! - any locker, shared or exclusive, that meets a conflicting lock either backs off or, if
+//!   the lock is stale, deletes it and lists again: a shared locker never proceeds past an
+//!   exclusive lock it did not remove itself.
+//! - before committing (ingest) or deleting (prune), a holder calls `Lock::check`: its lock
+//!   is still in the store and was refreshed within half the stale time.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
+use super::env::{DynEnv, Identity, LockTiming};
 use super::file::FileType;
 use super::{block, Repository};
 use crate::crypto::Keys;
@@ -26,25 +31,6 @@ use crate::error::{Error, Result};
 use crate::store::{DynStore, StoreError};
 
 const LOCK_AAD: &[u8] = b"cofre-lock-v1";
-
-/// Seconds from an environment variable (tests shorten the timings), else the default.
-fn secs(var: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
-/// A lock not refreshed for this long is stale (restic: 30 minutes).
-pub fn stale_after() -> Duration {
-    secs("COFRE_LOCK_STALE_SECS", 30 * 60)
-}
-
-fn refresh_every() -> Duration {
-    secs("COFRE_LOCK_REFRESH_SECS", 5 * 60)
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -55,44 +41,85 @@ pub struct LockInfo {
     pub pid: u32,
     /// Unix seconds of the holder's clock when it took the lock.
     pub created: i64,
-    /// Unix seconds of the holder's clock at the last refresh.
+    /// Unix seconds of the holder's clock at the last refresh (for people: staleness
+    /// uses the store's clock).
     pub time: i64,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    /// Random per process (absent in locks of older versions: 0).
+    #[serde(default)]
+    pub nonce: u64,
+    #[serde(default)]
+    pub boot_id: String,
+    #[serde(default)]
+    pub pid_ns: String,
 }
 
 impl LockInfo {
-    /// Stale: not refreshed for `stale_after()` by our clock, or taken on this host by a
-    /// process that no longer exists.
-    pub fn is_stale(&self, host: &str) -> bool {
-        if unix_now() - self.time > stale_after().as_secs() as i64 {
-            return true;
+    fn new(id: &Identity, exclusive: bool, purpose: &str, now: i64) -> LockInfo {
+        LockInfo {
+            exclusive,
+            purpose: purpose.to_string(),
+            hostname: id.hostname.clone(),
+            username: id.username.clone(),
+            pid: id.pid,
+            created: now,
+            time: now,
+            nonce: id.nonce,
+            boot_id: id.boot_id.clone(),
+            pid_ns: id.pid_ns.clone(),
         }
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        self.hostname == host
-            && unsafe { libc::kill(self.pid as libc::pid_t, 0) } == -1
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
     }
 
-    pub fn describe(&self) -> String {
+    /// Same kernel boot and PID namespace as `me`: only then does its pid mean anything here.
+    fn same_pid_space(&self, me: &Identity) -> bool {
+        !self.boot_id.is_empty()
+            && !self.pid_ns.is_empty()
+            && self.boot_id == me.boot_id
+            && self.pid_ns == me.pid_ns
+    }
+
+    pub fn describe(&self, age: i64) -> String {
         let mode = if self.exclusive {
             "exclusive"
         } else {
             "shared"
         };
         format!(
-            "{mode} lock for {} by {}@{} (pid {}), refreshed {}s ago",
-            self.purpose,
-            self.username,
-            self.hostname,
-            self.pid,
-            unix_now() - self.time
+            "{mode} lock for {} by {}@{} (pid {}), refreshed {age}s ago",
+            self.purpose, self.username, self.hostname, self.pid,
         )
     }
+}
+
+/// What a locker makes of another lock object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Held by this very process (an old object a refresh has not removed yet).
+    Ours,
+    Live,
+    Stale(String),
+}
+
+/// The staleness rule, pure: `age` is the lock object's age by the store's clock. A lock
+/// is stale when not refreshed for the stale time, or when its holder shares our kernel
+/// boot and PID namespace and its pid is gone. A hostname is never evidence: two hosts can
+/// share one, and two containers of one host can share a pid.
+pub fn judge(
+    me: &Identity,
+    other: &LockInfo,
+    age: i64,
+    timing: &LockTiming,
+    alive: &dyn Fn(u32) -> bool,
+) -> Verdict {
+    if other.nonce != 0 && other.nonce == me.nonce && other.pid == me.pid {
+        return Verdict::Ours;
+    }
+    if age > timing.stale.as_secs() as i64 {
+        return Verdict::Stale(format!("not refreshed for {age}s by the store's clock"));
+    }
+    if other.same_pid_space(me) && !alive(other.pid) {
+        return Verdict::Stale(format!("process {} no longer exists", other.pid));
+    }
+    Verdict::Live
 }
 
 /// Store access the refresher thread owns (it outlives no borrow of the repository).
@@ -128,38 +155,57 @@ impl Io {
     }
 }
 
+/// One object in `locks/`.
+pub struct LockEntry {
+    pub name: String,
+    /// Write time by the store's clock.
+    pub modified: Option<i64>,
+    /// Unreadable locks are kept as `Err` and count as live.
+    pub info: Result<LockInfo>,
+}
+
 /// Every lock in the store. A lock deleted between the listing and the read is left out
-/// (it was released); an unreadable one is kept as `Err` and counts as live.
-pub fn list_locks(repo: &Repository) -> Result<Vec<(String, Result<LockInfo>)>> {
+/// (it was released).
+pub fn list_locks(repo: &Repository) -> Result<Vec<LockEntry>> {
     let mut out = Vec::new();
-    for (name, _) in repo.list_type(FileType::Lock)? {
-        let key = FileType::Lock.key(&name);
-        let info = match repo.get_sealed(&key, LOCK_AAD) {
+    for o in repo.list(FileType::Lock.prefix())? {
+        let Some(name) = FileType::Lock.name_of(&o.key).map(str::to_string) else {
+            continue;
+        };
+        let info = match repo.get_sealed(&o.key, LOCK_AAD) {
             Err(Error::Store(StoreError::NotFound(_))) => continue,
             Err(e @ Error::Store(_)) => return Err(e),
             r => r.and_then(|plain| {
                 serde_json::from_slice::<LockInfo>(&plain)
-                    .map_err(|e| Error::corrupt(&key, e.to_string()))
+                    .map_err(|e| Error::corrupt(&o.key, e.to_string()))
             }),
         };
-        out.push((name, info));
+        out.push(LockEntry {
+            name,
+            modified: o.modified,
+            info,
+        });
     }
     Ok(out)
 }
 
 struct State {
     name: String,
-    refreshed: Instant,
+    /// `Env::elapsed` at the last successful refresh.
+    refreshed: Duration,
     lost: Option<String>,
 }
 
 /// A held lock. Refreshed in the background; released (deleted) on drop.
 pub struct Lock {
     io: Io,
+    env: DynEnv,
     state: Arc<Mutex<State>>,
     stop: Option<Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub info: LockInfo,
+    /// The store's clock when we took the lock, and `Env::elapsed` then.
+    store_time: (i64, Duration),
 }
 
 impl Lock {
@@ -171,11 +217,12 @@ impl Lock {
         purpose: &str,
         wait: Duration,
     ) -> Result<Lock> {
-        let start = Instant::now();
+        let env = repo.env().clone();
+        let start = env.elapsed();
         let mut delay = Duration::from_millis(200);
         loop {
             match Lock::try_acquire(repo, exclusive, purpose) {
-                Err(Error::Locked(msg)) if start.elapsed() + delay <= wait => {
+                Err(Error::Locked(msg)) if env.elapsed() - start + delay <= wait => {
                     tracing::info!("waiting for the lock: {msg}");
                     // Jitter: two lockers that saw each other back off by different
                     // amounts, or they would collide again and again in lockstep.
@@ -188,45 +235,40 @@ impl Lock {
     }
 
     fn try_acquire(repo: &Repository, exclusive: bool, purpose: &str) -> Result<Lock> {
-        let (hostname, username) = crate::ingest::host_and_user();
-        let now = unix_now();
-        let info = LockInfo {
-            exclusive,
-            purpose: purpose.to_string(),
-            hostname,
-            username,
-            pid: std::process::id(),
-            created: now,
-            time: now,
-        };
+        let env = repo.env().clone();
+        let info = LockInfo::new(env.identity(), exclusive, purpose, env.now().0);
         let io = Io {
             store: repo.store().clone(),
             rt: repo.runtime().clone(),
             keys: repo.keys().clone(),
         };
         let name = io.write(&info)?;
-        if let Err(e) = check_others(repo, &io, &name, &info) {
-            if let Err(d) = io.delete(&name) {
-                tracing::warn!(
-                    "could not remove our lock locks/{name}: {d}; `cofre unlock` removes it"
-                );
+        let store_now = match check_others(repo, &io, &name, &info) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Err(d) = io.delete(&name) {
+                    tracing::warn!(
+                        "could not remove our lock locks/{name}: {d}; `cofre unlock` removes it"
+                    );
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
+        let timing = env.lock_timing();
         let state = Arc::new(Mutex::new(State {
             name,
-            refreshed: Instant::now(),
+            refreshed: env.elapsed(),
             lost: None,
         }));
         let (stop, stopped) = bounded::<()>(1);
         let thread = {
-            let (io, state, mut info) = (io.clone(), state.clone(), info.clone());
+            let (io, state, mut info, env) = (io.clone(), state.clone(), info.clone(), env.clone());
             std::thread::spawn(move || {
                 while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(refresh_every())
+                    stopped.recv_timeout(timing.refresh)
                 {
-                    info.time = unix_now();
-                    refresh(&io, &state, &info);
+                    info.time = env.now().0;
+                    refresh(&io, &state, &info, env.elapsed());
                 }
             })
         };
@@ -236,49 +278,72 @@ impl Lock {
             stop: Some(stop),
             thread: Some(thread),
             info,
+            store_time: (store_now, env.elapsed()),
+            env,
         })
     }
 
+    /// The store's clock now, as far as we know it: its time when we took the lock plus
+    /// the time elapsed here since (prune's minimum age of unindexed packs uses it).
+    pub fn store_now(&self) -> i64 {
+        let (t, at) = self.store_time;
+        t + self.env.elapsed().saturating_sub(at).as_secs() as i64
+    }
+
     /// Ok while the lock is certainly still ours: its object exists and it was refreshed
-    /// well within the stale time. Call before committing anything that relies on it.
+    /// well within the stale time. Call before committing or deleting anything that relies
+    /// on it.
     pub fn check(&self) -> Result<()> {
-        let (name, refreshed, lost) = {
-            let st = self.state.lock();
-            (st.name.clone(), st.refreshed, st.lost.clone())
-        };
-        if let Some(why) = lost {
-            return Err(Error::LockLost(why));
+        self.check_with(&|name| self.io.exists(name))
+    }
+
+    fn check_with(&self, exists: &dyn Fn(&str) -> Result<bool>) -> Result<()> {
+        let stale = self.env.lock_timing().stale;
+        for _ in 0..3 {
+            let (name, refreshed, lost) = {
+                let st = self.state.lock();
+                (st.name.clone(), st.refreshed, st.lost.clone())
+            };
+            if let Some(why) = lost {
+                return Err(Error::LockLost(why));
+            }
+            let since = self.env.elapsed().saturating_sub(refreshed);
+            if since > stale / 2 {
+                return Err(Error::LockLost(format!(
+                    "not refreshed for {}s",
+                    since.as_secs()
+                )));
+            }
+            if exists(&name)? {
+                return Ok(());
+            }
+            // A refresh may have replaced the object between our copy of its name and the
+            // test: then the state names the new one, and we look again.
+            if self.state.lock().name == name {
+                return Err(Error::LockLost(format!(
+                    "locks/{name} was removed by another process"
+                )));
+            }
         }
-        if refreshed.elapsed() > stale_after() / 2 {
-            return Err(Error::LockLost(format!(
-                "not refreshed for {}s",
-                refreshed.elapsed().as_secs()
-            )));
-        }
-        if !self.io.exists(&name)? {
-            return Err(Error::LockLost(format!(
-                "locks/{name} was removed by another process"
-            )));
-        }
-        Ok(())
+        Err(Error::LockLost("the lock changed under every check".into()))
     }
 }
 
-fn refresh(io: &Io, state: &Mutex<State>, info: &LockInfo) {
+fn refresh(io: &Io, state: &Mutex<State>, info: &LockInfo, now: Duration) {
     let old = state.lock().name.clone();
     let new = match io.write(info) {
         Ok(n) => n,
         Err(e) => return tracing::warn!("lock refresh failed: {e}"),
     };
-    // Only now check that the old lock is still there. An exclusive locker that removed it
-    // as stale either removed it before this check (we see it gone: lost), or lists the
-    // locks again after removing it and finds the new one (it backs off) — never neither.
+    // Only now check that the old lock is still there. A locker that removed it as stale
+    // either removed it before this check (we see it gone: lost), or lists the locks again
+    // after removing it and finds the new one (it backs off) — never neither.
     match io.exists(&old) {
         Ok(true) => {
             {
                 let mut st = state.lock();
                 st.name = new;
-                st.refreshed = Instant::now();
+                st.refreshed = now;
             }
             if let Err(e) = io.delete(&old) {
                 tracing::warn!("old lock locks/{old} not removed: {e}");
@@ -297,40 +362,96 @@ fn refresh(io: &Io, state: &Mutex<State>, info: &LockInfo) {
     }
 }
 
-/// Fails with `Locked` if a live lock conflicts with ours. An exclusive locker removes
-/// stale locks in its way (so their holders, if alive after all, fail `Lock::check`), then
-/// looks again: a holder refreshing meanwhile has written a new lock by then.
-fn check_others(repo: &Repository, io: &Io, ours: &str, info: &LockInfo) -> Result<()> {
+/// Fails with `Locked` if a live lock conflicts with ours, and with `ClockSkew` if our
+/// clock is too far from the store's. A stale conflicting lock is removed (so its holder,
+/// if alive after all, fails `Lock::check`) and the locks are listed again: a holder
+/// refreshing meanwhile has written a new lock by then. Returns the store's clock at our
+/// lock's write.
+fn check_others(repo: &Repository, io: &Io, ours: &str, info: &LockInfo) -> Result<i64> {
+    let env = repo.env();
+    let timing = env.lock_timing();
+    let alive = |pid: u32| env.process_alive(pid);
     loop {
+        let locks = list_locks(repo)?;
+        // The store's clock: our own object's write time, from this very listing.
+        let store_now = match locks.iter().find(|l| l.name == ours) {
+            Some(LockEntry {
+                modified: Some(t), ..
+            }) => *t,
+            Some(_) => env.now().0,
+            None => {
+                return Err(Error::LockLost(format!(
+                    "locks/{ours} is not in the listing right after it was written"
+                )))
+            }
+        };
+        let skew = info.time - store_now;
+        // One second of slack: the two clocks are read at slightly different moments.
+        if skew.unsigned_abs() > timing.max_skew.as_secs() + 1 {
+            return Err(Error::ClockSkew(skew, timing.max_skew.as_secs()));
+        }
         let mut removed = false;
-        for (name, other) in list_locks(repo)? {
-            if name == ours {
+        for l in locks {
+            if l.name == ours {
                 continue;
             }
-            let other = match other {
+            let other = match l.info {
                 Ok(o) => o,
                 Err(e) => {
                     return Err(Error::Locked(format!(
-                        "lock locks/{name} cannot be read ({e}); if no other cofre runs, `cofre unlock --remove-all`"
+                        "lock locks/{} cannot be read ({e}); if no other cofre runs, `cofre unlock --remove-all`",
+                        l.name
                     )))
                 }
             };
             if !(info.exclusive || other.exclusive) {
                 continue;
             }
-            if other.is_stale(&info.hostname) {
-                if info.exclusive {
-                    tracing::warn!("removing stale lock locks/{name}: {}", other.describe());
-                    io.delete(&name)?;
+            let age = store_now - l.modified.unwrap_or(other.time);
+            match judge(env.identity(), &other, age, &timing, &alive) {
+                Verdict::Ours => continue,
+                Verdict::Live => return Err(Error::Locked(other.describe(age))),
+                Verdict::Stale(why) => {
+                    tracing::warn!(
+                        "removing stale lock locks/{} ({why}): {}",
+                        l.name,
+                        other.describe(age)
+                    );
+                    io.delete(&l.name)?;
                     removed = true;
                 }
-                continue;
             }
-            return Err(Error::Locked(other.describe()));
         }
         if !removed {
-            return Ok(());
+            return Ok(store_now);
         }
+    }
+}
+
+impl Lock {
+    /// Other locks in the store that are not stale, described. Prune calls this between
+    /// deleting index objects and deleting packs: a lock there means someone removed ours
+    /// or ignored it, and the packs stay.
+    pub fn others_live(&self, repo: &Repository) -> Result<Vec<String>> {
+        let mine = self.state.lock().name.clone();
+        let timing = self.env.lock_timing();
+        let alive = |pid: u32| self.env.process_alive(pid);
+        let now = self.store_now();
+        let mut out = Vec::new();
+        for l in list_locks(repo)? {
+            if l.name == mine {
+                continue;
+            }
+            let Ok(info) = l.info else {
+                out.push(format!("locks/{} (unreadable)", l.name));
+                continue;
+            };
+            let age = now - l.modified.unwrap_or(info.time);
+            if judge(self.env.identity(), &info, age, &timing, &alive) == Verdict::Live {
+                out.push(info.describe(age));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -350,16 +471,48 @@ impl Drop for Lock {
 }
 
 /// `cofre unlock`: removes stale locks (all locks with `all`). Returns what was removed.
+/// Ages are by the store's clock, read from the newest lock object when there is one that
+/// this process wrote just now: a probe lock, written and removed here.
 pub fn unlock(repo: &Repository, all: bool) -> Result<Vec<String>> {
-    let (host, _) = crate::ingest::host_and_user();
+    let env = repo.env().clone();
+    let io = Io {
+        store: repo.store().clone(),
+        rt: repo.runtime().clone(),
+        keys: repo.keys().clone(),
+    };
+    let probe = LockInfo::new(env.identity(), false, "unlock (probe)", env.now().0);
+    let probe_name = io.write(&probe)?;
+    let listed = list_locks(repo);
+    io.delete(&probe_name)?;
+    let locks = listed?;
+    let store_now = locks
+        .iter()
+        .find(|l| l.name == probe_name)
+        .and_then(|l| l.modified)
+        .unwrap_or(env.now().0);
+    let timing = env.lock_timing();
+    let alive = |pid: u32| env.process_alive(pid);
     let mut removed = Vec::new();
-    for (name, info) in list_locks(repo)? {
-        let stale = info.as_ref().is_ok_and(|i| i.is_stale(&host));
+    for l in locks {
+        if l.name == probe_name {
+            continue;
+        }
+        let age = l
+            .info
+            .as_ref()
+            .map(|i| store_now - l.modified.unwrap_or(i.time))
+            .unwrap_or(0);
+        let stale = l.info.as_ref().is_ok_and(|i| {
+            matches!(
+                judge(env.identity(), i, age, &timing, &alive),
+                Verdict::Stale(_)
+            )
+        });
         if all || stale {
-            repo.delete(FileType::Lock, &name)?;
-            removed.push(match info {
-                Ok(i) => format!("locks/{name}: {}", i.describe()),
-                Err(e) => format!("locks/{name}: unreadable ({e})"),
+            repo.delete(FileType::Lock, &l.name)?;
+            removed.push(match l.info {
+                Ok(i) => format!("locks/{}: {}", l.name, i.describe(age)),
+                Err(e) => format!("locks/{}: unreadable ({e})", l.name),
             });
         }
     }
@@ -368,17 +521,97 @@ pub fn unlock(repo: &Repository, all: bool) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
     use super::*;
+    use crate::repo::env::Env;
     use crate::store::memory::MemoryStore;
 
-    fn repo(rt: &tokio::runtime::Runtime) -> Repository {
-        Repository::init(Arc::new(MemoryStore::new()), rt.handle().clone(), b"pw").expect("init")
+    /// A process on a simulated machine: its wall clock is the store's plus `skew`.
+    struct TestEnv {
+        id: Identity,
+        clock: Arc<AtomicI64>,
+        skew: i64,
+        dead: Vec<u32>,
+    }
+
+    impl Env for TestEnv {
+        fn now(&self) -> (i64, u32) {
+            (self.clock.load(Ordering::SeqCst) + self.skew, 0)
+        }
+        fn elapsed(&self) -> Duration {
+            Duration::from_secs(self.clock.load(Ordering::SeqCst) as u64)
+        }
+        fn identity(&self) -> &Identity {
+            &self.id
+        }
+        fn process_alive(&self, pid: u32) -> bool {
+            !self.dead.contains(&pid)
+        }
+        fn lock_timing(&self) -> LockTiming {
+            LockTiming::default()
+        }
+    }
+
+    fn ident(host: &str, boot: &str, ns: &str, pid: u32, nonce: u64) -> Identity {
+        Identity {
+            hostname: host.into(),
+            username: "root".into(),
+            boot_id: boot.into(),
+            pid_ns: ns.into(),
+            pid,
+            nonce,
+        }
+    }
+
+    struct World {
+        _rt: tokio::runtime::Runtime,
+        base: Repository,
+        store: DynStore,
+        clock: Arc<AtomicI64>,
+    }
+
+    impl World {
+        fn new() -> World {
+            let rt = tokio::runtime::Runtime::new().expect("rt");
+            let clock = Arc::new(AtomicI64::new(1_000_000));
+            let c = clock.clone();
+            let store: DynStore = Arc::new(MemoryStore::with_clock(Arc::new(move || {
+                c.load(Ordering::SeqCst)
+            })));
+            let base = Repository::init(store.clone(), rt.handle().clone(), b"pw").expect("init");
+            World {
+                _rt: rt,
+                base,
+                store,
+                clock,
+            }
+        }
+
+        fn process(&self, id: Identity, skew: i64, dead: Vec<u32>) -> Repository {
+            let env = TestEnv {
+                id,
+                clock: self.clock.clone(),
+                skew,
+                dead,
+            };
+            self.base.reopen(self.store.clone(), Arc::new(env))
+        }
+
+        fn advance(&self, secs: i64) {
+            self.clock.fetch_add(secs, Ordering::SeqCst);
+        }
+    }
+
+    fn count(r: &Repository) -> usize {
+        list_locks(r).expect("list").len()
     }
 
     #[test]
     fn shared_locks_coexist_and_exclusive_ones_exclude() {
-        let rt = tokio::runtime::Runtime::new().expect("rt");
-        let r = repo(&rt);
+        let w = World::new();
+        let r = w.process(ident("h", "b", "ns", 1, 1), 0, vec![]);
+        let r2 = w.process(ident("h", "b", "ns", 2, 2), 0, vec![]);
         let z = Duration::ZERO;
         let cases = [
             (false, false, true),
@@ -388,61 +621,210 @@ mod tests {
         ];
         for (first, second, both) in cases {
             let a = Lock::acquire(&r, first, "a", z).expect("first");
-            let b = Lock::acquire(&r, second, "b", z);
+            let b = Lock::acquire(&r2, second, "b", z);
             assert_eq!(b.is_ok(), both, "{first} then {second}");
             if let Err(e) = b {
                 assert!(matches!(e, Error::Locked(_)), "{e}");
-                // The loser left no lock behind.
-                assert_eq!(list_locks(&r).expect("list").len(), 1);
+                assert_eq!(count(&r), 1, "the loser left no lock behind");
             }
             drop(a);
         }
-        assert!(
-            list_locks(&r).expect("list").is_empty(),
-            "locks are released on drop"
-        );
+        assert_eq!(count(&r), 0, "locks are released on drop");
+    }
+
+    /// The staleness rule: (holder, its age by the store's clock, whether its pid is alive
+    /// here) → verdict. Hostnames never decide; pids decide only within one boot and PID
+    /// namespace; our own nonce is ours.
+    #[test]
+    fn staleness_rule_table() {
+        let me = ident("web1", "boot-A", "pid:[1]", 100, 7);
+        let t = LockTiming::default();
+        let stale = t.stale.as_secs() as i64;
+        let cases: [(&str, Identity, i64, bool, &str); 9] = [
+            (
+                "same process",
+                ident("web1", "boot-A", "pid:[1]", 100, 7),
+                0,
+                true,
+                "ours",
+            ),
+            (
+                "fresh, alive",
+                ident("web1", "boot-A", "pid:[1]", 200, 8),
+                10,
+                true,
+                "live",
+            ),
+            (
+                "fresh, dead, same boot and ns",
+                ident("web1", "boot-A", "pid:[1]", 200, 8),
+                10,
+                false,
+                "stale",
+            ),
+            (
+                "fresh, dead, same name, other boot (cloned VM)",
+                ident("web1", "boot-B", "pid:[1]", 200, 8),
+                10,
+                false,
+                "live",
+            ),
+            (
+                "fresh, dead, same boot, other ns (container)",
+                ident("web1", "boot-A", "pid:[2]", 200, 8),
+                10,
+                false,
+                "live",
+            ),
+            (
+                "fresh, dead, old lock without boot id",
+                ident("web1", "", "", 200, 0),
+                10,
+                false,
+                "live",
+            ),
+            (
+                "just within the stale time",
+                ident("db1", "boot-C", "pid:[1]", 200, 8),
+                stale,
+                true,
+                "live",
+            ),
+            (
+                "past the stale time",
+                ident("db1", "boot-C", "pid:[1]", 200, 8),
+                stale + 1,
+                true,
+                "stale",
+            ),
+            (
+                "same pid, other nonce, dead",
+                ident("web1", "boot-A", "pid:[1]", 100, 9),
+                10,
+                false,
+                "stale",
+            ),
+        ];
+        for (what, holder, age, alive, want) in cases {
+            let info = LockInfo::new(&holder, true, "prune", 0);
+            let got = match judge(&me, &info, age, &t, &|_| alive) {
+                Verdict::Ours => "ours",
+                Verdict::Live => "live",
+                Verdict::Stale(_) => "stale",
+            };
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    /// Acquire against one other lock: (we exclusive?, other exclusive?, other stale?) →
+    /// (we get it?, the other lock is gone?). A shared locker never passes a live exclusive
+    /// lock; it passes a stale one only after removing it.
+    #[test]
+    fn acquire_table() {
+        let cases = [
+            (false, false, false, true, false),
+            (false, true, false, false, false),
+            (false, true, true, true, true),
+            (true, false, false, false, false),
+            (true, false, true, true, true),
+            (true, true, true, true, true),
+            (false, false, true, true, false),
+        ];
+        for (we_excl, other_excl, other_stale, got, other_gone) in cases {
+            let w = World::new();
+            let holder = w.process(ident("h", "boot-A", "ns", 1, 1), 0, vec![]);
+            let h = Lock::acquire(&holder, other_excl, "other", Duration::ZERO).expect("holder");
+            if other_stale {
+                // Paused, not refreshed, for 31 minutes (the store's clock moves on).
+                w.advance(31 * 60);
+            }
+            // Same hostname, another machine (boot id): cannot judge the pid.
+            let me = w.process(ident("h", "boot-B", "ns", 1, 2), 0, vec![1]);
+            let r = Lock::acquire(&me, we_excl, "me", Duration::ZERO);
+            let case = (we_excl, other_excl, other_stale);
+            assert_eq!(r.is_ok(), got, "{case:?}: {:?}", r.as_ref().err());
+            let name = h.state.lock().name.clone();
+            let gone = !h.io.exists(&name).expect("head");
+            assert_eq!(gone, other_gone, "{case:?}");
+            if other_gone {
+                assert!(matches!(h.check(), Err(Error::LockLost(_))), "{case:?}");
+            }
+        }
     }
 
     #[test]
-    fn a_stale_lock_is_removed_by_an_exclusive_locker_and_its_holder_fails_check() {
-        let rt = tokio::runtime::Runtime::new().expect("rt");
-        let r = repo(&rt);
-        let holder = Lock::acquire(&r, false, "ingest", Duration::ZERO).expect("shared");
-        assert!(holder.check().is_ok());
-        // Age the holder's lock object: rewrite it with a time 31 minutes ago.
-        let name = holder.state.lock().name.clone();
-        let mut old = holder.info.clone();
-        old.time -= 31 * 60;
-        let aged = holder.io.write(&old).expect("write");
-        holder.io.delete(&name).expect("delete");
-        holder.state.lock().name = aged;
-        let prune = Lock::acquire(&r, true, "prune", Duration::ZERO).expect("stale lock ignored");
-        assert!(matches!(holder.check(), Err(Error::LockLost(_))));
-        drop(prune);
-        drop(holder);
+    fn a_clock_far_from_the_stores_is_refused() {
+        let w = World::new();
+        for (skew, ok) in [
+            (0, true),
+            (9 * 60, true),
+            (40 * 60, false),
+            (-40 * 60, false),
+        ] {
+            let r = w.process(ident("h", "b", "ns", 1, 1), skew, vec![]);
+            let got = Lock::acquire(&r, true, "prune", Duration::ZERO);
+            assert_eq!(got.is_ok(), ok, "skew {skew}");
+            if !ok {
+                assert!(matches!(got, Err(Error::ClockSkew(..))));
+            }
+            drop(got);
+            assert_eq!(count(&r), 0, "skew {skew}: no lock left behind");
+        }
     }
 
     #[test]
     fn a_refresh_after_removal_marks_the_lock_lost_and_leaves_nothing() {
-        let rt = tokio::runtime::Runtime::new().expect("rt");
-        let r = repo(&rt);
+        let w = World::new();
+        let r = w.process(ident("h", "b", "ns", 1, 1), 0, vec![]);
         let holder = Lock::acquire(&r, false, "ingest", Duration::ZERO).expect("shared");
         let name = holder.state.lock().name.clone();
         r.delete(FileType::Lock, &name).expect("remove as stale");
-        refresh(&holder.io, &holder.state, &holder.info);
+        refresh(&holder.io, &holder.state, &holder.info, r.env().elapsed());
         assert!(matches!(holder.check(), Err(Error::LockLost(_))));
-        assert!(
-            list_locks(&r).expect("list").is_empty(),
-            "the lost lock was resurrected"
-        );
+        assert_eq!(count(&r), 0, "the lost lock was resurrected");
         // A normal refresh replaces the object and keeps the lock.
         let other = Lock::acquire(&r, false, "ingest", Duration::ZERO).expect("shared");
         let before = other.state.lock().name.clone();
         let mut info = other.info.clone();
         info.time += 1;
-        refresh(&other.io, &other.state, &info);
+        refresh(&other.io, &other.state, &info, r.env().elapsed());
         assert_ne!(other.state.lock().name, before);
         assert!(other.check().is_ok());
-        assert_eq!(list_locks(&r).expect("list").len(), 1);
+        assert_eq!(count(&r), 1);
+    }
+
+    #[test]
+    fn check_is_not_fooled_by_a_refresh_between_its_copy_and_its_test() {
+        let w = World::new();
+        let r = w.process(ident("h", "b", "ns", 1, 1), 0, vec![]);
+        let holder = Lock::acquire(&r, false, "ingest", Duration::ZERO).expect("shared");
+        let old = holder.state.lock().name.clone();
+        // The refresher runs exactly between check's copy of the name and its HEAD.
+        let raced = |name: &str| -> Result<bool> {
+            if name == old {
+                let mut info = holder.info.clone();
+                info.time += 1;
+                refresh(&holder.io, &holder.state, &info, r.env().elapsed());
+            }
+            holder.io.exists(name)
+        };
+        holder
+            .check_with(&raced)
+            .expect("a refreshed lock is not lost");
+        assert_ne!(holder.state.lock().name, old);
+        // Whereas a lock really removed is lost.
+        let name = holder.state.lock().name.clone();
+        r.delete(FileType::Lock, &name).expect("remove");
+        assert!(matches!(holder.check(), Err(Error::LockLost(_))));
+    }
+
+    #[test]
+    fn the_store_clock_moves_with_elapsed_time() {
+        let w = World::new();
+        let r = w.process(ident("h", "b", "ns", 1, 1), 0, vec![]);
+        let l = Lock::acquire(&r, true, "prune", Duration::ZERO).expect("lock");
+        let t0 = l.store_now();
+        w.advance(100);
+        assert_eq!(l.store_now(), t0 + 100);
     }
 }

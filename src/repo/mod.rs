@@ -2,6 +2,7 @@
 //! Store keys: `config`, `keys/<id>`, `data/<xx>/<pack>`, `index/<id>`, `snapshots/<id>`.
 
 pub mod compress;
+pub mod env;
 pub mod file;
 pub mod index;
 pub mod keyfiles;
@@ -80,6 +81,8 @@ pub struct Repository {
     /// Whole tree packs, recently read: walking a snapshot reads many trees of one pack,
     /// and one GET per tree costs a round trip each on S3.
     tree_packs: Mutex<lru::LruCache<BlobId, Arc<Vec<u8>>>>,
+    /// Clocks and identity (the real machine, or a simulated host).
+    env: env::DynEnv,
 }
 
 fn tree_pack_cache() -> Mutex<lru::LruCache<BlobId, Arc<Vec<u8>>>> {
@@ -152,6 +155,7 @@ impl Repository {
             config,
             key_name,
             tree_packs: tree_pack_cache(),
+            env: env::system(),
         })
     }
 
@@ -179,7 +183,26 @@ impl Repository {
             config,
             key_name,
             tree_packs: tree_pack_cache(),
+            env: env::system(),
         })
+    }
+
+    /// The same repository seen by another process: its own store handle, clocks and
+    /// identity, the keys already opened (the simulation runs many hosts in one process).
+    pub fn reopen(&self, store: DynStore, env: env::DynEnv) -> Repository {
+        Repository {
+            store,
+            rt: self.rt.clone(),
+            keys: self.keys.clone(),
+            config: self.config.clone(),
+            key_name: self.key_name.clone(),
+            tree_packs: tree_pack_cache(),
+            env,
+        }
+    }
+
+    pub fn env(&self) -> &env::DynEnv {
+        &self.env
     }
 
     pub fn keys(&self) -> &Keys {
@@ -407,6 +430,24 @@ impl Repository {
             let (store, key) = (self.store.clone(), t.key(n));
             async move { store.delete(&key).await }
         }))
+    }
+
+    /// Every object of one type: (name, size, write time by the store's clock).
+    pub fn list_type_times(&self, t: FileType) -> Result<Vec<(String, u64, Option<i64>)>> {
+        Ok(self
+            .list(t.prefix())?
+            .into_iter()
+            .filter_map(|o| Some((t.name_of(&o.key)?.to_string(), o.size, o.modified)))
+            .collect())
+    }
+
+    /// Every pack present in the store: its size and write time by the store's clock.
+    pub fn pack_listing(&self) -> Result<std::collections::HashMap<BlobId, (u64, Option<i64>)>> {
+        Ok(self
+            .list(FileType::Pack.prefix())?
+            .iter()
+            .filter_map(|o| Some((file::pack_id(&o.key)?, (o.size, o.modified))))
+            .collect())
     }
 
     /// Every pack present in the store, with its size.

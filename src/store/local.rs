@@ -169,11 +169,19 @@ fn list_sync(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
             if name.to_string_lossy().starts_with(".tmp-") || !key.starts_with(prefix) {
                 continue;
             }
-            let size = entry
+            let md = entry
                 .metadata()
-                .map_err(|e| StoreError::io("list", prefix, e))?
-                .len();
-            out.push(ObjectInfo { key, size });
+                .map_err(|e| StoreError::io("list", prefix, e))?;
+            let modified = md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64);
+            out.push(ObjectInfo {
+                key,
+                size: md.len(),
+                modified,
+            });
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));

@@ -49,6 +49,10 @@ impl StoreError {
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    /// When the object was written, in Unix seconds by the *store's* clock (S3
+    /// `LastModified`, a file's mtime). Lock staleness and the minimum age of unindexed
+    /// packs are judged by this clock, never by a client's (docs/prune.md "Clocks").
+    pub modified: Option<i64>,
 }
 
 /// Object storage. Keys are `/`-separated relative names. Objects are written once and
@@ -96,17 +100,22 @@ pub fn open_with(
     } else {
         Arc::new(local::LocalStore::new(url))
     };
-    // Test hooks (tests/lifecycle*.rs), unset in normal use: a delay before every store
-    // call, one call at a time, so races land mid-operation; a log of the calls; a SIGKILL
-    // at one exact call.
+    Ok(with_test_hooks(store))
+}
+
+/// Test hooks (tests/lifecycle*.rs), only in a build with the `test-hooks` feature (`cargo
+/// test`; never a release build): a delay before every store call, one call at a time, so
+/// races land mid-operation; a log of the calls; a SIGKILL at one exact call.
+#[cfg(feature = "test-hooks")]
+fn with_test_hooks(store: DynStore) -> DynStore {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let delay = var("COFRE_TEST_STORE_DELAY_MS").and_then(|v| v.parse::<u64>().ok());
     let kill_at_call = var("COFRE_TEST_KILL_AT_CALL").and_then(|v| v.parse::<u64>().ok());
     let call_log = var("COFRE_TEST_CALL_LOG").map(std::path::PathBuf::from);
     if delay.is_none() && kill_at_call.is_none() && call_log.is_none() {
-        return Ok(store);
+        return store;
     }
-    Ok(Arc::new(fault::FaultStore::new(
+    Arc::new(fault::FaultStore::new(
         store,
         fault::Faults {
             delay: Some(std::time::Duration::from_millis(delay.unwrap_or(0))),
@@ -115,7 +124,12 @@ pub fn open_with(
             call_log,
             ..Default::default()
         },
-    )))
+    ))
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn with_test_hooks(store: DynStore) -> DynStore {
+    store
 }
 
 pub(crate) fn range_error(op: &'static str, key: &str, range: &Range<u64>, len: u64) -> StoreError {

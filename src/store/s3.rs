@@ -299,6 +299,7 @@ impl Store for S3Store {
                     out.push(ObjectInfo {
                         key: k.to_string(),
                         size: o.size().unwrap_or(0).max(0) as u64,
+                        modified: o.last_modified().map(|t| t.secs()),
                     });
                 }
             }

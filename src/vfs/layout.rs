@@ -228,6 +228,7 @@ mod tests {
             id: format!("{id:0<64}"),
             root_rowid: 1,
             manifest: Manifest {
+                data_class: None,
                 version: 1,
                 set: "db".into(),
                 time: (time, 0),
