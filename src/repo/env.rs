@@ -53,6 +53,11 @@ pub trait Env: Send + Sync {
     /// and `pid_ns` as ours, where a pid means the same thing to both.
     fn process_alive(&self, pid: u32) -> bool;
     fn lock_timing(&self) -> LockTiming;
+    /// Worker threads a command may use for one pipeline (None: one per core, up to 4).
+    /// The simulation uses 1, so each process issues its store calls in one order.
+    fn workers(&self) -> Option<usize> {
+        None
+    }
 }
 
 pub type DynEnv = Arc<dyn Env>;

@@ -595,7 +595,8 @@ mod tests {
                 skew,
                 dead,
             };
-            self.base.reopen(self.store.clone(), Arc::new(env))
+            self.base
+                .reopen(self.store.clone(), Arc::new(env), self._rt.handle().clone())
         }
 
         fn advance(&self, secs: i64) {

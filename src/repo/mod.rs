@@ -189,10 +189,10 @@ impl Repository {
 
     /// The same repository seen by another process: its own store handle, clocks and
     /// identity, the keys already opened (the simulation runs many hosts in one process).
-    pub fn reopen(&self, store: DynStore, env: env::DynEnv) -> Repository {
+    pub fn reopen(&self, store: DynStore, env: env::DynEnv, rt: Handle) -> Repository {
         Repository {
             store,
-            rt: self.rt.clone(),
+            rt,
             keys: self.keys.clone(),
             config: self.config.clone(),
             key_name: self.key_name.clone(),

@@ -115,9 +115,11 @@ impl<'scope> Packer<'scope> {
             delta_raw_bytes: 0,
             error: None,
         }));
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(4);
+        let threads = repo.env().workers().unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(4)
+        });
         let pack_size = repo.config.pack_size as usize;
         let workers = (0..threads)
             .map(|_| {

@@ -1,0 +1,3 @@
+pub mod checker;
+pub mod store;
+pub mod world;

@@ -1,0 +1,189 @@
+//! The simulated processes' view of the one shared store: every mutating call (put,
+//! delete, list) is a numbered step of its process, where the driver can pause it (a
+//! SIGSTOP, a suspended laptop) or crash it (before or after the call reaches the store).
+//! Waiting is async, so a paused process blocks only its own runtime.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cofre::store::memory::MemoryStore;
+use cofre::store::{ObjectInfo, Store, StoreError};
+use parking_lot::Mutex;
+
+pub enum Event {
+    Paused,
+    Done(Result<String, String>),
+}
+
+/// A fault planned for one process: at its n-th mutating call.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    None,
+    Pause(u64),
+    /// Crash before (false) or after (true) the call reaches the store.
+    Crash(u64, bool),
+}
+
+pub struct Ctl {
+    calls: AtomicU64,
+    pub fault: Fault,
+    pub crashed: AtomicBool,
+    resume: tokio::sync::Notify,
+    events: Mutex<std::sync::mpsc::Sender<Event>>,
+}
+
+impl Ctl {
+    pub fn new(fault: Fault, events: std::sync::mpsc::Sender<Event>) -> Arc<Ctl> {
+        Arc::new(Ctl {
+            calls: AtomicU64::new(0),
+            fault,
+            crashed: AtomicBool::new(false),
+            resume: tokio::sync::Notify::new(),
+            events: Mutex::new(events),
+        })
+    }
+
+    pub fn send(&self, e: Event) {
+        let _ = self.events.lock().send(e);
+    }
+
+    pub fn resume(&self) {
+        self.resume.notify_one();
+    }
+}
+
+pub struct SimStore {
+    pub inner: Arc<MemoryStore>,
+    pub ctl: Arc<Ctl>,
+}
+
+fn crash(key: &str) -> StoreError {
+    StoreError::Backend {
+        op: "sim",
+        key: key.to_string(),
+        msg: "simulated crash".into(),
+    }
+}
+
+impl SimStore {
+    /// Before a call: Err if the process is dead. `Ok(true)`: crash right after the call.
+    async fn before(&self, key: &str, mutating: bool) -> Result<bool, StoreError> {
+        if self.ctl.crashed.load(Ordering::SeqCst) {
+            return Err(crash(key));
+        }
+        if !mutating {
+            return Ok(false);
+        }
+        let n = self.ctl.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.ctl.fault {
+            Fault::Crash(at, after) if at == n => {
+                if !after {
+                    self.ctl.crashed.store(true, Ordering::SeqCst);
+                    return Err(crash(key));
+                }
+                Ok(true)
+            }
+            Fault::Pause(at) if at == n => {
+                self.ctl.send(Event::Paused);
+                self.ctl.resume.notified().await;
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn after<T>(
+        &self,
+        key: &str,
+        crash_now: bool,
+        r: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if crash_now {
+            self.ctl.crashed.store(true, Ordering::SeqCst);
+            return Err(crash(key));
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl Store for SimStore {
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        let c = self.before(key, true).await?;
+        let r = self.inner.put(key, data).await;
+        self.after(key, c, r)
+    }
+    async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
+        let c = self.before(key, true).await?;
+        let r = self.inner.put_class(key, data, class).await;
+        self.after(key, c, r)
+    }
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        let c = self.before(key, true).await?;
+        let r = self.inner.put_if_absent(key, data).await;
+        self.after(key, c, r)
+    }
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
+        self.before(key, false).await?;
+        self.inner.get(key, range).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let c = self.before(prefix, true).await?;
+        let r = self.inner.list(prefix).await;
+        self.after(prefix, c, r)
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let c = self.before(key, true).await?;
+        let r = self.inner.delete(key).await;
+        self.after(key, c, r)
+    }
+    async fn head(&self, key: &str) -> Result<u64, StoreError> {
+        self.before(key, false).await?;
+        self.inner.head(key).await
+    }
+    fn location(&self) -> String {
+        "sim".into()
+    }
+}
+
+/// The store as a thaw would show it: archived objects readable (the checker reads every
+/// snapshot's bytes this way; whether they are readable at the snapshot's own class is a
+/// separate check).
+pub struct Thawed(pub Arc<MemoryStore>);
+
+#[async_trait]
+impl Store for Thawed {
+    async fn put(&self, _: &str, _: Vec<u8>) -> Result<(), StoreError> {
+        Err(crash("read-only"))
+    }
+    async fn put_if_absent(&self, _: &str, _: Vec<u8>) -> Result<(), StoreError> {
+        Err(crash("read-only"))
+    }
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
+        let data = self
+            .0
+            .peek(key)
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        Ok(match range {
+            Some(r) => data
+                .get(r.start as usize..r.end as usize)
+                .ok_or_else(|| crash(key))?
+                .to_vec(),
+            None => data,
+        })
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Err(crash("read-only"))
+    }
+    async fn head(&self, key: &str) -> Result<u64, StoreError> {
+        self.0.head(key).await
+    }
+    fn location(&self) -> String {
+        "thawed".into()
+    }
+}
