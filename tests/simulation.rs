@@ -42,6 +42,8 @@ struct Run {
     paused: Option<Proc>,
     /// Snapshot ids seen, so a new one is told from an old one.
     seen: BTreeSet<String>,
+    /// Seeds the pool of shared file contents.
+    pool: u64,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -51,8 +53,10 @@ fn err(e: impl std::fmt::Display) -> String {
 impl Run {
     fn fault(&mut self) -> Fault {
         let x: f64 = self.rng.gen();
-        if self.paused.is_none() && x < 0.3 {
+        if self.paused.is_none() && x < 0.2 {
             Fault::Pause(self.rng.gen_range(1..30))
+        } else if self.paused.is_none() && x < 0.3 {
+            Fault::PauseAtDelete(self.rng.gen_range(1..3))
         } else if x < 0.45 {
             Fault::Crash(self.rng.gen_range(1..30), self.rng.gen())
         } else {
@@ -74,6 +78,9 @@ impl Run {
         let fault = self.fault();
         let nonce = self.rng.gen();
         self.log.push(format!("{what} on h{host} [{fault:?}]"));
+        if std::env::var_os("COFRE_SIM_TRACE").is_some() {
+            eprintln!("TRACE start {what} on h{host} [{fault:?}]");
+        }
         let mut p = self.world.spawn(host, what, fault, nonce, op);
         let (paused, result) = self.world.wait(&mut p);
         if paused {
@@ -89,6 +96,9 @@ impl Run {
         result: Option<Result<String, String>>,
     ) -> Result<(), String> {
         self.log.push(format!("  {what} -> {result:?}"));
+        if std::env::var_os("COFRE_SIM_TRACE").is_some() {
+            eprintln!("TRACE end {what} -> {result:?}");
+        }
         if let Some(Err(e)) = &result {
             if e == "PANIC" {
                 return Err(format!("{what} panicked"));
@@ -166,7 +176,7 @@ impl Run {
         let src = self.world.hosts[host].src.clone();
         let n = self.rng.gen_range(0..4);
         let path = src.join(format!("f{n}"));
-        match self.rng.gen_range(0..4) {
+        match self.rng.gen_range(0..5) {
             0 => {
                 let _ = std::fs::remove_file(&path);
             }
@@ -182,6 +192,14 @@ impl Run {
                     d[at] = self.rng.gen_range(b'A'..=b'Z');
                 }
                 std::fs::write(&dump, d).expect("write dump");
+            }
+            2 => {
+                // Content from a small pool shared by all hosts: files revert to what an
+                // older (perhaps forgotten) snapshot held, and hosts dedup against each other.
+                let k: u64 = self.rng.gen_range(0..4);
+                let mut r = StdRng::seed_from_u64(self.pool ^ k);
+                let data: Vec<u8> = (0..20_000 + k * 7_000).map(|_| r.gen()).collect();
+                std::fs::write(&path, data).expect("write");
             }
             _ => {
                 let len = self.rng.gen_range(0..40_000);
@@ -200,7 +218,13 @@ impl Run {
             .as_ref()
             .filter(|p| p.what.starts_with("ingest"))
             .map(|p| p.host);
-        match self.rng.gen_range(0..100) {
+        // While a process is paused, time passes more often: that is when its lock goes
+        // stale and the others move in.
+        let roll = match self.paused.is_some() && self.rng.gen_bool(0.3) {
+            true => 88,
+            false => self.rng.gen_range(0..100),
+        };
+        match roll {
             0..=29 => {
                 let set = format!("h{host}");
                 if busy != Some(host) {
@@ -248,7 +272,21 @@ impl Run {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                let id = ids[self.rng.gen_range(0..ids.len())].clone();
+                // Half the time the newest snapshot of a set: its data, now unused, is what
+                // the next ingest of an unchanged source would reuse.
+                let id = if self.rng.gen_bool(0.5) {
+                    let set = format!("h{host}");
+                    let newest = ids.iter().filter_map(|i| {
+                        let m = self.world.base.load_manifest(i).ok()?;
+                        (m.set == set).then_some((m.time, i.clone()))
+                    });
+                    match newest.max() {
+                        Some((_, i)) => i,
+                        None => return Ok(()),
+                    }
+                } else {
+                    ids[self.rng.gen_range(0..ids.len())].clone()
+                };
                 self.forgetting.insert(id.clone());
                 self.start(
                     host,
@@ -314,7 +352,7 @@ impl Run {
                 }),
             ),
             85..=92 => {
-                let secs = [60, 600, 1_900, 3_700][self.rng.gen_range(0..4)];
+                let secs = [60, 600, 1_900, 3_700, 7_300][self.rng.gen_range(0..5)];
                 self.world.advance(secs);
                 self.log.push(format!("clock +{secs}s"));
                 Ok(())
@@ -327,7 +365,14 @@ impl Run {
         let Some(mut p) = self.paused.take() else {
             return Ok(());
         };
-        self.log.push(format!("resume {}", p.what));
+        // A process woken from a long pause: its refresher thread may run before its main
+        // thread does (and then its time-based lock check passes); let it, half the time.
+        let refresh_first = self.rng.gen_bool(0.5);
+        self.log.push(format!("resume {} (refresh first: {refresh_first})", p.what));
+        let refresh = p.refresher.lock().clone();
+        if let (true, Some(r)) = (refresh_first, refresh) {
+            r();
+        }
         p.ctl.resume();
         let (paused, result) = self.world.wait(&mut p);
         assert!(!paused, "a process pauses once");
@@ -351,6 +396,7 @@ fn run_seed(seed: u64) -> Result<Vec<String>, String> {
         pending: HashMap::new(),
         paused: None,
         seen: BTreeSet::new(),
+        pool: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
     };
     for h in 0..3 {
         run.mutate(h);

@@ -291,8 +291,13 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         true => None,
         false => Some(repo.save_index(&index)?),
     };
-    // Checked again right before the commit point: the index PUT may have been slow.
-    lock.check()?;
+    // Checked again right before the commit point: had we stalled before or during the
+    // index PUT, a prune may have taken our packs for a dead ingest's, indexed or deleted
+    // them; our index object would then name packs that are gone, so it is withdrawn.
+    if let Err(e) = lock.check() {
+        withdraw(repo, index_name.as_deref(), None);
+        return Err(e);
+    }
     let id_ = repo.env().identity();
     let (hostname, username) = (id_.hostname.clone(), id_.username.clone());
     let manifest = Manifest {
@@ -315,6 +320,18 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         ),
     };
     let id = repo.save_manifest(&manifest)?;
+    // Had we stalled between the check above and this PUT for longer than the stale time,
+    // a prune may have removed our lock, not seen this manifest, and deleted data it
+    // needs. A prune must remove our lock object before it plans, so if the object is
+    // still there, none did; if it is gone, the snapshot is withdrawn (docs/prune.md).
+    if let Err(e) = lock.still_held() {
+        return Err(match withdraw(repo, index_name.as_deref(), Some(&id)) {
+            Ok(()) => e,
+            Err(d) => Error::LockLost(format!(
+                "{e}; snapshot {id} may be incomplete and could not be withdrawn ({d}): `cofre forget {id}`"
+            )),
+        });
+    }
     drop(lock);
     // The snapshot is committed. A catalog failure now is repaired by the next sync.
     if let Err(e) = record(cat, index_name.as_deref(), &index, &trees, &id, &manifest) {
@@ -329,6 +346,22 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         warnings,
         partial: unreadable > 0,
     })
+}
+
+/// Takes back what an ingest that lost its lock wrote: its manifest first (so no snapshot
+/// names data that may be gone), then its index object (which may name packs a prune
+/// deleted as a dead ingest's). Its packs stay for prune.
+fn withdraw(repo: &Repository, index: Option<&str>, snapshot: Option<&str>) -> Result<()> {
+    use crate::repo::file::FileType;
+    if let Some(id) = snapshot {
+        repo.delete(FileType::Snapshot, id)?;
+    }
+    if let Some(name) = index {
+        if let Err(e) = repo.delete(FileType::Index, name) {
+            tracing::warn!("index/{name} of this failed ingest not removed ({e}); prune replaces it");
+        }
+    }
+    Ok(())
 }
 
 /// Removes the packs of an ingest that does not commit, if our lock is still ours.

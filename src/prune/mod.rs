@@ -304,7 +304,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         .collect();
     let mut replaced: HashSet<usize> = HashSet::new();
     for (id, idx) in &named_by {
-        if doomed.contains(id) || !in_store.contains_key(id) {
+        // A young index object is left alone, unless it names a pack that is gone: then
+        // it is broken whoever wrote it (an ingest that lost its lock while its PUT was in
+        // flight), and a copy it names would send readers to a missing pack.
+        if !in_store.contains_key(id) {
+            replaced.extend(idx);
+        } else if doomed.contains(id) {
             replaced.extend(idx.iter().filter(|i| !young_index.contains(i)));
         }
     }

@@ -58,6 +58,13 @@ pub trait Env: Send + Sync {
     fn workers(&self) -> Option<usize> {
         None
     }
+    /// A lock was taken; `refresh` does what the refresher thread does every
+    /// `LockTiming::refresh`. The simulation keeps it to run when a paused process resumes
+    /// (its refresher thread then races its main thread; the simulation lets it win).
+    fn lock_taken(&self, refresh: Arc<dyn Fn() + Send + Sync>) {
+        let _ = refresh;
+    }
+    fn lock_released(&self) {}
 }
 
 pub type DynEnv = Arc<dyn Env>;

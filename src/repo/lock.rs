@@ -260,6 +260,14 @@ impl Lock {
             refreshed: env.elapsed(),
             lost: None,
         }));
+        {
+            let (io, state, info, env2) = (io.clone(), state.clone(), info.clone(), env.clone());
+            env.lock_taken(Arc::new(move || {
+                let mut info = info.clone();
+                info.time = env2.now().0;
+                refresh(&io, &state, &info, env2.elapsed());
+            }));
+        }
         let (stop, stopped) = bounded::<()>(1);
         let thread = {
             let (io, state, mut info, env) = (io.clone(), state.clone(), info.clone(), env.clone());
@@ -295,6 +303,30 @@ impl Lock {
     /// on it.
     pub fn check(&self) -> Result<()> {
         self.check_with(&|name| self.io.exists(name))
+    }
+
+    /// Ok if no other process removed our lock since we took it: our current lock object
+    /// exists and no refresh found the previous one gone. Unlike `check`, the time since the
+    /// last refresh does not matter: this asks whether anyone *did* judge us stale.
+    pub fn still_held(&self) -> Result<()> {
+        for _ in 0..3 {
+            let (name, lost) = {
+                let st = self.state.lock();
+                (st.name.clone(), st.lost.clone())
+            };
+            if let Some(why) = lost {
+                return Err(Error::LockLost(why));
+            }
+            if self.io.exists(&name)? {
+                return Ok(());
+            }
+            if self.state.lock().name == name {
+                return Err(Error::LockLost(format!(
+                    "locks/{name} was removed by another process"
+                )));
+            }
+        }
+        Err(Error::LockLost("the lock changed under every check".into()))
     }
 
     fn check_with(&self, exists: &dyn Fn(&str) -> Result<bool>) -> Result<()> {
@@ -461,6 +493,7 @@ impl Drop for Lock {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.env.lock_released();
         let name = self.state.lock().name.clone();
         if let Err(e) = self.io.delete(&name) {
             tracing::warn!(

@@ -22,12 +22,15 @@ pub enum Event {
 pub enum Fault {
     None,
     Pause(u64),
+    /// Pause at the n-th delete (prune's index and pack deletions, forget's, a lock's).
+    PauseAtDelete(u64),
     /// Crash before (false) or after (true) the call reaches the store.
     Crash(u64, bool),
 }
 
 pub struct Ctl {
     calls: AtomicU64,
+    deletes: AtomicU64,
     pub fault: Fault,
     pub crashed: AtomicBool,
     resume: tokio::sync::Notify,
@@ -38,6 +41,7 @@ impl Ctl {
     pub fn new(fault: Fault, events: std::sync::mpsc::Sender<Event>) -> Arc<Ctl> {
         Arc::new(Ctl {
             calls: AtomicU64::new(0),
+            deletes: AtomicU64::new(0),
             fault,
             crashed: AtomicBool::new(false),
             resume: tokio::sync::Notify::new(),
@@ -70,6 +74,10 @@ fn crash(key: &str) -> StoreError {
 impl SimStore {
     /// Before a call: Err if the process is dead. `Ok(true)`: crash right after the call.
     async fn before(&self, key: &str, mutating: bool) -> Result<bool, StoreError> {
+        self.before_call(key, mutating, false).await
+    }
+
+    async fn before_call(&self, key: &str, mutating: bool, delete: bool) -> Result<bool, StoreError> {
         if self.ctl.crashed.load(Ordering::SeqCst) {
             return Err(crash(key));
         }
@@ -77,7 +85,17 @@ impl SimStore {
             return Ok(false);
         }
         let n = self.ctl.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let d = if delete {
+            self.ctl.deletes.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            0
+        };
         match self.ctl.fault {
+            Fault::PauseAtDelete(at) if at == d => {
+                self.ctl.send(Event::Paused);
+                self.ctl.resume.notified().await;
+                Ok(false)
+            }
             Fault::Crash(at, after) if at == n => {
                 if !after {
                     self.ctl.crashed.store(true, Ordering::SeqCst);
@@ -112,11 +130,17 @@ impl SimStore {
 impl Store for SimStore {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
         let c = self.before(key, true).await?;
+        if std::env::var_os("COFRE_SIM_TRACE").is_some() {
+            eprintln!("TRACE put {key}");
+        }
         let r = self.inner.put(key, data).await;
         self.after(key, c, r)
     }
     async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
         let c = self.before(key, true).await?;
+        if std::env::var_os("COFRE_SIM_TRACE").is_some() {
+            eprintln!("TRACE put {key} {class}");
+        }
         let r = self.inner.put_class(key, data, class).await;
         self.after(key, c, r)
     }
@@ -135,7 +159,10 @@ impl Store for SimStore {
         self.after(prefix, c, r)
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let c = self.before(key, true).await?;
+        let c = self.before_call(key, true, true).await?;
+        if std::env::var_os("COFRE_SIM_TRACE").is_some() {
+            eprintln!("TRACE delete {key}");
+        }
         let r = self.inner.delete(key).await;
         self.after(key, c, r)
     }

@@ -37,7 +37,11 @@ pub struct World {
     next_pid: u32,
 }
 
+/// The refresh of the lock a process holds, if any (see `Env::lock_taken`).
+pub type Refresher = Arc<Mutex<Option<Arc<dyn Fn() + Send + Sync>>>>;
+
 struct SimEnv {
+    refresher: Refresher,
     id: Identity,
     clock: Arc<AtomicI64>,
     skew: i64,
@@ -63,6 +67,12 @@ impl Env for SimEnv {
     fn workers(&self) -> Option<usize> {
         Some(1)
     }
+    fn lock_taken(&self, refresh: Arc<dyn Fn() + Send + Sync>) {
+        *self.refresher.lock() = Some(refresh);
+    }
+    fn lock_released(&self) {
+        *self.refresher.lock() = None;
+    }
 }
 
 /// A process: its operation on a thread, and the channel it reports on.
@@ -72,6 +82,7 @@ pub struct Proc {
     pub ctl: Arc<Ctl>,
     pub events: std::sync::mpsc::Receiver<Event>,
     pub thread: Option<std::thread::JoinHandle<()>>,
+    pub refresher: Refresher,
     key: (String, u32),
 }
 
@@ -130,7 +141,9 @@ impl World {
         let h = &self.hosts[host];
         let (tx, rx) = std::sync::mpsc::channel();
         let ctl = Ctl::new(fault, tx);
+        let refresher: Refresher = Arc::new(Mutex::new(None));
         let env = SimEnv {
+            refresher: refresher.clone(),
             id: Identity {
                 hostname: h.name.clone(),
                 username: "root".into(),
@@ -188,6 +201,7 @@ impl World {
             ctl,
             events: rx,
             thread: Some(thread),
+            refresher,
             key,
         }
     }
