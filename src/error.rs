@@ -101,6 +101,7 @@ impl Error {
             Error::WrongPassword | Error::NoPassword => EXIT_WRONG_PASSWORD,
             Error::Interrupted => EXIT_INTERRUPTED,
             Error::Locked(_) => EXIT_LOCKED,
+            Error::ClockSkew(..) => EXIT_CLOCK_SKEW,
             _ => EXIT_FAILURE,
         }
     }
@@ -125,4 +126,6 @@ pub const EXIT_NO_REPOSITORY: i32 = 10;
 /// Another process holds a conflicting lock (as restic).
 pub const EXIT_LOCKED: i32 = 11;
 pub const EXIT_WRONG_PASSWORD: i32 = 12;
+/// This machine's clock is too far from the store's: nothing was done.
+pub const EXIT_CLOCK_SKEW: i32 = 13;
 pub const EXIT_INTERRUPTED: i32 = 130;

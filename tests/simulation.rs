@@ -368,7 +368,10 @@ impl Run {
         // A process woken from a long pause: its refresher thread may run before its main
         // thread does (and then its time-based lock check passes); let it, half the time.
         let refresh_first = self.rng.gen_bool(0.5);
-        self.log.push(format!("resume {} (refresh first: {refresh_first})", p.what));
+        self.log.push(format!(
+            "resume {} (refresh first: {refresh_first})",
+            p.what
+        ));
         let refresh = p.refresher.lock().clone();
         if let (true, Some(r)) = (refresh_first, refresh) {
             r();

@@ -295,7 +295,13 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     // index PUT, a prune may have taken our packs for a dead ingest's, indexed or deleted
     // them; our index object would then name packs that are gone, so it is withdrawn.
     if let Err(e) = lock.check() {
-        withdraw(repo, index_name.as_deref(), None);
+        let ours = index_name.as_deref().map(|n| (n, &index));
+        if let Err(w) = withdraw(repo, ours, None) {
+            tracing::warn!(
+                "index/{} not settled ({w}); the next prune replaces it",
+                index_name.as_deref().unwrap_or("")
+            );
+        }
         return Err(e);
     }
     let id_ = repo.env().identity();
@@ -325,7 +331,8 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     // needs. A prune must remove our lock object before it plans, so if the object is
     // still there, none did; if it is gone, the snapshot is withdrawn (docs/prune.md).
     if let Err(e) = lock.still_held() {
-        return Err(match withdraw(repo, index_name.as_deref(), Some(&id)) {
+        let ours = index_name.as_deref().map(|n| (n, &index));
+        return Err(match withdraw(repo, ours, Some(&id)) {
             Ok(()) => e,
             Err(d) => Error::LockLost(format!(
                 "{e}; snapshot {id} may be incomplete and could not be withdrawn ({d}): `cofre forget {id}`"
@@ -348,20 +355,37 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     })
 }
 
-/// Takes back what an ingest that lost its lock wrote: its manifest first (so no snapshot
-/// names data that may be gone), then its index object (which may name packs a prune
-/// deleted as a dead ingest's). Its packs stay for prune.
-fn withdraw(repo: &Repository, index: Option<&str>, snapshot: Option<&str>) -> Result<()> {
+/// Takes back what an ingest that lost its lock wrote. Its manifest goes (no snapshot may
+/// name data a prune may have deleted meanwhile). Its index object stays — another ingest
+/// may already dedup against it — unless it names a pack that is gone (a prune took it for
+/// a dead ingest's leftover): then the packs still there are listed in a new index object
+/// first, and the old one is deleted, so no reader is sent to a missing pack. Packs stay
+/// for prune.
+fn withdraw(
+    repo: &Repository,
+    index: Option<(&str, &IndexFile)>,
+    snapshot: Option<&str>,
+) -> Result<()> {
     use crate::repo::file::FileType;
     if let Some(id) = snapshot {
         repo.delete(FileType::Snapshot, id)?;
     }
-    if let Some(name) = index {
-        if let Err(e) = repo.delete(FileType::Index, name) {
-            tracing::warn!("index/{name} of this failed ingest not removed ({e}); prune replaces it");
-        }
+    let Some((name, file)) = index else {
+        return Ok(());
+    };
+    let listed = repo.pack_ids()?;
+    let (present, missing): (Vec<_>, Vec<_>) = file
+        .packs
+        .iter()
+        .cloned()
+        .partition(|p| listed.contains(&p.id));
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    if !present.is_empty() {
+        repo.save_index(&IndexFile { packs: present })?;
+    }
+    repo.delete(FileType::Index, name)
 }
 
 /// Removes the packs of an ingest that does not commit, if our lock is still ours.

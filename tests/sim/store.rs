@@ -77,7 +77,12 @@ impl SimStore {
         self.before_call(key, mutating, false).await
     }
 
-    async fn before_call(&self, key: &str, mutating: bool, delete: bool) -> Result<bool, StoreError> {
+    async fn before_call(
+        &self,
+        key: &str,
+        mutating: bool,
+        delete: bool,
+    ) -> Result<bool, StoreError> {
         if self.ctl.crashed.load(Ordering::SeqCst) {
             return Err(crash(key));
         }
