@@ -89,7 +89,7 @@ fn an_unchanged_file_is_not_carried_into_a_hotter_class_than_its_data() {
         "GLACIER",
         s(&src),
     ]);
-    let third = env.json(&["ingest", "--set", "files", "--tag", "4h", "--json", s(&src)]);
+    let third = env.json(&["ingest", "--set", "files", "--tag", "4h", s(&src)]);
     // `a` changed only in the weekly (GLACIER) snapshot: it is read again, not reused.
     assert_eq!(
         third["summary"]["unchanged_files"].as_u64(),

@@ -56,7 +56,7 @@ fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
 
 /// Every snapshot restores to `src` exactly, and check is clean.
 fn all_restore(env: &Env, src: &Path) {
-    let ids = env.json(&["snapshots", "--json"]);
+    let ids = env.json(&["snapshots"]);
     let ids = ids.as_array().expect("array");
     assert!(!ids.is_empty());
     for (i, s) in ids.iter().enumerate() {
@@ -136,7 +136,7 @@ fn a_paused_ingest_and_a_prune_lose_nothing_whichever_process_loses() {
     assert_eq!(status.code(), Some(1), "I1: {err}");
     assert!(err.contains("lock was lost"), "I1: {err}");
 
-    let snaps = env.json(&["snapshots", "--json"]);
+    let snaps = env.json(&["snapshots"]);
     assert_eq!(
         snaps.as_array().expect("array").len(),
         1,
@@ -203,18 +203,20 @@ fn same_hostname_in_two_pid_namespaces_never_breaks_a_live_lock() {
     let src = env.path("src");
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("big"), noise(20_000_000, 3)).expect("write");
-    // cofre in a PID namespace of its own, behind a shell, so that its pid there (3 or
-    // so) names no process in the other namespace.
-    let in_ns = |args: &str| {
+    // cofre in a PID namespace of its own, behind a shell that started `before` other
+    // processes first: the ingest's pid there (about 12) names no process in the prune's
+    // namespace (where the prune is about 3).
+    let in_ns = |before: usize, args: &str| {
         let mut c = program_with_env_of(&env, "unshare");
         short_locks(&mut c);
         c.args(["--pid", "--fork", "sh", "-c"]).arg(format!(
-            "true & wait; '{}' {args}",
+            "{} wait; '{}' {args}",
+            "true & ".repeat(before),
             env!("CARGO_BIN_EXE_cofre")
         ));
         c
     };
-    let child = in_ns(&format!("ingest --set s '{}'", src.display()))
+    let child = in_ns(10, &format!("ingest --set s '{}'", src.display()))
         .env("COFRE_TEST_STORE_DELAY_MS", "100")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -225,7 +227,7 @@ fn same_hostname_in_two_pid_namespaces_never_breaks_a_live_lock() {
         wait_for(Duration::from_secs(60), || locks(&repo) >= 1),
         "the ingest took no lock"
     );
-    let out = in_ns("prune").output().expect("prune");
+    let out = in_ns(1, "prune").output().expect("prune");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
