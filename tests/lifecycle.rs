@@ -453,11 +453,19 @@ fn a_held_lock_stops_prune_and_ingest_and_unlock_removes_stale_ones() {
         .spawn()
         .expect("prune");
     let locks = env.repo().join("locks");
-    assert!(wait_for(std::time::Duration::from_secs(20), || {
-        std::fs::read_dir(&locks)
-            .map(|d| d.count() > 0)
-            .unwrap_or(false)
-    }));
+    // Lock objects, not the local store's temporary files before their rename (a process
+    // killed then leaves no lock, and a `.tmp-` file no listing shows).
+    let lock_objects = || {
+        std::fs::read_dir(&locks).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
+                .count()
+        })
+    };
+    assert!(wait_for(
+        std::time::Duration::from_secs(20),
+        || lock_objects() > 0
+    ));
     let out = env.run(&["ingest", "-q", s(&src)]);
     assert_eq!(
         out.status.code(),
@@ -477,14 +485,13 @@ fn a_held_lock_stops_prune_and_ingest_and_unlock_removes_stale_ones() {
         .args(["ingest", "-q", s(&src)])
         .spawn()
         .expect("ingest");
-    assert!(wait_for(std::time::Duration::from_secs(20), || {
-        std::fs::read_dir(&locks)
-            .map(|d| d.count() > 0)
-            .unwrap_or(false)
-    }));
+    assert!(wait_for(
+        std::time::Duration::from_secs(20),
+        || lock_objects() > 0
+    ));
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
-    assert_eq!(std::fs::read_dir(&locks).expect("locks").count(), 1);
+    assert_eq!(lock_objects(), 1);
     env.ok(&["prune"]);
     let v = env.json(&["unlock"]);
     assert_eq!(
@@ -492,7 +499,7 @@ fn a_held_lock_stops_prune_and_ingest_and_unlock_removes_stale_ones() {
         0,
         "prune removed the stale lock"
     );
-    assert_eq!(std::fs::read_dir(&locks).expect("locks").count(), 0);
+    assert_eq!(lock_objects(), 0);
 }
 
 /// An ingest whose lock was removed (judged stale by another host's prune) must not

@@ -139,13 +139,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
 
     tracing::info!("prune: {} snapshots read", ids.len());
     // 2. Index objects and the packs really in the store, with their ages by the store's
-    //    clock. An index object not in the second listing counts as young.
+    //    clock.
     let indexes = repo.load_indexes()?;
-    let index_times: HashMap<String, Option<i64>> = repo
-        .list_type_times(FileType::Index)?
-        .into_iter()
-        .map(|(n, _, t)| (n, t))
-        .collect();
     let listing = repo.pack_listing()?;
     let in_store: HashMap<BlobId, u64> = listing.iter().map(|(id, (s, _))| (*id, *s)).collect();
     tracing::info!(
@@ -156,20 +151,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let mut packs: HashMap<BlobId, IndexPack> = HashMap::new();
     // Which index objects name each pack.
     let mut named_by: HashMap<BlobId, Vec<usize>> = HashMap::new();
-    // Index objects too young to replace, and the packs they name (kept whatever the
-    // snapshots say: their ingest may not have written its manifest yet).
-    let mut young_index: HashSet<usize> = HashSet::new();
-    let mut protected: HashSet<BlobId> = HashSet::new();
-    for (i, (name, f)) in indexes.readable.iter().enumerate() {
-        let is_young = young(index_times.get(name).copied().flatten());
-        if is_young {
-            young_index.insert(i);
-        }
+    for (i, (_, f)) in indexes.readable.iter().enumerate() {
         for p in &f.packs {
             named_by.entry(p.id).or_default().push(i);
-            if is_young {
-                protected.insert(p.id);
-            }
             if in_store.contains_key(&p.id) {
                 packs.entry(p.id).or_insert_with(|| p.clone());
             }
@@ -261,11 +245,6 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let mut ordered: Vec<IndexPack> = packs.into_values().collect();
     ordered.sort_by_key(|p| p.id);
     for p in ordered {
-        if protected.contains(&p.id) {
-            used_in.remove(&p.id);
-            keep.push(p);
-            continue;
-        }
         match used_in.remove(&p.id) {
             None => delete.push(p),
             Some((_, blobs)) if blobs.len() == p.entries.len() => keep.push(p),
@@ -304,13 +283,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         .collect();
     let mut replaced: HashSet<usize> = HashSet::new();
     for (id, idx) in &named_by {
-        // A young index object is left alone, unless it names a pack that is gone: then
-        // it is broken whoever wrote it (an ingest that lost its lock while its PUT was in
-        // flight), and a copy it names would send readers to a missing pack.
-        if !in_store.contains_key(id) {
+        if doomed.contains(id) || !in_store.contains_key(id) {
             replaced.extend(idx);
-        } else if doomed.contains(id) {
-            replaced.extend(idx.iter().filter(|i| !young_index.contains(i)));
         }
     }
     let mut old_indexes: Vec<String> = indexes.damaged.iter().map(|(n, _)| n.clone()).collect();

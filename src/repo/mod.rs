@@ -432,15 +432,6 @@ impl Repository {
         }))
     }
 
-    /// Every object of one type: (name, size, write time by the store's clock).
-    pub fn list_type_times(&self, t: FileType) -> Result<Vec<(String, u64, Option<i64>)>> {
-        Ok(self
-            .list(t.prefix())?
-            .into_iter()
-            .filter_map(|o| Some((t.name_of(&o.key)?.to_string(), o.size, o.modified)))
-            .collect())
-    }
-
     /// Every pack present in the store: its size and write time by the store's clock.
     pub fn pack_listing(&self) -> Result<std::collections::HashMap<BlobId, (u64, Option<i64>)>> {
         Ok(self
