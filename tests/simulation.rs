@@ -374,7 +374,13 @@ impl Run {
         ));
         let refresh = p.refresher.lock().clone();
         if let (true, Some(r)) = (refresh_first, refresh) {
+            p.ctl
+                .bypass
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             r();
+            p.ctl
+                .bypass
+                .store(false, std::sync::atomic::Ordering::SeqCst);
         }
         p.ctl.resume();
         let (paused, result) = self.world.wait(&mut p);

@@ -369,6 +369,10 @@ impl Repository {
             match file {
                 Ok(f) => out.readable.push((name, f)),
                 Err(e @ Error::Corrupt { .. }) => out.damaged.push((name, e)),
+                // Deleted since the listing: a prune replaced it (the replacement was
+                // written first, so it is in this listing or the packs stay unindexed and
+                // are read from their headers), or an ingest settled its own.
+                Err(Error::Store(StoreError::NotFound(_))) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -29,6 +29,10 @@ pub enum Fault {
 }
 
 pub struct Ctl {
+    /// Set while the process is paused: every call of any of its threads waits.
+    paused: AtomicBool,
+    /// Set while the driver runs the paused process's lock refresh on its behalf.
+    pub bypass: AtomicBool,
     calls: AtomicU64,
     deletes: AtomicU64,
     pub fault: Fault,
@@ -40,6 +44,8 @@ pub struct Ctl {
 impl Ctl {
     pub fn new(fault: Fault, events: std::sync::mpsc::Sender<Event>) -> Arc<Ctl> {
         Arc::new(Ctl {
+            paused: AtomicBool::new(false),
+            bypass: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
             fault,
@@ -54,7 +60,28 @@ impl Ctl {
     }
 
     pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+        self.resume.notify_waiters();
         self.resume.notify_one();
+    }
+
+    async fn pause_here(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        self.send(Event::Paused);
+        self.wait_while_paused().await;
+    }
+
+    async fn wait_while_paused(&self) {
+        if self.bypass.load(Ordering::SeqCst) {
+            return;
+        }
+        while self.paused.load(Ordering::SeqCst) {
+            let woken = self.resume.notified();
+            if !self.paused.load(Ordering::SeqCst) {
+                break;
+            }
+            woken.await;
+        }
     }
 }
 
@@ -83,6 +110,8 @@ impl SimStore {
         mutating: bool,
         delete: bool,
     ) -> Result<bool, StoreError> {
+        // Another thread of this process paused it: a paused process makes no calls.
+        self.ctl.wait_while_paused().await;
         if self.ctl.crashed.load(Ordering::SeqCst) {
             return Err(crash(key));
         }
@@ -97,8 +126,7 @@ impl SimStore {
         };
         match self.ctl.fault {
             Fault::PauseAtDelete(at) if at == d => {
-                self.ctl.send(Event::Paused);
-                self.ctl.resume.notified().await;
+                self.ctl.pause_here().await;
                 Ok(false)
             }
             Fault::Crash(at, after) if at == n => {
@@ -109,8 +137,7 @@ impl SimStore {
                 Ok(true)
             }
             Fault::Pause(at) if at == n => {
-                self.ctl.send(Event::Paused);
-                self.ctl.resume.notified().await;
+                self.ctl.pause_here().await;
                 Ok(false)
             }
             _ => Ok(false),
