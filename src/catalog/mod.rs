@@ -220,6 +220,17 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Every pack some synced index object names.
+    pub fn packs(&self) -> Result<HashSet<BlobId>> {
+        let mut st = self.conn.prepare("SELECT DISTINCT pack FROM packs")?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = HashSet::new();
+        for r in rows {
+            out.extend(BlobId::from_slice(&r?));
+        }
+        Ok(out)
+    }
+
     pub fn known_index_files(&self) -> Result<HashSet<String>> {
         let mut st = self.conn.prepare("SELECT name FROM index_files")?;
         let names = st.query_map([], |r| r.get(0))?;

@@ -189,7 +189,8 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     sync::sync(cat, repo)?;
     let time = opts.time.unwrap_or_else(|| repo.env().now());
     let excl = excludes(&opts.excludes)?;
-    let prev_root = match cat.snapshots(Some(&opts.set))?.last() {
+    let prev = cat.snapshots(Some(&opts.set))?.pop();
+    let prev_root = match &prev {
         Some(s) => cat.load_tree(&s.manifest.root)?,
         None => None,
     };
@@ -233,6 +234,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         };
         let mut w = Walker::new(chunker, cat_ref, excl);
         w.atime = opts.atime;
+        w.trust_prev = trust_previous(cat_ref, prev.as_ref(), data_tier, &packs)?;
         let root = match &opts.stream {
             Some(src) => source::stream_root(&mut w, src, time, prev_root.as_ref()),
             None if trie.target => w
@@ -353,6 +355,22 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         warnings,
         partial: unreadable > 0,
     })
+}
+
+/// Whether unchanged files may take the previous snapshot's chunks without a catalog query
+/// each: it recorded a class no colder than ours (so, written by this version, every chunk
+/// it names had a copy at that class), and no pack the catalog knows is missing from the
+/// store listing. Saves one query per file on a no-change run (0.45 s of 0.8 s for 45k files).
+fn trust_previous(
+    cat: &Catalog,
+    prev: Option<&crate::catalog::SnapshotRow>,
+    data_tier: u8,
+    listed: &HashSet<crate::crypto::BlobId>,
+) -> Result<bool> {
+    let class_ok = prev
+        .and_then(|p| p.manifest.data_class.as_deref())
+        .is_some_and(|c| crate::repo::index::tier(Some(c)) <= data_tier);
+    Ok(class_ok && cat.packs()?.is_subset(listed))
 }
 
 /// Takes back what an ingest that lost its lock wrote. Its manifest goes (no snapshot may

@@ -59,6 +59,10 @@ pub struct Walker<'a, 'p> {
     hardlinks: HashMap<(u64, u64), Linked>,
     /// Record access times.
     pub atime: bool,
+    /// The previous snapshot's chunks may be reused without asking the catalog about each:
+    /// its class is no colder than ours and every pack the catalog knows is in the store
+    /// listing (`ingest::trust_previous`). Otherwise each chunk is checked as dedup would.
+    pub trust_prev: bool,
     /// Paths given on the command line that were found.
     pub targets_found: u64,
     /// Every tree of the snapshot, children before parents (for the catalog).
@@ -87,6 +91,7 @@ impl<'a, 'p> Walker<'a, 'p> {
             unreadable: 0,
             hardlinks: HashMap::new(),
             atime: false,
+            trust_prev: false,
             targets_found: 0,
             trees: Vec::new(),
         }
@@ -197,7 +202,7 @@ impl<'a, 'p> Walker<'a, 'p> {
         // file is read again, as restic does when a file's blobs are missing from its index:
         // a lost pack or a colder class is not carried into every later snapshot.
         let reusable = match prev.filter(|p| unchanged(p, node)) {
-            Some(p) if self.all_known(&p.chunks)? => Some(p),
+            Some(p) if self.trust_prev || self.all_known(&p.chunks)? => Some(p),
             _ => None,
         };
         if let Some(p) = reusable {
