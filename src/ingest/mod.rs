@@ -332,14 +332,20 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     // a prune may have removed our lock, not seen this manifest, and deleted data it
     // needs. A prune must remove our lock object before it plans, so if the object is
     // still there, none did; if it is gone, the snapshot is withdrawn (docs/prune.md).
-    if let Err(e) = lock.still_held() {
-        let ours = index_name.as_deref().map(|n| (n, &index));
-        return Err(match withdraw(repo, ours, Some(&id)) {
-            Ok(()) => e,
-            Err(d) => Error::LockLost(format!(
-                "{e}; snapshot {id} may be incomplete and could not be withdrawn ({d}): `cofre forget {id}`"
-            )),
-        });
+    // Only a lock confirmed gone withdraws the snapshot; a store error while asking
+    // (a 5xx, a timeout) proves nothing, and the snapshot stays, as before this check.
+    match lock.still_held() {
+        Ok(()) => {}
+        Err(e @ Error::LockLost(_)) => {
+            let ours = index_name.as_deref().map(|n| (n, &index));
+            return Err(match withdraw(repo, ours, Some(&id)) {
+                Ok(()) => e,
+                Err(d) => Error::LockLost(format!(
+                    "{e}; snapshot {id} may be incomplete and could not be withdrawn ({d}): `cofre forget {id}`"
+                )),
+            });
+        }
+        Err(e) => tracing::warn!("snapshot {id} kept: our lock could not be confirmed ({e})"),
     }
     drop(lock);
     // The snapshot is committed. A catalog failure now is repaired by the next sync.
