@@ -171,13 +171,11 @@ pub fn format_time(t: (i64, u32)) -> String {
         .unwrap_or_default()
 }
 
+/// This machine's hostname and user, as `repo::env::SystemEnv` read them.
 pub(crate) fn host_and_user() -> (String, String) {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let mut names = fsmeta::Names::default();
-    // SAFETY: getuid cannot fail.
-    (host, names.user(unsafe { libc::getuid() }))
+    let env = crate::repo::env::system();
+    let id = env.identity();
+    (id.hostname.clone(), id.username.clone())
 }
 
 pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Result<IngestReport> {
@@ -295,7 +293,8 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     };
     // Checked again right before the commit point: had we stalled before or during the
     // index PUT, a prune may have taken our packs for a dead ingest's, indexed or deleted
-    // them; our index object would then name packs that are gone, so it is withdrawn.
+    // them; our index object would then name packs that are gone, so it is settled
+    // (`withdraw`).
     if let Err(e) = lock.check() {
         let ours = index_name.as_deref().map(|n| (n, &index));
         if let Err(w) = withdraw(repo, ours, None) {

@@ -302,34 +302,23 @@ impl Lock {
     /// well within the stale time. Call before committing or deleting anything that relies
     /// on it.
     pub fn check(&self) -> Result<()> {
-        self.check_with(&|name| self.io.exists(name))
+        self.verify(&|name| self.io.exists(name), true)
     }
 
     /// Ok if no other process removed our lock since we took it: our current lock object
     /// exists and no refresh found the previous one gone. Unlike `check`, the time since the
     /// last refresh does not matter: this asks whether anyone *did* judge us stale.
     pub fn still_held(&self) -> Result<()> {
-        for _ in 0..3 {
-            let (name, lost) = {
-                let st = self.state.lock();
-                (st.name.clone(), st.lost.clone())
-            };
-            if let Some(why) = lost {
-                return Err(Error::LockLost(why));
-            }
-            if self.io.exists(&name)? {
-                return Ok(());
-            }
-            if self.state.lock().name == name {
-                return Err(Error::LockLost(format!(
-                    "locks/{name} was removed by another process"
-                )));
-            }
-        }
-        Err(Error::LockLost("the lock changed under every check".into()))
+        self.verify(&|name| self.io.exists(name), false)
     }
 
+    #[cfg(test)]
     fn check_with(&self, exists: &dyn Fn(&str) -> Result<bool>) -> Result<()> {
+        self.verify(exists, true)
+    }
+
+    /// `check` (with `fresh`: refreshed within half the stale time) or `still_held`.
+    fn verify(&self, exists: &dyn Fn(&str) -> Result<bool>, fresh: bool) -> Result<()> {
         let stale = self.env.lock_timing().stale;
         for _ in 0..3 {
             let (name, refreshed, lost) = {
@@ -340,7 +329,7 @@ impl Lock {
                 return Err(Error::LockLost(why));
             }
             let since = self.env.elapsed().saturating_sub(refreshed);
-            if since > stale / 2 {
+            if fresh && since > stale / 2 {
                 return Err(Error::LockLost(format!(
                     "not refreshed for {}s",
                     since.as_secs()
