@@ -1,6 +1,6 @@
 //! `cofre repair index`: rebuilds index objects from the self-describing packs, for packs
 //! that no readable index object lists (an index object lost, damaged, or never written).
-//! It only adds index objects; it deletes nothing.
+//! It only adds index objects; it deletes nothing, and never lists a pack a prune doomed.
 
 use std::collections::HashSet;
 
@@ -31,9 +31,16 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
     // plan would not see them), and two repairs do not index the same packs twice. Repair
     // only adds: indexing a running ingest's pack (its lock lost) is harmless, as that
     // ingest no longer deletes its packs.
-    let _lock = crate::repo::lock::Lock::acquire(repo, true, "repair", std::time::Duration::ZERO)?;
+    let lock = crate::repo::lock::Lock::acquire(repo, true, "repair", std::time::Duration::ZERO)?;
     let mut report = RepairReport::default();
-    let mut indexed: HashSet<BlobId> = HashSet::new();
+    // A pack a prune announced it deletes is not listed again: that prune may be paused
+    // after its last check and delete it when it wakes (repo::doomed). A damaged list may
+    // name any pack.
+    let doomed = crate::repo::doomed::load(repo)?;
+    if let Some(e) = doomed.reuse_blocked() {
+        return Err(e);
+    }
+    let mut indexed: HashSet<BlobId> = doomed.packs();
     let all = repo.load_indexes()?;
     for (_, f) in &all.readable {
         indexed.extend(f.packs.iter().map(|p| p.id));
@@ -71,11 +78,15 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
             Err(e) => return Err(e),
         }
         if batch.packs.len() >= PACKS_PER_INDEX {
+            lock.check()?;
             repo.save_index(&std::mem::take(&mut batch))?;
             report.index_files_written += 1;
         }
     }
     if !batch.packs.is_empty() {
+        // Still ours: had we stalled past the stale time, a prune may have deleted packs
+        // we are about to list (a harmless index naming missing packs, but no reason to).
+        lock.check()?;
         repo.save_index(&batch)?;
         report.index_files_written += 1;
     }

@@ -251,3 +251,105 @@ fn program_with_env_of(env: &Env, program: &str) -> Command {
     }
     c
 }
+
+/// Whether process `pid` is stopped (state T in /proc/<pid>/stat).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+        .unwrap_or(false)
+}
+
+/// A prune paused right before its first delete under `prefix` (`index/`: before the
+/// replaced index objects; `data/`: before the packs), for longer than the stale time. A
+/// `repair index` (with `repair`) and an ingest of the data the prune is about to delete
+/// run meanwhile; then the prune wakes. Every snapshot must still restore.
+/// Before doomed lists (docs/prune.md) the ingest reused the doomed data: with `index/`
+/// its blobs ended in no index, with `data/` (after repair listed the doomed pack again)
+/// the prune deleted them.
+fn a_prune_paused_before_deleting(prefix: &str, repair: bool) {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("keep"), noise(300_000, 1)).expect("write");
+    let doomed = noise(3_000_000, 2);
+    std::fs::write(src.join("doomed"), &doomed).expect("write");
+    let s = src.to_str().expect("utf8");
+    let run = |args: &[&str]| {
+        let mut c = env.cmd();
+        let out = short_locks(&mut c).args(args).output().expect("cofre");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        err
+    };
+    run(&["ingest", "--set", "s", s]);
+    let first = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    std::fs::remove_file(src.join("doomed")).expect("rm");
+    run(&["ingest", "--set", "s", s]);
+    run(&["forget", &first]);
+
+    // The prune stops itself at its first delete under `prefix`.
+    let mut c = env.cmd();
+    let prune = short_locks(&mut c)
+        .env("COFRE_TEST_STOP_AT_DELETE", prefix)
+        .args(["prune"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn prune");
+    assert!(
+        wait_for(Duration::from_secs(60), || is_stopped(prune.id())),
+        "the prune never reached a delete under {prefix}"
+    );
+    // Past the stale time: its lock is now anyone's to remove.
+    let stopped_at = Instant::now();
+    let stale = Duration::from_secs(STALE + 2);
+    assert!(wait_for(stale + Duration::from_secs(5), || stopped_at
+        .elapsed()
+        >= stale));
+    if repair {
+        let err = run(&["repair", "index"]);
+        assert!(err.contains("removing stale lock"), "repair: {err}");
+    }
+    std::fs::write(src.join("doomed"), &doomed).expect("write");
+    run(&["ingest", "--set", "s", s]);
+    signal(&prune, libc::SIGCONT);
+    let (status, err) = stderr_of(prune);
+    eprintln!("the prune, woken: {status} {err}");
+
+    let target = env.path("out");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().expect("utf8"),
+    ]);
+    let diff = compare_trees(&src, &restored(&target, &src));
+    assert!(diff.is_empty(), "{diff:?}");
+    env.ok(&["check", "--read-data"]);
+    // And a later prune (the woken one's list is finished by it) keeps it whole.
+    run(&["prune"]);
+    env.ok(&["check", "--read-data"]);
+    assert!(
+        !env.repo().join("doomed").exists()
+            || std::fs::read_dir(env.repo().join("doomed"))
+                .expect("ls doomed")
+                .flatten()
+                .all(|e| e.file_name().to_string_lossy().starts_with(".tmp-")),
+        "a doomed list outlived the prunes that finished it"
+    );
+}
+
+#[test]
+fn a_prune_paused_before_deleting_index_objects_loses_nothing() {
+    a_prune_paused_before_deleting("index/", false);
+}
+
+#[test]
+fn a_prune_paused_before_deleting_packs_loses_nothing_after_a_repair() {
+    a_prune_paused_before_deleting("data/", true);
+}

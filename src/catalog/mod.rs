@@ -4,6 +4,8 @@
 pub mod pool;
 pub(crate) mod schema;
 pub mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -159,7 +161,7 @@ fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>
 /// The copy nearest to readable, when several index objects list the blob.
 fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
     let mut st = conn.prepare_cached(
-        "SELECT pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE id = ?1 ORDER BY tier, base IS NOT NULL LIMIT 1",
+        "SELECT pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE id = ?1 ORDER BY tier, base IS NOT NULL, pack LIMIT 1",
     )?;
     Ok(st
         .query_row(params![id.0.as_slice()], |r| location_from_row(r, 0))

@@ -10,7 +10,10 @@ use crate::error::{Error, Result};
 /// 3: `packs` records each pack's storage class (metrics report stored bytes per class).
 /// 4: `blobs.base`, the blobs a delta copy needs first (repository format 3): their ids
 /// back to back.
-pub const SCHEMA_VERSION: i64 = 4;
+/// 5: `blobs` keyed by (id, idx, pack): an index object that lists a blob in two packs
+/// (prune's, re-listing a GLACIER copy beside a repacked STANDARD one) keeps both rows;
+/// before, the first won and a STANDARD snapshot was sent to the GLACIER copy.
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,7 +69,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     raw_len INTEGER NOT NULL,
     tier    INTEGER NOT NULL,
     base    BLOB,
-    PRIMARY KEY (id, idx)
+    PRIMARY KEY (id, idx, pack)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack, offset);
 CREATE INDEX IF NOT EXISTS blobs_by_index ON blobs (idx);

@@ -208,8 +208,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         Box::new(move || scan_size(&scan_paths, &scan_excl));
     let progress = progress::Progress::start(opts.progress && opts.stream.is_none(), Some(scan));
 
-    // What is really in the store now: dedup never trusts the catalog alone.
-    let packs = repo.pack_ids()?;
+    // What is really in the store now: dedup never trusts the catalog alone, and never
+    // reuses a pack a prune announced it deletes (repo::doomed).
+    let packs = reusable_packs(repo)?;
     let data_tier = crate::repo::index::tier(opts.data_class.as_deref());
     let cat_ref: &Catalog = cat;
     let (root_id, summary, warnings, unreadable, trees, written) = std::thread::scope(|scope| {
@@ -360,6 +361,21 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         warnings,
         partial: unreadable > 0,
     })
+}
+
+/// The packs this ingest may reuse data from: those in the store listing that no doomed
+/// list names. Read under our lock: a prune that removes it later writes its list first.
+fn reusable_packs(repo: &Repository) -> Result<HashSet<crate::crypto::BlobId>> {
+    let doomed = crate::repo::doomed::load(repo)?;
+    let mut packs = repo.pack_ids()?;
+    if let Some(why) = doomed.reuse_blocked() {
+        tracing::warn!("storing everything again, reusing nothing: {why}");
+        packs.clear();
+    }
+    for p in doomed.packs() {
+        packs.remove(&p);
+    }
+    Ok(packs)
 }
 
 /// Whether unchanged files may take the previous snapshot's chunks without a catalog query

@@ -4,8 +4,10 @@
 //!    and verified first; a damaged one aborts before anything is deleted);
 //! 2. write the new index objects (kept packs no surviving index lists, and the new packs);
 //! 3. check our lock and that no snapshot appeared since the plan;
-//! 4. delete the replaced index objects — all of them, or no pack is deleted;
-//! 5. delete the doomed packs.
+//! 4. announce what goes in a doomed list, and check that our lock outlived its write;
+//! 5. delete the replaced index objects — all of them, or no pack is deleted;
+//! 6. check our lock and the others' again; delete the doomed packs;
+//! 7. remove our doomed list, and the earlier ones this plan finished.
 
 use std::collections::HashMap;
 
@@ -13,6 +15,7 @@ use serde::Serialize;
 
 use super::Plan;
 use crate::error::{Error, Result};
+use crate::repo::doomed::{self, DoomedList};
 use crate::repo::file::{pack_key, FileType};
 use crate::repo::index::{IndexFile, IndexPack};
 use crate::repo::lock::Lock;
@@ -172,6 +175,8 @@ pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport
         )));
     }
 
+    let mine = announce(repo, plan, lock)?;
+
     tracing::info!("prune: deleting {} index objects", plan.old_indexes.len());
     // Every replaced index object goes before any pack does (a barrier between the two).
     let results = repo.delete_many(FileType::Index, &plan.old_indexes);
@@ -217,5 +222,48 @@ pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport
                 .push(format!("{}: {e}", pack_key(&p.id))),
         }
     }
+    // A list goes only once everything it names is gone; until then the next prune
+    // finishes it.
+    if report.delete_failures.is_empty() {
+        let lists: Vec<String> = mine.into_iter().chain(plan.settled_lists.clone()).collect();
+        for (name, r) in lists.iter().zip(repo.delete_many(FileType::Doomed, &lists)) {
+            if let Err(e) = r {
+                let key = FileType::Doomed.key(name);
+                report.delete_failures.push(format!("{key}: {e}"));
+            }
+        }
+    }
     Ok(report)
+}
+
+/// Writes the doomed list (`repo::doomed`), then checks our lock: a locker that removes it
+/// from now on lists `doomed/` after the list landed and reuses nothing it names; one that
+/// removed it before may not have seen the list, and then we delete nothing.
+fn announce(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<Option<String>> {
+    let mut packs: Vec<_> = plan
+        .delete
+        .iter()
+        .chain(plan.repack.iter().map(|(p, _)| p))
+        .map(|p| p.id)
+        .collect();
+    packs.sort();
+    if packs.is_empty() && plan.old_indexes.is_empty() {
+        return Ok(None);
+    }
+    let list = DoomedList {
+        packs,
+        indexes: plan.old_indexes.clone(),
+    };
+    let name = doomed::save(repo, &list)?;
+    if let Err(e) = lock.check() {
+        // Nothing of it was deleted; the list would only stop reuse of what stays.
+        if let Err(d) = repo.delete(FileType::Doomed, &name) {
+            tracing::warn!(
+                "{} left for the next prune: {d}",
+                FileType::Doomed.key(&name)
+            );
+        }
+        return Err(e);
+    }
+    Ok(Some(name))
 }

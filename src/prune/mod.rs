@@ -84,6 +84,9 @@ pub struct Plan {
     pub summary: PlanSummary,
     /// Every blob's location when the plan was made: the repack reads deltas' bases here.
     pub index: MasterIndex,
+    /// Earlier prunes' doomed lists that this plan finishes: nothing they name is left once
+    /// it has run (`repo::doomed`).
+    pub settled_lists: Vec<String>,
 }
 
 fn class_name(p: &IndexPack) -> String {
@@ -138,6 +141,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     }
 
     tracing::info!("prune: {} snapshots read", ids.len());
+    // What earlier prunes announced they delete: one of them may be paused, about to.
+    let earlier = crate::repo::doomed::load(repo)?;
+    if let Some(e) = earlier.reuse_blocked() {
+        return Err(Error::PruneRefused(e.to_string()));
+    }
+    let doomed_before = earlier.packs();
     // 2. Index objects and the packs really in the store, with their ages by the store's
     //    clock.
     let indexes = repo.load_indexes()?;
@@ -180,7 +189,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         if packs.contains_key(id) {
             continue;
         }
-        if young(*modified) {
+        // A doomed pack is no running ingest's, whatever its age (ingests never write one).
+        if young(*modified) && !doomed_before.contains(id) {
             summary.packs_unindexed_young += 1;
             continue;
         }
@@ -208,13 +218,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     }
 
     // 4. What the snapshots use; every used blob must be somewhere.
-    // Of two equally near copies the first added wins: indexed packs first, in id order,
-    // then adopted ones, so the choice is the same on every run and an indexed copy is
-    // never given up for an unindexed one.
-    let mut mi = MasterIndex::default();
-    mi.add(&IndexFile { packs: indexed });
-    mi.add(&IndexFile { packs: adopted });
-    mi.seal();
+    let mi = plan_index(indexed, adopted, &doomed_before);
     let mut used = used_blobs(repo, &mi, &roots)?;
     let bases = with_bases(&mut used, &mi);
     tracing::info!(
@@ -287,6 +291,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
             replaced.extend(idx);
         }
     }
+    // An earlier prune's doomed index objects too: it may wake and delete them, so what
+    // they list and stays must be listed elsewhere.
+    let doomed_indexes = earlier.indexes();
+    replaced.extend(
+        (0..indexes.readable.len()).filter(|i| doomed_indexes.contains(&indexes.readable[*i].0)),
+    );
     let mut old_indexes: Vec<String> = indexes.damaged.iter().map(|(n, _)| n.clone()).collect();
     old_indexes.extend(replaced.iter().map(|i| indexes.readable[*i].0.clone()));
     old_indexes.sort();
@@ -312,7 +322,20 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         t.packs += 1;
         t.bytes += p.size;
     }
+    // An earlier list is finished once none of its packs is left after this plan (its
+    // index objects are all replaced above, or gone).
+    let settled_lists = earlier
+        .lists
+        .iter()
+        .filter(|(_, l)| {
+            l.packs
+                .iter()
+                .all(|p| !in_store.contains_key(p) || doomed.contains(p))
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
     Ok(Plan {
+        settled_lists,
         snapshots: ids.into_iter().collect(),
         keep,
         repack,
@@ -322,6 +345,37 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         summary,
         index: mi,
     })
+}
+
+/// The plan's view of where each blob is. Of two equally near copies the first added wins:
+/// indexed packs first, in id order, then adopted ones, so the choice is the same on every
+/// run and an indexed copy is never given up for an unindexed one. A copy in a pack an
+/// earlier prune doomed counts only for a blob that has no other copy at all (that prune
+/// may wake and delete it; it cannot have been anyone's only copy unless that prune gave
+/// up — see docs/prune.md "Doomed lists").
+fn plan_index(
+    indexed: Vec<IndexPack>,
+    adopted: Vec<IndexPack>,
+    doomed: &HashSet<BlobId>,
+) -> MasterIndex {
+    let (doomed_packs, indexed): (Vec<_>, Vec<_>) =
+        indexed.into_iter().partition(|p| doomed.contains(&p.id));
+    let (doomed_adopted, adopted): (Vec<_>, Vec<_>) =
+        adopted.into_iter().partition(|p| doomed.contains(&p.id));
+    let mut mi = MasterIndex::default();
+    mi.add(&IndexFile { packs: indexed });
+    mi.add(&IndexFile { packs: adopted });
+    let last_resort: Vec<IndexPack> = doomed_packs
+        .into_iter()
+        .chain(doomed_adopted)
+        .map(|mut p| {
+            p.entries.retain(|e| mi.get(&e.id).is_none());
+            p
+        })
+        .collect();
+    mi.add(&IndexFile { packs: last_resort });
+    mi.seal();
+    mi
 }
 
 /// Adds to `used` the base of every used blob's copy that readers use (`MasterIndex::get`),
@@ -379,6 +433,7 @@ impl Plan {
             && self.repack.is_empty()
             && self.old_indexes.is_empty()
             && self.reindex.is_empty()
+            && self.settled_lists.is_empty()
     }
 }
 

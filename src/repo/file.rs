@@ -18,6 +18,9 @@ pub enum FileType {
     Lock,
     /// `drills/<blake3 of the sealed report>`: one per `cofre drill` of a set, write-once.
     Drill,
+    /// `doomed/<blake3 of the sealed list>`: what a running prune is about to delete
+    /// (`repo::doomed`).
+    Doomed,
 }
 
 impl FileType {
@@ -31,6 +34,7 @@ impl FileType {
             FileType::Snapshot => "snapshots/",
             FileType::Lock => "locks/",
             FileType::Drill => "drills/",
+            FileType::Doomed => "doomed/",
         }
     }
 
@@ -76,6 +80,7 @@ mod tests {
             (FileType::Key, "77", "keys/77"),
             (FileType::Lock, "99", "locks/99"),
             (FileType::Drill, "aa", "drills/aa"),
+            (FileType::Doomed, "bb", "doomed/bb"),
         ];
         for (t, name, key) in cases {
             assert_eq!(t.key(name), key);

@@ -2,6 +2,7 @@
 //! Store keys: `config`, `keys/<id>`, `data/<xx>/<pack>`, `index/<id>`, `snapshots/<id>`.
 
 pub mod compress;
+pub mod doomed;
 pub mod env;
 pub mod file;
 pub mod index;

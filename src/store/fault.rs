@@ -37,6 +37,9 @@ pub struct Faults {
     /// Append `<n> <op> <key>` for every call here, so a test can see a command's calls
     /// and choose where to kill it.
     pub call_log: Option<std::path::PathBuf>,
+    /// SIGSTOP this process at its first delete of a key under this prefix: a process
+    /// paused right before it deletes (tests/concurrency.rs, a suspended VM's prune).
+    pub stop_at_delete: Option<String>,
 }
 
 pub struct FaultStore {
@@ -46,6 +49,7 @@ pub struct FaultStore {
     puts: AtomicU64,
     rng: Mutex<u64>,
     one_at_a_time: tokio::sync::Mutex<()>,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl FaultStore {
@@ -59,6 +63,7 @@ impl FaultStore {
             ),
             faults,
             one_at_a_time: tokio::sync::Mutex::new(()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -80,6 +85,16 @@ impl FaultStore {
             {
                 let _ = writeln!(f, "{n} {op} {key}");
             }
+        }
+        let stop_here = op == "delete"
+            && self
+                .faults
+                .stop_at_delete
+                .as_ref()
+                .is_some_and(|p| key.starts_with(p.as_str()));
+        if stop_here && !self.stopped.swap(true, Ordering::SeqCst) {
+            // SAFETY: signalling ourselves; the process continues on SIGCONT.
+            unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
         }
         if self.faults.kill_at_call == Some(n) {
             // SAFETY: signalling ourselves; nothing runs after SIGKILL.

@@ -112,7 +112,8 @@ fn with_test_hooks(store: DynStore) -> DynStore {
     let delay = var("COFRE_TEST_STORE_DELAY_MS").and_then(|v| v.parse::<u64>().ok());
     let kill_at_call = var("COFRE_TEST_KILL_AT_CALL").and_then(|v| v.parse::<u64>().ok());
     let call_log = var("COFRE_TEST_CALL_LOG").map(std::path::PathBuf::from);
-    if delay.is_none() && kill_at_call.is_none() && call_log.is_none() {
+    let stop_at_delete = var("COFRE_TEST_STOP_AT_DELETE");
+    if delay.is_none() && kill_at_call.is_none() && call_log.is_none() && stop_at_delete.is_none() {
         return store;
     }
     Arc::new(fault::FaultStore::new(
@@ -122,6 +123,7 @@ fn with_test_hooks(store: DynStore) -> DynStore {
             serial: true,
             kill_at_call,
             call_log,
+            stop_at_delete,
             ..Default::default()
         },
     ))

@@ -22,8 +22,9 @@ pub enum Event {
 pub enum Fault {
     None,
     Pause(u64),
-    /// Pause at the n-th delete (prune's index and pack deletions, forget's, a lock's).
-    PauseAtDelete(u64),
+    /// Pause at the first delete of a key under this prefix (`index/`, `data/`: prune's
+    /// deletions, after its last checks; `snapshots/`: forget's; `locks/`: a release).
+    PauseAtDelete(&'static str),
     /// Crash before (false) or after (true) the call reaches the store.
     Crash(u64, bool),
 }
@@ -119,13 +120,13 @@ impl SimStore {
             return Ok(false);
         }
         let n = self.ctl.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let d = if delete {
-            self.ctl.deletes.fetch_add(1, Ordering::SeqCst) + 1
-        } else {
-            0
+        let first_delete_here = |prefix: &str| {
+            delete
+                && key.starts_with(prefix)
+                && self.ctl.deletes.fetch_add(1, Ordering::SeqCst) == 0
         };
         match self.ctl.fault {
-            Fault::PauseAtDelete(at) if at == d => {
+            Fault::PauseAtDelete(prefix) if first_delete_here(prefix) => {
                 self.ctl.pause_here().await;
                 Ok(false)
             }

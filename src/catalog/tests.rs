@@ -1,0 +1,45 @@
+use super::Catalog;
+use crate::crypto::BlobId;
+use crate::repo::index::{IndexFile, IndexPack};
+use crate::repo::pack::{BlobKind, PackEntry};
+
+fn pack(id: u8, class: Option<&str>, blob: BlobId) -> IndexPack {
+    IndexPack {
+        id: BlobId([id; 32]),
+        size: 100,
+        class: class.map(str::to_string),
+        entries: vec![PackEntry {
+            id: blob,
+            kind: BlobKind::Data,
+            offset: 0,
+            length: 50,
+            raw_len: 60,
+            base: None,
+        }],
+    }
+}
+
+/// Issue 20 point 7: one index object listing a blob in two packs (prune re-lists a
+/// GLACIER copy and writes a repacked STANDARD copy into the same new index object). Every
+/// order, every class pair: the catalog keeps both and readers get the nearest.
+#[test]
+fn an_index_object_listing_two_copies_keeps_both_and_readers_get_the_nearest() {
+    let blob = BlobId([9; 32]);
+    let cases: [(&[(u8, Option<&str>)], u8); 4] = [
+        (&[(1, Some("GLACIER")), (2, None)], 2),
+        (&[(2, None), (1, Some("GLACIER"))], 2),
+        (&[(1, Some("DEEP_ARCHIVE")), (2, Some("STANDARD_IA"))], 2),
+        (&[(1, None), (2, None)], 1),
+    ];
+    for (copies, nearest) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cat = Catalog::open(&dir.path().join("c.db")).expect("open");
+        let file = IndexFile {
+            packs: copies.iter().map(|(id, c)| pack(*id, *c, blob)).collect(),
+        };
+        cat.insert_index("i1", &file).expect("insert");
+        let loc = cat.blob_location(&blob).expect("query").expect("located");
+        assert_eq!(loc.pack, BlobId([nearest; 32]), "{copies:?}");
+        assert_eq!(cat.blob_packs(&blob, 9).expect("packs").len(), copies.len());
+    }
+}
