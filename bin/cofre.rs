@@ -472,14 +472,20 @@ fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> cofre::error::Result<i32> {
                 },
             )
         }
-        Cmd::Snapshots { set } => commands::snapshots(&ctx, set.as_deref()),
-        Cmd::Ls { spec, set } => commands::ls(&ctx, &spec, set.as_deref()),
+        Cmd::Snapshots { set } => {
+            commands::healing(&ctx, true, || commands::snapshots(&ctx, set.as_deref()))
+        }
+        Cmd::Ls { spec, set } => {
+            commands::healing(&ctx, true, || commands::ls(&ctx, &spec, set.as_deref()))
+        }
         Cmd::Restore {
             spec,
             target,
             set,
             cache_mib,
-        } => commands::restore(&ctx, &spec, set.as_deref(), &target, cache_mib.max(1)),
+        } => commands::healing(&ctx, true, || {
+            commands::restore(&ctx, &spec, set.as_deref(), &target, cache_mib.max(1))
+        }),
         Cmd::Mount {
             mountpoint,
             sets,

@@ -50,27 +50,33 @@ const BASE_CACHE: usize = 256;
 
 impl Walk<'_> {
     /// A chunk and, for a delta, its base: indexed, in a pack of the right size, and the
-    /// base a whole blob (chains are one step long).
+    /// base with a whole copy (where readers read it; chains are one step long).
     fn chunk_ok(&mut self, id: &BlobId, what: &str) -> bool {
         let bases = self.index.get(id).and_then(|l| l.base);
-        let mut ok = self.blob_ok(id, what);
+        let mut ok = self.blob_ok(id, what, false);
         for base in bases.iter().flat_map(|b| b.ids()) {
-            if self.index.get(&base).is_some_and(|l| l.base.is_some()) {
+            if self.index.get(&base).is_some() && self.index.get_whole(&base).is_none() {
                 self.report.errors.push(format!(
-                    "{what}: chunk {} is a delta on {}, itself a delta (chains are one step long)",
+                    "{what}: chunk {} is a delta on {}, which has no whole copy (chains are one step long)",
                     id.hex(),
                     base.hex()
                 ));
                 ok = false;
                 continue;
             }
-            ok &= self.blob_ok(&base, what);
+            ok &= self.blob_ok(&base, what, true);
         }
         ok
     }
 
-    fn blob_ok(&mut self, id: &BlobId, what: &str) -> bool {
-        let Some(loc) = self.index.get(id) else {
+    /// The copy readers take (`whole`: the whole copy a base read takes) is indexed and
+    /// in a pack of the right size.
+    fn blob_ok(&mut self, id: &BlobId, what: &str, whole: bool) -> bool {
+        let loc = match whole {
+            true => self.index.get_whole(id),
+            false => self.index.get(id),
+        };
+        let Some(loc) = loc else {
             self.bad_packs
                 .entry("some blobs".into())
                 .or_insert_with(|| {
@@ -115,7 +121,7 @@ impl Walk<'_> {
     }
 
     fn tree(&mut self, id: &BlobId, path: &str) {
-        if !self.seen_trees.insert(*id) || !self.blob_ok(id, path) {
+        if !self.seen_trees.insert(*id) || !self.blob_ok(id, path, false) {
             return;
         }
         self.report.trees += 1;
@@ -165,7 +171,7 @@ impl Walk<'_> {
             };
             tier = tier.max(loc.tier);
             for b in loc.base.iter().flat_map(|b| b.ids()) {
-                tier = tier.max(self.index.get(&b).map_or(0, |l| l.tier));
+                tier = tier.max(self.index.get_whole(&b).map_or(0, |l| l.tier));
             }
         }
         tier
@@ -236,7 +242,7 @@ impl Walk<'_> {
         for e in entries {
             let enc = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
             if e.base
-                .is_some_and(|b| b.ids().any(|b| self.index.get(&b).is_none()))
+                .is_some_and(|b| b.ids().any(|b| self.index.get_whole(&b).is_none()))
             {
                 self.report.unused_deltas_without_base += 1;
                 continue;
@@ -276,8 +282,11 @@ impl Walk<'_> {
         if let Some(b) = self.bases.lock().get(id) {
             return Ok(b.clone());
         }
-        let loc = self.index.get(id).ok_or_else(|| {
-            crate::error::Error::corrupt(format!("blob {}", id.hex()), "in no index")
+        let loc = self.index.get_whole(id).ok_or_else(|| {
+            crate::error::Error::corrupt(
+                format!("blob {}", id.hex()),
+                "has no whole copy in any index",
+            )
         })?;
         let raw = Arc::new(self.repo.read_blob(id, loc)?);
         self.bases.lock().put(*id, raw.clone());

@@ -21,6 +21,8 @@ pub struct RepairReport {
     pub damaged_index_files: Vec<String>,
     /// Packs whose header could not be read: their data cannot be recovered here.
     pub damaged_packs: Vec<String>,
+    /// Unindexed packs a prune announced it deletes (`repo::doomed`): left to prune.
+    pub packs_doomed: usize,
 }
 
 /// Packs per new index object.
@@ -40,7 +42,8 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
     if let Some(e) = doomed.reuse_blocked() {
         return Err(e);
     }
-    let mut indexed: HashSet<BlobId> = doomed.packs();
+    let doomed = doomed.packs();
+    let mut indexed: HashSet<BlobId> = HashSet::new();
     let all = repo.load_indexes()?;
     for (_, f) in &all.readable {
         indexed.extend(f.packs.iter().map(|p| p.id));
@@ -55,6 +58,10 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
     for (id, size) in packs {
         report.packs += 1;
         if indexed.contains(&id) {
+            continue;
+        }
+        if doomed.contains(&id) {
+            report.packs_doomed += 1;
             continue;
         }
         let key = pack_key(&id);

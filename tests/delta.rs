@@ -416,3 +416,66 @@ fn deltas_over_garage_read_back_exactly_on_a_bare_machine() {
     let c = bare.json(&["check", "--read-data"]);
     assert_eq!(c["errors"], serde_json::json!([]), "{c}");
 }
+
+/// Issue 20 point 6. A GLACIER snapshot stores dump v2 as a delta on v1 (whole, GLACIER).
+/// Later a STANDARD snapshot of another set stores v1 itself as a delta (its GLACIER copy
+/// is too cold to reuse at STANDARD). Readers took a base's *nearest* copy — now that
+/// STANDARD delta — and refused it, so the GLACIER snapshot no longer read (even thawed),
+/// and prune kept the delta copy instead of the whole one. A base is read from, and kept
+/// as, a whole copy.
+#[test]
+fn a_base_later_stored_as_a_delta_at_a_hotter_class_still_serves_its_deltas() {
+    let env = Env::new();
+    env.init();
+    let dir = env.path("db");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("app.sql");
+    let mut table = Table::new(20_000);
+    let v1 = table.dump();
+    table.next();
+    let v2 = table.dump();
+    table.next();
+    let v3 = table.dump();
+    let ingest = |set: &str, class: Option<&str>, content: &[u8]| {
+        std::fs::write(&file, content).expect("write");
+        let mut args = vec!["ingest", "--set", set];
+        if let Some(c) = class {
+            args.extend(["--data-storage-class", c]);
+        }
+        args.push(s(&dir));
+        env.json(&args)
+    };
+    ingest("weekly", Some("GLACIER"), &v1);
+    let w2 = ingest("weekly", Some("GLACIER"), &v2);
+    assert!(w2["summary"]["delta_chunks"].as_u64() > Some(0), "{w2}");
+    ingest("hourly", None, &v3);
+    let h1 = ingest("hourly", None, &v1);
+    assert!(h1["summary"]["delta_chunks"].as_u64() > Some(0), "{h1}");
+    let (weekly, hourly) = (
+        w2["snapshot"].as_str().expect("id").to_string(),
+        h1["snapshot"].as_str().expect("id").to_string(),
+    );
+
+    let reads_back = |round: &str| {
+        assert_eq!(
+            restore_file_of(&env, &weekly, &format!("w-{round}"), &file),
+            v2,
+            "{round}: the GLACIER delta"
+        );
+        assert_eq!(
+            restore_file_of(&env, &hourly, &format!("h-{round}"), &file),
+            v1,
+            "{round}: the STANDARD delta"
+        );
+        env.ok(&["check", "--read-data"]);
+        // The mount finds bases through the catalog: the same rule.
+        let m = Mount::start(&env, &format!("m-{round}"), &[]);
+        let read = std::fs::read(m.latest("weekly", &file)).expect("read through the mount");
+        assert!(read == v2, "{round}: the GLACIER delta through the mount");
+        assert!(m.stop().success());
+    };
+    reads_back("before-prune");
+    // Nothing forgotten, everything repackable: prune must keep v1's whole GLACIER copy.
+    env.ok(&["prune", "--max-unused", "0"]);
+    reads_back("after-prune");
+}

@@ -204,6 +204,17 @@ impl Catalog {
         q_blob_location(&self.conn, id)
     }
 
+    /// The nearest *whole* copy: where a delta's base is read (`MasterIndex::get_whole`).
+    pub fn base_location(&self, id: &BlobId) -> Result<Option<Location>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE id = ?1 AND base IS NULL ORDER BY tier, pack LIMIT 1",
+        )?;
+        Ok(st
+            .query_row(params![id.0.as_slice()], |r| location_from_row(r, 0))
+            .optional()?
+            .flatten())
+    }
+
     /// Blobs of `pack` at offsets `from..to`, in pack order.
     pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Result<Vec<(BlobId, Location)>> {
         let mut st = self.conn.prepare_cached(

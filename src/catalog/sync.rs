@@ -112,12 +112,30 @@ fn import_tree(tx: &CatalogTx, repo: &Repository, hash: &BlobId, added: &mut usi
     Ok(())
 }
 
-/// Deletes the catalog file (and its WAL) and syncs into a fresh one.
+/// Builds a fresh catalog from the store *beside* `path`, then puts it in its place. A
+/// mount reading the old file goes on answering from it meanwhile, and switches when it
+/// sees the new file's generation (`vfs/remap.rs`); a rebuild that fails half-way leaves
+/// the old file as it was.
 pub fn rebuild(path: &std::path::Path, repo: &Repository) -> Result<(Catalog, SyncReport)> {
-    super::schema::remove(path)?;
-    let mut cat = Catalog::open(path)?;
-    let report = sync(&mut cat, repo)?;
-    Ok((cat, report))
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let beside = path.with_file_name(format!("{}.rebuild", name.unwrap_or_default()));
+    super::schema::remove(&beside)?;
+    let report = {
+        let mut cat = Catalog::open(&beside)?;
+        sync(&mut cat, repo)?
+        // Closed here: the last connection checkpoints and removes its WAL.
+    };
+    // The old file's WAL and shared memory describe the old file only; left beside the new
+    // one, SQLite would replay them into it.
+    for suffix in ["-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+            _ => {}
+        }
+    }
+    std::fs::rename(&beside, path).map_err(|e| Error::io(path, e))?;
+    Ok((Catalog::open(path)?, report))
 }
 
 /// Whether an error says the catalog file itself is damaged (not a store problem).

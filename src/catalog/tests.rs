@@ -25,7 +25,8 @@ fn pack(id: u8, class: Option<&str>, blob: BlobId) -> IndexPack {
 #[test]
 fn an_index_object_listing_two_copies_keeps_both_and_readers_get_the_nearest() {
     let blob = BlobId([9; 32]);
-    let cases: [(&[(u8, Option<&str>)], u8); 4] = [
+    type Copies = &'static [(u8, Option<&'static str>)];
+    let cases: [(Copies, u8); 4] = [
         (&[(1, Some("GLACIER")), (2, None)], 2),
         (&[(2, None), (1, Some("GLACIER"))], 2),
         (&[(1, Some("DEEP_ARCHIVE")), (2, Some("STANDARD_IA"))], 2),

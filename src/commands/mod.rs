@@ -154,12 +154,38 @@ pub fn init(ctx: &Context, compression: Option<crate::repo::compress::Compressio
     Ok(0)
 }
 
+/// Runs `f`, a command that reads the catalog. A catalog damaged inside (pages
+/// `open_synced` did not touch) fails it with SQLITE_CORRUPT: that is said once, the catalog
+/// is rebuilt from the store beside the damaged file and put in its place, and `f` runs once
+/// more — unless `retry` is false (its input, stdin, is spent). The catalog is a cache.
+pub fn healing<T>(ctx: &Context, retry: bool, f: impl Fn() -> Result<T>) -> Result<T> {
+    match f() {
+        Err(e) if sync::is_damaged(&e) => {
+            let repo = ctx.open_repo()?;
+            let path = ctx.catalog_path(&repo);
+            tracing::warn!(
+                "the catalog {} is damaged ({e}); rebuilding it from the repository",
+                path.display()
+            );
+            sync::rebuild(&path, &repo)?;
+            match retry {
+                true => f(),
+                false => Err(e),
+            }
+        }
+        r => r,
+    }
+}
+
 pub fn run_ingest(ctx: &Context, opts: IngestOptions) -> Result<i32> {
     let repo = ctx.open_repo()?;
-    // Synced here too, outside the lock, because `open_synced` is where a damaged catalog
-    // is rebuilt; ingest syncs again (two listings) once it holds its lock.
-    let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
-    let report = ingest::ingest(&repo, &mut cat, opts)?;
+    let retry = !matches!(opts.stream, Some(ingest::StreamSource::Stdin { .. }));
+    let report = healing(ctx, retry, || {
+        // Synced here too, outside the lock, because `open_synced` is where a damaged
+        // catalog is rebuilt; ingest syncs again (two listings) once it holds its lock.
+        let mut cat = sync::open_synced(&ctx.catalog_path(&repo), &repo)?;
+        ingest::ingest(&repo, &mut cat, opts.clone())
+    })?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {
@@ -305,6 +331,12 @@ pub fn repair_index(ctx: &Context) -> Result<i32> {
             "{} packs, {} not indexed: {} blobs re-indexed in {} new index object(s)",
             r.packs, r.packs_reindexed, r.blobs_reindexed, r.index_files_written
         );
+        if r.packs_doomed > 0 {
+            eprintln!(
+                "{} unindexed pack(s) left alone: a prune announced it deletes them (the next `cofre prune` finishes that)",
+                r.packs_doomed
+            );
+        }
         for p in &r.damaged_packs {
             eprintln!("error: {p}: header unreadable, its data cannot be re-indexed");
         }

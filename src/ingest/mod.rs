@@ -29,6 +29,7 @@ use content::Chunker;
 use fsmeta::node_from_metadata;
 use walk::{Excludes, Walker};
 
+#[derive(Clone)]
 pub struct IngestOptions {
     pub set: String,
     pub tags: Vec<String>,

@@ -9,6 +9,7 @@ use super::walk::Walker;
 use crate::error::{Error, Result};
 use crate::model::{Kind, Node, Tree};
 
+#[derive(Clone)]
 pub enum StreamSource {
     Stdin { name: String },
     Command { cmd: String, name: String },

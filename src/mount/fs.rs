@@ -27,7 +27,8 @@ pub struct CofreFs {
 /// a cause in the mount's log.
 fn errno(e: &Error) -> Errno {
     let n = e.errno();
-    if n != libc::ENOENT {
+    // A damaged catalog is said once, by `Vfs::note_damaged_catalog`, not per request.
+    if n != libc::ENOENT && !crate::catalog::sync::is_damaged(e) {
         tracing::error!("{e}");
     }
     Errno::from_i32(n)

@@ -37,12 +37,30 @@ fn refresher(
     notifier: fuser::Notifier,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(poll);
+        // Every `poll`, or at once when a request found the catalog damaged.
+        let started = std::time::Instant::now();
+        let mut damaged = false;
+        while started.elapsed() < poll && !stop.load(Ordering::Relaxed) && !damaged {
+            std::thread::sleep(Duration::from_millis(100).min(poll));
+            damaged = vfs.take_damaged_catalog();
+        }
         // Opened afresh each time: a connection kept open would go on writing into a
         // catalog file that `catalog rebuild` has replaced.
         match Catalog::open(&catalog).and_then(|mut c| sync::sync(&mut c, &repo)) {
             Ok(_) => {}
+            Err(e) if sync::is_damaged(&e) => {
+                vfs.note_damaged_catalog(&e);
+                damaged = true;
+            }
             Err(e) => tracing::warn!("catalog sync: {e}"),
+        }
+        if damaged {
+            // Built beside the damaged file and renamed over it; `vfs.refresh` below sees
+            // the new generation and switches (vfs/remap.rs).
+            match sync::rebuild(&catalog, &repo) {
+                Ok(_) => tracing::warn!("the catalog was rebuilt; the mount reads the new one"),
+                Err(e) => tracing::warn!("catalog rebuild failed ({e}); trying again"),
+            }
         }
         match vfs.refresh() {
             Ok(inv) if inv.is_empty() => {}
@@ -51,6 +69,10 @@ fn refresher(
                 invalidate(&notifier, &inv);
             }
             Err(e) => tracing::warn!("refresh: {e}"),
+        }
+        if damaged {
+            // Requests that met the old file before the switch need no second rebuild.
+            vfs.take_damaged_catalog();
         }
         vfs.trim_memory();
     }

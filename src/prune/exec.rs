@@ -116,10 +116,9 @@ fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
             // copied as it is (it names its base by id, and the plan keeps the base); it is
             // verified by rebuilding it on its base, read where the plan found it.
             let base = |b: &crate::crypto::BlobId| -> Result<std::sync::Arc<Vec<u8>>> {
-                let loc = plan
-                    .index
-                    .get(b)
-                    .ok_or_else(|| Error::corrupt(format!("blob {}", b.hex()), "in no index"))?;
+                let loc = plan.index.get_whole(b).ok_or_else(|| {
+                    Error::corrupt(format!("blob {}", b.hex()), "has no whole copy")
+                })?;
                 Ok(std::sync::Arc::new(repo.read_blob(b, loc)?))
             };
             repo.decode_blob_with(&e.id, enc, &base).map_err(|err| {

@@ -8,6 +8,7 @@
 //!   object that names a doomed pack is deleted before any pack.
 
 mod exec;
+mod used;
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +19,7 @@ pub use exec::{execute, ExecReport};
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::repo::file::{pack_key, FileType};
-use crate::repo::index::{tier, IndexFile, IndexPack, MasterIndex};
+use crate::repo::index::{tier, IndexPack, MasterIndex};
 use crate::repo::Repository;
 
 #[derive(Debug, Clone)]
@@ -91,33 +92,6 @@ pub struct Plan {
 
 fn class_name(p: &IndexPack) -> String {
     p.class.clone().unwrap_or_else(|| "STANDARD".into())
-}
-
-/// Every blob the snapshots reference (trees and chunks), walking each tree once, a level
-/// of the trees at a time so that the reads of a level run concurrently.
-fn used_blobs(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Result<HashSet<BlobId>> {
-    let mut trees = HashSet::new();
-    let mut used = HashSet::new();
-    let mut level: Vec<BlobId> = roots
-        .iter()
-        .filter(|r| trees.insert(**r))
-        .copied()
-        .collect();
-    while !level.is_empty() {
-        let mut next = Vec::new();
-        // 32 trees in flight: a large directory's tree is megabytes once decoded.
-        for batch in level.chunks(32) {
-            for tree in repo.load_trees(index, batch)? {
-                for n in &tree.nodes {
-                    used.extend(n.chunks.iter().map(|c| c.id));
-                    next.extend(n.subtree.iter().filter(|s| trees.insert(**s)));
-                }
-            }
-        }
-        level = next;
-    }
-    used.extend(trees);
-    Ok(used)
 }
 
 /// `store_now` is the store's clock (`Lock::store_now`): objects younger than twice the
@@ -217,30 +191,24 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         }
     }
 
-    // 4. What the snapshots use; every used blob must be somewhere.
-    let mi = plan_index(indexed, adopted, &doomed_before);
-    let mut used = used_blobs(repo, &mi, &roots)?;
-    let bases = with_bases(&mut used, &mi);
+    // 4. What the snapshots use, and 5. where each used blob (and each delta's base) is
+    //    kept: the copy readers use among the safe ones (used.rs).
+    let views = used::views(&indexed, &adopted, &doomed_before);
+    let used = used::used_blobs(repo, &views.all, &roots)?;
+    let all_packs: Vec<&IndexPack> = indexed.iter().chain(&adopted).collect();
+    let homes = used::homes(&used, &views, &all_packs);
     tracing::info!(
-        "prune: {} blobs in use ({bases} as delta bases)",
-        used.len()
+        "prune: {} blobs in use ({} more as delta bases)",
+        used.len(),
+        homes.bases
     );
-    let missing = used.iter().filter(|b| mi.get(b).is_none()).count();
-    if missing > 0 {
+    if homes.missing > 0 {
         return Err(Error::PruneRefused(format!(
-            "{missing} blob(s) that snapshots use are in no pack; run `cofre check` to see which files, and `cofre repair index` if packs lost their index"
+            "{} blob(s) that snapshots use are in no pack; run `cofre check` to see which files, and `cofre repair index` if packs lost their index",
+            homes.missing
         )));
     }
-
-    // 5. Bytes used per pack: each used blob counts in the one copy readers use.
-    let mut used_in: HashMap<BlobId, (u64, HashSet<BlobId>)> = HashMap::new();
-    for b in &used {
-        if let Some(loc) = mi.get(b) {
-            let e = used_in.entry(loc.pack).or_default();
-            e.0 += loc.length as u64;
-            e.1.insert(*b);
-        }
-    }
+    let mut used_in = homes.used_in;
     summary.bytes_used = used_in.values().map(|(b, _)| b).sum();
 
     let mut keep = Vec::new();
@@ -343,60 +311,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         old_indexes,
         reindex,
         summary,
-        index: mi,
+        index: views.all,
     })
-}
-
-/// The plan's view of where each blob is. Of two equally near copies the first added wins:
-/// indexed packs first, in id order, then adopted ones, so the choice is the same on every
-/// run and an indexed copy is never given up for an unindexed one. A copy in a pack an
-/// earlier prune doomed counts only for a blob that has no other copy at all (that prune
-/// may wake and delete it; it cannot have been anyone's only copy unless that prune gave
-/// up — see docs/prune.md "Doomed lists").
-fn plan_index(
-    indexed: Vec<IndexPack>,
-    adopted: Vec<IndexPack>,
-    doomed: &HashSet<BlobId>,
-) -> MasterIndex {
-    let (doomed_packs, indexed): (Vec<_>, Vec<_>) =
-        indexed.into_iter().partition(|p| doomed.contains(&p.id));
-    let (doomed_adopted, adopted): (Vec<_>, Vec<_>) =
-        adopted.into_iter().partition(|p| doomed.contains(&p.id));
-    let mut mi = MasterIndex::default();
-    mi.add(&IndexFile { packs: indexed });
-    mi.add(&IndexFile { packs: adopted });
-    let last_resort: Vec<IndexPack> = doomed_packs
-        .into_iter()
-        .chain(doomed_adopted)
-        .map(|mut p| {
-            p.entries.retain(|e| mi.get(&e.id).is_none());
-            p
-        })
-        .collect();
-    mi.add(&IndexFile { packs: last_resort });
-    mi.seal();
-    mi
-}
-
-/// Adds to `used` the base of every used blob's copy that readers use (`MasterIndex::get`),
-/// and their bases in turn: a delta is readable only with its base, so the base is as used
-/// as the delta (docs/prune.md "Deltas"). Returns how many blobs were added.
-fn with_bases(used: &mut HashSet<BlobId>, mi: &MasterIndex) -> usize {
-    let bases = |b: &BlobId| {
-        mi.get(b)
-            .and_then(|l| l.base)
-            .into_iter()
-            .flat_map(|x| x.ids())
-    };
-    let mut todo: Vec<BlobId> = used.iter().flat_map(bases).collect();
-    let mut added = 0;
-    while let Some(b) = todo.pop() {
-        if used.insert(b) {
-            added += 1;
-            todo.extend(bases(&b));
-        }
-    }
-    added
 }
 
 #[derive(Debug, Serialize)]

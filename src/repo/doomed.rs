@@ -62,7 +62,9 @@ impl Doomed {
         let (name, e) = self.damaged.first()?;
         Some(Error::corrupt(
             FileType::Doomed.key(name),
-            format!("{e}; once no prune runs on any host, delete that object from the store"),
+            format!(
+                "{e}; it names what some prune may still delete: once every prune has ended (on every host, a suspended VM's too), delete that object from the store"
+            ),
         ))
     }
 }

@@ -116,6 +116,9 @@ pub struct MasterIndex {
     map: HashMap<BlobId, Location>,
     /// Per pack, its blobs sorted by offset (for pack-order read-ahead).
     by_pack: HashMap<BlobId, Vec<(BlobId, Location)>>,
+    /// For a blob whose nearest copy is a delta: its nearest whole copy, where it is read
+    /// as another delta's base (filled by `seal`).
+    whole: HashMap<BlobId, Location>,
 }
 
 impl MasterIndex {
@@ -144,10 +147,25 @@ impl MasterIndex {
         }
     }
 
-    /// Sorts the per-pack lists; call after the last `add`.
+    /// Sorts the per-pack lists and finds whole copies for `get_whole`; call after the
+    /// last `add`.
     pub fn seal(&mut self) {
+        self.whole.clear();
         for v in self.by_pack.values_mut() {
             v.sort_by_key(|(_, l)| l.offset);
+            for (id, loc) in v.iter() {
+                if loc.base.is_some() || self.map.get(id).is_none_or(|m| m.base.is_none()) {
+                    continue;
+                }
+                // Nearest first; of two equally near, the lower pack id (the same on
+                // every run).
+                match self.whole.get(id) {
+                    Some(old) if (old.tier, old.pack) <= (loc.tier, loc.pack) => {}
+                    _ => {
+                        self.whole.insert(*id, *loc);
+                    }
+                }
+            }
         }
     }
 
@@ -164,8 +182,25 @@ impl MasterIndex {
             .collect()
     }
 
+    /// The copy readers use: nearest tier, then a whole copy over a delta.
     pub fn get(&self, id: &BlobId) -> Option<&Location> {
         self.map.get(id)
+    }
+
+    /// The nearest *whole* copy (after `seal`): where a delta's base is read. A base may
+    /// also have a nearer delta copy (stored later, at another class); a base read must
+    /// never land there (docs/prune.md "Deltas").
+    pub fn get_whole(&self, id: &BlobId) -> Option<&Location> {
+        match self.map.get(id) {
+            Some(l) if l.base.is_none() => Some(l),
+            Some(_) => self.whole.get(id),
+            None => None,
+        }
+    }
+
+    /// Whether the reader's choice for `id` is `get_whole`'s (no second copy to keep).
+    pub fn get_is_whole(&self, id: &BlobId) -> bool {
+        self.map.get(id).is_some_and(|l| l.base.is_none())
     }
 
     pub fn len(&self) -> usize {
@@ -240,20 +275,37 @@ mod tests {
             }],
         };
         let delta = Some(Bases::one(BlobId([6; 32])));
+        // (copies, the reader's copy, the copy a base read takes: never a delta)
         let cases = [
-            (vec![copy(1, None, delta), copy(2, None, None)], 2),
-            (vec![copy(2, None, None), copy(1, None, delta)], 2),
+            (vec![copy(1, None, delta), copy(2, None, None)], 2, Some(2)),
+            (vec![copy(2, None, None), copy(1, None, delta)], 2, Some(2)),
             (
                 vec![copy(1, None, delta), copy(2, Some("GLACIER"), None)],
                 1,
+                Some(2),
             ),
+            (
+                vec![
+                    copy(4, Some("DEEP_ARCHIVE"), None),
+                    copy(1, None, delta),
+                    copy(3, Some("GLACIER"), None),
+                ],
+                1,
+                Some(3),
+            ),
+            (vec![copy(1, None, delta)], 1, None),
         ];
-        for (files, want) in cases {
+        for (files, want, whole) in cases {
             let mut mi = MasterIndex::default();
             for f in &files {
                 mi.add(f);
             }
+            mi.seal();
             assert_eq!(mi.get(&id).map(|l| l.pack), Some(BlobId([want; 32])));
+            assert_eq!(
+                mi.get_whole(&id).map(|l| l.pack),
+                whole.map(|w| BlobId([w; 32]))
+            );
         }
     }
 

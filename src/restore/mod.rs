@@ -274,7 +274,7 @@ pub fn restore_with_cache(
     let lister: PackLister =
         Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
     let locate_index = index.clone();
-    let locate: Locator = Box::new(move |id| locate_index.get(id).copied());
+    let locate: Locator = Box::new(move |id| locate_index.get_whole(id).copied());
     let cache = ChunkCache::new(
         repo.clone(),
         None,

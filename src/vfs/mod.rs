@@ -158,6 +158,9 @@ pub struct Vfs {
     switch: RwLock<()>,
     /// Most inodes held since memory was last handed back (`trim_memory`).
     inode_peak: std::sync::atomic::AtomicUsize,
+    /// A request met SQLITE_CORRUPT: the mount's refresher rebuilds the catalog beside the
+    /// damaged file and the mount switches to it (`remap.rs`).
+    catalog_damaged: std::sync::atomic::AtomicBool,
     uid: u32,
     gid: u32,
 }
@@ -224,7 +227,7 @@ impl Vfs {
         let locate: reader::Locator = Box::new(move |id| {
             locate_pool
                 .get()
-                .and_then(|c| c.blob_location(id))
+                .and_then(|c| c.base_location(id))
                 .ok()
                 .flatten()
         });
@@ -248,6 +251,7 @@ impl Vfs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             inode_peak: std::sync::atomic::AtomicUsize::new(0),
+            catalog_damaged: std::sync::atomic::AtomicBool::new(false),
             // SAFETY: getuid/getgid cannot fail.
             uid: unsafe { libc::getuid() },
             gid: unsafe { libc::getgid() },

@@ -98,7 +98,9 @@ fn runs(blobs: Group, gap: u64) -> Vec<Group> {
 
 /// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
 pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
-/// Where one blob is (the copy readers use): how delta bases are found.
+/// Where a delta's base is read: its nearest *whole* copy (`MasterIndex::get_whole`,
+/// `Catalog::base_location`); a nearer copy of it may be a delta stored later at another
+/// class, which cannot serve as a base.
 pub type Locator = Box<dyn Fn(&BlobId) -> Option<Location> + Send + Sync>;
 
 pub struct OpenFile {
@@ -338,7 +340,7 @@ impl ChunkCache {
             // expression, and the other order could deadlock with `to_queue`.
             .filter(|b| !self.inflight.lock().contains_key(b) && !self.lru.lock().contains(b))
             .filter_map(|b| Some((b, (self.locate)(&b)?)))
-            // A base is whole; anything else is refused when the delta is decoded.
+            // A base is whole (the locator finds only whole copies; belt and braces).
             .filter(|(_, l)| l.base.is_none())
             .collect();
         if todo.is_empty() {

@@ -22,8 +22,30 @@ impl Vfs {
                 self.follow_replaced_catalog()?;
                 f()
             }
+            Err(e) if crate::catalog::sync::is_damaged(&e) => {
+                self.note_damaged_catalog(&e);
+                Err(e)
+            }
             r => r,
         }
+    }
+
+    /// Says once that the catalog is damaged and what happens next; the refresher
+    /// (`mount::refresher`) rebuilds it. Requests answer EIO until the switch.
+    pub fn note_damaged_catalog(&self, e: &Error) {
+        use std::sync::atomic::Ordering;
+        if !self.catalog_damaged.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                "the catalog {} is damaged ({e}); rebuilding it from the repository beside it, the mount switches to it when done",
+                self.pool.path().display()
+            );
+        }
+    }
+
+    /// Whether a request found the catalog damaged since the last call.
+    pub fn take_damaged_catalog(&self) -> bool {
+        self.catalog_damaged
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether the catalog file is another one than the mount has been reading; then

@@ -798,3 +798,61 @@ pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
         retry_lock: std::time::Duration::ZERO,
     }
 }
+
+/// A tree of `dirs` × `files` small files: enough catalog rows that its file spans many
+/// pages, for damage in the middle to land in rows only a full listing reads.
+pub fn many_files(root: &Path, dirs: usize, files: usize) {
+    for d in 0..dirs {
+        let dir = root.join(format!("dir{d:03}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..files {
+            std::fs::write(
+                dir.join(format!("file-with-a-longish-name-{f:04}.txt")),
+                format!("{d}/{f}\n"),
+            )
+            .expect("write");
+        }
+    }
+}
+
+/// The issue 20 reproduction: 64 KiB of garbage written inside the catalog, over pages of
+/// the `nodes` table only (page by page) — rows that opening and syncing never read, every listing does —
+/// its WAL checkpointed first (the catalog is closed). Returns its path.
+pub fn damage_catalog_inside(env: &Env) -> PathBuf {
+    let db = walk(&env.path("cache"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "catalog.db"))
+        .expect("catalog");
+    let conn = rusqlite::Connection::open(&db).expect("open catalog");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+    // 16 pages of `nodes` from the middle of it (dbstat: one row per page); in a catalog
+    // this small they are not next to each other (trees and an index interleave).
+    let pages: Vec<u64> = conn
+        .prepare("SELECT pageno FROM dbstat WHERE name = 'nodes' ORDER BY pageno")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<u64>>>()
+        })
+        .expect("dbstat");
+    assert!(pages.len() > 48, "nodes spans {} pages", pages.len());
+    let page: u64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .expect("page size");
+    drop(conn);
+    use std::io::{Seek, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .expect("open");
+    let garbage = noise(64 * 1024, 99);
+    for (n, chunk) in pages[pages.len() / 3..]
+        .iter()
+        .zip(garbage.chunks(page as usize))
+    {
+        f.seek(std::io::SeekFrom::Start((n - 1) * page))
+            .expect("seek");
+        f.write_all(chunk).expect("garbage");
+    }
+    db
+}

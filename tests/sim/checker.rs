@@ -46,15 +46,10 @@ fn read_chunk(repo: &Repository, mi: &MasterIndex, id: &BlobId) -> Result<Vec<u8
         )
         .map_err(|e| e.to_string())?;
     let base = |b: &BlobId| -> cofre::error::Result<Arc<Vec<u8>>> {
+        // Where readers read a base: its nearest whole copy (never a delta copy).
         let l = mi
-            .get(b)
-            .ok_or_else(|| cofre::error::Error::corrupt("base", "in no index"))?;
-        if l.base.is_some() {
-            return Err(cofre::error::Error::corrupt(
-                "base",
-                "readers' copy is a delta",
-            ));
-        }
+            .get_whole(b)
+            .ok_or_else(|| cofre::error::Error::corrupt("base", "no whole copy in any index"))?;
         let enc = repo.get_raw(
             &pack_key(&l.pack),
             Some(l.offset..l.offset + l.length as u64),
@@ -104,7 +99,7 @@ pub fn restore(
                     .and_then(|(_, b)| b)
                     .into_iter()
                     .flat_map(|b| b.ids())
-                    .map(|b| mi.get(&b).map_or(0, |l| l.tier))
+                    .map(|b| mi.get_whole(&b).map_or(0, |l| l.tier))
                     .max()
                     .unwrap_or(0);
                 if loc.map_or(0, |l| l.0).max(base_tier) > own && colder.is_none() {

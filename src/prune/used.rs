@@ -1,0 +1,304 @@
+//! What a prune keeps: for every blob the snapshots use, one copy readers can read, and
+//! for a delta copy, a whole copy of each base (docs/prune.md "Deltas" and "Doomed lists").
+//!
+//! A copy is *safe* when no doomed list names its pack and, for a delta, each base has a
+//! whole copy in such a pack: a paused prune that wakes deletes only what its list names,
+//! so a safe copy outlives it. A used blob with a safe copy keeps the one readers take
+//! among the safe ones. One without (possible only when the prune of some list gave up,
+//! and then we cannot tell which list is live) keeps every copy it has, and their bases.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Result;
+use crate::crypto::BlobId;
+use crate::repo::index::{IndexFile, IndexPack, Location, MasterIndex};
+use crate::repo::Repository;
+
+/// The two views of the packs a plan has: `all` (every copy, for reading trees and
+/// repacked deltas' bases) and `safe` (the copies a kept snapshot may rely on).
+pub struct Views {
+    pub all: MasterIndex,
+    pub safe: MasterIndex,
+}
+
+/// Of two equally near copies the first added wins: indexed packs first, in id order,
+/// then adopted ones, so the choice is the same on every run and an indexed copy is never
+/// given up for an unindexed one.
+pub fn views(indexed: &[IndexPack], adopted: &[IndexPack], doomed: &HashSet<BlobId>) -> Views {
+    let mut all = MasterIndex::default();
+    all.add(&IndexFile {
+        packs: indexed.to_vec(),
+    });
+    all.add(&IndexFile {
+        packs: adopted.to_vec(),
+    });
+    all.seal();
+    let free = |p: &&IndexPack| !doomed.contains(&p.id);
+    let whole_here: HashSet<BlobId> = indexed
+        .iter()
+        .chain(adopted)
+        .filter(free)
+        .flat_map(|p| p.entries.iter().filter(|e| e.base.is_none()).map(|e| e.id))
+        .collect();
+    let safe_only = |packs: &[IndexPack]| IndexFile {
+        packs: packs
+            .iter()
+            .filter(free)
+            .map(|p| {
+                let mut p = p.clone();
+                p.entries.retain(|e| {
+                    e.base
+                        .is_none_or(|b| b.ids().all(|x| whole_here.contains(&x)))
+                });
+                p
+            })
+            .collect(),
+    };
+    let mut safe = MasterIndex::default();
+    safe.add(&safe_only(indexed));
+    safe.add(&safe_only(adopted));
+    safe.seal();
+    Views { all, safe }
+}
+
+/// Every blob the snapshots reference (trees and chunks), walking each tree once, a level
+/// of the trees at a time so that the reads of a level run concurrently.
+pub fn used_blobs(
+    repo: &Repository,
+    index: &MasterIndex,
+    roots: &[BlobId],
+) -> Result<HashSet<BlobId>> {
+    let mut trees = HashSet::new();
+    let mut used = HashSet::new();
+    let mut level: Vec<BlobId> = roots
+        .iter()
+        .filter(|r| trees.insert(**r))
+        .copied()
+        .collect();
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        // 32 trees in flight: a large directory's tree is megabytes once decoded.
+        for batch in level.chunks(32) {
+            for tree in repo.load_trees(index, batch)? {
+                for n in &tree.nodes {
+                    used.extend(n.chunks.iter().map(|c| c.id));
+                    next.extend(n.subtree.iter().filter(|s| trees.insert(**s)));
+                }
+            }
+        }
+        level = next;
+    }
+    used.extend(trees);
+    Ok(used)
+}
+
+/// Per pack, the bytes and blobs a plan must keep in it.
+#[derive(Default)]
+pub struct Homes {
+    pub used_in: HashMap<BlobId, (u64, HashSet<BlobId>)>,
+    /// Blobs kept only as a delta's base.
+    pub bases: usize,
+    /// Used blobs (or bases) with no copy at all: the plan must stop.
+    pub missing: usize,
+}
+
+impl Homes {
+    fn keep(&mut self, id: BlobId, loc: &Location) {
+        let e = self.used_in.entry(loc.pack).or_default();
+        if e.1.insert(id) {
+            e.0 += loc.length as u64;
+        }
+    }
+}
+
+/// Where each used blob is kept. `packs`: every pack the plan knows, with its entries.
+pub fn homes(used: &HashSet<BlobId>, views: &Views, packs: &[&IndexPack]) -> Homes {
+    let mut h = Homes::default();
+    // (blob, needed as a base): a base is read from a whole copy only.
+    let mut seen: HashSet<(BlobId, bool)> = HashSet::new();
+    let mut todo: Vec<(BlobId, bool)> = used.iter().map(|b| (*b, false)).collect();
+    loop {
+        // Blobs with no safe copy, to be kept wherever they are (one scan of the packs).
+        let mut everywhere: HashMap<BlobId, bool> = HashMap::new();
+        while let Some((id, as_base)) = todo.pop() {
+            if !seen.insert((id, as_base)) {
+                continue;
+            }
+            if as_base && !used.contains(&id) {
+                h.bases += 1;
+            }
+            let loc = match as_base {
+                true => views.safe.get_whole(&id),
+                false => views.safe.get(&id),
+            };
+            match loc {
+                Some(l) => {
+                    h.keep(id, l);
+                    todo.extend(l.base.iter().flat_map(|b| b.ids()).map(|x| (x, true)));
+                }
+                None => {
+                    let only_whole = everywhere.get(&id).copied().unwrap_or(true) && as_base;
+                    everywhere.insert(id, only_whole);
+                }
+            }
+        }
+        if everywhere.is_empty() {
+            break;
+        }
+        let mut found: HashSet<BlobId> = HashSet::new();
+        for p in packs {
+            for e in &p.entries {
+                let Some(only_whole) = everywhere.get(&e.id) else {
+                    continue;
+                };
+                if *only_whole && e.base.is_some() {
+                    continue;
+                }
+                found.insert(e.id);
+                h.keep(e.id, &location(p, e));
+                todo.extend(e.base.iter().flat_map(|b| b.ids()).map(|x| (x, true)));
+            }
+        }
+        h.missing += everywhere.keys().filter(|b| !found.contains(b)).count();
+    }
+    h
+}
+
+fn location(p: &IndexPack, e: &crate::repo::pack::PackEntry) -> Location {
+    Location {
+        pack: p.id,
+        kind: e.kind,
+        offset: e.offset as u64,
+        length: e.length,
+        raw_len: e.raw_len,
+        tier: crate::repo::index::tier(p.class.as_deref()),
+        base: e.base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::compress::Bases;
+    use crate::repo::pack::{BlobKind, PackEntry};
+
+    fn id(n: u8) -> BlobId {
+        BlobId([n; 32])
+    }
+
+    /// Pack `n` of `class` holding (blob, base) entries.
+    fn pack(n: u8, class: Option<&str>, blobs: &[(u8, Option<u8>)]) -> IndexPack {
+        IndexPack {
+            id: id(n),
+            size: 1000,
+            class: class.map(str::to_string),
+            entries: blobs
+                .iter()
+                .enumerate()
+                .map(|(i, (b, base))| PackEntry {
+                    id: id(*b),
+                    kind: BlobKind::Data,
+                    offset: i as u32 * 100,
+                    length: 100,
+                    raw_len: 300,
+                    base: base.map(|x| Bases::one(id(x))),
+                })
+                .collect(),
+        }
+    }
+
+    const G: Option<&str> = Some("GLACIER");
+
+    /// Blob ids: 10 = d, 11 = B (a base), 12 = A. Pack ids 1..=9.
+    #[test]
+    fn every_used_blob_keeps_a_readable_copy_and_its_bases_a_whole_one() {
+        struct Case {
+            what: &'static str,
+            packs: Vec<IndexPack>,
+            doomed: &'static [u8],
+            used: &'static [u8],
+            kept: &'static [u8],
+            missing: usize,
+        }
+        let cases = [
+            Case {
+                what: "issue 20 point 6: a GLACIER delta's base later stored as a STANDARD delta; \
+                       the base is read (and kept) from its whole GLACIER copy",
+                packs: vec![
+                    pack(1, G, &[(11, None)]),
+                    pack(2, None, &[(11, Some(12))]),
+                    pack(3, None, &[(12, None)]),
+                    pack(4, G, &[(10, Some(11))]),
+                ],
+                doomed: &[],
+                used: &[10],
+                kept: &[1, 4],
+                missing: 0,
+            },
+            Case {
+                what: "a whole copy in a doomed pack gives way to a free one",
+                packs: vec![pack(1, None, &[(10, None)]), pack(2, None, &[(10, None)])],
+                doomed: &[1],
+                used: &[10],
+                kept: &[2],
+                missing: 0,
+            },
+            Case {
+                what: "a delta whose base is whole in a free pack and in a doomed one",
+                packs: vec![
+                    pack(1, None, &[(10, Some(11))]),
+                    pack(2, None, &[(11, None)]),
+                    pack(3, None, &[(11, None)]),
+                ],
+                doomed: &[2],
+                used: &[10],
+                kept: &[1, 3],
+                missing: 0,
+            },
+            Case {
+                what: "review: d whole in doomed Z, as a delta in free Y on B, B only in doomed \
+                       X: no safe copy, so every copy stays",
+                packs: vec![
+                    pack(1, None, &[(10, None)]),
+                    pack(2, None, &[(10, Some(11))]),
+                    pack(3, None, &[(11, None)]),
+                ],
+                doomed: &[1, 3],
+                used: &[10],
+                kept: &[1, 2, 3],
+                missing: 0,
+            },
+            Case {
+                what: "a delta whose base has no whole copy at all",
+                packs: vec![
+                    pack(1, None, &[(10, Some(11))]),
+                    pack(2, None, &[(11, Some(12))]),
+                ],
+                doomed: &[],
+                used: &[10],
+                kept: &[1],
+                missing: 1,
+            },
+            Case {
+                what: "a used blob in no pack",
+                packs: vec![pack(1, None, &[(10, None)])],
+                doomed: &[],
+                used: &[10, 12],
+                kept: &[1],
+                missing: 1,
+            },
+        ];
+        for c in cases {
+            let doomed: HashSet<BlobId> = c.doomed.iter().map(|n| id(*n)).collect();
+            let v = views(&c.packs, &[], &doomed);
+            let used: HashSet<BlobId> = c.used.iter().map(|n| id(*n)).collect();
+            let refs: Vec<&IndexPack> = c.packs.iter().collect();
+            let h = homes(&used, &v, &refs);
+            let mut kept: Vec<BlobId> = h.used_in.keys().copied().collect();
+            kept.sort();
+            let want: Vec<BlobId> = c.kept.iter().map(|n| id(*n)).collect();
+            assert_eq!(kept, want, "{}", c.what);
+            assert_eq!(h.missing, c.missing, "{}", c.what);
+        }
+    }
+}
