@@ -23,6 +23,8 @@ pub struct RepairReport {
     pub damaged_packs: Vec<String>,
     /// Unindexed packs a prune announced it deletes (`repo::doomed`): left to prune.
     pub packs_doomed: usize,
+    /// Unindexed packs in an archive class: their header cannot be read until thawed.
+    pub archived_packs: Vec<String>,
 }
 
 /// Packs per new index object.
@@ -53,9 +55,10 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
         report.damaged_index_files.push(FileType::Index.key(&name));
     }
     let mut batch = IndexFile::default();
-    let mut packs: Vec<(BlobId, u64)> = repo.pack_sizes()?.into_iter().collect();
-    packs.sort();
-    for (id, size) in packs {
+    let mut packs: Vec<_> = repo.pack_listing()?.into_iter().collect();
+    packs.sort_by_key(|(id, _)| *id);
+    for (id, o) in packs {
+        let size = o.size;
         report.packs += 1;
         if indexed.contains(&id) {
             continue;
@@ -69,18 +72,21 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
             Ok(entries) => {
                 report.packs_reindexed += 1;
                 report.blobs_reindexed += entries.len();
-                // The storage class is not in the pack; a pack re-indexed here counts as
-                // instantly readable (see docs/format.md).
+                // The storage class is not in the pack: it is the one the store lists (S3
+                // does; a local directory keeps none, and its packs count as instant).
                 batch.packs.push(IndexPack {
                     id,
                     size,
-                    class: None,
+                    class: o.class.clone(),
                     entries,
                 });
             }
             Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("{key}: {e}");
                 report.damaged_packs.push(key);
+            }
+            Err(Error::Store(crate::store::StoreError::Archived(_))) => {
+                report.archived_packs.push(key);
             }
             Err(e) => return Err(e),
         }

@@ -140,3 +140,100 @@ fn check_reports_a_snapshot_that_needs_colder_data() {
         "the GLACIER snapshot itself is fine: {err}"
     );
 }
+
+/// Deletes every object under `prefix` of `env`'s S3 repository behind cofre's back (an
+/// index lost), with boto3 from moto's own install.
+fn delete_behind_cofres_back(env: &Env, prefix: &str) {
+    let url = env.url.as_deref().expect("an S3 repository");
+    let (bucket, root) = url
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .expect("s3://bucket/prefix");
+    let out = std::process::Command::new("python3")
+        .args(["-c", DELETE_PY, bucket, &format!("{root}/{prefix}")])
+        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() != "0",
+        "delete: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Restores (thaws) every object under `prefix`, as `aws s3api restore-object` would.
+fn thaw_behind_cofres_back(env: &Env, prefix: &str) {
+    let url = env.url.as_deref().expect("an S3 repository");
+    let (bucket, root) = url
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .expect("s3://bucket/prefix");
+    let out = std::process::Command::new("python3")
+        .args(["-c", THAW_PY, bucket, &format!("{root}/{prefix}")])
+        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "thaw: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const THAW_PY: &str = r#"
+import os, sys, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix=sys.argv[2]).get("Contents", []):
+    if o.get("StorageClass") in ("GLACIER", "DEEP_ARCHIVE"):
+        s3.restore_object(Bucket=sys.argv[1], Key=o["Key"], RestoreRequest={"Days": 1})
+"#;
+
+const DELETE_PY: &str = r#"
+import os, sys, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix=sys.argv[2]).get("Contents", [])]
+for k in keys:
+    s3.delete_object(Bucket=sys.argv[1], Key=k)
+print(len(keys))
+"#;
+
+/// Issue 20 point 8: a GLACIER pack whose index object is lost comes back through `repair
+/// index` (once thawed) with the class the store lists. Before, it came back as instantly
+/// readable, and a STANDARD snapshot of the same data reused it — data that is archived
+/// again once the thaw expires. Before, too, `repair index` failed outright on the first
+/// archived pack.
+#[test]
+fn a_reindexed_pack_keeps_the_class_the_store_lists() {
+    let moto = Moto::start();
+    let env = Env::s3_at(&moto.bucket, &moto.vars);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("model.bin"), noise(2_000_000, 5)).expect("write");
+    env.init();
+    env.ok(&[
+        "ingest",
+        "--set",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+        s(&src),
+    ]);
+    delete_behind_cofres_back(&env, "index/");
+    // Archived packs' headers cannot be read: left unindexed, said, exit 3.
+    let out = env.run(&["repair", "index"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("archive storage class"), "{err}");
+    // Thawed (restore-object), they are read and indexed — with the class the store lists.
+    thaw_behind_cofres_back(&env, "data/");
+    env.ok(&["repair", "index"]);
+    let daily = env.json(&["ingest", "--set", "daily", s(&src)]);
+    let added = daily["summary"]["bytes_added"].as_u64().expect("bytes_added");
+    assert!(
+        added > 2_000_000,
+        "the STANDARD snapshot reused re-indexed GLACIER data: added {added}"
+    );
+    env.restore_matches(&["latest", "--set", "daily"], "out", &src);
+    env.ok(&["check"]);
+}

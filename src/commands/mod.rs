@@ -340,9 +340,18 @@ pub fn repair_index(ctx: &Context) -> Result<i32> {
         for p in &r.damaged_packs {
             eprintln!("error: {p}: header unreadable, its data cannot be re-indexed");
         }
+        if let Some(first) = r.archived_packs.first() {
+            eprintln!(
+                "warning: {} pack(s) left unindexed, in an archive storage class (first: {first}): restore them from the archive tier (`aws s3api restore-object`), then run `cofre repair index` again",
+                r.archived_packs.len()
+            );
+        }
     }
     if r.damaged_packs.is_empty() {
-        Ok(0)
+        Ok(match r.archived_packs.is_empty() {
+            true => 0,
+            false => EXIT_PARTIAL,
+        })
     } else {
         Err(Error::corrupt(
             "repository",

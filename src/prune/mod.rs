@@ -125,7 +125,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     //    clock.
     let indexes = repo.load_indexes()?;
     let listing = repo.pack_listing()?;
-    let in_store: HashMap<BlobId, u64> = listing.iter().map(|(id, (s, _))| (*id, *s)).collect();
+    let in_store: HashMap<BlobId, u64> = listing.iter().map(|(id, o)| (*id, o.size)).collect();
     tracing::info!(
         "prune: {} index objects, {} packs listed",
         indexes.readable.len(),
@@ -157,9 +157,10 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let mut indexed: Vec<IndexPack> = packs.values().cloned().collect();
     indexed.sort_by_key(|p| p.id);
     let mut adopted: Vec<IndexPack> = Vec::new();
-    let mut sorted: Vec<(&BlobId, &(u64, Option<i64>))> = listing.iter().collect();
-    sorted.sort();
-    for (id, (size, modified)) in sorted {
+    let mut sorted: Vec<(&BlobId, &crate::store::ObjectInfo)> = listing.iter().collect();
+    sorted.sort_by_key(|(id, _)| **id);
+    for (id, o) in sorted {
+        let (size, modified) = (&o.size, &o.modified);
         if packs.contains_key(id) {
             continue;
         }
@@ -171,10 +172,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         summary.packs_unindexed += 1;
         match repo.pack_header(&pack_key(id), *size) {
             Ok(entries) => {
+                // The class the store reports: the pack header has none, and a GLACIER
+                // pack listed as instant would be reused by a STANDARD snapshot.
                 let p = IndexPack {
                     id: *id,
                     size: *size,
-                    class: None,
+                    class: o.class.clone(),
                     entries,
                 };
                 packs.insert(*id, p.clone());

@@ -437,12 +437,13 @@ impl Repository {
         }))
     }
 
-    /// Every pack present in the store: its size and write time by the store's clock.
-    pub fn pack_listing(&self) -> Result<std::collections::HashMap<BlobId, (u64, Option<i64>)>> {
+    /// Every pack present in the store: its size, write time by the store's clock, and
+    /// storage class as the store reports it.
+    pub fn pack_listing(&self) -> Result<std::collections::HashMap<BlobId, ObjectInfo>> {
         Ok(self
             .list(FileType::Pack.prefix())?
-            .iter()
-            .filter_map(|o| Some((file::pack_id(&o.key)?, (o.size, o.modified))))
+            .into_iter()
+            .filter_map(|o| Some((file::pack_id(&o.key)?, o)))
             .collect())
     }
 

@@ -181,6 +181,8 @@ fn list_sync(root: &Path, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
                 key,
                 size: md.len(),
                 modified,
+                // A directory keeps no storage class (the index does).
+                class: None,
             });
         }
     }

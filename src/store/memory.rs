@@ -121,6 +121,7 @@ impl Store for MemoryStore {
                 key: k.clone(),
                 size: o.data.len() as u64,
                 modified: Some(o.modified),
+                class: o.class.clone().filter(|c| c != "STANDARD"),
             })
             .collect())
     }

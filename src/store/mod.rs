@@ -53,6 +53,10 @@ pub struct ObjectInfo {
     /// `LastModified`, a file's mtime). Lock staleness and the minimum age of unindexed
     /// packs are judged by this clock, never by a client's (docs/prune.md "Clocks").
     pub modified: Option<i64>,
+    /// The storage class the store reports for it (S3's listing does), when not the
+    /// default: a pack re-indexed from the store gets its class from here (its header does
+    /// not carry one).
+    pub class: Option<String>,
 }
 
 /// Object storage. Keys are `/`-separated relative names. Objects are written once and

@@ -300,6 +300,10 @@ impl Store for S3Store {
                         key: k.to_string(),
                         size: o.size().unwrap_or(0).max(0) as u64,
                         modified: o.last_modified().map(|t| t.secs()),
+                        class: o
+                            .storage_class()
+                            .map(|c| c.as_str().to_string())
+                            .filter(|c| c != "STANDARD"),
                     });
                 }
             }
