@@ -229,7 +229,9 @@ fn a_reindexed_pack_keeps_the_class_the_store_lists() {
     thaw_behind_cofres_back(&env, "data/");
     env.ok(&["repair", "index"]);
     let daily = env.json(&["ingest", "--set", "daily", s(&src)]);
-    let added = daily["summary"]["bytes_added"].as_u64().expect("bytes_added");
+    let added = daily["summary"]["bytes_added"]
+        .as_u64()
+        .expect("bytes_added");
     assert!(
         added > 2_000_000,
         "the STANDARD snapshot reused re-indexed GLACIER data: added {added}"

@@ -469,3 +469,48 @@ fn a_catalog_damaged_inside_is_rebuilt_for_ls_restore_and_ingest() {
     once(&out, "ingest");
     env.restore_matches(&["latest"], "out2", &src);
 }
+
+/// Two rebuilds of one catalog at once (a mount healing while `cofre ls` heals too): one
+/// waits for the other and finds the file replaced. Before the lock, the second deleted
+/// the first's half-built file and one of them failed or renamed a file still being
+/// written.
+#[test]
+fn two_catalog_rebuilds_at_once_leave_one_sound_catalog() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    many_files(&src, 10, 100);
+    env.ok(&["ingest", s(&src)]);
+    let listing = env.ok(&["ls", "latest"]);
+    for round in 0..3 {
+        let kids: Vec<_> = (0..2)
+            .map(|_| {
+                env.cmd()
+                    .args(["catalog", "rebuild"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for k in kids {
+            let out = k.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let db = walk(&env.path("cache"))
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "catalog.db"))
+            .expect("catalog");
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check");
+        assert_eq!(ok, "ok", "round {round}");
+        drop(conn);
+        assert!(env.ok(&["ls", "latest"]) == listing, "round {round}");
+    }
+}

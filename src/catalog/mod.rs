@@ -158,10 +158,17 @@ fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>
     }))
 }
 
-/// The copy nearest to readable, when several index objects list the blob.
+/// The copy nearest to readable, when several index objects list the blob; never a delta
+/// copy whose base has no whole copy left (a leftover in a kept pack after prune dropped
+/// that base; `MasterIndex::seal` applies the same rule).
 fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
     let mut st = conn.prepare_cached(
-        "SELECT pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE id = ?1 ORDER BY tier, base IS NOT NULL, pack LIMIT 1",
+        "SELECT pack, kind, offset, length, raw_len, tier, base FROM blobs AS c WHERE id = ?1 \
+         AND (base IS NULL OR ( \
+           EXISTS (SELECT 1 FROM blobs w WHERE w.id = substr(c.base, 1, 32) AND w.base IS NULL) \
+           AND (length(c.base) <= 32 OR \
+             EXISTS (SELECT 1 FROM blobs w WHERE w.id = substr(c.base, 33, 32) AND w.base IS NULL)))) \
+         ORDER BY tier, base IS NOT NULL, pack LIMIT 1",
     )?;
     Ok(st
         .query_row(params![id.0.as_slice()], |r| location_from_row(r, 0))

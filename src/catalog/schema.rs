@@ -118,6 +118,13 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         return open(path);
     }
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // A connection that closes never checkpoints and deletes the WAL and shared-memory
+    // files *by name*: after a rebuild renamed a new catalog over this one, those names
+    // are the new file's (`sync::rebuild`). Commits still checkpoint as the WAL grows.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -115,27 +115,82 @@ fn import_tree(tx: &CatalogTx, repo: &Repository, hash: &BlobId, added: &mut usi
 /// Builds a fresh catalog from the store *beside* `path`, then puts it in its place. A
 /// mount reading the old file goes on answering from it meanwhile, and switches when it
 /// sees the new file's generation (`vfs/remap.rs`); a rebuild that fails half-way leaves
-/// the old file as it was.
+/// the old file as it was. One rebuild at a time per catalog (a lock file): a second one
+/// that waited finds the file replaced and only syncs it.
 pub fn rebuild(path: &std::path::Path, repo: &Repository) -> Result<(Catalog, SyncReport)> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let beside = path.with_file_name(format!("{}.rebuild", name.unwrap_or_default()));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sibling = |suffix: &str| path.with_file_name(format!("{name}{suffix}"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        super::private_dir(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let before = file_id(path);
+    let _one = RebuildLock::take(&sibling(".rebuild.lock"))?;
+    if before.is_some() && file_id(path) != before {
+        let mut cat = Catalog::open(path)?;
+        let report = sync(&mut cat, repo)?;
+        return Ok((cat, report));
+    }
+    let beside = sibling(".rebuild");
     super::schema::remove(&beside)?;
     let report = {
         let mut cat = Catalog::open(&beside)?;
-        sync(&mut cat, repo)?
-        // Closed here: the last connection checkpoints and removes its WAL.
+        let report = sync(&mut cat, repo)?;
+        // Everything into the file itself, and out of WAL mode: the file is renamed
+        // alone, and the next opener turns WAL on again.
+        cat.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")?;
+        report
     };
+    for suffix in [".rebuild-wal", ".rebuild-shm"] {
+        let _ = std::fs::remove_file(sibling(suffix));
+    }
     // The old file's WAL and shared memory describe the old file only; left beside the new
-    // one, SQLite would replay them into it.
+    // one, SQLite would replay them into it. Open connections keep theirs (unlinked).
     for suffix in ["-wal", "-shm"] {
-        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let p = sibling(suffix);
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
             _ => {}
         }
     }
     std::fs::rename(&beside, path).map_err(|e| Error::io(path, e))?;
-    Ok((Catalog::open(path)?, report))
+    let cat = Catalog::open(path)?;
+    Ok((cat, report))
+}
+
+/// (device, inode) of a file: tells a replaced catalog from the one we saw.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// An exclusive `flock` on a file beside the catalog, held while rebuilding (released when
+/// the descriptor closes, on drop).
+struct RebuildLock {
+    _held: std::fs::File,
+}
+
+impl RebuildLock {
+    fn take(path: &std::path::Path) -> Result<RebuildLock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        // SAFETY: flock on a descriptor we own; blocks until the other rebuild is done.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(path, std::io::Error::last_os_error()));
+        }
+        Ok(RebuildLock { _held: f })
+    }
 }
 
 /// Whether an error says the catalog file itself is damaged (not a store problem).

@@ -44,3 +44,43 @@ fn an_index_object_listing_two_copies_keeps_both_and_readers_get_the_nearest() {
         assert_eq!(cat.blob_packs(&blob, 9).expect("packs").len(), copies.len());
     }
 }
+
+/// The catalog's reader query skips a delta copy whose base has no whole copy, as
+/// `MasterIndex::seal` does.
+#[test]
+fn readers_skip_a_delta_copy_whose_base_is_gone() {
+    use crate::repo::compress::Bases;
+    let blob = BlobId([5; 32]);
+    let delta = |p: u8, base: u8| IndexPack {
+        entries: vec![PackEntry {
+            base: Some(Bases::one(BlobId([base; 32]))),
+            ..pack_entry(blob)
+        }],
+        ..pack(p, None, blob)
+    };
+    let base_a = pack(9, None, BlobId([7; 32]));
+    for (copies, want) in [
+        (vec![delta(1, 8), delta(2, 7)], 2u8),
+        (vec![delta(2, 7), delta(1, 8)], 2),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cat = Catalog::open(&dir.path().join("c.db")).expect("open");
+        let mut packs = copies;
+        packs.push(base_a.clone());
+        cat.insert_index("i1", &IndexFile { packs })
+            .expect("insert");
+        let loc = cat.blob_location(&blob).expect("query").expect("located");
+        assert_eq!(loc.pack, BlobId([want; 32]));
+    }
+}
+
+fn pack_entry(blob: BlobId) -> PackEntry {
+    PackEntry {
+        id: blob,
+        kind: BlobKind::Data,
+        offset: 0,
+        length: 50,
+        raw_len: 60,
+        base: None,
+    }
+}

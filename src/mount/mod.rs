@@ -36,13 +36,16 @@ fn refresher(
     stop: Arc<AtomicBool>,
     notifier: fuser::Notifier,
 ) {
+    // After a failed rebuild (store unreachable, disk full), the next one waits this long
+    // whatever the requests say.
+    let mut no_rebuild_before = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         // Every `poll`, or at once when a request found the catalog damaged.
         let started = std::time::Instant::now();
         let mut damaged = false;
         while started.elapsed() < poll && !stop.load(Ordering::Relaxed) && !damaged {
             std::thread::sleep(Duration::from_millis(100).min(poll));
-            damaged = vfs.take_damaged_catalog();
+            damaged = std::time::Instant::now() >= no_rebuild_before && vfs.take_damaged_catalog();
         }
         // Opened afresh each time: a connection kept open would go on writing into a
         // catalog file that `catalog rebuild` has replaced.
@@ -54,12 +57,19 @@ fn refresher(
             }
             Err(e) => tracing::warn!("catalog sync: {e}"),
         }
-        if damaged {
+        let mut rebuilt = false;
+        if damaged && std::time::Instant::now() >= no_rebuild_before {
             // Built beside the damaged file and renamed over it; `vfs.refresh` below sees
             // the new generation and switches (vfs/remap.rs).
             match sync::rebuild(&catalog, &repo) {
-                Ok(_) => tracing::warn!("the catalog was rebuilt; the mount reads the new one"),
-                Err(e) => tracing::warn!("catalog rebuild failed ({e}); trying again"),
+                Ok(_) => {
+                    tracing::warn!("the catalog was rebuilt; the mount reads the new one");
+                    rebuilt = true;
+                }
+                Err(e) => {
+                    tracing::warn!("catalog rebuild failed ({e}); trying again in 30 s");
+                    no_rebuild_before = std::time::Instant::now() + Duration::from_secs(30);
+                }
             }
         }
         match vfs.refresh() {
@@ -70,7 +80,7 @@ fn refresher(
             }
             Err(e) => tracing::warn!("refresh: {e}"),
         }
-        if damaged {
+        if rebuilt {
             // Requests that met the old file before the switch need no second rebuild.
             vfs.take_damaged_catalog();
         }

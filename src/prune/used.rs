@@ -145,13 +145,22 @@ pub fn homes(used: &HashSet<BlobId>, views: &Views, packs: &[&IndexPack]) -> Hom
         if everywhere.is_empty() {
             break;
         }
+        // A delta copy whose base has no whole copy anywhere is unreadable: not a home (a
+        // leftover in a kept pack), and no reason to stop the prune either.
+        let whole_anywhere: HashSet<BlobId> = packs
+            .iter()
+            .flat_map(|p| p.entries.iter().filter(|e| e.base.is_none()).map(|e| e.id))
+            .collect();
         let mut found: HashSet<BlobId> = HashSet::new();
         for p in packs {
             for e in &p.entries {
                 let Some(only_whole) = everywhere.get(&e.id) else {
                     continue;
                 };
-                if *only_whole && e.base.is_some() {
+                let unreadable = e
+                    .base
+                    .is_some_and(|b| b.ids().any(|x| !whole_anywhere.contains(&x)));
+                if (*only_whole && e.base.is_some()) || unreadable {
                     continue;
                 }
                 found.insert(e.id);
@@ -276,8 +285,20 @@ mod tests {
                 ],
                 doomed: &[],
                 used: &[10],
-                kept: &[1],
+                kept: &[],
                 missing: 1,
+            },
+            Case {
+                what: "review: no safe copy, and a leftover delta copy whose base is gone \
+                       is neither kept nor counted missing",
+                packs: vec![
+                    pack(1, None, &[(10, None)]),
+                    pack(2, None, &[(10, Some(12))]),
+                ],
+                doomed: &[1],
+                used: &[10],
+                kept: &[1],
+                missing: 0,
             },
             Case {
                 what: "a used blob in no pack",

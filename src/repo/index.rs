@@ -147,9 +147,49 @@ impl MasterIndex {
         }
     }
 
-    /// Sorts the per-pack lists and finds whole copies for `get_whole`; call after the
-    /// last `add`.
+    /// Sorts the per-pack lists, finds whole copies for `get_whole`, and moves readers off
+    /// delta copies whose base has no whole copy (`reader_copies_have_bases`); call after
+    /// the last `add`.
     pub fn seal(&mut self) {
+        self.seal_wholes();
+        self.reader_copies_have_bases();
+    }
+
+    /// A delta copy whose base has no whole copy anywhere cannot be read: one left in a
+    /// kept pack after prune dropped that base (prune keeps the bases of the copy it
+    /// chose, not of every copy). Readers take another copy of the blob, by the same
+    /// order, if one can be read; the catalog's query applies the same rule.
+    fn reader_copies_have_bases(&mut self) {
+        let readable = |mi: &MasterIndex, l: &Location| {
+            l.base
+                .is_none_or(|b| b.ids().all(|x| mi.get_whole(&x).is_some()))
+        };
+        let bad: std::collections::HashSet<BlobId> = self
+            .map
+            .iter()
+            .filter(|(_, l)| !readable(self, l))
+            .map(|(id, _)| *id)
+            .collect();
+        if bad.is_empty() {
+            return;
+        }
+        let mut best: HashMap<BlobId, Location> = HashMap::new();
+        for (id, loc) in self.by_pack.values().flatten() {
+            if !bad.contains(id) || !readable(self, loc) {
+                continue;
+            }
+            let key = |l: &Location| (l.tier, l.base.is_some(), l.pack);
+            match best.get(id) {
+                Some(old) if key(old) <= key(loc) => {}
+                _ => {
+                    best.insert(*id, *loc);
+                }
+            }
+        }
+        self.map.extend(best);
+    }
+
+    fn seal_wholes(&mut self) {
         self.whole.clear();
         for v in self.by_pack.values_mut() {
             v.sort_by_key(|(_, l)| l.offset);
@@ -295,9 +335,18 @@ mod tests {
             ),
             (vec![copy(1, None, delta)], 1, None),
         ];
+        // Blob 6, the delta copies' base, whole in an instant pack.
+        let base = IndexFile {
+            packs: vec![IndexPack {
+                id: BlobId([8; 32]),
+                size: 1000,
+                class: None,
+                entries: vec![entry(6, None)],
+            }],
+        };
         for (files, want, whole) in cases {
             let mut mi = MasterIndex::default();
-            for f in &files {
+            for f in files.iter().chain([&base]) {
                 mi.add(f);
             }
             mi.seal();
@@ -306,6 +355,46 @@ mod tests {
                 mi.get_whole(&id).map(|l| l.pack),
                 whole.map(|w| BlobId([w; 32]))
             );
+        }
+    }
+
+    /// Review of issue 20: a delta copy left in a kept pack after prune dropped its base
+    /// must not be the readers' copy while a readable copy exists.
+    #[test]
+    fn readers_skip_a_delta_copy_whose_base_is_gone() {
+        let id = BlobId([5; 32]);
+        let on = |b: u8| Some(Bases::one(BlobId([b; 32])));
+        let copy = |pack: u8, base: Option<Bases>| IndexPack {
+            id: BlobId([pack; 32]),
+            size: 1000,
+            class: None,
+            entries: vec![PackEntry {
+                id,
+                ..entry(5, base)
+            }],
+        };
+        let base_a = IndexPack {
+            id: BlobId([9; 32]),
+            size: 1000,
+            class: None,
+            entries: vec![entry(7, None)],
+        };
+        // (copies of blob 5, the copy readers take)
+        let cases = [
+            (vec![copy(1, on(8)), copy(2, on(7))], Some(2)),
+            (vec![copy(2, on(7)), copy(1, on(8))], Some(2)),
+            (vec![copy(1, on(8)), copy(3, None)], Some(3)),
+            // No readable copy: the reader's copy stays (and fails, naming its base).
+            (vec![copy(1, on(8))], Some(1)),
+        ];
+        for (copies, want) in cases {
+            let mut mi = MasterIndex::default();
+            mi.add(&IndexFile { packs: copies });
+            mi.add(&IndexFile {
+                packs: vec![base_a.clone()],
+            });
+            mi.seal();
+            assert_eq!(mi.get(&id).map(|l| l.pack), want.map(|w| BlobId([w; 32])));
         }
     }
 

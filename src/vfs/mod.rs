@@ -160,7 +160,7 @@ pub struct Vfs {
     inode_peak: std::sync::atomic::AtomicUsize,
     /// A request met SQLITE_CORRUPT: the mount's refresher rebuilds the catalog beside the
     /// damaged file and the mount switches to it (`remap.rs`).
-    catalog_damaged: std::sync::atomic::AtomicBool,
+    catalog_damaged: Arc<std::sync::atomic::AtomicBool>,
     uid: u32,
     gid: u32,
 }
@@ -224,12 +224,19 @@ impl Vfs {
                 .unwrap_or_default()
         });
         let locate_pool = Pool::new(pool.path().to_path_buf());
+        let catalog_damaged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let damaged = catalog_damaged.clone();
         let locate: reader::Locator = Box::new(move |id| {
-            locate_pool
-                .get()
-                .and_then(|c| c.base_location(id))
-                .ok()
-                .flatten()
+            match locate_pool.get().and_then(|c| c.base_location(id)) {
+                Ok(loc) => loc,
+                Err(e) => {
+                    // The refresher rebuilds a damaged catalog (`note_damaged_catalog`).
+                    if crate::catalog::sync::is_damaged(&e) {
+                        damaged.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    None
+                }
+            }
         });
         let files: Files = Arc::new(Mutex::new(LruCache::new(OPEN_FILES)));
         let resolve_ahead = resolver(Pool::new(pool.path().to_path_buf()), files.clone());
@@ -251,7 +258,7 @@ impl Vfs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             inode_peak: std::sync::atomic::AtomicUsize::new(0),
-            catalog_damaged: std::sync::atomic::AtomicBool::new(false),
+            catalog_damaged,
             // SAFETY: getuid/getgid cannot fail.
             uid: unsafe { libc::getuid() },
             gid: unsafe { libc::getgid() },
