@@ -8,6 +8,24 @@ fn s(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8")
 }
 
+/// A new repository with one weekly snapshot, in GLACIER, of `src/model.bin` (`len`
+/// random bytes); returns `src`.
+fn weekly_model_in_glacier(env: &Env, len: usize, seed: u64) -> std::path::PathBuf {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("model.bin"), noise(len, seed)).expect("write");
+    env.init();
+    env.ok(&[
+        "ingest",
+        "--set",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+        s(&src),
+    ]);
+    src
+}
+
 #[test]
 fn a_snapshot_never_depends_on_a_colder_class_than_its_own() {
     let moto = Moto::start();
@@ -106,18 +124,7 @@ fn an_unchanged_file_is_not_carried_into_a_hotter_class_than_its_data() {
 #[test]
 fn check_reports_a_snapshot_that_needs_colder_data() {
     let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("model.bin"), noise(1_000_000, 9)).expect("write");
-    env.init();
-    env.ok(&[
-        "ingest",
-        "--set",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(&src),
-    ]);
+    let src = weekly_model_in_glacier(&env, 1_000_000, 9);
     env.ok(&["check"]);
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let store = cofre::store::open(s(&env.repo()), rt.handle()).expect("store");
@@ -141,54 +148,28 @@ fn check_reports_a_snapshot_that_needs_colder_data() {
     );
 }
 
-/// Deletes every object under `prefix` of `env`'s S3 repository behind cofre's back (an
-/// index lost), with boto3 from moto's own install.
-fn delete_behind_cofres_back(env: &Env, prefix: &str) {
+/// Runs a boto3 `script` (from moto's own install) on the objects under `prefix` of
+/// `env`'s S3 repository, behind cofre's back; returns what it prints.
+fn boto3(env: &Env, script: &str, prefix: &str) -> String {
     let url = env.url.as_deref().expect("an S3 repository");
     let (bucket, root) = url
         .strip_prefix("s3://")
         .and_then(|r| r.split_once('/'))
         .expect("s3://bucket/prefix");
     let out = std::process::Command::new("python3")
-        .args(["-c", DELETE_PY, bucket, &format!("{root}/{prefix}")])
-        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() != "0",
-        "delete: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Restores (thaws) every object under `prefix`, as `aws s3api restore-object` would.
-fn thaw_behind_cofres_back(env: &Env, prefix: &str) {
-    let url = env.url.as_deref().expect("an S3 repository");
-    let (bucket, root) = url
-        .strip_prefix("s3://")
-        .and_then(|r| r.split_once('/'))
-        .expect("s3://bucket/prefix");
-    let out = std::process::Command::new("python3")
-        .args(["-c", THAW_PY, bucket, &format!("{root}/{prefix}")])
+        .args(["-c", script, bucket, &format!("{root}/{prefix}")])
         .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .expect("python3");
     assert!(
         out.status.success(),
-        "thaw: {}",
+        "boto3: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-const THAW_PY: &str = r#"
-import os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix=sys.argv[2]).get("Contents", []):
-    if o.get("StorageClass") in ("GLACIER", "DEEP_ARCHIVE"):
-        s3.restore_object(Bucket=sys.argv[1], Key=o["Key"], RestoreRequest={"Days": 1})
-"#;
-
+/// Deletes every object under the prefix (an index lost); prints how many.
 const DELETE_PY: &str = r#"
 import os, sys, boto3
 s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
@@ -196,6 +177,15 @@ keys = [o["Key"] for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix=sys.argv
 for k in keys:
     s3.delete_object(Bucket=sys.argv[1], Key=k)
 print(len(keys))
+"#;
+
+/// Restores (thaws) every archived object under the prefix, as `aws s3api restore-object`.
+const THAW_PY: &str = r#"
+import os, sys, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix=sys.argv[2]).get("Contents", []):
+    if o.get("StorageClass") in ("GLACIER", "DEEP_ARCHIVE"):
+        s3.restore_object(Bucket=sys.argv[1], Key=o["Key"], RestoreRequest={"Days": 1})
 "#;
 
 /// Issue 20 point 8: a GLACIER pack whose index object is lost comes back through `repair
@@ -207,26 +197,19 @@ print(len(keys))
 fn a_reindexed_pack_keeps_the_class_the_store_lists() {
     let moto = Moto::start();
     let env = Env::s3_at(&moto.bucket, &moto.vars);
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("model.bin"), noise(2_000_000, 5)).expect("write");
-    env.init();
-    env.ok(&[
-        "ingest",
-        "--set",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(&src),
-    ]);
-    delete_behind_cofres_back(&env, "index/");
+    let src = weekly_model_in_glacier(&env, 2_000_000, 5);
+    assert_ne!(
+        boto3(&env, DELETE_PY, "index/"),
+        "0",
+        "no index object deleted"
+    );
     // Archived packs' headers cannot be read: left unindexed, said, exit 3.
     let out = env.run(&["repair", "index"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("archive storage class"), "{err}");
     // Thawed (restore-object), they are read and indexed — with the class the store lists.
-    thaw_behind_cofres_back(&env, "data/");
+    boto3(&env, THAW_PY, "data/");
     env.ok(&["repair", "index"]);
     let daily = env.json(&["ingest", "--set", "daily", s(&src)]);
     let added = daily["summary"]["bytes_added"]

@@ -8,14 +8,7 @@ fn pack(id: u8, class: Option<&str>, blob: BlobId) -> IndexPack {
         id: BlobId([id; 32]),
         size: 100,
         class: class.map(str::to_string),
-        entries: vec![PackEntry {
-            id: blob,
-            kind: BlobKind::Data,
-            offset: 0,
-            length: 50,
-            raw_len: 60,
-            base: None,
-        }],
+        entries: vec![pack_entry(blob)],
     }
 }
 
