@@ -124,7 +124,7 @@ fn an_unchanged_file_is_not_carried_into_a_hotter_class_than_its_data() {
 #[test]
 fn check_reports_a_snapshot_that_needs_colder_data() {
     let env = Env::new();
-    let src = weekly_model_in_glacier(&env, 1_000_000, 9);
+    weekly_model_in_glacier(&env, 1_000_000, 9);
     env.ok(&["check"]);
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let store = cofre::store::open(s(&env.repo()), rt.handle()).expect("store");
