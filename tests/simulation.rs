@@ -9,7 +9,7 @@
 //!
 //! Seeded: a failure prints its seed; `COFRE_SIM_SEED=N` replays exactly that schedule
 //! (which process runs, where it pauses or crashes, every clock), and `COFRE_SIM_SEEDS=N`
-//! runs N seeds (CI: 2,000).
+//! runs N seeds (CI: 2,000), from `COFRE_SIM_FIRST` (default 0).
 
 mod sim;
 
@@ -464,7 +464,9 @@ fn seeds() -> Vec<u64> {
     if let Some(s) = var("COFRE_SIM_SEED") {
         return vec![s];
     }
-    (0..var("COFRE_SIM_SEEDS").unwrap_or(2_000)).collect()
+    // `COFRE_SIM_FIRST=K`: seeds K.. (runs in parts add up to more distinct seeds).
+    let first = var("COFRE_SIM_FIRST").unwrap_or(0);
+    (first..first + var("COFRE_SIM_SEEDS").unwrap_or(2_000)).collect()
 }
 
 #[test]
