@@ -222,3 +222,146 @@ fn a_reindexed_pack_keeps_the_class_the_store_lists() {
     env.restore_matches(&["latest", "--set", "daily"], "out", &src);
     env.ok(&["check"]);
 }
+
+/// Ids of set `files`' snapshots tagged `tag`, oldest first.
+fn tagged(env: &Env, tag: &str) -> Vec<String> {
+    env.json(&["snapshots", "--set", "files"])
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|m| {
+            m["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == tag))
+        })
+        .map(|m| m["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// Issue 20's first reproduction as the users would meet it: `cofre run` every two hours
+/// for a week, one set with a 4-hourly STANDARD class (kept 12, pruned after each run) and
+/// a weekly GLACIER class. A file changed just before the weekly and not after it is the
+/// trap: the next 4-hourly snapshot must not take its chunks from the GLACIER pack. Every
+/// 4-hourly snapshot restores, right after it is taken and again at the end of the week
+/// (after every prune), with no thaw (moto refuses a GET of a GLACIER object); `check` is
+/// clean; and a dependency forced by hand is reported.
+#[test]
+fn a_week_of_cofre_run_keeps_every_4h_snapshot_restorable_without_a_thaw() {
+    let moto = Moto::start();
+    let env = Env::s3_at(&moto.bucket, &moto.vars);
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("uploads")).expect("mkdir");
+    std::fs::write(src.join("constant.bin"), noise(1_500_000, 7)).expect("write");
+    std::fs::write(src.join("model.bin"), noise(1_500_000, 0)).expect("write");
+    let cfg = env.path("cofre.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sets.files]\npaths = [{:?}]\nevery = \"4h\"\nkeep = {{ last = 12 }}\nprune = true\n\n\
+             [sets.files.weekly]\nat = \"Sun 01:00\"\nstorage_class = \"GLACIER\"\nkeep = {{ weekly = 52 }}\n",
+            s(&src)
+        ),
+    )
+    .expect("write");
+    let run = |now: &str| -> serde_json::Value {
+        let out = env
+            .cmd()
+            .env("COFRE_CONFIG", &cfg)
+            .args(["run", "--json", "--now", now])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "run at {now}: {err}");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
+    };
+    let taken = |v: &serde_json::Value, class: &str| -> Option<String> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["class"] == class && r["action"] == "done")
+            .map(|r| r["snapshot"].as_str().expect("snapshot id").to_string())
+    };
+    // The source as each 4-hourly snapshot saw it, for the end-of-week check.
+    let mut seen: Vec<(String, std::path::PathBuf)> = Vec::new();
+    let (mut hourly, mut weeklies) = (0, 0);
+    for step in 0..84u64 {
+        // From Monday 2026-11-23 00:00 UTC, every 2 hours.
+        let now = format!("2026-11-{}T{:02}:00:00Z", 23 + step / 12, step % 12 * 2);
+        // Every run: a new upload. Each day before its 02:00 run (and so before Sunday's
+        // weekly), the model changes; on Sunday that is after the 00:00 4-hourly snapshot.
+        std::fs::write(
+            src.join(format!("uploads/{step}.txt")),
+            format!("upload {step}\n"),
+        )
+        .expect("write");
+        if step % 12 == 1 {
+            std::fs::write(src.join("model.bin"), noise(1_500_000, step)).expect("write");
+        }
+        let v = run(&now);
+        if taken(&v, "weekly").is_some() {
+            weeklies += 1;
+        }
+        if let Some(id) = taken(&v, "4h") {
+            hourly += 1;
+            let dir = format!("restore-{step}");
+            env.restore_matches(&[&id[..12]], &dir, &src);
+            let copy = env.path(&format!("seen-{step}"));
+            common::copy_dir(&src, &copy);
+            seen.push((id, copy));
+        }
+    }
+    assert_eq!((hourly, weeklies), (42, 2), "a week of runs every 2 hours");
+    // Sunday's weekly stored the changed model in GLACIER; the 4-hourly snapshots after it
+    // restored above. After a week of forget + prune, the 12 kept ones still do.
+    let kept = tagged(&env, "4h");
+    assert_eq!(kept.len(), 12, "{kept:?}");
+    for (id, copy) in seen.iter().filter(|(id, _)| kept.contains(id)) {
+        let target = env.path(&format!("end-{}", &id[..12]));
+        env.ok(&["restore", &id[..12], "--target", s(&target)]);
+        assert_eq!(
+            compare_trees(copy, &restored(&target, &src)),
+            Vec::<String>::new(),
+            "snapshot {id} after a week of prunes"
+        );
+    }
+    env.ok(&["check"]);
+
+    // A dependency forced by hand: a file only a weekly (GLACIER) snapshot stored, and a
+    // copy of that snapshot's manifest that says STANDARD. Check names the snapshot, the
+    // file and the class, and fails.
+    std::fs::write(src.join("late.bin"), noise(500_000, 99)).expect("write");
+    env.ok(&[
+        "ingest",
+        "--set",
+        "files",
+        "--tag",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+        s(&src),
+    ]);
+    env.ok(&["check"]);
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let url = env.url.clone().expect("s3 url");
+    // The in-process store reads its endpoint and keys from the environment; every other
+    // test here passes them to its child processes explicitly.
+    for (k, v) in &env.vars {
+        std::env::set_var(k, v);
+    }
+    let store = cofre::store::open(&url, rt.handle()).expect("store");
+    let repo = cofre::repo::Repository::open(store, rt.handle().clone(), PASSWORD.as_bytes())
+        .expect("open");
+    let newest = tagged(&env, "weekly").pop().expect("a weekly snapshot");
+    let mut m = repo.load_manifest(&newest).expect("manifest");
+    m.data_class = Some("STANDARD".into());
+    m.tags = vec!["4h".into()];
+    let forced = repo.save_manifest(&m).expect("save");
+    let out = env.run(&["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&forced[..8]) && err.contains("late.bin") && err.contains("STANDARD"),
+        "{err}"
+    );
+}

@@ -353,3 +353,69 @@ fn a_prune_paused_before_deleting_index_objects_loses_nothing() {
 fn a_prune_paused_before_deleting_packs_loses_nothing_after_a_repair() {
     a_prune_paused_before_deleting("data/", true);
 }
+
+/// Names in `doomed/`, temporary files aside.
+fn doomed_lists(repo: &Path) -> Vec<String> {
+    std::fs::read_dir(repo.join("doomed"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with(".tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A doomed list whose prune never came back (killed, its machine gone) names packs a
+/// snapshot still uses in full. Ingest reuses nothing from them, so until they go their
+/// data is stored again by every ingest. The next prune rewrites them (whatever its
+/// `--max-unused`) and removes the list. Before, it kept fully used doomed packs, and the
+/// list, for ever.
+#[test]
+fn an_abandoned_doomed_list_is_finished_by_the_next_prune() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("big"), noise(2_000_000, 1)).expect("write");
+    std::fs::write(src.join("small"), noise(100_000, 2)).expect("write");
+    env.init();
+    let s = src.to_str().expect("utf8");
+    env.ok(&["ingest", "--set", "s", s]);
+    let before: Vec<PathBuf> = packs(&env.repo());
+    // The abandoned list, as a prune killed after announcing it would leave it.
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let store = cofre::store::open(&env.repo().to_string_lossy(), rt.handle()).expect("store");
+    let repo =
+        cofre::repo::Repository::open(store, rt.handle().clone(), common::PASSWORD.as_bytes())
+            .expect("open");
+    let all = repo.pack_ids().expect("packs").into_iter().collect();
+    cofre::repo::doomed::save(
+        &repo,
+        &cofre::repo::doomed::DoomedList {
+            packs: all,
+            indexes: Vec::new(),
+        },
+    )
+    .expect("save list");
+    assert_eq!(doomed_lists(&env.repo()).len(), 1);
+
+    env.ok(&["prune"]);
+    assert_eq!(
+        doomed_lists(&env.repo()),
+        Vec::<String>::new(),
+        "the list outlived the prune that could finish it"
+    );
+    let after = packs(&env.repo());
+    assert!(
+        before.iter().all(|p| !after.contains(p)),
+        "a doomed pack is still there: {before:?} vs {after:?}"
+    );
+    env.ok(&["check", "--read-data"]);
+    env.restore_matches(&["latest", "--set", "s"], "out", &src);
+    // The rewritten packs are reusable: the same files store no data again (a tree, ~1 KB).
+    let again = env.json(&["ingest", "--set", "t", s]);
+    let added = again["summary"]["bytes_added"]
+        .as_u64()
+        .expect("bytes_added");
+    assert!(added < 10_000, "{again}");
+}

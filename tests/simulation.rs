@@ -9,7 +9,7 @@
 //!
 //! Seeded: a failure prints its seed; `COFRE_SIM_SEED=N` replays exactly that schedule
 //! (which process runs, where it pauses or crashes, every clock), and `COFRE_SIM_SEEDS=N`
-//! runs N seeds (CI: 2,000), from `COFRE_SIM_FIRST` (default 0).
+//! runs N seeds (CI: 10,000), from `COFRE_SIM_FIRST` (default 0).
 
 mod sim;
 
@@ -466,7 +466,7 @@ fn seeds() -> Vec<u64> {
     }
     // `COFRE_SIM_FIRST=K`: seeds K.. (runs in parts add up to more distinct seeds).
     let first = var("COFRE_SIM_FIRST").unwrap_or(0);
-    (first..first + var("COFRE_SIM_SEEDS").unwrap_or(2_000)).collect()
+    (first..first + var("COFRE_SIM_SEEDS").unwrap_or(10_000)).collect()
 }
 
 #[test]

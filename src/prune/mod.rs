@@ -222,13 +222,19 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     for p in ordered {
         match used_in.remove(&p.id) {
             None => delete.push(p),
-            Some((_, blobs)) if blobs.len() == p.entries.len() => keep.push(p),
+            Some((_, blobs))
+                if blobs.len() == p.entries.len() && !doomed_before.contains(&p.id) =>
+            {
+                keep.push(p)
+            }
             Some((bytes, blobs)) => partial.push((p, bytes, blobs)),
         }
     }
 
     // 6. Repack the emptiest partly used packs until the unused share is within bounds.
-    //    Packs in an archive class cannot be read back, so they are never repacked.
+    //    Packs in an archive class cannot be read back, so they are never repacked. A pack
+    //    an earlier (crashed) prune doomed is repacked whatever the share: ingest reuses
+    //    nothing from it, so until it goes its list stays and its data is stored again.
     let mut unused: u64 = partial
         .iter()
         .map(|(p, b, _)| p.size.saturating_sub(*b))
@@ -241,7 +247,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     });
     let mut repack = Vec::new();
     for (p, bytes, blobs) in partial {
-        if unused > limit && tier(p.class.as_deref()) == 0 {
+        let over = unused > limit || doomed_before.contains(&p.id);
+        if over && tier(p.class.as_deref()) == 0 {
             unused -= p.size.saturating_sub(bytes);
             summary.bytes_repack_used += bytes;
             repack.push((p, blobs));

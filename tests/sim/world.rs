@@ -18,6 +18,41 @@ use parking_lot::Mutex;
 
 use super::store::{Ctl, Event, Fault, SimStore};
 
+/// One repository initialised per test process and copied into every seed's store:
+/// `init` derives its key with Argon2 (64 MiB), which was two thirds of a seed's time.
+fn template() -> &'static Repository {
+    static T: std::sync::OnceLock<(tokio::runtime::Runtime, Repository)> =
+        std::sync::OnceLock::new();
+    &T.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let repo = Repository::init(Arc::new(MemoryStore::new()), rt.handle().clone(), b"sim")
+            .expect("init");
+        (rt, repo)
+    })
+    .1
+}
+
+/// The template's objects (config and key file), to put into each seed's fresh store.
+fn template_objects() -> &'static [(String, Vec<u8>)] {
+    static O: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+    O.get_or_init(|| {
+        let t = template();
+        let names = t.list("").expect("list template");
+        names
+            .iter()
+            .map(|o| {
+                (
+                    o.key.clone(),
+                    t.get_raw(&o.key, None).expect("get template"),
+                )
+            })
+            .collect()
+    })
+}
+
 pub struct Host {
     pub name: String,
     pub boot: String,
@@ -100,7 +135,14 @@ impl World {
             .enable_all()
             .build()
             .expect("runtime");
-        let base = Repository::init(store.clone(), rt.handle().clone(), b"sim").expect("init");
+        let base = template().reopen(
+            store.clone(),
+            cofre::repo::env::system(),
+            rt.handle().clone(),
+        );
+        for (key, bytes) in template_objects() {
+            base.put_raw(key, bytes.clone()).expect("put");
+        }
         // Two hosts share a hostname (a cloned VM); the third runs its clock apart.
         let names = [("web", "boot-a"), ("web", "boot-b"), ("db", "boot-c")];
         let hosts = names
