@@ -6,6 +6,7 @@ mod delta;
 pub(crate) mod fsmeta;
 
 mod progress;
+mod readahead;
 mod source;
 mod walk;
 
@@ -231,10 +232,13 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             data_tier,
             similar: None,
             deltas: opts.delta && !repo.legacy(),
+            window: Vec::new(),
         };
         let mut w = Walker::new(chunker, cat_ref, excl);
         w.atime = opts.atime;
         w.trust_prev = trust_previous(cat_ref, prev.as_ref(), data_tier, &packs)?;
+        // The walk only reads the catalog: one read transaction for all of it.
+        let reading = cat_ref.read_batch()?;
         let root = match &opts.stream {
             Some(src) => source::stream_root(&mut w, src, time, prev_root.as_ref()),
             None if trie.target => w
@@ -251,6 +255,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             }
             w.store_tree(t)
         });
+        drop(reading);
         let Walker {
             summary,
             warnings,

@@ -12,6 +12,7 @@ use globset::GlobSet;
 
 use super::content::{Chunker, Content, ReadError};
 use super::fsmeta::{changed, node_from_metadata, read_xattrs, Names};
+use super::readahead::{Planned, ReadAhead};
 use crate::catalog::Catalog;
 use crate::crypto::BlobId;
 use crate::error::Result;
@@ -128,11 +129,19 @@ impl<'a, 'p> Walker<'a, 'p> {
 
     /// A node for `path`, or None when it is skipped (vanished or unreadable).
     pub fn entry(&mut self, path: &Path, name: &[u8], prev: Option<&Node>) -> Result<Option<Node>> {
+        match self.stat(path, name) {
+            Some(node) => self.fill(path, node, prev, None),
+            None => Ok(None),
+        }
+    }
+
+    /// An entry's metadata and xattrs; None (and a warning) when it cannot be stat'ed.
+    fn stat(&mut self, path: &Path, name: &[u8]) -> Option<Node> {
         let md = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
                 self.warn(path, format!("cannot stat: {e}"), true);
-                return Ok(None);
+                return None;
             }
         };
         let mut node = node_from_metadata(name, &md, &mut self.names, self.atime);
@@ -140,6 +149,18 @@ impl<'a, 'p> Walker<'a, 'p> {
             Ok(x) => node.xattrs = x,
             Err(e) => self.warn(path, format!("cannot read extended attributes: {e}"), true),
         }
+        Some(node)
+    }
+
+    /// What a stat'ed entry holds: a directory's subtree, a link's target, a file's content
+    /// (read through `opened` when the read-ahead opened it already).
+    fn fill(
+        &mut self,
+        path: &Path,
+        mut node: Node,
+        prev: Option<&Node>,
+        opened: Option<std::fs::File>,
+    ) -> Result<Option<Node>> {
         let kind = node.kind;
         match kind {
             Kind::Dir => {
@@ -157,7 +178,7 @@ impl<'a, 'p> Walker<'a, 'p> {
                     return Ok(None);
                 }
             },
-            Kind::File if !self.file(path, &mut node, prev)? => return Ok(None),
+            Kind::File if !self.file(path, &mut node, prev, opened)? => return Ok(None),
             _ => {}
         }
         Ok(Some(node))
@@ -179,22 +200,55 @@ impl<'a, 'p> Walker<'a, 'p> {
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let mut nodes = Vec::with_capacity(names.len());
+        // Every entry is stat'ed first, so that the files to read are known ahead and the
+        // read-ahead can ask the kernel for them while earlier ones are chunked.
+        let mut plan = Vec::with_capacity(names.len());
+        let mut stated = Vec::with_capacity(names.len());
         for name in names {
-            let p = path.join(&name);
-            if self.excludes.matches(&p) {
+            let path = path.join(&name);
+            if self.excludes.matches(&path) {
                 continue;
             }
-            let prev_node = prev.and_then(|t| t.find(name.as_bytes()));
-            if let Some(n) = self.entry(&p, name.as_bytes(), prev_node)? {
+            if let Some(node) = self.stat(&path, name.as_bytes()) {
+                let prev_node = prev.and_then(|t| t.find(name.as_bytes()));
+                plan.push(Planned {
+                    read: self.will_read(&node, prev_node),
+                    size: node.size,
+                    dir: node.kind == Kind::Dir,
+                    path,
+                });
+                stated.push((node, prev_node));
+            }
+        }
+        let mut ahead = ReadAhead::default();
+        let mut nodes = Vec::with_capacity(stated.len());
+        for (i, (node, prev_node)) in stated.into_iter().enumerate() {
+            ahead.fill(i, &plan);
+            let opened = ahead.take(i);
+            if let Some(n) = self.fill(&plan[i].path, node, prev_node, opened)? {
                 nodes.push(n);
             }
         }
         Ok(Some(self.store_tree(Tree { nodes })?))
     }
 
+    /// Whether `file` will read this entry's content, as far as metadata tells: a regular
+    /// file with data that is not unchanged since `prev` nor a hardlink read already.
+    fn will_read(&self, node: &Node, prev: Option<&Node>) -> bool {
+        node.kind == Kind::File
+            && node.size > 0
+            && !prev.is_some_and(|p| unchanged(p, node))
+            && !(node.nlink > 1 && self.hardlinks.contains_key(&(node.dev, node.inode)))
+    }
+
     /// Fills a file node's content; false when the file could not be read.
-    fn file(&mut self, path: &Path, node: &mut Node, prev: Option<&Node>) -> Result<bool> {
+    fn file(
+        &mut self,
+        path: &Path,
+        node: &mut Node,
+        prev: Option<&Node>,
+        opened: Option<std::fs::File>,
+    ) -> Result<bool> {
         self.chunker.progress.add_file();
         // The previous version's chunks are reused without reading the file only where this
         // snapshot may depend on them: each in a pack that is in the store listing, at a
@@ -227,7 +281,7 @@ impl<'a, 'p> Walker<'a, 'p> {
         }
         let prev_chunks = prev.filter(|p| p.kind == Kind::File).map(|p| &p.chunks[..]);
         self.chunker.set_previous(prev_chunks, node.size)?;
-        let read = self.read_file(path);
+        let read = self.read_file(path, opened);
         self.chunker.similar = None;
         let (content, md) = match read {
             Ok(r) => r,
@@ -283,23 +337,24 @@ impl<'a, 'p> Walker<'a, 'p> {
     }
 
     /// Reads a file, re-reading up to twice when it changes underneath us.
-    fn read_file(&mut self, path: &Path) -> Result<(Content, Metadata), ReadError> {
+    fn read_file(
+        &mut self,
+        path: &Path,
+        mut opened: Option<std::fs::File>,
+    ) -> Result<(Content, Metadata), ReadError> {
         let mut attempt = 0;
         loop {
-            // O_NONBLOCK: a FIFO or device swapped in after the lstat must not hang the
-            // ingest; the fstat below then refuses anything but a regular file.
-            let mut f = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(path)
-                .map_err(ReadError::Source)?;
+            let mut f = match opened.take() {
+                Some(f) => f,
+                None => open_source(path).map_err(ReadError::Source)?,
+            };
             let before = f.metadata().map_err(ReadError::Source)?;
             if !before.is_file() {
                 return Err(ReadError::Source(std::io::Error::other(
                     "replaced by something that is not a regular file while being backed up",
                 )));
             }
-            let content = self.chunker.chunk_file(&mut f, before.len())?;
+            let content = self.chunker.chunk_file(&mut f, &before)?;
             let after = f.metadata().map_err(ReadError::Source)?;
             if !changed(&before, &after) {
                 return Ok((content, before));
@@ -315,6 +370,16 @@ impl<'a, 'p> Walker<'a, 'p> {
             }
         }
     }
+}
+
+/// Opens a source file for reading. O_NONBLOCK: a FIFO or device swapped in after the
+/// lstat must not hang the ingest; `read_file`'s fstat then refuses anything but a regular
+/// file.
+pub(super) fn open_source(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
 }
 
 #[cfg(test)]
