@@ -49,6 +49,21 @@ fn awkward_tree_round_trip() {
         "{third}"
     );
     env.restore_matches(&["latest"], "restore2", &src);
+    // Over an existing tree (the first restore: every entry is there, so each file is
+    // written beside its destination and renamed over it) as exact as into an empty one.
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(compare_trees(&src, &copy), Vec::<String>::new());
+    assert_eq!(rsync_diff(&src, &copy), "");
+    let leftovers: Vec<_> = common::walk(&target)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".cofre-restore-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let snaps = env.json(&["snapshots"]);
     let first = snaps[0]["id"].as_str().expect("id");

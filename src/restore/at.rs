@@ -9,6 +9,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
+use std::sync::Arc;
 
 use crate::model::{Kind, Node};
 
@@ -31,10 +32,20 @@ pub struct Beneath {
     root: OwnedFd,
 }
 
-/// A directory below the target and one name in it.
+/// A directory below the target and one name in it. The descriptor is shared: the files
+/// of one directory are written through the one the walk opened for it.
 pub struct Slot {
-    pub dir: OwnedFd,
+    pub dir: Arc<OwnedFd>,
     pub name: CString,
+}
+
+impl Slot {
+    pub fn new(dir: Arc<OwnedFd>, name: &[u8]) -> Io<Slot> {
+        Ok(Slot {
+            dir,
+            name: cstr(name)?,
+        })
+    }
 }
 
 impl Beneath {
@@ -103,10 +114,7 @@ impl Beneath {
             .file_name()
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
         let parent = rel.parent().unwrap_or(Path::new(""));
-        Ok(Slot {
-            dir: self.dir(parent)?,
-            name: cstr(name.as_bytes())?,
-        })
+        Slot::new(Arc::new(self.dir(parent)?), name.as_bytes())
     }
 }
 
@@ -154,7 +162,7 @@ pub fn unlink(s: &Slot) -> Io<()> {
 pub fn temp_beside(s: &Slot) -> Io<Slot> {
     let name = format!(".cofre-restore-{:016x}", rand::random::<u64>());
     Ok(Slot {
-        dir: s.dir.try_clone()?,
+        dir: s.dir.clone(),
         name: cstr(name.as_bytes())?,
     })
 }
@@ -271,6 +279,40 @@ pub fn apply_metadata(s: &Slot, n: &Node, is_root: bool) -> Vec<String> {
         "times",
         cvt(unsafe { libc::utimensat(dir, name, ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }),
     );
+    failed
+}
+
+/// `apply_metadata` for a regular file this restore created and holds open: every call on
+/// the descriptor (no path, so nothing to follow), in the same order.
+pub fn apply_metadata_fd(f: &File, n: &Node, is_root: bool) -> Vec<String> {
+    use xattr::FileExt;
+    let mut failed = Vec::new();
+    let mut note = |what: &str, r: Io<()>| {
+        if let Err(e) = r {
+            failed.push(format!("{what}: {e}"));
+        }
+    };
+    let fd = f.as_raw_fd();
+    // Ownership first: chown clears setuid/setgid, so chmod must come after it.
+    if is_root {
+        note("owner", cvt(unsafe { libc::fchown(fd, n.uid, n.gid) }));
+    }
+    for x in &n.xattrs {
+        let r = f.set_xattr(OsStr::from_bytes(&x.name), &x.value);
+        note(&format!("xattr {}", String::from_utf8_lossy(&x.name)), r);
+    }
+    note("mode", cvt(unsafe { libc::fchmod(fd, n.mode & 0o7777) }));
+    let ts = [
+        libc::timespec {
+            tv_sec: n.atime.0,
+            tv_nsec: n.atime.1 as i64,
+        },
+        libc::timespec {
+            tv_sec: n.mtime.0,
+            tv_nsec: n.mtime.1 as i64,
+        },
+    ];
+    note("times", cvt(unsafe { libc::futimens(fd, ts.as_ptr()) }));
     failed
 }
 

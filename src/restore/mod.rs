@@ -1,9 +1,11 @@
 //! `cofre restore`: recreate a snapshot (or part of it) under a target directory from the
 //! store alone — content, holes, hardlinks and all metadata — never writing outside it.
 //!
-//! Safe on any target: every change goes through directory descriptors (see `at`); a file
-//! is written beside its destination, checked against the whole-file blake3 recorded at
-//! ingest, and renamed into place only then, so a failure leaves the live file untouched;
+//! Safe on any target: every change goes through directory descriptors (see `at`; one
+//! openat2 per directory, shared by its files); a file that replaces one already there is
+//! written beside it, checked against the whole-file blake3 recorded at ingest, and renamed
+//! into place only then, so a failure leaves the live file untouched; a file where nothing
+//! was is created in place with O_EXCL and removed if it fails its check (`write_file`);
 //! metadata the target refuses (FAT, CIFS, root-squashed NFS) is reported, and the content
 //! kept (exit 3).
 
@@ -27,6 +29,7 @@ use crate::repo::index::MasterIndex;
 use crate::repo::Repository;
 use crate::vfs::reader::{ChunkCache, Locator, OpenFile, PackLister};
 use at::{Beneath, Slot};
+use std::os::fd::OwnedFd;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RestoreReport {
@@ -41,8 +44,9 @@ pub struct RestoreReport {
 
 const WRITERS: usize = 4;
 
-/// A file for the writer threads: where it goes (relative to the target) and what it is.
-type Job = (PathBuf, Node);
+/// A file for the writer threads: where it goes (relative to the target), what it is, and
+/// its directory, opened once by the walk for all of its files.
+type Job = (PathBuf, Node, Arc<std::os::fd::OwnedFd>);
 
 struct Restorer<'a> {
     repo: &'a Repository,
@@ -123,7 +127,10 @@ fn write_content(
         written += data.len() as u64;
     }
     hash_zeros(&mut hasher, n.size.saturating_sub(pos));
-    f.set_len(n.size).map_err(Error::Os)?;
+    // The file was created empty: only a hole at its end needs the length set.
+    if pos != n.size {
+        f.set_len(n.size).map_err(Error::Os)?;
+    }
     if let Some(want) = n.blake3 {
         if *hasher.finalize().as_bytes() != want {
             return Err(Error::corrupt(
@@ -138,22 +145,49 @@ fn write_content(
 fn writer(
     cache: &ChunkCache,
     index: &MasterIndex,
-    at: &Beneath,
     target: &Path,
     is_root: bool,
     jobs: Receiver<Job>,
     report: &Mutex<RestoreReport>,
 ) {
-    for (rel, n) in jobs {
+    for (rel, n, dir) in jobs {
         let mut bytes = 0;
-        let result = at.slot(&rel).map_err(Error::Os).and_then(|s| {
-            place(&s, &n, is_root, |tmp| {
-                let f = at::create_file(tmp).map_err(Error::Os)?;
-                bytes = write_content(cache, index, &f, &rel, &n)?;
+        let name = rel.file_name().map_or(&[][..], |n| n.as_bytes());
+        let result = Slot::new(dir, name).map_err(Error::Os).and_then(|s| {
+            write_file(&s, &n, is_root, |f| {
+                bytes = write_content(cache, index, f, &rel, &n)?;
                 Ok(())
             })
         });
         record(report, &target.join(&rel), result.map(|w| (w, bytes)));
+    }
+}
+
+/// Writes a regular file at `s`. Nothing there (the common case: a restore into an empty
+/// directory): it is created in place (O_EXCL, so nothing that appears meanwhile is
+/// overwritten), removed again if anything fails, and its metadata applied through the open
+/// descriptor — there is nothing to protect, so no temporary name and no rename. Something
+/// there: written beside it and renamed over it only once complete and verified (`place`),
+/// so a failure leaves the live file as it was.
+fn write_file(
+    s: &Slot,
+    n: &Node,
+    is_root: bool,
+    write: impl FnOnce(&std::fs::File) -> Result<()>,
+) -> Result<Vec<String>> {
+    match at::create_file(s) {
+        Ok(f) => {
+            let r = write(&f).map(|()| at::apply_metadata_fd(&f, n, is_root));
+            if r.is_err() {
+                let _ = at::unlink(s);
+            }
+            r
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => place(s, n, is_root, |tmp| {
+            let f = at::create_file(tmp).map_err(Error::Os)?;
+            write(&f)
+        }),
+        Err(e) => Err(Error::Os(e)),
     }
 }
 
@@ -179,7 +213,8 @@ impl Restorer<'_> {
 
     /// Restores one node at `rel`. Files go to the writers; directories get their metadata
     /// at the end; everything else is made here.
-    fn node(&mut self, rel: &Path, n: &Node) -> Result<()> {
+    /// `dir` is the descriptor of `rel`'s directory, opened for its first file.
+    fn node(&mut self, rel: &Path, n: &Node, dir: &mut Option<Arc<OwnedFd>>) -> Result<()> {
         if !safe_name(&n.name) {
             return Err(Error::UnsafePath(format!(
                 "{}/{}",
@@ -210,8 +245,17 @@ impl Restorer<'_> {
                     }
                     self.hardlinks.insert(key, rel.to_path_buf());
                 }
+                let dir = match dir {
+                    Some(d) => d.clone(),
+                    None => {
+                        let parent = rel.parent().unwrap_or(Path::new(""));
+                        let d = Arc::new(self.at.dir(parent).map_err(Error::Os)?);
+                        *dir = Some(d.clone());
+                        d
+                    }
+                };
                 self.jobs
-                    .send((rel.to_path_buf(), n.clone()))
+                    .send((rel.to_path_buf(), n.clone(), dir))
                     .map_err(|_| Error::corrupt("restore", "writer threads stopped"))
             }
             _ => {
@@ -231,9 +275,10 @@ impl Restorer<'_> {
 
     /// Restores every entry of a tree; a failed entry is recorded and the rest go on.
     fn children(&mut self, dir: &Path, tree: &Tree) {
+        let mut fd = None;
         for n in &tree.nodes {
             let rel = dir.join(OsStr::from_bytes(&n.name));
-            if let Err(e) = self.node(&rel, n) {
+            if let Err(e) = self.node(&rel, n, &mut fd) {
                 self.report
                     .lock()
                     .errors
@@ -292,8 +337,8 @@ pub fn restore_with_cache(
     let (tx, rx) = bounded::<Job>(256);
     let (walked, links, dirs) = std::thread::scope(|scope| {
         for _ in 0..WRITERS {
-            let (rx, cache, index, at, report) = (rx.clone(), &cache, &index, &at, &report);
-            scope.spawn(move || writer(cache, index, at, target, is_root, rx, report));
+            let (rx, cache, index, report) = (rx.clone(), &cache, &index, &report);
+            scope.spawn(move || writer(cache, index, target, is_root, rx, report));
         }
         drop(rx);
         let mut r = Restorer {
@@ -371,7 +416,7 @@ fn walk_subpath(r: &mut Restorer, root: &BlobId, subpath: &str) -> Result<()> {
             .ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
         let rel = dir.join(OsStr::from_bytes(part));
         if i + 1 == parts.len() {
-            if let Err(e) = r.node(&rel, &node) {
+            if let Err(e) = r.node(&rel, &node, &mut None) {
                 r.report
                     .lock()
                     .errors
