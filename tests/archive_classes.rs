@@ -97,16 +97,7 @@ fn an_unchanged_file_is_not_carried_into_a_hotter_class_than_its_data() {
     env.init();
     env.ok(&["ingest", "--set", "files", "--tag", "4h", s(&src)]);
     std::fs::write(src.join("a"), noise(2_000_000, 3)).expect("write");
-    env.ok(&[
-        "ingest",
-        "--set",
-        "files",
-        "--tag",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(&src),
-    ]);
+    weekly_into_glacier(&env, &src);
     let third = env.json(&["ingest", "--set", "files", "--tag", "4h", s(&src)]);
     // `a` changed only in the weekly (GLACIER) snapshot: it is read again, not reused.
     assert_eq!(
@@ -223,6 +214,20 @@ fn a_reindexed_pack_keeps_the_class_the_store_lists() {
     env.ok(&["check"]);
 }
 
+/// A weekly snapshot of `src` by hand: set `files`, tag `weekly`, data in GLACIER.
+fn weekly_into_glacier(env: &Env, src: &std::path::Path) {
+    env.ok(&[
+        "ingest",
+        "--set",
+        "files",
+        "--tag",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+        s(src),
+    ]);
+}
+
 /// Ids of set `files`' snapshots tagged `tag`, oldest first.
 fn tagged(env: &Env, tag: &str) -> Vec<String> {
     env.json(&["snapshots", "--set", "files"])
@@ -331,16 +336,7 @@ fn a_week_of_cofre_run_keeps_every_4h_snapshot_restorable_without_a_thaw() {
     // copy of that snapshot's manifest that says STANDARD. Check names the snapshot, the
     // file and the class, and fails.
     std::fs::write(src.join("late.bin"), noise(500_000, 99)).expect("write");
-    env.ok(&[
-        "ingest",
-        "--set",
-        "files",
-        "--tag",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(&src),
-    ]);
+    weekly_into_glacier(&env, &src);
     env.ok(&["check"]);
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let url = env.url.clone().expect("s3 url");

@@ -265,21 +265,21 @@ pub fn apply_metadata(s: &Slot, n: &Node, is_root: bool) -> Vec<String> {
     if n.kind != Kind::Symlink {
         note("mode", chmod_nofollow(s, n.mode & 0o7777));
     }
-    let ts = [
-        libc::timespec {
-            tv_sec: n.atime.0,
-            tv_nsec: n.atime.1 as i64,
-        },
-        libc::timespec {
-            tv_sec: n.mtime.0,
-            tv_nsec: n.mtime.1 as i64,
-        },
-    ];
+    let ts = times(n);
     note(
         "times",
         cvt(unsafe { libc::utimensat(dir, name, ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }),
     );
     failed
+}
+
+/// A node's (atime, mtime), as utimensat and futimens take them.
+fn times(n: &Node) -> [libc::timespec; 2] {
+    let t = |(sec, nsec): (i64, u32)| libc::timespec {
+        tv_sec: sec,
+        tv_nsec: nsec as i64,
+    };
+    [t(n.atime), t(n.mtime)]
 }
 
 /// `apply_metadata` for a regular file this restore created and holds open: every call on
@@ -302,16 +302,7 @@ pub fn apply_metadata_fd(f: &File, n: &Node, is_root: bool) -> Vec<String> {
         note(&format!("xattr {}", String::from_utf8_lossy(&x.name)), r);
     }
     note("mode", cvt(unsafe { libc::fchmod(fd, n.mode & 0o7777) }));
-    let ts = [
-        libc::timespec {
-            tv_sec: n.atime.0,
-            tv_nsec: n.atime.1 as i64,
-        },
-        libc::timespec {
-            tv_sec: n.mtime.0,
-            tv_nsec: n.mtime.1 as i64,
-        },
-    ];
+    let ts = times(n);
     note("times", cvt(unsafe { libc::futimens(fd, ts.as_ptr()) }));
     failed
 }
