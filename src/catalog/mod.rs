@@ -240,7 +240,6 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Every pack some synced index object names.
     /// Holds one read transaction until the guard is dropped. Each query outside a
     /// transaction takes and releases SQLite's shared-memory read lock (two `fcntl`s); an
     /// ingest asks about every new chunk, which was 100k `fcntl` calls for 45k files.
@@ -250,6 +249,7 @@ impl Catalog {
         Ok(ReadBatch { conn: &self.conn })
     }
 
+    /// Every pack some synced index object names.
     pub fn packs(&self) -> Result<HashSet<BlobId>> {
         let mut st = self.conn.prepare("SELECT DISTINCT pack FROM packs")?;
         let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;

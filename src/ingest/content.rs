@@ -235,8 +235,11 @@ impl Chunker<'_, '_> {
         // A file with as many blocks as bytes has no hole: its one extent needs no
         // SEEK_DATA/SEEK_HOLE (two lseeks per file) and, the file being just opened, no
         // seek to its start. Fewer blocks may mean holes, or a filesystem that compresses
-        // or inlines data: then ask, which moves the file offset. (Space preallocated past
-        // the end can hide a hole; it is then read as zeros: same content, less sparse.)
+        // or inlines data: then ask, which moves the file offset. (Preallocated, unwritten
+        // space — fallocate: VM images, journald, PostgreSQL relations — also counts as
+        // blocks; it is then read as zeros rather than skipped as a hole: same content
+        // and blake3, but restored as written zeros, and cut differently near those
+        // extents than by a version that asked.)
         let (extents, mut offset) = if md.blocks().saturating_mul(512) >= size {
             (vec![(0, size)], Some(0))
         } else {

@@ -293,6 +293,17 @@ impl<'a, 'p> Walker<'a, 'p> {
         };
         // Metadata from the stat the content was read under, so both agree.
         let fresh = node_from_metadata(&node.name, &md, &mut self.names, self.atime);
+        // The lstat was taken before the directory's earlier entries (subtrees included)
+        // were read. A file replaced or changed since (new inode, or a new ctime: chown,
+        // chmod, setxattr) gets its owner and xattrs again, so content and metadata agree.
+        if fresh.inode != node.inode || fresh.ctime != node.ctime {
+            (node.uid, node.gid) = (fresh.uid, fresh.gid);
+            (node.user, node.group) = (fresh.user, fresh.group);
+            match read_xattrs(path) {
+                Ok(x) => node.xattrs = x,
+                Err(e) => self.warn(path, format!("cannot read extended attributes: {e}"), true),
+            }
+        }
         node.size = fresh.size;
         node.mtime = fresh.mtime;
         node.ctime = fresh.ctime;

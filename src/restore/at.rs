@@ -154,6 +154,27 @@ pub fn mkdir(s: &Slot) -> Io<()> {
     cvt(unsafe { libc::mkdirat(s.dir.as_raw_fd(), s.name.as_ptr(), 0o700) })
 }
 
+/// Unlinks `s` only if it is still the file `f` (same device and inode): another entry of
+/// the same name (case-folding targets, a damaged tree) may have been renamed over it.
+pub fn unlink_if_same(s: &Slot, f: &File) -> Io<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mine = f.metadata()?;
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd, name and buffer.
+    cvt(unsafe {
+        libc::fstatat(
+            s.dir.as_raw_fd(),
+            s.name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    if st.st_dev != mine.dev() || st.st_ino != mine.ino() {
+        return Ok(());
+    }
+    unlink(s)
+}
+
 pub fn unlink(s: &Slot) -> Io<()> {
     cvt(unsafe { libc::unlinkat(s.dir.as_raw_fd(), s.name.as_ptr(), 0) })
 }

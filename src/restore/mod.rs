@@ -44,9 +44,10 @@ pub struct RestoreReport {
 
 const WRITERS: usize = 4;
 
-/// A file for the writer threads: where it goes (relative to the target), what it is, and
-/// its directory, opened once by the walk for all of its files.
-type Job = (PathBuf, Node, Arc<std::os::fd::OwnedFd>);
+/// A file for the writer threads: where it goes (relative to the target), what it is, its
+/// directory (opened once by the walk for all of its files), and whether this restore
+/// made that directory.
+type Job = (PathBuf, Node, Arc<OwnedFd>, bool);
 
 struct Restorer<'a> {
     repo: &'a Repository,
@@ -61,6 +62,8 @@ struct Restorer<'a> {
     links: Vec<(PathBuf, PathBuf)>,
     /// Directories get their metadata last, children before parents.
     dirs: Vec<(PathBuf, Node)>,
+    /// The target directory did not exist before this restore.
+    target_made: bool,
 }
 
 fn safe_name(name: &[u8]) -> bool {
@@ -68,14 +71,15 @@ fn safe_name(name: &[u8]) -> bool {
 }
 
 /// Makes sure a directory is at `s`: keeps one that is there, replaces anything else.
-fn ensure_dir(s: &Slot) -> std::io::Result<()> {
+/// Returns whether this restore made it (then nothing else was in it).
+fn ensure_dir(s: &Slot) -> std::io::Result<bool> {
     match at::lstat_kind(s)? {
-        Some(libc::S_IFDIR) => Ok(()),
+        Some(libc::S_IFDIR) => Ok(false),
         Some(_) => {
             at::unlink(s)?;
-            at::mkdir(s)
+            at::mkdir(s).map(|()| true)
         }
-        None => at::mkdir(s),
+        None => at::mkdir(s).map(|()| true),
     }
 }
 
@@ -150,11 +154,11 @@ fn writer(
     jobs: Receiver<Job>,
     report: &Mutex<RestoreReport>,
 ) {
-    for (rel, n, dir) in jobs {
+    for (rel, n, dir, made) in jobs {
         let mut bytes = 0;
         let name = rel.file_name().map_or(&[][..], |n| n.as_bytes());
         let result = Slot::new(dir, name).map_err(Error::Os).and_then(|s| {
-            write_file(&s, &n, is_root, |f| {
+            write_file(&s, &n, is_root, made, |f| {
                 bytes = write_content(cache, index, f, &rel, &n)?;
                 Ok(())
             })
@@ -163,23 +167,31 @@ fn writer(
     }
 }
 
-/// Writes a regular file at `s`. Nothing there (the common case: a restore into an empty
-/// directory): it is created in place (O_EXCL, so nothing that appears meanwhile is
-/// overwritten), removed again if anything fails, and its metadata applied through the open
-/// descriptor — there is nothing to protect, so no temporary name and no rename. Something
-/// there: written beside it and renamed over it only once complete and verified (`place`),
-/// so a failure leaves the live file as it was.
+/// Writes a regular file at `s`. In a directory this restore made (the common case: a
+/// restore into an empty directory), where nothing is: created in place (O_EXCL, so
+/// nothing that appears meanwhile is overwritten), removed again if anything fails, and its
+/// metadata applied through the open descriptor — there is nothing to protect, so no
+/// temporary name and no rename. A restore killed meanwhile leaves a partial file there,
+/// in a directory still mode 0700 (its mode is set last). Anywhere else, or when something
+/// is there: written beside it and renamed over it only once complete and verified
+/// (`place`), so a failure leaves the live file as it was and nothing half-written ever
+/// has a name a running program may read.
 fn write_file(
     s: &Slot,
     n: &Node,
     is_root: bool,
+    in_new_dir: bool,
     write: impl FnOnce(&std::fs::File) -> Result<()>,
 ) -> Result<Vec<String>> {
-    match at::create_file(s) {
+    let created = match in_new_dir {
+        true => at::create_file(s),
+        false => Err(std::io::Error::from_raw_os_error(libc::EEXIST)),
+    };
+    match created {
         Ok(f) => {
             let r = write(&f).map(|()| at::apply_metadata_fd(&f, n, is_root));
             if r.is_err() {
-                let _ = at::unlink(s);
+                let _ = at::unlink_if_same(s, &f);
             }
             r
         }
@@ -213,8 +225,9 @@ impl Restorer<'_> {
 
     /// Restores one node at `rel`. Files go to the writers; directories get their metadata
     /// at the end; everything else is made here.
-    /// `dir` is the descriptor of `rel`'s directory, opened for its first file.
-    fn node(&mut self, rel: &Path, n: &Node, dir: &mut Option<Arc<OwnedFd>>) -> Result<()> {
+    /// `dir` is the descriptor of `rel`'s directory, opened for its first file, and whether
+    /// this restore made that directory.
+    fn node(&mut self, rel: &Path, n: &Node, dir: &mut (Option<Arc<OwnedFd>>, bool)) -> Result<()> {
         if !safe_name(&n.name) {
             return Err(Error::UnsafePath(format!(
                 "{}/{}",
@@ -224,13 +237,15 @@ impl Restorer<'_> {
         }
         match n.kind {
             Kind::Dir => {
+                // Not held across the subtree: deep trees would pile up descriptors.
+                dir.0 = None;
                 let s = self.at.slot(rel).map_err(Error::Os)?;
-                ensure_dir(&s).map_err(Error::Os)?;
+                let made = ensure_dir(&s).map_err(Error::Os)?;
                 let id = n.subtree.ok_or_else(|| {
                     Error::corrupt(rel.display().to_string(), "directory without tree")
                 })?;
                 let tree = self.tree(&id)?;
-                self.children(rel, &tree);
+                self.children(rel, &tree, made);
                 self.report.lock().dirs += 1;
                 self.dirs.push((rel.to_path_buf(), n.clone()));
                 Ok(())
@@ -245,17 +260,17 @@ impl Restorer<'_> {
                     }
                     self.hardlinks.insert(key, rel.to_path_buf());
                 }
-                let dir = match dir {
+                let fd = match &dir.0 {
                     Some(d) => d.clone(),
                     None => {
                         let parent = rel.parent().unwrap_or(Path::new(""));
                         let d = Arc::new(self.at.dir(parent).map_err(Error::Os)?);
-                        *dir = Some(d.clone());
+                        dir.0 = Some(d.clone());
                         d
                     }
                 };
                 self.jobs
-                    .send((rel.to_path_buf(), n.clone(), dir))
+                    .send((rel.to_path_buf(), n.clone(), fd, dir.1))
                     .map_err(|_| Error::corrupt("restore", "writer threads stopped"))
             }
             _ => {
@@ -274,8 +289,8 @@ impl Restorer<'_> {
     }
 
     /// Restores every entry of a tree; a failed entry is recorded and the rest go on.
-    fn children(&mut self, dir: &Path, tree: &Tree) {
-        let mut fd = None;
+    fn children(&mut self, dir: &Path, tree: &Tree, made: bool) {
+        let mut fd = (None, made);
         for n in &tree.nodes {
             let rel = dir.join(OsStr::from_bytes(&n.name));
             if let Err(e) = self.node(&rel, n, &mut fd) {
@@ -329,6 +344,7 @@ pub fn restore_with_cache(
         4,
         false,
     );
+    let target_made = std::fs::symlink_metadata(target).is_err();
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let at = Beneath::open(target).map_err(|e| Error::io(target, e))?;
     // SAFETY: geteuid cannot fail.
@@ -352,6 +368,7 @@ pub fn restore_with_cache(
             report: &report,
             links: Vec::new(),
             dirs: Vec::new(),
+            target_made,
         };
         let walked = walk_subpath(&mut r, &manifest.root, subpath);
         // Dropping the restorer closes the job queue; the scope waits for the writers.
@@ -404,6 +421,7 @@ pub fn restore(
 fn walk_subpath(r: &mut Restorer, root: &BlobId, subpath: &str) -> Result<()> {
     let mut tree = r.tree(root)?;
     let mut dir = PathBuf::new();
+    let mut made = r.target_made;
     let parts: Vec<&[u8]> = subpath
         .as_bytes()
         .split(|b| *b == b'/')
@@ -416,7 +434,7 @@ fn walk_subpath(r: &mut Restorer, root: &BlobId, subpath: &str) -> Result<()> {
             .ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
         let rel = dir.join(OsStr::from_bytes(part));
         if i + 1 == parts.len() {
-            if let Err(e) = r.node(&rel, &node, &mut None) {
+            if let Err(e) = r.node(&rel, &node, &mut (None, made)) {
                 r.report
                     .lock()
                     .errors
@@ -428,14 +446,14 @@ fn walk_subpath(r: &mut Restorer, root: &BlobId, subpath: &str) -> Result<()> {
             return Err(Error::NoSuchPath(subpath.to_string()));
         }
         let s = r.at.slot(&rel).map_err(Error::Os)?;
-        ensure_dir(&s).map_err(Error::Os)?;
+        made = ensure_dir(&s).map_err(Error::Os)?;
         let sub = node
             .subtree
             .ok_or_else(|| Error::NoSuchPath(subpath.to_string()))?;
         tree = r.tree(&sub)?;
         dir = rel;
     }
-    r.children(&dir, &tree);
+    r.children(&dir, &tree, made);
     Ok(())
 }
 
