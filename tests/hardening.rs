@@ -95,8 +95,33 @@ fn unchanged_tree_read_in_between_adds_nothing() {
         before,
         "the ingest's read must move atime here (relatime)"
     );
+    let first = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let second = env.json(&["ingest", s(&src)]);
-    assert_eq!(second["summary"]["bytes_added"], 0, "{second}");
+    assert_eq!(second["summary"]["bytes_read"], 0, "{second}");
+    // The trees of `src` are the same blobs: nothing new was stored for them. (Not the
+    // snapshot's `bytes_added`: the shared scratch directory above `src`, recorded as an
+    // ancestor, changes whenever a test running beside this one creates its own.)
+    let second = second["snapshot"].as_str().expect("id").to_string();
+    assert_eq!(src_tree(&env, &first, &src), src_tree(&env, &second, &src));
+}
+
+/// The tree id of directory `dir` in `snapshot`, read through the library.
+fn src_tree(env: &Env, snapshot: &str, dir: &Path) -> cofre::crypto::BlobId {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let store = cofre::store::open(s(&env.repo()), rt.handle()).expect("store");
+    let repo = cofre::repo::Repository::open(store, rt.handle().clone(), PASSWORD.as_bytes())
+        .expect("open");
+    let index = repo.load_master_index().expect("index");
+    let mut id = repo.load_manifest(snapshot).expect("manifest").root;
+    for part in dir.iter().skip(1) {
+        let tree = repo.load_tree(&index, &id).expect("tree");
+        let node = tree.find(part.as_encoded_bytes()).expect("on the path");
+        id = node.subtree.expect("a directory");
+    }
+    id
 }
 
 /// Item 3: a restore over an existing file that fails (damaged chunk) leaves the live file.

@@ -4,8 +4,9 @@
 //! Safe on any target: every change goes through directory descriptors (see `at`; one
 //! openat2 per directory, shared by its files); a file that replaces one already there is
 //! written beside it, checked against the whole-file blake3 recorded at ingest, and renamed
-//! into place only then, so a failure leaves the live file untouched; a file where nothing
-//! was is created in place with O_EXCL and removed if it fails its check (`write_file`);
+//! into place only then, so a failure leaves the live file untouched; a file in a
+//! directory this restore made is created in place with O_EXCL and removed if it fails its
+//! check (`write_file`);
 //! metadata the target refuses (FAT, CIFS, root-squashed NFS) is reported, and the content
 //! kept (exit 3).
 
