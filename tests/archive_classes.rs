@@ -8,6 +8,14 @@ fn s(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8")
 }
 
+/// `cofre ingest ARGS --data-storage-class GLACIER SRC`.
+fn into_glacier(env: &Env, args: &[&str], src: &std::path::Path) {
+    let mut all = vec!["ingest"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--data-storage-class", "GLACIER", s(src)]);
+    env.ok(&all);
+}
+
 /// A new repository with one weekly snapshot, in GLACIER, of `src/model.bin` (`len`
 /// random bytes); returns `src`.
 fn weekly_model_in_glacier(env: &Env, len: usize, seed: u64) -> std::path::PathBuf {
@@ -15,14 +23,7 @@ fn weekly_model_in_glacier(env: &Env, len: usize, seed: u64) -> std::path::PathB
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("model.bin"), noise(len, seed)).expect("write");
     env.init();
-    env.ok(&[
-        "ingest",
-        "--set",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(&src),
-    ]);
+    into_glacier(env, &["--set", "weekly"], &src);
     src
 }
 
@@ -37,14 +38,7 @@ fn a_snapshot_never_depends_on_a_colder_class_than_its_own() {
     env.init();
     // A weekly snapshot straight into the archive tier: its data reads as "archived",
     // in one line, never as corruption.
-    env.ok(&[
-        "ingest",
-        "--set",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(&src),
-    ]);
+    into_glacier(&env, &["--set", "weekly"], &src);
     let target = env.path("thawed");
     let out = env.run(&[
         "restore",
@@ -216,16 +210,7 @@ fn a_reindexed_pack_keeps_the_class_the_store_lists() {
 
 /// A weekly snapshot of `src` by hand: set `files`, tag `weekly`, data in GLACIER.
 fn weekly_into_glacier(env: &Env, src: &std::path::Path) {
-    env.ok(&[
-        "ingest",
-        "--set",
-        "files",
-        "--tag",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(src),
-    ]);
+    into_glacier(env, &["--set", "files", "--tag", "weekly"], src);
 }
 
 /// Ids of set `files`' snapshots tagged `tag`, oldest first.
