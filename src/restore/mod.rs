@@ -28,7 +28,7 @@ use crate::ingest::content::hash_zeros;
 use crate::model::{Kind, Node, Tree};
 use crate::repo::index::MasterIndex;
 use crate::repo::Repository;
-use crate::vfs::reader::{ChunkCache, Locator, OpenFile, PackLister};
+use crate::vfs::reader::{ChunkCache, Locator, OpenFile, PackLister, ReadMode};
 use at::{Beneath, Slot};
 use std::os::fd::OwnedFd;
 
@@ -125,6 +125,9 @@ fn write_content(
     let (mut pos, mut written) = (0u64, 0u64);
     for c in &n.chunks {
         let data = cache.read(&open, c.offset, c.len)?;
+        if n.blake3.is_none() {
+            cache.check_id(&c.id, &data)?;
+        }
         hash_zeros(&mut hasher, c.offset.saturating_sub(pos));
         hasher.update(&data);
         f.write_all_at(&data, c.offset).map_err(Error::Os)?;
@@ -343,7 +346,7 @@ pub fn restore_with_cache(
         locate,
         cache_bytes,
         4,
-        false,
+        ReadMode::Restore,
     );
     let target_made = std::fs::symlink_metadata(target).is_err();
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;

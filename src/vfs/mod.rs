@@ -26,7 +26,7 @@ use crate::model::{ChunkRef, Kind, Node};
 use crate::repo::Repository;
 use inodes::{key_child, key_hardlink, Entry, Inodes, Meta, ROOT};
 use layout::{Child, Layout, SnapRef};
-use reader::{ChunkCache, OpenFile};
+use reader::{ChunkCache, OpenFile, ReadMode};
 
 /// Name of the hidden xattr that carries a file's whole-content blake3.
 pub const HASH_XATTR: &[u8] = b"user.cofre.blake3";
@@ -251,7 +251,15 @@ impl Vfs {
             layout: RwLock::new(Arc::new(Layout::default())),
             local_time,
             sets,
-            cache: ChunkCache::new(repo, disk, Some(lister), locate, cache_bytes, 4, true),
+            cache: ChunkCache::new(
+                repo,
+                disk,
+                Some(lister),
+                locate,
+                cache_bytes,
+                4,
+                ReadMode::Mount,
+            ),
             files,
             listed: Mutex::new(LruCache::new(LISTED_DIRS)),
             resolve_ahead,

@@ -103,6 +103,20 @@ pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> +
 /// class, which cannot serve as a base.
 pub type Locator = Box<dyn Fn(&BlobId) -> Option<Location> + Send + Sync>;
 
+/// Who reads through the cache, which decides two trade-offs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// The mount: a reader that misses decodes only its own chunk and leaves the rest of
+    /// the response to the prefetch threads (latency); every chunk is hashed against its
+    /// id, since nothing downstream checks what a program reads.
+    Mount,
+    /// A restore: a miss decodes the whole response at once, so fewer responses wait in
+    /// memory (throughput and RSS); chunk ids are not hashed, because the caller checks
+    /// every file's whole-content blake3 (or, for a file without one, each chunk with
+    /// `check_id`).
+    Restore,
+}
+
 pub struct OpenFile {
     pub path: String,
     pub size: u64,
@@ -171,10 +185,7 @@ pub struct ChunkCache {
     /// reader asks for the same read-ahead window at every read, and without this each
     /// ask queued it again (a restore queued 84 MB of job lists).
     queued: Mutex<HashSet<BlobId>>,
-    /// A reader that misses decodes only its own chunk and leaves the rest of the response
-    /// to the prefetch threads (the mount: latency); otherwise it decodes the whole response
-    /// at once, so fewer responses wait in memory (restore: throughput and RSS).
-    latency_first: bool,
+    mode: ReadMode,
     pub fetches: AtomicU64,
 }
 
@@ -186,14 +197,14 @@ impl ChunkCache {
         locate: Locator,
         budget: usize,
         prefetch_threads: usize,
-        latency_first: bool,
+        mode: ReadMode,
     ) -> Arc<ChunkCache> {
         let cache = Arc::new(ChunkCache {
             repo,
             disk,
             lister,
             locate,
-            latency_first,
+            mode,
             ahead: Mutex::new(HashSet::new()),
             queued: Mutex::new(HashSet::new()),
             lru: Mutex::new(ChunkLru::new(budget)),
@@ -386,7 +397,23 @@ impl ChunkCache {
     /// Decodes a blob, fetching its base first if it is a delta.
     fn decode_blob(&self, id: &BlobId, enc: &[u8]) -> Result<Vec<u8>> {
         let base = |b: &BlobId| self.base(b);
-        self.repo.decode_blob_with(id, enc, &base).map(|d| d.raw)
+        match self.mode {
+            ReadMode::Mount => self.repo.decode_blob_with(id, enc, &base),
+            ReadMode::Restore => self.repo.open_blob(id, enc, &base),
+        }
+        .map(|d| d.raw)
+    }
+
+    /// For a restore's file without a whole-content blake3: its chunk's bytes against the
+    /// chunk's id (`ReadMode::Restore` does not hash them).
+    pub fn check_id(&self, id: &BlobId, data: &[u8]) -> Result<()> {
+        match self.repo.keys().blob_id(data) == *id {
+            true => Ok(()),
+            false => Err(Error::corrupt(
+                format!("blob {}", id.hex()),
+                "content does not match its id",
+            )),
+        }
     }
 
     /// A chunk from the on-disk cache; a damaged entry is removed (and fetched again).
@@ -493,7 +520,7 @@ impl ChunkCache {
                     _ if attempt == 0 => self.run_from(f, i, 1024 * 1024),
                     _ => vec![(id, loc)],
                 };
-                let _ = self.fetch(&group, !self.latency_first);
+                let _ = self.fetch(&group, self.mode == ReadMode::Restore);
                 slot = self.inflight.lock().get(&id).cloned();
             }
             if let Some(slot) = slot {
