@@ -19,6 +19,10 @@ use tokio::sync::Semaphore;
 
 use super::{range_error, ObjectInfo, Store, StoreError};
 
+/// A response's buffer is allocated at its announced length up to this (a pack is at most
+/// ~8 MiB; a larger announcement grows the buffer as bytes actually arrive).
+const MAX_PREALLOC: u64 = 64 * 1024 * 1024;
+
 pub struct S3Options {
     /// Path-style addressing (`endpoint/bucket/key`): needed by most self-hosted servers.
     /// Default: on when a custom endpoint is set.
@@ -256,17 +260,23 @@ impl Store for S3Store {
                 backend("get", key, e)
             }
         })?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Backend {
+        // Appended part by part into one buffer of the announced size: `collect()` then
+        // `into_bytes().to_vec()` copied every byte twice more (6% of a restore's CPU).
+        let announced = range
+            .as_ref()
+            .map(|r| r.end - r.start)
+            .or(out.content_length.and_then(|l| u64::try_from(l).ok()))
+            .unwrap_or(0);
+        let mut body = Vec::with_capacity(announced.min(MAX_PREALLOC) as usize);
+        let mut stream = out.body;
+        while let Some(part) = stream.next().await {
+            let part = part.map_err(|e| StoreError::Backend {
                 op: "get",
                 key: key.to_string(),
                 msg: format!("reading body: {e}"),
-            })?
-            .into_bytes()
-            .to_vec();
+            })?;
+            body.extend_from_slice(&part);
+        }
         if let Some(r) = range {
             // A server that ignores or clips the range must not hand us short data.
             if body.len() as u64 != r.end - r.start {
