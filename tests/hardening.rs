@@ -370,8 +370,66 @@ fn check_reports_a_missing_pack_once_with_its_files() {
     );
 }
 
+/// A missing pack fails exactly the files that need it, naming them, and every other file
+/// is restored exactly — in both of restore's modes: into an empty target, and over an
+/// existing tree, where the file that cannot be restored keeps its live content.
+#[test]
+fn a_missing_pack_fails_only_the_files_that_need_it() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+    // `big` (walked first) fills whole packs; the small files share the last one.
+    std::fs::write(src.join("big"), noise(20_000_000, 7)).expect("write");
+    for i in 0..20 {
+        std::fs::write(src.join(format!("sub/small{i}")), noise(3_000, 100 + i)).expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    let over = env.path("over");
+    env.ok(&["restore", "latest", "--target", s(&over)]);
+    // A pack with nothing but chunks of `big` in it.
+    let pack = walk(&env.repo().join("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+        .expect("pack");
+    std::fs::remove_file(&pack).expect("rm");
+    let live = restored(&over, &src);
+    std::fs::write(live.join("big"), b"live data, newer than the backup").expect("write");
+    std::fs::write(live.join("sub/small3"), b"to be replaced").expect("write");
+    for (mode, target) in [("empty", env.path("empty")), ("over", over.clone())] {
+        let out = env.run(&["restore", "latest", "--target", s(&target)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), Some(1), "{mode}: {stderr}");
+        let copy = restored(&target, &src);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert!(
+            !errors.is_empty()
+                && errors
+                    .iter()
+                    .all(|l| l.contains(&*copy.join("big").to_string_lossy())
+                        || !l.contains(&*copy.to_string_lossy())),
+            "{mode}: only big is named: {stderr}"
+        );
+        assert_eq!(
+            compare_trees(&src.join("sub"), &copy.join("sub")),
+            Vec::<String>::new(),
+            "{mode}"
+        );
+        match mode {
+            "empty" => assert!(!copy.join("big").exists(), "half-written big left"),
+            _ => assert_eq!(
+                std::fs::read(copy.join("big")).expect("read"),
+                b"live data, newer than the backup"
+            ),
+        }
+        assert_eq!(restore_leftovers(&target), Vec::<std::path::PathBuf>::new());
+    }
+}
+
 /// Item 13: while a restore runs, a local user swaps directories of the target for
-/// symlinks to a place of their choosing; nothing may be written there.
+/// symlinks to a place of their choosing; nothing may be written there. Both of restore's
+/// modes: into an empty target, and over a tree restored before.
 #[test]
 fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
     let env = Env::new();
@@ -386,13 +444,24 @@ fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
     }
     env.init();
     env.ok(&["ingest", s(&src)]);
-    let target = env.path("target");
     let outside = env.path("attacker");
     std::fs::create_dir_all(&outside).expect("mkdir");
-    let copy = restored(&target, &src);
+    for over_existing in [false, true] {
+        let target = env.path(&format!("target-{over_existing}"));
+        if over_existing {
+            env.ok(&["restore", "latest", "--target", s(&target)]);
+        }
+        race_restore(&env, &src, &target, &outside);
+    }
+}
+
+/// One restore of `src`'s snapshot into `target` while another thread keeps swapping its
+/// directories for symlinks to `outside`; insists nothing reached `outside`.
+fn race_restore(env: &Env, src: &Path, target: &Path, outside: &Path) {
+    let copy = restored(target, src);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
-        let (copy, outside, stop) = (copy.clone(), outside.clone(), stop.clone());
+        let (copy, outside, stop) = (copy.clone(), outside.to_path_buf(), stop.clone());
         std::thread::spawn(move || {
             let mut swaps = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -409,14 +478,11 @@ fn directories_swapped_for_symlinks_during_restore_are_never_followed() {
             swaps
         })
     };
-    let out = env.run(&["restore", "latest", "--target", s(&target)]);
+    let out = env.run(&["restore", "latest", "--target", s(target)]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let swaps = swapper.join().expect("swapper");
     assert!(swaps > 0, "the race never happened");
-    let leaked: Vec<_> = walk(&outside)
-        .into_iter()
-        .filter(|p| p != &outside)
-        .collect();
+    let leaked: Vec<_> = walk(outside).into_iter().filter(|p| p != outside).collect();
     assert!(
         leaked.is_empty(),
         "restore wrote through a swapped symlink ({swaps} swaps, exit {:?}): {leaked:?}",

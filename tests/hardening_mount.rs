@@ -223,17 +223,21 @@ fn restore_onto_exfat_keeps_content_and_exits_3() {
     env.init();
     env.ok(&["ingest", s(&src)]);
     let Some(usb) = Exfat::new(&env) else { return };
-    let out = env.run(&["restore", "latest", "--target", s(&usb.dir)]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("could not apply"), "{stderr}");
-    let copy = restored(&usb.dir, &src);
-    for f in ["docs/report.pdf", "docs/deep/notes.txt", "model.bin"] {
-        assert_eq!(
-            std::fs::read(copy.join(f)).expect("content kept"),
-            std::fs::read(src.join(f)).expect("read"),
-            "{f}"
-        );
+    // Both of restore's modes: into the empty filesystem, then over what it wrote there.
+    for mode in ["empty", "over"] {
+        let out = env.run(&["restore", "latest", "--target", s(&usb.dir)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{mode}: {stderr}");
+        assert!(stderr.contains("could not apply"), "{mode}: {stderr}");
+        let copy = restored(&usb.dir, &src);
+        for f in ["docs/report.pdf", "docs/deep/notes.txt", "model.bin"] {
+            assert_eq!(
+                std::fs::read(copy.join(f)).expect("content kept"),
+                std::fs::read(src.join(f)).expect("read"),
+                "{mode}: {f}"
+            );
+        }
+        assert_eq!(restore_leftovers(&usb.dir), Vec::<PathBuf>::new(), "{mode}");
     }
 }
 

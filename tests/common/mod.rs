@@ -122,20 +122,27 @@ impl Env {
     }
 
     /// `cofre restore <args> --target <dir>` into a new directory `dir`, then insists that
-    /// what landed there is `src`, content and metadata.
+    /// what landed there is `src`, content and metadata. Then the same restore again, over
+    /// the tree the first one left: restore's other mode (every file written beside its
+    /// destination and renamed over it), which must be just as exact and leave nothing.
     pub fn restore_matches(&self, args: &[&str], dir: &str, src: &Path) {
         let target = self.path(dir);
+        assert!(!target.exists(), "{dir} must be a new directory");
         let target_s = target.to_str().expect("utf-8");
         let all: Vec<&str> = ["restore"]
             .into_iter()
             .chain(args.iter().copied())
             .chain(["--target", target_s])
             .collect();
-        self.ok(&all);
-        assert_eq!(
-            compare_trees(src, &restored(&target, src)),
-            Vec::<String>::new()
-        );
+        for mode in ["into an empty target", "over the restored tree"] {
+            self.ok(&all);
+            assert_eq!(
+                compare_trees(src, &restored(&target, src)),
+                Vec::<String>::new(),
+                "{mode}"
+            );
+        }
+        assert_eq!(restore_leftovers(&target), Vec::<PathBuf>::new());
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -518,6 +525,14 @@ pub fn rsync_diff(a: &Path, b: &Path) -> String {
 }
 
 /// Where a restore of absolute path `src` lands under `target`.
+/// Temporary files a restore left in `target` (it must leave none).
+pub fn restore_leftovers(target: &Path) -> Vec<PathBuf> {
+    walk(target)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".cofre-restore-"))
+        .collect()
+}
+
 pub fn restored(target: &Path, src: &Path) -> PathBuf {
     target.join(src.strip_prefix("/").expect("absolute"))
 }
