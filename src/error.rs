@@ -20,7 +20,7 @@ pub enum Error {
     RepositoryExists(String),
     #[error("no repository given: use --repo or set COFRE_REPO")]
     NoRepositoryGiven,
-    #[error("unsupported repository URL {0}: use a local path or s3://bucket/prefix")]
+    #[error("unsupported repository location {0:?}: use a path, ~/path, file:///absolute/path or s3://bucket/prefix")]
     UnsupportedUrl(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -96,7 +96,7 @@ impl Error {
     /// Process exit code, as restic's table. Documented in docs/exit-codes.md.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidArgument(_) => EXIT_USAGE,
+            Error::InvalidArgument(_) | Error::UnsupportedUrl(_) => EXIT_USAGE,
             Error::NoRepository(_) | Error::NoRepositoryGiven => EXIT_NO_REPOSITORY,
             Error::WrongPassword | Error::NoPassword => EXIT_WRONG_PASSWORD,
             Error::Interrupted => EXIT_INTERRUPTED,

@@ -241,3 +241,51 @@ fn restore_never_follows_a_symlinked_parent_out_of_the_target() {
         b"from the backup"
     );
 }
+
+/// Issue 22: `cofre init --repo backups` (a bare relative name) failed with "store: put
+/// keys/…: No such file or directory" and left an empty directory. Every spelling of a local
+/// repository a user may type works, from the directory it is relative to, and names the
+/// same repository afterwards; a scheme cofre does not know is refused with a message.
+#[test]
+fn every_spelling_of_a_local_repository_works() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"kept").expect("write");
+    let src_s = src.to_str().expect("utf-8");
+    let home = env.path(""); // Env sets HOME to its directory.
+    let cases = [
+        ("backups", "backups"),
+        ("./dot", "dot"),
+        ("nested/repo", "nested/repo"),
+        ("~/tilde", "tilde"),
+        (&*format!("file://{}", home.join("url").display()), "url"),
+    ];
+    for (spelling, dir) in cases {
+        let run = |args: &[&str]| {
+            env.cmd()
+                .current_dir(&home)
+                .env_remove("COFRE_REPO")
+                .args(args)
+                .args(["--repo", spelling])
+                .output()
+                .expect("run")
+        };
+        for args in [&["init"][..], &["ingest", src_s][..], &["snapshots"][..]] {
+            let out = run(args);
+            assert!(
+                out.status.success(),
+                "{spelling}: {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(home.join(dir).join("config").is_file(), "{spelling}");
+    }
+    let out = env
+        .cmd()
+        .args(["snapshots", "--repo", "gs://bucket/prefix"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("s3://bucket/prefix"));
+}

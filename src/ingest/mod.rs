@@ -8,6 +8,7 @@ pub(crate) mod fsmeta;
 mod progress;
 mod readahead;
 mod source;
+mod spool;
 mod walk;
 
 use std::collections::{BTreeMap, HashSet};
@@ -243,7 +244,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             Some(src) => source::stream_root(&mut w, src, time, prev_root.as_ref()),
             None if trie.target => w
                 .dir(Path::new("/"), prev_root.as_ref())
-                .map(|_| w.trees.last().map(|(_, t)| t.clone()).unwrap_or_default()),
+                .map(|_| w.last_tree.take().unwrap_or_default()),
             None => build_root(&mut w, Path::new("/"), &trie, prev_root.as_ref()),
         };
         let root_id = root.and_then(|t| {
@@ -355,7 +356,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     }
     drop(lock);
     // The snapshot is committed. A catalog failure now is repaired by the next sync.
-    if let Err(e) = record(cat, index_name.as_deref(), &index, &trees, &id, &manifest) {
+    if let Err(e) = record(cat, index_name.as_deref(), &index, trees, &id, &manifest) {
         tracing::warn!("snapshot {id} saved, but the catalog was not updated ({e}); `cofre catalog sync` repairs it");
     }
     Ok(IngestReport {
@@ -448,7 +449,7 @@ fn record(
     cat: &mut Catalog,
     index_name: Option<&str>,
     index: &IndexFile,
-    trees: &[(crate::crypto::BlobId, Tree)],
+    trees: spool::TreeSpool,
     id: &str,
     manifest: &Manifest,
 ) -> Result<()> {
@@ -456,9 +457,7 @@ fn record(
         cat.insert_index(name, index)?;
     }
     let tx = cat.writer()?;
-    for (hash, tree) in trees {
-        tx.insert_tree(hash, tree)?;
-    }
+    trees.for_each(|hash, tree| tx.insert_tree(hash, tree).map(|_| ()))?;
     tx.insert_snapshot(id, manifest)?;
     tx.commit()
 }

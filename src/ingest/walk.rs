@@ -13,6 +13,7 @@ use globset::GlobSet;
 use super::content::{Chunker, Content, ReadError};
 use super::fsmeta::{changed, node_from_metadata, read_xattrs, Names};
 use super::readahead::{Planned, ReadAhead};
+use super::spool::TreeSpool;
 use crate::catalog::Catalog;
 use crate::crypto::BlobId;
 use crate::error::Result;
@@ -67,7 +68,9 @@ pub struct Walker<'a, 'p> {
     /// Paths given on the command line that were found.
     pub targets_found: u64,
     /// Every tree of the snapshot, children before parents (for the catalog).
-    pub trees: Vec<(BlobId, Tree)>,
+    pub trees: TreeSpool,
+    /// The tree stored last (the root, once the walk is over).
+    pub last_tree: Option<Tree>,
 }
 
 fn unchanged(prev: &Node, now: &Node) -> bool {
@@ -94,7 +97,8 @@ impl<'a, 'p> Walker<'a, 'p> {
             atime: false,
             trust_prev: false,
             targets_found: 0,
-            trees: Vec::new(),
+            trees: TreeSpool::new(),
+            last_tree: None,
         }
     }
 
@@ -111,11 +115,12 @@ impl<'a, 'p> Walker<'a, 'p> {
     pub fn store_tree(&mut self, tree: Tree) -> Result<BlobId> {
         let raw = encode_tree(&tree)?;
         let id = self.chunker.repo.keys().blob_id(&raw);
+        self.trees.push(&id, &raw)?;
         if !self.chunker.known(&id, BlobKind::Tree)? {
             self.chunker.seen.insert(id);
             self.chunker.packer.add(id, raw, BlobKind::Tree)?;
         }
-        self.trees.push((id, tree));
+        self.last_tree = Some(tree);
         Ok(id)
     }
 

@@ -72,9 +72,9 @@ fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<()> {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
-        if let Some(parent) = d.parent() {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
+        // A relative `d` with one component has the empty path as parent: that is `.`.
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty());
+        std::fs::File::open(parent.unwrap_or(Path::new(".")))?.sync_all()?;
     }
     Ok(())
 }

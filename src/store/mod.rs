@@ -97,14 +97,48 @@ pub fn open_with(
     rt: &tokio::runtime::Handle,
     s3opts: s3::S3Options,
 ) -> crate::error::Result<DynStore> {
-    let store: DynStore = if url.starts_with("s3://") {
-        Arc::new(rt.block_on(s3::S3Store::new(url, s3opts))?)
-    } else if url.contains("://") {
-        return Err(crate::error::Error::UnsupportedUrl(url.to_string()));
-    } else {
-        Arc::new(local::LocalStore::new(url))
+    let store: DynStore = match Location::parse(url, std::env::var_os("HOME"))? {
+        Location::S3(url) => Arc::new(rt.block_on(s3::S3Store::new(&url, s3opts))?),
+        Location::Local(path) => Arc::new(local::LocalStore::new(path)),
     };
     Ok(with_test_hooks(store))
+}
+
+/// Where a repository is, from what a user wrote (`--repo`, `COFRE_REPO`, the config).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Location {
+    S3(String),
+    /// Always absolute: a bare relative name (`backups`) once failed in `init` ("put keys/…:
+    /// No such file or directory") because its parent directory was the empty path.
+    Local(std::path::PathBuf),
+}
+
+impl Location {
+    /// `s3://bucket/prefix`; `file:///absolute/path`; `~` or `~/path` (a config file or a
+    /// quoted argument gets no shell expansion), from `home`; any other path, made absolute
+    /// against the working directory (symlinks are kept, as a shell user expects).
+    pub fn parse(url: &str, home: Option<std::ffi::OsString>) -> crate::error::Result<Location> {
+        use crate::error::Error::UnsupportedUrl;
+        let unsupported = || UnsupportedUrl(url.to_string());
+        if url.starts_with("s3://") {
+            return Ok(Location::S3(url.to_string()));
+        }
+        let path = match url.strip_prefix("file://") {
+            Some(p) if p.starts_with('/') => std::path::PathBuf::from(p),
+            Some(_) => return Err(unsupported()),
+            None if url.contains("://") || url.is_empty() => return Err(unsupported()),
+            None => match url.strip_prefix('~') {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                    let home = home.filter(|h| !h.is_empty()).ok_or_else(unsupported)?;
+                    std::path::PathBuf::from(home).join(rest.trim_start_matches('/'))
+                }
+                _ => std::path::PathBuf::from(url),
+            },
+        };
+        std::path::absolute(&path)
+            .map(Location::Local)
+            .map_err(|_| unsupported())
+    }
 }
 
 /// Test hooks (tests/lifecycle*.rs), only in a build with the `test-hooks` feature (`cargo
@@ -146,5 +180,44 @@ pub(crate) fn range_error(op: &'static str, key: &str, range: &Range<u64>, len: 
             "range {}..{} outside object of {} bytes",
             range.start, range.end, len
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+    use std::path::PathBuf;
+
+    #[test]
+    fn repository_locations_parse_to_s3_or_an_absolute_path() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let home = Some("/home/ops".into());
+        let local = |p: &str| Some(Location::Local(PathBuf::from(p)));
+        let cases: [(&str, Option<Location>); 14] = [
+            ("backups", Some(Location::Local(cwd.join("backups")))),
+            ("./backups", Some(Location::Local(cwd.join("backups")))),
+            ("a/b", Some(Location::Local(cwd.join("a/b")))),
+            ("../up", Some(Location::Local(cwd.join("../up")))),
+            ("/srv/backup", local("/srv/backup")),
+            ("~", local("/home/ops")),
+            ("~/backup", local("/home/ops/backup")),
+            (
+                "~other/backup",
+                Some(Location::Local(cwd.join("~other/backup"))),
+            ),
+            ("file:///srv/backup", local("/srv/backup")),
+            ("file://srv/backup", None),
+            (
+                "s3://bucket/prefix",
+                Some(Location::S3("s3://bucket/prefix".into())),
+            ),
+            ("gs://bucket", None),
+            ("http://host/x", None),
+            ("", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(Location::parse(url, home.clone()).ok(), want, "{url:?}");
+        }
+        assert!(Location::parse("~/x", None).is_err(), "~ without HOME");
     }
 }
