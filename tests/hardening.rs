@@ -349,12 +349,7 @@ fn check_reports_a_missing_pack_once_with_its_files() {
     }
     env.init();
     env.ok(&["ingest", s(&src)]);
-    let pack = walk(&env.repo().join("data"))
-        .into_iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
-        .expect("pack");
-    std::fs::remove_file(&pack).expect("rm");
+    std::fs::remove_file(largest_pack(&env)).expect("rm");
     let out = env.run(&["check"]);
     assert_eq!(code(&out), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -388,12 +383,7 @@ fn a_missing_pack_fails_only_the_files_that_need_it() {
     let over = env.path("over");
     env.ok(&["restore", "latest", "--target", s(&over)]);
     // A pack with nothing but chunks of `big` in it.
-    let pack = walk(&env.repo().join("data"))
-        .into_iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
-        .expect("pack");
-    std::fs::remove_file(&pack).expect("rm");
+    std::fs::remove_file(largest_pack(&env)).expect("rm");
     let live = restored(&over, &src);
     std::fs::write(live.join("big"), b"live data, newer than the backup").expect("write");
     std::fs::write(live.join("sub/small3"), b"to be replaced").expect("write");

@@ -672,15 +672,20 @@ pub fn ingest_two_files_and_damage_one(env: &Env) -> PathBuf {
     std::fs::write(src.join("b"), noise(1_000_000, 2)).expect("write");
     env.init();
     env.ok(&["ingest", src.to_str().expect("utf-8")]);
-    let pack = walk(&env.repo().join("data"))
-        .into_iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
-        .expect("a pack");
+    let pack = largest_pack(env);
     let mut bytes = std::fs::read(&pack).expect("read pack");
     bytes[5000] ^= 0x01;
     std::fs::write(&pack, bytes).expect("write pack");
     src
+}
+
+/// The largest pack file of a local repository.
+pub fn largest_pack(env: &Env) -> PathBuf {
+    walk(&env.repo().join("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+        .expect("a pack")
 }
 
 /// A new repository with one snapshot of `src/f` holding `content`; returns `src`.
