@@ -254,6 +254,7 @@ fn every_spelling_of_a_local_repository_works() {
     std::fs::write(src.join("f"), b"kept").expect("write");
     let src_s = src.to_str().expect("utf-8");
     let home = env.path(""); // Env sets HOME to its directory.
+    std::fs::create_dir_all(home.join("nested")).expect("mkdir");
     let cases = [
         ("backups", "backups"),
         ("./dot", "dot"),
@@ -281,11 +282,23 @@ fn every_spelling_of_a_local_repository_works() {
         }
         assert!(home.join(dir).join("config").is_file(), "{spelling}");
     }
+    for typo in ["gs://bucket/prefix", "s3:bucket", "~nobody/repo"] {
+        let out = env
+            .cmd()
+            .args(["init", "--repo", typo])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{typo}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("s3://bucket/prefix"));
+    }
+    // A missing parent is not made: the disk it is on may not be mounted.
+    let unmounted = env.path("not-mounted/backups");
     let out = env
         .cmd()
-        .args(["snapshots", "--repo", "gs://bucket/prefix"])
+        .args(["init", "--repo", unmounted.to_str().expect("utf-8")])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("s3://bucket/prefix"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(!env.path("not-mounted").exists());
 }

@@ -126,14 +126,17 @@ impl Context {
 }
 
 pub fn init(ctx: &Context, compression: Option<crate::repo::compress::Compression>) -> Result<i32> {
-    // A new local repository gets its directory and missing parents, as `mkdir -p` (and
-    // restic's `init`) would. Other commands read the repository's config first, so a
-    // repository on a disk that is not mounted fails there instead of starting over.
+    // The repository's own directory is made by its first write, durably; a missing
+    // parent is an error, not made: `init --repo /mnt/usb/backups` with the disk not
+    // mounted must not put the repository on the root filesystem.
     let home = std::env::var_os("HOME");
     if let crate::store::Location::Local(dir) = crate::store::Location::parse(ctx.url()?, home)? {
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.is_dir()) {
+            return Err(Error::InvalidArgument(format!(
+                "{} does not exist: create it first (or check that its disk is mounted)",
+                parent.display()
+            )));
+        }
     }
     let store = crate::store::open(ctx.url()?, &ctx.rt)?;
     let pw = ctx.password.get(true)?;

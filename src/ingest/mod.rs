@@ -453,6 +453,7 @@ fn record(
     id: &str,
     manifest: &Manifest,
 ) -> Result<()> {
+    trees.check()?;
     if let Some(name) = index_name {
         cat.insert_index(name, index)?;
     }

@@ -2,10 +2,13 @@
 //! once the snapshot is committed. They were held in memory: a million-file tree made
 //! ingest peak at 650 MB (docs/benchmarks.md, "A million files"). They go to an unnamed
 //! temporary file instead (encoded as stored, children before parents), and are read back
-//! one at a time.
+//! one at a time. It is made beside the catalog (a cache directory on disk, where /tmp may
+//! be memory). Recording trees in the catalog is best effort (`catalog sync` repairs it), so
+//! a spool that cannot be written fails the catalog update, never the backup.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
@@ -13,9 +16,12 @@ use crate::model::Tree;
 use crate::repo::decode_tree;
 
 pub struct TreeSpool {
+    dir: PathBuf,
     /// Opened at the first tree: an ingest that fails before has nothing to clean up.
     file: Option<BufWriter<File>>,
     count: u64,
+    /// Why the spool stopped taking trees, if it did.
+    failed: Option<String>,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -23,20 +29,35 @@ fn io(e: std::io::Error) -> Error {
 }
 
 impl TreeSpool {
-    pub fn new() -> Self {
+    /// A spool whose file will be made in `dir`.
+    pub fn new(dir: &Path) -> Self {
         TreeSpool {
+            dir: dir.to_path_buf(),
             file: None,
             count: 0,
+            failed: None,
         }
     }
 
-    /// Appends a tree, `raw` being its encoding (`encode_tree`).
-    pub fn push(&mut self, id: &BlobId, raw: &[u8]) -> Result<()> {
+    /// Appends a tree, `raw` being its encoding (`encode_tree`). A failure is kept for
+    /// `for_each` (and said once), not returned: the backup goes on.
+    pub fn push(&mut self, id: &BlobId, raw: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.append(id, raw) {
+            tracing::warn!("the catalog will not get this snapshot's trees ({e}); `cofre catalog sync` adds them");
+            self.failed = Some(e.to_string());
+            self.file = None;
+        }
+    }
+
+    fn append(&mut self, id: &BlobId, raw: &[u8]) -> Result<()> {
         let f = match &mut self.file {
             Some(f) => f,
-            None => self
-                .file
-                .insert(BufWriter::new(tempfile::tempfile().map_err(io)?)),
+            None => self.file.insert(BufWriter::new(
+                tempfile::tempfile_in(&self.dir).map_err(io)?,
+            )),
         };
         let len = u32::try_from(raw.len()).map_err(|_| Error::corrupt("tree", "over 4 GiB"))?;
         f.write_all(&id.0).map_err(io)?;
@@ -46,8 +67,20 @@ impl TreeSpool {
         Ok(())
     }
 
+    /// Fails if a tree could not be kept: then nothing of the snapshot should be recorded.
+    pub fn check(&self) -> Result<()> {
+        match &self.failed {
+            Some(why) => Err(Error::corrupt(
+                "the ingest's temporary tree file",
+                why.clone(),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Calls `each` with every tree, in the order they were pushed.
     pub fn for_each(self, mut each: impl FnMut(&BlobId, &Tree) -> Result<()>) -> Result<()> {
+        self.check()?;
         let Some(f) = self.file else { return Ok(()) };
         let mut f = f.into_inner().map_err(|e| io(e.into_error()))?;
         f.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -101,7 +134,8 @@ mod tests {
 
     #[test]
     fn trees_come_back_in_order() {
-        let mut spool = TreeSpool::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut spool = TreeSpool::new(dir.path());
         let mut want = Vec::new();
         for i in 0..300u32 {
             let tree = Tree {
@@ -110,9 +144,7 @@ mod tests {
                     .collect(),
             };
             let id = BlobId([i as u8; 32]);
-            spool
-                .push(&id, &encode_tree(&tree).expect("encode"))
-                .expect("push");
+            spool.push(&id, &encode_tree(&tree).expect("encode"));
             want.push((id, tree));
         }
         let mut got = Vec::new();
@@ -123,8 +155,13 @@ mod tests {
             })
             .expect("read back");
         assert_eq!(got, want);
-        TreeSpool::new()
+        TreeSpool::new(dir.path())
             .for_each(|_, _| panic!("an empty spool has no trees"))
             .expect("empty");
+        // A spool that cannot make its file fails the catalog update, not the push.
+        let mut broken = TreeSpool::new(&dir.path().join("missing"));
+        broken.push(&BlobId([1; 32]), b"x");
+        assert!(broken.check().is_err());
+        assert!(broken.for_each(|_, _| Ok(())).is_err());
     }
 }

@@ -97,7 +97,13 @@ impl<'a, 'p> Walker<'a, 'p> {
             atime: false,
             trust_prev: false,
             targets_found: 0,
-            trees: TreeSpool::new(),
+            trees: TreeSpool::new(
+                &catalog
+                    .path()
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(std::env::temp_dir, Path::to_path_buf),
+            ),
             last_tree: None,
         }
     }
@@ -115,7 +121,7 @@ impl<'a, 'p> Walker<'a, 'p> {
     pub fn store_tree(&mut self, tree: Tree) -> Result<BlobId> {
         let raw = encode_tree(&tree)?;
         let id = self.chunker.repo.keys().blob_id(&raw);
-        self.trees.push(&id, &raw)?;
+        self.trees.push(&id, &raw);
         if !self.chunker.known(&id, BlobKind::Tree)? {
             self.chunker.seen.insert(id);
             self.chunker.packer.add(id, raw, BlobKind::Tree)?;

@@ -210,7 +210,8 @@ fn frame_size(frame: &[u8]) -> Result<usize, String> {
 }
 
 /// The raw bytes of an opened blob (`flag ‖ payload`), or the delta to apply to its base;
-/// the caller checks the result against the id.
+/// the caller checks the result against the id (`Repository::decode_blob_with`), or the
+/// whole file's blake3 (a restore, `Repository::open_blob`).
 pub fn decode(plain: &[u8]) -> Result<Payload<'_>, String> {
     match plain.split_first() {
         Some((&RAW, rest)) => Ok(Payload::Full(rest.to_vec())),

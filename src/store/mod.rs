@@ -116,7 +116,11 @@ pub enum Location {
 impl Location {
     /// `s3://bucket/prefix`; `file:///absolute/path`; `~` or `~/path` (a config file or a
     /// quoted argument gets no shell expansion), from `home`; any other path, made absolute
-    /// against the working directory (symlinks are kept, as a shell user expects).
+    /// against the working directory (symlinks are kept, as a shell user expects). What
+    /// looks like a mistyped URL (`s3:bucket`, `s3:/b`, `gs://b`) or another user's home
+    /// (`~backup/x`) is refused rather than taken as a new local directory: `init` would
+    /// otherwise make a repository on the local disk of someone who meant S3. A local
+    /// name with a colon in its first component is written `./name:x`.
     pub fn parse(url: &str, home: Option<std::ffi::OsString>) -> crate::error::Result<Location> {
         use crate::error::Error::UnsupportedUrl;
         let unsupported = || UnsupportedUrl(url.to_string());
@@ -126,13 +130,14 @@ impl Location {
         let path = match url.strip_prefix("file://") {
             Some(p) if p.starts_with('/') => std::path::PathBuf::from(p),
             Some(_) => return Err(unsupported()),
-            None if url.contains("://") || url.is_empty() => return Err(unsupported()),
+            None if url.is_empty() || looks_like_a_scheme(url) => return Err(unsupported()),
             None => match url.strip_prefix('~') {
                 Some(rest) if rest.is_empty() || rest.starts_with('/') => {
                     let home = home.filter(|h| !h.is_empty()).ok_or_else(unsupported)?;
                     std::path::PathBuf::from(home).join(rest.trim_start_matches('/'))
                 }
-                _ => std::path::PathBuf::from(url),
+                Some(_) => return Err(unsupported()),
+                None => std::path::PathBuf::from(url),
             },
         };
         std::path::absolute(&path)
@@ -183,6 +188,16 @@ pub(crate) fn range_error(op: &'static str, key: &str, range: &Range<u64>, len: 
     }
 }
 
+/// `scheme:` at the start (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`).
+fn looks_like_a_scheme(url: &str) -> bool {
+    let head = url.split(['/', ':']).next().unwrap_or("");
+    url[head.len()..].starts_with(':')
+        && head.starts_with(|c: char| c.is_ascii_alphabetic())
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Location;
@@ -193,7 +208,7 @@ mod tests {
         let cwd = std::env::current_dir().expect("cwd");
         let home = Some("/home/ops".into());
         let local = |p: &str| Some(Location::Local(PathBuf::from(p)));
-        let cases: [(&str, Option<Location>); 14] = [
+        let cases: [(&str, Option<Location>); 19] = [
             ("backups", Some(Location::Local(cwd.join("backups")))),
             ("./backups", Some(Location::Local(cwd.join("backups")))),
             ("a/b", Some(Location::Local(cwd.join("a/b")))),
@@ -201,10 +216,15 @@ mod tests {
             ("/srv/backup", local("/srv/backup")),
             ("~", local("/home/ops")),
             ("~/backup", local("/home/ops/backup")),
+            ("~other/backup", None),
+            ("./~other", Some(Location::Local(cwd.join("~other")))),
+            ("s3:bucket", None),
+            ("s3:/bucket/x", None),
             (
-                "~other/backup",
-                Some(Location::Local(cwd.join("~other/backup"))),
+                "./backup:2024",
+                Some(Location::Local(cwd.join("backup:2024"))),
             ),
+            ("dir/a:b", Some(Location::Local(cwd.join("dir/a:b")))),
             ("file:///srv/backup", local("/srv/backup")),
             ("file://srv/backup", None),
             (
