@@ -1,6 +1,6 @@
 //! The trees of a snapshot being ingested, kept for the catalog, which records them only
 //! once the snapshot is committed. They were held in memory: a million-file tree made
-//! ingest peak at 650 MB (docs/benchmarks.md, "A million files"). They go to an unnamed
+//! ingest peak at 837 MB (docs/benchmarks.md, "A million files"). They go to an unnamed
 //! temporary file instead (encoded as stored, children before parents), and are read back
 //! one at a time. It is made beside the catalog (a cache directory on disk, where /tmp may
 //! be memory). Recording trees in the catalog is best effort (`catalog sync` repairs it), so

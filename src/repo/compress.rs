@@ -57,8 +57,8 @@ impl Compression {
 
     /// `flag ‖ payload` for `raw`: stored raw when compression saves less than 3%, since
     /// then every read would pay for decompressing it and almost nothing is saved; and
-    /// not even tried on data that looks incompressible (`looks_incompressible`), like
-    /// restic's and borg's `auto`: zstd spent 17% of an ingest's CPU on such chunks.
+    /// not even tried on data that looks incompressible (`looks_incompressible`), as
+    /// borg's `auto` judges by lz4 first (393 MB of such data: 14% less user CPU).
     pub fn encode(self, raw: &[u8]) -> Vec<u8> {
         let packed = match self {
             Compression::None => None,

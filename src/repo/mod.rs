@@ -504,13 +504,19 @@ impl Repository {
         base: BaseFn<'_>,
     ) -> Result<DecodedBlob> {
         let d = self.open_blob(id, encoded, base)?;
-        if self.keys.blob_id(&d.raw) != *id {
-            return Err(Error::corrupt(
+        self.verify_id(id, &d.raw)?;
+        Ok(d)
+    }
+
+    /// Whether `raw` is the plaintext of blob `id` (its keyed blake3).
+    pub fn verify_id(&self, id: &BlobId, raw: &[u8]) -> Result<()> {
+        match self.keys.blob_id(raw) == *id {
+            true => Ok(()),
+            false => Err(Error::corrupt(
                 format!("blob {}", id.hex()),
                 "content does not match its id",
-            ));
+            )),
         }
-        Ok(d)
     }
 
     /// `decode_blob_with` without hashing the result against its id: for a caller that

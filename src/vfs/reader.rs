@@ -407,13 +407,7 @@ impl ChunkCache {
     /// For a restore's file without a whole-content blake3: its chunk's bytes against the
     /// chunk's id (`ReadMode::Restore` does not hash them).
     pub fn check_id(&self, id: &BlobId, data: &[u8]) -> Result<()> {
-        match self.repo.keys().blob_id(data) == *id {
-            true => Ok(()),
-            false => Err(Error::corrupt(
-                format!("blob {}", id.hex()),
-                "content does not match its id",
-            )),
-        }
+        self.repo.verify_id(id, data)
     }
 
     /// A chunk from the on-disk cache; a damaged entry is removed (and fetched again).
