@@ -595,3 +595,61 @@ fn two_catalog_rebuilds_at_once_leave_one_sound_catalog() {
         assert!(env.ok(&["ls", "latest"]) == listing, "round {round}");
     }
 }
+
+/// A hard link whose file could not be restored is reported and left alone: over an
+/// existing tree it must not be linked to the live file still at the first path (which
+/// would give it content from outside the snapshot while the restore calls it restored).
+#[test]
+fn a_hard_link_to_a_file_that_failed_is_reported_and_left_alone() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+    // `big` (walked first) fills whole packs; `sub/alias` is another name for it.
+    std::fs::write(src.join("big"), noise(20_000_000, 7)).expect("write");
+    std::fs::hard_link(src.join("big"), src.join("sub/alias")).expect("link");
+    std::fs::write(src.join("sub/small"), noise(3_000, 8)).expect("write");
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    std::fs::remove_file(largest_pack(&env)).expect("rm");
+    let over = env.path("over");
+    let live = restored(&over, &src);
+    std::fs::create_dir_all(live.join("sub")).expect("mkdir");
+    std::fs::write(live.join("big"), b"live data, newer than the backup").expect("write");
+    std::fs::write(live.join("sub/alias"), b"an unrelated older file").expect("write");
+    for (mode, target) in [("empty", env.path("empty")), ("over", over.clone())] {
+        let out = env.run(&["restore", "latest", "--target", s(&target)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), Some(1), "{mode}: {stderr}");
+        let copy = restored(&target, &src);
+        for name in ["big", "sub/alias"] {
+            let path = copy.join(name);
+            assert!(
+                stderr.contains(&format!("{}:", path.display())),
+                "{mode}: {name} is named: {stderr}"
+            );
+        }
+        assert!(!stderr.contains("sub/small"), "{mode}: {stderr}");
+        assert_eq!(
+            std::fs::read(copy.join("sub/small")).expect("small"),
+            noise(3_000, 8)
+        );
+        match mode {
+            "empty" => {
+                assert!(!copy.join("big").exists(), "{mode}: half-written big");
+                assert!(!copy.join("sub/alias").exists(), "{mode}: alias made");
+            }
+            _ => {
+                assert_eq!(
+                    std::fs::read(copy.join("big")).expect("big"),
+                    b"live data, newer than the backup"
+                );
+                assert_eq!(
+                    std::fs::read(copy.join("sub/alias")).expect("alias"),
+                    b"an unrelated older file",
+                    "{mode}: the alias was linked to a file the restore did not write"
+                );
+            }
+        }
+        assert_eq!(restore_leftovers(&target), Vec::<std::path::PathBuf>::new());
+    }
+}

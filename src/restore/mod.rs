@@ -12,7 +12,7 @@
 
 mod at;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -41,6 +41,9 @@ pub struct RestoreReport {
     pub errors: Vec<String>,
     /// Entries restored with some metadata missing (exit 3).
     pub warnings: Vec<String>,
+    /// The entries in `errors`, for the hard links to them (which must fail too).
+    #[serde(skip)]
+    failed: HashSet<PathBuf>,
 }
 
 const WRITERS: usize = 4;
@@ -56,7 +59,8 @@ struct Restorer<'a> {
     at: &'a Beneath,
     target: &'a Path,
     is_root: bool,
-    hardlinks: HashMap<(u64, u64), PathBuf>,
+    /// The first entry of each hard-linked inode (by device and inode number) and its node.
+    hardlinks: HashMap<(u64, u64), (PathBuf, Node)>,
     jobs: Sender<Job>,
     report: &'a Mutex<RestoreReport>,
     /// Created once the files they point to are written.
@@ -218,8 +222,27 @@ fn record(report: &Mutex<RestoreReport>, path: &Path, r: Result<(Vec<String>, u6
                     .push(format!("{}: could not apply {f}", path.display()));
             }
         }
-        Err(e) => rep.errors.push(format!("{}: {e}", path.display())),
+        Err(e) => {
+            rep.errors.push(format!("{}: {e}", path.display()));
+            rep.failed.insert(path.to_path_buf());
+        }
     }
+}
+
+/// Whether two entries of a snapshot can be restored as one inode: everything an inode
+/// holds is the same. Ingest gives every name of a hard-linked file the same node but for
+/// its name, so a difference means they were not one file when read: an inode number freed
+/// and reused during the walk, a file rewritten between the reads of its two names, or a
+/// repository written by something else. Linking them would give the second name the
+/// first's content, so each is then restored on its own.
+fn one_inode(a: &Node, b: &Node) -> bool {
+    (
+        a.kind, a.mode, a.uid, a.gid, a.size, a.mtime, a.ctime, a.nlink,
+    ) == (
+        b.kind, b.mode, b.uid, b.gid, b.size, b.mtime, b.ctime, b.nlink,
+    ) && (&a.user, &a.group, &a.xattrs) == (&b.user, &b.group, &b.xattrs)
+        && a.blake3 == b.blake3
+        && a.chunks == b.chunks
 }
 
 impl Restorer<'_> {
@@ -257,12 +280,17 @@ impl Restorer<'_> {
             Kind::File => {
                 self.report.lock().files += 1;
                 if n.nlink > 1 {
-                    let key = (n.dev, n.inode);
-                    if let Some(first) = self.hardlinks.get(&key) {
-                        self.links.push((first.clone(), rel.to_path_buf()));
-                        return Ok(());
+                    match self.hardlinks.get(&(n.dev, n.inode)) {
+                        Some((first, node)) if one_inode(node, n) => {
+                            self.links.push((first.clone(), rel.to_path_buf()));
+                            return Ok(());
+                        }
+                        Some(_) => {}
+                        None => {
+                            let key = (n.dev, n.inode);
+                            self.hardlinks.insert(key, (rel.to_path_buf(), n.clone()));
+                        }
                     }
-                    self.hardlinks.insert(key, rel.to_path_buf());
                 }
                 let fd = match &dir.0 {
                     Some(d) => d.clone(),
@@ -384,6 +412,21 @@ pub fn restore_with_cache(
     });
     walked?;
     for (first, rel) in links {
+        // Over an existing tree, whatever is at `first` after its restore failed is not the
+        // snapshot's file (the live one was kept): a link to it would be wrong and reported
+        // as restored.
+        if report.lock().failed.contains(&target.join(&first)) {
+            let why = format!(
+                "not linked to {}, which could not be restored",
+                target.join(&first).display()
+            );
+            record(
+                &report,
+                &target.join(&rel),
+                Err(Error::Os(std::io::Error::other(why))),
+            );
+            continue;
+        }
         let r = at.slot(&first).and_then(|from| {
             let to = at.slot(&rel)?;
             let tmp = at::temp_beside(&to)?;

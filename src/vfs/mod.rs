@@ -359,12 +359,12 @@ impl Vfs {
     ) -> (Attr, Vec<ChunkRef>, Entry) {
         // The inode table keeps attributes only; chunk lists go to whoever reads the file.
         let meta = Arc::new(Meta::of(&row.node));
-        let chunks = row.node.chunks;
         let key = if meta.kind == Kind::File && meta.nlink > 1 {
-            key_hardlink(&snap.id, meta.dev, meta.inode)
+            key_hardlink(&snap.id, &row.node)
         } else {
             key_child(parent, &meta.name)
         };
+        let chunks = row.node.chunks;
         let entry = Entry::Node {
             snap: snap.clone(),
             rowid: row.rowid,
@@ -377,6 +377,7 @@ impl Vfs {
                 snap.id == snap_id
                     && m.inode == meta.inode
                     && m.dev == meta.dev
+                    && (m.size, m.mtime, m.ctime) == (meta.size, meta.mtime, meta.ctime)
                     && (m.nlink > 1 || m.name == meta.name)
             }
             _ => false,

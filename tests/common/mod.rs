@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 mod copy;
+mod craft;
 mod servers;
 #[allow(unused_imports)]
 pub use copy::copy_dir;
+#[allow(unused_imports)]
+pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
 pub use servers::{Garage, Moto};
 
@@ -232,29 +235,10 @@ fn utimens(p: &Path, atime: (i64, i64), mtime: (i64, i64)) {
 
 /// Chunk lengths of the file at absolute `path` in the latest snapshot of a local repository.
 pub fn chunk_lengths(env: &Env, path: &Path) -> Vec<u32> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = std::sync::Arc::new(cofre::store::local::LocalStore::new(env.repo()));
-    let repo = cofre::repo::Repository::open(store, rt.handle().clone(), PASSWORD.as_bytes())
-        .expect("open");
-    let index = repo.load_master_index().expect("index");
+    let (_rt, repo) = open_local(env);
     let id = repo.snapshot_ids().expect("ids").pop().expect("a snapshot");
-    let mut tree = repo
-        .load_tree(&index, &repo.load_manifest(&id).expect("manifest").root)
-        .expect("root");
-    let parts: Vec<_> = path.iter().skip(1).collect();
-    for (i, part) in parts.iter().enumerate() {
-        let node = tree
-            .find(part.as_bytes())
-            .expect("path in snapshot")
-            .clone();
-        if i + 1 == parts.len() {
-            return node.chunks.iter().map(|c| c.len).collect();
-        }
-        tree = repo
-            .load_tree(&index, &node.subtree.expect("dir"))
-            .expect("tree");
-    }
-    Vec::new()
+    let node = snapshot_node(&repo, &id, path);
+    node.chunks.iter().map(|c| c.len).collect()
 }
 
 pub fn set_mtime(p: &Path, sec: i64, nsec: i64) {
