@@ -288,7 +288,7 @@ impl Walk<'_> {
                 "has no whole copy in any index",
             )
         })?;
-        let raw = Arc::new(self.repo.read_blob(id, loc)?);
+        let raw = Arc::new(self.repo.read_blob(id, &loc)?);
         self.bases.lock().put(*id, raw.clone());
         Ok(raw)
     }
@@ -449,7 +449,7 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
     for (name, e) in &all.damaged {
         w.report.errors.push(format!("index/{name}: {e}"));
     }
-    w.index = all.master();
+    w.index = all.into_master();
     w.report.packs = w.packs.len();
     w.report.unindexed_packs = w.packs.keys().filter(|k| !indexed.contains(*k)).count();
     let mut roots = Vec::new();

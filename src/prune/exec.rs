@@ -119,7 +119,7 @@ fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
                 let loc = plan.index.get_whole(b).ok_or_else(|| {
                     Error::corrupt(format!("blob {}", b.hex()), "has no whole copy")
                 })?;
-                Ok(std::sync::Arc::new(repo.read_blob(b, loc)?))
+                Ok(std::sync::Arc::new(repo.read_blob(b, &loc)?))
             };
             repo.decode_blob_with(&e.id, enc, &base).map_err(|err| {
                 Error::PruneRefused(format!(

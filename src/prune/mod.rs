@@ -123,7 +123,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let doomed_before = earlier.packs();
     // 2. Index objects and the packs really in the store, with their ages by the store's
     //    clock.
-    let indexes = repo.load_indexes()?;
+    let mut indexes = repo.load_indexes()?;
     let listing = repo.pack_listing()?;
     let in_store: HashMap<BlobId, u64> = listing.iter().map(|(id, o)| (*id, o.size)).collect();
     tracing::info!(
@@ -131,14 +131,16 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         indexes.readable.len(),
         in_store.len()
     );
+    // The packs in the store that an index object lists, each once; the index objects
+    // keep their names only (their entries would be a second copy of every blob's).
     let mut packs: HashMap<BlobId, IndexPack> = HashMap::new();
     // Which index objects name each pack.
     let mut named_by: HashMap<BlobId, Vec<usize>> = HashMap::new();
-    for (i, (_, f)) in indexes.readable.iter().enumerate() {
-        for p in &f.packs {
+    for (i, (_, f)) in indexes.readable.iter_mut().enumerate() {
+        for p in std::mem::take(&mut f.packs) {
             named_by.entry(p.id).or_default().push(i);
             if in_store.contains_key(&p.id) {
-                packs.entry(p.id).or_insert_with(|| p.clone());
+                packs.entry(p.id).or_insert(p);
             }
         }
     }
@@ -154,14 +156,15 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     // 3. Packs no readable index lists: what they hold comes from their own header. Those
     //    younger than twice the stale time may be a running ingest's: neither adopted nor
     //    deleted (kopia's minimum age), whatever the locks say.
-    let mut indexed: Vec<IndexPack> = packs.values().cloned().collect();
+    let mut indexed: Vec<IndexPack> = packs.into_values().collect();
     indexed.sort_by_key(|p| p.id);
+    let is_indexed: HashSet<BlobId> = indexed.iter().map(|p| p.id).collect();
     let mut adopted: Vec<IndexPack> = Vec::new();
     let mut sorted: Vec<(&BlobId, &crate::store::ObjectInfo)> = listing.iter().collect();
     sorted.sort_by_key(|(id, _)| **id);
     for (id, o) in sorted {
         let (size, modified) = (&o.size, &o.modified);
-        if packs.contains_key(id) {
+        if is_indexed.contains(id) {
             continue;
         }
         // A doomed pack is no running ingest's, whatever its age (ingests never write one).
@@ -180,7 +183,6 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
                     class: o.class.clone(),
                     entries,
                 };
-                packs.insert(*id, p.clone());
                 adopted.push(p);
             }
             // Unreadable: we cannot prove it unused, so it stays.
@@ -217,7 +219,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let mut keep = Vec::new();
     let mut delete = Vec::new();
     let mut partial = Vec::new();
-    let mut ordered: Vec<IndexPack> = packs.into_values().collect();
+    drop(all_packs);
+    let mut ordered: Vec<IndexPack> = indexed.into_iter().chain(adopted).collect();
     ordered.sort_by_key(|p| p.id);
     for p in ordered {
         match used_in.remove(&p.id) {

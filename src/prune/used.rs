@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::Result;
 use crate::crypto::BlobId;
-use crate::repo::index::{IndexFile, IndexPack, Location, MasterIndex};
+use crate::repo::index::{IndexPack, Location, MasterIndex};
 use crate::repo::Repository;
 
 /// The two views of the packs a plan has: `all` (every copy, for reading trees and
@@ -26,12 +26,7 @@ pub struct Views {
 /// given up for an unindexed one.
 pub fn views(indexed: &[IndexPack], adopted: &[IndexPack], doomed: &HashSet<BlobId>) -> Views {
     let mut all = MasterIndex::default();
-    all.add(&IndexFile {
-        packs: indexed.to_vec(),
-    });
-    all.add(&IndexFile {
-        packs: adopted.to_vec(),
-    });
+    all.add_packs(indexed.iter().chain(adopted), |_| true);
     all.seal();
     let free = |p: &&IndexPack| !doomed.contains(&p.id);
     let whole_here: HashSet<BlobId> = indexed
@@ -40,23 +35,11 @@ pub fn views(indexed: &[IndexPack], adopted: &[IndexPack], doomed: &HashSet<Blob
         .filter(free)
         .flat_map(|p| p.entries.iter().filter(|e| e.base.is_none()).map(|e| e.id))
         .collect();
-    let safe_only = |packs: &[IndexPack]| IndexFile {
-        packs: packs
-            .iter()
-            .filter(free)
-            .map(|p| {
-                let mut p = p.clone();
-                p.entries.retain(|e| {
-                    e.base
-                        .is_none_or(|b| b.ids().all(|x| whole_here.contains(&x)))
-                });
-                p
-            })
-            .collect(),
-    };
     let mut safe = MasterIndex::default();
-    safe.add(&safe_only(indexed));
-    safe.add(&safe_only(adopted));
+    safe.add_packs(indexed.iter().chain(adopted).filter(free), |e| {
+        e.base
+            .is_none_or(|b| b.ids().all(|x| whole_here.contains(&x)))
+    });
     safe.seal();
     Views { all, safe }
 }
@@ -133,7 +116,7 @@ pub fn homes(used: &HashSet<BlobId>, views: &Views, packs: &[&IndexPack]) -> Hom
             };
             match loc {
                 Some(l) => {
-                    h.keep(id, l);
+                    h.keep(id, &l);
                     todo.extend(l.base.iter().flat_map(|b| b.ids()).map(|x| (x, true)));
                 }
                 None => {

@@ -110,40 +110,115 @@ pub struct Location {
     pub base: Option<super::compress::Bases>,
 }
 
-/// All blob locations, in memory (restore and check use it; the catalog holds the same).
+/// One copy of a blob as the master index keeps it: 24 bytes, where its `Location` takes
+/// 136 (the pack's 32-byte id and 65 bytes of optional bases in every entry). At a million
+/// files prune holds two master indexes of every copy (docs/benchmarks.md, "A million
+/// files"), so the pack is a number in `MasterIndex::packs` and the bases a number in
+/// `MasterIndex::bases` (deltas are the exception).
+#[derive(Clone, Copy)]
+struct Slot {
+    pack: u32,
+    offset: u32,
+    length: u32,
+    raw_len: u32,
+    /// Position in `MasterIndex::bases`, or `WHOLE`.
+    base: u32,
+    kind: BlobKind,
+    tier: u8,
+}
+
+const WHOLE: u32 = u32::MAX;
+
+/// All blob locations, in memory (restore, check and prune use it; the catalog holds the
+/// same for the mount).
 #[derive(Default)]
 pub struct MasterIndex {
-    map: HashMap<BlobId, Location>,
-    /// Per pack, its blobs sorted by offset (for pack-order read-ahead).
-    by_pack: HashMap<BlobId, Vec<(BlobId, Location)>>,
+    /// Every pack seen; `Slot::pack` is a position here.
+    packs: Vec<BlobId>,
+    pack_no: HashMap<BlobId, u32>,
+    bases: Vec<super::compress::Bases>,
+    /// Every copy of every blob, in the order added.
+    copies: Vec<(BlobId, Slot)>,
+    /// The copy readers use, per blob (a position in `copies`).
+    map: HashMap<BlobId, u32>,
+    /// Positions in `copies` by pack, each pack's sorted by offset (for pack-order
+    /// read-ahead), and each pack's range in it; both filled by `seal`.
+    by_pack: Vec<u32>,
+    pack_ranges: Vec<std::ops::Range<u32>>,
     /// For a blob whose nearest copy is a delta: its nearest whole copy, where it is read
     /// as another delta's base (filled by `seal`).
-    whole: HashMap<BlobId, Location>,
+    whole: HashMap<BlobId, u32>,
+}
+
+/// A position in one of the master index's tables. Four billion blob copies would need
+/// 200 GiB of memory for the index first.
+fn pos(len: usize) -> u32 {
+    u32::try_from(len).expect("fewer than 4 billion blob copies")
 }
 
 impl MasterIndex {
     pub fn add(&mut self, file: &IndexFile) {
-        for p in &file.packs {
+        self.add_packs(&file.packs, |_| true);
+    }
+
+    /// Adds the entries of `packs` that `keep` accepts. Of two copies of a blob the
+    /// nearest wins; of two equally near, a whole one (no base to read), then the first
+    /// added.
+    pub fn add_packs<'a>(
+        &mut self,
+        packs: impl IntoIterator<Item = &'a IndexPack>,
+        keep: impl Fn(&PackEntry) -> bool,
+    ) {
+        for p in packs {
             let tier = tier(p.class.as_deref());
-            for e in &p.entries {
-                let loc = Location {
-                    pack: p.id,
-                    kind: e.kind,
-                    offset: e.offset as u64,
+            let next = pos(self.packs.len());
+            let pack = *self.pack_no.entry(p.id).or_insert(next);
+            if pack == next {
+                self.packs.push(p.id);
+            }
+            for e in p.entries.iter().filter(|e| keep(e)) {
+                let base = match e.base {
+                    None => WHOLE,
+                    Some(b) => {
+                        self.bases.push(b);
+                        pos(self.bases.len() - 1)
+                    }
+                };
+                let at = pos(self.copies.len());
+                let slot = Slot {
+                    pack,
+                    offset: e.offset,
                     length: e.length,
                     raw_len: e.raw_len,
+                    base,
+                    kind: e.kind,
                     tier,
-                    base: e.base,
                 };
-                // The nearest copy wins; of two equally near, a whole one (no base to read).
-                match self.map.get(&e.id) {
-                    Some(old) if (old.tier, old.base.is_some()) <= (tier, e.base.is_some()) => {}
+                self.copies.push((e.id, slot));
+                match self.map.get(&e.id).map(|&i| self.slot(i)) {
+                    Some(old) if (old.tier, old.base != WHOLE) <= (tier, base != WHOLE) => {}
                     _ => {
-                        self.map.insert(e.id, loc);
+                        self.map.insert(e.id, at);
                     }
                 }
-                self.by_pack.entry(p.id).or_default().push((e.id, loc));
             }
+        }
+    }
+
+    fn slot(&self, i: u32) -> Slot {
+        self.copies[i as usize].1
+    }
+
+    fn location(&self, i: u32) -> Location {
+        let s = self.slot(i);
+        Location {
+            pack: self.packs[s.pack as usize],
+            kind: s.kind,
+            offset: u64::from(s.offset),
+            length: s.length,
+            raw_len: s.raw_len,
+            tier: s.tier,
+            base: (s.base != WHOLE).then(|| self.bases[s.base as usize]),
         }
     }
 
@@ -151,6 +226,20 @@ impl MasterIndex {
     /// delta copies whose base has no whole copy (`reader_copies_have_bases`); call after
     /// the last `add`.
     pub fn seal(&mut self) {
+        self.copies.shrink_to_fit();
+        self.bases.shrink_to_fit();
+        let mut by_pack: Vec<u32> = (0..pos(self.copies.len())).collect();
+        // Stable: equal offsets (one pack listed twice) stay in the order added.
+        by_pack.sort_by_key(|&i| (self.slot(i).pack, self.slot(i).offset));
+        let mut ranges = vec![0..0; self.packs.len()];
+        let mut start = 0;
+        for w in by_pack.chunk_by(|a, b| self.slot(*a).pack == self.slot(*b).pack) {
+            let end = start + pos(w.len());
+            ranges[self.slot(w[0]).pack as usize] = start..end;
+            start = end;
+        }
+        self.by_pack = by_pack;
+        self.pack_ranges = ranges;
         self.seal_wholes();
         self.reader_copies_have_bases();
     }
@@ -160,29 +249,32 @@ impl MasterIndex {
     /// chose, not of every copy). Readers take another copy of the blob, by the same
     /// order, if one can be read; the catalog's query applies the same rule.
     fn reader_copies_have_bases(&mut self) {
-        let readable = |mi: &MasterIndex, l: &Location| {
-            l.base
-                .is_none_or(|b| b.ids().all(|x| mi.get_whole(&x).is_some()))
+        let readable = |mi: &MasterIndex, s: Slot| {
+            s.base == WHOLE
+                || mi.bases[s.base as usize]
+                    .ids()
+                    .all(|x| mi.get_whole(&x).is_some())
         };
         let bad: std::collections::HashSet<BlobId> = self
             .map
             .iter()
-            .filter(|(_, l)| !readable(self, l))
+            .filter(|(_, &i)| !readable(self, self.slot(i)))
             .map(|(id, _)| *id)
             .collect();
         if bad.is_empty() {
             return;
         }
-        let mut best: HashMap<BlobId, Location> = HashMap::new();
-        for (id, loc) in self.by_pack.values().flatten() {
-            if !bad.contains(id) || !readable(self, loc) {
+        let mut best: HashMap<BlobId, u32> = HashMap::new();
+        for &i in &self.by_pack {
+            let (id, s) = self.copies[i as usize];
+            if !bad.contains(&id) || !readable(self, s) {
                 continue;
             }
-            let key = |l: &Location| (l.tier, l.base.is_some(), l.pack);
-            match best.get(id) {
-                Some(old) if key(old) <= key(loc) => {}
+            let key = |s: Slot| (s.tier, s.base != WHOLE, self.packs[s.pack as usize]);
+            match best.get(&id) {
+                Some(&old) if key(self.slot(old)) <= key(s) => {}
                 _ => {
-                    best.insert(*id, *loc);
+                    best.insert(id, i);
                 }
             }
         }
@@ -191,56 +283,70 @@ impl MasterIndex {
 
     fn seal_wholes(&mut self) {
         self.whole.clear();
-        for v in self.by_pack.values_mut() {
-            v.sort_by_key(|(_, l)| l.offset);
-            for (id, loc) in v.iter() {
-                if loc.base.is_some() || self.map.get(id).is_none_or(|m| m.base.is_none()) {
-                    continue;
-                }
-                // Nearest first; of two equally near, the lower pack id (the same on
-                // every run).
-                match self.whole.get(id) {
-                    Some(old) if (old.tier, old.pack) <= (loc.tier, loc.pack) => {}
-                    _ => {
-                        self.whole.insert(*id, *loc);
-                    }
+        let by_pack = std::mem::take(&mut self.by_pack);
+        for &i in &by_pack {
+            let (id, s) = self.copies[i as usize];
+            if s.base != WHOLE
+                || self
+                    .map
+                    .get(&id)
+                    .is_none_or(|&m| self.slot(m).base == WHOLE)
+            {
+                continue;
+            }
+            // Nearest first; of two equally near, the lower pack id (the same on every
+            // run).
+            let key = |s: Slot| (s.tier, self.packs[s.pack as usize]);
+            match self.whole.get(&id) {
+                Some(&old) if key(self.slot(old)) <= key(s) => {}
+                _ => {
+                    self.whole.insert(id, i);
                 }
             }
         }
+        self.by_pack = by_pack;
     }
 
     /// Blobs of `pack` at offsets `from..to`, in pack order (after `seal`).
     pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Vec<(BlobId, Location)> {
-        let Some(v) = self.by_pack.get(pack) else {
+        let Some(r) = self
+            .pack_no
+            .get(pack)
+            .and_then(|&n| self.pack_ranges.get(n as usize))
+        else {
             return Vec::new();
         };
-        let start = v.partition_point(|(_, l)| l.offset < from);
+        let v = &self.by_pack[r.start as usize..r.end as usize];
+        let offset = |i: u32| u64::from(self.slot(i).offset);
+        let start = v.partition_point(|&i| offset(i) < from);
         v[start..]
             .iter()
-            .take_while(|(_, l)| l.offset < to)
-            .copied()
+            .take_while(|&&i| offset(i) < to)
+            .map(|&i| (self.copies[i as usize].0, self.location(i)))
             .collect()
     }
 
     /// The copy readers use: nearest tier, then a whole copy over a delta.
-    pub fn get(&self, id: &BlobId) -> Option<&Location> {
-        self.map.get(id)
+    pub fn get(&self, id: &BlobId) -> Option<Location> {
+        self.map.get(id).map(|&i| self.location(i))
     }
 
     /// The nearest *whole* copy (after `seal`): where a delta's base is read. A base may
     /// also have a nearer delta copy (stored later, at another class); a base read must
     /// never land there (docs/prune.md "Deltas").
-    pub fn get_whole(&self, id: &BlobId) -> Option<&Location> {
+    pub fn get_whole(&self, id: &BlobId) -> Option<Location> {
         match self.map.get(id) {
-            Some(l) if l.base.is_none() => Some(l),
-            Some(_) => self.whole.get(id),
+            Some(&i) if self.slot(i).base == WHOLE => Some(self.location(i)),
+            Some(_) => self.whole.get(id).map(|&i| self.location(i)),
             None => None,
         }
     }
 
     /// Whether the reader's choice for `id` is `get_whole`'s (no second copy to keep).
     pub fn get_is_whole(&self, id: &BlobId) -> bool {
-        self.map.get(id).is_some_and(|l| l.base.is_none())
+        self.map
+            .get(id)
+            .is_some_and(|&i| self.slot(i).base == WHOLE)
     }
 
     pub fn len(&self) -> usize {
@@ -395,6 +501,46 @@ mod tests {
             });
             mi.seal();
             assert_eq!(mi.get(&id).map(|l| l.pack), want.map(|w| BlobId([w; 32])));
+        }
+    }
+
+    #[test]
+    fn pack_blobs_lists_a_packs_blobs_in_offset_order() {
+        let pack = |n: u8, blobs: &[u8]| IndexPack {
+            id: BlobId([n; 32]),
+            size: 1000,
+            class: None,
+            entries: blobs.iter().map(|&b| entry(b, None)).collect(),
+        };
+        let mut mi = MasterIndex::default();
+        // Entries out of order in the index object; pack 2 interleaved between two of 1's.
+        mi.add(&IndexFile {
+            packs: vec![pack(1, &[3, 1]), pack(2, &[2, 4])],
+        });
+        mi.add(&IndexFile {
+            packs: vec![pack(1, &[5])],
+        });
+        mi.seal();
+        // (pack, from, to, blobs listed); `entry(n)` is at offset n * 100.
+        let cases: [(u8, u64, u64, &[u8]); 7] = [
+            (1, 0, u64::MAX, &[1, 3, 5]),
+            (1, 101, 500, &[3]),
+            (1, 100, 501, &[1, 3, 5]),
+            (1, 600, 700, &[]),
+            (2, 0, 400, &[2]),
+            (2, 0, 401, &[2, 4]),
+            (7, 0, u64::MAX, &[]),
+        ];
+        for (p, from, to, want) in cases {
+            let got: Vec<_> = mi.pack_blobs(&BlobId([p; 32]), from, to);
+            let ids: Vec<u8> = got.iter().map(|(id, _)| id.0[0]).collect();
+            assert_eq!(ids, want, "pack {p} {from}..{to}");
+            for (id, loc) in got {
+                assert_eq!(
+                    (loc.pack, loc.offset),
+                    (BlobId([p; 32]), id.0[0] as u64 * 100)
+                );
+            }
         }
     }
 

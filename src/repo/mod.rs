@@ -62,10 +62,12 @@ pub struct Indexes {
 }
 
 impl Indexes {
-    pub fn master(&self) -> MasterIndex {
+    /// The master index of every readable index object; each object's entries are freed
+    /// as soon as they are added, so both are never whole in memory at once.
+    pub fn into_master(self) -> MasterIndex {
         let mut mi = MasterIndex::default();
-        for (_, f) in &self.readable {
-            mi.add(f);
+        for (_, f) in self.readable {
+            mi.add(&f);
         }
         mi.seal();
         mi
@@ -387,7 +389,7 @@ impl Repository {
         for (name, e) in &all.damaged {
             tracing::warn!("index/{name} skipped: {e}");
         }
-        Ok(all.master())
+        Ok(all.into_master())
     }
 
     pub fn save_manifest(&self, m: &Manifest) -> Result<String> {
@@ -594,7 +596,7 @@ impl Repository {
     }
 
     pub fn load_tree(&self, index: &MasterIndex, id: &BlobId) -> Result<Tree> {
-        decode_tree(&self.read_blob(id, tree_location(index, id)?)?, id)
+        decode_tree(&self.read_blob(id, &tree_location(index, id)?)?, id)
     }
 }
 
@@ -612,7 +614,7 @@ pub struct DecodedBlob {
 }
 
 /// Where a tree blob is, or why it cannot be read as one.
-fn tree_location<'a>(index: &'a MasterIndex, id: &BlobId) -> Result<&'a Location> {
+fn tree_location(index: &MasterIndex, id: &BlobId) -> Result<Location> {
     let what = || format!("tree {}", id.hex());
     let loc = index
         .get(id)

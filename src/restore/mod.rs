@@ -123,7 +123,7 @@ fn write_content(
     rel: &Path,
     n: &Node,
 ) -> Result<u64> {
-    let locs = n.chunks.iter().map(|c| index.get(&c.id).copied()).collect();
+    let locs = n.chunks.iter().map(|c| index.get(&c.id)).collect();
     let open = OpenFile::new(rel.display().to_string(), n.size, n.chunks.clone(), locs);
     let mut hasher = blake3::Hasher::new();
     let (mut pos, mut written) = (0u64, 0u64);
@@ -366,7 +366,7 @@ pub fn restore_with_cache(
     let lister: PackLister =
         Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
     let locate_index = index.clone();
-    let locate: Locator = Box::new(move |id| locate_index.get_whole(id).copied());
+    let locate: Locator = Box::new(move |id| locate_index.get_whole(id));
     let cache = ChunkCache::new(
         repo.clone(),
         None,
