@@ -48,6 +48,40 @@ pub struct RestoreReport {
 
 const WRITERS: usize = 4;
 
+/// The chunks of the files queued for the writers, counted per file that needs them. The
+/// pack reader decodes only these from the pack segments it fetches: a snapshot taken after
+/// weeks of churn has its files' newer versions spread over the packs of many ingests,
+/// among blobs of versions it does not hold, and decoding (and fetching) whole segments
+/// for each such file made a restore of 300k small files take 286 s
+/// (docs/benchmarks.md, "Restore after churn").
+#[derive(Default)]
+struct Wanted(Mutex<HashMap<BlobId, u32>>);
+
+impl Wanted {
+    fn add(&self, n: &Node) {
+        let mut w = self.0.lock();
+        for c in &n.chunks {
+            *w.entry(c.id).or_default() += 1;
+        }
+    }
+
+    fn done(&self, n: &Node) {
+        let mut w = self.0.lock();
+        for c in &n.chunks {
+            if let Some(k) = w.get_mut(&c.id) {
+                *k -= 1;
+                if *k == 0 {
+                    w.remove(&c.id);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, id: &BlobId) -> bool {
+        self.0.lock().contains_key(id)
+    }
+}
+
 /// A file for the writer threads: where it goes (relative to the target), what it is, its
 /// directory (opened once by the walk for all of its files), and whether this restore
 /// made that directory.
@@ -62,6 +96,7 @@ struct Restorer<'a> {
     /// The first entry of each hard-linked inode (by device and inode number) and its node.
     hardlinks: HashMap<(u64, u64), (PathBuf, Node)>,
     jobs: Sender<Job>,
+    wanted: &'a Wanted,
     report: &'a Mutex<RestoreReport>,
     /// Created once the files they point to are written.
     links: Vec<(PathBuf, PathBuf)>,
@@ -154,14 +189,24 @@ fn write_content(
     Ok(written)
 }
 
-fn writer(
-    cache: &ChunkCache,
-    index: &MasterIndex,
-    target: &Path,
+struct Writer<'a> {
+    cache: &'a ChunkCache,
+    index: &'a MasterIndex,
+    target: &'a Path,
     is_root: bool,
-    jobs: Receiver<Job>,
-    report: &Mutex<RestoreReport>,
-) {
+    report: &'a Mutex<RestoreReport>,
+    wanted: &'a Wanted,
+}
+
+fn writer(w: Writer, jobs: Receiver<Job>) {
+    let Writer {
+        cache,
+        index,
+        target,
+        is_root,
+        report,
+        wanted,
+    } = w;
     for (rel, n, dir, made) in jobs {
         let mut bytes = 0;
         let name = rel.file_name().map_or(&[][..], |n| n.as_bytes());
@@ -171,6 +216,7 @@ fn writer(
                 Ok(())
             })
         });
+        wanted.done(&n);
         record(report, &target.join(&rel), result.map(|w| (w, bytes)));
     }
 }
@@ -301,6 +347,7 @@ impl Restorer<'_> {
                         d
                     }
                 };
+                self.wanted.add(n);
                 self.jobs
                     .send((rel.to_path_buf(), n.clone(), fd, dir.1))
                     .map_err(|_| Error::corrupt("restore", "writer threads stopped"))
@@ -363,8 +410,13 @@ pub fn restore_with_cache(
     let manifest = repo.load_manifest(snapshot)?;
     let index = Arc::new(repo.load_master_index()?);
     let lister_index = index.clone();
-    let lister: PackLister =
-        Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
+    let wanted = Arc::new(Wanted::default());
+    let lister_wanted = wanted.clone();
+    let lister: PackLister = Box::new(move |pack, from, to| {
+        let mut blobs = lister_index.pack_blobs(pack, from, to);
+        blobs.retain(|(id, _)| lister_wanted.contains(id));
+        blobs
+    });
     let locate_index = index.clone();
     let locate: Locator = Box::new(move |id| locate_index.get_whole(id));
     let cache = ChunkCache::new(
@@ -385,8 +437,16 @@ pub fn restore_with_cache(
     let (tx, rx) = bounded::<Job>(256);
     let (walked, links, dirs) = std::thread::scope(|scope| {
         for _ in 0..WRITERS {
-            let (rx, cache, index, report) = (rx.clone(), &cache, &index, &report);
-            scope.spawn(move || writer(cache, index, target, is_root, rx, report));
+            let w = Writer {
+                cache: &cache,
+                index: &index,
+                target,
+                is_root,
+                report: &report,
+                wanted: &wanted,
+            };
+            let rx = rx.clone();
+            scope.spawn(move || writer(w, rx));
         }
         drop(rx);
         let mut r = Restorer {
@@ -397,6 +457,7 @@ pub fn restore_with_cache(
             is_root,
             hardlinks: HashMap::new(),
             jobs: tx,
+            wanted: &wanted,
             report: &report,
             links: Vec::new(),
             dirs: Vec::new(),

@@ -509,7 +509,7 @@ impl ChunkCache {
                             && g.iter().any(|(gid, _)| *gid == id)
                             && total_weight(&g) <= 2 * SEGMENT =>
                     {
-                        g
+                        self.our_run(g, &id)
                     }
                     _ if attempt == 0 => self.run_from(f, i, 1024 * 1024),
                     _ => vec![(id, loc)],
@@ -526,6 +526,25 @@ impl ChunkCache {
             }
         }
         self.direct(&id, &loc).map_err(|e| failed(e.to_string()))
+    }
+
+    /// Of a segment's blobs, the run holding `id`, fetched now; the others are read ahead.
+    /// The mount lists every blob of a segment (one run); a restore lists only the blobs
+    /// its queued files need, and the bytes between two of them far apart are not worth
+    /// a read.
+    fn our_run(&self, segment: Group, id: &BlobId) -> Group {
+        let mut all = runs(segment, BASE_GAP);
+        let ours = all
+            .iter()
+            .position(|r| r.iter().any(|(gid, _)| gid == id))
+            .unwrap_or(0);
+        let run = all.swap_remove(ours);
+        for other in all {
+            if self.room_ahead() {
+                self.queue_groups(other);
+            }
+        }
+        run
     }
 
     /// One blob fetched and decoded past the cache (and its in-flight bookkeeping).
