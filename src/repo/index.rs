@@ -319,11 +319,16 @@ impl MasterIndex {
         let v = &self.by_pack[r.start as usize..r.end as usize];
         let offset = |i: u32| u64::from(self.slot(i).offset);
         let start = v.partition_point(|&i| offset(i) < from);
-        v[start..]
+        let mut blobs: Vec<(BlobId, Location)> = v[start..]
             .iter()
             .take_while(|&&i| offset(i) < to)
             .map(|&i| (self.copies[i as usize].0, self.location(i)))
-            .collect()
+            .collect();
+        // A pack that two index objects list (a prune that stopped between writing its
+        // index and deleting the old one) is listed once: readers coalesce runs of
+        // adjacent blobs, and a blob twice in a row would break every run.
+        blobs.dedup_by_key(|(_, l)| l.offset);
+        blobs
     }
 
     /// The copy readers use: nearest tier, then a whole copy over a delta.
@@ -519,6 +524,10 @@ mod tests {
         });
         mi.add(&IndexFile {
             packs: vec![pack(1, &[5])],
+        });
+        // Pack 2 listed again by another index object: its blobs are listed once.
+        mi.add(&IndexFile {
+            packs: vec![pack(2, &[2, 4])],
         });
         mi.seal();
         // (pack, from, to, blobs listed); `entry(n)` is at offset n * 100.

@@ -325,16 +325,12 @@ impl Restorer<'_> {
             }
             Kind::File => {
                 self.report.lock().files += 1;
+                let key = (n.dev, n.inode);
                 if n.nlink > 1 {
-                    match self.hardlinks.get(&(n.dev, n.inode)) {
-                        Some((first, node)) if one_inode(node, n) => {
+                    if let Some((first, node)) = self.hardlinks.get(&key) {
+                        if one_inode(node, n) {
                             self.links.push((first.clone(), rel.to_path_buf()));
                             return Ok(());
-                        }
-                        Some(_) => {}
-                        None => {
-                            let key = (n.dev, n.inode);
-                            self.hardlinks.insert(key, (rel.to_path_buf(), n.clone()));
                         }
                     }
                 }
@@ -350,7 +346,14 @@ impl Restorer<'_> {
                 self.wanted.add(n);
                 self.jobs
                     .send((rel.to_path_buf(), n.clone(), fd, dir.1))
-                    .map_err(|_| Error::corrupt("restore", "writer threads stopped"))
+                    .map_err(|_| Error::corrupt("restore", "writer threads stopped"))?;
+                // Only a name handed to the writers is linked to (a failure there is
+                // recorded, and its links are then refused); until one is, the next
+                // name of the file is written itself.
+                if n.nlink > 1 && !self.hardlinks.contains_key(&key) {
+                    self.hardlinks.insert(key, (rel.to_path_buf(), n.clone()));
+                }
+                Ok(())
             }
             _ => {
                 let s = self.at.slot(rel).map_err(Error::Os)?;
@@ -373,10 +376,8 @@ impl Restorer<'_> {
         for n in &tree.nodes {
             let rel = dir.join(OsStr::from_bytes(&n.name));
             if let Err(e) = self.node(&rel, n, &mut fd) {
-                self.report
-                    .lock()
-                    .errors
-                    .push(format!("{}: {e}", self.target.join(&rel).display()));
+                // Through `record`, so a hard link to this entry is not made either.
+                record(self.report, &self.target.join(&rel), Err(e));
             }
         }
     }
@@ -543,10 +544,7 @@ fn walk_subpath(r: &mut Restorer, root: &BlobId, subpath: &str) -> Result<()> {
         let rel = dir.join(OsStr::from_bytes(part));
         if i + 1 == parts.len() {
             if let Err(e) = r.node(&rel, &node, &mut (None, made)) {
-                r.report
-                    .lock()
-                    .errors
-                    .push(format!("{}: {e}", r.target.join(&rel).display()));
+                record(r.report, &r.target.join(&rel), Err(e));
             }
             return Ok(());
         }

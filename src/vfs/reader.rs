@@ -620,12 +620,13 @@ impl ChunkCache {
         }
     }
 
-    /// Queues the blobs (in pack order) not cached, in flight or queued, in contiguous runs.
+    /// Queues the blobs (in pack order) not cached, in flight or queued, in runs one
+    /// request each (a restore lists only the blobs it needs: small gaps are read over).
     fn queue_groups(&self, blobs: Vec<(BlobId, Location)>) {
         let Some(tx) = self.prefetch.lock().clone() else {
             return;
         };
-        for run in runs(self.to_queue(blobs), 0) {
+        for run in runs(self.to_queue(blobs), BASE_GAP) {
             let _ = tx.send(Job::Fetch(run));
         }
     }
