@@ -242,6 +242,7 @@ impl Walk<'_> {
         for e in entries {
             let enc = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
             if e.base
+                .as_deref()
                 .is_some_and(|b| b.ids().any(|b| self.index.get_whole(&b).is_none()))
             {
                 self.report.unused_deltas_without_base += 1;
@@ -252,7 +253,7 @@ impl Walk<'_> {
                 self.repo.decode_blob_with(&e.id, enc, &base)
             };
             match decoded {
-                Ok(d) if d.base != e.base => {
+                Ok(d) if d.base != e.bases() => {
                     first.get_or_insert(format!(
                         "blob {} names base {:?}, its pack header {:?}",
                         e.id.hex(),

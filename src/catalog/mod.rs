@@ -310,7 +310,7 @@ impl Catalog {
                         e.length,
                         e.raw_len,
                         tier,
-                        e.base.as_ref().map(Bases::to_bytes)
+                        e.base.as_deref().map(Bases::to_bytes)
                     ])?;
                 }
             }

@@ -46,7 +46,7 @@ fn readers_skip_a_delta_copy_whose_base_is_gone() {
     let blob = BlobId([5; 32]);
     let delta = |p: u8, base: u8| IndexPack {
         entries: vec![PackEntry {
-            base: Some(Bases::one(BlobId([base; 32]))),
+            base: Some(Box::new(Bases::one(BlobId([base; 32])))),
             ..pack_entry(blob)
         }],
         ..pack(p, None, blob)

@@ -126,7 +126,7 @@ fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
                     "{key} holds a damaged blob that snapshots use ({err}); nothing was deleted: run `cofre check --read-data`"
                 ))
             })?;
-            r.add(&p.class, e.id, e.kind, enc, e.raw_len, e.base)?;
+            r.add(&p.class, e.id, e.kind, enc, e.raw_len, e.bases())?;
         }
     }
     r.finish()

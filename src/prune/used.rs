@@ -38,6 +38,7 @@ pub fn views(indexed: &[IndexPack], adopted: &[IndexPack], doomed: &HashSet<Blob
     let mut safe = MasterIndex::default();
     safe.add_packs(indexed.iter().chain(adopted).filter(free), |e| {
         e.base
+            .as_deref()
             .is_none_or(|b| b.ids().all(|x| whole_here.contains(&x)))
     });
     safe.seal();
@@ -142,6 +143,7 @@ pub fn homes(used: &HashSet<BlobId>, views: &Views, packs: &[&IndexPack]) -> Hom
                 };
                 let unreadable = e
                     .base
+                    .as_deref()
                     .is_some_and(|b| b.ids().any(|x| !whole_anywhere.contains(&x)));
                 if (*only_whole && e.base.is_some()) || unreadable {
                     continue;
@@ -164,7 +166,7 @@ fn location(p: &IndexPack, e: &crate::repo::pack::PackEntry) -> Location {
         length: e.length,
         raw_len: e.raw_len,
         tier: crate::repo::index::tier(p.class.as_deref()),
-        base: e.base,
+        base: e.bases(),
     }
 }
 
@@ -193,7 +195,7 @@ mod tests {
                     offset: i as u32 * 100,
                     length: 100,
                     raw_len: 300,
-                    base: base.map(|x| Bases::one(id(x))),
+                    base: base.map(|x| Box::new(Bases::one(id(x)))),
                 })
                 .collect(),
         }

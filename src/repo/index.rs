@@ -177,7 +177,7 @@ impl MasterIndex {
                 self.packs.push(p.id);
             }
             for e in p.entries.iter().filter(|e| keep(e)) {
-                let base = match e.base {
+                let base = match e.bases() {
                     None => WHOLE,
                     Some(b) => {
                         self.bases.push(b);
@@ -375,7 +375,7 @@ mod tests {
             offset: n as u32 * 100,
             length: 100,
             raw_len: 300,
-            base,
+            base: base.map(Box::new),
         }
     }
 
@@ -507,6 +507,11 @@ mod tests {
             mi.seal();
             assert_eq!(mi.get(&id).map(|l| l.pack), want.map(|w| BlobId([w; 32])));
         }
+    }
+
+    #[test]
+    fn a_copy_stays_small() {
+        assert_eq!(std::mem::size_of::<(BlobId, Slot)>(), 56);
     }
 
     #[test]
