@@ -415,7 +415,14 @@ pub fn restore_with_cache(
     let lister_wanted = wanted.clone();
     let lister: PackLister = Box::new(move |pack, from, to| {
         let mut blobs = lister_index.pack_blobs(pack, from, to);
-        blobs.retain(|(id, _)| lister_wanted.contains(id));
+        // Only the copy readers use: another copy in this pack may be a delta whose base
+        // prune dropped, and fetching it would fail the writer waiting for that blob.
+        let readers_copy = |id: &BlobId, l: &crate::repo::index::Location| {
+            lister_index
+                .get(id)
+                .is_some_and(|r| (r.pack, r.offset) == (l.pack, l.offset))
+        };
+        blobs.retain(|(id, l)| lister_wanted.contains(id) && readers_copy(id, l));
         blobs
     });
     let locate_index = index.clone();
