@@ -23,40 +23,14 @@ export COFRE_REPO="$W/cofre-repo" RESTIC_REPOSITORY="$W/restic-repo"
 export RESTIC_CACHE_DIR="$W/cache/restic"
 OUT="$W/results.tsv"; : > "$OUT"
 
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-measure() {
-    local tool=$1 step=$2; shift 2
-    drop
-    /usr/bin/time -f "%e %U %S %M" -o "$W/time.out" "$@" > "$W/last.out" 2> "$W/last.log" \
-        || { cat "$W/last.log"; echo "$tool $step failed"; exit 1; }
-    read -r secs user sys kb < "$W/time.out"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$step" "$secs" "$user" "$sys" "$((kb / 1024))" \
-        | tee -a "$OUT"
-}
+# shellcheck source=bench/mailtree.sh
+. "$ROOT/bench/mailtree.sh"
 
-python3 - "$C" "$FILES" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(1)
-words = [f"w{i}" for i in range(5000)]
-for d in range(100):
-    os.makedirs(f"{root}/d{d:02}", exist_ok=True)
-for i in range(n):
-    line = " ".join(rng.choice(words) for _ in range(12))
-    with open(f"{root}/d{i % 100:02}/m{i:07}.txt", "w") as f:
-        f.write(f"message {i}\n" + (line + "\n") * rng.randint(1, 100))
-PY
+make_tree "$C" "$FILES"
 "$COFRE" init > /dev/null
 restic init > /dev/null
 for s in $(seq 1 "$SNAPS"); do
-    python3 - "$C" "$FILES" "$s" <<'PY'
-import random, sys
-root, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(seed)
-for i in rng.sample(range(n), n // 100):
-    with open(f"{root}/d{i % 100:02}/m{i:07}.txt", "a") as f:
-        f.write(f"edit {seed}\n")
-PY
+    churn "$C" "$FILES" "$s"
     "$COFRE" ingest -q "$C"
     restic backup -q "$C"
 done

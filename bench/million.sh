@@ -25,53 +25,19 @@ export COFRE_REPO="$W/cofre-repo" RESTIC_REPOSITORY="$W/restic-repo"
 export RESTIC_CACHE_DIR="$W/cache/restic"
 OUT="$W/results.tsv"; : > "$OUT"
 
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# measure TOOL STEP CMD...: wall, user, system seconds and peak RSS (MiB), cache dropped.
-measure() {
-    local tool=$1 step=$2; shift 2
-    drop
-    /usr/bin/time -f "%e %U %S %M" -o "$W/time.out" "$@" > "$W/last.out" 2> "$W/last.log" \
-        || { cat "$W/last.log"; echo "$tool $step failed"; exit 1; }
-    read -r secs user sys kb < "$W/time.out"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$step" "$secs" "$user" "$sys" "$((kb / 1024))" \
-        | tee -a "$OUT"
-}
-note() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" | tee -a "$OUT"; }
+# shellcheck source=bench/mailtree.sh
+. "$ROOT/bench/mailtree.sh"
 
 # The tree: text-like files of 100 B to 8 KB, each different.
-python3 - "$C" "$FILES" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(1)
-words = [f"w{i}" for i in range(5000)]
-for d in range(100):
-    os.makedirs(f"{root}/d{d:02}", exist_ok=True)
-for i in range(n):
-    line = " ".join(rng.choice(words) for _ in range(12))
-    body = f"message {i}\n" + (line + "\n") * rng.randint(1, 100)
-    with open(f"{root}/d{i % 100:02}/m{i:07}.txt", "w") as f:
-        f.write(body)
-PY
+make_tree "$C" "$FILES"
 note tree entries "$(find "$C" | wc -l)"
 note tree bytes "$(du -sb "$C" | cut -f1)"
-
-# churn SEED: rewrites 1% of the files (a line appended), like new mail and edits.
-churn() {
-    python3 - "$C" "$FILES" "$1" <<'PY'
-import random, sys
-root, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(seed)
-for i in rng.sample(range(n), n // 100):
-    with open(f"{root}/d{i % 100:02}/m{i:07}.txt", "a") as f:
-        f.write(f"edit {seed}\n")
-PY
-}
 
 "$COFRE" init > /dev/null
 restic init > /dev/null
 measure cofre initial "$COFRE" ingest -q "$C"
 measure restic initial restic backup -q "$C"
-churn 2
+churn "$C" "$FILES" 2
 measure cofre incremental "$COFRE" ingest -q "$C"
 measure restic incremental restic backup -q "$C"
 measure cofre nochange "$COFRE" ingest -q "$C"
@@ -79,7 +45,7 @@ measure restic nochange restic backup -q "$C"
 # The rest of the series, warm, cofre only.
 : > "$W/series"
 for i in $(seq 3 $((SNAPS - 1))); do
-    churn "$i"
+    churn "$C" "$FILES" "$i"
     /usr/bin/time -f "%e %M" -a -o "$W/series" "$COFRE" ingest -q "$C" > /dev/null
 done
 python3 - "$W/series" "$OUT" <<'PY'
