@@ -53,7 +53,7 @@ const WRITERS: usize = 4;
 /// weeks of churn has its files' newer versions spread over the packs of many ingests,
 /// among blobs of versions it does not hold, and decoding (and fetching) whole segments
 /// for each such file made a restore of 300k small files take 286 s
-/// (docs/benchmarks.md, "Restore after churn").
+/// (docs/benchmarks.md, "Restore and prune after churn").
 #[derive(Default)]
 struct Wanted(Mutex<HashMap<BlobId, u32>>);
 
