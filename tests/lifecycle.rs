@@ -278,8 +278,12 @@ fn prune_repacks_partly_used_packs() {
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(&src).expect("mkdir");
+    // `drop` half the size of `keep`: the unused bytes (its chunks) stay well under the
+    // used ones for --max-unused 100%. Equal sizes left it to the (per-repository random)
+    // chunk cuts: with more chunks, hence more per-blob overhead, in `drop` than in
+    // `keep`, unused exceeded used by 54 bytes and the lax prune rightly repacked.
     std::fs::write(src.join("keep"), noise(1_000_000, 1)).expect("write");
-    std::fs::write(src.join("drop"), noise(1_000_000, 2)).expect("write");
+    std::fs::write(src.join("drop"), noise(500_000, 2)).expect("write");
     env.ok(&["ingest", "-q", s(&src)]);
     std::fs::remove_file(src.join("drop")).expect("rm");
     env.ok(&["ingest", "-q", s(&src)]);
