@@ -80,6 +80,22 @@ pub struct Node {
     pub subtree: Option<BlobId>,
 }
 
+impl Node {
+    /// What the inode behind this entry holds: the node without its name and access time.
+    /// Ingest gives every name of a hard-linked file this same value, so two entries with
+    /// one (dev, inode) and different identities were not one file when read (an inode
+    /// number freed and reused during the walk, a file rewritten between the reads of its
+    /// names, a repository written by something else). Restore links names, and the mount
+    /// gives them one inode number, only when this is equal.
+    pub fn link_identity(&self) -> Node {
+        Node {
+            name: Vec::new(),
+            atime: (0, 0),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Xattr {
     #[serde(with = "serde_bytes")]

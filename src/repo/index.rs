@@ -145,6 +145,10 @@ pub struct MasterIndex {
     /// read-ahead), and each pack's range in it; both filled by `seal`.
     by_pack: Vec<u32>,
     pack_ranges: Vec<std::ops::Range<u32>>,
+    /// Per position in `copies`, whether it is the copy readers use (`map`'s), for
+    /// `pack_blobs`, which a restore calls at every miss: a flag, not a hash lookup per
+    /// blob of the segment (filled by `seal`).
+    readers: Vec<bool>,
     /// For a blob whose nearest copy is a delta: its nearest whole copy, where it is read
     /// as another delta's base (filled by `seal`).
     whole: HashMap<BlobId, u32>,
@@ -242,6 +246,10 @@ impl MasterIndex {
         self.pack_ranges = ranges;
         self.seal_wholes();
         self.reader_copies_have_bases();
+        self.readers = vec![false; self.copies.len()];
+        for &i in self.map.values() {
+            self.readers[i as usize] = true;
+        }
     }
 
     /// A delta copy whose base has no whole copy anywhere cannot be read: one left in a
@@ -307,7 +315,12 @@ impl MasterIndex {
         self.by_pack = by_pack;
     }
 
-    /// Blobs of `pack` at offsets `from..to`, in pack order (after `seal`).
+    /// The blobs of `pack` at offsets `from..to` whose copy there is the one readers use
+    /// (`get`), in pack order (after `seal`). Other copies are never read: a pack two index
+    /// objects list (a prune that stopped between writing its index and deleting the old
+    /// one) would list each blob twice, which breaks every run of adjacent blobs into
+    /// single-blob requests; a delta left in a kept pack after prune dropped its base
+    /// would fail whoever waits for that blob.
     pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Vec<(BlobId, Location)> {
         let Some(r) = self
             .pack_no
@@ -319,16 +332,12 @@ impl MasterIndex {
         let v = &self.by_pack[r.start as usize..r.end as usize];
         let offset = |i: u32| u64::from(self.slot(i).offset);
         let start = v.partition_point(|&i| offset(i) < from);
-        let mut blobs: Vec<(BlobId, Location)> = v[start..]
+        v[start..]
             .iter()
             .take_while(|&&i| offset(i) < to)
+            .filter(|&&i| self.readers.get(i as usize) == Some(&true))
             .map(|&i| (self.copies[i as usize].0, self.location(i)))
-            .collect();
-        // A pack that two index objects list (a prune that stopped between writing its
-        // index and deleting the old one) is listed once: readers coalesce runs of
-        // adjacent blobs, and a blob twice in a row would break every run.
-        blobs.dedup_by_key(|(_, l)| l.offset);
-        blobs
+            .collect()
     }
 
     /// The copy readers use: nearest tier, then a whole copy over a delta.
@@ -530,13 +539,15 @@ mod tests {
         mi.add(&IndexFile {
             packs: vec![pack(1, &[5])],
         });
-        // Pack 2 listed again by another index object: its blobs are listed once.
+        // Pack 2 listed again by another index object: its blobs are listed once. Pack 3
+        // holds a second copy of blob 1 (readers use pack 1's) and blob 6: only 6 is listed.
         mi.add(&IndexFile {
-            packs: vec![pack(2, &[2, 4])],
+            packs: vec![pack(2, &[2, 4]), pack(3, &[1, 6])],
         });
         mi.seal();
         // (pack, from, to, blobs listed); `entry(n)` is at offset n * 100.
-        let cases: [(u8, u64, u64, &[u8]); 7] = [
+        let cases: [(u8, u64, u64, &[u8]); 8] = [
+            (3, 0, u64::MAX, &[6]),
             (1, 0, u64::MAX, &[1, 3, 5]),
             (1, 101, 500, &[3]),
             (1, 100, 501, &[1, 3, 5]),

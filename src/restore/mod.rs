@@ -126,7 +126,9 @@ struct Restorer<'a> {
     at: &'a Beneath,
     target: &'a Path,
     is_root: bool,
-    /// The first entry of each hard-linked inode (by device and inode number) and its node.
+    /// The first entry of each hard-linked inode (by device and inode number) and its
+    /// `Node::link_identity`: a name whose identity differs is restored on its own, since
+    /// linking would give it the first's content.
     hardlinks: HashMap<(u64, u64), (PathBuf, Node)>,
     jobs: Sender<Job>,
     wanted: &'a Wanted,
@@ -308,22 +310,6 @@ fn record(report: &Mutex<RestoreReport>, path: &Path, r: Result<(Vec<String>, u6
     }
 }
 
-/// Whether two entries of a snapshot can be restored as one inode: everything an inode
-/// holds is the same. Ingest gives every name of a hard-linked file the same node but for
-/// its name, so a difference means they were not one file when read: an inode number freed
-/// and reused during the walk, a file rewritten between the reads of its two names, or a
-/// repository written by something else. Linking them would give the second name the
-/// first's content, so each is then restored on its own.
-fn one_inode(a: &Node, b: &Node) -> bool {
-    (
-        a.kind, a.mode, a.uid, a.gid, a.size, a.mtime, a.ctime, a.nlink,
-    ) == (
-        b.kind, b.mode, b.uid, b.gid, b.size, b.mtime, b.ctime, b.nlink,
-    ) && (&a.user, &a.group, &a.xattrs) == (&b.user, &b.group, &b.xattrs)
-        && a.blake3 == b.blake3
-        && a.chunks == b.chunks
-}
-
 impl Restorer<'_> {
     fn tree(&self, id: &BlobId) -> Result<Tree> {
         self.repo.load_tree(&self.index, id)
@@ -360,8 +346,8 @@ impl Restorer<'_> {
                 self.report.lock().files += 1;
                 let key = (n.dev, n.inode);
                 if n.nlink > 1 {
-                    if let Some((first, node)) = self.hardlinks.get(&key) {
-                        if one_inode(node, n) {
+                    if let Some((first, identity)) = self.hardlinks.get(&key) {
+                        if *identity == n.link_identity() {
                             self.links.push((first.clone(), rel.to_path_buf()));
                             return Ok(());
                         }
@@ -384,7 +370,8 @@ impl Restorer<'_> {
                 // recorded, and its links are then refused); until one is, the next
                 // name of the file is written itself.
                 if n.nlink > 1 && !self.hardlinks.contains_key(&key) {
-                    self.hardlinks.insert(key, (rel.to_path_buf(), n.clone()));
+                    self.hardlinks
+                        .insert(key, (rel.to_path_buf(), n.link_identity()));
                 }
                 Ok(())
             }
@@ -448,14 +435,7 @@ pub fn restore_with_cache(
     let lister_wanted = wanted.clone();
     let lister: PackLister = Box::new(move |pack, from, to| {
         let mut blobs = lister_index.pack_blobs(pack, from, to);
-        // Only the copy readers use: another copy in this pack may be a delta whose base
-        // prune dropped, and fetching it would fail the writer waiting for that blob.
-        let readers_copy = |id: &BlobId, l: &crate::repo::index::Location| {
-            lister_index
-                .get(id)
-                .is_some_and(|r| (r.pack, r.offset) == (l.pack, l.offset))
-        };
-        blobs.retain(|(id, l)| lister_wanted.contains(id) && readers_copy(id, l));
+        blobs.retain(|(id, _)| lister_wanted.contains(id));
         blobs
     });
     let locate_index = index.clone();

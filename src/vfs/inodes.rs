@@ -95,32 +95,19 @@ pub fn key_child(parent: u64, name: &[u8]) -> u64 {
     hash(&[b"child", &parent.to_le_bytes(), name])
 }
 
-/// One inode number for every name of a hard-linked file in a snapshot: its (dev, inode)
-/// and what the inode holds. Ingest gives all names of one file the same node but for the
-/// name; two entries that share a (dev, inode) and differ (an inode number reused during
-/// the walk, a file rewritten between the reads of its names) were not one file, and one
-/// inode for both would show one name the other's size and, from the page cache, content.
+/// One inode number for every name of a hard-linked file in a snapshot: by its (dev,
+/// inode) and `Node::link_identity`, so two entries that share an inode number but not
+/// what it holds get two inodes (one would show one name the other's size and, from the
+/// page cache, content).
 pub fn key_hardlink(snapshot: &str, n: &Node) -> u64 {
-    let mut chunks = blake3::Hasher::new();
-    for c in &n.chunks {
-        chunks.update(&c.offset.to_le_bytes());
-        chunks.update(&c.len.to_le_bytes());
-        chunks.update(&c.id.0);
-    }
-    let ids = |a: u32, b: u32| [a.to_le_bytes(), b.to_le_bytes()].concat();
-    let time = |t: (i64, u32)| [t.0.to_le_bytes(), u64::from(t.1).to_le_bytes()].concat();
+    // Encoding a node in memory cannot fail; were it to, (dev, inode) alone still key it.
+    let identity = postcard::to_allocvec(&n.link_identity()).unwrap_or_default();
     hash(&[
         b"hardlink",
         snapshot.as_bytes(),
         &n.dev.to_le_bytes(),
         &n.inode.to_le_bytes(),
-        &n.size.to_le_bytes(),
-        &n.mode.to_le_bytes(),
-        &ids(n.uid, n.gid),
-        &time(n.mtime),
-        &time(n.ctime),
-        n.blake3.as_ref().map_or(&[][..], |h| &h[..]),
-        chunks.finalize().as_bytes(),
+        &identity,
     ])
 }
 
