@@ -9,7 +9,7 @@ if $minimal; then
     pkgs=(fuse3 util-linux)
 else
     pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr acl util-linux procps exfatprogs exfat-fuse mount
-          systemd prometheus prometheus-node-exporter faketime)
+          systemd prometheus prometheus-node-exporter faketime man-db)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -35,4 +35,9 @@ fi
 if ! $minimal && ! command -v garage >/dev/null; then
     export PATH="$HOME/.cargo/bin:$PATH"
     command -v garage >/dev/null || cargo install garage --locked --version 2.5.0 --quiet
+fi
+# cargo-deb, for the Debian package and its test (tests/package.rs); ~3 minutes to build.
+if ! $minimal && ! cargo deb --version >/dev/null 2>&1; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+    cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0 --quiet
 fi

@@ -74,6 +74,9 @@ pub enum Error {
     PruneRefused(String),
     #[error("{0}")]
     Hook(String),
+    /// A program cofre runs for the user (systemctl) failed: not a usage error.
+    #[error("{0}")]
+    External(String),
     #[error("interrupted")]
     Interrupted,
 }

@@ -1,28 +1,101 @@
 //! cofre: a FUSE-mountable, versioned, encrypted, deduplicating backup filesystem.
 //!
-//! Layers: `store` (object storage) → `repo` (format, encryption) → `catalog` (local SQLite
-//! index) → commands (`ingest`, `restore`, …). See docs/architecture.md.
+//! # The public API
+//!
+//! A front end opens a [`Session`] from [`OpenOptions`] and works through it: list
+//! snapshots, browse them by path (the mount's layout, `<set>/YYYY/MM/DD/HHMM/...`), restore,
+//! back up, verify, apply retention. Results are typed reports; printing them, JSON, and exit
+//! codes ([`Error::exit_code`]) are the front end's. The CLI (`bin/cofre/`) is the first
+//! front end. A small one, from `tests/library_api.rs`:
+//!
+//! ```no_run
+//! use cofre::{Browse, OpenOptions, RestoreOptions, Session};
+//!
+//! let session = Session::open(OpenOptions::new("/srv/backups", "the password"))?;
+//! for s in session.snapshots(None)? {
+//!     println!("{} {} {} files", s.short_id, s.time, s.files);
+//! }
+//! if let Browse::Dir { entries, .. } = session.browse("/default/latest/etc")? {
+//!     for e in entries {
+//!         println!("{} {}", e.kind, e.path);
+//!     }
+//! }
+//! let done = session.restore(&RestoreOptions {
+//!     snapshot: "latest".into(),
+//!     path: "/etc/hosts".into(),
+//!     set: None,
+//!     target: "/tmp/restored".into(),
+//!     cache_mib: 32,
+//! })?;
+//! assert!(done.report.errors.is_empty());
+//! # Ok::<(), cofre::Error>(())
+//! ```
+//!
+//! # The building blocks
+//!
+//! Layers, bottom up: `store` (object storage) → `repo` (format, encryption, index, locks,
+//! packer) → `catalog` (local SQLite index) → operations (`ingest`, `restore`, `check`,
+//! `forget`, `prune`, `drill`, `run`) → [`Session`]. They stay public for the tests, the
+//! simulation and the benchmarks, which reach below the session on purpose (craft a
+//! damaged repository, drive one store call at a time); they are not a stable API and are
+//! hidden from the docs. See docs/architecture.md.
 
+pub use check::{CheckReport, ReadData};
+pub use config::Config;
+pub use error::{Error, Result};
+pub use forget::{policy::Policy, ForgetOptions, ForgetReport};
+pub use ingest::{IngestOptions, IngestReport, StreamSource};
+pub use password::PasswordSource;
+pub use progress::{NoProgress, Progress};
+pub use prune::{PruneOptions, PruneReport};
+pub use restore::RestoreReport;
+pub use run::{Action, JobResult, RunOptions};
+pub use session::{
+    Browse, Entry, OpenOptions, RestoreOptions, RestoreOutcome, Session, SnapshotInfo,
+};
+
+#[doc(hidden)]
 pub mod catalog;
+#[doc(hidden)]
 pub mod check;
-pub mod commands;
+#[doc(hidden)]
 pub mod config;
+#[doc(hidden)]
 pub mod crypto;
+#[doc(hidden)]
 pub mod drill;
 pub mod error;
+#[doc(hidden)]
 pub mod forget;
+#[doc(hidden)]
 pub mod fsutil;
+#[doc(hidden)]
 pub mod ingest;
+#[doc(hidden)]
 pub mod metrics;
+#[doc(hidden)]
 pub mod model;
+#[doc(hidden)]
 pub mod mount;
+#[doc(hidden)]
 pub mod notify;
+#[doc(hidden)]
 pub mod password;
+pub mod progress;
+#[doc(hidden)]
 pub mod prune;
+#[doc(hidden)]
 pub mod repair;
+#[doc(hidden)]
 pub mod repo;
+#[doc(hidden)]
 pub mod restore;
+#[doc(hidden)]
 pub mod run;
+pub mod session;
+#[doc(hidden)]
 pub mod stats;
+#[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod vfs;

@@ -92,7 +92,7 @@ pub fn render(
             c,
         );
     }
-    for job in crate::run::jobs(cfg)? {
+    for job in crate::run::jobs(cfg) {
         let l = [("set", job.set), ("class", job.tag.as_str())];
         let latest = crate::run::latest(cat, job.set, &job.tag)?;
         if let Some(s) = &latest {

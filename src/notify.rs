@@ -126,16 +126,17 @@ pub fn summary(host: &str, results: &[&JobResult]) -> String {
     };
     let mut lines = vec![head];
     for r in results {
-        let what = match (r.action.as_str(), &r.snapshot) {
-            ("done", Some(id)) if r.exit_code == 0 => {
+        use crate::run::Action;
+        let what = match (r.action, &r.snapshot) {
+            (Action::Done, Some(id)) if r.exit_code == 0 => {
                 format!("ok, snapshot {}", &id[..8.min(id.len())])
             }
-            ("done", Some(id)) => format!(
+            (Action::Done, Some(id)) => format!(
                 "partial (exit {}), snapshot {}: some files were not read",
                 r.exit_code,
                 &id[..8.min(id.len())]
             ),
-            ("skipped", _) => format!("skipped: {}", r.reason),
+            (Action::Skipped, _) => format!("skipped: {}", r.reason),
             _ => format!("FAILED (exit {}): {}", r.exit_code, r.reason),
         };
         lines.push(format!("{}/{}: {what}", r.set, r.class));

@@ -231,6 +231,59 @@ pub fn stats(
     })
 }
 
+/// The provider whose prices apply: the flag, the file's `provider`, else by repository.
+pub fn provider(
+    flag: Option<String>,
+    file: Option<&crate::config::Config>,
+    remote: bool,
+) -> String {
+    crate::config::resolve(flag, file.and_then(|f| f.provider.as_ref()))
+        .unwrap_or_else(|| if remote { "aws" } else { "local" }.to_string())
+}
+
+impl crate::session::Session {
+    /// Sizes, ratios and the monthly bill of `sets` (all when empty), priced for
+    /// `provider` (default: the file's, else by repository) from `prices` (a TOML table;
+    /// default: the file's, else the built-in one).
+    pub fn stats(
+        &self,
+        file: Option<&crate::config::Config>,
+        sets: &[String],
+        provider_flag: Option<String>,
+        prices_flag: Option<std::path::PathBuf>,
+    ) -> Result<Stats> {
+        let provider = provider(provider_flag, file, self.options().is_remote());
+        let price_file = crate::config::resolve(prices_flag, file.and_then(|f| f.prices.as_ref()));
+        let table = prices(&provider, price_file.as_deref())?;
+        let cat = self.synced_catalog()?;
+        stats(
+            &cat,
+            sets,
+            &provider,
+            &table,
+            self.repository().config.pack_size as u64,
+            crate::ingest::now().0,
+        )
+    }
+
+    /// The monthly estimate for the metrics; a bad price table is a warning there, not a
+    /// failed backup.
+    pub fn monthly_cost(&self, file: Option<&crate::config::Config>, cat: &Catalog) -> Option<f64> {
+        let provider = provider(None, file, self.options().is_remote());
+        let table = file.and_then(|f| f.prices.as_deref());
+        let pack_size = self.repository().config.pack_size as u64;
+        let r = prices(&provider, table)
+            .and_then(|p| stats(cat, &[], &provider, &p, pack_size, crate::ingest::now().0));
+        match r {
+            Ok(s) => Some(s.monthly_dollars),
+            Err(e) => {
+                tracing::warn!("cost estimate left out of the metrics: {e}");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

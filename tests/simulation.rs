@@ -261,7 +261,7 @@ impl Run {
                             excludes: vec![],
                             paths: vec![h.src.clone()],
                             stream: None,
-                            progress: false,
+                            progress: None,
                             data_class: class,
                             compression: None,
                             atime: false,

@@ -199,6 +199,12 @@ pub struct ClassConfig {
     pub prune: Option<bool>,
     #[serde(default)]
     pub hooks: Hooks,
+    /// `every`/`at` parsed, once, when the file is loaded.
+    #[serde(skip)]
+    pub schedule: Schedule,
+    /// `keep` parsed, once, when the file is loaded.
+    #[serde(skip)]
+    pub policy: Option<Policy>,
 }
 
 /// A set's own keys (those of `[sets.NAME]` that are not its main class's): what it
@@ -227,6 +233,13 @@ pub struct Sources {
     pub pg_drill: Option<PgDrill>,
     /// `cofre run` drills the set when its last drill here is this old ("30d").
     pub drill_every: Option<String>,
+    /// `rto`, `rpo` and `drill_every` in seconds, parsed once when the file is loaded.
+    #[serde(skip)]
+    pub rto_secs: Option<u64>,
+    #[serde(skip)]
+    pub rpo_secs: Option<u64>,
+    #[serde(skip)]
+    pub drill_every_secs: Option<u64>,
 }
 
 /// The PostgreSQL part of a set's drill: where to restore, what to check.
@@ -349,7 +362,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         };
         cfg.sets.insert(set, set_cfg);
     }
-    validate(&cfg).map_err(|(keys, msg)| err(&keys, msg))?;
+    validate(&mut cfg).map_err(|(keys, msg)| err(&keys, msg))?;
     Ok(cfg)
 }
 
@@ -380,9 +393,11 @@ fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Checks what the types cannot: names, sources, schedules, spans; the key at fault.
-fn validate(cfg: &Config) -> std::result::Result<(), (Vec<Seg>, String)> {
-    for (name, set) in &cfg.sets {
+/// Checks what the types cannot: names, sources, schedules, spans; the key at fault. What
+/// it parses (schedules, policies, durations) is kept in the typed fields beside the text,
+/// so nothing after loading parses again or can fail to.
+fn validate(cfg: &mut Config) -> std::result::Result<(), (Vec<Seg>, String)> {
+    for (name, set) in &mut cfg.sets {
         let here = |k: &str| vec![key("sets"), key(name), key(k)];
         let table = vec![key("sets"), key(name)];
         let ok = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
@@ -416,17 +431,17 @@ fn validate(cfg: &Config) -> std::result::Result<(), (Vec<Seg>, String)> {
                 ));
             }
         }
-        for (k, v) in [
-            ("rto", &set.src.rto),
-            ("rpo", &set.src.rpo),
-            ("drill_every", &set.src.drill_every),
-        ] {
-            if let Some(v) = v {
-                parse_duration(v).map_err(|e| (here(k), e))?;
-            }
-        }
-        let classes =
-            std::iter::once((None, &set.main)).chain(set.classes.iter().map(|(n, c)| (Some(n), c)));
+        let secs = |k: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| (here(k), e))
+        };
+        set.src.rto_secs = secs("rto", &set.src.rto)?;
+        set.src.rpo_secs = secs("rpo", &set.src.rpo)?;
+        set.src.drill_every_secs = secs("drill_every", &set.src.drill_every)?;
+        let classes = std::iter::once((None, &mut set.main))
+            .chain(set.classes.iter_mut().map(|(n, c)| (Some(n), c)));
         for (class_name, class) in classes {
             let at = |k: &str| {
                 let mut v = vec![key("sets"), key(name)];
@@ -434,17 +449,20 @@ fn validate(cfg: &Config) -> std::result::Result<(), (Vec<Seg>, String)> {
                 v.push(key(k));
                 v
             };
-            Schedule::from_config(class.every.as_deref(), class.at.as_deref()).map_err(|e| {
-                let k = if class.at.is_some() && e.starts_with("at") {
-                    "at"
-                } else {
-                    "every"
-                };
-                (at(k), e)
-            })?;
-            if let Some(k) = &class.keep {
-                k.policy().map_err(|e| (at("keep"), e))?;
-            }
+            class.schedule = Schedule::from_config(class.every.as_deref(), class.at.as_deref())
+                .map_err(|e| {
+                    let k = if class.at.is_some() && e.starts_with("at") {
+                        "at"
+                    } else {
+                        "every"
+                    };
+                    (at(k), e)
+                })?;
+            class.policy = class
+                .keep
+                .as_ref()
+                .map(|k| k.policy().map_err(|e| (at("keep"), e)))
+                .transpose()?;
         }
     }
     for (i, w) in cfg.notify.webhook.iter().enumerate() {

@@ -4,9 +4,10 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub enum Schedule {
     /// Only when asked for by name (`cofre run --set S`).
+    #[default]
     Manual,
     /// This many seconds after the previous snapshot.
     Every(i64),

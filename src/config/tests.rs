@@ -189,3 +189,37 @@ fn the_readme_example_parses() {
     );
     assert_eq!(cfg.sets["files"].main.prune, Some(true));
 }
+
+#[test]
+fn loading_parses_schedules_policies_and_durations_once() {
+    let text = format!("{EXAMPLE}\n[sets.www]\npaths = [\"/srv\"]\nrto = \"30m\"\nrpo = \"4h\"\ndrill_every = \"7d\"\n");
+    let cfg = p(&text).expect("parse");
+    // (set, class or "" for the main one) -> the schedule it was given.
+    let table: &[(&str, &str, Schedule)] = &[
+        ("db", "", Schedule::Every(4 * 3600)),
+        ("db", "weekly", Schedule::Weekly(6, 7200)),
+        ("files", "", Schedule::Daily(7200)),
+        ("www", "", Schedule::Manual),
+    ];
+    for (set, class, want) in table {
+        let s = &cfg.sets[*set];
+        let c = if class.is_empty() {
+            &s.main
+        } else {
+            &s.classes[*class]
+        };
+        assert_eq!(c.schedule, *want, "{set} {class}");
+    }
+    let policy = cfg.sets["db"].main.policy.as_ref().expect("db keeps");
+    assert_eq!(
+        (policy.weekly, policy.within),
+        (52, Span::parse("30d").expect("span"))
+    );
+    assert!(cfg.sets["www"].main.policy.is_none());
+    let www = &cfg.sets["www"].src;
+    assert_eq!(
+        (www.rto_secs, www.rpo_secs, www.drill_every_secs),
+        (Some(1800), Some(4 * 3600), Some(7 * 86_400))
+    );
+    assert_eq!(cfg.sets["db"].src.rto_secs, None);
+}

@@ -4,9 +4,12 @@
 //! unmount, and report the times: the RTO as measured, the RPO as the snapshot's age, each
 //! against the set's targets (`rto`, `rpo` in the configuration).
 
+mod driller;
 pub mod pg;
 pub mod record;
 pub mod verify;
+
+pub use driller::{DrillArgs, Driller};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

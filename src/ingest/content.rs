@@ -12,7 +12,7 @@ use crate::repo::pack::BlobKind;
 use crate::repo::Repository;
 
 use super::delta::Similar;
-use super::progress::Progress;
+use crate::progress::Progress;
 use crate::repo::packer::Packer;
 
 /// The chunker and the dedup check, shared by files and command output.
@@ -21,7 +21,7 @@ pub struct Chunker<'a, 'p> {
     pub catalog: &'a Catalog,
     pub packer: &'a Packer<'p>,
     pub seen: HashSet<BlobId>,
-    pub progress: &'a Progress,
+    pub progress: &'a dyn Progress,
     /// Packs listed in the store when this ingest started: a blob is reused only from a
     /// pack that is there, as an index object the catalog synced says.
     pub packs: &'a HashSet<BlobId>,

@@ -5,7 +5,6 @@ pub(crate) mod content;
 mod delta;
 pub(crate) mod fsmeta;
 
-mod progress;
 mod readahead;
 mod source;
 mod spool;
@@ -39,7 +38,9 @@ pub struct IngestOptions {
     pub excludes: Vec<String>,
     pub paths: Vec<PathBuf>,
     pub stream: Option<StreamSource>,
-    pub progress: bool,
+    /// Where files and bytes are counted as they are read (`None`: nowhere). The total
+    /// size is summed on another thread only when there is one.
+    pub progress: Option<std::sync::Arc<dyn crate::progress::Progress>>,
     /// S3 storage class for data packs (e.g. STANDARD_IA, GLACIER_IR).
     pub data_class: Option<String>,
     /// Compression of new blobs (default: the repository's).
@@ -50,6 +51,26 @@ pub struct IngestOptions {
     pub delta: bool,
     /// How long to wait for a conflicting lock (a running prune) to go away.
     pub retry_lock: std::time::Duration,
+}
+
+impl IngestOptions {
+    /// A snapshot of `paths` into `set`, with the defaults of `cofre ingest`.
+    pub fn new(set: impl Into<String>, paths: Vec<PathBuf>) -> IngestOptions {
+        IngestOptions {
+            set: set.into(),
+            tags: Vec::new(),
+            time: None,
+            excludes: Vec::new(),
+            paths,
+            stream: None,
+            progress: None,
+            data_class: None,
+            compression: None,
+            atime: false,
+            delta: true,
+            retry_lock: std::time::Duration::ZERO,
+        }
+    }
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -205,11 +226,15 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     if let Some(s) = &opts.stream {
         paths.push(format!("/{}", s.name().trim_start_matches('/')));
     }
-    let scan_paths = opts.paths.clone();
-    let scan_excl = opts.excludes.clone();
-    let scan: Box<dyn FnOnce() -> u64 + Send> =
-        Box::new(move || scan_size(&scan_paths, &scan_excl));
-    let progress = progress::Progress::start(opts.progress && opts.stream.is_none(), Some(scan));
+    let progress: std::sync::Arc<dyn crate::progress::Progress> = match &opts.progress {
+        Some(p) => p.clone(),
+        None => std::sync::Arc::new(crate::progress::NoProgress),
+    };
+    if let (Some(p), None) = (&opts.progress, &opts.stream) {
+        // Summed beside the walk, for an ETA: never waited for.
+        let (paths, excl, p) = (opts.paths.clone(), opts.excludes.clone(), p.clone());
+        std::thread::spawn(move || p.set_total(scan_size(&paths, &excl)));
+    }
 
     // What is really in the store now: dedup never trusts the catalog alone, and never
     // reuses a pack a prune announced it deletes (repo::doomed).
@@ -228,7 +253,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             catalog: cat_ref,
             packer: &packer,
             seen: HashSet::new(),
-            progress: &progress,
+            progress: &*progress,
             packs: &packs,
             data_tier,
             similar: None,
@@ -282,7 +307,6 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             }
         }
     })?;
-    drop(progress);
 
     let mut summary = summary;
     summary.bytes_added = written.bytes_added;

@@ -110,7 +110,9 @@ impl<'a, 'p> Walker<'a, 'p> {
 
     pub fn warn(&mut self, path: &Path, msg: impl std::fmt::Display, unreadable: bool) {
         let text = format!("{}: {msg}", path.display());
-        tracing::warn!("{text}");
+        // Reported once, by whoever prints the report (the CLI's `warning:` lines, `run`'s
+        // log); here only for `-vv`, as it happens.
+        tracing::debug!("{text}");
         self.warnings.push(text);
         self.summary.warnings += 1;
         if unreadable {

@@ -161,7 +161,7 @@ fn clear_stale_mountpoint(mountpoint: &Path) -> Result<()> {
 }
 
 pub fn mount(
-    repo: Repository,
+    repo: Arc<Repository>,
     catalog: &Path,
     mountpoint: &Path,
     opts: MountOptions,
@@ -175,7 +175,6 @@ pub fn mount(
         }
         None => None,
     };
-    let repo = Arc::new(repo);
     let vfs = Arc::new(Vfs::new(
         repo.clone(),
         Pool::new(catalog.to_path_buf()),

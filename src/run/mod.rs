@@ -2,9 +2,14 @@
 //! its hooks, take the snapshot (tagged with the class), apply its retention and prune when
 //! configured. One set failing does not stop the others; the exit code is the worst.
 
+mod front;
 mod hooks;
+mod install;
 pub mod state;
 pub mod units;
+
+pub use front::StatusRow;
+pub use install::{install, remove, Installed, ScheduleOptions};
 
 use std::path::Path;
 
@@ -32,17 +37,53 @@ pub struct RunOptions {
 pub struct JobResult {
     pub set: String,
     pub class: String,
-    /// "done", "not due", "would run", "skipped", "failed"
-    pub action: String,
+    pub action: Action,
     pub reason: String,
     pub snapshot: Option<String>,
     pub exit_code: i32,
 }
 
+/// What a run did with a job. Serialized (JSON, notifications) as the words below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    /// Not decided yet (never in a returned result).
+    #[serde(rename = "")]
+    Pending,
+    #[serde(rename = "done")]
+    Done,
+    #[serde(rename = "not due")]
+    NotDue,
+    #[serde(rename = "would run")]
+    WouldRun,
+    #[serde(rename = "skipped")]
+    Skipped,
+    #[serde(rename = "failed")]
+    Failed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pending => "",
+            Action::Done => "done",
+            Action::NotDue => "not due",
+            Action::WouldRun => "would run",
+            Action::Skipped => "skipped",
+            Action::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl JobResult {
     /// Whether this run worked on the job (took it, failed it, or a hook skipped it).
     pub fn ran(&self) -> bool {
-        !matches!(self.action.as_str(), "not due" | "would run")
+        !matches!(self.action, Action::NotDue | Action::WouldRun)
     }
 }
 
@@ -58,14 +99,13 @@ pub struct Job<'a> {
 }
 
 /// Every set's classes, in the configuration's order.
-pub fn jobs(cfg: &Config) -> Result<Vec<Job<'_>>> {
+pub fn jobs(cfg: &Config) -> Vec<Job<'_>> {
     let mut out = Vec::new();
     for (set, sc) in &cfg.sets {
         let classes = std::iter::once((None, &sc.main))
             .chain(sc.classes.iter().map(|(n, c)| (Some(n.clone()), c)));
         for (name, class) in classes {
-            let schedule = Schedule::from_config(class.every.as_deref(), class.at.as_deref())
-                .map_err(|e| Error::InvalidArgument(format!("[sets.{set}]: {e}")))?;
+            let schedule = class.schedule;
             let tag = name.unwrap_or_else(|| match (&class.every, schedule) {
                 (Some(e), _) => e.clone(),
                 (None, Schedule::Daily(_)) => "daily".into(),
@@ -81,7 +121,7 @@ pub fn jobs(cfg: &Config) -> Result<Vec<Job<'_>>> {
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// The newest snapshot of `set` carrying `tag`.
@@ -133,7 +173,7 @@ pub fn run(
     let notifier = crate::notify::Notifier::new(&cfg.notify);
     let mut began = false;
     let mut results = Vec::new();
-    for job in jobs(cfg)? {
+    for job in jobs(cfg) {
         let named = opts.sets.iter().any(|s| s == job.set);
         if !opts.sets.is_empty() && !named {
             continue;
@@ -143,7 +183,7 @@ pub fn run(
         let mut r = JobResult {
             set: job.set.to_string(),
             class: job.tag.clone(),
-            action: String::new(),
+            action: Action::Pending,
             reason: match last {
                 Some(t) => format!(
                     "last {} snapshot {}",
@@ -156,9 +196,9 @@ pub fn run(
             exit_code: 0,
         };
         if !due {
-            r.action = "not due".into();
+            r.action = Action::NotDue;
         } else if opts.dry_run {
-            r.action = "would run".into();
+            r.action = Action::WouldRun;
         } else {
             // The run's ping says "started" once, before the first job that works.
             if !std::mem::replace(&mut began, true) {
@@ -220,7 +260,7 @@ fn run_job(
         Ok(Some(g)) => g,
         Ok(None) => {
             // Not recorded: the run holding the lock records its own result.
-            r.action = "skipped".into();
+            r.action = Action::Skipped;
             r.reason = "another cofre run is working on this set".into();
             return false;
         }
@@ -233,7 +273,7 @@ fn run_job(
     match hooks::before(cfg, job.cfg, job.class, &env) {
         Ok(hooks::Before::Go) => {}
         Ok(hooks::Before::Skip(why)) => {
-            r.action = "skipped".into();
+            r.action = Action::Skipped;
             r.reason = why;
             return true;
         }
@@ -244,7 +284,7 @@ fn run_job(
     }
     match snapshot_and_retain(repo, cat, job, at, opts) {
         Ok((id, code)) => {
-            r.action = "done".into();
+            r.action = Action::Done;
             r.exit_code = code;
             let env = env.with_snapshot(&id, code);
             r.snapshot = Some(id);
@@ -274,18 +314,18 @@ fn drills(
 ) -> Result<()> {
     let last = crate::drill::record::load_local(lock_dir);
     for (set, sc) in &cfg.sets {
-        let Some(every) = &sc.src.drill_every else {
+        let Some(every) = sc.src.drill_every_secs else {
             continue;
         };
         if !opts.sets.is_empty() && !opts.sets.contains(set) {
             continue;
         }
-        let every = crate::config::parse_duration(every).map_err(Error::InvalidArgument)? as i64;
+        let every = every as i64;
         let prev = last.get(set).map(|d| d.time);
         let mut r = JobResult {
             set: set.clone(),
             class: "drill".into(),
-            action: String::new(),
+            action: Action::Pending,
             reason: match prev {
                 Some(t) => format!("last drill {}", crate::ingest::format_time((t, 0))),
                 None => "no drill yet".into(),
@@ -294,9 +334,9 @@ fn drills(
             exit_code: 0,
         };
         if prev.is_some_and(|t| now - t < every) {
-            r.action = "not due".into();
+            r.action = Action::NotDue;
         } else if opts.dry_run {
-            r.action = "would run".into();
+            r.action = Action::WouldRun;
         } else {
             if !std::mem::replace(began, true) {
                 if let Some(url) = &cfg.notify.ping {
@@ -306,7 +346,11 @@ fn drills(
             match drill(set, cat) {
                 Ok(rep) => {
                     r.snapshot = Some(rep.snapshot.clone());
-                    r.action = if rep.passed { "done" } else { "failed" }.into();
+                    r.action = if rep.passed {
+                        Action::Done
+                    } else {
+                        Action::Failed
+                    };
                     r.reason = match (rep.passed, rep.problems.first(), rep.mismatches.first()) {
                         (true, _, _) => format!(
                             "drill passed: {} files, {:.1} MB, RTO {:.1} s, RPO {} s",
@@ -325,7 +369,7 @@ fn drills(
                     r.exit_code = if rep.passed { 0 } else { EXIT_FAILURE };
                 }
                 Err(e) => {
-                    r.action = "failed".into();
+                    r.action = Action::Failed;
                     r.reason = format!("drill: {e}");
                     r.exit_code = e.exit_code().max(EXIT_FAILURE);
                 }
@@ -340,10 +384,10 @@ fn drills(
 /// write it is reported, not fatal: the snapshot is what matters.
 fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult) {
     use state::Outcome;
-    let outcome = match (r.action.as_str(), r.exit_code) {
-        ("skipped", _) => Outcome::Skipped,
-        ("done", 0) => Outcome::Ok,
-        ("done", EXIT_PARTIAL) => Outcome::Partial,
+    let outcome = match (r.action, r.exit_code) {
+        (Action::Skipped, _) => Outcome::Skipped,
+        (Action::Done, 0) => Outcome::Ok,
+        (Action::Done, EXIT_PARTIAL) => Outcome::Partial,
         _ => Outcome::Failed,
     };
     let s = state::ClassState {
@@ -362,7 +406,7 @@ fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult) {
 }
 
 fn fail(r: &mut JobResult, cfg: &Config, job: &Job, e: Error) {
-    r.action = "failed".into();
+    r.action = Action::Failed;
     r.reason = e.to_string();
     r.exit_code = worst(r.exit_code, e.exit_code().max(EXIT_FAILURE));
     let env = hooks::Env::new(job.set, &job.tag).with_error(r.exit_code, &r.reason);
@@ -400,7 +444,7 @@ fn snapshot_and_retain(
             excludes: job.cfg.src.exclude.clone(),
             paths: job.cfg.src.paths.clone(),
             stream,
-            progress: false,
+            progress: None,
             data_class: job.class.storage_class.clone(),
             compression: job.cfg.src.compression,
             atime: false,
@@ -408,9 +452,13 @@ fn snapshot_and_retain(
             retry_lock: opts.retry_lock,
         },
     )?;
+    // `cofre run` prints no report: each warning is logged here, once (the walk itself
+    // logs them only at debug level).
+    for w in &report.warnings {
+        tracing::warn!("{}: {w}", job.set);
+    }
     let code = if report.partial { EXIT_PARTIAL } else { 0 };
-    if let Some(keep) = &job.class.keep {
-        let policy = keep.policy().map_err(Error::InvalidArgument)?;
+    if let Some(policy) = job.class.policy.clone() {
         let f = crate::forget::forget(
             repo,
             &ForgetOptions {

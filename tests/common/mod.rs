@@ -691,7 +691,7 @@ pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
         excludes: vec![],
         paths: vec![path.to_path_buf()],
         stream: None,
-        progress: false,
+        progress: None,
         data_class: None,
         compression: None,
         atime: false,

@@ -1,0 +1,125 @@
+//! `cofre ingest`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use cofre::error::{Error, Result, EXIT_PARTIAL};
+use cofre::repo::compress::Compression;
+use cofre::{IngestOptions, StreamSource};
+
+use crate::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Paths to back up (absolute paths are kept in the snapshot).
+    paths: Vec<PathBuf>,
+    #[arg(long, default_value = "default")]
+    set: String,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Snapshot time (RFC 3339) instead of now.
+    #[arg(long)]
+    time: Option<String>,
+    #[arg(long = "exclude")]
+    excludes: Vec<String>,
+    /// Store standard input as one file with this name.
+    #[arg(long)]
+    stdin_name: Option<String>,
+    /// Run this shell command and store its output (name from --stdin-name).
+    #[arg(long)]
+    stdin_from_command: Option<String>,
+    /// S3 storage class for data packs (index, trees and manifests stay STANDARD).
+    #[arg(long)]
+    data_storage_class: Option<String>,
+    /// Compression of new blobs: lz4, zstd, zstd:LEVEL or none (default: the repository's).
+    #[arg(long, value_parser = Compression::parse)]
+    compression: Option<Compression>,
+    /// Record access times (off by default: reading files moves them, and every
+    /// directory that was read would be stored again).
+    #[arg(long)]
+    atime: bool,
+    /// Store changed chunks whole, never as deltas against the previous version.
+    #[arg(long)]
+    no_delta: bool,
+    /// No progress line.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl TryFrom<Args> for IngestOptions {
+    type Error = Error;
+
+    fn try_from(a: Args) -> Result<IngestOptions> {
+        let stream = match (a.stdin_from_command, a.stdin_name) {
+            (Some(cmd), name) => Some(StreamSource::Command {
+                name: name.unwrap_or_else(|| "stdin".into()),
+                cmd,
+            }),
+            (None, Some(name)) => Some(StreamSource::Stdin { name }),
+            (None, None) => None,
+        };
+        if stream.is_some() != a.paths.is_empty() {
+            return Err(Error::InvalidArgument(
+                "give either PATHs or --stdin-name/--stdin-from-command".into(),
+            ));
+        }
+        Ok(IngestOptions {
+            set: a.set,
+            tags: a.tags,
+            time: a
+                .time
+                .as_deref()
+                .map(|t| crate::parse_time("--time", t))
+                .transpose()?,
+            excludes: a.excludes,
+            paths: a.paths,
+            stream,
+            progress: None,
+            data_class: a.data_storage_class,
+            compression: a.compression,
+            atime: a.atime,
+            delta: !a.no_delta,
+            retry_lock: Default::default(),
+        })
+    }
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
+    let quiet = a.quiet;
+    let mut opts = IngestOptions::try_from(a)?;
+    let session = ctx.session()?;
+    // The line only for a person watching a directory backup.
+    let line = (!quiet && !ctx.json && opts.stream.is_none() && std::io::stderr().is_terminal())
+        .then(crate::progress::Line::start)
+        .map(|(line, counters)| {
+            opts.progress = Some(counters);
+            line
+        });
+    let report = session.ingest(opts);
+    drop(line);
+    let report = report?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        let s = &report.summary;
+        println!(
+            "snapshot {} saved (set {}, {})",
+            &report.snapshot[..8],
+            report.set,
+            report.time
+        );
+        println!(
+            "files: {} new, {} changed, {} unchanged; dirs: {}",
+            s.new_files, s.changed_files, s.unchanged_files, s.dirs
+        );
+        println!(
+            "read {} bytes, added {} bytes to the repository (after dedup and compression), {:.2}s",
+            s.bytes_read, s.bytes_added, report.duration_secs
+        );
+    }
+    // Once each, on stderr, in both modes (the JSON report lists them too).
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(if report.partial { EXIT_PARTIAL } else { 0 })
+}

@@ -1,0 +1,58 @@
+//! `cofre mount`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cofre::error::Result;
+use cofre::mount::MountOptions;
+use cofre::Session;
+
+use crate::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    mountpoint: PathBuf,
+    /// Only these sets (repeatable).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    /// Let other users in, with the original permissions enforced.
+    #[arg(long)]
+    allow_other: bool,
+    /// Name snapshot directories in local time instead of UTC.
+    #[arg(long)]
+    local_time: bool,
+    /// Memory for decoded chunks, in MiB.
+    #[arg(long, default_value_t = 256)]
+    cache_mib: usize,
+    /// On-disk cache of fetched data for S3 repositories, in MiB (0: none).
+    #[arg(long, default_value_t = 2048)]
+    cache_size: u64,
+    /// Seconds between checks for new snapshots.
+    #[arg(long, default_value_t = 2)]
+    poll_secs: u64,
+}
+
+impl From<&Args> for MountOptions {
+    fn from(a: &Args) -> MountOptions {
+        MountOptions {
+            allow_other: a.allow_other,
+            local_time: a.local_time,
+            sets: a.sets.clone(),
+            cache_bytes: a.cache_mib * 1024 * 1024,
+            poll: Duration::from_secs(a.poll_secs.max(1)),
+            disk_cache: None,
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
+    // A reader waits at most ~3 x 15 s for a dead server, then gets EIO.
+    let s3 = cofre::store::s3::S3Options {
+        attempts: 3,
+        attempt_timeout: Duration::from_secs(15),
+        ..Default::default()
+    };
+    let session = Session::open_with(ctx.open.clone(), s3)?;
+    session.mount(&a.mountpoint, MountOptions::from(&a), a.cache_size)?;
+    Ok(0)
+}

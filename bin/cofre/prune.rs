@@ -1,0 +1,96 @@
+//! `cofre prune`.
+
+use cofre::error::{Error, Result};
+use cofre::{PruneOptions, PruneReport};
+
+use crate::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Leave at most this much unused data in partly used packs, as a share of the
+    /// used data (as restic).
+    #[arg(long, default_value = "5%", value_parser = crate::parse_percent)]
+    max_unused: f64,
+    /// Show the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl From<Args> for PruneOptions {
+    fn from(a: Args) -> PruneOptions {
+        PruneOptions {
+            max_unused_percent: a.max_unused,
+            dry_run: a.dry_run,
+            retry_lock: Default::default(),
+        }
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
+    let report = ctx.session()?.prune(PruneOptions::from(a))?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    }
+    finish(ctx, &report)
+}
+
+/// Prints the text report (JSON is the caller's) and turns failed deletions into exit 1.
+pub fn finish(ctx: &Ctx, report: &PruneReport) -> Result<i32> {
+    let (s, exec) = (&report.plan, &report.done);
+    let failures = exec.as_ref().map_or(0, |e| e.delete_failures.len());
+    if !ctx.json {
+        println!(
+            "{} snapshots; {} packs, {} ({} used)",
+            s.snapshots,
+            s.packs_total,
+            mib(s.bytes_total),
+            mib(s.bytes_used)
+        );
+        let verb = if report.dry_run { "would" } else { "will" };
+        println!(
+            "{verb} delete {} packs ({}), repack {} packs ({}, {} of it still used), replace {} index objects",
+            s.packs_delete,
+            mib(s.bytes_delete),
+            s.packs_repack,
+            mib(s.bytes_repack),
+            mib(s.bytes_repack_used),
+            s.index_objects_replaced
+        );
+        let mut classes: Vec<_> = s.freed_by_class.iter().collect();
+        classes.sort_by_key(|(c, _)| c.as_str());
+        for (class, t) in classes {
+            println!("  {class}: {} packs, {}", t.packs, mib(t.bytes));
+        }
+        for p in &s.packs_unreadable {
+            eprintln!("warning: {p} kept: its header cannot be read");
+        }
+        if let Some(e) = &exec {
+            println!(
+                "deleted {} packs ({}), wrote {} packs ({}): freed {} in {:.1}s",
+                e.packs_deleted,
+                mib(e.bytes_deleted),
+                e.packs_written,
+                mib(e.bytes_written),
+                mib(e.bytes_deleted.saturating_sub(e.bytes_written)),
+                report.duration_secs
+            );
+            for f in &e.delete_failures {
+                eprintln!("error: not deleted: {f}");
+            }
+        } else if report.dry_run {
+            println!("dry run: nothing was changed");
+        } else {
+            println!("nothing to do");
+        }
+    }
+    if failures > 0 {
+        return Err(Error::WriteFailed(format!(
+            "{failures} pack(s) could not be deleted; they are unreferenced and the next prune removes them"
+        )));
+    }
+    Ok(0)
+}

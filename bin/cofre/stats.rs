@@ -1,0 +1,85 @@
+//! `cofre stats`: sizes, ratios and the estimated monthly bill (see `cofre::stats`).
+
+use std::path::PathBuf;
+
+use cofre::error::Result;
+
+use crate::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only these sets' snapshots (repeatable; stored bytes are the repository's).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    /// Whose prices: aws, b2, wasabi, gcs, local (default: aws for s3://, else local).
+    #[arg(long)]
+    provider: Option<String>,
+    /// A TOML price table overriding the built-in one (docs/stats.md).
+    #[arg(long)]
+    prices: Option<PathBuf>,
+}
+
+fn human(b: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", units[i])
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
+    let s = ctx
+        .session()?
+        .stats(ctx.file.as_ref(), &a.sets, a.provider, a.prices)?;
+    if ctx.json {
+        ctx.print_json(&s)?;
+        return Ok(0);
+    }
+    println!("snapshots: {} in {} set(s)", s.snapshots, s.sets.len());
+    for (name, set) in &s.sets {
+        println!(
+            "  {name}: {} snapshots; latest {} in {} files; all {}",
+            set.snapshots,
+            human(set.latest_bytes),
+            set.latest_files,
+            human(set.all_bytes)
+        );
+    }
+    println!(
+        "stored: {} (compressed, encrypted) for {} of distinct data and {} of trees",
+        human(s.stored_bytes),
+        human(s.unique_data_bytes),
+        human(s.unique_tree_bytes)
+    );
+    for (class, b) in &s.stored_by_class {
+        println!("  {class}: {}", human(*b));
+    }
+    println!(
+        "dedup {:.2}x, compression {:.2}x: all snapshots ({}) in {}",
+        s.dedup_ratio,
+        s.compression_ratio,
+        human(s.all_bytes),
+        human(s.stored_bytes)
+    );
+    if s.delta_chunk_bytes > 0 {
+        println!(
+            "deltas: {} of changed chunks stored in {} ({:.1}x)",
+            human(s.delta_chunk_bytes),
+            human(s.delta_stored_bytes),
+            s.delta_ratio
+        );
+    }
+    println!(
+        "monthly estimate ({}; docs/stats.md): ${:.4} storage + ${:.4} for {} writes = ${:.4}",
+        s.provider, s.storage_dollars, s.request_dollars, s.puts_per_month, s.monthly_dollars
+    );
+    println!(
+        "the same snapshots as compressed full copies (the scripts' way): {} = ${:.4}/month",
+        human(s.full_copies_bytes),
+        s.full_copies_monthly_dollars
+    );
+    Ok(0)
+}

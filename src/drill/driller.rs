@@ -1,0 +1,135 @@
+//! Drilling a set from a front end: the mount child's command line, a scratch directory,
+//! the record stored in the repository and the local state for the metrics.
+
+use std::path::PathBuf;
+
+use super::{record, Copier, DrillOptions, MountCommand, SetReport};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::session::Session;
+
+#[derive(Clone)]
+pub struct DrillArgs {
+    /// List the drills stored in the repository instead of drilling.
+    pub history: bool,
+    pub sets: Vec<String>,
+    pub snapshot: Option<String>,
+    pub target: Option<PathBuf>,
+    pub copier: Copier,
+    /// Restore the sets' dumps into a scratch database on this server (libpq string).
+    pub pg_restore: Option<String>,
+    /// Also write the JSON report here (for the audit file or the ticket).
+    pub report: Option<PathBuf>,
+}
+
+/// The mount child gets the resolved repository, catalog and password source; a password
+/// typed at a prompt cannot be handed on, so the drill needs one it can pass.
+fn mount_command(s: &Session) -> Result<MountCommand> {
+    let opts = s.options();
+    let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+    let mut args: Vec<std::ffi::OsString> = vec!["--repo".into(), opts.url()?.into()];
+    args.extend(["--catalog".into(), s.catalog_path().as_os_str().to_owned()]);
+    match (
+        &opts.password.command,
+        &opts.password.file,
+        &opts.password.env,
+    ) {
+        (Some(c), _, _) => args.extend(["--password-command".into(), c.into()]),
+        (None, Some(f), _) => args.extend(["--password-file".into(), f.as_os_str().to_owned()]),
+        (None, None, Some(_)) => {} // COFRE_PASSWORD is inherited
+        (None, None, None) => {
+            return Err(Error::InvalidArgument(
+                "cofre drill mounts in a child process: give the password with --password-file, \
+                 --password-command, COFRE_PASSWORD or the configuration's password_file"
+                    .into(),
+            ))
+        }
+    }
+    Ok(MountCommand { exe, args })
+}
+
+fn scratch_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
+    let dir = base.join(format!(
+        "cofre-drill-{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 4]>())
+    ));
+    crate::catalog::private_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
+}
+
+/// What drilling needs besides the set: the open repository and catalog, and how to mount.
+pub struct Driller<'a> {
+    file: Option<&'a Config>,
+    repo: &'a crate::repo::Repository,
+    mc: MountCommand,
+    scratch: PathBuf,
+}
+
+impl<'a> Driller<'a> {
+    pub fn new(s: &'a Session, file: Option<&'a Config>) -> Result<Driller<'a>> {
+        Ok(Driller {
+            file,
+            repo: s.repository(),
+            mc: mount_command(s)?,
+            scratch: scratch_dir()?,
+        })
+    }
+
+    /// Drills `snapshot` (default: latest) of `set`, stores the record in the repository
+    /// and the local state for the metrics.
+    pub fn drill(
+        &self,
+        cat: &crate::catalog::Catalog,
+        set: &str,
+        snapshot: Option<&str>,
+        a: &DrillArgs,
+    ) -> Result<SetReport> {
+        let set_cfg = self.file.and_then(|f| f.sets.get(set));
+        let mut pg_cfg = set_cfg.and_then(|s| s.src.pg_drill.clone());
+        if let Some(dsn) = &a.pg_restore {
+            pg_cfg.get_or_insert_with(Default::default).dsn = dsn.clone();
+        }
+        let pg = match pg_cfg {
+            None => None,
+            Some(p) => {
+                let name = set_cfg.and_then(|s| s.src.stdin_name.clone()).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "set {set}: a PostgreSQL drill needs the set's `command` and `stdin_name` in the configuration"
+                    ))
+                })?;
+                Some((p, name))
+            }
+        };
+        let opts = DrillOptions {
+            pg,
+            copier: a.copier,
+            target: a.target.clone(),
+            rto: set_cfg.and_then(|s| s.src.rto_secs),
+            rpo: set_cfg.and_then(|s| s.src.rpo_secs),
+            now: crate::ingest::now().0,
+        };
+        let snap = cat.resolve(snapshot.unwrap_or("latest"), Some(set))?;
+        let mut r = super::drill(cat, &self.mc, set, &snap, &self.scratch, &opts)?;
+        // The record is the evidence: a drill that cannot store it does not pass.
+        let now = crate::ingest::now();
+        let rec = record::DrillRecord::from_report(&r, now);
+        if let Err(e) = record::save(self.repo, &rec) {
+            r.problems
+                .push(format!("the drill's record was not stored: {e}"));
+            r.passed = false;
+        }
+        let state = crate::catalog::cache_dir(&self.repo.config.id);
+        if let Err(e) = record::record_local(&state, set, now.0, r.passed, r.rto_seconds) {
+            tracing::warn!("drill metrics state not written: {e}");
+        }
+        Ok(r)
+    }
+}
+
+impl Drop for Driller<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}

@@ -1,0 +1,115 @@
+//! `cofre run`, `cofre metrics` and `cofre schedule status` from a [`Session`]: the parts
+//! of them that are not printing.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{state, JobResult, RunOptions};
+use crate::config::{self, Config};
+use crate::drill::{DrillArgs, Driller};
+use crate::error::{Error, Result};
+use crate::session::Session;
+
+impl Session {
+    /// Takes every snapshot `cfg` says is due, applies retention, drills the sets whose
+    /// drill is due, and writes the metrics file (`metrics_file`, else the file's) when the
+    /// run ends. One set failing does not stop the others.
+    pub fn run(
+        &self,
+        cfg: &Config,
+        opts: &RunOptions,
+        metrics_file: Option<PathBuf>,
+    ) -> Result<Vec<JobResult>> {
+        let mut cat = self.synced_catalog()?;
+        let lock_dir = self.state_dir();
+        // Drills need a mount child; made only when a set schedules drills.
+        let wants_drill = cfg.sets.values().any(|s| s.src.drill_every.is_some());
+        let driller = wants_drill.then(|| Driller::new(self, Some(cfg)));
+        let args = DrillArgs {
+            history: false,
+            sets: Vec::new(),
+            snapshot: None,
+            target: None,
+            copier: crate::drill::Copier::Cp,
+            pg_restore: None,
+            report: None,
+        };
+        let drill_one = |set: &str, cat: &crate::catalog::Catalog| match &driller {
+            Some(Ok(d)) => d.drill(cat, set, None, &args),
+            Some(Err(e)) => Err(Error::InvalidArgument(e.to_string())),
+            None => Err(Error::InvalidArgument("no drills scheduled".into())),
+        };
+        let mut opts = opts.clone();
+        opts.retry_lock = self.options().retry_lock;
+        let results = super::run(
+            self.repository(),
+            &mut cat,
+            cfg,
+            &lock_dir,
+            &opts,
+            Some(&drill_one),
+        )?;
+        // Written when the run ends, from what it recorded: a failure to write is reported
+        // but does not change the backup's exit code.
+        let metrics_file = config::resolve(metrics_file, cfg.metrics_file.as_ref());
+        if let (Some(path), false) = (metrics_file, opts.dry_run) {
+            let now = opts.now.map_or_else(|| crate::ingest::now().0, |t| t.0);
+            let cost = self.monthly_cost(Some(cfg), &cat);
+            match crate::metrics::render(cfg, &cat, &lock_dir, now, cost)
+                .and_then(|text| crate::metrics::write(&path, &text))
+            {
+                Ok(()) => {}
+                Err(e) => tracing::warn!("metrics not written: {e}"),
+            }
+        }
+        Ok(results)
+    }
+
+    /// The Prometheus metrics `cofre run` writes, as text.
+    pub fn metrics(&self, file: Option<&Config>) -> Result<String> {
+        let default = Config::default();
+        let cfg = file.unwrap_or(&default);
+        let cat = self.synced_catalog()?;
+        let cost = self.monthly_cost(file, &cat);
+        crate::metrics::render(cfg, &cat, &self.state_dir(), crate::ingest::now().0, cost)
+    }
+
+    /// Each set's schedule: its last snapshot, this machine's last run and its result, and
+    /// when it is due next (as of `now`, default now).
+    pub fn schedule_status(&self, cfg: &Config, now: Option<(i64, u32)>) -> Result<Vec<StatusRow>> {
+        let cat = self.synced_catalog()?;
+        let dir = self.state_dir();
+        let now = now.unwrap_or_else(crate::ingest::now).0;
+        let fmt = |t: i64| crate::ingest::format_time((t, 0));
+        let mut rows = Vec::new();
+        for job in super::jobs(cfg) {
+            let last = super::latest(&cat, job.set, &job.tag)?.map(|s| s.manifest.time.0);
+            let st = state::load(&dir, job.set).remove(&job.tag);
+            rows.push(StatusRow {
+                set: job.set.to_string(),
+                class: job.tag.clone(),
+                schedule: job.schedule.describe(),
+                last_snapshot: last.map(fmt),
+                last_run: st.as_ref().map(|s| fmt(s.last_run)),
+                result: st.as_ref().map(|s| s.outcome),
+                error: st.and_then(|s| s.error),
+                next_due: job.schedule.next(last, now).map(fmt),
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// One schedule's state, for `cofre schedule status`.
+#[derive(Debug, Serialize)]
+pub struct StatusRow {
+    pub set: String,
+    pub class: String,
+    pub schedule: String,
+    pub last_snapshot: Option<String>,
+    pub last_run: Option<String>,
+    pub result: Option<state::Outcome>,
+    pub error: Option<String>,
+    pub next_due: Option<String>,
+}

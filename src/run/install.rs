@@ -1,0 +1,128 @@
+//! `cofre schedule install|remove`: the systemd timer (or crontab line) that calls
+//! `cofre run`.
+
+use std::path::{Path, PathBuf};
+
+use super::units::{self, Every};
+use crate::config;
+use crate::error::{Error, Result};
+
+pub struct ScheduleOptions {
+    /// Print a crontab line instead of writing systemd units.
+    pub cron: bool,
+    /// Write the units here and leave systemctl alone (packaging, tests).
+    pub dir: Option<PathBuf>,
+    pub every: Every,
+    /// Unit name (`cofre` → cofre.service, cofre.timer).
+    pub name: String,
+}
+
+fn root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Where systemd looks for this user's units.
+fn unit_dir() -> PathBuf {
+    if root() {
+        return PathBuf::from("/etc/systemd/system");
+    }
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("systemd/user")
+}
+
+fn systemctl(args: &[&str]) -> Result<()> {
+    let mut cmd = std::process::Command::new("systemctl");
+    if !root() {
+        cmd.arg("--user");
+    }
+    let what = format!("systemctl {}", args.join(" "));
+    let status = cmd.args(args).status().map_err(|e| {
+        Error::External(format!(
+            "{what}: {e}; without systemd use `cofre schedule install --cron`"
+        ))
+    })?;
+    if !status.success() {
+        return Err(Error::External(format!(
+            "{what} failed ({status}); the unit files stay in {} (remove them with `cofre schedule remove`)",
+            unit_dir().display()
+        )));
+    }
+    Ok(())
+}
+
+/// The configuration file the timer will use: it must exist and be valid now.
+fn config_file(explicit: Option<&Path>) -> Result<PathBuf> {
+    let Some((path, _)) = config::load(explicit)? else {
+        return Err(Error::InvalidArgument(format!(
+            "no configuration file at {} (give --config FILE; see docs/config.md)",
+            config::default_path().display()
+        )));
+    };
+    std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))
+}
+
+/// What `install` did.
+#[derive(Debug)]
+pub enum Installed {
+    /// The crontab line to add (nothing was written).
+    Cron(String),
+    /// Unit files written; `enabled` when systemctl enabled the timer (no `dir` given).
+    Units {
+        service: PathBuf,
+        timer: PathBuf,
+        enabled: bool,
+        on_calendar: String,
+    },
+}
+
+/// Writes (and, without `dir`, enables) the units that call `cofre run`, or gives the
+/// crontab line. The configuration file must exist and be valid now.
+pub fn install(explicit: Option<&Path>, o: &ScheduleOptions) -> Result<Installed> {
+    let cfg = config_file(explicit)?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+    if o.cron {
+        return Ok(Installed::Cron(units::cron_line(&exe, &cfg, o.every)));
+    }
+    let dir = o.dir.clone().unwrap_or_else(unit_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let service = dir.join(format!("{}.service", o.name));
+    let timer = dir.join(format!("{}.timer", o.name));
+    crate::fsutil::write_atomic(&service, units::service(&exe, &cfg).as_bytes(), 0o644)?;
+    crate::fsutil::write_atomic(&timer, units::timer(&o.name, o.every).as_bytes(), 0o644)?;
+    if o.dir.is_none() {
+        systemctl(&["daemon-reload"])?;
+        systemctl(&["enable", "--now", &format!("{}.timer", o.name)])?;
+    }
+    Ok(Installed::Units {
+        service,
+        timer,
+        enabled: o.dir.is_none(),
+        on_calendar: o.every.on_calendar(),
+    })
+}
+
+/// Disables and deletes the units: the files removed, and the directory looked in.
+pub fn remove(o: &ScheduleOptions) -> Result<(Vec<PathBuf>, PathBuf)> {
+    let dir = o.dir.clone().unwrap_or_else(unit_dir);
+    let timer_name = format!("{}.timer", o.name);
+    if o.dir.is_none() && dir.join(&timer_name).exists() {
+        systemctl(&["disable", "--now", &timer_name])?;
+    }
+    let mut removed = Vec::new();
+    for f in [timer_name, format!("{}.service", o.name)] {
+        let p = dir.join(f);
+        match std::fs::remove_file(&p) {
+            Ok(()) => removed.push(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    if !removed.is_empty() && o.dir.is_none() {
+        systemctl(&["daemon-reload"])?;
+    }
+    Ok((removed, dir))
+}

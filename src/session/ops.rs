@@ -1,0 +1,165 @@
+//! What a front end does with an open [`Session`]: back up, restore, verify, forget and
+//! prune, keep the catalog. Each returns a typed report; printing it is the front end's.
+//! The session's lock wait (`retry_lock`) applies to every operation here.
+
+use std::path::PathBuf;
+
+use super::{browse::SnapshotInfo, Session};
+use crate::catalog::{sync, Catalog};
+use crate::check::{CheckReport, ReadData};
+use crate::error::Result;
+use crate::forget::{ForgetOptions, ForgetReport};
+use crate::ingest::{IngestOptions, IngestReport, StreamSource};
+use crate::prune::{PruneOptions, PruneReport};
+use crate::repair::RepairReport;
+use crate::restore::RestoreReport;
+
+/// What to restore and where.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// An id prefix or `latest`.
+    pub snapshot: String,
+    /// The path in the snapshot (`/`: all of it).
+    pub path: String,
+    /// Resolve `latest` or the prefix within this set.
+    pub set: Option<String>,
+    pub target: PathBuf,
+    /// Memory for decoded chunks, in MiB.
+    pub cache_mib: usize,
+}
+
+/// A restore's report and the snapshot it read.
+#[derive(Debug, serde::Serialize)]
+pub struct RestoreOutcome {
+    #[serde(skip)]
+    pub snapshot: SnapshotInfo,
+    #[serde(flatten)]
+    pub report: RestoreReport,
+}
+
+impl Session {
+    /// A new snapshot. The catalog is synced first (a damaged one rebuilt, then the ingest
+    /// run again, unless it read standard input, which is spent).
+    pub fn ingest(&self, mut opts: IngestOptions) -> Result<IngestReport> {
+        opts.retry_lock = self.opts.retry_lock;
+        let retry = !matches!(opts.stream, Some(StreamSource::Stdin { .. }));
+        self.healing(retry, || {
+            // Synced here too, outside the lock, because `open_synced` is where a damaged
+            // catalog is rebuilt; ingest syncs again (two listings) once it holds its lock.
+            let mut cat = self.synced_catalog()?;
+            crate::ingest::ingest(&self.repo, &mut cat, opts.clone())
+        })
+    }
+
+    /// Restores `opts.path` of a snapshot under `opts.target`, holding a shared lock. Entries
+    /// that could not be restored are in the report's `errors`; the caller decides what
+    /// that means (the CLI exits 1).
+    pub fn restore(&self, opts: &RestoreOptions) -> Result<RestoreOutcome> {
+        let row = self.healing(true, || {
+            self.reading_catalog()?
+                .resolve(&opts.snapshot, opts.set.as_deref())
+        })?;
+        let _lock = self.read_lock("restore")?;
+        let report = crate::restore::restore_with_cache(
+            &self.repo,
+            &row.id,
+            &opts.path,
+            &opts.target,
+            opts.cache_mib.max(1).saturating_mul(1 << 20),
+        )?;
+        Ok(RestoreOutcome {
+            snapshot: SnapshotInfo::from(&row),
+            report,
+        })
+    }
+
+    /// Verifies the repository's structure, and the data `read` says, under a shared lock
+    /// (a prune running meanwhile would make packs look missing).
+    pub fn check(&self, read: ReadData) -> Result<CheckReport> {
+        let _lock = self.read_lock("check")?;
+        crate::check::check(&self.repo, read)
+    }
+
+    /// Removes snapshots by policy or id. Those removed leave this host's catalog (and its
+    /// mounts) at once, unless this is a dry run.
+    pub fn forget(&self, mut opts: ForgetOptions) -> Result<ForgetReport> {
+        opts.retry_lock = self.opts.retry_lock;
+        let report = crate::forget::forget(&self.repo, &opts)?;
+        if !opts.dry_run {
+            drop(self.synced_catalog()?);
+        }
+        Ok(report)
+    }
+
+    /// Deletes unreferenced data, then brings this host's catalog up to date (it forgets
+    /// the deleted index objects at once).
+    pub fn prune(&self, mut opts: PruneOptions) -> Result<PruneReport> {
+        opts.retry_lock = self.opts.retry_lock;
+        let report = crate::prune::prune(&self.repo, &opts)?;
+        if !opts.dry_run {
+            drop(self.synced_catalog()?);
+        }
+        Ok(report)
+    }
+
+    /// Removes stale locks (or, with `all`, every lock): the names removed.
+    pub fn unlock(&self, all: bool) -> Result<Vec<String>> {
+        crate::repo::lock::unlock(&self.repo, all)
+    }
+
+    /// Recreates the catalog from the repository alone.
+    pub fn catalog_rebuild(&self) -> Result<sync::SyncReport> {
+        sync::rebuild(&self.catalog, &self.repo).map(|(_, r)| r)
+    }
+
+    /// Adds what the catalog does not know yet and drops what the repository no longer has.
+    pub fn catalog_sync(&self) -> Result<sync::SyncReport> {
+        let mut cat = Catalog::open(&self.catalog)?;
+        sync::sync(&mut cat, &self.repo)
+    }
+
+    /// Rebuilds index objects for packs no readable index lists (adds, deletes nothing).
+    pub fn repair_index(&self) -> Result<RepairReport> {
+        crate::repair::repair_index(&self.repo)
+    }
+
+    /// Shows every snapshot as a read-only filesystem at `mountpoint` until it is unmounted.
+    /// `disk_cache_mib`: the on-disk cache of fetched data, for a remote repository (0: none).
+    pub fn mount(
+        &self,
+        mountpoint: &std::path::Path,
+        mut opts: crate::mount::MountOptions,
+        disk_cache_mib: u64,
+    ) -> Result<()> {
+        if self.opts.is_remote() && disk_cache_mib > 0 {
+            let dir = self.state_dir().join("blobs");
+            opts.disk_cache = Some((dir, disk_cache_mib * 1024 * 1024));
+        }
+        crate::mount::mount(self.repo.clone(), &self.catalog, mountpoint, opts)
+    }
+
+    /// The repository's key files; `current` marks the one this session opened.
+    pub fn keys(&self) -> Result<Vec<crate::repo::keyfiles::KeyEntry>> {
+        crate::repo::keyfiles::list(&self.repo)
+    }
+
+    /// Adds a key for `password`: its id.
+    pub fn add_key(&self, password: &[u8]) -> Result<String> {
+        crate::repo::keyfiles::add(&self.repo, password)
+    }
+
+    /// Removes a key (never the one in use, never the last): its full id.
+    pub fn remove_key(&self, id_prefix: &str) -> Result<String> {
+        crate::repo::keyfiles::remove(&self.repo, id_prefix)
+    }
+
+    /// Replaces the key in use by one for `password`: the new key's id.
+    pub fn change_password(&self, password: &[u8]) -> Result<String> {
+        crate::repo::keyfiles::passwd(&self.repo, password)
+    }
+
+    /// The drills stored in the repository (every machine's), oldest first.
+    pub fn drill_history(&self) -> Result<Vec<crate::drill::record::DrillRecord>> {
+        crate::drill::record::history(&self.repo)
+    }
+}
