@@ -40,18 +40,39 @@
 //! damaged repository, drive one store call at a time); they are not a stable API and are
 //! hidden from the docs. See docs/architecture.md.
 
+// The session and what its operations take and return.
+pub use catalog::sync::SyncReport;
 pub use check::{CheckReport, ReadData};
-pub use config::Config;
+pub use drill::{record::DrillRecord, sets_to_drill, Copier, DrillArgs, SetReport};
 pub use error::{Error, Result};
-pub use forget::{policy::Policy, ForgetOptions, ForgetReport};
+pub use forget::{
+    policy::{Policy, Span},
+    ForgetOptions, ForgetReport,
+};
 pub use ingest::{IngestOptions, IngestReport, StreamSource};
+pub use mount::MountOptions;
 pub use password::PasswordSource;
 pub use progress::{NoProgress, Progress};
 pub use prune::{PruneOptions, PruneReport};
-pub use restore::RestoreReport;
-pub use run::{Action, JobResult, RunOptions};
+pub use repair::RepairReport;
+pub use repo::compress::Compression;
+pub use repo::keyfiles::KeyEntry;
+pub use restore::{RestoreReport, DEFAULT_CACHE_MIB};
+pub use run::{Action, JobResult, RunOptions, StatusRow};
 pub use session::{
     Browse, Entry, OpenOptions, RestoreOptions, RestoreOutcome, Session, SnapshotInfo,
+};
+pub use stats::Stats;
+pub use store::s3::S3Options;
+
+// Without a repository: the configuration file, the timer, files written whole.
+pub use config::{default_path as default_config_path, load as load_config, resolve, Config};
+pub use fsutil::write_atomic;
+pub use metrics::write as write_metrics;
+pub use run::units::Every;
+pub use run::units::{service as service_unit, timer as timer_unit};
+pub use run::{
+    install as install_schedule, remove as remove_schedule, worst, Installed, ScheduleOptions,
 };
 
 #[doc(hidden)]

@@ -33,6 +33,14 @@ fn options(dir: &Path, password: &str) -> OpenOptions {
     }
 }
 
+/// A server shares one session between request threads.
+#[test]
+fn a_session_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Session>();
+    shareable::<OpenOptions>();
+}
+
 #[test]
 fn a_front_end_backs_up_browses_and_restores_through_the_session() {
     let env = common::Env::new();

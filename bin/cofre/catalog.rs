@@ -1,9 +1,8 @@
 //! `cofre catalog rebuild|sync`.
 
 use clap::Subcommand;
-use cofre::catalog::sync::SyncReport;
 use cofre::error::{Error, Result};
-use cofre::repo::file::FileType;
+use cofre::SyncReport;
 
 use crate::Ctx;
 
@@ -39,12 +38,7 @@ fn report(ctx: &Ctx, r: &SyncReport, started: std::time::Instant) -> Result<i32>
             started.elapsed().as_secs_f64()
         );
     }
-    let mut unreadable: Vec<String> = r
-        .snapshots_skipped
-        .iter()
-        .map(|s| FileType::Snapshot.key(s))
-        .collect();
-    unreadable.extend(r.index_files_skipped.iter().map(|s| FileType::Index.key(s)));
+    let unreadable = r.unreadable();
     if unreadable.is_empty() {
         Ok(0)
     } else {

@@ -1,7 +1,7 @@
 //! `cofre config validate|show`.
 
 use clap::Subcommand;
-use cofre::config;
+
 use cofre::error::{Error, Result};
 
 use crate::Ctx;
@@ -19,10 +19,10 @@ pub enum Cmd {
 /// sees it) or a one-line verdict (`validate`).
 pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
     let show = matches!(cmd, Cmd::Show);
-    let Some((path, mut cfg)) = config::load(ctx.config_path.as_deref())? else {
+    let Some((path, mut cfg)) = cofre::load_config(ctx.config_path.as_deref())? else {
         return Err(Error::InvalidArgument(format!(
             "no configuration file at {} (give --config FILE)",
-            config::default_path().display()
+            cofre::default_config_path().display()
         )));
     };
     if show {

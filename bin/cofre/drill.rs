@@ -1,9 +1,9 @@
-//! `cofre drill`: mount, copy out, verify, time (see `cofre::drill`).
+//! `cofre drill`: mount, copy out, verify, time (the library: `Session::drill`).
 
 use std::path::PathBuf;
 
-use cofre::drill::{Copier, DrillArgs, Driller, SetReport};
-use cofre::error::{Error, Result, EXIT_FAILURE};
+use cofre::error::{Result, EXIT_FAILURE};
+use cofre::{Copier, DrillArgs};
 
 use crate::Ctx;
 
@@ -48,7 +48,7 @@ impl From<Args> for DrillArgs {
 
 /// `cofre drill --history`: every drill stored in the repository, oldest first.
 fn history(ctx: &Ctx, sets: &[String]) -> Result<i32> {
-    let all: Vec<cofre::drill::record::DrillRecord> = ctx
+    let all: Vec<cofre::DrillRecord> = ctx
         .session()?
         .drill_history()?
         .into_iter()
@@ -86,38 +86,13 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     if a.history {
         return history(ctx, &a.sets);
     }
-    let sets: Vec<String> = match (&a.sets, file) {
-        (s, _) if !s.is_empty() => s.clone(),
-        (_, Some(cfg)) if !cfg.sets.is_empty() => cfg.sets.keys().cloned().collect(),
-        _ => {
-            return Err(Error::InvalidArgument(
-                "which sets? give --set S or a configuration file with sets".into(),
-            ))
-        }
+    // Usage mistakes before the repository is opened (and its password asked).
+    cofre::sets_to_drill(file, &a)?;
+    let reports = ctx.session()?.drill(file, &a)?;
+    let code = match reports.iter().all(|r| r.passed) {
+        true => 0,
+        false => EXIT_FAILURE,
     };
-    if a.snapshot.is_some() && sets.len() != 1 {
-        return Err(Error::InvalidArgument(
-            "a SNAPSHOT is drilled with exactly one --set".into(),
-        ));
-    }
-    let session = ctx.session()?;
-    let cat = session.synced_catalog()?;
-    let driller = Driller::new(&session, file)?;
-    let mut reports: Vec<SetReport> = Vec::new();
-    let mut code = 0;
-    for set in &sets {
-        let r = driller.drill(&cat, set, a.snapshot.as_deref(), &a)?;
-        if !r.passed {
-            code = EXIT_FAILURE;
-        }
-        reports.push(r);
-    }
-    drop(driller);
-    if let Some(path) = &a.report {
-        let json = serde_json::to_vec_pretty(&reports)
-            .map_err(|e| Error::corrupt("drill report", e.to_string()))?;
-        cofre::fsutil::write_atomic(path, &json, 0o600)?;
-    }
     if ctx.json {
         ctx.print_json(&reports)?;
         return Ok(code);

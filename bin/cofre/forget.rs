@@ -1,7 +1,7 @@
 //! `cofre forget`: the retention policy per set; `--prune` frees the data afterwards.
 
 use cofre::error::{Error, Result};
-use cofre::forget::policy::Span;
+use cofre::Span;
 use cofre::{ForgetOptions, Policy, PruneOptions};
 
 use crate::Ctx;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::Shell;
 use cofre::error::{Error, Result};
-use cofre::run::units::{self, Every};
+use cofre::{service_unit, timer_unit, Every};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,11 +61,11 @@ pub fn run(a: &Args) -> Result<i32> {
     let systemd = a.dir.join("systemd");
     write(
         &systemd.join("cofre.service"),
-        units::service(exe, config).as_bytes(),
+        service_unit(exe, config).as_bytes(),
     )?;
     write(
         &systemd.join("cofre.timer"),
-        units::timer("cofre", Every::DEFAULT).as_bytes(),
+        timer_unit("cofre", Every::DEFAULT).as_bytes(),
     )?;
     println!(
         "wrote man pages, completions and systemd units under {}",

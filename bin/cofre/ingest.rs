@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use cofre::error::{Error, Result, EXIT_PARTIAL};
-use cofre::repo::compress::Compression;
+use cofre::Compression;
 use cofre::{IngestOptions, StreamSource};
 
 use crate::Ctx;

@@ -1,7 +1,7 @@
 //! `cofre init`.
 
 use cofre::error::Result;
-use cofre::repo::compress::Compression;
+use cofre::Compression;
 use cofre::Session;
 
 use crate::Ctx;

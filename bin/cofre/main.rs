@@ -162,7 +162,7 @@ impl Ctx {
         self.file.as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "{what} needs a configuration file ({} or --config FILE; see docs/config.md)",
-                cofre::config::default_path().display()
+                cofre::default_config_path().display()
             ))
         })
     }
@@ -213,7 +213,7 @@ pub fn split_spec(spec: &str) -> (&str, &str) {
 
 /// Flags and environment first, then the configuration file (`config::resolve`).
 fn context(cli: &Cli, rt: &tokio::runtime::Runtime, file: Option<Config>) -> Ctx {
-    use cofre::config::resolve;
+    use cofre::resolve;
     let env = std::env::var("COFRE_PASSWORD").ok();
     // The password source is one choice: a file's source only when none was given here.
     let given = cli.password_command.is_some() || cli.password_file.is_some() || env.is_some();
@@ -255,7 +255,7 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
         _ => {}
     }
     // A broken file fails every command with the same message `config validate` gives.
-    let file = cofre::config::load(cli.config.as_deref())?.map(|(_, c)| c);
+    let file = cofre::load_config(cli.config.as_deref())?.map(|(_, c)| c);
     let ctx = context(&cli, rt, file);
     match cli.cmd {
         Cmd::Init(a) => init::run(&ctx, a),

@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     let text = ctx.session()?.metrics(ctx.file.as_ref())?;
     match a.metrics_file {
-        Some(path) => cofre::metrics::write(&path, &text)?,
+        Some(path) => cofre::write_metrics(&path, &text)?,
         None => print!("{text}"),
     }
     Ok(0)

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cofre::error::Result;
-use cofre::mount::MountOptions;
+use cofre::MountOptions;
 use cofre::Session;
 
 use crate::Ctx;
@@ -47,7 +47,7 @@ impl From<&Args> for MountOptions {
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     // A reader waits at most ~3 x 15 s for a dead server, then gets EIO.
-    let s3 = cofre::store::s3::S3Options {
+    let s3 = cofre::S3Options {
         attempts: 3,
         attempt_timeout: Duration::from_secs(15),
         ..Default::default()

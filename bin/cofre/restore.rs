@@ -17,7 +17,7 @@ pub struct Args {
     set: Option<String>,
     /// Memory for decoded chunks, in MiB: more reads further ahead (faster from S3),
     /// less keeps the process smaller (24: under 100 MB).
-    #[arg(long, default_value_t = cofre::restore::DEFAULT_CACHE_MIB)]
+    #[arg(long, default_value_t = cofre::DEFAULT_CACHE_MIB)]
     cache_mib: usize,
 }
 

@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     let results = ctx.session()?.run(cfg, &opts, a.metrics_file)?;
     let code = results
         .iter()
-        .fold(0, |acc, r| cofre::run::worst(acc, r.exit_code));
+        .fold(0, |acc, r| cofre::worst(acc, r.exit_code));
     if ctx.json {
         ctx.print_json(&results)?;
     } else {

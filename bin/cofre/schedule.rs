@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use cofre::error::{Error, Result};
-use cofre::run::units::Every;
-use cofre::run::{Installed, ScheduleOptions};
+use cofre::Every;
+use cofre::{Installed, ScheduleOptions};
 
 use crate::Ctx;
 
@@ -59,7 +59,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Install { unit, every, cron } => {
             let name = unit.name.clone();
-            match cofre::run::install(ctx.config_path.as_deref(), &options(unit, every, cron))? {
+            match cofre::install_schedule(ctx.config_path.as_deref(), &options(unit, every, cron))?
+            {
                 Installed::Cron(line) => println!("{line}"),
                 Installed::Units {
                     service,
@@ -78,7 +79,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         }
         Cmd::Remove { unit } => {
             let name = unit.name.clone();
-            let (removed, dir) = cofre::run::remove(&options(unit, Every::DEFAULT, false))?;
+            let (removed, dir) = cofre::remove_schedule(&options(unit, Every::DEFAULT, false))?;
             for p in &removed {
                 println!("removed {}", p.display());
             }
@@ -95,7 +96,7 @@ fn status(ctx: &Ctx, now: Option<String>) -> Result<i32> {
     let Some(cfg) = ctx.file.as_ref() else {
         return Err(Error::InvalidArgument(format!(
             "cofre schedule status needs a configuration file ({} or --config FILE)",
-            cofre::config::default_path().display()
+            cofre::default_config_path().display()
         )));
     };
     let now = now

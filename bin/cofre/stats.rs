@@ -1,4 +1,4 @@
-//! `cofre stats`: sizes, ratios and the estimated monthly bill (see `cofre::stats`).
+//! `cofre stats`: sizes, ratios and the estimated monthly bill (the library: `Session::stats`).
 
 use std::path::PathBuf;
 

@@ -21,6 +21,21 @@ pub struct SyncReport {
     pub snapshots_skipped: Vec<String>,
 }
 
+impl SyncReport {
+    /// The objects that could not be read and were skipped, by their keys in the store.
+    pub fn unreadable(&self) -> Vec<String> {
+        let snaps = self
+            .snapshots_skipped
+            .iter()
+            .map(|s| FileType::Snapshot.key(s));
+        let index = self
+            .index_files_skipped
+            .iter()
+            .map(|s| FileType::Index.key(s));
+        snaps.chain(index).collect()
+    }
+}
+
 pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     let known = cat.known_index_files()?;

@@ -133,3 +133,45 @@ impl Drop for Driller<'_> {
         let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
+
+/// The sets a drill covers: those named, else every set of the file. A usage error when
+/// there are none, or when a SNAPSHOT is given for more than one.
+pub fn sets_to_drill(file: Option<&Config>, args: &DrillArgs) -> Result<Vec<String>> {
+    let sets: Vec<String> = match (&args.sets, file) {
+        (s, _) if !s.is_empty() => s.clone(),
+        (_, Some(cfg)) if !cfg.sets.is_empty() => cfg.sets.keys().cloned().collect(),
+        _ => {
+            return Err(Error::InvalidArgument(
+                "which sets? give --set S or a configuration file with sets".into(),
+            ))
+        }
+    };
+    if args.snapshot.is_some() && sets.len() != 1 {
+        return Err(Error::InvalidArgument(
+            "a SNAPSHOT is drilled with exactly one --set".into(),
+        ));
+    }
+    Ok(sets)
+}
+
+impl Session {
+    /// Drills `args.sets` (default: every set of `file`), or `args.snapshot` of the one set
+    /// given, one after another; each report says whether it passed. The JSON reports are
+    /// also written to `args.report` when given.
+    pub fn drill(&self, file: Option<&Config>, args: &DrillArgs) -> Result<Vec<SetReport>> {
+        let sets = sets_to_drill(file, args)?;
+        let cat = self.synced_catalog()?;
+        let driller = Driller::new(self, file)?;
+        let mut reports = Vec::new();
+        for set in &sets {
+            reports.push(driller.drill(&cat, set, args.snapshot.as_deref(), args)?);
+        }
+        drop(driller);
+        if let Some(path) = &args.report {
+            let json = serde_json::to_vec_pretty(&reports)
+                .map_err(|e| Error::corrupt("drill report", e.to_string()))?;
+            crate::fsutil::write_atomic(path, &json, 0o600)?;
+        }
+        Ok(reports)
+    }
+}

@@ -9,7 +9,7 @@ pub mod pg;
 pub mod record;
 pub mod verify;
 
-pub use driller::{DrillArgs, Driller};
+pub use driller::{sets_to_drill, DrillArgs, Driller};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
