@@ -62,7 +62,7 @@ pub use run::{Action, JobResult, RunOptions, StatusRow};
 pub use session::{
     Browse, Entry, OpenOptions, RestoreOptions, RestoreOutcome, Session, SnapshotInfo,
 };
-pub use stats::Stats;
+pub use stats::{Pricing, Stats};
 pub use store::s3::S3Options;
 
 // Without a repository: the configuration file, the timer, files written whole.

@@ -241,26 +241,40 @@ pub fn provider(
         .unwrap_or_else(|| if remote { "aws" } else { "local" }.to_string())
 }
 
-impl crate::session::Session {
-    /// Sizes, ratios and the monthly bill of `sets` (all when empty), priced for
-    /// `provider` (default: the file's, else by repository) from `prices` (a TOML table;
-    /// default: the file's, else the built-in one).
-    pub fn stats(
-        &self,
+/// Whose prices, and the table: resolved before the repository is opened, so a bad flag
+/// or price file is a usage error before any password is asked for.
+#[derive(Debug, Clone)]
+pub struct Pricing {
+    pub provider: String,
+    pub table: BTreeMap<String, Price>,
+}
+
+impl Pricing {
+    /// `provider_flag` (default: the file's, else `aws` for a remote repository and
+    /// `local` otherwise), priced from `prices_flag` (a TOML table; default: the file's,
+    /// else the built-in one).
+    pub fn resolve(
         file: Option<&crate::config::Config>,
-        sets: &[String],
         provider_flag: Option<String>,
         prices_flag: Option<std::path::PathBuf>,
-    ) -> Result<Stats> {
-        let provider = provider(provider_flag, file, self.options().is_remote());
+        remote: bool,
+    ) -> Result<Pricing> {
+        let provider = provider(provider_flag, file, remote);
         let price_file = crate::config::resolve(prices_flag, file.and_then(|f| f.prices.as_ref()));
         let table = prices(&provider, price_file.as_deref())?;
+        Ok(Pricing { provider, table })
+    }
+}
+
+impl crate::session::Session {
+    /// Sizes, ratios and the monthly bill of `sets` (all when empty).
+    pub fn stats(&self, pricing: &Pricing, sets: &[String]) -> Result<Stats> {
         let cat = self.synced_catalog()?;
         stats(
             &cat,
             sets,
-            &provider,
-            &table,
+            &pricing.provider,
+            &pricing.table,
             self.repository().config.pack_size as u64,
             crate::ingest::now().0,
         )

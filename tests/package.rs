@@ -46,10 +46,19 @@ fn the_debian_package_installs_documents_and_removes_cleanly() {
         !installed(),
         "a cofre package is already installed on this machine: this test will not replace it"
     );
+    // The binary under test, packaged into a scratch directory (never target/debian, where
+    // a release package is looked for: this one is built with the test hooks).
+    let env = common::Env::new();
+    let out = env.path("deb");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let deb = run(
         root.join("packaging/deb.sh").to_str().expect("utf-8"),
-        &["--no-build"],
+        &[
+            "--binary",
+            env!("CARGO_BIN_EXE_cofre"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
     );
     let deb = deb.trim();
     assert!(deb.ends_with(".deb"), "deb.sh printed {deb:?}");
@@ -64,6 +73,17 @@ fn the_debian_package_installs_documents_and_removes_cleanly() {
         assert!(
             contents.contains(want),
             "{want} not in the package:\n{contents}"
+        );
+    }
+    // dpkg would overwrite, and its removal delete, a file no package owns: refuse to
+    // touch a machine that has any of them.
+    for line in contents.lines().filter(|l| l.starts_with('-')) {
+        let path = line.rsplit(" ./").next().expect("path");
+        let path = Path::new("/").join(path);
+        assert!(
+            !path.exists(),
+            "{} exists outside any package: this test will not overwrite it",
+            path.display()
         );
     }
 

@@ -136,6 +136,10 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     for f in &report.failures {
         eprintln!("error: {f}");
     }
+    // Forgotten snapshots leave this host's catalog (and its mounts) now.
+    if !opts.dry_run {
+        drop(session.synced_catalog()?);
+    }
     if !report.failures.is_empty() {
         if ctx.json && prune.is_some() {
             ctx.print_json(&report)?;

@@ -117,9 +117,9 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
             s.bytes_read, s.bytes_added, report.duration_secs
         );
     }
-    // Once each, on stderr, in both modes (the JSON report lists them too).
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
+    // Each warning was logged once as it happened (the JSON report lists them too).
+    if !ctx.json && !report.warnings.is_empty() {
+        eprintln!("{} warning(s), listed above", report.warnings.len());
     }
     Ok(if report.partial { EXIT_PARTIAL } else { 0 })
 }

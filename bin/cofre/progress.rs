@@ -11,10 +11,19 @@ struct Counters {
     bytes: AtomicU64,
     total: AtomicU64,
     total_known: AtomicBool,
+    /// Between the library's `begin` and `end`: the line is drawn only then, so log lines
+    /// of the lock wait and the catalog's sync are not torn by it.
+    active: AtomicBool,
     stop: AtomicBool,
 }
 
 impl cofre::Progress for Counters {
+    fn begin(&self) {
+        self.active.store(true, Ordering::Relaxed);
+    }
+    fn end(&self) {
+        self.active.store(false, Ordering::Relaxed);
+    }
     fn set_total(&self, bytes: u64) {
         self.total.store(bytes, Ordering::Relaxed);
         self.total_known.store(true, Ordering::Relaxed);
@@ -50,9 +59,18 @@ impl Line {
         let c = Arc::new(Counters::default());
         let c2 = c.clone();
         let thread = std::thread::spawn(move || {
-            let start = Instant::now();
+            let mut start = None;
+            let mut drawn = false;
             while !c2.stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(250));
+                if !c2.active.load(Ordering::Relaxed) {
+                    if std::mem::take(&mut drawn) {
+                        eprint!("\r\x1b[K");
+                    }
+                    continue;
+                }
+                drawn = true;
+                let start = *start.get_or_insert_with(Instant::now);
                 let (files, bytes) = (
                     c2.files.load(Ordering::Relaxed),
                     c2.bytes.load(Ordering::Relaxed),
@@ -72,7 +90,9 @@ impl Line {
                 );
                 let _ = std::io::stderr().flush();
             }
-            eprint!("\r\x1b[K");
+            if drawn {
+                eprint!("\r\x1b[K");
+            }
         });
         let line = Line {
             c: c.clone(),

@@ -55,37 +55,32 @@ fn options(unit: UnitArgs, every: Every, cron: bool) -> ScheduleOptions {
     }
 }
 
+/// Each step on its own line, as it happens.
+fn tell(step: Installed) {
+    match step {
+        Installed::Cron(line) => println!("{line}"),
+        Installed::Wrote { service, timer } => {
+            println!("wrote {} and {}", service.display(), timer.display())
+        }
+        Installed::Enabled { name, on_calendar } => println!(
+            "enabled {name}.timer: `cofre run` every {on_calendar} (see `cofre schedule status`)"
+        ),
+        Installed::Removed(p) => println!("removed {}", p.display()),
+        Installed::NothingIn { name, dir } => {
+            println!("no {name}.timer or .service in {}", dir.display())
+        }
+    }
+}
+
 pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Install { unit, every, cron } => {
-            let name = unit.name.clone();
-            match cofre::install_schedule(ctx.config_path.as_deref(), &options(unit, every, cron))?
-            {
-                Installed::Cron(line) => println!("{line}"),
-                Installed::Units {
-                    service,
-                    timer,
-                    enabled,
-                    on_calendar,
-                } => {
-                    println!("wrote {} and {}", service.display(), timer.display());
-                    if enabled {
-                        println!(
-                            "enabled {name}.timer: `cofre run` every {on_calendar} (see `cofre schedule status`)"
-                        );
-                    }
-                }
-            }
+            let o = options(unit, every, cron);
+            cofre::install_schedule(ctx.config_path.as_deref(), &o, &mut tell)?;
         }
         Cmd::Remove { unit } => {
-            let name = unit.name.clone();
-            let (removed, dir) = cofre::remove_schedule(&options(unit, Every::DEFAULT, false))?;
-            for p in &removed {
-                println!("removed {}", p.display());
-            }
-            if removed.is_empty() {
-                println!("no {name}.timer or .service in {}", dir.display());
-            }
+            let o = options(unit, Every::DEFAULT, false);
+            cofre::remove_schedule(&o, &mut tell)?;
         }
         Cmd::Status { now } => return status(ctx, now),
     }

@@ -31,9 +31,9 @@ fn human(b: u64) -> String {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
-    let s = ctx
-        .session()?
-        .stats(ctx.file.as_ref(), &a.sets, a.provider, a.prices)?;
+    let file = ctx.file.as_ref();
+    let pricing = cofre::Pricing::resolve(file, a.provider, a.prices, ctx.open.is_remote())?;
+    let s = ctx.session()?.stats(&pricing, &a.sets)?;
     if ctx.json {
         ctx.print_json(&s)?;
         return Ok(0);

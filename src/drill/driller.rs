@@ -26,7 +26,8 @@ pub struct DrillArgs {
 /// typed at a prompt cannot be handed on, so the drill needs one it can pass.
 fn mount_command(s: &Session) -> Result<MountCommand> {
     let opts = s.options();
-    let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+    let exe = crate::session::cofre_binary()?;
+    let mut env = Vec::new();
     let mut args: Vec<std::ffi::OsString> = vec!["--repo".into(), opts.url()?.into()];
     args.extend(["--catalog".into(), s.catalog_path().as_os_str().to_owned()]);
     match (
@@ -36,7 +37,8 @@ fn mount_command(s: &Session) -> Result<MountCommand> {
     ) {
         (Some(c), _, _) => args.extend(["--password-command".into(), c.into()]),
         (None, Some(f), _) => args.extend(["--password-file".into(), f.as_os_str().to_owned()]),
-        (None, None, Some(_)) => {} // COFRE_PASSWORD is inherited
+        // Set, not inherited: a library front end may have it as a value only.
+        (None, None, Some(pw)) => env.push(("COFRE_PASSWORD".to_string(), pw.clone())),
         (None, None, None) => {
             return Err(Error::InvalidArgument(
                 "cofre drill mounts in a child process: give the password with --password-file, \
@@ -45,7 +47,7 @@ fn mount_command(s: &Session) -> Result<MountCommand> {
             ))
         }
     }
-    Ok(MountCommand { exe, args })
+    Ok(MountCommand { exe, args, env })
 }
 
 fn scratch_dir() -> Result<PathBuf> {

@@ -62,6 +62,8 @@ impl Copier {
 pub struct MountCommand {
     pub exe: PathBuf,
     pub args: Vec<std::ffi::OsString>,
+    /// Environment for the child (the password, when it was given as a value).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct DrillOptions {
@@ -147,6 +149,7 @@ fn start_mount(
         .arg("mount")
         .arg(mountpoint)
         .args(["--set", set])
+        .envs(mc.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

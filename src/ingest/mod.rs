@@ -240,8 +240,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     // reuses a pack a prune announced it deletes (repo::doomed).
     let packs = reusable_packs(repo)?;
     let data_tier = crate::repo::index::tier(opts.data_class.as_deref());
+    progress.begin();
     let cat_ref: &Catalog = cat;
-    let (root_id, summary, warnings, unreadable, trees, written) = std::thread::scope(|scope| {
+    let walked = std::thread::scope(|scope| {
         let packer = crate::repo::packer::Packer::start(
             scope,
             repo,
@@ -306,7 +307,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
                 Err(r.err().unwrap_or(e))
             }
         }
-    })?;
+    });
+    progress.end();
+    let (root_id, summary, warnings, unreadable, trees, written) = walked?;
 
     let mut summary = summary;
     summary.bytes_added = written.bytes_added;

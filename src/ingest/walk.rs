@@ -110,9 +110,10 @@ impl<'a, 'p> Walker<'a, 'p> {
 
     pub fn warn(&mut self, path: &Path, msg: impl std::fmt::Display, unreadable: bool) {
         let text = format!("{}: {msg}", path.display());
-        // Reported once, by whoever prints the report (the CLI's `warning:` lines, `run`'s
-        // log); here only for `-vv`, as it happens.
-        tracing::debug!("{text}");
+        // Said here, once, as it happens: also when the ingest then fails (the report,
+        // which lists it again for JSON, is lost then) and under `cofre run`, which prints
+        // no report. The CLI does not repeat it.
+        tracing::warn!("{text}");
         self.warnings.push(text);
         self.summary.warnings += 1;
         if unreadable {

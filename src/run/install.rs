@@ -65,27 +65,33 @@ fn config_file(explicit: Option<&Path>) -> Result<PathBuf> {
     std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))
 }
 
-/// What `install` did.
+/// What `install` and `remove` did, told as it happens (before a systemctl that may fail).
 #[derive(Debug)]
 pub enum Installed {
     /// The crontab line to add (nothing was written).
     Cron(String),
-    /// Unit files written; `enabled` when systemctl enabled the timer (no `dir` given).
-    Units {
-        service: PathBuf,
-        timer: PathBuf,
-        enabled: bool,
-        on_calendar: String,
-    },
+    /// Both unit files written.
+    Wrote { service: PathBuf, timer: PathBuf },
+    /// systemctl enabled and started the timer.
+    Enabled { name: String, on_calendar: String },
+    /// A unit file deleted.
+    Removed(PathBuf),
+    /// No unit of this name to remove in this directory.
+    NothingIn { name: String, dir: PathBuf },
 }
 
 /// Writes (and, without `dir`, enables) the units that call `cofre run`, or gives the
 /// crontab line. The configuration file must exist and be valid now.
-pub fn install(explicit: Option<&Path>, o: &ScheduleOptions) -> Result<Installed> {
+pub fn install(
+    explicit: Option<&Path>,
+    o: &ScheduleOptions,
+    tell: &mut dyn FnMut(Installed),
+) -> Result<()> {
     let cfg = config_file(explicit)?;
-    let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+    let exe = crate::session::cofre_binary()?;
     if o.cron {
-        return Ok(Installed::Cron(units::cron_line(&exe, &cfg, o.every)));
+        tell(Installed::Cron(units::cron_line(&exe, &cfg, o.every)));
+        return Ok(());
     }
     let dir = o.dir.clone().unwrap_or_else(unit_dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -93,36 +99,44 @@ pub fn install(explicit: Option<&Path>, o: &ScheduleOptions) -> Result<Installed
     let timer = dir.join(format!("{}.timer", o.name));
     crate::fsutil::write_atomic(&service, units::service(&exe, &cfg).as_bytes(), 0o644)?;
     crate::fsutil::write_atomic(&timer, units::timer(&o.name, o.every).as_bytes(), 0o644)?;
+    tell(Installed::Wrote { service, timer });
     if o.dir.is_none() {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", "--now", &format!("{}.timer", o.name)])?;
+        tell(Installed::Enabled {
+            name: o.name.clone(),
+            on_calendar: o.every.on_calendar(),
+        });
     }
-    Ok(Installed::Units {
-        service,
-        timer,
-        enabled: o.dir.is_none(),
-        on_calendar: o.every.on_calendar(),
-    })
+    Ok(())
 }
 
-/// Disables and deletes the units: the files removed, and the directory looked in.
-pub fn remove(o: &ScheduleOptions) -> Result<(Vec<PathBuf>, PathBuf)> {
+/// Disables and deletes the units.
+pub fn remove(o: &ScheduleOptions, tell: &mut dyn FnMut(Installed)) -> Result<()> {
     let dir = o.dir.clone().unwrap_or_else(unit_dir);
     let timer_name = format!("{}.timer", o.name);
     if o.dir.is_none() && dir.join(&timer_name).exists() {
         systemctl(&["disable", "--now", &timer_name])?;
     }
-    let mut removed = Vec::new();
+    let mut removed = 0;
     for f in [timer_name, format!("{}.service", o.name)] {
         let p = dir.join(f);
         match std::fs::remove_file(&p) {
-            Ok(()) => removed.push(p),
+            Ok(()) => {
+                tell(Installed::Removed(p));
+                removed += 1;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&p, e)),
         }
     }
-    if !removed.is_empty() && o.dir.is_none() {
+    if removed == 0 {
+        tell(Installed::NothingIn {
+            name: o.name.clone(),
+            dir,
+        });
+    } else if o.dir.is_none() {
         systemctl(&["daemon-reload"])?;
     }
-    Ok((removed, dir))
+    Ok(())
 }

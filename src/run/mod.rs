@@ -452,11 +452,6 @@ fn snapshot_and_retain(
             retry_lock: opts.retry_lock,
         },
     )?;
-    // `cofre run` prints no report: each warning is logged here, once (the walk itself
-    // logs them only at debug level).
-    for w in &report.warnings {
-        tracing::warn!("{}: {w}", job.set);
-    }
     let code = if report.partial { EXIT_PARTIAL } else { 0 };
     if let Some(policy) = job.class.policy.clone() {
         let f = crate::forget::forget(

@@ -251,6 +251,26 @@ impl Session {
     }
 }
 
+/// The cofre CLI, for what runs it (a drill's mount child, the timer's unit): this binary
+/// when it is the CLI, else `cofre` on PATH (a library front end, such as a web server,
+/// is not).
+pub(crate) fn cofre_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
+    if me.file_name().is_some_and(|n| n == "cofre") {
+        return Ok(me);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("cofre"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::InvalidArgument(
+                "this needs the cofre binary (a drill mounts with it, the timer runs it): install it on PATH".into(),
+            )
+        })
+}
+
 /// What a reading operation does when the catalog's sync fails.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AfterFailedSync {

@@ -80,15 +80,13 @@ impl Session {
         crate::check::check(&self.repo, read)
     }
 
-    /// Removes snapshots by policy or id. Those removed leave this host's catalog (and its
-    /// mounts) at once, unless this is a dry run.
+    /// Removes snapshots by policy or id. The catalog is not touched: call
+    /// [`Session::synced_catalog`] afterwards (the CLI does, once the report is printed, so
+    /// a sync that fails cannot hide what was removed) and the removed snapshots leave this
+    /// host's catalog and its mounts.
     pub fn forget(&self, mut opts: ForgetOptions) -> Result<ForgetReport> {
         opts.retry_lock = self.opts.retry_lock;
-        let report = crate::forget::forget(&self.repo, &opts)?;
-        if !opts.dry_run {
-            drop(self.synced_catalog()?);
-        }
-        Ok(report)
+        crate::forget::forget(&self.repo, &opts)
     }
 
     /// Deletes unreferenced data, then brings this host's catalog up to date (it forgets
