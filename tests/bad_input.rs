@@ -302,3 +302,25 @@ fn every_spelling_of_a_local_repository_works() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     assert!(!env.path("not-mounted").exists());
 }
+
+/// A skipped source is said once on stderr (it was said twice: logged, then repeated as a
+/// `warning:` line), as plain text when stderr is not a terminal (no color codes in a log
+/// file or a captured `cofre run`).
+#[test]
+fn a_warning_is_said_once_and_without_color_codes() {
+    let env = Env::new();
+    env.init();
+    let here = env.path("here");
+    std::fs::create_dir_all(&here).expect("mkdir");
+    std::fs::write(here.join("f"), b"data").expect("write");
+    let gone = env.path("gone-away");
+    let out = env.run(&[
+        "ingest",
+        here.to_str().expect("utf-8"),
+        gone.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("gone-away").count(), 1, "{err}");
+    assert!(!err.contains('\x1b'), "escape sequences on stderr: {err:?}");
+}
