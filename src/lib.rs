@@ -49,6 +49,7 @@ pub use forget::{
     policy::{Policy, Span},
     ForgetOptions, ForgetReport,
 };
+pub use history::{Change, Diff, DiffEntry, FindOptions, Found, Version};
 pub use ingest::{IngestOptions, IngestReport, StreamSource};
 pub use mount::MountOptions;
 pub use password::PasswordSource;
@@ -90,6 +91,7 @@ pub mod error;
 pub mod forget;
 #[doc(hidden)]
 pub mod fsutil;
+pub mod history;
 #[doc(hidden)]
 pub mod ingest;
 #[doc(hidden)]

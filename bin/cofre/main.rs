@@ -7,12 +7,15 @@ mod catalog;
 mod check;
 mod completion;
 mod config;
+mod diff;
 mod drill;
+mod find;
 mod forget;
 mod generate;
 mod ingest;
 mod init;
 mod key;
+mod log;
 mod ls;
 mod metrics;
 mod mount;
@@ -85,6 +88,12 @@ enum Cmd {
     Ls(ls::Args),
     /// Restore SNAPSHOT[:PATH] under a target directory.
     Restore(restore::Args),
+    /// Every version of a file or directory across snapshots (from the catalog).
+    Log(log::Args),
+    /// Entries whose name matches a glob, across snapshots, by path and version.
+    Find(find::Args),
+    /// What changed between two snapshots: added, removed, content, metadata only.
+    Diff(diff::Args),
     /// Show every snapshot as a read-only filesystem (stays in the foreground).
     Mount(mount::Args),
     /// Verify the repository: structure, or every byte with --read-data.
@@ -263,6 +272,9 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
         Cmd::Snapshots(a) => snapshots::run(&ctx, a),
         Cmd::Ls(a) => ls::run(&ctx, a),
         Cmd::Restore(a) => restore::run(&ctx, a),
+        Cmd::Log(a) => log::run(&ctx, a),
+        Cmd::Find(a) => find::run(&ctx, a),
+        Cmd::Diff(a) => diff::run(&ctx, a),
         Cmd::Mount(a) => mount::run(&ctx, a),
         Cmd::Check(a) => check::run(&ctx, a),
         Cmd::Forget(a) => forget::run(&ctx, *a),

@@ -436,6 +436,27 @@ impl Catalog {
             .optional()?)
     }
 
+    /// The directories whose content is the tree `tree_rowid`: (their tree, their name).
+    pub fn parents(&self, tree_rowid: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT tree, name FROM nodes WHERE subtree = ?1")?;
+        let rows = st.query_map(params![tree_rowid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every stored entry whose name matches the SQLite GLOB `pattern` (`*`, `?`, `[...]`,
+    /// case-sensitive), with the tree it is in. Each distinct entry once, however many
+    /// snapshots hold it.
+    pub fn nodes_named(&self, pattern: &str) -> Result<Vec<(i64, NodeRow)>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {NODE_COLS}, n.tree FROM nodes n LEFT JOIN trees t ON t.id = n.subtree \
+             WHERE CAST(n.name AS TEXT) GLOB ?1"
+        ))?;
+        let rows = st.query_map(params![pattern], |r| Ok((r.get(25)?, node_from_row(r)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Snapshots, oldest first, optionally of one set.
     pub fn snapshots(&self, set: Option<&str>) -> Result<Vec<SnapshotRow>> {
         let mut st = self.conn.prepare_cached(

@@ -137,5 +137,10 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         ))?;
         // Pack-order read-ahead lists a pack's blobs by offset.
     }
+    // History (`log`, `find`) climbs from a tree to the directories holding it. Added
+    // after schema 5 was out: made here, once, in catalogs that lack it (a no-op after).
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;",
+    )?;
     Ok(conn)
 }

@@ -1,0 +1,329 @@
+//! `log`, `find` and `diff` on a generated history: snapshots built straight into a
+//! catalog, each from a table of paths, so every kind of change is there on purpose.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::crypto::BlobId;
+use crate::model::{Manifest, Node, Tree};
+
+/// What a path is in one snapshot: a file's content and mode, a directory, a symlink.
+#[derive(Clone, Copy)]
+enum E {
+    F(&'static str, u32),
+    D,
+    L(&'static str),
+}
+
+fn node(name: &[u8], e: E, subtree: Option<BlobId>) -> Node {
+    let (kind, mode, size, blake3, target) = match e {
+        E::F(c, m) => (
+            Kind::File,
+            0o100000 | m,
+            c.len() as u64,
+            Some(*blake3::hash(c.as_bytes()).as_bytes()),
+            Vec::new(),
+        ),
+        E::D => (Kind::Dir, 0o040755, 0, None, Vec::new()),
+        E::L(t) => (
+            Kind::Symlink,
+            0o120777,
+            t.len() as u64,
+            None,
+            t.as_bytes().to_vec(),
+        ),
+    };
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode,
+        uid: 0,
+        gid: 0,
+        user: "root".into(),
+        group: "root".into(),
+        size,
+        mtime: (1_000, 0),
+        atime: (0, 0),
+        ctime: (0, 0),
+        inode: 0,
+        dev: 0,
+        nlink: 1,
+        rdev: 0,
+        target,
+        xattrs: Vec::new(),
+        chunks: Vec::new(),
+        blake3,
+        subtree,
+    }
+}
+
+/// Inserts the tree of `paths` below `dir` (bottom-up) and returns its id.
+fn insert(tx: &crate::catalog::CatalogTx, paths: &BTreeMap<&str, E>, dir: &str) -> BlobId {
+    let mut nodes = Vec::new();
+    for (p, e) in paths {
+        let Some(name) = p
+            .strip_prefix(dir)
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+        else {
+            continue;
+        };
+        let sub = matches!(e, E::D).then(|| insert(tx, paths, &format!("{p}/")));
+        nodes.push(node(name.as_bytes(), *e, sub));
+    }
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let tree = Tree { nodes };
+    let raw = crate::repo::encode_tree(&tree).expect("encode");
+    let id = BlobId(*blake3::hash(&raw).as_bytes());
+    tx.insert_tree(&id, &tree).expect("insert tree");
+    id
+}
+
+/// A catalog holding one snapshot per table, an hour apart, ids "s0…", "s1…", …
+fn history(snaps: &[&[(&'static str, E)]]) -> (tempfile::TempDir, Catalog) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cat = Catalog::open(&dir.path().join("c.db")).expect("catalog");
+    let tx = cat.writer().expect("tx");
+    for (i, paths) in snaps.iter().enumerate() {
+        let table: BTreeMap<&str, E> = paths.iter().copied().collect();
+        let root = insert(&tx, &table, "/");
+        let m = Manifest {
+            version: 1,
+            set: "s".into(),
+            time: (1_796_378_400 + 3600 * i as i64, 0),
+            tags: vec![],
+            paths: vec![],
+            hostname: String::new(),
+            username: String::new(),
+            root,
+            summary: Default::default(),
+            program: String::new(),
+            data_class: None,
+        };
+        tx.insert_snapshot(&format!("s{i}{}", "0".repeat(62)), &m)
+            .expect("snapshot");
+    }
+    tx.commit().expect("commit");
+    (dir, cat)
+}
+
+use E::*;
+
+/// Six snapshots of a small tree: /etc/app.conf changes content, then only its mode, goes
+/// away, comes back; /data turns from a file into a directory; /link changes target.
+fn six() -> (tempfile::TempDir, Catalog) {
+    history(&[
+        &[
+            ("/etc", D),
+            ("/etc/app.conf", F("a=1", 0o644)),
+            ("/data", F("x", 0o644)),
+        ],
+        &[
+            ("/etc", D),
+            ("/etc/app.conf", F("a=1", 0o644)),
+            ("/data", F("x", 0o644)),
+        ],
+        &[
+            ("/etc", D),
+            ("/etc/app.conf", F("a=2", 0o644)),
+            ("/data", F("x", 0o644)),
+        ],
+        &[
+            ("/etc", D),
+            ("/etc/app.conf", F("a=2", 0o600)),
+            ("/data", D),
+            ("/data/new.txt", F("n", 0o644)),
+        ],
+        &[
+            ("/etc", D),
+            ("/data", D),
+            ("/data/new.txt", F("n", 0o644)),
+            ("/link", L("/etc")),
+        ],
+        &[
+            ("/etc", D),
+            ("/etc/app.conf", F("a=2", 0o600)),
+            ("/data", D),
+            ("/data/new.txt", F("n", 0o644)),
+            ("/link", L("/data")),
+        ],
+    ])
+}
+
+/// (change, first snapshot index, last, snapshots) per version.
+fn shape(v: &[Version]) -> Vec<(Change, usize, usize, usize)> {
+    let idx = |a: &At| a.id[1..2].parse::<usize>().expect("index");
+    v.iter()
+        .map(|v| (v.change, idx(&v.first), idx(&v.last), v.snapshots))
+        .collect()
+}
+
+#[test]
+fn log_shows_every_version_of_a_path() {
+    let (_d, cat) = six();
+    let snaps = cat.snapshots(None).expect("snapshots");
+    use Change::*;
+    let table: &[(&str, &[(Change, usize, usize, usize)])] = &[
+        (
+            "/etc/app.conf",
+            &[
+                (Added, 0, 1, 2),
+                (Content, 2, 2, 1),
+                (Metadata, 3, 3, 1),
+                (Removed, 4, 4, 1),
+                (Added, 5, 5, 1),
+            ],
+        ),
+        ("/data", &[(Added, 0, 2, 3), (Type, 3, 5, 3)]),
+        ("/data/new.txt", &[(Added, 3, 5, 3)]),
+        ("/link", &[(Added, 4, 4, 1), (Content, 5, 5, 1)]),
+        // A directory's version changes with its entries.
+        (
+            "/etc",
+            &[
+                (Added, 0, 1, 2),
+                (Content, 2, 2, 1),
+                (Content, 3, 3, 1),
+                (Content, 4, 4, 1),
+                (Content, 5, 5, 1),
+            ],
+        ),
+        ("/nope", &[]),
+        ("/etc/app.conf/below-a-file", &[]),
+    ];
+    for (path, want) in table {
+        let got = log(&cat, &snaps, path).expect("log");
+        assert_eq!(shape(&got), *want, "{path}");
+    }
+    let v = log(&cat, &snaps, "/etc/app.conf").expect("log");
+    let e = v[1].entry.as_ref().expect("entry");
+    assert_eq!((e.path.as_str(), e.size), ("/etc/app.conf", 3));
+    assert_eq!(e.blake3, Some(blake3::hash(b"a=2").to_hex().to_string()));
+    assert!(v[3].entry.is_none(), "a removed stretch has no entry");
+}
+
+#[test]
+fn diff_lists_added_removed_and_changed_entries() {
+    let (_d, cat) = six();
+    let s = cat.snapshots(None).expect("snapshots");
+    use Change::*;
+    let table: &[(usize, usize, &str, &[(&str, Change)])] = &[
+        (0, 1, "/", &[]),
+        (1, 2, "/", &[("/etc/app.conf", Content)]),
+        (
+            2,
+            3,
+            "/",
+            &[
+                ("/data", Type),
+                ("/data/new.txt", Added),
+                ("/etc/app.conf", Metadata),
+            ],
+        ),
+        (3, 4, "/", &[("/etc/app.conf", Removed), ("/link", Added)]),
+        (4, 5, "/", &[("/etc/app.conf", Added), ("/link", Content)]),
+        // Backwards: a directory's entries go with it.
+        (
+            3,
+            0,
+            "/",
+            &[
+                ("/data", Type),
+                ("/data/new.txt", Removed),
+                ("/etc/app.conf", Content),
+            ],
+        ),
+        (2, 3, "/etc", &[("/etc/app.conf", Metadata)]),
+        (3, 4, "/etc/app.conf", &[("/etc/app.conf", Removed)]),
+        (0, 5, "/link", &[("/link", Added)]),
+    ];
+    for (a, b, path, want) in table {
+        let d = diff(&cat, &s[*a], &s[*b], path).expect("diff");
+        let got: Vec<(&str, Change)> = d
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.change))
+            .collect();
+        assert_eq!(got, *want, "{a} -> {b} {path}");
+    }
+    let d = diff(&cat, &s[3], &s[4], "/").expect("diff");
+    assert_eq!(
+        (d.added, d.removed, d.changed, d.metadata_only),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(
+        (d.bytes_added, d.bytes_removed),
+        (0, 3),
+        "a symlink's size is not file bytes"
+    );
+    assert!(matches!(
+        diff(&cat, &s[0], &s[1], "/nope"),
+        Err(crate::error::Error::NoSuchPath(_))
+    ));
+}
+
+#[test]
+fn find_groups_matches_by_path_and_version() {
+    let (_d, cat) = six();
+    let snaps = cat.snapshots(None).expect("snapshots");
+    use Change::*;
+    type Want = &'static [(&'static str, &'static [(Change, usize, usize, usize)])];
+    let table: &[(&str, Option<&str>, std::ops::Range<usize>, Want)] = &[
+        (
+            "*.conf",
+            None,
+            0..6,
+            &[(
+                "/etc/app.conf",
+                &[
+                    (Added, 0, 1, 2),
+                    (Content, 2, 2, 1),
+                    (Metadata, 3, 3, 1),
+                    (Removed, 4, 4, 1),
+                    (Added, 5, 5, 1),
+                ],
+            )],
+        ),
+        (
+            "new.*",
+            None,
+            0..6,
+            &[("/data/new.txt", &[(Added, 3, 5, 3)])],
+        ),
+        (
+            "data",
+            None,
+            0..6,
+            &[("/data", &[(Added, 0, 2, 3), (Type, 3, 5, 3)])],
+        ),
+        (
+            "*",
+            Some("/data"),
+            0..6,
+            &[
+                ("/data", &[(Added, 0, 2, 3), (Type, 3, 5, 3)]),
+                ("/data/new.txt", &[(Added, 3, 5, 3)]),
+            ],
+        ),
+        ("*.conf", Some("/et"), 0..6, &[]),
+        // Only the snapshots searched count (`--since`/`--until` choose them).
+        (
+            "*.conf",
+            None,
+            4..6,
+            &[("/etc/app.conf", &[(Added, 5, 5, 1)])],
+        ),
+        ("*.none", None, 0..6, &[]),
+    ];
+    for (pattern, prefix, range, want) in table {
+        let got = find(&cat, &snaps[range.clone()], pattern, *prefix).expect("find");
+        let got: Vec<(String, Vec<_>)> = got
+            .iter()
+            .map(|f| (f.path.clone(), shape(&f.versions)))
+            .collect();
+        let want: Vec<(String, Vec<_>)> = want
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.to_vec()))
+            .collect();
+        assert_eq!(got, want, "{pattern} {prefix:?} {range:?}");
+    }
+}
