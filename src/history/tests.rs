@@ -149,8 +149,19 @@ fn six() -> (tempfile::TempDir, Catalog) {
     ])
 }
 
+/// (change, first snapshot index, last, snapshots) of one version.
+type Shape = (Change, usize, usize, usize);
+
+/// (from, to, path, the changed paths expected).
+type DiffCase = (
+    usize,
+    usize,
+    &'static str,
+    &'static [(&'static str, Change)],
+);
+
 /// (change, first snapshot index, last, snapshots) per version.
-fn shape(v: &[Version]) -> Vec<(Change, usize, usize, usize)> {
+fn shape(v: &[Version]) -> Vec<Shape> {
     let idx = |a: &At| a.id[1..2].parse::<usize>().expect("index");
     v.iter()
         .map(|v| (v.change, idx(&v.first), idx(&v.last), v.snapshots))
@@ -162,7 +173,7 @@ fn log_shows_every_version_of_a_path() {
     let (_d, cat) = six();
     let snaps = cat.snapshots(None).expect("snapshots");
     use Change::*;
-    let table: &[(&str, &[(Change, usize, usize, usize)])] = &[
+    let table: &[(&str, &[Shape])] = &[
         (
             "/etc/app.conf",
             &[
@@ -206,7 +217,7 @@ fn diff_lists_added_removed_and_changed_entries() {
     let (_d, cat) = six();
     let s = cat.snapshots(None).expect("snapshots");
     use Change::*;
-    let table: &[(usize, usize, &str, &[(&str, Change)])] = &[
+    let table: &[DiffCase] = &[
         (0, 1, "/", &[]),
         (1, 2, "/", &[("/etc/app.conf", Content)]),
         (
@@ -266,7 +277,7 @@ fn find_groups_matches_by_path_and_version() {
     let (_d, cat) = six();
     let snaps = cat.snapshots(None).expect("snapshots");
     use Change::*;
-    type Want = &'static [(&'static str, &'static [(Change, usize, usize, usize)])];
+    type Want = &'static [(&'static str, &'static [Shape])];
     let table: &[(&str, Option<&str>, std::ops::Range<usize>, Want)] = &[
         (
             "*.conf",
