@@ -171,16 +171,18 @@ fn push(
 /// or metadata only) or went away, and which snapshots hold each version.
 pub fn log(cat: &Catalog, snaps: &[SnapshotRow], path: &str) -> Result<Vec<Version>> {
     let parts = components(path);
+    if parts.is_empty() {
+        // The root has no entry of its own: its versions are the snapshots.
+        return Err(crate::error::Error::InvalidArgument(
+            "give a path below / (the versions of / are `cofre snapshots`)".into(),
+        ));
+    }
     let shown: Vec<u8> = parts.iter().flat_map(|p| [&b"/"[..], p].concat()).collect();
     let mut memo = HashMap::new();
     let mut versions = Vec::new();
     let mut last = None;
     for s in snaps {
-        let row = match parts.is_empty() {
-            // The root itself has no entry: its versions are its snapshots.
-            true => None,
-            false => lookup(cat, s.root_rowid, &parts, &mut memo)?,
-        };
+        let row = lookup(cat, s.root_rowid, &parts, &mut memo)?;
         push(&mut versions, &mut last, At::from(s), &shown, row);
     }
     Ok(versions)

@@ -205,6 +205,10 @@ fn log_shows_every_version_of_a_path() {
         let got = log(&cat, &snaps, path).expect("log");
         assert_eq!(shape(&got), *want, "{path}");
     }
+    assert!(matches!(
+        log(&cat, &snaps, "/"),
+        Err(crate::error::Error::InvalidArgument(_))
+    ));
     let v = log(&cat, &snaps, "/etc/app.conf").expect("log");
     let e = v[1].entry.as_ref().expect("entry");
     assert_eq!((e.path.as_str(), e.size), ("/etc/app.conf", 3));
