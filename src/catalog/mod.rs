@@ -448,9 +448,13 @@ impl Catalog {
     /// Every stored entry whose name matches the SQLite GLOB `pattern` (`*`, `?`, `[...]`,
     /// case-sensitive), with the tree it is in. Each distinct entry once, however many
     /// snapshots hold it.
+    /// Their chunk lists are left empty (history does not use them; they are most of a
+    /// row), so `chunks` of the rows returned are not the entries' own.
     pub fn nodes_named(&self, pattern: &str) -> Result<Vec<(i64, NodeRow)>> {
+        // X'00': an empty list, encoded.
+        let cols = NODE_COLS.replace("n.chunks", "X'00'");
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {NODE_COLS}, n.tree FROM nodes n LEFT JOIN trees t ON t.id = n.subtree \
+            "SELECT {cols}, n.tree FROM nodes n LEFT JOIN trees t ON t.id = n.subtree \
              WHERE CAST(n.name AS TEXT) GLOB ?1"
         ))?;
         let rows = st.query_map(params![pattern], |r| Ok((r.get(25)?, node_from_row(r)?)))?;

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     PRIMARY KEY (id, idx, pack)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack, offset);
+CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;
 CREATE INDEX IF NOT EXISTS blobs_by_index ON blobs (idx);
 CREATE TABLE IF NOT EXISTS packs (
     pack  BLOB NOT NULL,
@@ -137,10 +138,34 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         ))?;
         // Pack-order read-ahead lists a pack's blobs by offset.
     }
-    // History (`log`, `find`) climbs from a tree to the directories holding it. Added
-    // after schema 5 was out: made here, once, in catalogs that lack it (a no-op after).
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;",
-    )?;
+    add_history_index(&conn, path);
     Ok(conn)
+}
+
+/// `find` climbs from a tree to the directories holding it (`nodes_by_subtree`). The index
+/// came after schema 5 was out: catalogs without it get it here, once, when they can. It
+/// is best effort: a catalog this process cannot write (read-only), or one another process
+/// is writing (the build needs the write lock, and a mount or an ingest must not wait on
+/// it), is used as it is; the next open tries again.
+fn add_history_index(conn: &Connection, path: &std::path::Path) {
+    let exists = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'nodes_by_subtree'",
+            [],
+            |_| Ok(()),
+        )
+        .is_ok();
+    if exists {
+        return;
+    }
+    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    if let Err(e) = conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;",
+    ) {
+        tracing::debug!(
+            "catalog {}: history index not made now: {e}",
+            path.display()
+        );
+    }
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
 }

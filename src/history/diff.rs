@@ -3,20 +3,25 @@
 
 use serde::Serialize;
 
-use super::{change, lookup, At, Change};
+use super::{change, lookup, show_path, At, Change};
 use crate::catalog::{Catalog, NodeRow, SnapshotRow};
 use crate::error::{Error, Result};
-use crate::session::{components, Entry};
+use crate::model::Kind;
+use crate::session::components;
 
 /// One changed path.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiffEntry {
     pub path: String,
+    /// The exact path in hex, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     pub change: Change,
     /// The entry's type after the change (before it, for `removed`).
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Sizes before and after (none where it did not exist).
+    /// Sizes of the regular file before and after (none where there was none: absent, or
+    /// a directory, symlink, …).
     pub size_before: Option<u64>,
     pub size_after: Option<u64>,
 }
@@ -53,12 +58,16 @@ fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
 impl Walk<'_> {
     fn record(&mut self, path: &[u8], change: Change, a: Option<&NodeRow>, b: Option<&NodeRow>) {
         let kind = b.or(a).map_or("", |r| r.node.kind.as_str());
+        let file_size =
+            |r: Option<&NodeRow>| r.filter(|r| r.node.kind == Kind::File).map(|r| r.node.size);
+        let (path, path_hex) = show_path(path);
         self.out.push(DiffEntry {
-            path: Entry::new(path, b.or(a).expect("one side")).path,
+            path,
+            path_hex,
             change,
             kind,
-            size_before: a.map(|r| r.node.size),
-            size_after: b.map(|r| r.node.size),
+            size_before: file_size(a),
+            size_after: file_size(b),
         });
     }
 
@@ -125,8 +134,18 @@ impl Walk<'_> {
     fn pair(&mut self, x: &NodeRow, y: &NodeRow, prefix: &[u8]) -> Result<()> {
         let path = join(prefix, &y.node.name);
         let c = change(x, y);
+        // A directory's content is its entries: those are listed, not the directory. It is
+        // listed when its mode, owner or xattrs changed too; its mtime moves with every
+        // entry added or removed, so that alone says nothing more.
+        let dir_meta = || {
+            let (a, b) = (&x.node, &y.node);
+            (a.mode, a.uid, a.gid, &a.user, &a.group, &a.xattrs)
+                != (b.mode, b.uid, b.gid, &b.user, &b.group, &b.xattrs)
+        };
         match c {
-            // A directory's content is its entries: those are listed, not the directory.
+            Some(Change::Content) if y.subtree_rowid.is_some() && dir_meta() => {
+                self.record(&path, Change::Metadata, Some(x), Some(y))
+            }
             Some(Change::Content) if y.subtree_rowid.is_some() => {}
             Some(c) => self.record(&path, c, Some(x), Some(y)),
             None => {}
@@ -164,7 +183,6 @@ pub fn diff(cat: &Catalog, a: &SnapshotRow, b: &SnapshotRow, path: &str) -> Resu
         }
     }
     let count = |c: Change| w.out.iter().filter(|e| e.change == c).count();
-    let files = |e: &&DiffEntry| e.kind == "file";
     let d = Diff {
         from: At::from(a),
         to: At::from(b),
@@ -175,7 +193,6 @@ pub fn diff(cat: &Catalog, a: &SnapshotRow, b: &SnapshotRow, path: &str) -> Resu
         bytes_added: w
             .out
             .iter()
-            .filter(files)
             .map(|e| {
                 e.size_after
                     .unwrap_or(0)
@@ -185,7 +202,6 @@ pub fn diff(cat: &Catalog, a: &SnapshotRow, b: &SnapshotRow, path: &str) -> Resu
         bytes_removed: w
             .out
             .iter()
-            .filter(files)
             .map(|e| {
                 e.size_before
                     .unwrap_or(0)

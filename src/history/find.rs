@@ -8,14 +8,17 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use super::{push, Version};
-use crate::catalog::{Catalog, NodeRow, SnapshotRow};
+use super::{push, show_path, At, Version};
+use crate::catalog::{Catalog, SnapshotRow};
 use crate::error::Result;
 
 /// A path that matched, with its versions in the snapshots searched.
 #[derive(Debug, Clone, Serialize)]
 pub struct Found {
     pub path: String,
+    /// The exact path in hex, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     pub versions: Vec<Version>,
 }
 
@@ -78,10 +81,14 @@ pub fn find(
             .flat_map(|c| [&b"/"[..], c].concat())
             .collect::<Vec<u8>>()
     });
-    // Path → (snapshot index → the entry there).
-    let mut hits: BTreeMap<Vec<u8>, BTreeMap<usize, NodeRow>> = BTreeMap::new();
-    for (tree, row) in cat.nodes_named(pattern)? {
-        for (i, dir) in climb.places(tree)?.iter() {
+    if snaps.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Path → (snapshot index → the matching entry there, by its index in `rows`).
+    let rows = cat.nodes_named(pattern)?;
+    let mut hits: BTreeMap<Vec<u8>, BTreeMap<usize, usize>> = BTreeMap::new();
+    for (r, (tree, row)) in rows.iter().enumerate() {
+        for (i, dir) in climb.places(*tree)?.iter() {
             let mut path = dir.clone();
             path.push(b'/');
             path.extend_from_slice(&row.node.name);
@@ -89,23 +96,26 @@ pub fn find(
                 path.starts_with(p) && matches!(path.get(p.len()), None | Some(b'/'))
             });
             if under {
-                hits.entry(path).or_default().insert(*i, row.clone());
+                hits.entry(path).or_default().insert(*i, r);
             }
         }
     }
+    let ats: Vec<At> = snaps.iter().map(At::from).collect();
     let mut out = Vec::new();
     for (path, by_snap) in hits {
         let mut versions = Vec::new();
         let mut last = None;
         let first = by_snap.keys().next().copied().unwrap_or(0);
-        for (i, s) in snaps.iter().enumerate().skip(first) {
-            let row = by_snap.get(&i).cloned();
-            push(&mut versions, &mut last, s.into(), &path, row);
+        for (i, at) in ats.iter().enumerate().skip(first) {
+            let row = by_snap.get(&i).map(|&r| rows[r].1.clone());
+            push(&mut versions, &mut last, at.clone(), &path, row);
         }
         // A path absent after its last version: the trailing `removed` stretch stays (it
         // says the file is gone now).
+        let (shown, path_hex) = show_path(&path);
         out.push(Found {
-            path: String::from_utf8_lossy(&path).into_owned(),
+            path: shown,
+            path_hex,
             versions,
         });
     }

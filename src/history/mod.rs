@@ -76,17 +76,65 @@ pub fn change(a: &NodeRow, b: &NodeRow) -> Option<Change> {
     }
     let content = match x.kind {
         Kind::Dir => a.subtree_rowid != b.subtree_rowid,
-        _ => x.size != y.size || x.blake3 != y.blake3 || x.target != y.target || x.rdev != y.rdev,
+        // A file without a whole-content hash is compared by its chunk ids.
+        _ => {
+            x.size != y.size
+                || x.blake3 != y.blake3
+                || (x.blake3.is_none() && x.chunks != y.chunks)
+                || x.target != y.target
+                || x.rdev != y.rdev
+        }
     };
     if content {
         return Some(Change::Content);
     }
-    let meta = x.mode != y.mode
+    metadata_differs(a, b).then_some(Change::Metadata)
+}
+
+/// Mode, owner, modification time or xattrs differ.
+pub fn metadata_differs(a: &NodeRow, b: &NodeRow) -> bool {
+    let (x, y) = (&a.node, &b.node);
+    x.mode != y.mode
         || (x.uid, x.gid) != (y.uid, y.gid)
         || (&x.user, &x.group) != (&y.user, &y.group)
         || x.mtime != y.mtime
-        || x.xattrs != y.xattrs;
-    meta.then_some(Change::Metadata)
+        || x.xattrs != y.xattrs
+}
+
+/// A path for people (bytes that are not UTF-8 replaced) and, when it is not UTF-8, the
+/// exact bytes in hex.
+pub(crate) fn show_path(path: &[u8]) -> (String, Option<String>) {
+    (
+        String::from_utf8_lossy(path).into_owned(),
+        std::str::from_utf8(path)
+            .is_err()
+            .then(|| hex::encode(path)),
+    )
+}
+
+/// `f` over each set's snapshots in turn (sets in order of first appearance), results
+/// joined. Sets share paths, and a set's snapshots say nothing about another's: `/etc`
+/// absent from the `db` set's snapshots is not a removal.
+pub fn per_set<T>(
+    all: &[SnapshotRow],
+    mut f: impl FnMut(&[SnapshotRow]) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut sets: Vec<&str> = Vec::new();
+    for s in all {
+        if !sets.contains(&s.manifest.set.as_str()) {
+            sets.push(&s.manifest.set);
+        }
+    }
+    let mut out = Vec::new();
+    for name in sets {
+        let snaps: Vec<SnapshotRow> = all
+            .iter()
+            .filter(|s| s.manifest.set == name)
+            .cloned()
+            .collect();
+        out.extend(f(&snaps)?);
+    }
+    Ok(out)
 }
 
 /// The entry at `parts` below the tree `root`, looking each (tree, depth) up once across
@@ -199,11 +247,12 @@ pub struct FindOptions {
 }
 
 impl crate::session::Session {
-    /// Every version of `path` across the snapshots (of `set`), oldest first.
+    /// Every version of `path` across the snapshots of `set`, oldest first; without a
+    /// set, each set's versions in turn (`per_set`).
     pub fn log(&self, path: &str, set: Option<&str>) -> Result<Vec<Version>> {
         self.healing(true, || {
             let cat = self.reading_catalog()?;
-            log(&cat, &cat.snapshots(set)?, path)
+            per_set(&cat.snapshots(set)?, |snaps| log(&cat, snaps, path))
         })
     }
 
@@ -211,13 +260,15 @@ impl crate::session::Session {
     pub fn find(&self, pattern: &str, opts: &FindOptions) -> Result<Vec<Found>> {
         self.healing(true, || {
             let cat = self.reading_catalog()?;
-            let snaps: Vec<SnapshotRow> = cat
+            let all: Vec<SnapshotRow> = cat
                 .snapshots(opts.set.as_deref())?
                 .into_iter()
                 .filter(|s| opts.since.is_none_or(|t| s.manifest.time.0 >= t))
                 .filter(|s| opts.until.is_none_or(|t| s.manifest.time.0 <= t))
                 .collect();
-            find(&cat, &snaps, pattern, opts.path_prefix.as_deref())
+            per_set(&all, |snaps| {
+                find(&cat, snaps, pattern, opts.path_prefix.as_deref())
+            })
         })
     }
 
@@ -226,7 +277,14 @@ impl crate::session::Session {
     pub fn diff(&self, a: &str, b: &str, path: &str, set: Option<&str>) -> Result<Diff> {
         self.healing(true, || {
             let cat = self.reading_catalog()?;
-            let (x, y) = (cat.resolve(a, set)?, cat.resolve(b, set)?);
+            // `latest` for B means A's set's latest unless a set is given (an id may name
+            // a snapshot of any set).
+            let x = cat.resolve(a, set)?;
+            let b_set = match b {
+                "latest" => Some(set.unwrap_or(&x.manifest.set)),
+                _ => set,
+            };
+            let y = cat.resolve(b, b_set)?;
             diff(&cat, &x, &y, path)
         })
     }

@@ -12,6 +12,8 @@ use crate::model::{Manifest, Node, Tree};
 enum E {
     F(&'static str, u32),
     D,
+    /// A directory with this mode (D is 0755).
+    Dm(u32),
     L(&'static str),
 }
 
@@ -25,6 +27,7 @@ fn node(name: &[u8], e: E, subtree: Option<BlobId>) -> Node {
             Vec::new(),
         ),
         E::D => (Kind::Dir, 0o040755, 0, None, Vec::new()),
+        E::Dm(m) => (Kind::Dir, 0o040000 | m, 0, None, Vec::new()),
         E::L(t) => (
             Kind::Symlink,
             0o120777,
@@ -67,7 +70,7 @@ fn insert(tx: &crate::catalog::CatalogTx, paths: &BTreeMap<&str, E>, dir: &str) 
         else {
             continue;
         };
-        let sub = matches!(e, E::D).then(|| insert(tx, paths, &format!("{p}/")));
+        let sub = matches!(e, E::D | E::Dm(_)).then(|| insert(tx, paths, &format!("{p}/")));
         nodes.push(node(name.as_bytes(), *e, sub));
     }
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -78,17 +81,24 @@ fn insert(tx: &crate::catalog::CatalogTx, paths: &BTreeMap<&str, E>, dir: &str) 
     id
 }
 
-/// A catalog holding one snapshot per table, an hour apart, ids "s0…", "s1…", …
+/// A catalog holding one snapshot per table, an hour apart, ids "s0…", "s1…", …, all of
+/// set "s".
 fn history(snaps: &[&[(&'static str, E)]]) -> (tempfile::TempDir, Catalog) {
+    let with_set: Vec<(&str, &[(&'static str, E)])> = snaps.iter().map(|t| ("s", *t)).collect();
+    history_of_sets(&with_set)
+}
+
+/// As `history`, each snapshot in the set given beside it.
+fn history_of_sets(snaps: &[(&str, &[(&'static str, E)])]) -> (tempfile::TempDir, Catalog) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cat = Catalog::open(&dir.path().join("c.db")).expect("catalog");
     let tx = cat.writer().expect("tx");
-    for (i, paths) in snaps.iter().enumerate() {
+    for (i, (set, paths)) in snaps.iter().enumerate() {
         let table: BTreeMap<&str, E> = paths.iter().copied().collect();
         let root = insert(&tx, &table, "/");
         let m = Manifest {
             version: 1,
-            set: "s".into(),
+            set: set.to_string(),
             time: (1_796_378_400 + 3600 * i as i64, 0),
             tags: vec![],
             paths: vec![],
@@ -341,4 +351,102 @@ fn find_groups_matches_by_path_and_version() {
             .collect();
         assert_eq!(got, want, "{pattern} {prefix:?} {range:?}");
     }
+}
+
+#[test]
+fn each_set_has_its_own_history() {
+    // Two sets, interleaved in time: the `files` set's /etc/app.conf never changes.
+    let (_d, cat) = history_of_sets(&[
+        ("files", &[("/etc", D), ("/etc/app.conf", F("a=1", 0o644))]),
+        ("db", &[("/dumps", D), ("/dumps/app.sql", F("v1", 0o600))]),
+        ("files", &[("/etc", D), ("/etc/app.conf", F("a=1", 0o644))]),
+        ("db", &[("/dumps", D), ("/dumps/app.sql", F("v2", 0o600))]),
+    ]);
+    let all = cat.snapshots(None).expect("snapshots");
+    use Change::*;
+    let table: &[(&str, &[Shape])] = &[
+        ("/etc/app.conf", &[(Added, 0, 2, 2)]),
+        ("/dumps/app.sql", &[(Added, 1, 1, 1), (Content, 3, 3, 1)]),
+    ];
+    for (path, want) in table {
+        let got = per_set(&all, |snaps| log(&cat, snaps, path)).expect("log");
+        assert_eq!(shape(&got), *want, "{path}");
+    }
+    let found = per_set(&all, |snaps| find(&cat, snaps, "*", None)).expect("find");
+    let conf = found
+        .iter()
+        .find(|f| f.path == "/etc/app.conf")
+        .expect("found");
+    assert_eq!(shape(&conf.versions), [(Added, 0, 2, 2)]);
+}
+
+#[test]
+fn diff_reports_a_directory_chmod_beside_its_new_entries_and_file_bytes_only() {
+    let (_d, cat) = history(&[
+        &[
+            ("/d", D),
+            ("/d/f1", F("one", 0o644)),
+            ("/x", F("0123456789", 0o644)),
+        ],
+        &[
+            ("/d", Dm(0o700)),
+            ("/d/f1", F("one", 0o644)),
+            ("/d/f2", F("two", 0o644)),
+            ("/x", D),
+        ],
+    ]);
+    let s = cat.snapshots(None).expect("snapshots");
+    let d = diff(&cat, &s[0], &s[1], "/").expect("diff");
+    let got: Vec<(&str, Change)> = d
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e.change))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/d", Change::Metadata),
+            ("/d/f2", Change::Added),
+            ("/x", Change::Type)
+        ]
+    );
+    assert_eq!(d.metadata_only, 1);
+    // A 10-byte file became a directory: 10 bytes of files gone, 3 added (f2).
+    assert_eq!((d.bytes_added, d.bytes_removed), (3, 10));
+}
+
+#[test]
+fn a_name_that_is_not_utf8_keeps_its_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cat = Catalog::open(&dir.path().join("c.db")).expect("catalog");
+    let tx = cat.writer().expect("tx");
+    let name = b"caf\xe9.txt";
+    let tree = Tree {
+        nodes: vec![node(name, F("x", 0o644), None)],
+    };
+    let raw = crate::repo::encode_tree(&tree).expect("encode");
+    let root = BlobId(*blake3::hash(&raw).as_bytes());
+    tx.insert_tree(&root, &tree).expect("tree");
+    let m = Manifest {
+        version: 1,
+        set: "s".into(),
+        time: (1, 0),
+        tags: vec![],
+        paths: vec![],
+        hostname: String::new(),
+        username: String::new(),
+        root,
+        summary: Default::default(),
+        program: String::new(),
+        data_class: None,
+    };
+    tx.insert_snapshot(&"a".repeat(64), &m).expect("snapshot");
+    tx.commit().expect("commit");
+    let snaps = cat.snapshots(None).expect("snapshots");
+    let found = find(&cat, &snaps, "*.txt", None).expect("find");
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].path_hex.as_deref(),
+        Some(hex::encode(b"/caf\xe9.txt").as_str())
+    );
 }
