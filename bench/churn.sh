@@ -13,18 +13,9 @@ ROOT="$PWD"
 W="${1:-/var/tmp/cofre-churn}"
 FILES=${FILES:-300000}
 SNAPS=${SNAPS:-6}
-cargo build --release --quiet
-COFRE="$ROOT/target/release/cofre"
-command -v restic >/dev/null || { echo "apt-get install restic"; exit 1; }
-rm -rf "$W"; mkdir -p "$W"
-C="$W/tree"
-export COFRE_PASSWORD=bench RESTIC_PASSWORD=bench XDG_CACHE_HOME="$W/cache"
-export COFRE_REPO="$W/cofre-repo" RESTIC_REPOSITORY="$W/restic-repo"
-export RESTIC_CACHE_DIR="$W/cache/restic"
-OUT="$W/results.tsv"; : > "$OUT"
-
 # shellcheck source=bench/mailtree.sh
 . "$ROOT/bench/mailtree.sh"
+workdir
 
 make_tree "$C" "$FILES"
 "$COFRE" init > /dev/null

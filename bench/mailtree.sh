@@ -1,5 +1,20 @@
-# Shared by bench/million.sh and bench/churn.sh (sourced): the measuring helpers and the
-# mail-spool-like tree. Needs W (work directory) and OUT (results file) set.
+# Shared by bench/million.sh, bench/churn.sh and bench/history.sh (sourced): the work
+# directory, the measuring helpers and the mail-spool-like tree. Needs ROOT (the checkout)
+# and W (the work directory) set.
+
+# workdir: builds cofre, empties W, sets C (the tree), OUT (results) and both tools'
+# repositories, passwords and caches under W.
+workdir() {
+    cargo build --release --quiet
+    COFRE="$ROOT/target/release/cofre"
+    command -v restic >/dev/null || { echo "apt-get install restic"; exit 1; }
+    rm -rf "$W"; mkdir -p "$W"
+    C="$W/tree"
+    export COFRE_PASSWORD=bench RESTIC_PASSWORD=bench XDG_CACHE_HOME="$W/cache"
+    export COFRE_REPO="$W/cofre-repo" RESTIC_REPOSITORY="$W/restic-repo"
+    export RESTIC_CACHE_DIR="$W/cache/restic"
+    OUT="$W/results.tsv"; : > "$OUT"
+}
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # measure TOOL STEP CMD...: wall, user, system seconds and peak RSS (MiB), cache dropped.
