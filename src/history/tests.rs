@@ -81,6 +81,23 @@ fn insert(tx: &crate::catalog::CatalogTx, paths: &BTreeMap<&str, E>, dir: &str) 
     id
 }
 
+/// A snapshot of `set` at `time` with this root tree.
+fn manifest(set: &str, time: i64, root: BlobId) -> Manifest {
+    Manifest {
+        version: 1,
+        set: set.to_string(),
+        time: (time, 0),
+        tags: vec![],
+        paths: vec![],
+        hostname: String::new(),
+        username: String::new(),
+        root,
+        summary: Default::default(),
+        program: String::new(),
+        data_class: None,
+    }
+}
+
 /// A catalog holding one snapshot per table, an hour apart, ids "s0…", "s1…", …, all of
 /// set "s".
 fn history(snaps: &[&[(&'static str, E)]]) -> (tempfile::TempDir, Catalog) {
@@ -96,19 +113,7 @@ fn history_of_sets(snaps: &[(&str, &[(&'static str, E)])]) -> (tempfile::TempDir
     for (i, (set, paths)) in snaps.iter().enumerate() {
         let table: BTreeMap<&str, E> = paths.iter().copied().collect();
         let root = insert(&tx, &table, "/");
-        let m = Manifest {
-            version: 1,
-            set: set.to_string(),
-            time: (1_796_378_400 + 3600 * i as i64, 0),
-            tags: vec![],
-            paths: vec![],
-            hostname: String::new(),
-            username: String::new(),
-            root,
-            summary: Default::default(),
-            program: String::new(),
-            data_class: None,
-        };
+        let m = manifest(set, 1_796_378_400 + 3600 * i as i64, root);
         tx.insert_snapshot(&format!("s{i}{}", "0".repeat(62)), &m)
             .expect("snapshot");
     }
@@ -427,20 +432,8 @@ fn a_name_that_is_not_utf8_keeps_its_bytes() {
     let raw = crate::repo::encode_tree(&tree).expect("encode");
     let root = BlobId(*blake3::hash(&raw).as_bytes());
     tx.insert_tree(&root, &tree).expect("tree");
-    let m = Manifest {
-        version: 1,
-        set: "s".into(),
-        time: (1, 0),
-        tags: vec![],
-        paths: vec![],
-        hostname: String::new(),
-        username: String::new(),
-        root,
-        summary: Default::default(),
-        program: String::new(),
-        data_class: None,
-    };
-    tx.insert_snapshot(&"a".repeat(64), &m).expect("snapshot");
+    tx.insert_snapshot(&"a".repeat(64), &manifest("s", 1, root))
+        .expect("snapshot");
     tx.commit().expect("commit");
     let snaps = cat.snapshots(None).expect("snapshots");
     let found = find(&cat, &snaps, "*.txt", None).expect("find");
