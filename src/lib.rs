@@ -73,7 +73,7 @@ pub use metrics::write as write_metrics;
 pub use run::units::Every;
 pub use run::units::{service as service_unit, timer as timer_unit};
 pub use run::{
-    install as install_schedule, remove as remove_schedule, worst, Installed, ScheduleOptions,
+    install as install_schedule, remove as remove_schedule, worst, ScheduleOptions, UnitStep,
 };
 
 #[doc(hidden)]

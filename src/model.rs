@@ -81,6 +81,34 @@ pub struct Node {
 }
 
 impl Node {
+    /// An entry for tests: `name` of `kind`, mode 0644, owned by uid 0, everything else
+    /// zero or empty; tests change the fields they are about.
+    #[cfg(test)]
+    pub(crate) fn sample(name: &[u8], kind: Kind) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            size: 0,
+            mtime: (0, 0),
+            atime: (0, 0),
+            ctime: (0, 0),
+            inode: 0,
+            dev: 0,
+            nlink: 1,
+            rdev: 0,
+            target: Vec::new(),
+            xattrs: Vec::new(),
+            chunks: Vec::new(),
+            blake3: None,
+            subtree: None,
+        }
+    }
+
     /// What the inode behind this entry holds: the node without its name and access time.
     /// Ingest gives every name of a hard-linked file this same value, so two entries with
     /// one (dev, inode) and different identities were not one file when read (an inode

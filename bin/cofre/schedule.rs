@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use cofre::error::{Error, Result};
 use cofre::Every;
-use cofre::{Installed, ScheduleOptions};
+use cofre::{ScheduleOptions, UnitStep};
 
 use crate::Ctx;
 
@@ -56,17 +56,17 @@ fn options(unit: UnitArgs, every: Every, cron: bool) -> ScheduleOptions {
 }
 
 /// Each step on its own line, as it happens.
-fn tell(step: Installed) {
+fn tell(step: UnitStep) {
     match step {
-        Installed::Cron(line) => println!("{line}"),
-        Installed::Wrote { service, timer } => {
+        UnitStep::Cron(line) => println!("{line}"),
+        UnitStep::Wrote { service, timer } => {
             println!("wrote {} and {}", service.display(), timer.display())
         }
-        Installed::Enabled { name, on_calendar } => println!(
+        UnitStep::Enabled { name, on_calendar } => println!(
             "enabled {name}.timer: `cofre run` every {on_calendar} (see `cofre schedule status`)"
         ),
-        Installed::Removed(p) => println!("removed {}", p.display()),
-        Installed::NothingIn { name, dir } => {
+        UnitStep::Removed(p) => println!("removed {}", p.display()),
+        UnitStep::NothingIn { name, dir } => {
             println!("no {name}.timer or .service in {}", dir.display())
         }
     }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{change, lookup, show_path, At, Change};
+use super::{change, lookup, mode_owner_xattrs_differ, show_path, At, Change};
 use crate::catalog::{Catalog, NodeRow, SnapshotRow};
 use crate::error::{Error, Result};
 use crate::model::Kind;
@@ -135,15 +135,11 @@ impl Walk<'_> {
         let path = join(prefix, &y.node.name);
         let c = change(x, y);
         // A directory's content is its entries: those are listed, not the directory. It is
-        // listed when its mode, owner or xattrs changed too; its mtime moves with every
-        // entry added or removed, so that alone says nothing more.
-        let dir_meta = || {
-            let (a, b) = (&x.node, &y.node);
-            (a.mode, a.uid, a.gid, &a.user, &a.group, &a.xattrs)
-                != (b.mode, b.uid, b.gid, &b.user, &b.group, &b.xattrs)
-        };
+        // listed when its mode, owner or xattrs changed too (not for its mtime alone).
         match c {
-            Some(Change::Content) if y.subtree_rowid.is_some() && dir_meta() => {
+            Some(Change::Content)
+                if y.subtree_rowid.is_some() && mode_owner_xattrs_differ(x, y) =>
+            {
                 self.record(&path, Change::Metadata, Some(x), Some(y))
             }
             Some(Change::Content) if y.subtree_rowid.is_some() => {}

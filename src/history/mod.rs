@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, NodeRow, SnapshotRow};
 use crate::error::Result;
 use crate::ingest::format_time;
 use crate::model::Kind;
-use crate::session::{components, Entry};
+use crate::session::{components, show_path, Entry};
 
 /// How an entry differs from the one before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,23 +93,15 @@ pub fn change(a: &NodeRow, b: &NodeRow) -> Option<Change> {
 
 /// Mode, owner, modification time or xattrs differ.
 pub fn metadata_differs(a: &NodeRow, b: &NodeRow) -> bool {
-    let (x, y) = (&a.node, &b.node);
-    x.mode != y.mode
-        || (x.uid, x.gid) != (y.uid, y.gid)
-        || (&x.user, &x.group) != (&y.user, &y.group)
-        || x.mtime != y.mtime
-        || x.xattrs != y.xattrs
+    a.node.mtime != b.node.mtime || mode_owner_xattrs_differ(a, b)
 }
 
-/// A path for people (bytes that are not UTF-8 replaced) and, when it is not UTF-8, the
-/// exact bytes in hex.
-pub(crate) fn show_path(path: &[u8]) -> (String, Option<String>) {
-    (
-        String::from_utf8_lossy(path).into_owned(),
-        std::str::from_utf8(path)
-            .is_err()
-            .then(|| hex::encode(path)),
-    )
+/// Mode, owner or xattrs differ: a directory's metadata apart from its mtime, which moves
+/// with every entry added or removed.
+pub fn mode_owner_xattrs_differ(a: &NodeRow, b: &NodeRow) -> bool {
+    let (x, y) = (&a.node, &b.node);
+    (x.mode, x.uid, x.gid, &x.user, &x.group, &x.xattrs)
+        != (y.mode, y.uid, y.gid, &y.user, &y.group, &y.xattrs)
 }
 
 /// `f` over each set's snapshots in turn (sets in order of first appearance), results

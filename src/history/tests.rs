@@ -37,26 +37,15 @@ fn node(name: &[u8], e: E, subtree: Option<BlobId>) -> Node {
         ),
     };
     Node {
-        name: name.to_vec(),
-        kind,
         mode,
-        uid: 0,
-        gid: 0,
         user: "root".into(),
         group: "root".into(),
         size,
         mtime: (1_000, 0),
-        atime: (0, 0),
-        ctime: (0, 0),
-        inode: 0,
-        dev: 0,
-        nlink: 1,
-        rdev: 0,
         target,
-        xattrs: Vec::new(),
-        chunks: Vec::new(),
         blake3,
         subtree,
+        ..Node::sample(name, kind)
     }
 }
 

@@ -67,7 +67,7 @@ fn config_file(explicit: Option<&Path>) -> Result<PathBuf> {
 
 /// What `install` and `remove` did, told as it happens (before a systemctl that may fail).
 #[derive(Debug)]
-pub enum Installed {
+pub enum UnitStep {
     /// The crontab line to add (nothing was written).
     Cron(String),
     /// Both unit files written.
@@ -85,12 +85,12 @@ pub enum Installed {
 pub fn install(
     explicit: Option<&Path>,
     o: &ScheduleOptions,
-    tell: &mut dyn FnMut(Installed),
+    tell: &mut dyn FnMut(UnitStep),
 ) -> Result<()> {
     let cfg = config_file(explicit)?;
     let exe = crate::session::cofre_binary()?;
     if o.cron {
-        tell(Installed::Cron(units::cron_line(&exe, &cfg, o.every)));
+        tell(UnitStep::Cron(units::cron_line(&exe, &cfg, o.every)));
         return Ok(());
     }
     let dir = o.dir.clone().unwrap_or_else(unit_dir);
@@ -99,11 +99,11 @@ pub fn install(
     let timer = dir.join(format!("{}.timer", o.name));
     crate::fsutil::write_atomic(&service, units::service(&exe, &cfg).as_bytes(), 0o644)?;
     crate::fsutil::write_atomic(&timer, units::timer(&o.name, o.every).as_bytes(), 0o644)?;
-    tell(Installed::Wrote { service, timer });
+    tell(UnitStep::Wrote { service, timer });
     if o.dir.is_none() {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", "--now", &format!("{}.timer", o.name)])?;
-        tell(Installed::Enabled {
+        tell(UnitStep::Enabled {
             name: o.name.clone(),
             on_calendar: o.every.on_calendar(),
         });
@@ -112,7 +112,7 @@ pub fn install(
 }
 
 /// Disables and deletes the units.
-pub fn remove(o: &ScheduleOptions, tell: &mut dyn FnMut(Installed)) -> Result<()> {
+pub fn remove(o: &ScheduleOptions, tell: &mut dyn FnMut(UnitStep)) -> Result<()> {
     let dir = o.dir.clone().unwrap_or_else(unit_dir);
     let timer_name = format!("{}.timer", o.name);
     if o.dir.is_none() && dir.join(&timer_name).exists() {
@@ -123,7 +123,7 @@ pub fn remove(o: &ScheduleOptions, tell: &mut dyn FnMut(Installed)) -> Result<()
         let p = dir.join(f);
         match std::fs::remove_file(&p) {
             Ok(()) => {
-                tell(Installed::Removed(p));
+                tell(UnitStep::Removed(p));
                 removed += 1;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -131,7 +131,7 @@ pub fn remove(o: &ScheduleOptions, tell: &mut dyn FnMut(Installed)) -> Result<()
         }
     }
     if removed == 0 {
-        tell(Installed::NothingIn {
+        tell(UnitStep::NothingIn {
             name: o.name.clone(),
             dir,
         });

@@ -9,7 +9,7 @@ pub mod state;
 pub mod units;
 
 pub use front::StatusRow;
-pub use install::{install, remove, Installed, ScheduleOptions};
+pub use install::{install, remove, ScheduleOptions, UnitStep};
 
 use std::path::Path;
 

@@ -93,11 +93,10 @@ impl Entry {
 
     pub fn new(path: &[u8], r: &NodeRow) -> Entry {
         let n = &r.node;
+        let (shown, path_hex) = show_path(path);
         Entry {
-            path_hex: std::str::from_utf8(path)
-                .is_err()
-                .then(|| hex::encode(path)),
-            path: String::from_utf8_lossy(path).into_owned(),
+            path_hex,
+            path: shown,
             kind: n.kind.as_str(),
             mode: format!("{:o}", n.mode & 0o7777),
             uid: n.uid,
@@ -113,6 +112,17 @@ impl Entry {
             is_dir: r.subtree_rowid.is_some(),
         }
     }
+}
+
+/// A path for people (bytes that are not UTF-8 replaced) and, when it is not UTF-8, the
+/// exact bytes in hex.
+pub(crate) fn show_path(path: &[u8]) -> (String, Option<String>) {
+    (
+        String::from_utf8_lossy(path).into_owned(),
+        std::str::from_utf8(path)
+            .is_err()
+            .then(|| hex::encode(path)),
+    )
 }
 
 /// What a path of the mount's layout is.
@@ -341,28 +351,7 @@ mod tests {
     use super::*;
 
     fn node(name: &str, kind: Kind) -> Node {
-        Node {
-            name: name.as_bytes().to_vec(),
-            kind,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            user: String::new(),
-            group: String::new(),
-            size: 0,
-            mtime: (0, 0),
-            atime: (0, 0),
-            ctime: (0, 0),
-            inode: 0,
-            dev: 0,
-            nlink: 1,
-            rdev: 0,
-            target: Vec::new(),
-            xattrs: Vec::new(),
-            chunks: Vec::new(),
-            blake3: None,
-            subtree: None,
-        }
+        Node::sample(name.as_bytes(), kind)
     }
 
     /// Tree 1 is the root: /etc (tree 2) with passwd and ssh/ (tree 3, sshd_config),

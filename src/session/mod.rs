@@ -7,6 +7,7 @@
 mod browse;
 mod ops;
 
+pub(crate) use browse::show_path;
 pub use browse::{components, Browse, Entry, SnapshotInfo};
 pub use ops::{RestoreOptions, RestoreOutcome};
 

@@ -684,20 +684,7 @@ pub fn ingest_one_file(env: &Env, content: &[u8]) -> PathBuf {
 
 /// Ingest options for library-level tests: back up `path` into set `default`.
 pub fn ingest_opts(path: &Path) -> cofre::ingest::IngestOptions {
-    cofre::ingest::IngestOptions {
-        set: "default".into(),
-        tags: vec![],
-        time: None,
-        excludes: vec![],
-        paths: vec![path.to_path_buf()],
-        stream: None,
-        progress: None,
-        data_class: None,
-        compression: None,
-        atime: false,
-        delta: true,
-        retry_lock: std::time::Duration::ZERO,
-    }
+    cofre::ingest::IngestOptions::new("default", vec![path.to_path_buf()])
 }
 
 /// A tree of `dirs` × `files` small files: enough catalog rows that its file spans many
