@@ -61,7 +61,8 @@ pub use repo::keyfiles::KeyEntry;
 pub use restore::{RestoreReport, DEFAULT_CACHE_MIB};
 pub use run::{Action, JobResult, RunOptions, StatusRow};
 pub use session::{
-    Browse, Entry, OpenOptions, RestoreOptions, RestoreOutcome, Session, SnapshotInfo,
+    Browse, Contents, Entry, FileReader, OpenOptions, RestoreOptions, RestoreOutcome, Session,
+    SnapshotInfo,
 };
 pub use stats::{Pricing, Stats};
 pub use store::s3::S3Options;

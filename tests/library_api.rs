@@ -79,7 +79,10 @@ fn a_front_end_backs_up_browses_and_restores_through_the_session() {
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["ids", "web"]);
     let inside = format!("/web/latest{}", src.display());
-    let Browse::Dir { snapshot, entries } = session.browse(&inside).expect("browse dir") else {
+    let Browse::Dir {
+        snapshot, entries, ..
+    } = session.browse(&inside).expect("browse dir")
+    else {
         panic!("{inside} is not a directory");
     };
     assert_eq!(snapshot.id, report.snapshot);

@@ -25,6 +25,7 @@ mod repair;
 mod restore;
 mod run;
 mod schedule;
+mod serve;
 mod snapshots;
 mod stats;
 mod unlock;
@@ -113,6 +114,8 @@ enum Cmd {
     Stats(stats::Args),
     /// Print the Prometheus metrics `cofre run` writes (docs/monitoring.md).
     Metrics(metrics::Args),
+    /// A web page to browse, search, compare and download any version (docs/serve.md).
+    Serve(serve::Args),
     /// Install, remove or show the timer that calls `cofre run`.
     Schedule {
         #[command(subcommand)]
@@ -261,6 +264,11 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
     match &cli.cmd {
         Cmd::Completion(a) => return completion::run(a),
         Cmd::Generate(a) => return generate::run(a),
+        Cmd::Serve(a) => {
+            if let Some(done) = serve::passwd(cli.config.as_deref(), a) {
+                return done;
+            }
+        }
         _ => {}
     }
     // A broken file fails every command with the same message `config validate` gives.
@@ -284,6 +292,7 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
         Cmd::Drill(a) => drill::run(&ctx, a),
         Cmd::Stats(a) => stats::run(&ctx, a),
         Cmd::Metrics(a) => metrics::run(&ctx, a),
+        Cmd::Serve(a) => serve::run(&ctx, a, rt),
         Cmd::Schedule { cmd } => schedule::run(&ctx, cmd),
         Cmd::Config { cmd } => config::run(&ctx, cmd),
         Cmd::Key { cmd } => key::run(&ctx, cmd),

@@ -7,6 +7,7 @@
 
 mod locate;
 mod schedule;
+mod serve;
 
 use locate::{key, Seg};
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use schedule::Schedule;
+pub use serve::{Role, Serve, User as ServeUser};
 
 use crate::error::{Error, Result};
 use crate::forget::policy::{Policy, Span};
@@ -38,6 +40,8 @@ pub struct Config {
     /// Hooks for every set (a set's own hooks run too).
     #[serde(default)]
     pub hooks: Hooks,
+    #[serde(default)]
+    pub serve: Serve,
     /// Read by hand in `parse` (a set's tables are its classes).
     #[serde(default, skip_deserializing)]
     pub sets: BTreeMap<String, SetConfig>,
@@ -397,6 +401,7 @@ fn typed<T: serde::de::DeserializeOwned>(
 /// it parses (schedules, policies, durations) is kept in the typed fields beside the text,
 /// so nothing after loading parses again or can fail to.
 fn validate(cfg: &mut Config) -> std::result::Result<(), (Vec<Seg>, String)> {
+    serve::validate(&cfg.serve)?;
     for (name, set) in &mut cfg.sets {
         let here = |k: &str| vec![key("sets"), key(name), key(k)];
         let table = vec![key("sets"), key(name)];

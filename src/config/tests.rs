@@ -223,3 +223,43 @@ fn loading_parses_schedules_policies_and_durations_once() {
     );
     assert_eq!(cfg.sets["db"].src.rto_secs, None);
 }
+
+#[test]
+fn serve_tables_parse_or_name_what_is_wrong() {
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    let user = |name: &str, role: &str, h: &str| {
+        format!("[[serve.users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{h}\"\n")
+    };
+    let table: Vec<(String, std::result::Result<usize, &str>)> = vec![
+        ("".into(), Ok(0)),
+        ("[serve]\nlisten = \"0.0.0.0:8443\"\n".into(), Ok(0)),
+        (
+            user("ana", "admin", hash) + &user("bo", "viewer", hash),
+            Ok(2),
+        ),
+        (user("ana", "root", hash), Err("unknown variant `root`")),
+        (
+            user("ana", "viewer", "hunter2"),
+            Err("cofre serve passwd ana"),
+        ),
+        (user("a b", "viewer", hash), Err("a user name is")),
+        (
+            user("ana", "viewer", hash) + &user("ana", "admin", hash),
+            Err("listed twice"),
+        ),
+        (
+            "[serve]\ntls_cert = \"/c.pem\"\n".into(),
+            Err("both `tls_cert` and `tls_key`"),
+        ),
+        ("[serve]\nport = 8080\n".into(), Err("unknown field `port`")),
+    ];
+    for (text, want) in table {
+        match (p(&text), want) {
+            (Ok(cfg), Ok(n)) => assert_eq!(cfg.serve.users.len(), n, "{text}"),
+            (Err(e), Err(w)) => assert!(e.contains(w), "{text}: {e}"),
+            (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    }
+    let cfg = p(&user("ana", "admin", hash)).expect("parses");
+    assert_eq!(cfg.serve.users[0].role, Role::Admin);
+}

@@ -134,9 +134,11 @@ pub enum Browse {
     Layout {
         entries: Vec<(String, Option<SnapshotInfo>)>,
     },
-    /// A directory in a snapshot: its entries (not what is below them).
+    /// A directory in a snapshot: its path there (`/` for the root) and its entries (not
+    /// what is below them).
     Dir {
         snapshot: SnapshotInfo,
+        path: String,
         entries: Vec<Entry>,
     },
     /// Anything else in a snapshot: a file, a symlink, a device.
@@ -337,7 +339,11 @@ impl Session {
                         .iter()
                         .map(|(p, r)| Entry::new(p, r))
                         .collect();
-                    Ok(Browse::Dir { snapshot, entries })
+                    Ok(Browse::Dir {
+                        snapshot,
+                        path: inner,
+                        entries,
+                    })
                 }
             }
         })

@@ -5,10 +5,12 @@
 //! that fails, which lock a reading command takes.
 
 mod browse;
+mod contents;
 mod ops;
 
 pub(crate) use browse::show_path;
 pub use browse::{components, Browse, Entry, SnapshotInfo};
+pub use contents::{Contents, FileReader};
 pub use ops::{RestoreOptions, RestoreOutcome};
 
 use std::path::{Path, PathBuf};

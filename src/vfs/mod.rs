@@ -85,7 +85,12 @@ struct Pending {
     chunks: Vec<ChunkRef>,
 }
 
-fn resolve(cat: &Catalog, path: String, size: u64, chunks: Vec<ChunkRef>) -> Result<OpenFile> {
+pub(crate) fn resolve(
+    cat: &Catalog,
+    path: String,
+    size: u64,
+    chunks: Vec<ChunkRef>,
+) -> Result<OpenFile> {
     let locs = chunks
         .iter()
         .map(|c| cat.blob_location(&c.id))
@@ -207,6 +212,47 @@ fn node_attr(ino: u64, n: &Meta) -> Attr {
     }
 }
 
+/// A cache that reads chunks for a reader of snapshots (`ReadMode::Mount`: every chunk
+/// checked against its id), finding them through the catalog at `catalog`: the mount's,
+/// and the library's `Contents`. `on_damaged` runs when the catalog turns out damaged.
+pub fn cache_over_catalog(
+    repo: Arc<Repository>,
+    catalog: &std::path::Path,
+    disk: Option<diskcache::DiskCache>,
+    cache_bytes: usize,
+    on_damaged: impl Fn() + Send + Sync + 'static,
+) -> Arc<ChunkCache> {
+    let lister_pool = Pool::new(catalog.to_path_buf());
+    let lister: reader::PackLister = Box::new(move |pack, from, to| {
+        lister_pool
+            .get()
+            .and_then(|c| c.pack_blobs(pack, from, to))
+            .unwrap_or_default()
+    });
+    let locate_pool = Pool::new(catalog.to_path_buf());
+    let locate: reader::Locator = Box::new(move |id| {
+        match locate_pool.get().and_then(|c| c.base_location(id)) {
+            Ok(loc) => loc,
+            Err(e) => {
+                // The mount's refresher rebuilds a damaged catalog (`note_damaged_catalog`).
+                if crate::catalog::sync::is_damaged(&e) {
+                    on_damaged();
+                }
+                None
+            }
+        }
+    });
+    ChunkCache::new(
+        repo,
+        disk,
+        Some(lister),
+        locate,
+        cache_bytes,
+        4,
+        ReadMode::Mount,
+    )
+}
+
 impl Vfs {
     pub fn new(
         repo: Arc<Repository>,
@@ -216,27 +262,10 @@ impl Vfs {
         cache_bytes: usize,
         disk: Option<diskcache::DiskCache>,
     ) -> Result<Vfs> {
-        let lister_pool = Pool::new(pool.path().to_path_buf());
-        let lister: reader::PackLister = Box::new(move |pack, from, to| {
-            lister_pool
-                .get()
-                .and_then(|c| c.pack_blobs(pack, from, to))
-                .unwrap_or_default()
-        });
-        let locate_pool = Pool::new(pool.path().to_path_buf());
         let catalog_damaged = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let damaged = catalog_damaged.clone();
-        let locate: reader::Locator = Box::new(move |id| {
-            match locate_pool.get().and_then(|c| c.base_location(id)) {
-                Ok(loc) => loc,
-                Err(e) => {
-                    // The refresher rebuilds a damaged catalog (`note_damaged_catalog`).
-                    if crate::catalog::sync::is_damaged(&e) {
-                        damaged.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    None
-                }
-            }
+        let cache = cache_over_catalog(repo, pool.path(), disk, cache_bytes, move || {
+            damaged.store(true, std::sync::atomic::Ordering::SeqCst)
         });
         let files: Files = Arc::new(Mutex::new(LruCache::new(OPEN_FILES)));
         let resolve_ahead = resolver(Pool::new(pool.path().to_path_buf()), files.clone());
@@ -251,15 +280,7 @@ impl Vfs {
             layout: RwLock::new(Arc::new(Layout::default())),
             local_time,
             sets,
-            cache: ChunkCache::new(
-                repo,
-                disk,
-                Some(lister),
-                locate,
-                cache_bytes,
-                4,
-                ReadMode::Mount,
-            ),
+            cache,
             files,
             listed: Mutex::new(LruCache::new(LISTED_DIRS)),
             resolve_ahead,

@@ -1,0 +1,529 @@
+//! Downloads and the admin's restore: a file (with HTTP ranges, so a large one resumes),
+//! a directory as a streamed .tar or .zip, and a restore to a path on the server. Bytes
+//! are produced on a blocking thread and handed to the response through a bounded
+//! channel, so memory stays flat whatever the size; a read error ends the response early
+//! (the client sees a broken download, never wrong bytes).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cofre::error::Error;
+use cofre::{Browse, Contents, Entry, RestoreOptions};
+use maud::html;
+
+use super::auth::{csrf_refusal, Admin, Login};
+use super::html::{notice, page, size};
+use super::pages::error_page;
+use super::{blocking, App};
+
+/// Bytes per message to the response, and messages in flight.
+const PIECE: usize = 256 << 10;
+const IN_FLIGHT: usize = 8;
+
+/// `Write` into a response body.
+struct ToBody {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ToBody {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        self.tx.blocking_send(Ok(piece)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl Write for ToBody {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= PIECE {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// A body written by `produce` on a blocking thread.
+fn streamed(produce: impl FnOnce(&mut ToBody) -> std::io::Result<()> + Send + 'static) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ToBody {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(PIECE),
+        };
+        let result = produce(&mut w).and_then(|()| w.flush());
+        if let Err(e) = result {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                tracing::warn!("download stopped: {e}");
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// `attachment; filename*=UTF-8''name` (RFC 6266), with a plain ASCII fallback.
+fn disposition(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let v = format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        super::html::encode(name)
+    );
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// A single byte range of a `size`-byte file: `Ok(None)` for none (or one this server
+/// answers whole: several ranges, other units), `Err(())` when it cannot be satisfied.
+pub fn parse_range(h: Option<&str>, size: u64) -> std::result::Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = h.and_then(|h| h.strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| ());
+    let (start, end) = match (a.trim().is_empty(), b.trim().is_empty()) {
+        // The last n bytes.
+        (true, false) => {
+            let n = num(b)?;
+            if n == 0 {
+                return Err(());
+            }
+            (size.saturating_sub(n), size)
+        }
+        (false, true) => (num(a)?, size),
+        (false, false) => (num(a)?, num(b)?.saturating_add(1).min(size)),
+        (true, true) => return Err(()),
+    };
+    if start >= size || start >= end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+pub async fn file(
+    State(app): State<Arc<App>>,
+    l: Login,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let a = app.clone();
+    let entry = match blocking(move || a.session.browse(&path)).await {
+        Ok(Browse::File { entry, .. }) if entry.kind == "file" => *entry,
+        Ok(_) => {
+            return error_page(
+                Some(&l),
+                &Error::InvalidArgument(
+                    "only a file downloads as it is: a directory downloads as .tar or .zip".into(),
+                ),
+            )
+        }
+        Err(e) => return error_page(Some(&l), &e),
+    };
+    let size = entry.size;
+    let etag = entry.blake3.as_ref().map(|h| format!("\"{h}\""));
+    // A resumed download asks for the rest of the same version only (If-Range).
+    let same = match (
+        headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()),
+        &etag,
+    ) {
+        (None, _) => true,
+        (Some(v), Some(t)) => v == t,
+        (Some(_), None) => false,
+    };
+    let asked = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| same);
+    let range = match parse_range(asked, size) {
+        Ok(r) => r,
+        Err(()) => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}"))
+                    .unwrap_or_else(|_| HeaderValue::from_static("")),
+            );
+            return r;
+        }
+    };
+    let (start, end) = range.unwrap_or((0, size));
+    let a = app.clone();
+    let e = entry.clone();
+    let reader = match blocking(move || a.contents.open(&e, start, end)).await {
+        Ok(r) => r,
+        Err(e) => return error_page(Some(&l), &e),
+    };
+    let body = streamed(move |w| std::io::copy(&mut { reader }, w).map(|_| ()));
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    let name = entry.path.rsplit('/').next().unwrap_or("file").to_string();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_DISPOSITION, disposition(&name));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(t) = etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        h.insert(header::ETAG, t);
+    }
+    if range.is_some() {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let cr = format!("bytes {start}-{}/{size}", end - 1);
+        r.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&cr).unwrap_or_else(|_| HeaderValue::from_static("")),
+        );
+    }
+    r
+}
+
+#[derive(serde::Deserialize)]
+pub struct ArchiveQuery {
+    #[serde(default)]
+    format: String,
+}
+
+/// A directory of a snapshot, and everything below it, as .tar or .zip.
+pub async fn archive(
+    State(app): State<Arc<App>>,
+    l: Login,
+    Path(path): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+) -> Response {
+    let zip = match q.format.as_str() {
+        "zip" => true,
+        "tar" | "" => false,
+        f => {
+            return error_page(
+                Some(&l),
+                &Error::InvalidArgument(format!("format {f:?}: choose tar or zip")),
+            )
+        }
+    };
+    let a = app.clone();
+    let listed = blocking(move || {
+        let Browse::Dir {
+            snapshot,
+            path: inner,
+            ..
+        } = a.session.browse(&path)?
+        else {
+            return Err(Error::InvalidArgument(
+                "choose a directory inside a snapshot to download".into(),
+            ));
+        };
+        let entries = a.session.list(&snapshot.id, &inner, None)?;
+        Ok((snapshot, inner, entries))
+    })
+    .await;
+    let (snap, inner, entries) = match listed {
+        Ok(v) => v,
+        Err(e) => return error_page(Some(&l), &e),
+    };
+    // The archive's top directory: the directory's own name, or set-date for a snapshot's root.
+    let top = match inner
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+    {
+        Some(n) => n.to_string(),
+        None => format!(
+            "{}-{}",
+            snap.set,
+            snap.time.get(..10).unwrap_or("").replace(['-', ':'], "")
+        ),
+    };
+    let prefix_len = inner.trim_end_matches('/').len();
+    let a = app.clone();
+    let t = top.clone();
+    let body = streamed(move |w| {
+        let names = entries.iter().map(|e| {
+            let mut p = t.clone().into_bytes();
+            p.extend_from_slice(&e.os_path().as_os_str().as_encoded_bytes()[prefix_len..]);
+            p
+        });
+        let items = names.zip(entries.iter());
+        match zip {
+            true => write_zip(w, &a.contents, items),
+            false => write_tar(w, &a.contents, items),
+        }
+    });
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    let (ext, ctype) = if zip {
+        ("zip", "application/zip")
+    } else {
+        ("tar", "application/x-tar")
+    };
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        disposition(&format!("{top}.{ext}")),
+    );
+    r
+}
+
+fn write_tar<'a>(
+    w: &mut ToBody,
+    contents: &Contents,
+    items: impl Iterator<Item = (Vec<u8>, &'a Entry)>,
+) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut b = tar::Builder::new(w);
+    for (name, e) in items {
+        let n = &e.node;
+        let name = std::ffi::OsStr::from_bytes(&name);
+        // Nanosecond mtime and xattrs in PAX records, as GNU tar --xattrs reads them.
+        let mut pax: Vec<(String, Vec<u8>)> = n
+            .xattrs
+            .iter()
+            .map(|x| {
+                (
+                    format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name)),
+                    x.value.clone(),
+                )
+            })
+            .collect();
+        pax.push((
+            "mtime".into(),
+            format!("{}.{:09}", n.mtime.0, n.mtime.1).into_bytes(),
+        ));
+        b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(n.mode & 0o7777);
+        h.set_uid(n.uid.into());
+        h.set_gid(n.gid.into());
+        let _ = h.set_username(&n.user);
+        let _ = h.set_groupname(&n.group);
+        h.set_mtime(n.mtime.0.max(0) as u64);
+        h.set_size(0);
+        let device = |h: &mut tar::Header, t| -> std::io::Result<()> {
+            h.set_entry_type(t);
+            h.set_device_major(libc::major(n.rdev) as u32)?;
+            h.set_device_minor(libc::minor(n.rdev) as u32)
+        };
+        match e.kind {
+            "file" => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(n.size);
+                let r = contents
+                    .open(e, 0, u64::MAX)
+                    .map_err(std::io::Error::other)?;
+                b.append_data(&mut h, name, r)?;
+            }
+            "dir" => {
+                h.set_entry_type(tar::EntryType::Directory);
+                b.append_data(&mut h, name, std::io::empty())?;
+            }
+            "symlink" => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                b.append_link(&mut h, name, std::ffi::OsStr::from_bytes(&n.target))?;
+            }
+            "fifo" => {
+                h.set_entry_type(tar::EntryType::Fifo);
+                b.append_data(&mut h, name, std::io::empty())?;
+            }
+            "chardev" | "blockdev" => {
+                let t = if e.kind == "chardev" {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                };
+                device(&mut h, t)?;
+                b.append_data(&mut h, name, std::io::empty())?;
+            }
+            // Sockets cannot be archived (nor restored as such).
+            _ => {}
+        }
+    }
+    b.into_inner()?;
+    Ok(())
+}
+
+fn write_zip<'a>(
+    w: &mut ToBody,
+    contents: &Contents,
+    items: impl Iterator<Item = (Vec<u8>, &'a Entry)>,
+) -> std::io::Result<()> {
+    use zip::write::SimpleFileOptions;
+    let mut z = zip::ZipWriter::new_stream(w);
+    for (name, e) in items {
+        let n = &e.node;
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let mut opts = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .unix_permissions(n.mode & 0o7777)
+            .large_file(n.size >= u32::MAX as u64);
+        if let Some(t) = zip_time(n.mtime.0) {
+            opts = opts.last_modified_time(t);
+        }
+        match e.kind {
+            "file" => {
+                z.start_file(name, opts).map_err(std::io::Error::other)?;
+                let mut r = contents
+                    .open(e, 0, u64::MAX)
+                    .map_err(std::io::Error::other)?;
+                std::io::copy(&mut r, &mut z)?;
+            }
+            "dir" => z.add_directory(name, opts).map_err(std::io::Error::other)?,
+            "symlink" => z
+                .add_symlink(name, String::from_utf8_lossy(&n.target), opts)
+                .map_err(std::io::Error::other)?,
+            // Zip has no fifos or devices.
+            _ => {}
+        }
+    }
+    z.finish().map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+/// Zip's DOS time (local, two-second steps, 1980-2107): UTC here.
+fn zip_time(secs: i64) -> Option<zip::DateTime> {
+    let t = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+    zip::DateTime::from_date_and_time(
+        t.year().try_into().ok()?,
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    )
+    .ok()
+}
+
+#[derive(serde::Deserialize)]
+pub struct RestoreForm {
+    #[serde(default)]
+    csrf: String,
+    path: String,
+    target: String,
+    overwrite: Option<String>,
+}
+
+/// An admin restores a file or directory of a snapshot to a directory on the server: the
+/// same restore as `cofre restore` (never writes through a symlink out of the target).
+/// A target with anything in it is refused unless the form says to replace.
+pub async fn restore(
+    State(app): State<Arc<App>>,
+    Admin(l): Admin,
+    Form(f): Form<RestoreForm>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&l, &f.csrf) {
+        return r;
+    }
+    let target = PathBuf::from(&f.target);
+    if !target.is_absolute() || f.target.contains('\0') {
+        return error_page(
+            Some(&l),
+            &Error::InvalidArgument(format!(
+                "{:?}: give an absolute path on the server",
+                f.target
+            )),
+        );
+    }
+    let replace = f.overwrite.as_deref() == Some("yes");
+    let in_use = match std::fs::read_dir(&target) {
+        Ok(mut d) => d.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return error_page(Some(&l), &Error::io(&target, e)),
+    };
+    if in_use && !replace {
+        let msg = format!("{} is not empty: choose an empty directory, or tick \"Replace files already in the target\"", target.display());
+        return (
+            StatusCode::CONFLICT,
+            page("Not restored", Some(&l), notice("error", &msg)),
+        )
+            .into_response();
+    }
+    let (a, path, t) = (app.clone(), f.path.clone(), target.clone());
+    let cache_mib = app.cache_mib;
+    let done = blocking(move || {
+        let (snapshot, inner) = match a.session.browse(&path)? {
+            Browse::Dir { snapshot, path, .. } => (snapshot, path),
+            Browse::File { snapshot, entry } => (snapshot, entry.path),
+            Browse::Layout { .. } => {
+                return Err(Error::InvalidArgument(
+                    "choose a snapshot, or a path in one, to restore".into(),
+                ))
+            }
+        };
+        a.session.restore(&RestoreOptions {
+            snapshot: snapshot.id,
+            path: inner,
+            set: None,
+            target: t,
+            cache_mib,
+        })
+    })
+    .await;
+    tracing::info!("{} restored {} to {}", l.user, f.path, target.display());
+    match done {
+        Err(e) => error_page(Some(&l), &e),
+        Ok(o) => {
+            let r = &o.report;
+            let body = html! {
+                (notice(if r.errors.is_empty() { "ok" } else { "error" }, &format!("{} files, {} directories, {} restored to {}.", r.files, r.dirs, size(r.bytes), target.display())))
+                @if !r.errors.is_empty() { h2 { "Not restored" } ul { @for e in &r.errors { li { (e) } } } }
+                @if !r.warnings.is_empty() { h2 { "Restored without some metadata" } ul { @for w in &r.warnings { li { (w) } } } }
+            };
+            page("Restored", Some(&l), body).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        type Want = Result<Option<(u64, u64)>, ()>;
+        let table: &[(Option<&str>, u64, Want)] = &[
+            (None, 100, Ok(None)),
+            (Some("bytes=0-9"), 100, Ok(Some((0, 10)))),
+            (Some("bytes=90-"), 100, Ok(Some((90, 100)))),
+            (Some("bytes=-10"), 100, Ok(Some((90, 100)))),
+            (Some("bytes=-1000"), 100, Ok(Some((0, 100)))),
+            (Some("bytes=50-1000"), 100, Ok(Some((50, 100)))),
+            (Some("bytes=100-"), 100, Err(())),
+            (Some("bytes=5-2"), 100, Err(())),
+            (Some("bytes=-0"), 100, Err(())),
+            (Some("bytes=x-2"), 100, Err(())),
+            (Some("bytes=-"), 100, Err(())),
+            (Some("bytes=0-1,5-6"), 100, Ok(None)),
+            (Some("items=0-1"), 100, Ok(None)),
+            (Some("bytes=0-"), 0, Err(())),
+        ];
+        for (h, size, want) in table {
+            assert_eq!(parse_range(*h, *size), *want, "{h:?} of {size}");
+        }
+    }
+}
