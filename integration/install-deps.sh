@@ -9,7 +9,7 @@ if $minimal; then
     pkgs=(fuse3 util-linux)
 else
     pkgs=(fuse3 libfuse3-dev pkg-config rsync restic postgresql attr acl util-linux procps exfatprogs exfat-fuse mount
-          systemd prometheus prometheus-node-exporter faketime man-db)
+          systemd prometheus prometheus-node-exporter faketime man-db chromium chromium-driver unzip openssl curl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -40,4 +40,9 @@ fi
 if ! $minimal && ! cargo deb --version >/dev/null 2>&1; then
     export PATH="$HOME/.cargo/bin:$PATH"
     cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0 --quiet
+fi
+# axe-core, the accessibility checker the browser test runs on each page of `cofre serve`
+# (tests/serve_browser.rs), from npm (the machine's Node.js) into a fixed place.
+if ! $minimal && [ ! -f /opt/cofre-test/node_modules/axe-core/axe.min.js ]; then
+    npm install --silent --no-audit --no-fund --prefix /opt/cofre-test axe-core@4.14.1 >/dev/null
 fi

@@ -5,6 +5,7 @@
 mod copy;
 mod craft;
 mod servers;
+pub mod web;
 #[allow(unused_imports)]
 pub use copy::copy_dir;
 #[allow(unused_imports)]

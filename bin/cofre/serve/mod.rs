@@ -263,6 +263,8 @@ pub fn run(ctx: &Ctx, a: Args, rt: &tokio::runtime::Runtime) -> Result<i32> {
         });
         let served = match tls {
             Some((cert, key)) => {
+                // Already installed is fine: the choice is the same.
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
                 let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                     .await
                     .map_err(|e| Error::InvalidArgument(format!("TLS certificate {} or key {}: {e}", cert.display(), key.display())))?;
