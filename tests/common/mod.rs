@@ -2,6 +2,7 @@
 //! build the awkward tree, compare trees byte for byte and metadata for metadata.
 #![allow(dead_code)]
 
+pub mod browser;
 mod copy;
 mod craft;
 mod servers;
