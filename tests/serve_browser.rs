@@ -49,11 +49,9 @@ fn a_browser_finds_an_old_version_downloads_it_and_its_folder_and_pages_pass_axe
     for (i, t) in times.iter().enumerate() {
         let body = format!("{{\"version\": {i}, \"feature\": {}}}\n", i % 2 == 0);
         std::fs::write(app.join("settings.json"), &body).expect("write");
-        std::fs::write(
-            app.join(format!("uploads/u{i}.txt")),
-            format!("upload {i}\n"),
-        )
-        .expect("write");
+        // Uploads grow, so the overview's plot has something to show.
+        let upload = common::noise(150_000 * (i + 1), i as u64);
+        std::fs::write(app.join(format!("uploads/u{i}.bin")), upload).expect("write");
         settings.push(body.into_bytes());
         let files = common::walk(&app)
             .into_iter()
