@@ -72,7 +72,7 @@ pub use config::{default_path as default_config_path, load as load_config, resol
 pub use fsutil::write_atomic;
 pub use metrics::write as write_metrics;
 pub use run::units::Every;
-pub use run::units::{service as service_unit, timer as timer_unit};
+pub use run::units::{serve_service as serve_unit, service as service_unit, timer as timer_unit};
 pub use run::{
     install as install_schedule, remove as remove_schedule, worst, ScheduleOptions, UnitStep,
 };

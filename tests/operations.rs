@@ -608,6 +608,39 @@ fn schedule_writes_units_systemd_accepts_and_cron_lines_that_parse() {
     let out = sched(&["remove", "--dir", units.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{out:?}");
     assert!(!units.join("cofre.timer").exists() && !units.join("cofre.service").exists());
+
+    // The web server's unit: refused while no one could log in, then a service that runs
+    // `cofre serve` with the same file, verified by systemd where it is.
+    let d = units.to_str().expect("utf-8");
+    let out = sched(&["install", "--serve", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cofre serve passwd"));
+    // `serve passwd` writes into the same file, keeping its sets.
+    common::web::add_user(&env, "ana", "admin", "pw");
+    let out = sched(&["install", "--serve", "--dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let unit = units.join("cofre-serve.service");
+    let text = std::fs::read_to_string(&unit).expect("serve unit");
+    assert!(
+        text.contains(&format!(
+            "ExecStart={} --config {} serve",
+            env!("CARGO_BIN_EXE_cofre"),
+            std::fs::canonicalize(&cfg).expect("abs").display()
+        )),
+        "{text}"
+    );
+    if let Ok(v) = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+    {
+        let err = String::from_utf8_lossy(&v.stderr);
+        assert!(v.status.success() && !err.contains("cofre-serve"), "{err}");
+    }
+    assert!(!sched(&["install", "--serve", "--cron"]).status.success());
+    let out = sched(&["remove", "--serve", "--dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!unit.exists());
     // Without a configuration file there is nothing to schedule.
     let out = env
         .cmd()

@@ -69,6 +69,8 @@ fn the_debian_package_installs_documents_and_removes_cleanly() {
         "./usr/share/man/man1/cofre-restore.1.gz",
         "./usr/share/bash-completion/completions/cofre",
         "./usr/lib/systemd/system/cofre.timer",
+        "./usr/lib/systemd/system/cofre-serve.service",
+        "./usr/share/man/man1/cofre-serve.1.gz",
     ] {
         assert!(
             contents.contains(want),

@@ -67,6 +67,10 @@ pub fn run(a: &Args) -> Result<i32> {
         &systemd.join("cofre.timer"),
         timer_unit("cofre", Every::DEFAULT).as_bytes(),
     )?;
+    write(
+        &systemd.join("cofre-serve.service"),
+        cofre::serve_unit(exe, config).as_bytes(),
+    )?;
     println!(
         "wrote man pages, completions and systemd units under {}",
         a.dir.display()

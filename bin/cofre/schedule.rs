@@ -12,9 +12,12 @@ use crate::Ctx;
 
 #[derive(clap::Args)]
 pub struct UnitArgs {
-    /// Unit name: NAME.service and NAME.timer.
-    #[arg(long, default_value = "cofre")]
-    name: String,
+    /// Unit name: NAME.service and NAME.timer [default: cofre, or cofre-serve with --serve].
+    #[arg(long)]
+    name: Option<String>,
+    /// The always-running `cofre serve` service (NAME.service) instead of the timer.
+    #[arg(long)]
+    serve: bool,
     /// Write or remove the units in this directory and leave systemctl alone.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -47,11 +50,13 @@ pub enum Cmd {
 }
 
 fn options(unit: UnitArgs, every: Every, cron: bool) -> ScheduleOptions {
+    let default = if unit.serve { "cofre-serve" } else { "cofre" };
     ScheduleOptions {
         cron,
         dir: unit.dir,
         every,
-        name: unit.name,
+        name: unit.name.unwrap_or_else(|| default.into()),
+        serve: unit.serve,
     }
 }
 
@@ -65,6 +70,8 @@ fn tell(step: UnitStep) {
         UnitStep::Enabled { name, on_calendar } => println!(
             "enabled {name}.timer: `cofre run` every {on_calendar} (see `cofre schedule status`)"
         ),
+        UnitStep::WroteServe(p) => println!("wrote {}", p.display()),
+        UnitStep::Serving(unit) => println!("enabled and started {unit} (`cofre serve`)"),
         UnitStep::Removed(p) => println!("removed {}", p.display()),
         UnitStep::NothingIn { name, dir } => {
             println!("no {name}.timer or .service in {}", dir.display())

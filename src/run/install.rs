@@ -13,8 +13,10 @@ pub struct ScheduleOptions {
     /// Write the units here and leave systemctl alone (packaging, tests).
     pub dir: Option<PathBuf>,
     pub every: Every,
-    /// Unit name (`cofre` → cofre.service, cofre.timer).
+    /// Unit name (`cofre` → cofre.service, cofre.timer; with `serve`, NAME.service only).
     pub name: String,
+    /// The always-running `cofre serve` service instead of the timer of `cofre run`.
+    pub serve: bool,
 }
 
 fn root() -> bool {
@@ -74,6 +76,10 @@ pub enum UnitStep {
     Wrote { service: PathBuf, timer: PathBuf },
     /// systemctl enabled and started the timer.
     Enabled { name: String, on_calendar: String },
+    /// The `cofre serve` unit written.
+    WroteServe(PathBuf),
+    /// systemctl enabled and started `cofre serve`.
+    Serving(String),
     /// A unit file deleted.
     Removed(PathBuf),
     /// No unit of this name to remove in this directory.
@@ -87,6 +93,11 @@ pub fn install(
     o: &ScheduleOptions,
     tell: &mut dyn FnMut(UnitStep),
 ) -> Result<()> {
+    if o.serve && o.cron {
+        return Err(Error::InvalidArgument(
+            "--cron is for the timer: cofre serve runs as a service (drop --cron)".into(),
+        ));
+    }
     let cfg = config_file(explicit)?;
     let exe = crate::session::cofre_binary()?;
     if o.cron {
@@ -95,6 +106,9 @@ pub fn install(
     }
     let dir = o.dir.clone().unwrap_or_else(unit_dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    if o.serve {
+        return install_serve(&dir, &exe, &cfg, o, tell);
+    }
     let service = dir.join(format!("{}.service", o.name));
     let timer = dir.join(format!("{}.timer", o.name));
     crate::fsutil::write_atomic(&service, units::service(&exe, &cfg).as_bytes(), 0o644)?;
@@ -111,15 +125,49 @@ pub fn install(
     Ok(())
 }
 
+fn install_serve(
+    dir: &Path,
+    exe: &Path,
+    cfg: &Path,
+    o: &ScheduleOptions,
+    tell: &mut dyn FnMut(UnitStep),
+) -> Result<()> {
+    // The server refuses to start without an account: say so now, not in the journal.
+    if config::load(Some(cfg))?.is_some_and(|(_, c)| c.serve.users.is_empty()) {
+        return Err(Error::InvalidArgument(
+            "no one could log in: add a user with `cofre serve passwd USER --role admin` first"
+                .into(),
+        ));
+    }
+    let unit = format!("{}.service", o.name);
+    let service = dir.join(&unit);
+    crate::fsutil::write_atomic(&service, units::serve_service(exe, cfg).as_bytes(), 0o644)?;
+    tell(UnitStep::WroteServe(service));
+    if o.dir.is_none() {
+        systemctl(&["daemon-reload"])?;
+        systemctl(&["enable", "--now", &unit])?;
+        tell(UnitStep::Serving(unit));
+    }
+    Ok(())
+}
+
 /// Disables and deletes the units.
 pub fn remove(o: &ScheduleOptions, tell: &mut dyn FnMut(UnitStep)) -> Result<()> {
     let dir = o.dir.clone().unwrap_or_else(unit_dir);
-    let timer_name = format!("{}.timer", o.name);
-    if o.dir.is_none() && dir.join(&timer_name).exists() {
-        systemctl(&["disable", "--now", &timer_name])?;
+    // The unit systemctl stops: the timer, or the server itself.
+    let started = match o.serve {
+        true => format!("{}.service", o.name),
+        false => format!("{}.timer", o.name),
+    };
+    if o.dir.is_none() && dir.join(&started).exists() {
+        systemctl(&["disable", "--now", &started])?;
+    }
+    let mut files = vec![format!("{}.service", o.name)];
+    if !o.serve {
+        files.insert(0, format!("{}.timer", o.name));
     }
     let mut removed = 0;
-    for f in [timer_name, format!("{}.service", o.name)] {
+    for f in files {
         let p = dir.join(f);
         match std::fs::remove_file(&p) {
             Ok(()) => {

@@ -103,6 +103,31 @@ IOSchedulingPriority=7
     )
 }
 
+/// The long-running unit of `cofre serve` (`schedule install --serve`). Not sandboxed with
+/// ProtectSystem: an admin's restore writes where the admin says.
+pub fn serve_service(exe: &Path, config: &Path) -> String {
+    format!(
+        "# Written by `cofre schedule install --serve`; `cofre schedule remove --serve` deletes it.
+[Unit]
+Description=cofre serve: the web page to find and restore any backed-up version
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart={} --config {} serve
+Restart=on-failure
+RestartSec=5
+NoNewPrivileges=yes
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+",
+        exec_word(&exe.to_string_lossy()),
+        exec_word(&config.to_string_lossy())
+    )
+}
+
 pub fn timer(name: &str, every: Every) -> String {
     format!(
         "# Written by `cofre schedule install`; `cofre schedule remove` deletes it.
