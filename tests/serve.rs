@@ -175,6 +175,38 @@ fn tar_and_zip_downloads_unpack_to_the_snapshot_and_ranges_are_exact() {
 }
 
 #[test]
+fn a_damaged_pack_breaks_the_download_instead_of_sending_other_bytes() {
+    let env = Env::new();
+    let src = common::ingest_two_files_and_damage_one(&env);
+    let (_server, mut c) = logged_in(&env, "ana", "viewer");
+    let at = format!("/default/latest{}", url_path(&src));
+    let mut broken = 0;
+    for name in ["a", "b"] {
+        let (status, body) = c.get_partial(&format!("/download{at}/{name}"));
+        assert_eq!(status, 200);
+        match body {
+            Ok(b) => assert!(
+                b == std::fs::read(src.join(name)).expect("read"),
+                "{name}: a complete download has the snapshot's bytes"
+            ),
+            Err(_) => broken += 1,
+        }
+    }
+    assert_eq!(
+        broken, 1,
+        "the file in the damaged part of the pack breaks off"
+    );
+    for format in ["tar", "zip"] {
+        let (status, body) = c.get_partial(&format!("/archive{at}?format={format}"));
+        assert_eq!(status, 200);
+        assert!(
+            body.is_err(),
+            "a {format} with a damaged file is not delivered whole"
+        );
+    }
+}
+
+#[test]
 fn pages_show_sets_snapshots_versions_search_and_diffs() {
     let env = Env::new();
     env.init();

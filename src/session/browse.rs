@@ -182,10 +182,27 @@ pub fn walk_path<D: Dirs>(
     path: &str,
     recursive: bool,
 ) -> Result<Vec<(Vec<u8>, NodeRow)>> {
+    let mut out = Vec::new();
+    walk_path_each(d, root, path, recursive, &mut |p, r| {
+        out.push((p.to_vec(), r));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `walk_path`, handing each entry to `f` as it is found instead of collecting them: only
+/// the directories on the way down are held.
+pub fn walk_path_each<D: Dirs>(
+    d: &D,
+    root: i64,
+    path: &str,
+    recursive: bool,
+    f: &mut dyn FnMut(&[u8], NodeRow) -> Result<()>,
+) -> Result<()> {
     let missing = || Error::NoSuchPath(path.to_string());
     let mut tree = Some(root);
     let mut prefix = Vec::new();
-    let mut out = Vec::new();
+    let mut found = None;
     for part in components(path) {
         let child = d
             .child(tree.ok_or_else(missing)?, part)?
@@ -193,12 +210,15 @@ pub fn walk_path<D: Dirs>(
         prefix.push(b'/');
         prefix.extend_from_slice(part);
         tree = child.subtree_rowid;
-        out = vec![(prefix.clone(), child)];
+        found = Some(child);
     }
-    if let Some(t) = tree {
-        list_dir(d, t, &prefix, recursive, &mut out)?;
+    if let Some(row) = found {
+        f(&prefix, row)?;
     }
-    Ok(out)
+    match tree {
+        Some(t) => list_dir(d, t, &prefix, recursive, f),
+        None => Ok(()),
+    }
 }
 
 fn list_dir<D: Dirs>(
@@ -206,16 +226,16 @@ fn list_dir<D: Dirs>(
     tree: i64,
     prefix: &[u8],
     recursive: bool,
-    out: &mut Vec<(Vec<u8>, NodeRow)>,
+    f: &mut dyn FnMut(&[u8], NodeRow) -> Result<()>,
 ) -> Result<()> {
     for child in d.children(tree)? {
         let mut path = prefix.to_vec();
         path.push(b'/');
         path.extend_from_slice(&child.node.name);
         let sub = child.subtree_rowid;
-        out.push((path.clone(), child));
+        f(&path, child)?;
         if let (Some(sub), true) = (sub, recursive) {
-            list_dir(d, sub, &path, true, out)?;
+            list_dir(d, sub, &path, true, f)?;
         }
     }
     Ok(())
@@ -286,6 +306,23 @@ impl Session {
             let row = cat.resolve(snapshot, set)?;
             let found = walk_path(&cat, row.root_rowid, path, true)?;
             Ok(found.iter().map(|(p, r)| Entry::new(p, r)).collect())
+        })
+    }
+
+    /// `list` one entry at a time: each is handed to `f` as the walk finds it, so a walk over
+    /// a whole snapshot holds only the directories on its way (a web server's folder
+    /// download). An error from `f` stops the walk and is returned.
+    pub fn walk(
+        &self,
+        snapshot: &str,
+        path: &str,
+        set: Option<&str>,
+        f: &mut dyn FnMut(Entry) -> Result<()>,
+    ) -> Result<()> {
+        let cat = self.reading_catalog()?;
+        let row = cat.resolve(snapshot, set)?;
+        walk_path_each(&cat, row.root_rowid, path, true, &mut |p, r| {
+            f(Entry::new(p, &r))
         })
     }
 

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use super::{Entry, Session};
+use crate::catalog::pool::Pool;
 use crate::error::{Error, Result};
 use crate::model::Kind;
 use crate::vfs::reader::{ChunkCache, OpenFile};
@@ -20,7 +21,8 @@ const READ_MAX: usize = 1 << 20;
 /// `Send + Sync`), with one bounded cache of decoded chunks.
 pub struct Contents {
     cache: Arc<ChunkCache>,
-    catalog: std::path::PathBuf,
+    /// Connections to the catalog, kept: a folder download opens thousands of files.
+    pool: Pool,
 }
 
 impl Session {
@@ -45,12 +47,43 @@ impl Session {
         );
         Ok(Contents {
             cache,
-            catalog: self.catalog.clone(),
+            pool: Pool::new(self.catalog.clone()),
         })
     }
 }
 
 impl Contents {
+    /// Where `entry`'s chunks are. A chunk the catalog does not know may be one a rebuilt
+    /// catalog (a new file) knows: the pooled connections to the old file are dropped and
+    /// it is asked once more.
+    fn resolve(&self, entry: &Entry) -> Result<OpenFile> {
+        let n = &entry.node;
+        let once = || {
+            let cat = self.pool.get()?;
+            crate::vfs::resolve(&cat, entry.path.clone(), n.size, n.chunks.clone())
+        };
+        let file = once()?;
+        if file.locs.iter().all(Option::is_some) {
+            return Ok(file);
+        }
+        self.pool.reset();
+        once()
+    }
+
+    /// Reads `entry`'s chunks into the cache (each checked against its id) and drops them:
+    /// a writer of many small files runs this a little ahead of itself, so their reads wait
+    /// on the disk or the network while it writes, not after.
+    pub fn prefetch(&self, entry: &Entry) -> Result<()> {
+        if entry.node.kind != Kind::File {
+            return Ok(());
+        }
+        let file = self.resolve(entry)?;
+        for c in &entry.node.chunks {
+            self.cache.read(&file, c.offset, c.len)?;
+        }
+        Ok(())
+    }
+
     /// The bytes of `entry` (a regular file, from `browse` or `list`) from `start` to `end`
     /// (exclusive; clamped to its size).
     pub fn open(&self, entry: &Entry, start: u64, end: u64) -> Result<FileReader> {
@@ -62,8 +95,7 @@ impl Contents {
                 n.kind.as_str()
             )));
         }
-        let cat = crate::catalog::Catalog::open(&self.catalog)?;
-        let file = crate::vfs::resolve(&cat, entry.path.clone(), n.size, n.chunks.clone())?;
+        let file = self.resolve(entry)?;
         if let Some(i) = file.locs.iter().position(Option::is_none) {
             return Err(Error::corrupt(
                 &entry.path,

@@ -169,6 +169,20 @@ impl Client {
         }
     }
 
+    /// A GET whose body may end early: the status, and the body or how reading it failed.
+    pub fn get_partial(&mut self, path: &str) -> (u16, std::io::Result<Vec<u8>>) {
+        let r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .call()
+            .expect("GET");
+        let status = r.status().as_u16();
+        let mut body = Vec::new();
+        let read = r.into_body().into_reader().read_to_end(&mut body);
+        (status, read.map(|_| body))
+    }
+
     pub fn get(&mut self, path: &str) -> Resp {
         self.get_with(path, &[])
     }

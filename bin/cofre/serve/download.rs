@@ -228,22 +228,18 @@ pub async fn archive(
         }
     };
     let a = app.clone();
-    let listed = blocking(move || {
-        let Browse::Dir {
+    let found = blocking(move || match a.session.browse(&path)? {
+        Browse::Dir {
             snapshot,
             path: inner,
             ..
-        } = a.session.browse(&path)?
-        else {
-            return Err(Error::InvalidArgument(
-                "choose a directory inside a snapshot to download".into(),
-            ));
-        };
-        let entries = a.session.list(&snapshot.id, &inner, None)?;
-        Ok((snapshot, inner, entries))
+        } => Ok((snapshot, inner)),
+        _ => Err(Error::InvalidArgument(
+            "choose a directory inside a snapshot to download".into(),
+        )),
     })
     .await;
-    let (snap, inner, entries) = match listed {
+    let (snap, inner) = match found {
         Ok(v) => v,
         Err(e) => return error_page(Some(&l), &e),
     };
@@ -261,21 +257,9 @@ pub async fn archive(
             snap.time.get(..10).unwrap_or("").replace(['-', ':'], "")
         ),
     };
-    let prefix_len = inner.trim_end_matches('/').len();
     let a = app.clone();
     let t = top.clone();
-    let body = streamed(move |w| {
-        let names = entries.iter().map(|e| {
-            let mut p = t.clone().into_bytes();
-            p.extend_from_slice(&e.os_path().as_os_str().as_encoded_bytes()[prefix_len..]);
-            p
-        });
-        let items = names.zip(entries.iter());
-        match zip {
-            true => write_zip(w, &a.contents, items),
-            false => write_tar(w, &a.contents, items),
-        }
-    });
+    let body = streamed(move |w| write_archive(w, &a, &snap.id, &inner, &t, zip));
     let mut r = Response::new(body);
     let h = r.headers_mut();
     let (ext, ctype) = if zip {
@@ -291,10 +275,132 @@ pub async fn archive(
     r
 }
 
-fn write_tar<'a>(
+/// How far an archive's writer is, for the thread that reads ahead of it.
+#[derive(Default)]
+struct Ahead {
+    /// File bytes written, and whether the writer is done.
+    state: std::sync::Mutex<(u64, bool)>,
+    moved: std::sync::Condvar,
+}
+
+/// How far ahead of the writer files are read into the cache: well within the cache (32 MiB
+/// by default), so what is read ahead is still there when the writer comes.
+const AHEAD_BYTES: u64 = 12 << 20;
+
+impl Ahead {
+    fn wrote(&self, bytes: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 += bytes;
+        }
+        self.moved.notify_all();
+    }
+
+    fn finish(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1 = true;
+        }
+        self.moved.notify_all();
+    }
+
+    /// Waits until `pos` is within `AHEAD_BYTES` of the writer; false once it is done.
+    fn wait_for(&self, pos: u64) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        while !s.1 && pos > s.0 + AHEAD_BYTES {
+            s = match self.moved.wait(s) {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+        }
+        !s.1
+    }
+}
+
+/// Entries the walk may be ahead of the writer (the rest of the bound is `AHEAD_BYTES`).
+const QUEUED: usize = 4096;
+
+/// A directory and all below it as a tar or zip on `w`. Three threads in a row: the walk
+/// over the catalog (one directory held at a time, not the whole listing), the read-ahead
+/// (small files into the cache, `AHEAD_BYTES` ahead), the writer. A walk that fails ends
+/// the archive without its end marker, so the client sees a broken download, never a
+/// short archive that looks whole.
+fn write_archive(
+    w: &mut ToBody,
+    app: &App,
+    snapshot: &str,
+    inner: &str,
+    top: &str,
+    zip: bool,
+) -> std::io::Result<()> {
+    let prefix_len = inner.trim_end_matches('/').len();
+    let ahead = Ahead::default();
+    std::thread::scope(|s| {
+        let (to_ahead, walked) = std::sync::mpsc::sync_channel::<Entry>(64);
+        let (to_writer, ready) = std::sync::mpsc::sync_channel::<Entry>(QUEUED);
+        let walker = s.spawn(move || {
+            app.session.walk(snapshot, inner, None, &mut |e| {
+                // The writer stopped (the client went away): stop walking.
+                to_ahead
+                    .send(e)
+                    .map_err(|_| Error::InvalidArgument("download stopped".into()))
+            })
+        });
+        s.spawn(|| read_ahead(&app.contents, walked, to_writer, &ahead));
+        let items = ready.into_iter().map(|e| {
+            let mut name = top.as_bytes().to_vec();
+            name.extend_from_slice(&e.os_path().as_os_str().as_encoded_bytes()[prefix_len..]);
+            (name, e)
+        });
+        let walked_whole = || match walker.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Err(std::io::Error::other("the walk over the snapshot failed")),
+        };
+        let written = match zip {
+            true => write_zip(w, &app.contents, items, &ahead, walked_whole),
+            false => write_tar(w, &app.contents, items, &ahead, walked_whole),
+        };
+        ahead.finish();
+        written
+    })
+}
+
+/// Passes entries from the walk to the writer, reading the small files among them into the
+/// cache first, so a folder of many small files is not one disk or network wait per file
+/// in the writer. A large file is left to the cache's own read-ahead within it (reading it
+/// here would evict what the writer needs).
+fn read_ahead(
+    contents: &Contents,
+    walked: std::sync::mpsc::Receiver<Entry>,
+    to_writer: std::sync::mpsc::SyncSender<Entry>,
+    ahead: &Ahead,
+) {
+    let mut pos = 0;
+    for e in walked {
+        if e.kind == "file" {
+            if !ahead.wait_for(pos) {
+                return;
+            }
+            if e.size < AHEAD_BYTES / 4 {
+                // A failure here is met again, and reported, by the writer.
+                let _ = contents.prefetch(&e);
+            }
+            pos += e.size;
+        }
+        if to_writer.send(e).is_err() {
+            return;
+        }
+    }
+}
+
+/// `walked_whole` says, once the entries end, whether they ended because the walk was done.
+fn write_tar(
     w: &mut ToBody,
     contents: &Contents,
-    items: impl Iterator<Item = (Vec<u8>, &'a Entry)>,
+    items: impl Iterator<Item = (Vec<u8>, Entry)>,
+    ahead: &Ahead,
+    walked_whole: impl FnOnce() -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let mut b = tar::Builder::new(w);
@@ -335,9 +441,10 @@ fn write_tar<'a>(
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(n.size);
                 let r = contents
-                    .open(e, 0, u64::MAX)
+                    .open(&e, 0, u64::MAX)
                     .map_err(std::io::Error::other)?;
                 b.append_data(&mut h, name, r)?;
+                ahead.wrote(n.size);
             }
             "dir" => {
                 h.set_entry_type(tar::EntryType::Directory);
@@ -364,14 +471,17 @@ fn write_tar<'a>(
             _ => {}
         }
     }
+    walked_whole()?;
     b.into_inner()?;
     Ok(())
 }
 
-fn write_zip<'a>(
+fn write_zip(
     w: &mut ToBody,
     contents: &Contents,
-    items: impl Iterator<Item = (Vec<u8>, &'a Entry)>,
+    items: impl Iterator<Item = (Vec<u8>, Entry)>,
+    ahead: &Ahead,
+    walked_whole: impl FnOnce() -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     use zip::write::SimpleFileOptions;
     let mut z = zip::ZipWriter::new_stream(w);
@@ -389,9 +499,10 @@ fn write_zip<'a>(
             "file" => {
                 z.start_file(name, opts).map_err(std::io::Error::other)?;
                 let mut r = contents
-                    .open(e, 0, u64::MAX)
+                    .open(&e, 0, u64::MAX)
                     .map_err(std::io::Error::other)?;
                 std::io::copy(&mut r, &mut z)?;
+                ahead.wrote(n.size);
             }
             "dir" => z.add_directory(name, opts).map_err(std::io::Error::other)?,
             "symlink" => z
@@ -401,6 +512,7 @@ fn write_zip<'a>(
             _ => {}
         }
     }
+    walked_whole()?;
     z.finish().map_err(std::io::Error::other)?;
     Ok(())
 }
