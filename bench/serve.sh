@@ -42,15 +42,19 @@ URL=$(sed -n 's/^listening on //p' "$W/serve.out")
 JAR="$W/jar"
 token=$(curl -s -c "$JAR" -b "$JAR" "$URL/login" | grep -o 'name="csrf" value="[^"]*"' | sed 's/.*value="//;s/"$//')
 curl -s -c "$JAR" -b "$JAR" -o /dev/null -d "user=bench&password=bench-pw&csrf=$token" "$URL/login"
-note cofre-serve rss-idle-mib "$(( $(awk '/VmHWM/ {print $2}' /proc/$PID/status) / 1024 ))"
+note cofre-serve startup-peak-rss-mib "$(( $(awk '/VmHWM/ {print $2}' /proc/$PID/status) / 1024 ))"
 
 for fmt in tar zip; do
+    # Peak RSS during this download alone (VmHWM also holds the key derivation at start).
+    (while sleep 0.1; do awk '/VmRSS/ {print $2}' /proc/$PID/status; done) > "$W/rss.txt" &
+    SAMPLER=$!
     drop
     start=$(date +%s.%N)
     bytes=$(curl -s -b "$JAR" "$URL/archive/default/latest$C?format=$fmt" | wc -c)
     end=$(date +%s.%N)
     note cofre-serve "$fmt-seconds" "$(echo "$end - $start" | bc)"
     note cofre-serve "$fmt-bytes" "$bytes"
-    note cofre-serve "$fmt-peak-rss-mib" "$(( $(awk '/VmHWM/ {print $2}' /proc/$PID/status) / 1024 ))"
+    kill $SAMPLER
+    note cofre-serve "$fmt-peak-rss-mib" "$(( $(sort -n "$W/rss.txt" | tail -1) / 1024 ))"
 done
 measure restic dump-tar sh -c "restic dump latest '$C' | wc -c"
