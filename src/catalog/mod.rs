@@ -453,9 +453,14 @@ impl Catalog {
     pub fn nodes_named(&self, pattern: &str) -> Result<Vec<(i64, NodeRow)>> {
         // X'00': an empty list, encoded.
         let cols = NODE_COLS.replace("n.chunks", "X'00'");
+        // The distinct names first when the catalog has them (schema::NAMES), else every row.
+        let matching = match schema::add_names(&self.conn, &self.path) {
+            true => "n.name IN (SELECT name FROM names WHERE CAST(name AS TEXT) GLOB ?1)",
+            false => "CAST(n.name AS TEXT) GLOB ?1",
+        };
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {cols}, n.tree FROM nodes n LEFT JOIN trees t ON t.id = n.subtree \
-             WHERE CAST(n.name AS TEXT) GLOB ?1"
+             WHERE {matching}"
         ))?;
         let rows = st.query_map(params![pattern], |r| Ok((r.get(25)?, node_from_row(r)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -86,7 +86,11 @@ impl Session {
         for job in super::jobs(cfg) {
             let last = super::latest(&cat, job.set, &job.tag)?.map(|s| s.manifest.time.0);
             let st = state::load(&dir, job.set).remove(&job.tag);
+            // When it fell due: the next slot seen from the last snapshot's own time.
+            let due_at = last.and_then(|l| job.schedule.next(Some(l), l));
             rows.push(StatusRow {
+                overdue_secs: due_at.map(|d| now - d).filter(|s| *s > 0),
+                interval_secs: job.schedule.interval(),
                 set: job.set.to_string(),
                 class: job.tag.clone(),
                 schedule: job.schedule.describe(),
@@ -112,4 +116,8 @@ pub struct StatusRow {
     pub result: Option<state::Outcome>,
     pub error: Option<String>,
     pub next_due: Option<String>,
+    /// How long ago it fell due (none while it is not due, or never backed up).
+    pub overdue_secs: Option<i64>,
+    /// The schedule's nominal time between snapshots (none for manual sets).
+    pub interval_secs: Option<i64>,
 }

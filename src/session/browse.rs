@@ -289,6 +289,26 @@ fn place_parts(layout: &Layout, parts: Vec<String>, hops: usize) -> Result<Place
     Ok(Place::Layout(dir.join("/")))
 }
 
+/// `ids/<id or unique prefix>/...` for any snapshot: the layout's `ids/` names a snapshot
+/// by its shortest unambiguous prefix, and a link made with the whole id (or an older
+/// prefix, before another snapshot made it ambiguous) still leads there.
+fn place_by_id(rows: &[SnapshotRow], path: &str) -> Option<Place> {
+    let mut parts = path.split('/').filter(|p| !p.is_empty() && *p != ".");
+    if parts.next()? != "ids" {
+        return None;
+    }
+    let prefix = parts.next().filter(|p| p.len() >= 8)?;
+    let mut matching = rows.iter().filter(|r| r.id.starts_with(prefix));
+    let row = matching.next()?;
+    if matching.next().is_some() {
+        return None;
+    }
+    Some(Place::Snapshot(
+        row.id.clone(),
+        parts.map(str::to_string).collect(),
+    ))
+}
+
 impl Session {
     /// Snapshots, oldest first, optionally of one set.
     pub fn snapshots(&self, set: Option<&str>) -> Result<Vec<SnapshotInfo>> {
@@ -333,7 +353,11 @@ impl Session {
             let cat = self.reading_catalog()?;
             let rows = cat.snapshots(None)?;
             let layout = Layout::build(&rows, false, None);
-            match place(&layout, path)? {
+            let found = match place(&layout, path) {
+                Err(Error::NoSuchPath(p)) => place_by_id(&rows, path).ok_or(Error::NoSuchPath(p)),
+                other => other,
+            };
+            match found? {
                 Place::Layout(key) => {
                     let dir = layout
                         .dirs
@@ -496,6 +520,7 @@ mod tests {
             ))
         };
         let l = |k: &str| Ok(Place::Layout(k.into()));
+        let full = format!("/ids/{b}/etc");
         let table: Vec<(&str, Result<Place>)> = vec![
             ("/", l("")),
             ("", l("")),
@@ -506,12 +531,16 @@ mod tests {
             ("/db/latest", s(&b, &[])),
             ("/db/latest/etc", s(&b, &["etc"])),
             ("/ids/aaaaaaaa/etc", s(&a, &["etc"])),
+            // A whole id, or a longer prefix, leads to the same snapshot.
+            (&full, s(&b, &["etc"])),
+            ("/ids/bbbbbbbbbb", s(&b, &[])),
+            ("/ids/bbbb", Err(Error::NoSuchPath(String::new()))),
             ("/ids", l("ids")),
             ("/web", Err(Error::NoSuchPath(String::new()))),
             ("/db/2027", Err(Error::NoSuchPath(String::new()))),
         ];
         for (path, want) in table {
-            let got = place(&layout, path);
+            let got = place(&layout, path).or_else(|e| place_by_id(&rows, path).ok_or(e));
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g, w, "{path}"),
                 (Err(Error::NoSuchPath(_)), Err(_)) => {}

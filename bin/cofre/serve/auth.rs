@@ -51,27 +51,56 @@ pub struct Sessions(Mutex<HashMap<String, Login>>);
 #[derive(Default)]
 pub struct Limiter(Mutex<HashMap<String, Vec<Instant>>>);
 
+/// Most addresses and user names the limiter tracks at once: beyond it (an attacker with
+/// many addresses), logins wait for the window to pass rather than memory growing.
+const MAX_KEYS: usize = 65_536;
+
 impl Limiter {
-    /// Seconds until `keys` may try again, if any of them failed too often lately.
-    fn wait(&self, keys: &[String]) -> Option<u64> {
+    /// Counts a login attempt for `keys` before its password is checked, so attempts sent
+    /// in parallel count too; or the seconds to wait, when one of them failed too often
+    /// lately (or too many are tracked).
+    fn attempt(&self, keys: &[String]) -> std::result::Result<(), u64> {
         let now = Instant::now();
         let mut m = self.0.lock();
+        let fresh = |v: &mut Vec<Instant>| v.retain(|t| now.duration_since(*t) < FAIL_WINDOW);
         let mut wait = None;
         for k in keys {
-            let fails = m.entry(k.clone()).or_default();
-            fails.retain(|t| now.duration_since(*t) < FAIL_WINDOW);
-            if fails.len() >= MAX_FAILS {
-                let free = FAIL_WINDOW - now.duration_since(fails[0]);
-                wait = wait.max(Some(free.as_secs() + 1));
+            if let Some(v) = m.get_mut(k) {
+                fresh(v);
+                if v.len() >= MAX_FAILS {
+                    let free = FAIL_WINDOW - now.duration_since(v[0]);
+                    wait = wait.max(Some(free.as_secs() + 1));
+                }
             }
         }
-        wait
+        if let Some(w) = wait {
+            return Err(w);
+        }
+        if m.len() + keys.len() > MAX_KEYS {
+            m.retain(|_, v| {
+                fresh(v);
+                !v.is_empty()
+            });
+            if m.len() + keys.len() > MAX_KEYS {
+                return Err(FAIL_WINDOW.as_secs());
+            }
+        }
+        for k in keys {
+            m.entry(k.clone()).or_default().push(now);
+        }
+        Ok(())
     }
 
-    fn failed(&self, keys: &[String]) {
+    /// The attempt succeeded: it no longer counts.
+    fn succeeded(&self, keys: &[String]) {
         let mut m = self.0.lock();
         for k in keys {
-            m.entry(k.clone()).or_default().push(Instant::now());
+            if let Some(v) = m.get_mut(k) {
+                v.pop();
+                if v.is_empty() {
+                    m.remove(k);
+                }
+            }
         }
     }
 }
@@ -114,12 +143,17 @@ fn set_cookie(app: &App, name: &str, value: &str, path: &str, max_age: u64) -> H
 /// The client's address: the connection's, or behind a proxy the one it appended last to
 /// X-Forwarded-For (earlier entries are the client's own claims).
 fn client(app: &App, headers: &HeaderMap, peer: SocketAddr) -> String {
+    // The last value of the last header line: a proxy that appends a line of its own
+    // (HAProxy) and one that extends the client's line (nginx) both put theirs last.
     let forwarded = app.behind_proxy.then(|| {
         headers
-            .get("x-forwarded-for")
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     });
     forwarded.flatten().unwrap_or_else(|| peer.ip().to_string())
 }
@@ -240,11 +274,14 @@ pub async fn login(
         )
             .into_response();
     }
-    let keys = [
-        format!("addr:{}", client(&app, &headers, peer)),
-        format!("user:{}", f.user),
-    ];
-    if let Some(secs) = app.limiter.wait(&keys) {
+    // A name no account can have is a wrong name: it is counted against the address only,
+    // and never kept (the limiter's memory is not the attacker's to fill).
+    let plausible = !f.user.is_empty() && f.user.len() <= 64;
+    let mut keys = vec![format!("addr:{}", client(&app, &headers, peer))];
+    if plausible {
+        keys.push(format!("user:{}", f.user));
+    }
+    if let Err(secs) = app.limiter.attempt(&keys) {
         let mut r = login_page(
             &app,
             &form_token,
@@ -262,27 +299,22 @@ pub async fn login(
         .serve
         .users
         .iter()
-        .find(|u| u.name == f.user)
+        .find(|u| plausible && u.name == f.user)
         .cloned();
-    let ok = tokio::task::spawn_blocking(move || verify(user.as_ref(), &f.password))
-        .await
-        .unwrap_or(false);
-    let Some(user) = ok
-        .then(|| {
-            app.config
-                .serve
-                .users
-                .iter()
-                .find(|u| u.name == keys[1][5..])
-        })
-        .flatten()
-    else {
-        app.limiter.failed(&keys);
-        tracing::warn!(
-            "failed login for {:?} from {}",
-            &keys[1][5..],
-            &keys[0][5..]
-        );
+    // Two checks at a time (each takes argon2's 19 MiB and a core's worth of time): a flood
+    // of logins queues here instead of taking the machine's memory.
+    let ok = match app.verifying.acquire().await {
+        Ok(_slot) => {
+            let (u, pw) = (user.clone(), f.password);
+            tokio::task::spawn_blocking(move || verify(u.as_ref(), &pw))
+                .await
+                .unwrap_or(false)
+        }
+        Err(_) => false,
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        let name: String = f.user.chars().take(64).collect();
+        tracing::warn!("failed login for {name:?} from {}", &keys[0][5..]);
         return login_page(
             &app,
             &form_token,
@@ -290,6 +322,7 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
         );
     };
+    app.limiter.succeeded(&keys);
     let id = token();
     let l = Login {
         user: user.name.clone(),
@@ -421,4 +454,39 @@ pub fn passwd(config: &Path, user: &str, role: Option<Role>, password: &str) -> 
         m.permissions().mode() & 0o7777
     });
     cofre::write_atomic(config, out.as_bytes(), mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Limiter, MAX_FAILS};
+
+    #[test]
+    fn attempts_count_before_the_check_and_successes_are_forgiven() {
+        let l = Limiter::default();
+        let keys = ["addr:10.0.0.1".to_string(), "user:ana".to_string()];
+        // Attempts in flight count: the one after MAX_FAILS waits, whatever their outcome.
+        for _ in 0..MAX_FAILS {
+            assert!(l.attempt(&keys).is_ok());
+        }
+        assert!(l.attempt(&keys).is_err());
+        // Another address for the same user waits too; another user from a fresh address not.
+        assert!(l
+            .attempt(&["addr:10.0.0.2".into(), "user:ana".into()])
+            .is_err());
+        assert!(l
+            .attempt(&["addr:10.0.0.3".into(), "user:bo".into()])
+            .is_ok());
+        // A success takes its own attempt back.
+        let m = Limiter::default();
+        for _ in 0..MAX_FAILS - 1 {
+            assert!(m.attempt(&keys).is_ok());
+        }
+        assert!(m.attempt(&keys).is_ok());
+        m.succeeded(&keys);
+        assert!(
+            m.attempt(&keys).is_ok(),
+            "four failures and a success leave room"
+        );
+        assert!(m.attempt(&keys).is_err());
+    }
 }

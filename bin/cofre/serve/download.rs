@@ -25,21 +25,58 @@ use super::{blocking, App};
 const PIECE: usize = 256 << 10;
 const IN_FLIGHT: usize = 8;
 
-/// `Write` into a response body.
+/// How long a client may stop reading before its download is given up (and its thread
+/// freed).
+const STALL: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `Write` into a response body. The last full piece is held back until `finish`: a
+/// producer that fails (a chunk that does not match, a walk that breaks) never gets its
+/// last bytes out, whatever a writer's `Drop` appends after the failure (tar and zip
+/// writers write their end markers when dropped), so a failed download is always short.
 struct ToBody {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
+    held: Option<Bytes>,
 }
 
 impl ToBody {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
+    fn push(&self, piece: Bytes) -> std::io::Result<()> {
+        use tokio::sync::mpsc::error::TrySendError;
+        let start = std::time::Instant::now();
+        let mut item = Ok(piece);
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the client went away",
+                    ))
+                }
+                Err(TrySendError::Full(back)) => {
+                    if start.elapsed() > STALL {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the client stopped reading",
+                        ));
+                    }
+                    item = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
         }
-        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
-        self.tx.blocking_send(Ok(piece)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
+    }
+
+    /// Sends what is left: only after the producer succeeded.
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(h) = self.held.take() {
+            self.push(h)?;
+        }
+        if !self.buf.is_empty() {
+            let last = Bytes::from(std::mem::take(&mut self.buf));
+            self.push(last)?;
+        }
+        Ok(())
     }
 }
 
@@ -48,25 +85,38 @@ impl Write for ToBody {
         let n = data.len().min(PIECE - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() >= PIECE {
-            self.send()?;
+            let full = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+            if let Some(before) = self.held.replace(full) {
+                self.push(before)?;
+            }
         }
         Ok(n)
     }
 
+    /// Nothing: pieces go out as they fill, the last at `finish`.
     fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
+        Ok(())
     }
 }
 
-/// A body written by `produce` on a blocking thread.
-fn streamed(produce: impl FnOnce(&mut ToBody) -> std::io::Result<()> + Send + 'static) -> Body {
+/// A body written by `produce` on a blocking thread, which holds `slot` (one of the
+/// server's download slots) until it is done. A failure, or a panic, ends the body with an
+/// error after the bytes sent so far.
+fn streamed(
+    slot: tokio::sync::OwnedSemaphorePermit,
+    produce: impl FnOnce(&mut ToBody) -> std::io::Result<()> + Send + 'static,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let mut w = ToBody {
             tx: tx.clone(),
             buf: Vec::with_capacity(PIECE),
+            held: None,
         };
-        let result = produce(&mut w).and_then(|()| w.flush());
+        let run = std::panic::AssertUnwindSafe(|| produce(&mut w).and_then(|()| w.finish()));
+        let result = std::panic::catch_unwind(run)
+            .unwrap_or_else(|_| Err(std::io::Error::other("the download failed (see the log)")));
         if let Err(e) = result {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 tracing::warn!("download stopped: {e}");
@@ -75,6 +125,21 @@ fn streamed(produce: impl FnOnce(&mut ToBody) -> std::io::Result<()> + Send + 's
         }
     });
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// One of the server's download slots, or the page that says to come back.
+fn download_slot(
+    app: &App,
+    l: &Login,
+) -> std::result::Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    app.downloads.clone().try_acquire_owned().map_err(|_| {
+        let msg = "Too many downloads are running: try again in a minute.";
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            page("Busy", Some(l), notice("error", msg)),
+        )
+            .into_response()
+    })
 }
 
 /// `attachment; filename*=UTF-8''name` (RFC 6266), with a plain ASCII fallback.
@@ -179,7 +244,11 @@ pub async fn file(
         Ok(r) => r,
         Err(e) => return error_page(Some(&l), &e),
     };
-    let body = streamed(move |w| std::io::copy(&mut { reader }, w).map(|_| ()));
+    let slot = match download_slot(&app, &l) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let body = streamed(slot, move |w| std::io::copy(&mut { reader }, w).map(|_| ()));
     let mut r = Response::new(body);
     let h = r.headers_mut();
     let name = entry.path.rsplit('/').next().unwrap_or("file").to_string();
@@ -257,9 +326,15 @@ pub async fn archive(
             snap.time.get(..10).unwrap_or("").replace(['-', ':'], "")
         ),
     };
+    let slot = match download_slot(&app, &l) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let a = app.clone();
     let t = top.clone();
-    let body = streamed(move |w| write_archive(w, &a, &snap.id, &inner, &t, zip));
+    let body = streamed(slot, move |w| {
+        write_archive(w, &a, &snap.id, &inner, &t, zip)
+    });
     let mut r = Response::new(body);
     let h = r.headers_mut();
     let (ext, ctype) = if zip {
@@ -322,9 +397,9 @@ const QUEUED: usize = 4096;
 
 /// A directory and all below it as a tar or zip on `w`. Three threads in a row: the walk
 /// over the catalog (one directory held at a time, not the whole listing), the read-ahead
-/// (small files into the cache, `AHEAD_BYTES` ahead), the writer. A walk that fails ends
-/// the archive without its end marker, so the client sees a broken download, never a
-/// short archive that looks whole.
+/// (small files into the cache, `AHEAD_BYTES` ahead), the writer. A walk or a read that
+/// fails fails the download: `ToBody` keeps the archive's last bytes (its end marker among
+/// them) back, so the client sees a broken download, never a short archive that looks whole.
 fn write_archive(
     w: &mut ToBody,
     app: &App,
@@ -562,22 +637,21 @@ pub async fn restore(
         );
     }
     let replace = f.overwrite.as_deref() == Some("yes");
-    let in_use = match std::fs::read_dir(&target) {
-        Ok(mut d) => d.next().is_some(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return error_page(Some(&l), &Error::io(&target, e)),
-    };
-    if in_use && !replace {
-        let msg = format!("{} is not empty: choose an empty directory, or tick \"Replace files already in the target\"", target.display());
-        return (
-            StatusCode::CONFLICT,
-            page("Not restored", Some(&l), notice("error", &msg)),
-        )
-            .into_response();
-    }
+    // One restore at a time, its target checked right before it: two restores into the
+    // same empty directory cannot both pass the check. (Another program writing into the
+    // target meanwhile is the admin's to avoid.)
+    let _one = app.restoring.lock().await;
     let (a, path, t) = (app.clone(), f.path.clone(), target.clone());
     let cache_mib = app.cache_mib;
     let done = blocking(move || {
+        let in_use = match std::fs::read_dir(&t) {
+            Ok(mut d) => d.next().is_some(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(&t, e)),
+        };
+        if in_use && !replace {
+            return Ok(None);
+        }
         let (snapshot, inner) = match a.session.browse(&path)? {
             Browse::Dir { snapshot, path, .. } => (snapshot, path),
             Browse::File { snapshot, entry } => (snapshot, entry.path),
@@ -587,20 +661,36 @@ pub async fn restore(
                 ))
             }
         };
-        a.session.restore(&RestoreOptions {
+        let opts = RestoreOptions {
             snapshot: snapshot.id,
             path: inner,
             set: None,
             target: t,
             cache_mib,
-        })
+        };
+        a.session.restore(&opts).map(Some)
     })
     .await;
-    tracing::info!("{} restored {} to {}", l.user, f.path, target.display());
     match done {
         Err(e) => error_page(Some(&l), &e),
-        Ok(o) => {
+        Ok(None) => {
+            let msg = format!("{} is not empty: choose an empty directory, or tick \"Replace files already in the target\"", target.display());
+            (
+                StatusCode::CONFLICT,
+                page("Not restored", Some(&l), notice("error", &msg)),
+            )
+                .into_response()
+        }
+        Ok(Some(o)) => {
             let r = &o.report;
+            tracing::info!(
+                "{} restored {} to {}: {} files, {} errors",
+                l.user,
+                f.path,
+                target.display(),
+                r.files,
+                r.errors.len()
+            );
             let body = html! {
                 (notice(if r.errors.is_empty() { "ok" } else { "error" }, &format!("{} files, {} directories, {} restored to {}.", r.files, r.dirs, size(r.bytes), target.display())))
                 @if !r.errors.is_empty() { h2 { "Not restored" } ul { @for e in &r.errors { li { (e) } } } }
@@ -613,7 +703,32 @@ pub async fn restore(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use std::io::Write;
+
+    use super::{parse_range, ToBody, PIECE};
+
+    #[test]
+    fn a_producer_that_fails_never_sends_its_last_piece() {
+        for (succeeds, pieces) in [(false, 1), (true, 3)] {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+            let mut w = ToBody {
+                tx,
+                buf: Vec::new(),
+                held: None,
+            };
+            // Two full pieces and a few bytes: what a tar's end marker written on drop is.
+            w.write_all(&vec![7u8; 2 * PIECE + 10]).expect("write");
+            if succeeds {
+                w.finish().expect("finish");
+            }
+            drop(w);
+            let mut got = 0;
+            while let Ok(Ok(_)) = rx.try_recv() {
+                got += 1;
+            }
+            assert_eq!(got, pieces, "succeeds: {succeeds}");
+        }
+    }
 
     #[test]
     fn ranges_are_read_as_rfc_9110_says() {

@@ -17,6 +17,8 @@ use super::{blocking, App};
 
 /// Entries per page of a directory.
 const PAGE: usize = 200;
+/// Most search results and differences one page lists.
+const SHOWN: usize = 1000;
 
 /// An error as a page: a missing path is 404, a bad argument 400, anything else 500.
 pub fn error_page(l: Option<&Login>, e: &Error) -> Response {
@@ -33,32 +35,24 @@ pub fn error_page(l: Option<&Login>, e: &Error) -> Response {
     (status, page(title, l, notice("error", &e.to_string()))).into_response()
 }
 
-/// How a set's backups are doing against its schedule.
+/// How a set's backups are doing against its schedule: green while not due, amber while
+/// less than one interval late, red later, when its last run failed, or when it was never
+/// backed up.
 fn health(row: &cofre::StatusRow, now: i64) -> (&'static str, String) {
-    let t = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|s| {
-                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .map(|d| d.unix_timestamp())
-    };
     if let Some(e) = &row.error {
         return ("red", format!("last run failed: {e}"));
     }
-    let (Some(last), Some(next)) = (t(&row.last_snapshot), t(&row.next_due)) else {
-        return match row.last_snapshot {
-            None => ("red", "never backed up".into()),
-            Some(_) => ("green", "no schedule".into()),
-        };
+    let Some(last) = row.last_snapshot.as_deref().map(unix) else {
+        return ("red", "never backed up".into());
     };
     let ago = fmt_age(now - last);
-    if now < next {
-        return ("green", format!("last backup {ago} ago"));
-    }
-    let late = now - next;
-    match late <= (next - last).max(1) {
-        true => ("amber", format!("due: last backup {ago} ago")),
-        false => ("red", format!("overdue: last backup {ago} ago")),
+    match (row.overdue_secs, row.interval_secs) {
+        (_, None) => ("green", format!("last backup {ago} ago (taken by hand)")),
+        (None, _) => ("green", format!("last backup {ago} ago")),
+        (Some(late), Some(every)) if late <= every => {
+            ("amber", format!("due: last backup {ago} ago"))
+        }
+        (Some(_), Some(_)) => ("red", format!("overdue: last backup {ago} ago")),
     }
 }
 
@@ -269,9 +263,10 @@ fn restore_form(l: &Login, path: &str) -> Markup {
     }
 }
 
-/// The layout path of `inner` in the snapshot `short_id` (`/ids/<short>/...`).
-fn at_snapshot(short_id: &str, inner: &str) -> String {
-    format!("ids/{short_id}/{}", url_path(inner))
+/// The layout path of `inner` in the snapshot `id` (`ids/<id>/...`): the whole id, which
+/// leads there even after another snapshot's id shares its first eight characters.
+fn at_snapshot(id: &str, inner: &str) -> String {
+    format!("ids/{id}/{}", url_path(inner))
 }
 
 async fn file_page(
@@ -330,7 +325,7 @@ fn versions_table(path: &str, versions: &[Version], here: Option<usize>) -> Mark
             tbody {
                 @for (i, v) in versions.iter().enumerate().rev() {
                     tr aria-current=[(Some(i) == here).then_some("true")] {
-                        td { a href={ "/browse/" (at_snapshot(&v.first.short_id, path)) } { (when(&v.first.time)) } }
+                        td { a href={ "/browse/" (at_snapshot(&v.first.id, path)) } { (when(&v.first.time)) } }
                         td { (change_word(v.change)) }
                         td.num { (v.entry.as_ref().map(|e| size(e.size)).unwrap_or_default()) }
                         td { code { (v.entry.as_ref().and_then(|e| e.blake3.as_deref()).map(|h| &h[..12.min(h.len())]).unwrap_or("-")) } }
@@ -338,7 +333,7 @@ fn versions_table(path: &str, versions: &[Version], here: Option<usize>) -> Mark
                         td {
                             @if let (Some(prev), Some(_)) = (i.checked_sub(1).map(|j| &versions[j]), &v.entry) {
                                 @if prev.entry.as_ref().is_some_and(|e| e.kind == "file") {
-                                    a href={ "/diff/file?a=" (encode(&format!("/{}", at_snapshot(&prev.first.short_id, path)))) "&b=" (encode(&format!("/{}", at_snapshot(&v.first.short_id, path)))) } { "diff with previous" }
+                                    a href={ "/diff/file?a=" (encode(&format!("/{}", at_snapshot(&prev.first.id, path)))) "&b=" (encode(&format!("/{}", at_snapshot(&v.first.id, path)))) } { "diff with previous" }
                                 }
                             }
                         }
@@ -408,7 +403,10 @@ pub async fn search(
             Err(e) => (notice("error", &e.to_string())),
             Ok(f) if f.is_empty() && !q.q.is_empty() => p { "Nothing matches " code { (q.q) } "." },
             Ok(f) => {
-                @for r in f {
+                @if f.len() > SHOWN {
+                    (notice("info", &format!("{} paths match; the first {SHOWN} are shown. Narrow the search, or use `cofre find --json` for all.", f.len())))
+                }
+                @for r in f.iter().take(SHOWN) {
                     section.found {
                         h2 { (r.path) }
                         (versions_table(&r.path, &r.versions, None))
@@ -467,16 +465,19 @@ pub async fn diff(State(app): State<Arc<App>>, l: Login, Query(q): Query<DiffQue
             None => {},
             Some(Err(e)) => (notice("error", &e.to_string())),
             Some(Ok(d)) => {
+                @if d.entries.len() > SHOWN {
+                    (notice("info", &format!("The first {SHOWN} of {} differences are listed; `cofre diff --json` gives all.", d.entries.len())))
+                }
                 p { (d.added) " added, " (d.removed) " removed, " (d.changed) " changed (" (d.metadata_only) " metadata only); +" (size(d.bytes_added)) ", −" (size(d.bytes_removed)) "." }
                 table {
                     thead { tr { th scope="col" { "Change" } th scope="col" { "Path" } th scope="col" { "Type" } th scope="col" { "Before" } th scope="col" { "After" } } }
                     tbody {
-                        @for e in &d.entries {
+                        @for e in d.entries.iter().take(SHOWN) {
                             tr {
                                 td { (change_word(e.change)) }
                                 td {
                                     @if e.change == Change::Removed { (e.path) }
-                                    @else { a href={ "/browse/" (at_snapshot(&d.to.short_id, &e.path)) } { (e.path) } }
+                                    @else { a href={ "/browse/" (at_snapshot(&d.to.id, &e.path)) } { (e.path) } }
                                 }
                                 td { (e.kind) }
                                 td.num { (e.size_before.map(size).unwrap_or_default()) }
@@ -526,22 +527,27 @@ pub async fn file_diff(
                 Error::InvalidArgument(format!("{p} is not text (UTF-8): download it to compare"))
             })
         };
-        Ok((read(&pa)?, read(&pb)?))
+        let (x, y) = (read(&pa)?, read(&pb)?);
+        // A diff's worst case is quadratic: past the deadline `similar` gives a coarser
+        // (still correct) diff instead of holding a thread.
+        let d = similar::TextDiff::configure()
+            .timeout(std::time::Duration::from_secs(2))
+            .diff_lines(&x, &y);
+        let text = d
+            .unified_diff()
+            .context_radius(3)
+            .header(&pa, &pb)
+            .to_string();
+        Ok(text)
     })
     .await;
     let body = match texts {
         Err(e) => return error_page(Some(&l), &e),
-        Ok((x, y)) => {
-            let d = similar::TextDiff::from_lines(&x, &y);
-            let text = d
-                .unified_diff()
-                .context_radius(3)
-                .header(&q.a, &q.b)
-                .to_string();
+        Ok(text) => {
             html! {
                 @if text.is_empty() { p { "The two versions have the same text." } }
                 @else {
-                    pre.diff {
+                    pre.diff tabindex="0" aria-label="Unified diff" {
                         @for line in text.lines() {
                             @let class = match line.as_bytes().first() { Some(b'+') => "add", Some(b'-') => "del", Some(b'@') => "hunk", _ => "" };
                             span class=(class) { (line) } "\n"
@@ -552,4 +558,73 @@ pub async fn file_diff(
         }
     };
     page("Compare versions", Some(&l), body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health;
+
+    fn row(
+        last: Option<&str>,
+        overdue: Option<i64>,
+        every: Option<i64>,
+        error: Option<&str>,
+    ) -> cofre::StatusRow {
+        cofre::StatusRow {
+            set: "db".into(),
+            class: "4h".into(),
+            schedule: "every 4h".into(),
+            last_snapshot: last.map(str::to_string),
+            last_run: None,
+            result: None,
+            error: error.map(str::to_string),
+            next_due: None,
+            overdue_secs: overdue,
+            interval_secs: every,
+        }
+    }
+
+    #[test]
+    fn health_is_green_amber_or_red_by_how_late_a_set_is() {
+        // 2026-12-05T12:00:00Z
+        let now = 1_796_472_000;
+        let last = Some("2026-12-05T10:00:00Z");
+        let h = 4 * 3600;
+        let table = [
+            (
+                row(last, None, Some(h), None),
+                "green",
+                "last backup 2 h ago",
+            ),
+            (row(last, Some(60), Some(h), None), "amber", "due"),
+            (row(last, Some(h), Some(h), None), "amber", "due"),
+            (row(last, Some(h + 1), Some(h), None), "red", "overdue"),
+            (
+                row(
+                    Some("2026-11-05T10:00:00Z"),
+                    Some(30 * 86_400),
+                    Some(h),
+                    None,
+                ),
+                "red",
+                "30 days",
+            ),
+            (row(None, None, Some(h), None), "red", "never backed up"),
+            (
+                row(last, None, Some(h), Some("disk full")),
+                "red",
+                "disk full",
+            ),
+            (
+                row(last, Some(99 * h), None, None),
+                "green",
+                "taken by hand",
+            ),
+        ];
+        for (r, color, says) in table {
+            let (c, text) = health(&r, now);
+            assert_eq!(c, color, "{text}");
+            assert!(text.contains(says), "{text} should say {says}");
+        }
+    }
 }
