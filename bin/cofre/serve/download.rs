@@ -127,19 +127,11 @@ fn streamed(
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
-/// One of the server's download slots, or the page that says to come back.
-fn download_slot(
-    app: &App,
-    l: &Login,
-) -> std::result::Result<tokio::sync::OwnedSemaphorePermit, Response> {
-    app.downloads.clone().try_acquire_owned().map_err(|_| {
-        let msg = "Too many downloads are running: try again in a minute.";
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            page("Busy", Some(l), notice("error", msg)),
-        )
-            .into_response()
-    })
+/// The page for a download refused because every slot is taken.
+fn busy(l: &Login) -> Response {
+    let msg = "Too many downloads are running: try again in a minute.";
+    let body = page("Busy", Some(l), notice("error", msg));
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 /// `attachment; filename*=UTF-8''name` (RFC 6266), with a plain ASCII fallback.
@@ -244,9 +236,8 @@ pub async fn file(
         Ok(r) => r,
         Err(e) => return error_page(Some(&l), &e),
     };
-    let slot = match download_slot(&app, &l) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Ok(slot) = app.downloads.clone().try_acquire_owned() else {
+        return busy(&l);
     };
     let body = streamed(slot, move |w| std::io::copy(&mut { reader }, w).map(|_| ()));
     let mut r = Response::new(body);
@@ -326,9 +317,8 @@ pub async fn archive(
             snap.time.get(..10).unwrap_or("").replace(['-', ':'], "")
         ),
     };
-    let slot = match download_slot(&app, &l) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Ok(slot) = app.downloads.clone().try_acquire_owned() else {
+        return busy(&l);
     };
     let a = app.clone();
     let t = top.clone();
