@@ -339,6 +339,17 @@ pub enum ReadData {
 }
 
 impl ReadData {
+    /// What was read, for people: `structure only`, `all data`, `part 3/12`, `10%`, `500 MB`.
+    pub fn describe(&self) -> String {
+        match self {
+            ReadData::None => "structure only".into(),
+            ReadData::All => "all data".into(),
+            ReadData::Part(n, m) => format!("part {n}/{m} of the data"),
+            ReadData::Percent(p) => format!("{p}% of the data"),
+            ReadData::Bytes(b) => format!("{} MB of the data", b / 1_000_000),
+        }
+    }
+
     /// Parses `n/m`, `X%` or a size (`500M`, `2G`, bytes).
     pub fn parse_subset(s: &str) -> std::result::Result<ReadData, String> {
         let bad = || format!("{s:?}: use n/m (e.g. 3/12), a percentage (10%) or a size (500M)");
@@ -498,4 +509,49 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
         w.report.errors.push(format!("{key}: {why}; {affected}"));
     }
     Ok(w.report)
+}
+
+/// The last `check` run on this machine, kept in the repository's state directory: what
+/// `cofre serve`'s overview shows beside the drills.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CheckRecord {
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// What was read (`ReadData::describe`).
+    pub read: String,
+    pub snapshots: usize,
+    pub packs_read: usize,
+    pub problems: usize,
+    pub first_problem: Option<String>,
+}
+
+impl CheckRecord {
+    pub fn new(report: &CheckReport, read: &ReadData, time: (i64, u32)) -> CheckRecord {
+        CheckRecord {
+            time: crate::ingest::format_time(time),
+            read: read.describe(),
+            snapshots: report.snapshots,
+            packs_read: report.packs_read,
+            problems: report.errors.len(),
+            first_problem: report.errors.first().cloned(),
+        }
+    }
+
+    fn path(state_dir: &std::path::Path) -> std::path::PathBuf {
+        state_dir.join("last-check.json")
+    }
+
+    /// Saves it (0600: a problem names a file).
+    pub fn save(&self, state_dir: &std::path::Path) -> Result<()> {
+        std::fs::create_dir_all(state_dir).map_err(|e| crate::error::Error::io(state_dir, e))?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| crate::error::Error::corrupt("check record", e.to_string()))?;
+        crate::fsutil::write_atomic(&Self::path(state_dir), &json, 0o600)
+    }
+
+    /// The last one saved, if any can be read.
+    pub fn load(state_dir: &std::path::Path) -> Option<CheckRecord> {
+        let bytes = std::fs::read(Self::path(state_dir)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
 }

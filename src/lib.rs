@@ -42,7 +42,7 @@
 
 // The session and what its operations take and return.
 pub use catalog::sync::SyncReport;
-pub use check::{CheckReport, ReadData};
+pub use check::{CheckRecord, CheckReport, ReadData};
 pub use drill::{record::DrillRecord, sets_to_drill, Copier, DrillArgs, SetReport};
 pub use error::{Error, Result};
 pub use forget::{

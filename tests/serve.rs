@@ -175,6 +175,54 @@ fn tar_and_zip_downloads_unpack_to_the_snapshot_and_ranges_are_exact() {
 }
 
 #[test]
+fn over_s3_with_the_disk_cache_downloads_are_the_snapshots_bytes() {
+    let garage = common::Garage::start();
+    let env = Env::s3(&garage);
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+    std::fs::write(src.join("sub/big.bin"), common::noise(5_000_000, 11)).expect("write");
+    std::fs::write(src.join("small.txt"), b"over s3\n").expect("write");
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    env.ok(&["check"]);
+    let (_server, mut c) = logged_in(&env, "ana", "viewer");
+    let home = c.get("/").text();
+    assert!(
+        home.contains("Last check") && home.contains("no problems"),
+        "{home}"
+    );
+    let at = format!("/default/latest{}", url_path(&src));
+    for _ in 0..2 {
+        // Twice: from the bucket, then from the disk cache.
+        let big = c.get(&format!("/download{at}/sub/big.bin"));
+        assert_eq!(big.status, 200);
+        assert!(big.body == std::fs::read(src.join("sub/big.bin")).expect("read"));
+        let part = c.get_with(
+            &format!("/download{at}/sub/big.bin"),
+            &[("Range", "bytes=4000000-4000099")],
+        );
+        assert!(part.body == common::noise(5_000_000, 11)[4_000_000..4_000_100]);
+    }
+    let cached = common::dir_size(&env.path("cache"));
+    assert!(
+        cached > 5_000_000,
+        "fetched data is kept on disk: {cached} bytes"
+    );
+    let tar = c.get(&format!("/archive{at}?format=tar"));
+    assert_eq!(tar.status, 200);
+    std::fs::write(env.path("s3.tar"), &tar.body).expect("write");
+    let out = env.path("from-s3");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    run(Command::new("tar")
+        .arg("-xpf")
+        .arg(env.path("s3.tar"))
+        .arg("-C")
+        .arg(&out));
+    let diffs = compare_trees(&src, &out.join("src"));
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
+#[test]
 fn a_damaged_pack_breaks_the_download_instead_of_sending_other_bytes() {
     let env = Env::new();
     let src = common::ingest_two_files_and_damage_one(&env);
@@ -182,8 +230,9 @@ fn a_damaged_pack_breaks_the_download_instead_of_sending_other_bytes() {
     let at = format!("/default/latest{}", url_path(&src));
     let mut broken = 0;
     for name in ["a", "b"] {
+        // A failure before the first 256 KiB closes the connection before the status line.
         let (status, body) = c.get_partial(&format!("/download{at}/{name}"));
-        assert_eq!(status, 200);
+        assert!([0, 200].contains(&status), "{status}");
         match body {
             Ok(b) => assert!(
                 b == std::fs::read(src.join(name)).expect("read"),

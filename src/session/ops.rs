@@ -75,9 +75,21 @@ impl Session {
 
     /// Verifies the repository's structure, and the data `read` says, under a shared lock
     /// (a prune running meanwhile would make packs look missing).
+    /// The result is also kept on this machine ([`Session::last_check`]).
     pub fn check(&self, read: ReadData) -> Result<CheckReport> {
         let _lock = self.read_lock("check")?;
-        crate::check::check(&self.repo, read)
+        let record_read = read;
+        let report = crate::check::check(&self.repo, read)?;
+        let rec = crate::check::CheckRecord::new(&report, &record_read, crate::ingest::now());
+        if let Err(e) = rec.save(&self.state_dir()) {
+            tracing::warn!("the check's result is not kept for `cofre serve`: {e}");
+        }
+        Ok(report)
+    }
+
+    /// The last check run on this machine, if one was kept.
+    pub fn last_check(&self) -> Option<crate::check::CheckRecord> {
+        crate::check::CheckRecord::load(&self.state_dir())
     }
 
     /// Removes snapshots by policy or id. The catalog is not touched: call

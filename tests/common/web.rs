@@ -169,14 +169,18 @@ impl Client {
         }
     }
 
-    /// A GET whose body may end early: the status, and the body or how reading it failed.
+    /// A GET whose body may end early: the status (0 when the connection closed before
+    /// one came), and the body or how reading it failed.
     pub fn get_partial(&mut self, path: &str) -> (u16, std::io::Result<Vec<u8>>) {
-        let r = self
+        let r = match self
             .agent
             .get(format!("{}{path}", self.base))
             .header("Cookie", self.cookie_header())
             .call()
-            .expect("GET");
+        {
+            Ok(r) => r,
+            Err(e) => return (0, Err(std::io::Error::other(e.to_string()))),
+        };
         let status = r.status().as_u16();
         let mut body = Vec::new();
         let read = r.into_body().into_reader().read_to_end(&mut body);

@@ -5,6 +5,7 @@
 //! lock as `cofre restore`). It uses only the library's public API: `Session` and what it
 //! returns.
 
+mod archive;
 mod auth;
 mod download;
 mod html;

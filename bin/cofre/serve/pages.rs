@@ -84,10 +84,10 @@ pub async fn overview(State(app): State<Arc<App>>, l: Login) -> Response {
             .ok()
             .and_then(|c| a.session.monthly_cost(Some(&a.config), &c));
         let drills = a.session.drill_history().unwrap_or_default();
-        Ok((snaps, status, cost, drills))
+        Ok((snaps, status, cost, drills, a.session.last_check()))
     })
     .await;
-    let (snaps, status, cost, drills) = match got {
+    let (snaps, status, cost, drills, check) = match got {
         Ok(v) => v,
         Err(e) => return error_page(Some(&l), &e),
     };
@@ -136,6 +136,18 @@ pub async fn overview(State(app): State<Arc<App>>, l: Login) -> Response {
                         li { (when(&d.time)) ", set " (d.set) ": " strong { (if d.passed { "passed" } else { "FAILED" }) } ", " (d.files) " files, " (size(d.bytes)) }
                     }
                 }
+            }
+        }
+        section aria-labelledby="check" {
+            h2 id="check" { "Last check" }
+            @match &check {
+                None => p { "No check has run on this machine yet (`cofre check --read-data-subset 5%`)." },
+                Some(c) => p {
+                    (when(&c.time)) ", " (c.read) ": " (c.snapshots) " snapshots, " (c.packs_read) " packs read, "
+                    strong { @if c.problems == 0 { "no problems" } @else { (c.problems) " problems" } }
+                    @if let Some(f) = &c.first_problem { " (first: " (f) ")" }
+                    "."
+                },
             }
         }
         @if let Some(c) = cost {
