@@ -68,7 +68,10 @@ pub use stats::{Pricing, Stats};
 pub use store::s3::S3Options;
 
 // Without a repository: the configuration file, the timer, files written whole.
-pub use config::{default_path as default_config_path, load as load_config, resolve, Config};
+pub use config::{
+    default_path as default_config_path, load as load_config, parse as parse_config, resolve,
+    Config, Role, Serve, ServeUser,
+};
 pub use fsutil::write_atomic;
 pub use metrics::write as write_metrics;
 pub use run::units::Every;

@@ -15,8 +15,8 @@ use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use cofre::config::{Role, ServeUser};
 use cofre::error::{Error, Result};
+use cofre::{Role, ServeUser};
 use maud::html;
 use parking_lot::Mutex;
 use rand::RngCore;
@@ -444,7 +444,7 @@ pub fn passwd(config: &Path, user: &str, role: Option<Role>, password: &str) -> 
     }
     let out = doc.to_string();
     // What is written must load: a mistake is caught here, not at the next `cofre run`.
-    cofre::config::parse(&out, config)?;
+    cofre::parse_config(&out, config)?;
     if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }

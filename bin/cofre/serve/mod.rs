@@ -21,8 +21,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use cofre::config::Role;
 use cofre::error::{Error, Result};
+use cofre::Role;
 use cofre::{Config, Contents, Session};
 
 use crate::Ctx;

@@ -229,7 +229,7 @@ fn dir_page(
             a href={ "/archive/" (base) "?format=tar" } download { "Download as .tar" }
             a href={ "/archive/" (base) "?format=zip" } download { "Download as .zip" }
         }
-        @if l.role == cofre::config::Role::Admin { (restore_form(l, path)) }
+        @if l.role == cofre::Role::Admin { (restore_form(l, path)) }
         table {
             caption { (entries.len()) " entries" @if pages > 1 { ", page " (page_no + 1) " of " (pages) } }
             thead { tr { th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Size" } th scope="col" { "Modified" } th scope="col" { "Mode" } } }
