@@ -161,6 +161,11 @@ fn read_password(user: &str) -> Result<String> {
                 "the passwords differ; nothing was changed".into(),
             ));
         }
+        if a.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an empty password; nothing was changed".into(),
+            ));
+        }
         return Ok(a);
     }
     let mut line = String::new();
@@ -192,6 +197,7 @@ pub fn passwd(config: Option<&std::path::Path>, a: &Args) -> Option<Result<i32>>
             }
         });
         if user.is_empty()
+            || user.len() > 64
             || !user
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
