@@ -244,7 +244,9 @@ fn login_page(app: &App, form_token: &str, message: Option<&str>, status: Status
 }
 
 pub async fn login_form(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    // The form's token is kept across reloads; only one of ours (64 hex digits) is reused.
     let t = cookie(&headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_string)
         .unwrap_or_else(token);
     login_page(&app, &t, None, StatusCode::OK)
