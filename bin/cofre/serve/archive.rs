@@ -91,8 +91,20 @@ pub fn write_archive(
             Err(_) => Err(std::io::Error::other("the walk over the snapshot failed")),
         };
         let written = match zip {
-            true => write_zip(w, &app.contents, items, &ahead, walked_whole),
-            false => write_tar(w, &app.contents, items, &ahead, walked_whole),
+            true => write_entries(
+                Zip(zip::ZipWriter::new_stream(w)),
+                &app.contents,
+                items,
+                &ahead,
+                walked_whole,
+            ),
+            false => write_entries(
+                Tar(tar::Builder::new(w)),
+                &app.contents,
+                items,
+                &ahead,
+                walked_whole,
+            ),
         };
         ahead.finish();
         written
@@ -127,34 +139,55 @@ fn read_ahead(
     }
 }
 
-/// `walked_whole` says, once the entries end, whether they ended because the walk was done.
-fn write_tar(
-    w: &mut ToBody,
+/// An archive format: entries added one by one, then its end.
+trait Archive {
+    fn add(&mut self, name: Vec<u8>, e: &Entry, contents: &Contents) -> std::io::Result<()>;
+    /// Writes the end (tar's zero blocks, zip's central directory).
+    fn end(self) -> std::io::Result<()>;
+}
+
+/// Writes every entry, then the end only once `walked_whole` says the entries ended
+/// because the walk was done (not because it failed).
+fn write_entries(
+    mut archive: impl Archive,
     contents: &Contents,
     items: impl Iterator<Item = (Vec<u8>, Entry)>,
     ahead: &Ahead,
     walked_whole: impl FnOnce() -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut b = tar::Builder::new(w);
     for (name, e) in items {
+        archive.add(name, &e, contents)?;
+        if e.kind == "file" {
+            ahead.wrote(e.size);
+        }
+    }
+    walked_whole()?;
+    archive.end()
+}
+
+fn reader(contents: &Contents, e: &Entry) -> std::io::Result<cofre::FileReader> {
+    contents.open(e, 0, u64::MAX).map_err(std::io::Error::other)
+}
+
+/// GNU tar with PAX records: nanosecond mtimes and xattrs as `tar --xattrs` reads them.
+struct Tar<'a>(tar::Builder<&'a mut ToBody>);
+
+impl Archive for Tar<'_> {
+    fn add(&mut self, name: Vec<u8>, e: &Entry, contents: &Contents) -> std::io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let b = &mut self.0;
         let n = &e.node;
         let name = std::ffi::OsStr::from_bytes(&name);
-        // Nanosecond mtime and xattrs in PAX records, as GNU tar --xattrs reads them.
         let mut pax: Vec<(String, Vec<u8>)> = n
             .xattrs
             .iter()
             .map(|x| {
-                (
-                    format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name)),
-                    x.value.clone(),
-                )
+                let key = format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name));
+                (key, x.value.clone())
             })
             .collect();
-        pax.push((
-            "mtime".into(),
-            format!("{}.{:09}", n.mtime.0, n.mtime.1).into_bytes(),
-        ));
+        let mtime = format!("{}.{:09}", n.mtime.0, n.mtime.1);
+        pax.push(("mtime".into(), mtime.into_bytes()));
         b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
         let mut h = tar::Header::new_gnu();
         h.set_mode(n.mode & 0o7777);
@@ -164,90 +197,75 @@ fn write_tar(
         let _ = h.set_groupname(&n.group);
         h.set_mtime(n.mtime.0.max(0) as u64);
         h.set_size(0);
-        let device = |h: &mut tar::Header, t| -> std::io::Result<()> {
-            h.set_entry_type(t);
-            h.set_device_major(libc::major(n.rdev) as u32)?;
-            h.set_device_minor(libc::minor(n.rdev) as u32)
-        };
+        let empty = std::io::empty();
         match e.kind {
             "file" => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(n.size);
-                let r = contents
-                    .open(&e, 0, u64::MAX)
-                    .map_err(std::io::Error::other)?;
-                b.append_data(&mut h, name, r)?;
-                ahead.wrote(n.size);
+                b.append_data(&mut h, name, reader(contents, e)?)
             }
             "dir" => {
                 h.set_entry_type(tar::EntryType::Directory);
-                b.append_data(&mut h, name, std::io::empty())?;
+                b.append_data(&mut h, name, empty)
             }
             "symlink" => {
                 h.set_entry_type(tar::EntryType::Symlink);
-                b.append_link(&mut h, name, std::ffi::OsStr::from_bytes(&n.target))?;
+                b.append_link(&mut h, name, std::ffi::OsStr::from_bytes(&n.target))
             }
             "fifo" => {
                 h.set_entry_type(tar::EntryType::Fifo);
-                b.append_data(&mut h, name, std::io::empty())?;
+                b.append_data(&mut h, name, empty)
             }
             "chardev" | "blockdev" => {
-                let t = if e.kind == "chardev" {
-                    tar::EntryType::Char
-                } else {
-                    tar::EntryType::Block
-                };
-                device(&mut h, t)?;
-                b.append_data(&mut h, name, std::io::empty())?;
+                h.set_entry_type(match e.kind {
+                    "chardev" => tar::EntryType::Char,
+                    _ => tar::EntryType::Block,
+                });
+                h.set_device_major(libc::major(n.rdev) as u32)?;
+                h.set_device_minor(libc::minor(n.rdev) as u32)?;
+                b.append_data(&mut h, name, empty)
             }
             // Sockets cannot be archived (nor restored as such).
-            _ => {}
+            _ => Ok(()),
         }
     }
-    walked_whole()?;
-    b.into_inner()?;
-    Ok(())
+
+    fn end(self) -> std::io::Result<()> {
+        self.0.into_inner().map(|_| ())
+    }
 }
 
-fn write_zip(
-    w: &mut ToBody,
-    contents: &Contents,
-    items: impl Iterator<Item = (Vec<u8>, Entry)>,
-    ahead: &Ahead,
-    walked_whole: impl FnOnce() -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    use zip::write::SimpleFileOptions;
-    let mut z = zip::ZipWriter::new_stream(w);
-    for (name, e) in items {
+/// Zip (zip64 when needed), stored: permission bits (0777: the writer drops the rest),
+/// symlinks, directories, two-second mtimes; no owners, devices or fifos.
+struct Zip<'a>(zip::ZipWriter<zip::write::StreamWriter<&'a mut ToBody>>);
+
+impl Archive for Zip<'_> {
+    fn add(&mut self, name: Vec<u8>, e: &Entry, contents: &Contents) -> std::io::Result<()> {
+        let z = &mut self.0;
         let n = &e.node;
         let name = String::from_utf8_lossy(&name).into_owned();
-        let mut opts = SimpleFileOptions::default()
+        let mut opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .unix_permissions(n.mode & 0o7777)
             .large_file(n.size >= u32::MAX as u64);
         if let Some(t) = zip_time(n.mtime.0) {
             opts = opts.last_modified_time(t);
         }
-        match e.kind {
+        let added = match e.kind {
             "file" => {
                 z.start_file(name, opts).map_err(std::io::Error::other)?;
-                let mut r = contents
-                    .open(&e, 0, u64::MAX)
-                    .map_err(std::io::Error::other)?;
-                std::io::copy(&mut r, &mut z)?;
-                ahead.wrote(n.size);
+                return std::io::copy(&mut reader(contents, e)?, z).map(|_| ());
             }
-            "dir" => z.add_directory(name, opts).map_err(std::io::Error::other)?,
-            "symlink" => z
-                .add_symlink(name, String::from_utf8_lossy(&n.target), opts)
-                .map_err(std::io::Error::other)?,
-            // Zip has no fifos or devices.
-            _ => {}
-        }
+            "dir" => z.add_directory(name, opts),
+            "symlink" => z.add_symlink(name, String::from_utf8_lossy(&n.target), opts),
+            _ => Ok(()),
+        };
+        added.map_err(std::io::Error::other)
     }
-    walked_whole()?;
-    z.finish().map_err(std::io::Error::other)?;
-    Ok(())
+
+    fn end(self) -> std::io::Result<()> {
+        self.0.finish().map(|_| ()).map_err(std::io::Error::other)
+    }
 }
 
 /// Zip's DOS time (local, two-second steps, 1980-2107): UTC here.
