@@ -149,38 +149,63 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
 /// deleted stay: they match no entry. A catalog gets them at its first `find` (`add_names`),
 /// not before: the index and the trigger cost each inserted entry about 2.6 µs (+85% on a
 /// bare insert, docs/catalog.md), which an ingest should pay only where `find` is used.
-pub const NAMES: &str = "
+const NAMES_AND_TRIGGER: &str = "
 CREATE TABLE IF NOT EXISTS names (name BLOB PRIMARY KEY) WITHOUT ROWID;
-INSERT OR IGNORE INTO names (name) SELECT DISTINCT name FROM nodes;
-CREATE INDEX IF NOT EXISTS nodes_by_name ON nodes (name);
 CREATE TRIGGER IF NOT EXISTS nodes_name_known AFTER INSERT ON nodes
     BEGIN INSERT OR IGNORE INTO names (name) VALUES (NEW.name); END;
 ";
 
-/// Whether the catalog has `NAMES`; if not, makes it when it can (in one transaction, so
-/// the table is never there without its contents or its trigger). Best effort as
-/// `add_history_index`: a read-only or busy catalog answers `find` by scanning instead.
+/// Entries whose names one backfill statement adds: other writers wait for one batch, not
+/// for the whole table.
+const NAMES_BATCH: i64 = 200_000;
+
+/// Whether the catalog's names are complete (`meta` says so); if not, completes them when
+/// it can, in steps that each hold the write lock briefly, except the index build (one
+/// statement; ~20 s for 10M entries):
+/// 1. the table and the trigger together: every entry inserted from then on is named;
+/// 2. the names of the entries already there (every id up to the largest one after step
+///    1), in batches; repeating it is harmless;
+/// 3. the index; 4. the mark in `meta`.
+///
+/// Best effort as `add_history_index` (no waiting for other writers): an attempt that
+/// stops part-way leaves a catalog that `find` scans as before, and the next `find` goes
+/// on. Never inside the caller's transaction.
 pub fn add_names(conn: &Connection, path: &std::path::Path) -> bool {
-    let has = || {
-        conn.query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'nodes_name_known'",
-            [],
-            |_| Ok(()),
-        )
-        .is_ok()
+    let complete = || {
+        conn.query_row("SELECT 1 FROM meta WHERE key = 'names'", [], |_| Ok(()))
+            .is_ok()
     };
-    if has() {
+    if complete() {
         return true;
+    }
+    if !conn.is_autocommit() {
+        return false;
     }
     tracing::info!("catalog {}: indexing names for find (once)", path.display());
     let _ = conn.busy_timeout(std::time::Duration::ZERO);
-    let made = conn.execute_batch(&format!("BEGIN IMMEDIATE; {NAMES} COMMIT;"));
-    if let Err(e) = made {
-        let _ = conn.execute_batch("ROLLBACK;");
+    let steps = || -> rusqlite::Result<()> {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {NAMES_AND_TRIGGER} COMMIT;"))?;
+        let max: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM nodes", [], |r| r.get(0))?;
+        let mut from = 0;
+        while from < max {
+            conn.execute(
+                "INSERT OR IGNORE INTO names (name) SELECT name FROM nodes WHERE id > ?1 AND id <= ?2",
+                rusqlite::params![from, from + NAMES_BATCH],
+            )?;
+            from += NAMES_BATCH;
+        }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS nodes_by_name ON nodes (name);")?;
+        conn.execute_batch("INSERT OR REPLACE INTO meta (key, value) VALUES ('names', 'complete');")
+    };
+    if let Err(e) = steps() {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK;");
+        }
         tracing::debug!("catalog {}: names not indexed now: {e}", path.display());
     }
     let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
-    has()
+    complete()
 }
 
 /// `find` climbs from a tree to the directories holding it (`nodes_by_subtree`). The index

@@ -432,3 +432,65 @@ fn a_name_that_is_not_utf8_keeps_its_bytes() {
         Some(hex::encode(b"/caf\xe9.txt").as_str())
     );
 }
+
+/// `nodes_named` through the names table (made at the first call) finds exactly what the
+/// scan of every entry finds, before and after more snapshots are added (their names come
+/// in through the trigger).
+#[test]
+fn names_find_what_a_scan_of_every_entry_finds() {
+    let (dir, mut cat) = six();
+    let scan = |_: &Catalog, pattern: &str| -> Vec<i64> {
+        let conn = rusqlite::Connection::open(dir.path().join("c.db")).expect("open");
+        let mut st = conn
+            .prepare("SELECT id FROM nodes WHERE CAST(name AS TEXT) GLOB ?1 ORDER BY id")
+            .expect("prepare");
+        let ids = st
+            .query_map([pattern], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .expect("ids");
+        ids
+    };
+    let named = |cat: &Catalog, pattern: &str| -> Vec<i64> {
+        let mut ids: Vec<i64> = cat
+            .nodes_named(pattern)
+            .expect("named")
+            .iter()
+            .map(|(_, r)| r.rowid)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let patterns = ["*.conf", "*", "l?nk", "[de]*", "nothing"];
+    for p in patterns {
+        assert_eq!(named(&cat, p), scan(&cat, p), "{p}, first find");
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("c.db")).expect("open");
+    let made: i64 = conn
+        .query_row("SELECT count(*) FROM meta WHERE key = 'names'", [], |r| {
+            r.get(0)
+        })
+        .expect("meta");
+    assert_eq!(made, 1, "the first find made the names table");
+    // A later snapshot with new names: found through the trigger's names.
+    let tx = cat.writer().expect("tx");
+    let table: BTreeMap<&str, E> = [
+        ("/new.conf", F("n", 0o644)),
+        ("/etc", D),
+        ("/etc/other.conf", F("o", 0o644)),
+    ]
+    .into_iter()
+    .collect();
+    let root = insert(&tx, &table, "/");
+    tx.insert_snapshot(
+        &format!("t{}", "0".repeat(63)),
+        &manifest("s", 1_796_400_000, root),
+    )
+    .expect("snapshot");
+    tx.commit().expect("commit");
+    for p in patterns.iter().chain(&["new.*", "other.conf"]) {
+        let got = named(&cat, p);
+        assert_eq!(got, scan(&cat, p), "{p}, after more entries");
+    }
+    assert!(!named(&cat, "new.*").is_empty(), "the new name is found");
+}

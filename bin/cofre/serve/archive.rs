@@ -14,11 +14,17 @@ struct Ahead {
     /// File bytes written, and whether the writer is done.
     state: std::sync::Mutex<(u64, bool)>,
     moved: std::sync::Condvar,
+    /// How far ahead of the writer files are read into the cache (`ahead_bytes`).
+    limit: u64,
 }
 
-/// How far ahead of the writer files are read into the cache: well within the cache (32 MiB
-/// by default), so what is read ahead is still there when the writer comes.
+/// At most this far ahead, and a third of the cache, so what is read ahead is still there
+/// when the writer comes (the cache is 32 MiB by default, shared by every download).
 const AHEAD_BYTES: u64 = 12 << 20;
+
+fn ahead_bytes(cache_mib: usize) -> u64 {
+    AHEAD_BYTES.min(((cache_mib as u64) << 20) / 3)
+}
 
 impl Ahead {
     fn wrote(&self, bytes: u64) {
@@ -35,12 +41,12 @@ impl Ahead {
         self.moved.notify_all();
     }
 
-    /// Waits until `pos` is within `AHEAD_BYTES` of the writer; false once it is done.
+    /// Waits until `pos` is within `limit` of the writer; false once it is done.
     fn wait_for(&self, pos: u64) -> bool {
         let Ok(mut s) = self.state.lock() else {
             return false;
         };
-        while !s.1 && pos > s.0 + AHEAD_BYTES {
+        while !s.1 && pos > s.0 + self.limit {
             s = match self.moved.wait(s) {
                 Ok(s) => s,
                 Err(_) => return false,
@@ -50,12 +56,12 @@ impl Ahead {
     }
 }
 
-/// Entries the walk may be ahead of the writer (the rest of the bound is `AHEAD_BYTES`).
+/// Entries the walk may be ahead of the writer (the rest of the bound is `Ahead::limit`).
 const QUEUED: usize = 4096;
 
 /// A directory and all below it as a tar or zip on `w`. Three threads in a row: the walk
 /// over the catalog (one directory held at a time, not the whole listing), the read-ahead
-/// (small files into the cache, `AHEAD_BYTES` ahead), the writer. A walk or a read that
+/// (small files into the cache, `Ahead::limit` ahead), the writer. A walk or a read that
 /// fails fails the download: `ToBody` keeps the archive's last bytes (its end marker among
 /// them) back, so the client sees a broken download, never a short archive that looks whole.
 pub fn write_archive(
@@ -67,7 +73,10 @@ pub fn write_archive(
     zip: bool,
 ) -> std::io::Result<()> {
     let prefix_len = inner.trim_end_matches('/').len();
-    let ahead = Ahead::default();
+    let ahead = Ahead {
+        limit: ahead_bytes(app.cache_mib),
+        ..Ahead::default()
+    };
     std::thread::scope(|s| {
         let (to_ahead, walked) = std::sync::mpsc::sync_channel::<Entry>(64);
         let (to_writer, ready) = std::sync::mpsc::sync_channel::<Entry>(QUEUED);
@@ -90,9 +99,12 @@ pub fn write_archive(
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Err(std::io::Error::other("the walk over the snapshot failed")),
         };
+        // The read-ahead may wait on the writer: it is told the writer is done however the
+        // writer ends, a panic included.
+        let _done = Done(&ahead);
         let written = match zip {
             true => write_entries(
-                Zip(zip::ZipWriter::new_stream(w)),
+                Zip(zip::ZipWriter::new_stream(w), Default::default()),
                 &app.contents,
                 items,
                 &ahead,
@@ -106,9 +118,17 @@ pub fn write_archive(
                 walked_whole,
             ),
         };
-        ahead.finish();
         written
     })
+}
+
+/// Tells the read-ahead the writer is done when dropped.
+struct Done<'a>(&'a Ahead);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 /// Passes entries from the walk to the writer, reading the small files among them into the
@@ -127,7 +147,7 @@ fn read_ahead(
             if !ahead.wait_for(pos) {
                 return;
             }
-            if e.size < AHEAD_BYTES / 4 {
+            if e.size < ahead.limit / 4 {
                 // A failure here is met again, and reported, by the writer.
                 let _ = contents.prefetch(&e);
             }
@@ -237,13 +257,24 @@ impl Archive for Tar<'_> {
 
 /// Zip (zip64 when needed), stored: permission bits (0777: the writer drops the rest),
 /// symlinks, directories, two-second mtimes; no owners, devices or fifos.
-struct Zip<'a>(zip::ZipWriter<zip::write::StreamWriter<&'a mut ToBody>>);
+struct Zip<'a>(
+    zip::ZipWriter<zip::write::StreamWriter<&'a mut ToBody>>,
+    /// Names written: two names that are not UTF-8 can become the same string.
+    std::collections::HashSet<String>,
+);
 
 impl Archive for Zip<'_> {
     fn add(&mut self, name: Vec<u8>, e: &Entry, contents: &Contents) -> std::io::Result<()> {
-        let z = &mut self.0;
         let n = &e.node;
-        let name = String::from_utf8_lossy(&name).into_owned();
+        let mut name = String::from_utf8_lossy(&name).into_owned();
+        let shown = name.clone();
+        for i in 1.. {
+            if self.1.insert(name.clone()) {
+                break;
+            }
+            name = format!("{shown}~{i}");
+        }
+        let z = &mut self.0;
         let mut opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .unix_permissions(n.mode & 0o7777)

@@ -305,12 +305,17 @@ pub async fn login(
         .cloned();
     // Two checks at a time (each takes argon2's 19 MiB and a core's worth of time): a flood
     // of logins queues here instead of taking the machine's memory.
-    let ok = match app.verifying.acquire().await {
-        Ok(_slot) => {
+    // The slot moves into the check: a client that disconnects drops this handler, not the
+    // check, which holds its slot until it is done.
+    let ok = match app.verifying.clone().acquire_owned().await {
+        Ok(slot) => {
             let (u, pw) = (user.clone(), f.password);
-            tokio::task::spawn_blocking(move || verify(u.as_ref(), &pw))
-                .await
-                .unwrap_or(false)
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                verify(u.as_ref(), &pw)
+            })
+            .await
+            .unwrap_or(false)
         }
         Err(_) => false,
     };

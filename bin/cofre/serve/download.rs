@@ -37,11 +37,26 @@ pub struct ToBody {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
     held: Option<Bytes>,
+    /// A send failed (the client went away or stalled): later writes (a writer's `Drop`)
+    /// fail at once instead of waiting out the stall again.
+    failed: bool,
 }
 
 impl ToBody {
-    fn push(&self, piece: Bytes) -> std::io::Result<()> {
+    fn push(&mut self, piece: Bytes) -> std::io::Result<()> {
+        let sent = self.try_push(piece);
+        self.failed |= sent.is_err();
+        sent
+    }
+
+    fn try_push(&self, piece: Bytes) -> std::io::Result<()> {
         use tokio::sync::mpsc::error::TrySendError;
+        if self.failed {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the download already failed",
+            ));
+        }
         let start = std::time::Instant::now();
         let mut item = Ok(piece);
         loop {
@@ -99,6 +114,39 @@ impl Write for ToBody {
     }
 }
 
+/// The pieces of a download, ending with an error unless its producer said it finished:
+/// a producer that failed, panicked or gave up on a stalled client only drops its sender
+/// (it never blocks to report), and the body still ends broken, not short and clean.
+struct Pieces {
+    rx: tokio_stream::wrappers::ReceiverStream<std::io::Result<Bytes>>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    ended: bool,
+}
+
+impl tokio_stream::Stream for Pieces {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut self.rx).poll_next(cx) {
+            Poll::Ready(None) => {
+                self.ended = true;
+                match self.done.load(std::sync::atomic::Ordering::SeqCst) {
+                    true => Poll::Ready(None),
+                    false => Poll::Ready(Some(Err(std::io::Error::other("the download failed")))),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// A body written by `produce` on a blocking thread, which holds `slot` (one of the
 /// server's download slots) until it is done. A failure, or a panic, ends the body with an
 /// error after the bytes sent so far.
@@ -107,24 +155,32 @@ fn streamed(
     produce: impl FnOnce(&mut ToBody) -> std::io::Result<()> + Send + 'static,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let mut w = ToBody {
-            tx: tx.clone(),
+            tx,
             buf: Vec::with_capacity(PIECE),
             held: None,
+            failed: false,
         };
         let run = std::panic::AssertUnwindSafe(|| produce(&mut w).and_then(|()| w.finish()));
         let result = std::panic::catch_unwind(run)
             .unwrap_or_else(|_| Err(std::io::Error::other("the download failed (see the log)")));
-        if let Err(e) = result {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                tracing::warn!("download stopped: {e}");
-                let _ = tx.blocking_send(Err(e));
-            }
+        match result {
+            // Set before the sender is dropped (with `w`): the body then ends cleanly.
+            Ok(()) => finished.store(true, std::sync::atomic::Ordering::SeqCst),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => tracing::warn!("download stopped: {e}"),
         }
     });
-    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+    let rx = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Body::from_stream(Pieces {
+        rx,
+        done,
+        ended: false,
+    })
 }
 
 /// The page for a download refused because every slot is taken.
@@ -374,10 +430,13 @@ pub async fn restore(
     // One restore at a time, its target checked right before it: two restores into the
     // same empty directory cannot both pass the check. (Another program writing into the
     // target meanwhile is the admin's to avoid.)
-    let _one = app.restoring.lock().await;
+    // Owned and moved into the blocking call: a client that disconnects drops this handler,
+    // not the restore, which keeps the lock until it is done.
+    let one = app.restoring.clone().lock_owned().await;
     let (a, path, t) = (app.clone(), f.path.clone(), target.clone());
     let cache_mib = app.cache_mib;
     let done = blocking(move || {
+        let _one = one;
         let in_use = match std::fs::read_dir(&t) {
             Ok(mut d) => d.next().is_some(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
@@ -449,6 +508,7 @@ mod tests {
                 tx,
                 buf: Vec::new(),
                 held: None,
+                failed: false,
             };
             // Two full pieces and a few bytes: what a tar's end marker written on drop is.
             w.write_all(&vec![7u8; 2 * PIECE + 10]).expect("write");

@@ -74,12 +74,12 @@ pub struct App {
     behind_proxy: bool,
     cache_mib: usize,
     /// Password checks running at once.
-    verifying: tokio::sync::Semaphore,
+    verifying: Arc<tokio::sync::Semaphore>,
     /// Downloads running at once: each holds a thread (an archive three) while its client
     /// reads; beyond this, 503.
     downloads: Arc<tokio::sync::Semaphore>,
     /// One restore to the server at a time (its target check and the restore go together).
-    restoring: tokio::sync::Mutex<()>,
+    restoring: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Password checks at once (`App::verifying`) and downloads at once (`App::downloads`).
@@ -256,9 +256,9 @@ pub fn run(ctx: &Ctx, a: Args, rt: &tokio::runtime::Runtime) -> Result<i32> {
         config,
         sessions: Default::default(),
         limiter: Default::default(),
-        verifying: tokio::sync::Semaphore::new(VERIFYING),
+        verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING)),
         downloads: Arc::new(tokio::sync::Semaphore::new(DOWNLOADS)),
-        restoring: tokio::sync::Mutex::new(()),
+        restoring: Arc::new(tokio::sync::Mutex::new(())),
     });
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
     rt.block_on(async move {
