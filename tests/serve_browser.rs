@@ -125,6 +125,17 @@ fn a_browser_finds_an_old_version_downloads_it_and_its_folder_and_pages_pass_axe
     assert_eq!(page.matches("changed").count(), 3, "four versions: {page}");
     check(&browser, "file");
     browser.screenshot(&shots.join("serve-file-versions.png"));
+    // On a phone's width the page does not scroll sideways (wide tables scroll in place).
+    browser.window(390, 844);
+    let overflow = browser.script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+    );
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "the file page is wider than a phone: {overflow}"
+    );
+    check(&browser, "file on a phone");
+    browser.window(1200, 900);
     browser.click_link("Download");
     let got = std::fs::read(browser.downloaded("settings.json")).expect("read");
     assert_eq!(

@@ -99,6 +99,12 @@ impl Browser {
         v["value"].clone()
     }
 
+    /// Resizes the window (a phone: 390 × 844).
+    pub fn window(&self, width: u32, height: u32) {
+        let rect = json!({"width": width, "height": height});
+        self.call("POST", "/window/rect", Some(rect));
+    }
+
     pub fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({"url": url})));
     }
