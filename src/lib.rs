@@ -70,7 +70,7 @@ pub use store::s3::S3Options;
 // Without a repository: the configuration file, the timer, files written whole.
 pub use config::{
     default_path as default_config_path, load as load_config, parse as parse_config, resolve,
-    Config, Role, Serve, ServeUser,
+    valid_user_name, Config, Role, Serve, ServeUser, USER_NAME_RULE,
 };
 pub use fsutil::write_atomic;
 pub use metrics::write as write_metrics;

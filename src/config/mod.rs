@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use schedule::Schedule;
-pub use serve::{Role, Serve, User as ServeUser};
+pub use serve::{valid_user_name, Role, Serve, User as ServeUser, USER_NAME_RULE};
 
 use crate::error::{Error, Result};
 use crate::forget::policy::{Policy, Span};

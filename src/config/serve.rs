@@ -52,17 +52,22 @@ impl Role {
     }
 }
 
+/// What a user name may be, said where one is refused.
+pub const USER_NAME_RULE: &str = "a user name is 1-64 letters, digits, `-`, `_`, `.` or `@`";
+
+/// 1-64 letters, digits, `-`, `_`, `.` or `@`: `[[serve.users]]` and `cofre serve passwd`.
+pub fn valid_user_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-_.@".contains(c);
+    !name.is_empty() && name.len() <= 64 && name.chars().all(ok)
+}
+
 /// Names are unique and plain; hashes are argon2 PHC strings (a password pasted here by
 /// mistake is refused rather than accepted as one).
 pub(super) fn validate(s: &Serve) -> std::result::Result<(), (Vec<Seg>, String)> {
     let at = |i: usize, k: &str| vec![key("serve"), key("users"), Seg::Index(i), key(k)];
     for (i, u) in s.users.iter().enumerate() {
-        let ok = |c: char| c.is_ascii_alphanumeric() || "-_.@".contains(c);
-        if u.name.is_empty() || u.name.len() > 64 || !u.name.chars().all(ok) {
-            return Err((
-                at(i, "name"),
-                "a user name is 1-64 letters, digits, `-`, `_`, `.` or `@`".into(),
-            ));
+        if !valid_user_name(&u.name) {
+            return Err((at(i, "name"), USER_NAME_RULE.into()));
         }
         if s.users[..i].iter().any(|o| o.name == u.name) {
             return Err((at(i, "name"), format!("user `{}` is listed twice", u.name)));

@@ -120,7 +120,8 @@ pub fn notice(kind: &str, text: &str) -> Markup {
 /// Snapshot size and bytes added over time, as inline SVG: one point per snapshot, a
 /// line for the size and bars for what each added. Text equivalent in `aria-label` and
 /// the table beside it.
-pub fn size_plot(points: &[(i64, u64, u64)], label: &str) -> Markup {
+/// `points` are (Unix time, size, bytes added); `span` the first and last times as shown.
+pub fn size_plot(points: &[(i64, u64, u64)], span: (&str, &str), label: &str) -> Markup {
     const W: f64 = 600.0;
     const H: f64 = 160.0;
     const PAD: f64 = 30.0;
@@ -128,14 +129,14 @@ pub fn size_plot(points: &[(i64, u64, u64)], label: &str) -> Markup {
         return html! {};
     }
     let (t0, t1) = (points[0].0, points[points.len() - 1].0);
-    let span = (t1 - t0).max(1) as f64;
+    let secs = (t1 - t0).max(1) as f64;
     let top = points
         .iter()
         .map(|p| p.1.max(p.2))
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let x = |t: i64| PAD + (t - t0) as f64 / span * (W - 2.0 * PAD);
+    let x = |t: i64| PAD + (t - t0) as f64 / secs * (W - 2.0 * PAD);
     let y = |v: u64| H - PAD - v as f64 / top * (H - 2.0 * PAD);
     let line: Vec<String> = points
         .iter()
@@ -151,18 +152,8 @@ pub fn size_plot(points: &[(i64, u64, u64)], label: &str) -> Markup {
             }
             polyline class="size" points=(line.join(" ")) {}
             text x=(PAD) y="14" class="label" { "size " (size(top as u64)) " max" }
-            text x=(PAD) y=(H - 8.0) class="label" { (when(&cofre_time(t0))) }
-            text x=(W - PAD) y=(H - 8.0) class="label end" { (when(&cofre_time(t1))) }
+            text x=(PAD) y=(H - 8.0) class="label" { (when(span.0)) }
+            text x=(W - PAD) y=(H - 8.0) class="label end" { (when(span.1)) }
         }
     }
-}
-
-fn cofre_time(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }

@@ -196,15 +196,8 @@ pub fn passwd(config: Option<&std::path::Path>, a: &Args) -> Option<Result<i32>>
                 Role::Viewer
             }
         });
-        if user.is_empty()
-            || user.len() > 64
-            || !user
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        {
-            return Err(Error::InvalidArgument(
-                "a user name is 1-64 letters, digits, `-`, `_`, `.` or `@`".into(),
-            ));
+        if !cofre::valid_user_name(user) {
+            return Err(Error::InvalidArgument(cofre::USER_NAME_RULE.into()));
         }
         let pw = read_password(user)?;
         auth::passwd(&path, user, role, &pw)?;

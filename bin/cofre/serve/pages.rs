@@ -122,7 +122,7 @@ pub async fn overview(State(app): State<Arc<App>>, l: Login) -> Response {
                 section aria-labelledby={ "set-" (set) } {
                     h2 id={ "set-" (set) } { "Set " a href={ "/browse/" (encode(set)) "/" } { (set) } }
                     p { (of.len()) " snapshots; latest " (when(&last.time)) ": " (last.files) " files, " (size(last.bytes)) ", " (size(last.bytes_added)) " new." }
-                    (size_plot(&points, &format!("Size of set {set} over {} snapshots, up to {} (line), and bytes each added (bars)", of.len(), size(last.bytes))))
+                    (size_plot(&points, (&of[0].time, &last.time), &format!("Size of set {set} over {} snapshots, up to {} (line), and bytes each added (bars)", of.len(), size(last.bytes))))
                 }
             }
         }
