@@ -5,6 +5,7 @@ pub(crate) mod content;
 mod delta;
 pub(crate) mod fsmeta;
 
+mod metaahead;
 mod readahead;
 mod source;
 mod spool;
@@ -242,7 +243,14 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     let data_tier = crate::repo::index::tier(opts.data_class.as_deref());
     progress.begin();
     let cat_ref: &Catalog = cat;
+    let lead = metaahead::Lead::default();
+    let ahead_excl = excludes(&opts.excludes)?;
     let walked = std::thread::scope(|scope| {
+        let _finish = metaahead::FinishOnDrop(&lead);
+        if opts.stream.is_none() {
+            let (paths, excl, lead) = (&opts.paths, &ahead_excl, &lead);
+            scope.spawn(move || metaahead::run(paths, excl, lead));
+        }
         let packer = crate::repo::packer::Packer::start(
             scope,
             repo,
@@ -263,6 +271,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         };
         let mut w = Walker::new(chunker, cat_ref, excl);
         w.atime = opts.atime;
+        w.lead = Some(&lead);
         w.trust_prev = trust_previous(cat_ref, prev.as_ref(), data_tier, &packs)?;
         // The walk only reads the catalog: one read transaction for all of it.
         let reading = cat_ref.read_batch()?;

@@ -71,6 +71,8 @@ pub struct Walker<'a, 'p> {
     pub trees: TreeSpool,
     /// The tree stored last (the root, once the walk is over).
     pub last_tree: Option<Tree>,
+    /// Told of every entry stat'ed, for the thread stat'ing ahead (`metaahead`).
+    pub lead: Option<&'a super::metaahead::Lead>,
 }
 
 fn unchanged(prev: &Node, now: &Node) -> bool {
@@ -105,6 +107,7 @@ impl<'a, 'p> Walker<'a, 'p> {
                     .map_or_else(std::env::temp_dir, Path::to_path_buf),
             ),
             last_tree: None,
+            lead: None,
         }
     }
 
@@ -151,6 +154,9 @@ impl<'a, 'p> Walker<'a, 'p> {
 
     /// An entry's metadata and xattrs; None (and a warning) when it cannot be stat'ed.
     fn stat(&mut self, path: &Path, name: &[u8]) -> Option<Node> {
+        if let Some(lead) = self.lead {
+            lead.step();
+        }
         let md = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {

@@ -1,0 +1,133 @@
+//! Stat'ing ahead of the walk. On a cold cache the walk waited for the disk at every
+//! directory and every inode it stat'ed, one at a time: a no-change ingest of bench/run.sh's
+//! corpus (17.6k entries) took 0.64-0.77 s cold against 0.30 s warm, most of the difference
+//! in `statx` and `getdents64`. A thread walks the same tree in the same order (names sorted,
+//! excluded paths skipped) and reads each directory and stats each entry, only so that the
+//! kernel has them cached when the walker comes. It keeps nothing, reads no file content
+//! (`readahead` does that, per directory), and stays at most `LEAD` entries ahead of the
+//! walker, so that on a tree of millions of entries it does not evict what it brought in
+//! before the walker uses it. It stops when the walk ends.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::walk::Excludes;
+
+/// Entries stat'ed ahead of the walker, at most.
+const LEAD: u64 = 8192;
+/// The walker wakes a waiting prefetcher every this many entries.
+const NOTIFY_EVERY: u64 = 64;
+
+/// How far the walker is, shared with the thread ahead of it.
+#[derive(Default)]
+pub struct Lead {
+    walked: AtomicU64,
+    done: Mutex<bool>,
+    moved: Condvar,
+}
+
+impl Lead {
+    /// The walker stat'ed one more entry.
+    pub fn step(&self) {
+        let n = self.walked.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(NOTIFY_EVERY) {
+            // Under the lock, so a prefetcher between its check and its wait is not missed.
+            let _g = self.done.lock();
+            self.moved.notify_all();
+        }
+    }
+
+    /// The walk is over (or failed): the thread ahead stops.
+    pub fn finish(&self) {
+        *self.done.lock() = true;
+        self.moved.notify_all();
+    }
+
+    /// Waits until entry number `mine` is within `LEAD` of the walker; false once the walk
+    /// is over.
+    fn wait_for(&self, mine: u64) -> bool {
+        let mut done = self.done.lock();
+        while !*done && mine > self.walked.load(Ordering::Relaxed) + LEAD {
+            self.moved.wait(&mut done);
+        }
+        !*done
+    }
+}
+
+/// Calls `Lead::finish` when dropped: the walk's every exit, a panic included, lets the
+/// thread ahead end (the scope it runs in waits for it).
+pub struct FinishOnDrop<'a>(pub &'a Lead);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// Walks `roots` as the walker will, ahead of it. Errors are the walker's to report.
+pub fn run(roots: &[PathBuf], excludes: &Excludes, lead: &Lead) {
+    let mut roots = roots.to_vec();
+    roots.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    let mut count = 0;
+    for root in roots {
+        if std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir())
+            && !dir(&root, excludes, lead, &mut count)
+        {
+            return;
+        }
+    }
+}
+
+/// One directory: its entries stat'ed, then its subdirectories in name order (the walker's
+/// order). False once the walk is over.
+fn dir(path: &Path, excludes: &Excludes, lead: &Lead, count: &mut u64) -> bool {
+    let Ok(rd) = std::fs::read_dir(path) else {
+        return true;
+    };
+    let mut names: Vec<OsString> = rd.flatten().map(|e| e.file_name()).collect();
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let mut subdirs = Vec::new();
+    for name in names {
+        let p = path.join(&name);
+        if excludes.matches(&p) {
+            continue;
+        }
+        *count += 1;
+        if !lead.wait_for(*count) {
+            return false;
+        }
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            subdirs.push(p);
+        }
+    }
+    subdirs.iter().all(|d| dir(d, excludes, lead, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thread_ahead_waits_for_the_walker_and_stops_with_it() {
+        let lead = Lead::default();
+        // Within the lead: no wait.
+        assert!(lead.wait_for(LEAD));
+        std::thread::scope(|s| {
+            let t = s.spawn(|| lead.wait_for(LEAD + NOTIFY_EVERY));
+            for _ in 0..NOTIFY_EVERY {
+                lead.step();
+            }
+            assert!(t.join().unwrap_or(false), "woken by the walker's steps");
+            let t = s.spawn(|| lead.wait_for(10 * LEAD));
+            lead.finish();
+            assert!(
+                !t.join().unwrap_or(true),
+                "woken, and told to stop, by the end of the walk"
+            );
+        });
+    }
+}
