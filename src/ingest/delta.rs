@@ -277,15 +277,18 @@ fn decode_batch(
             })
             .collect()
     };
+    if fetched.len() < 2 {
+        return decode(fetched);
+    }
     let mut first = fetched;
     let second = first.split_off(first.len() / 2);
     std::thread::scope(|s| {
         let other = s.spawn(|| decode(second));
         let mut out = decode(first);
+        // In index order, as decoded on one thread: a later candidate's feature wins.
         match other.join() {
             Ok(more) => out.extend(more),
-            // A panic there is a bug; its half is only missing bases.
-            Err(_) => tracing::warn!("decoding delta candidates failed"),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
         out
     })

@@ -6,7 +6,8 @@
 //! kernel has them cached when the walker comes. It keeps nothing, reads no file content
 //! (`readahead` does that, per directory), and stays at most `LEAD` entries ahead of the
 //! walker, so that on a tree of millions of entries it does not evict what it brought in
-//! before the walker uses it. It stops when the walk ends.
+//! before the walker uses it. It stops when the walk ends. On a warm cache it only repeats
+//! the walker's `getdents64` and `lstat` calls, on the other core.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -68,14 +69,20 @@ impl Drop for FinishOnDrop<'_> {
     }
 }
 
-/// Walks `roots` as the walker will, ahead of it. Errors are the walker's to report.
-pub fn run(roots: &[PathBuf], excludes: &Excludes, lead: &Lead) {
-    let mut roots = roots.to_vec();
-    roots.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+/// Walks `targets` (absolute, normalized, nested ones merged: the walker's, in its order)
+/// as the walker will, ahead of it. Each target counts as one entry, as the walker stats
+/// it, except `/`, which it does not. Errors are the walker's to report.
+pub fn run(targets: &[PathBuf], excludes: &Excludes, lead: &Lead) {
     let mut count = 0;
-    for root in roots {
-        if std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir())
-            && !dir(&root, excludes, lead, &mut count)
+    for target in targets {
+        if target.parent().is_some() {
+            count += 1;
+            if !lead.wait_for(count) {
+                return;
+            }
+        }
+        if std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir())
+            && !dir(target, excludes, lead, &mut count)
         {
             return;
         }

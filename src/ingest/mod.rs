@@ -123,6 +123,17 @@ impl Trie {
         t.target = true;
         t.children.clear();
     }
+
+    /// The targets under `prefix`, in the order `build_root` walks them.
+    fn targets(&self, prefix: &Path, out: &mut Vec<PathBuf>) {
+        if self.target {
+            out.push(prefix.to_path_buf());
+            return;
+        }
+        for (name, child) in &self.children {
+            child.targets(&prefix.join(OsStr::from_bytes(name)), out);
+        }
+    }
 }
 
 fn build_root(w: &mut Walker, prefix: &Path, trie: &Trie, prev: Option<&Tree>) -> Result<Tree> {
@@ -246,10 +257,13 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     let lead = metaahead::Lead::default();
     let ahead_excl = excludes(&opts.excludes)?;
     let walked = std::thread::scope(|scope| {
+        // Also on a failed walk or a panic: the scope waits for the thread ahead.
         let _finish = metaahead::FinishOnDrop(&lead);
         if opts.stream.is_none() {
-            let (paths, excl, lead) = (&opts.paths, &ahead_excl, &lead);
-            scope.spawn(move || metaahead::run(paths, excl, lead));
+            let mut targets = Vec::new();
+            trie.targets(Path::new("/"), &mut targets);
+            let (excl, lead) = (&ahead_excl, &lead);
+            scope.spawn(move || metaahead::run(&targets, excl, lead));
         }
         let packer = crate::repo::packer::Packer::start(
             scope,
@@ -282,6 +296,8 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
                 .map(|_| w.last_tree.take().unwrap_or_default()),
             None => build_root(&mut w, Path::new("/"), &trie, prev_root.as_ref()),
         };
+        // The walk is over: the thread ahead stops now, not after the uploads.
+        lead.finish();
         let root_id = root.and_then(|t| {
             let found = w.targets_found > 0 || trie.target;
             if !found && !opts.paths.is_empty() {
@@ -519,4 +535,32 @@ fn scan_size(paths: &[PathBuf], patterns: &[String]) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_come_out_merged_and_in_the_order_the_walk_takes_them() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["/b", "/a"], &["/a", "/b"]),
+            // A nested target is part of its ancestor's walk.
+            (&["/a/b", "/a", "/b"], &["/a", "/b"]),
+            // Component by component, not byte by byte: `a` before `a-b`.
+            (&["/x/a-b", "/x/a/c"], &["/x/a/c", "/x/a-b"]),
+            (&["/"], &["/"]),
+            (&["/srv", "/srv"], &["/srv"]),
+        ];
+        for (given, want) in cases {
+            let mut trie = Trie::default();
+            for p in given.iter() {
+                trie.insert(Path::new(p));
+            }
+            let mut got = Vec::new();
+            trie.targets(Path::new("/"), &mut got);
+            let want: Vec<PathBuf> = want.iter().map(PathBuf::from).collect();
+            assert_eq!(got, want, "{given:?}");
+        }
+    }
 }

@@ -59,10 +59,11 @@ const BASE_GAP: u64 = 256 * 1024;
 /// No pack is larger than this (packs are cut at 8 MiB plus one chunk).
 const PACK_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// What reading a blob costs in memory and work: its stored size, or for a delta (a few
-/// hundred bytes standing for a whole chunk) its size once rebuilt, which also means its
-/// base. Fetch and read-ahead limits count this, so a pack segment of deltas (thousands
-/// of chunks in 4 MiB) is not fetched, with every base, at once.
+/// What reading a blob costs in work: its stored size, or for a delta (a few hundred bytes
+/// standing for a whole chunk) its size once rebuilt, which also means its base. Request
+/// sizes and a reader's own read-ahead (`READ_AHEAD`) count this, so a pack segment of
+/// deltas (thousands of chunks in 4 MiB) is not fetched, with every base, at once; the
+/// room read-ahead has in the cache counts `decoded_size`.
 fn weight(l: &Location) -> u64 {
     match l.base {
         Some(_) => l.raw_len as u64,
