@@ -48,11 +48,10 @@ pub struct RestoreReport {
 
 const WRITERS: usize = 4;
 
-/// Files the walk may queue ahead of the writers. Only their chunks are read ahead
-/// (`Wanted`), so this is the read-ahead window: with 256, a restore over S3 of the churned
-/// 300k-file tree made small requests and took 83 s (62 s before `Wanted`); with 2048,
-/// 21 s (docs/benchmarks.md). Each queued file holds its directory's descriptor
-/// (`raise_fd_limit`).
+/// Files the walk may queue ahead of the writers, so that a writer never waits for the walk
+/// (directories made, hard links decided). Chunks are read ahead by pack segment
+/// (`vfs::segments`), not by what is queued. Each queued file holds its directory's
+/// descriptor (`raise_fd_limit`).
 const QUEUED_FILES: usize = 2048;
 
 /// Raises the soft limit on open files to `want` (within the hard limit), as Go does for
@@ -81,40 +80,6 @@ fn raise_fd_limit(want: u64) -> u64 {
     }
 }
 
-/// The chunks of the files queued for the writers, counted per file that needs them. The
-/// pack reader decodes only these from the pack segments it fetches: a snapshot taken after
-/// weeks of churn has its files' newer versions spread over the packs of many ingests,
-/// among blobs of versions it does not hold, and decoding (and fetching) whole segments
-/// for each such file made a restore of 300k small files take 286 s
-/// (docs/benchmarks.md, "Restore and prune after churn").
-#[derive(Default)]
-struct Wanted(Mutex<HashMap<BlobId, u32>>);
-
-impl Wanted {
-    fn add(&self, n: &Node) {
-        let mut w = self.0.lock();
-        for c in &n.chunks {
-            *w.entry(c.id).or_default() += 1;
-        }
-    }
-
-    fn done(&self, n: &Node) {
-        let mut w = self.0.lock();
-        for c in &n.chunks {
-            if let Some(k) = w.get_mut(&c.id) {
-                *k -= 1;
-                if *k == 0 {
-                    w.remove(&c.id);
-                }
-            }
-        }
-    }
-
-    fn contains(&self, id: &BlobId) -> bool {
-        self.0.lock().contains_key(id)
-    }
-}
-
 /// A file for the writer threads: where it goes (relative to the target), what it is, its
 /// directory (opened once by the walk for all of its files), and whether this restore
 /// made that directory.
@@ -131,7 +96,6 @@ struct Restorer<'a> {
     /// linking would give it the first's content.
     hardlinks: HashMap<(u64, u64), (PathBuf, Node)>,
     jobs: Sender<Job>,
-    wanted: &'a Wanted,
     report: &'a Mutex<RestoreReport>,
     /// Created once the files they point to are written.
     links: Vec<(PathBuf, PathBuf)>,
@@ -230,7 +194,6 @@ struct Writer<'a> {
     target: &'a Path,
     is_root: bool,
     report: &'a Mutex<RestoreReport>,
-    wanted: &'a Wanted,
 }
 
 fn writer(w: Writer, jobs: Receiver<Job>) {
@@ -240,7 +203,6 @@ fn writer(w: Writer, jobs: Receiver<Job>) {
         target,
         is_root,
         report,
-        wanted,
     } = w;
     for (rel, n, dir, made) in jobs {
         let mut bytes = 0;
@@ -251,7 +213,6 @@ fn writer(w: Writer, jobs: Receiver<Job>) {
                 Ok(())
             })
         });
-        wanted.done(&n);
         record(report, &target.join(&rel), result.map(|w| (w, bytes)));
     }
 }
@@ -362,7 +323,6 @@ impl Restorer<'_> {
                         d
                     }
                 };
-                self.wanted.add(n);
                 self.jobs
                     .send((rel.to_path_buf(), n.clone(), fd, dir.1))
                     .map_err(|_| Error::corrupt("restore", "writer threads stopped"))?;
@@ -431,13 +391,8 @@ pub fn restore_with_cache(
     let manifest = repo.load_manifest(snapshot)?;
     let index = Arc::new(repo.load_master_index()?);
     let lister_index = index.clone();
-    let wanted = Arc::new(Wanted::default());
-    let lister_wanted = wanted.clone();
-    let lister: PackLister = Box::new(move |pack, from, to| {
-        let mut blobs = lister_index.pack_blobs(pack, from, to);
-        blobs.retain(|(id, _)| lister_wanted.contains(id));
-        blobs
-    });
+    let lister: PackLister =
+        Box::new(move |pack, from, to| lister_index.pack_blobs(pack, from, to));
     let locate_index = index.clone();
     let locate: Locator = Box::new(move |id| locate_index.get_whole(id));
     let cache = ChunkCache::new(
@@ -468,7 +423,6 @@ pub fn restore_with_cache(
                 target,
                 is_root,
                 report: &report,
-                wanted: &wanted,
             };
             let rx = rx.clone();
             scope.spawn(move || writer(w, rx));
@@ -482,7 +436,6 @@ pub fn restore_with_cache(
             is_root,
             hardlinks: HashMap::new(),
             jobs: tx,
-            wanted: &wanted,
             report: &report,
             links: Vec::new(),
             dirs: Vec::new(),

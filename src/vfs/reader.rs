@@ -20,6 +20,9 @@ use crate::repo::pack::pack_key;
 use crate::repo::Repository;
 
 use super::chunklru::{ChunkLru, Decoded};
+use segments::Segments;
+
+mod segments;
 use super::diskcache::DiskCache;
 
 /// Chunks contiguous in one pack, fetched with one request.
@@ -41,6 +44,8 @@ struct Slot {
 /// Work for the prefetch threads.
 enum Job {
     Fetch(Group),
+    /// A restore's next segment (`Segments`), by the location of its first blob.
+    Segment(Location),
     /// Decode what readers have not claimed yet, in pack order.
     Decode(Vec<(BlobId, Arc<Slot>)>),
 }
@@ -58,6 +63,8 @@ const SEGMENTS_AHEAD: u64 = 3;
 const BASE_GAP: u64 = 256 * 1024;
 /// No pack is larger than this (packs are cut at 8 MiB plus one chunk).
 const PACK_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+/// Segments a restore keeps encoded (`Segments`).
+const SEGMENTS_KEPT: usize = 6;
 
 /// What reading a blob costs in work: its stored size, or for a delta (a few hundred bytes
 /// standing for a whole chunk) its size once rebuilt, which also means its base. Request
@@ -195,6 +202,8 @@ pub struct ChunkCache {
     /// ask queued it again (a restore queued 84 MB of job lists).
     queued: Mutex<HashSet<BlobId>>,
     mode: ReadMode,
+    /// A restore's whole segments (`ReadMode::Restore`).
+    segments: Option<Segments>,
     pub fetches: AtomicU64,
 }
 
@@ -221,6 +230,12 @@ impl ChunkCache {
             budget,
             inflight: Mutex::new(HashMap::new()),
             prefetch: Mutex::new(None),
+            segments: (mode == ReadMode::Restore).then(|| {
+                Segments::new(
+                    std::num::NonZeroUsize::new(SEGMENTS_KEPT)
+                        .unwrap_or(std::num::NonZeroUsize::MIN),
+                )
+            }),
             fetches: AtomicU64::new(0),
         });
         let (tx, rx) = unbounded::<Job>();
@@ -240,6 +255,12 @@ impl ChunkCache {
                             cache
                                 .pending
                                 .fetch_sub(decoded_size(&group), Ordering::Relaxed);
+                        }
+                        Job::Segment(loc) => {
+                            if let Some(segs) = &cache.segments {
+                                let key = (loc.pack, loc.offset / SEGMENT);
+                                let _ = segs.get(key, || cache.fetch_segment(&loc));
+                            }
                         }
                         Job::Decode(slots) => {
                             for (id, slot) in slots {
@@ -383,6 +404,13 @@ impl ChunkCache {
         if loc.base.is_some() {
             return Err(Error::corrupt(what(), "is itself a delta"));
         }
+        // A restore reads bases from their segments too; kept decoded, as many deltas
+        // may need one.
+        if let Some(segs) = &self.segments {
+            let d = self.segment_chunk(segs, id, &loc, &what())?;
+            self.insert(*id, d.clone());
+            return Ok(d);
+        }
         for _ in 0..3 {
             if let Some(d) = self.cached(id) {
                 return Ok(d);
@@ -498,6 +526,9 @@ impl ChunkCache {
                 format!("chunk {} is in no index", id.hex()),
             ));
         };
+        if let Some(segs) = &self.segments {
+            return self.segment_chunk(segs, &id, &loc, &f.path);
+        }
         self.pack_ahead(&loc);
         let failed = |why| Error::ReadFailed {
             path: f.path.clone(),
@@ -692,7 +723,7 @@ impl ChunkCache {
             i += 1;
         }
         let sequential = f.next_offset.swap(end, Ordering::Relaxed) == offset;
-        if sequential || offset == 0 {
+        if (sequential || offset == 0) && self.segments.is_none() {
             self.read_ahead(f, i.max(first + 1));
         }
         Ok(match (single, out) {
