@@ -63,8 +63,6 @@ const SEGMENTS_AHEAD: u64 = 3;
 const BASE_GAP: u64 = 256 * 1024;
 /// No pack is larger than this (packs are cut at 8 MiB plus one chunk).
 const PACK_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
-/// Segments a restore keeps encoded (`Segments`).
-const SEGMENTS_KEPT: usize = 6;
 
 /// What reading a blob costs in work: its stored size, or for a delta (a few hundred bytes
 /// standing for a whole chunk) its size once rebuilt, which also means its base. Request
@@ -232,7 +230,7 @@ impl ChunkCache {
             prefetch: Mutex::new(None),
             segments: (mode == ReadMode::Restore).then(|| {
                 Segments::new(
-                    std::num::NonZeroUsize::new(SEGMENTS_KEPT)
+                    std::num::NonZeroUsize::new(segments::KEPT)
                         .unwrap_or(std::num::NonZeroUsize::MIN),
                 )
             }),
@@ -258,8 +256,7 @@ impl ChunkCache {
                         }
                         Job::Segment(loc) => {
                             if let Some(segs) = &cache.segments {
-                                let key = (loc.pack, loc.offset / SEGMENT);
-                                let _ = segs.get(key, || cache.fetch_segment(&loc));
+                                cache.prefetch_window(segs, &loc);
                             }
                         }
                         Job::Decode(slots) => {

@@ -1,10 +1,17 @@
-//! A restore's pack reads: whole segments, each fetched once, kept encoded in a small LRU,
-//! each blob decoded by the writer that needs it.
+//! A restore's pack reads: aligned windows of a pack, each fetched once with one request and
+//! kept encoded in a small LRU, each blob decoded by the writer that needs it, the next
+//! windows of the pack read ahead on the prefetch threads.
 //!
 //! Why: a restore that fetched only the blobs of the files it had queued made one request
-//! per newly queued file once its read-ahead had passed: over Garage 682 ranged GETs for a
-//! 361 MB snapshot, most under 256 KiB, and Garage reads whole 1 MiB blocks for each
-//! (1.8 s of its CPU against restic's 0.85 s on the same data; docs/benchmarks.md).
+//! per newly queued file once its read-ahead had passed: over Garage 519-682 ranged GETs
+//! for a 361-381 MB snapshot, most under 256 KiB, and Garage reads whole 1 MiB blocks for
+//! each (1.4-1.8 s of its CPU against restic's 0.9 s on the same data). Packs hold files in
+//! the order a restore writes them, so whole windows are what it needs next
+//! (docs/benchmarks.md, "Restore by pack window").
+//!
+//! The cost: where a snapshot's files lie among many other versions (weeks of churn, no
+//! prune), a window also holds blobs the restore does not need; they are read and dropped,
+//! never decoded. Windows are small for that reason.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -14,14 +21,21 @@ use std::sync::{Arc, OnceLock};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{ChunkCache, Decoded, Job, SEGMENT};
+use super::{ChunkCache, Decoded, Job};
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::repo::index::Location;
 use crate::repo::pack::pack_key;
 
-/// Segments of a pack read ahead of a restore's writers.
-const AHEAD: u64 = 2;
+/// A restore reads packs in aligned windows of this many bytes (the blobs that start in
+/// one, with one request). Over Garage, 2 and 4 MiB restored bench/run.sh's corpus in the
+/// same time (4.7-5.5 s over four rounds each, 1 MiB 5.2-5.8 s); the smaller window reads
+/// less that is not needed where a snapshot's files lie among many other versions.
+const WINDOW: u64 = 2 << 20;
+/// Windows kept encoded (24 MiB).
+pub(super) const KEPT: usize = 12;
+/// Windows of a pack read ahead of a restore's writers.
+const AHEAD: u64 = 3;
 
 /// A segment's bytes as fetched, from `start` in its pack.
 pub struct Seg {
@@ -90,6 +104,11 @@ impl Segments {
 }
 
 impl ChunkCache {
+    /// A prefetch thread's job: the window holding `loc`.
+    pub(super) fn prefetch_window(&self, segs: &Segments, loc: &Location) {
+        let _ = segs.get((loc.pack, loc.offset / WINDOW), || self.fetch_segment(loc));
+    }
+
     /// A restore's chunk: from the cache (a chunk several files share, a delta's base), or
     /// decoded here from its segment, which is fetched whole once.
     pub(super) fn segment_chunk(
@@ -102,7 +121,7 @@ impl ChunkCache {
         if let Some(d) = self.cached(id) {
             return Ok(d);
         }
-        let key = (loc.pack, loc.offset / SEGMENT);
+        let key = (loc.pack, loc.offset / WINDOW);
         let seg = segs.get(key, || self.fetch_segment(loc));
         self.segments_ahead(segs, loc);
         let failed = |why| Error::ReadFailed {
@@ -118,10 +137,11 @@ impl ChunkCache {
 
     /// The blobs of `loc`'s segment (those that start in it), with one request.
     pub(super) fn fetch_segment(&self, loc: &Location) -> std::result::Result<Seg, String> {
-        let seg = loc.offset / SEGMENT;
-        let listed = self.lister.as_ref().map_or_else(Vec::new, |l| {
-            l(&loc.pack, seg * SEGMENT, (seg + 1) * SEGMENT)
-        });
+        let seg = loc.offset / WINDOW;
+        let listed = self
+            .lister
+            .as_ref()
+            .map_or_else(Vec::new, |l| l(&loc.pack, seg * WINDOW, (seg + 1) * WINDOW));
         let start = listed
             .iter()
             .map(|(_, l)| l.offset)
@@ -148,12 +168,12 @@ impl ChunkCache {
         let Some(lister) = self.lister.as_ref() else {
             return;
         };
-        let seg = loc.offset / SEGMENT;
+        let seg = loc.offset / WINDOW;
         for s in seg + 1..=seg + AHEAD {
             if segs.has(&(loc.pack, s)) || !self.ahead.lock().insert((loc.pack, s)) {
                 continue;
             }
-            let Some((_, first)) = lister(&loc.pack, s * SEGMENT, (s + 1) * SEGMENT)
+            let Some((_, first)) = lister(&loc.pack, s * WINDOW, (s + 1) * WINDOW)
                 .into_iter()
                 .next()
             else {
