@@ -54,8 +54,8 @@ enum Job {
 const MAX_FETCH: u64 = 4 * 1024 * 1024;
 /// How far ahead of a sequential reader to prefetch.
 const READ_AHEAD: u64 = 8 * 1024 * 1024;
-/// Packs are read in segments of this size: packs are written in file order, so the
-/// files a `cp -a` or a restore reads next are in the same or the following segments.
+/// The mount reads packs in segments of this size: packs are written in file order, so
+/// the files a `cp -a` reads next are in the same or the following segments.
 const SEGMENT: u64 = 4 * 1024 * 1024;
 /// Segments queued ahead of the one being read.
 const SEGMENTS_AHEAD: u64 = 3;
@@ -82,8 +82,8 @@ fn total_weight(g: &[(BlobId, Location)]) -> u64 {
 
 /// What a group takes in the cache once decoded: its chunks' plaintext sizes. Read-ahead's
 /// room is counted in these, as the cache is: counted by stored size, text compressed 3:1
-/// overfilled the cache threefold and evicted read-ahead before its writer came (a restore
-/// over Garage of bench/run.sh's corpus: 1,042 requests for 476 MB → 682 for 427 MB).
+/// overfilled the cache threefold and evicted read-ahead before its reader came (seen in a
+/// restore over Garage, before restores read by window: 1,042 requests for 476 MB → 682).
 fn decoded_size(g: &[(BlobId, Location)]) -> u64 {
     g.iter().map(|(_, l)| l.raw_len as u64).sum()
 }
@@ -124,9 +124,9 @@ pub enum ReadMode {
     /// the response to the prefetch threads (latency); every chunk is hashed against its
     /// id, since nothing downstream checks what a program reads.
     Mount,
-    /// A restore: a miss decodes the whole response at once, so fewer responses wait in
-    /// memory (throughput and RSS); chunk ids are not hashed, because the caller checks
-    /// every file's whole-content blake3 (or, for a file without one, each chunk with
+    /// A restore: packs are read in whole windows (`segments`), each blob decoded by the
+    /// writer that needs it; chunk ids are not hashed, because the caller checks every
+    /// file's whole-content blake3 (or, for a file without one, each chunk with
     /// `check_id`).
     Restore,
 }
@@ -200,7 +200,7 @@ pub struct ChunkCache {
     /// ask queued it again (a restore queued 84 MB of job lists).
     queued: Mutex<HashSet<BlobId>>,
     mode: ReadMode,
-    /// A restore's whole segments (`ReadMode::Restore`).
+    /// A restore's pack windows (`ReadMode::Restore`, `segments`).
     segments: Option<Segments>,
     pub fetches: AtomicU64,
 }
@@ -223,15 +223,19 @@ impl ChunkCache {
             mode,
             ahead: Mutex::new(HashSet::new()),
             queued: Mutex::new(HashSet::new()),
-            lru: Mutex::new(ChunkLru::new(budget)),
+            // A restore keeps only delta bases decoded; its windows take the rest.
+            lru: Mutex::new(ChunkLru::new(match mode {
+                ReadMode::Restore => budget / 4,
+                ReadMode::Mount => budget,
+            })),
             pending: AtomicU64::new(0),
             budget,
             inflight: Mutex::new(HashMap::new()),
             prefetch: Mutex::new(None),
             segments: (mode == ReadMode::Restore).then(|| {
+                let kept = (budget * 3 / 4 / segments::WINDOW_BYTES).max(segments::MIN_KEPT);
                 Segments::new(
-                    std::num::NonZeroUsize::new(segments::KEPT)
-                        .unwrap_or(std::num::NonZeroUsize::MIN),
+                    std::num::NonZeroUsize::new(kept).unwrap_or(std::num::NonZeroUsize::MIN),
                 )
             }),
             fetches: AtomicU64::new(0),
@@ -401,10 +405,13 @@ impl ChunkCache {
         if loc.base.is_some() {
             return Err(Error::corrupt(what(), "is itself a delta"));
         }
-        // A restore reads bases from their segments too; kept decoded, as many deltas
+        // A restore reads bases from their windows too; kept decoded, as many deltas
         // may need one.
         if let Some(segs) = &self.segments {
-            let d = self.segment_chunk(segs, id, &loc, &what())?;
+            if let Some(d) = self.cached(id) {
+                return Ok(d);
+            }
+            let d = self.window_chunk(segs, id, &loc, &what(), true)?;
             self.insert(*id, d.clone());
             return Ok(d);
         }
@@ -524,7 +531,7 @@ impl ChunkCache {
             ));
         };
         if let Some(segs) = &self.segments {
-            return self.segment_chunk(segs, &id, &loc, &f.path);
+            return self.window_chunk(segs, &id, &loc, &f.path, false);
         }
         self.pack_ahead(&loc);
         let failed = |why| Error::ReadFailed {
@@ -551,7 +558,7 @@ impl ChunkCache {
                     _ if attempt == 0 => self.run_from(f, i, 1024 * 1024),
                     _ => vec![(id, loc)],
                 };
-                let _ = self.fetch(&group, self.mode == ReadMode::Restore);
+                let _ = self.fetch(&group, false);
                 slot = self.inflight.lock().get(&id).cloned();
             }
             if let Some(slot) = slot {
@@ -566,9 +573,7 @@ impl ChunkCache {
     }
 
     /// Of a segment's blobs, the run holding `id`, fetched now; the others are read ahead.
-    /// The mount lists every blob of a segment (one run); a restore lists only the blobs
-    /// its queued files need, and the bytes between two of them far apart are not worth
-    /// a read.
+    /// A segment listed whole is one run; blobs far apart would be separate runs.
     fn our_run(&self, segment: Group, id: &BlobId) -> Group {
         let mut all = runs(segment, BASE_GAP);
         let ours = all
@@ -658,7 +663,7 @@ impl ChunkCache {
     }
 
     /// Queues the blobs (in pack order) not cached, in flight or queued, in runs one
-    /// request each (a restore lists only the blobs it needs: small gaps are read over).
+    /// request each (small gaps between them are read over).
     fn queue_groups(&self, blobs: Vec<(BlobId, Location)>) {
         let Some(tx) = self.prefetch.lock().clone() else {
             return;
@@ -689,7 +694,7 @@ impl ChunkCache {
     }
 
     /// Reads `size` bytes at `offset`; holes read as zeros. A read within one chunk (most
-    /// FUSE reads, every restore read) is a slice of the cached chunk: no copy.
+    /// FUSE reads, every restore read) is a slice of one decoded chunk: no copy.
     pub fn read(&self, f: &OpenFile, offset: u64, size: u32) -> Result<ReadBuf> {
         let end = (offset + size as u64).min(f.size);
         if offset >= end {
