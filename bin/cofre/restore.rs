@@ -15,8 +15,9 @@ pub struct Args {
     target: PathBuf,
     #[arg(long)]
     set: Option<String>,
-    /// Memory for decoded chunks, in MiB: more reads further ahead (faster from S3),
-    /// less keeps the process smaller (24: under 100 MB).
+    /// Memory for reading packs, in MiB: three quarters hold pack windows (fetched once,
+    /// decoded as files need them), a quarter decoded delta bases. More fetches less twice
+    /// from S3; the default keeps a restore under 100 MB.
     #[arg(long, default_value_t = cofre::DEFAULT_CACHE_MIB)]
     cache_mib: usize,
 }
