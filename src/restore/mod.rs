@@ -49,7 +49,7 @@ pub struct RestoreReport {
 const WRITERS: usize = 4;
 
 /// Files the walk may queue ahead of the writers, so that a writer never waits for the walk
-/// (directories made, hard links decided). Chunks are read ahead by pack segment
+/// (directories made, hard links decided). Chunks are read ahead by pack window
 /// (`vfs::reader::segments`), not by what is queued. Each queued file holds its directory's
 /// descriptor (`raise_fd_limit`).
 const QUEUED_FILES: usize = 2048;

@@ -20,10 +20,10 @@ use crate::repo::pack::pack_key;
 use crate::repo::Repository;
 
 use super::chunklru::{ChunkLru, Decoded};
+use super::diskcache::DiskCache;
 use segments::Segments;
 
 mod segments;
-use super::diskcache::DiskCache;
 
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
@@ -44,7 +44,7 @@ struct Slot {
 /// Work for the prefetch threads.
 enum Job {
     Fetch(Group),
-    /// A restore's next segment (`Segments`), by the location of its first blob.
+    /// A restore's next pack window (`segments`), by the location of its first blob.
     Segment(Location),
     /// Decode what readers have not claimed yet, in pack order.
     Decode(Vec<(BlobId, Arc<Slot>)>),
