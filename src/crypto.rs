@@ -40,6 +40,11 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// Both keys equal.
+    pub fn same_as(&self, other: &Keys) -> bool {
+        self.enc == other.enc && self.id == other.id
+    }
+
     pub fn random() -> Keys {
         let mut k = Keys {
             enc: [0; 32],

@@ -43,6 +43,7 @@
 // The session and what its operations take and return.
 pub use catalog::sync::SyncReport;
 pub use check::{CheckRecord, CheckReport, ReadData};
+pub use copy::{CopiedSnapshot, CopyOptions, CopyReport};
 pub use drill::{record::DrillRecord, sets_to_drill, Copier, DrillArgs, SetReport};
 pub use error::{Error, Result};
 pub use forget::{
@@ -86,6 +87,8 @@ pub mod catalog;
 pub mod check;
 #[doc(hidden)]
 pub mod config;
+#[doc(hidden)]
+pub mod copy;
 #[doc(hidden)]
 pub mod crypto;
 #[doc(hidden)]

@@ -7,6 +7,7 @@ mod catalog;
 mod check;
 mod completion;
 mod config;
+mod copy;
 mod diff;
 mod drill;
 mod find;
@@ -121,6 +122,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: schedule::Cmd,
     },
+    /// Copy snapshots, as they are, into a second repository made with
+    /// `init --copy-params-from` (an offsite copy); a second run copies nothing.
+    Copy(copy::Args),
     /// Check or show the configuration file.
     Config {
         #[command(subcommand)]
@@ -214,6 +218,11 @@ pub fn parse_time(flag: &str, s: &str) -> Result<(i64, u32)> {
     Ok((t.unix_timestamp(), t.nanosecond()))
 }
 
+/// Bytes as MiB with one decimal, for people.
+pub fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
 /// `SNAPSHOT[:PATH]` → (snapshot, path), path defaulting to `/`.
 pub fn split_spec(spec: &str) -> (&str, &str) {
     match spec.split_once(':') {
@@ -294,6 +303,7 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
         Cmd::Metrics(a) => metrics::run(&ctx, a),
         Cmd::Serve(a) => serve::run(&ctx, a, rt),
         Cmd::Schedule { cmd } => schedule::run(&ctx, cmd),
+        Cmd::Copy(a) => copy::run(&ctx, a),
         Cmd::Config { cmd } => config::run(&ctx, cmd),
         Cmd::Key { cmd } => key::run(&ctx, cmd),
         Cmd::Catalog { cmd } => catalog::run(&ctx, cmd),

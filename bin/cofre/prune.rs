@@ -26,10 +26,6 @@ impl From<Args> for PruneOptions {
     }
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     let report = ctx.session()?.prune(PruneOptions::from(a))?;
     if ctx.json {
@@ -47,23 +43,23 @@ pub fn finish(ctx: &Ctx, report: &PruneReport) -> Result<i32> {
             "{} snapshots; {} packs, {} ({} used)",
             s.snapshots,
             s.packs_total,
-            mib(s.bytes_total),
-            mib(s.bytes_used)
+            crate::mib(s.bytes_total),
+            crate::mib(s.bytes_used)
         );
         let verb = if report.dry_run { "would" } else { "will" };
         println!(
             "{verb} delete {} packs ({}), repack {} packs ({}, {} of it still used), replace {} index objects",
             s.packs_delete,
-            mib(s.bytes_delete),
+            crate::mib(s.bytes_delete),
             s.packs_repack,
-            mib(s.bytes_repack),
-            mib(s.bytes_repack_used),
+            crate::mib(s.bytes_repack),
+            crate::mib(s.bytes_repack_used),
             s.index_objects_replaced
         );
         let mut classes: Vec<_> = s.freed_by_class.iter().collect();
         classes.sort_by_key(|(c, _)| c.as_str());
         for (class, t) in classes {
-            println!("  {class}: {} packs, {}", t.packs, mib(t.bytes));
+            println!("  {class}: {} packs, {}", t.packs, crate::mib(t.bytes));
         }
         for p in &s.packs_unreadable {
             eprintln!("warning: {p} kept: its header cannot be read");
@@ -72,10 +68,10 @@ pub fn finish(ctx: &Ctx, report: &PruneReport) -> Result<i32> {
             println!(
                 "deleted {} packs ({}), wrote {} packs ({}): freed {} in {:.1}s",
                 e.packs_deleted,
-                mib(e.bytes_deleted),
+                crate::mib(e.bytes_deleted),
                 e.packs_written,
-                mib(e.bytes_written),
-                mib(e.bytes_deleted.saturating_sub(e.bytes_written)),
+                crate::mib(e.bytes_written),
+                crate::mib(e.bytes_deleted.saturating_sub(e.bytes_written)),
                 report.duration_secs
             );
             for f in &e.delete_failures {

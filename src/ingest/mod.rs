@@ -324,11 +324,11 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
                 Ok((root_id, summary, warnings, unreadable, trees, written))
             }
             (Err(e), Ok(written)) => {
-                discard_if_ours(repo, &lock, &written.packs);
+                crate::repo::commit::discard_if_ours(repo, &lock, &written.packs);
                 Err(e)
             }
             (r, Err((e, packs))) => {
-                discard_if_ours(repo, &lock, &packs);
+                crate::repo::commit::discard_if_ours(repo, &lock, &packs);
                 Err(r.err().unwrap_or(e))
             }
         }
@@ -340,31 +340,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     summary.bytes_added = written.bytes_added;
     summary.delta_chunks = written.deltas;
     summary.delta_chunk_bytes = written.delta_raw_bytes;
-    // Our lock judged stale and removed means a prune may be deleting what we reuse. Our
-    // packs stay: that prune may have listed them in its new index already, and a later
-    // prune deletes them once they are old enough and still unused.
-    lock.check()?;
     let index = IndexFile {
         packs: written.packs,
     };
-    let index_name = match index.packs.is_empty() {
-        true => None,
-        false => Some(repo.save_index(&index)?),
-    };
-    // Checked again right before the commit point: had we stalled before or during the
-    // index PUT, a prune may have taken our packs for a dead ingest's, indexed or deleted
-    // them; our index object would then name packs that are gone, so it is settled
-    // (`withdraw`).
-    if let Err(e) = lock.check() {
-        let ours = index_name.as_deref().map(|n| (n, &index));
-        if let Err(w) = withdraw(repo, ours, None) {
-            tracing::warn!(
-                "index/{} not settled ({w}); the next prune replaces it",
-                index_name.as_deref().unwrap_or("")
-            );
-        }
-        return Err(e);
-    }
     let id_ = repo.env().identity();
     let (hostname, username) = (id_.hostname.clone(), id_.username.clone());
     let manifest = Manifest {
@@ -386,26 +364,9 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
                 .unwrap_or_else(|| "STANDARD".to_string()),
         ),
     };
-    let id = repo.save_manifest(&manifest)?;
-    // Had we stalled between the check above and this PUT for longer than the stale time,
-    // a prune may have removed our lock, not seen this manifest, and deleted data it
-    // needs. A prune must remove our lock object before it plans, so if the object is
-    // still there, none did; if it is gone, the snapshot is withdrawn (docs/prune.md).
-    // Only a lock confirmed gone withdraws the snapshot; a store error while asking
-    // (a 5xx, a timeout) proves nothing, and the snapshot stays, as before this check.
-    match lock.still_held() {
-        Ok(()) => {}
-        Err(e @ Error::LockLost(_)) => {
-            let ours = index_name.as_deref().map(|n| (n, &index));
-            return Err(match withdraw(repo, ours, Some(&id)) {
-                Ok(()) => e,
-                Err(d) => Error::LockLost(format!(
-                    "{e}; snapshot {id} may be incomplete and could not be withdrawn ({d}): `cofre forget {id}`"
-                )),
-            });
-        }
-        Err(e) => tracing::warn!("snapshot {id} kept: our lock could not be confirmed ({e})"),
-    }
+    let committed =
+        crate::repo::commit::commit(repo, &lock, &index, || repo.save_manifest(&manifest))?;
+    let (index_name, id) = (committed.index, committed.snapshot);
     drop(lock);
     // The snapshot is committed. A catalog failure now is repaired by the next sync.
     if let Err(e) = record(cat, index_name.as_deref(), &index, trees, &id, &manifest) {
@@ -424,7 +385,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
 
 /// The packs this ingest may reuse data from: those in the store listing that no doomed
 /// list names. Read under our lock: a prune that removes it later writes its list first.
-fn reusable_packs(repo: &Repository) -> Result<HashSet<crate::crypto::BlobId>> {
+pub(crate) fn reusable_packs(repo: &Repository) -> Result<HashSet<crate::crypto::BlobId>> {
     let doomed = crate::repo::doomed::load(repo)?;
     let mut packs = repo.pack_ids()?;
     if let Some(why) = doomed.reuse_blocked() {
@@ -451,50 +412,6 @@ fn trust_previous(
         .and_then(|p| p.manifest.data_class.as_deref())
         .is_some_and(|c| crate::repo::index::tier(Some(c)) <= data_tier);
     Ok(class_ok && cat.packs()?.is_subset(listed))
-}
-
-/// Takes back what an ingest that lost its lock wrote. Its manifest goes (no snapshot may
-/// name data a prune may have deleted meanwhile). Its index object stays — another ingest
-/// may already dedup against it — unless it names a pack that is gone (a prune took it for
-/// a dead ingest's leftover): then the packs still there are listed in a new index object
-/// first, and the old one is deleted, so no reader is sent to a missing pack. Packs stay
-/// for prune.
-fn withdraw(
-    repo: &Repository,
-    index: Option<(&str, &IndexFile)>,
-    snapshot: Option<&str>,
-) -> Result<()> {
-    use crate::repo::file::FileType;
-    if let Some(id) = snapshot {
-        repo.delete(FileType::Snapshot, id)?;
-    }
-    let Some((name, file)) = index else {
-        return Ok(());
-    };
-    let listed = repo.pack_ids()?;
-    let (present, missing): (Vec<_>, Vec<_>) = file
-        .packs
-        .iter()
-        .cloned()
-        .partition(|p| listed.contains(&p.id));
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !present.is_empty() {
-        repo.save_index(&IndexFile { packs: present })?;
-    }
-    repo.delete(FileType::Index, name)
-}
-
-/// Removes the packs of an ingest that does not commit, if our lock is still ours.
-fn discard_if_ours(repo: &Repository, lock: &Lock, packs: &[crate::repo::index::IndexPack]) {
-    match lock.check() {
-        Ok(()) => crate::repo::packer::discard(repo, packs),
-        Err(e) => tracing::warn!(
-            "{} pack(s) of this ingest left for prune to collect: {e}",
-            packs.len()
-        ),
-    }
 }
 
 fn record(

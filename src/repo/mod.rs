@@ -1,6 +1,7 @@
 //! The repository: keys, config and typed, encrypted objects on top of a store.
 //! Store keys: `config`, `keys/<id>`, `data/<xx>/<pack>`, `index/<id>`, `snapshots/<id>`.
 
+pub mod commit;
 pub mod compress;
 pub mod doomed;
 pub mod env;
@@ -117,11 +118,6 @@ impl Repository {
         password: &[u8],
         compression: compress::Compression,
     ) -> Result<Repository> {
-        match block(&rt, store.head(&FileType::Config.key(""))) {
-            Ok(_) => return Err(Error::RepositoryExists(store.location())),
-            Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
         let keys = Keys::random();
         let config = Config {
             version: FORMAT_VERSION,
@@ -134,6 +130,44 @@ impl Repository {
             chunk_seed: keys.chunk_seed(),
             compression: Some(compression),
         };
+        Self::create(store, rt, password, keys, config)
+    }
+
+    /// A new repository with `from`'s keys, chunker and pack parameters, and a password of
+    /// its own (`init --copy-params-from`): the same file chunks to the same blobs in both,
+    /// so `copy` moves blobs and manifests between them as they are (snapshot ids kept),
+    /// and either one's ingest dedups against what was copied.
+    pub fn init_copying(
+        store: DynStore,
+        rt: Handle,
+        password: &[u8],
+        from: &Repository,
+    ) -> Result<Repository> {
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            ..from.config.clone()
+        };
+        Self::create(store, rt, password, from.keys.clone(), config)
+    }
+
+    /// Whether blobs and manifests sealed by `other` open here, unchanged.
+    pub fn shares_keys_with(&self, other: &Repository) -> bool {
+        self.keys.same_as(&other.keys) && self.config.chunk_seed == other.config.chunk_seed
+    }
+
+    fn create(
+        store: DynStore,
+        rt: Handle,
+        password: &[u8],
+        keys: Keys,
+        config: Config,
+    ) -> Result<Repository> {
+        match block(&rt, store.head(&FileType::Config.key(""))) {
+            Ok(_) => return Err(Error::RepositoryExists(store.location())),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let kf_bytes = KeyFile::wrap(&keys, password, now_rfc3339())?.to_bytes()?;
         let key_name = blake3::hash(&kf_bytes).to_hex().to_string();
         block(&rt, store.put(&FileType::Key.key(&key_name), kf_bytes))?;
@@ -395,6 +429,23 @@ impl Repository {
     pub fn save_manifest(&self, m: &Manifest) -> Result<String> {
         let plain = serde_json::to_vec(m).map_err(|e| Error::corrupt("manifest", e.to_string()))?;
         self.put_sealed(FileType::Snapshot, &plain, SNAPSHOT_AAD)
+    }
+
+    /// A manifest as stored, checked against its name and key: `copy` stores these very
+    /// bytes in a repository with the same keys, so the snapshot keeps its id.
+    pub fn sealed_manifest(&self, id: &str) -> Result<Vec<u8>> {
+        let key = FileType::Snapshot.key(id);
+        let sealed = self.get_raw(&key, None)?;
+        self.open_sealed(&key, sealed.clone(), SNAPSHOT_AAD)?;
+        Ok(sealed)
+    }
+
+    /// Whether `sealed` is blob `id` as this repository's keys sealed it (the AEAD, bound
+    /// to the id): `copy` moves blobs without decoding them, but never a damaged one.
+    pub fn authenticate_blob(&self, id: &BlobId, sealed: &[u8]) -> Result<()> {
+        self.keys
+            .open(sealed, &id.0, &format!("blob {}", id.hex()))
+            .map(|_| ())
     }
 
     pub fn load_manifest(&self, id: &str) -> Result<Manifest> {

@@ -21,6 +21,9 @@ struct Job {
     kind: BlobKind,
     /// Similar stored whole chunks (ids, their bytes concatenated) to try a delta on.
     base: Option<(Bases, Arc<Vec<u8>>)>,
+    /// `raw` is a blob sealed already (`copy`, between repositories sharing keys): its
+    /// length before encoding and the bases it needs, as its source index says.
+    sealed: Option<(usize, Option<Bases>)>,
 }
 
 /// A delta is stored only when it is at most this fraction of the chunk stored whole:
@@ -146,8 +149,13 @@ impl<'scope> Packer<'scope> {
                 let failed = failed.clone();
                 scope.spawn(move || {
                     for job in rx.iter().flatten() {
-                        let (plain, base) = encode(&job, compression);
-                        let encoded = repo.seal_blob(&job.id, &plain);
+                        let (encoded, raw_len, base) = match job.sealed {
+                            Some((raw_len, base)) => (job.raw, raw_len, base),
+                            None => {
+                                let (plain, base) = encode(&job, compression);
+                                (repo.seal_blob(&job.id, &plain), job.raw.len(), base)
+                            }
+                        };
                         let full = {
                             let mut st = state.lock();
                             if st.error.is_some() {
@@ -155,14 +163,14 @@ impl<'scope> Packer<'scope> {
                             }
                             if base.is_some() {
                                 st.deltas += 1;
-                                st.delta_raw_bytes += job.raw.len() as u64;
+                                st.delta_raw_bytes += raw_len as u64;
                             }
                             let b = if job.kind == BlobKind::Data {
                                 &mut st.data
                             } else {
                                 &mut st.tree
                             };
-                            b.add(job.id, &encoded, job.raw.len(), base);
+                            b.add(job.id, &encoded, raw_len, base);
                             (b.len() >= pack_size)
                                 .then(|| std::mem::replace(b, PackBuilder::new(job.kind)))
                         };
@@ -200,15 +208,45 @@ impl<'scope> Packer<'scope> {
         self.check()?;
         // A format 2 repository cannot hold deltas.
         let base = base.filter(|_| !self.repo.legacy());
+        self.queue(Job {
+            id,
+            raw,
+            kind,
+            base,
+            sealed: None,
+        })
+    }
+
+    /// Queues a blob sealed by a repository with the same keys (`copy`), as it is: no
+    /// compression, no encryption. `raw_len` and `base` are its source index entry's.
+    pub fn add_sealed(
+        &self,
+        id: BlobId,
+        sealed: Vec<u8>,
+        kind: BlobKind,
+        raw_len: usize,
+        base: Option<Bases>,
+    ) -> Result<()> {
+        self.check()?;
+        if base.is_some() && self.repo.legacy() {
+            return Err(Error::InvalidArgument(
+                "the target repository is in format 2, which cannot hold the source's delta blobs: make it with this cofre".into(),
+            ));
+        }
+        self.queue(Job {
+            id,
+            raw: sealed,
+            kind,
+            base: None,
+            sealed: Some((raw_len, base)),
+        })
+    }
+
+    fn queue(&self, job: Job) -> Result<()> {
         let batch = {
             let mut p = self.pending.lock();
-            p.1 += raw.len();
-            p.0.push(Job {
-                id,
-                raw,
-                kind,
-                base,
-            });
+            p.1 += job.raw.len();
+            p.0.push(job);
             (p.1 >= BATCH_BYTES || p.0.len() >= BATCH_BLOBS).then(|| std::mem::take(&mut *p))
         };
         match batch {

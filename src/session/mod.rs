@@ -158,6 +158,21 @@ impl Session {
         Ok(Session::from_parts(opts, repo, rt))
     }
 
+    /// Creates a repository that shares `from`'s keys and chunker, with a password of its
+    /// own, so that `copy` moves snapshots into it as they are (`init --copy-params-from`).
+    pub fn init_copying(opts: OpenOptions, from: &Session) -> Result<Session> {
+        let rt = Runtime::new(opts.runtime.clone())?;
+        let store = crate::store::open(opts.url()?, &rt.handle())?;
+        let pw = opts.password.get(true)?;
+        if pw.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an empty password protects nothing".into(),
+            ));
+        }
+        let repo = Repository::init_copying(store, rt.handle(), &pw, &from.repo)?;
+        Ok(Session::from_parts(opts, repo, rt))
+    }
+
     fn from_parts(opts: OpenOptions, repo: Repository, rt: Runtime) -> Session {
         let catalog = opts
             .catalog
