@@ -1,0 +1,336 @@
+//! `cofre copy` into a second repository made with `init --copy-params-from`: every
+//! snapshot keeps its id and restores exactly from the copy (trees, chunks, delta bases),
+//! a second copy writes nothing, a copy killed anywhere resumes and never shows a partial
+//! snapshot, and a target with other keys is refused.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+
+const TARGET_PASSWORD: &str = "another password for the offsite copy";
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+/// A table dump of `rows` rows where every 97th row reads `version` (a dump that changed a
+/// little: the next snapshot stores its changed chunks as deltas).
+fn dump(rows: usize, version: u32) -> Vec<u8> {
+    let mut out = String::from("COPY public.orders (id, customer, note) FROM stdin;\n");
+    for i in 0..rows {
+        let v = if i % 97 == 0 { version } else { 0 };
+        let n = noise(16, (i as u64) << 8 | u64::from(v));
+        out.push_str(&format!(
+            "{i}\tcustomer-{}\t{}\tv{v}\n",
+            i % 7919,
+            hex::encode(n)
+        ));
+    }
+    out.into_bytes()
+}
+
+/// Three snapshots in two sets; the source tree of each is kept beside, for comparison.
+/// Returns (set, expected tree) per snapshot, oldest first.
+fn history(env: &Env) -> Vec<(&'static str, std::path::PathBuf)> {
+    let src = env.path("src");
+    make_awkward_tree(&src.join("files"));
+    std::fs::create_dir_all(src.join("db")).expect("mkdir");
+    let mut out = Vec::new();
+    for (g, set) in [(1, "db"), (2, "db"), (3, "files")] {
+        std::fs::write(src.join("db/app.sql"), dump(40_000, g)).expect("write");
+        std::fs::write(src.join(format!("files/gen-{g}")), noise(300_000, g.into()))
+            .expect("write");
+        let r = env.json(&["ingest", "--set", set, s(&src)]);
+        // The second dump of its set: its changed chunks are stored as deltas.
+        if g == 2 {
+            assert!(
+                r["summary"]["delta_chunks"].as_u64().expect("deltas") > 0,
+                "generation {g} stored no delta, so no base would be copied: {r}"
+            );
+        }
+        let expect = env.path(&format!("expect-{g}"));
+        copy_dir(&src, &expect);
+        out.push((set, expect));
+    }
+    out
+}
+
+/// `cofre` against the target repository (its own password and catalog).
+fn target(env: &Env, url: &str, vars: &[(String, String)]) -> Env {
+    let mut t = env.other_host("target-host");
+    t.url = Some(url.to_string());
+    t.vars = vars.to_vec();
+    t.vars
+        .push(("COFRE_PASSWORD".into(), TARGET_PASSWORD.into()));
+    t
+}
+
+/// `cofre copy --to` from the source `env`, with the target's password and store settings.
+fn copy_cmd(env: &Env, to: &Env) -> Command {
+    let mut c = env.cmd();
+    c.envs(
+        to.vars
+            .iter()
+            .filter(|(k, _)| k != "COFRE_PASSWORD")
+            .map(|(k, v)| (k, v)),
+    )
+    .env("COFRE_TO_PASSWORD", TARGET_PASSWORD)
+    .args(["copy", "--to", to.url.as_deref().expect("url")]);
+    c
+}
+
+fn init_target(env: &Env, to: &Env) {
+    to.cmd()
+        .env("COFRE_FROM_PASSWORD", PASSWORD)
+        .args(["init", "--copy-params-from", s(&env.repo())])
+        .status()
+        .expect("init")
+        .success()
+        .then_some(())
+        .expect("init --copy-params-from");
+}
+
+/// Restores `spec` from `env` into a new directory `dir`, twice (into an empty target, then
+/// over what the first left), and insists both times that the tree once at `src` is now
+/// exactly `expect`, content and metadata.
+fn restores_as(env: &Env, spec: &str, dir: &str, src: &Path, expect: &Path) {
+    let target = env.path(dir);
+    for mode in ["into an empty target", "over the restored tree"] {
+        env.ok(&["restore", spec, "--target", s(&target)]);
+        assert_eq!(
+            compare_trees(expect, &restored(&target, src)),
+            Vec::<String>::new(),
+            "{spec}, {mode}"
+        );
+    }
+    assert_eq!(restore_leftovers(&target), Vec::<std::path::PathBuf>::new());
+    std::fs::remove_dir_all(&target).expect("cleanup");
+}
+
+fn ids(env: &Env) -> Vec<String> {
+    let mut v: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_json(env: &Env, to: &Env) -> serde_json::Value {
+    let out = copy_cmd(env, to).arg("--json").output().expect("copy");
+    assert!(
+        out.status.success(),
+        "copy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn a_copy_to_s3_keeps_ids_restores_exactly_and_a_second_copy_writes_nothing() {
+    let garage = Garage::start();
+    let env = Env::new();
+    env.init();
+    let gens = history(&env);
+    let remote = Env::s3(&garage);
+    let to = target(&env, remote.url.as_deref().expect("url"), &garage.vars);
+    init_target(&env, &to);
+
+    // A dry run says what it would copy and writes nothing.
+    let dry = {
+        let out = copy_cmd(&env, &to)
+            .args(["--dry-run", "--json"])
+            .output()
+            .expect("copy");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    assert_eq!(dry["copied"].as_array().expect("list").len(), 3, "{dry}");
+    assert_eq!(ids(&to), Vec::<String>::new(), "a dry run copied something");
+
+    let first = copy_json(&env, &to);
+    assert_eq!(
+        first["copied"].as_array().expect("list").len(),
+        3,
+        "{first}"
+    );
+    assert_eq!(first["blobs"], dry["blobs"], "the dry run's estimate");
+    assert_eq!(ids(&to), ids(&env), "the same snapshot ids on both sides");
+
+    // Each snapshot restores exactly from the copy, in both restore modes.
+    for (i, (set, expect)) in gens.iter().enumerate() {
+        let id = &first["copied"][i]["id"];
+        assert_eq!(first["copied"][i]["set"], *set);
+        let spec = format!("{}:{}", id.as_str().expect("id"), s(&env.path("src")));
+        restores_as(&to, &spec, &format!("r-{i}"), &env.path("src"), expect);
+    }
+    to.ok(&["check", "--read-data"]);
+
+    // Again: nothing to copy, and nothing written to either store but the source's lock.
+    let log = env.path("second-copy.log");
+    let out = copy_cmd(&env, &to)
+        .env("COFRE_TEST_CALL_LOG", &log)
+        .arg("--json")
+        .output()
+        .expect("copy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        again["copied"].as_array().expect("list").len(),
+        0,
+        "{again}"
+    );
+    assert_eq!(again["present"], 3, "{again}");
+    let calls = std::fs::read_to_string(&log).expect("call log");
+    let writes: Vec<&str> = calls
+        .lines()
+        .filter(|l| {
+            let mut w = l.split(' ').skip(1);
+            let (op, key) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+            op == "put" && !key.starts_with("locks/")
+        })
+        .collect();
+    assert_eq!(writes, Vec::<&str>::new(), "a second copy wrote objects");
+
+    // A new snapshot on the source: only it is copied, and only what it added.
+    std::fs::write(env.path("src/files/gen-4"), noise(200_000, 4)).expect("write");
+    env.ok(&["ingest", "--set", "files", s(&env.path("src"))]);
+    let third = copy_json(&env, &to);
+    assert_eq!(
+        third["copied"].as_array().expect("list").len(),
+        1,
+        "{third}"
+    );
+    assert!(
+        third["bytes"].as_u64().expect("bytes") < 400_000,
+        "the new snapshot's copy sent more than its new data: {third}"
+    );
+    // A bare machine with the target's bucket and password sees every snapshot.
+    let bare = to.other_host("bare");
+    assert_eq!(ids(&bare), ids(&env));
+    bare.ok(&["check"]);
+}
+
+#[test]
+fn a_target_with_other_keys_is_refused_and_left_unchanged() {
+    let env = Env::new();
+    env.init();
+    std::fs::create_dir_all(env.path("src")).expect("mkdir");
+    std::fs::write(env.path("src/a"), noise(10_000, 1)).expect("write");
+    env.ok(&["ingest", s(&env.path("src"))]);
+    let to = target(&env, s(&env.path("plain-target")), &[]);
+    to.init();
+    let before = walk(&env.path("plain-target"));
+    let out = copy_cmd(&env, &to).output().expect("copy");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--copy-params-from"), "{err}");
+    assert_eq!(walk(&env.path("plain-target")), before);
+}
+
+#[test]
+fn a_copy_killed_at_many_points_resumes_and_never_shows_a_partial_snapshot() {
+    let env = Env::new();
+    env.init();
+    let gens = history(&env);
+    let to = target(&env, s(&env.path("target")), &[]);
+    init_target(&env, &to);
+    let pristine = env.path("target-pristine");
+    copy_dir(&env.path("target"), &pristine);
+
+    // Every store call a whole copy makes (both stores', one at a time), on the target.
+    let log = env.path("calls.log");
+    let out = copy_cmd(&env, &to)
+        .env("COFRE_TEST_CALL_LOG", &log)
+        .output()
+        .expect("copy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total = std::fs::read_to_string(&log).expect("log").lines().count() as u64;
+    assert!(total > 20, "{total} calls");
+
+    let want = ids(&env);
+    let mut partial_states = std::collections::BTreeSet::new();
+    for n in (1..=total).step_by((total as usize / 30).max(1)) {
+        copy_dir(&pristine, &env.path("target"));
+        let st = copy_cmd(&env, &to)
+            .env("COFRE_TEST_KILL_AT_CALL", n.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("copy");
+        use std::os::unix::process::ExitStatusExt;
+        if st.signal() != Some(libc::SIGKILL) {
+            // Each store counts its own calls: past the end of both, the copy completes.
+            assert!(st.success(), "copy at kill point {n}: {st}");
+        }
+        // Whatever the target shows is whole: every byte of every snapshot it lists reads.
+        let shown = ids(&to);
+        assert!(shown.iter().all(|i| want.contains(i)), "{shown:?}");
+        to.ok(&["check", "--read-data"]);
+        partial_states.insert(shown.len());
+        // And the next copy completes it.
+        copy_json(&env, &to);
+        assert_eq!(ids(&to), want, "after a kill at call {n}");
+        let (_, expect) = &gens[2];
+        let latest = format!("{}:{}", want_latest(&to), s(&env.path("src")));
+        restores_as(&to, &latest, &format!("r-{n}"), &env.path("src"), expect);
+    }
+    // The kills landed before the first commit, between commits, and after the last.
+    assert!(
+        partial_states.len() >= 3,
+        "snapshots shown after kills: {partial_states:?}"
+    );
+}
+
+/// The id of the newest snapshot of the `files` set.
+fn want_latest(env: &Env) -> String {
+    env.json(&["snapshots", "--set", "files"])
+        .as_array()
+        .expect("list")
+        .last()
+        .expect("a snapshot")["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+#[test]
+fn one_snapshot_copied_alone_brings_the_delta_bases_its_dump_needs() {
+    let env = Env::new();
+    env.init();
+    let gens = history(&env);
+    let to = target(&env, s(&env.path("target")), &[]);
+    init_target(&env, &to);
+    // The second dump of set `db` is stored as deltas on chunks of the first, which is not
+    // copied: the copy must bring those bases.
+    let second = env.json(&["snapshots", "--set", "db"])[1]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let out = copy_cmd(&env, &to)
+        .args(["--json", &second[..12]])
+        .output()
+        .expect("copy");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ids(&to), vec![second.clone()]);
+    to.ok(&["check", "--read-data"]);
+    let spec = format!("{second}:{}", s(&env.path("src")));
+    restores_as(&to, &spec, "r", &env.path("src"), &gens[1].1);
+}
