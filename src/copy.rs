@@ -45,6 +45,9 @@ pub struct CopyReport {
     pub copied: Vec<CopiedSnapshot>,
     /// Selected snapshots the target had already.
     pub present: usize,
+    /// The time (Unix seconds) of the newest selected snapshot: with a copy that did not
+    /// fail, the target holds every selected snapshot up to it.
+    pub through: Option<i64>,
     /// Blobs written to the target, and their stored bytes.
     pub blobs: u64,
     pub bytes: u64,
@@ -85,6 +88,7 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<Co
         .into_iter()
         .partition(|(id, _)| on_target.contains(id));
     let mut report = CopyReport {
+        through: present.iter().chain(&todo).map(|(_, m)| m.time.0).max(),
         present: present.len(),
         dry_run: opts.dry_run,
         ..Default::default()

@@ -186,6 +186,39 @@ pub fn render(
             if d.passed { 1.0 } else { 0.0 },
         );
     }
+    for set in cfg.sets.keys() {
+        let st = state::load(state_dir, set);
+        for target in cfg.copy_targets(set) {
+            let l = [("set", set.as_str()), ("target", target.as_str())];
+            let c = st.get(&crate::run::copies::state_key(target));
+            if let Some(t) = c.and_then(|c| c.last_success) {
+                m.add(
+                    "cofre_copy_last_success_timestamp_seconds",
+                    "When the set's last copy to the target ended well.",
+                    &l,
+                    t as f64,
+                );
+            }
+            if let Some(v) = c
+                .and_then(|c| c.last_result)
+                .and_then(state::Outcome::status_value)
+            {
+                m.add(
+                    "cofre_copy_last_run_status",
+                    "How the set's last copy to the target ended: 0 failed, 2 ok.",
+                    &l,
+                    v as f64,
+                );
+            }
+            let lag = crate::run::copies::lag(cat, set, c.and_then(|c| c.through))?;
+            m.add(
+                "cofre_copy_lag_snapshots",
+                "Snapshots of the set not yet known to be on the target.",
+                &l,
+                lag as f64,
+            );
+        }
+    }
     let mut per_set: BTreeMap<String, u64> = BTreeMap::new();
     for s in cat.snapshots(None)? {
         *per_set.entry(s.manifest.set).or_default() += 1;

@@ -328,9 +328,120 @@ fn one_snapshot_copied_alone_brings_the_delta_bases_its_dump_needs() {
         .args(["--json", &second[..12]])
         .output()
         .expect("copy");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(ids(&to), vec![second.clone()]);
     to.ok(&["check", "--read-data"]);
     let spec = format!("{second}:{}", s(&env.path("src")));
     restores_as(&to, &spec, "r", &env.path("src"), &gens[1].1);
+}
+
+/// `cofre run --json --now NOW` with `cfg`; (exit code, results).
+fn run_at(env: &Env, cfg: &Path, now: &str) -> (i32, serde_json::Value) {
+    let out = env
+        .cmd()
+        .env("COFRE_CONFIG", cfg)
+        .args(["run", "--json", "--now", now])
+        .output()
+        .expect("run");
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// The result of `set`'s job `class` in a run's results.
+fn job<'a>(v: &'a serde_json::Value, set: &str, class: &str) -> &'a serde_json::Value {
+    v.as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["set"] == set && r["class"] == class)
+        .unwrap_or_else(|| panic!("no {set}/{class} in {v}"))
+}
+
+/// The value of the metric line starting with `name{labels}`.
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{text}"))
+}
+
+#[test]
+fn run_copies_each_new_snapshot_and_catches_up_when_the_target_is_back() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), noise(50_000, 1)).expect("write");
+    let target_dir = env.path("offsite");
+    let to = target(&env, s(&target_dir), &[]);
+    init_target(&env, &to);
+    let pw = env.path("offsite.pass");
+    std::fs::write(&pw, TARGET_PASSWORD).expect("write");
+    let prom = env.path("cofre.prom");
+    let cfg = env.path("cofre.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "metrics_file = {prom:?}\ncopy_to = [{target_dir:?}]\ncopy_password_file = {pw:?}\n\n\
+             [sets.files]\npaths = [{src:?}]\nevery = \"4h\"\n"
+        ),
+    )
+    .expect("config");
+    let class = format!("copy:{}", target_dir.display());
+    let lag = format!(
+        "cofre_copy_lag_snapshots{{set=\"files\",target=\"{}\"}}",
+        target_dir.display()
+    );
+
+    // The snapshot, then its copy, each a job of its own.
+    let (code, v) = run_at(&env, &cfg, "2026-12-01T00:00:00Z");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(job(&v, "files", "4h")["action"], "done");
+    assert_eq!(job(&v, "files", &class)["action"], "done", "{v}");
+    assert_eq!(ids(&to), ids(&env));
+    assert_eq!(
+        metric(&std::fs::read_to_string(&prom).expect("metrics"), &lag),
+        0.0
+    );
+
+    // The target is gone: the snapshot is taken and kept, its copy fails, and says so.
+    let away = env.path("offsite-away");
+    std::fs::rename(&target_dir, &away).expect("take the target away");
+    std::fs::write(src.join("g"), noise(50_000, 2)).expect("write");
+    let (code, v) = run_at(&env, &cfg, "2026-12-01T04:00:00Z");
+    assert_ne!(code, 0, "a failed copy fails the run: {v}");
+    assert_eq!(job(&v, "files", "4h")["action"], "done");
+    assert_eq!(job(&v, "files", &class)["action"], "failed", "{v}");
+    assert_eq!(ids(&env).len(), 2, "the snapshot stays");
+    let text = std::fs::read_to_string(&prom).expect("metrics");
+    assert_eq!(metric(&text, &lag), 1.0);
+    let status = env
+        .cmd()
+        .env("COFRE_CONFIG", &cfg)
+        .args(["schedule", "status", "--json"])
+        .output()
+        .expect("status");
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let row = job(&rows, "files", &class);
+    assert_eq!(row["lag_snapshots"], 1, "{rows}");
+    assert_eq!(row["result"], "failed", "{rows}");
+
+    // Back: the next run, with no snapshot due, catches up.
+    std::fs::rename(&away, &target_dir).expect("bring the target back");
+    let (code, v) = run_at(&env, &cfg, "2026-12-01T05:00:00Z");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(job(&v, "files", "4h")["action"], "not due");
+    assert_eq!(job(&v, "files", &class)["action"], "done", "{v}");
+    assert_eq!(ids(&to), ids(&env));
+    assert_eq!(
+        metric(&std::fs::read_to_string(&prom).expect("metrics"), &lag),
+        0.0
+    );
+    // And then it rests until the next snapshot.
+    let (_, v) = run_at(&env, &cfg, "2026-12-01T06:00:00Z");
+    assert_eq!(job(&v, "files", &class)["action"], "not due", "{v}");
+    to.ok(&["check", "--read-data"]);
 }

@@ -133,7 +133,8 @@ fn status(ctx: &Ctx, now: Option<String>) -> Result<i32> {
             short(&r.last_snapshot),
             short(&r.last_run),
             result,
-            short(&r.next_due)
+            r.lag_snapshots
+                .map_or_else(|| short(&r.next_due), |n| format!("{n} snapshot(s) behind"))
         );
         if let Some(e) = &r.error {
             println!("    last error: {e}");

@@ -42,6 +42,13 @@ pub struct Config {
     pub hooks: Hooks,
     #[serde(default)]
     pub serve: Serve,
+    /// Repositories every set is copied to after its snapshots (`cofre copy`), each made
+    /// with `init --copy-params-from` this one; a set's own `copy_to` replaces this list.
+    #[serde(default)]
+    pub copy_to: Vec<String>,
+    /// The password of the `copy_to` repositories (default: this repository's own).
+    pub copy_password_file: Option<PathBuf>,
+    pub copy_password_command: Option<String>,
     /// Read by hand in `parse` (a set's tables are its classes).
     #[serde(default, skip_deserializing)]
     pub sets: BTreeMap<String, SetConfig>,
@@ -237,6 +244,9 @@ pub struct Sources {
     pub pg_drill: Option<PgDrill>,
     /// `cofre run` drills the set when its last drill here is this old ("30d").
     pub drill_every: Option<String>,
+    /// Where `cofre run` copies the set's snapshots (replaces the file's `copy_to`; `[]`
+    /// copies it nowhere).
+    pub copy_to: Option<Vec<String>>,
     /// `rto`, `rpo` and `drill_every` in seconds, parsed once when the file is loaded.
     #[serde(skip)]
     pub rto_secs: Option<u64>,
@@ -285,9 +295,20 @@ const SOURCE_KEYS: &[&str] = &[
     "rpo",
     "pg_drill",
     "drill_every",
+    "copy_to",
 ];
 /// The keys of a class table (and of a set's main class, beside its sources).
 const CLASS_KEYS: &[&str] = &["every", "at", "keep", "storage_class", "prune", "hooks"];
+
+impl Config {
+    /// The repositories `set`'s snapshots are copied to: its own `copy_to`, else the file's.
+    pub fn copy_targets(&self, set: &str) -> &[String] {
+        self.sets
+            .get(set)
+            .and_then(|s| s.src.copy_to.as_deref())
+            .unwrap_or(&self.copy_to)
+    }
+}
 
 /// Where the file is looked for when neither `--config` nor `COFRE_CONFIG` names one.
 pub fn default_path() -> PathBuf {
@@ -397,11 +418,21 @@ fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A `copy_to` entry: a repository location cofre can open.
+fn check_target(url: &str) -> std::result::Result<(), String> {
+    crate::store::Location::parse(url, std::env::var_os("HOME"))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Checks what the types cannot: names, sources, schedules, spans; the key at fault. What
 /// it parses (schedules, policies, durations) is kept in the typed fields beside the text,
 /// so nothing after loading parses again or can fail to.
 fn validate(cfg: &mut Config) -> std::result::Result<(), (Vec<Seg>, String)> {
     serve::validate(&cfg.serve)?;
+    for (i, url) in cfg.copy_to.iter().enumerate() {
+        check_target(url).map_err(|e| (vec![key("copy_to"), Seg::Index(i)], e))?;
+    }
     for (name, set) in &mut cfg.sets {
         let here = |k: &str| vec![key("sets"), key(name), key(k)];
         let table = vec![key("sets"), key(name)];
@@ -445,6 +476,11 @@ fn validate(cfg: &mut Config) -> std::result::Result<(), (Vec<Seg>, String)> {
         set.src.rto_secs = secs("rto", &set.src.rto)?;
         set.src.rpo_secs = secs("rpo", &set.src.rpo)?;
         set.src.drill_every_secs = secs("drill_every", &set.src.drill_every)?;
+        for (i, url) in set.src.copy_to.iter().flatten().enumerate() {
+            let mut at = here("copy_to");
+            at.push(Seg::Index(i));
+            check_target(url).map_err(|e| (at, e))?;
+        }
         let classes = std::iter::once((None, &mut set.main))
             .chain(set.classes.iter_mut().map(|(n, c)| (Some(n), c)));
         for (class_name, class) in classes {

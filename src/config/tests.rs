@@ -263,3 +263,25 @@ fn serve_tables_parse_or_name_what_is_wrong() {
     let cfg = p(&user("ana", "admin", hash)).expect("parses");
     assert_eq!(cfg.serve.users[0].role, Role::Admin);
 }
+
+#[test]
+fn copy_targets_come_from_the_set_else_the_file() {
+    let base = "copy_to = [\"s3://offsite/host1\", \"/mnt/usb/cofre\"]\n";
+    // (set table, targets of set `a`)
+    let table: &[(&str, &[&str])] = &[
+        ("", &["s3://offsite/host1", "/mnt/usb/cofre"]),
+        ("copy_to = [\"s3://other/x\"]", &["s3://other/x"]),
+        ("copy_to = []", &[]),
+    ];
+    for (set, want) in table {
+        let text = format!("{base}[sets.a]\npaths = [\"/etc\"]\n{set}\n");
+        let cfg = p(&text).unwrap_or_else(|e| panic!("{set}: {e}"));
+        assert_eq!(cfg.copy_targets("a"), *want, "{set}");
+    }
+    // A location cofre cannot open is named with its line and key.
+    let e = p("copy_to = [\"ftp://nope\"]\n").expect_err("ftp");
+    assert!(e.contains("cofre.toml:1: copy_to[0]:"), "{e}");
+    let e =
+        p("[sets.a]\npaths = [\"/etc\"]\ncopy_to = [\"/ok\", \"gopher://x\"]\n").expect_err("set");
+    assert!(e.contains("cofre.toml:3: sets.a.copy_to[1]:"), "{e}");
+}

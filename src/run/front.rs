@@ -40,6 +40,7 @@ impl Session {
             Some(Err(e)) => Err(Error::InvalidArgument(e.to_string())),
             None => Err(Error::InvalidArgument("no drills scheduled".into())),
         };
+        let open_target = |url: &str| Session::open(self.copy_target_options(cfg, url));
         let mut opts = opts.clone();
         opts.retry_lock = self.options().retry_lock;
         let results = super::run(
@@ -49,6 +50,7 @@ impl Session {
             &lock_dir,
             &opts,
             Some(&drill_one),
+            Some(&open_target),
         )?;
         // Written when the run ends, from what it recorded: a failure to write is reported
         // but does not change the backup's exit code.
@@ -64,6 +66,25 @@ impl Session {
             }
         }
         Ok(results)
+    }
+
+    /// How `cofre run` opens a `copy_to` repository: the file's copy password, else this
+    /// repository's own; its own catalog; the same runtime and lock wait.
+    pub fn copy_target_options(&self, cfg: &Config, url: &str) -> crate::session::OpenOptions {
+        let password = match (&cfg.copy_password_file, &cfg.copy_password_command) {
+            (None, None) => self.options().password.clone(),
+            (file, command) => crate::password::PasswordSource {
+                file: file.clone(),
+                command: command.clone(),
+                env: None,
+            },
+        };
+        crate::session::OpenOptions {
+            repo: Some(url.to_string()),
+            password,
+            catalog: None,
+            ..self.options().clone()
+        }
     }
 
     /// The Prometheus metrics `cofre run` writes, as text.
@@ -99,7 +120,28 @@ impl Session {
                 result: st.as_ref().map(|s| s.outcome),
                 error: st.and_then(|s| s.error),
                 next_due: job.schedule.next(last, now).map(fmt),
+                lag_snapshots: None,
             });
+        }
+        for set in cfg.sets.keys() {
+            let mut st = state::load(&dir, set);
+            for target in cfg.copy_targets(set) {
+                let c = st.remove(&super::copies::state_key(target));
+                let through = c.as_ref().and_then(|c| c.through);
+                rows.push(StatusRow {
+                    set: set.clone(),
+                    class: super::copies::state_key(target),
+                    schedule: "after each snapshot".into(),
+                    last_snapshot: through.map(fmt),
+                    last_run: c.as_ref().map(|s| fmt(s.last_run)),
+                    result: c.as_ref().map(|s| s.outcome),
+                    error: c.and_then(|s| s.error),
+                    next_due: None,
+                    overdue_secs: None,
+                    interval_secs: None,
+                    lag_snapshots: Some(super::copies::lag(&cat, set, through)?),
+                });
+            }
         }
         Ok(rows)
     }
@@ -120,4 +162,8 @@ pub struct StatusRow {
     pub overdue_secs: Option<i64>,
     /// The schedule's nominal time between snapshots (none for manual sets).
     pub interval_secs: Option<i64>,
+    /// A copy's row (class `copy:TARGET`): the set's snapshots not yet on the target; its
+    /// `last_snapshot` is the newest one that is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_snapshots: Option<u64>,
 }

@@ -2,6 +2,7 @@
 //! its hooks, take the snapshot (tagged with the class), apply its retention and prune when
 //! configured. One set failing does not stop the others; the exit code is the worst.
 
+pub mod copies;
 mod front;
 mod hooks;
 mod install;
@@ -161,6 +162,7 @@ pub fn run(
     lock_dir: &Path,
     opts: &RunOptions,
     drill: Option<DrillFn>,
+    copy_target: Option<copies::TargetFn>,
 ) -> Result<Vec<JobResult>> {
     for s in &opts.sets {
         if !cfg.sets.contains_key(s) {
@@ -211,13 +213,39 @@ pub fn run(
             }
             let started = std::time::Instant::now();
             if run_job(repo, cat, cfg, &job, lock_dir, at, opts, &mut r) {
-                record(lock_dir, at.0, started.elapsed().as_secs_f64(), &r);
+                record(lock_dir, at.0, started.elapsed().as_secs_f64(), &r, None);
             }
             if let Some(url) = &job.cfg.src.ping {
                 notifier.ping_end(url, r.exit_code, &[&r]);
             }
         }
         results.push(r);
+    }
+    // Copies after the backups, so each new snapshot goes out in the run that took it.
+    if let Some(open) = copy_target {
+        let snapped: std::collections::HashSet<String> = results
+            .iter()
+            .filter(|r| r.action == Action::Done)
+            .map(|r| r.set.clone())
+            .collect();
+        let begin = || {
+            if !std::mem::replace(&mut began, true) {
+                if let Some(url) = &cfg.notify.ping {
+                    notifier.ping_start(url);
+                }
+            }
+        };
+        copies::copies(
+            repo,
+            cfg,
+            lock_dir,
+            opts,
+            at.0,
+            open,
+            &snapped,
+            begin,
+            &mut results,
+        );
     }
     if let Some(d) = drill {
         drills(
@@ -382,7 +410,7 @@ fn drills(
 
 /// Keeps what this run of a job did for `schedule status` and the metrics. A failure to
 /// write it is reported, not fatal: the snapshot is what matters.
-fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult) {
+fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult, through: Option<i64>) {
     use state::Outcome;
     let outcome = match (r.action, r.exit_code) {
         (Action::Skipped, _) => Outcome::Skipped,
@@ -399,6 +427,7 @@ fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult) {
         snapshot: r.snapshot.clone(),
         last_success: None,
         last_result: None,
+        through,
     };
     if let Err(e) = state::record(dir, &r.set, &r.class, s) {
         tracing::warn!("could not record the run of {}/{}: {e}", r.set, r.class);

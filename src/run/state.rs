@@ -49,6 +49,10 @@ pub struct ClassState {
     /// Last result that was not a skip (a skip does not hide a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<Outcome>,
+    /// A copy job's: the time of the newest snapshot of the set known to be on the target
+    /// (kept across failures), from which its lag is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<i64>,
 }
 
 /// Per class tag of one set.
@@ -85,6 +89,7 @@ pub fn record(dir: &Path, set: &str, class: &str, mut now: ClassState) -> Result
         Outcome::Ok | Outcome::Partial => now.last_success = Some(now.last_run),
         _ => now.last_success = prev.and_then(|p| p.last_success),
     }
+    now.through = now.through.or_else(|| prev.and_then(|p| p.through));
     now.last_result = match now.outcome {
         Outcome::Skipped => prev.and_then(|p| p.last_result),
         o => Some(o),
@@ -117,6 +122,7 @@ mod tests {
             snapshot: None,
             last_success: None,
             last_result: None,
+            through: None,
         }
     }
 

@@ -39,6 +39,14 @@ pub fn error_page(l: Option<&Login>, e: &Error) -> Response {
 /// less than one interval late, red later, when its last run failed, or when it was never
 /// backed up.
 fn health(row: &cofre::StatusRow, now: i64) -> (&'static str, String) {
+    // A copy to a second repository: how many snapshots it is behind.
+    if let Some(lag) = row.lag_snapshots {
+        return match (&row.error, lag) {
+            (Some(e), _) => ("red", format!("last copy failed: {e}")),
+            (None, 0) => ("green", "copy up to date".into()),
+            (None, n) => ("amber", format!("copy {n} snapshot(s) behind")),
+        };
+    }
     if let Some(e) = &row.error {
         return ("red", format!("last run failed: {e}"));
     }
@@ -593,6 +601,7 @@ mod tests {
             next_due: None,
             overdue_secs: overdue,
             interval_secs: every,
+            lag_snapshots: None,
         }
     }
 

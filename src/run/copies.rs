@@ -1,0 +1,162 @@
+//! `cofre run`'s copy jobs: each set's snapshots into each of its `copy_to` repositories,
+//! after the backups, each (set, target) its own job with its own result, state, metrics
+//! and notification. A target that is down fails its job only: the snapshot taken stays,
+//! and a later run catches up (a copy job runs whenever its set took a snapshot, or its
+//! last copy did not end well).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::{record, state, Action, JobResult, RunOptions};
+use crate::config::Config;
+use crate::copy::CopyOptions;
+use crate::error::{Result, EXIT_FAILURE};
+use crate::repo::Repository;
+use crate::session::Session;
+
+/// Opens a `copy_to` repository (the caller knows its password).
+pub type TargetFn<'a> = &'a dyn Fn(&str) -> Result<Session>;
+
+/// The state key of a copy job: beside the set's classes in its state file.
+pub fn state_key(target: &str) -> String {
+    format!("copy:{target}")
+}
+
+/// What one run of a copy job does, given how the set's last copy there ended and whether
+/// the set took a snapshot in this run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Due {
+    Copy,
+    /// Nothing new, and the last copy ended well.
+    NotDue,
+}
+
+pub fn due(took_snapshot: bool, last: Option<state::Outcome>) -> Due {
+    match (took_snapshot, last) {
+        (true, _) => Due::Copy,
+        (false, Some(state::Outcome::Ok)) => Due::NotDue,
+        // Never copied, failed, or skipped: catch up now.
+        (false, _) => Due::Copy,
+    }
+}
+
+/// Snapshots of `set` in the catalog newer than `through` (every one when nothing was
+/// copied yet): how far its copy is behind.
+pub fn lag(cat: &crate::catalog::Catalog, set: &str, through: Option<i64>) -> Result<u64> {
+    Ok(cat
+        .snapshots(Some(set))?
+        .iter()
+        .filter(|s| through.is_none_or(|t| s.manifest.time.0 > t))
+        .count() as u64)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn copies(
+    repo: &Repository,
+    cfg: &Config,
+    lock_dir: &Path,
+    opts: &RunOptions,
+    now: i64,
+    open: TargetFn,
+    snapped: &HashSet<String>,
+    mut begin: impl FnMut(),
+    results: &mut Vec<JobResult>,
+) {
+    for set in cfg.sets.keys() {
+        if !opts.sets.is_empty() && !opts.sets.contains(set) {
+            continue;
+        }
+        let st = state::load(lock_dir, set);
+        for target in cfg.copy_targets(set) {
+            let key = state_key(target);
+            let prev = st.get(&key);
+            let mut r = JobResult {
+                set: set.clone(),
+                class: key.clone(),
+                action: Action::Pending,
+                reason: match prev.and_then(|p| p.last_success) {
+                    Some(t) => format!("last copy {}", crate::ingest::format_time((t, 0))),
+                    None => "no copy yet".into(),
+                },
+                snapshot: None,
+                exit_code: 0,
+            };
+            let last = prev.and_then(|p| p.last_result);
+            if due(snapped.contains(set), last) == Due::NotDue {
+                r.action = Action::NotDue;
+            } else if opts.dry_run {
+                r.action = Action::WouldRun;
+            } else {
+                begin();
+                let started = std::time::Instant::now();
+                let through = copy_one(repo, set, target, open, opts, &mut r);
+                record(lock_dir, now, started.elapsed().as_secs_f64(), &r, through);
+            }
+            results.push(r);
+        }
+    }
+}
+
+/// Runs one copy job; returns the time through which the target is complete.
+fn copy_one(
+    repo: &Repository,
+    set: &str,
+    target: &str,
+    open: TargetFn,
+    opts: &RunOptions,
+    r: &mut JobResult,
+) -> Option<i64> {
+    let copied = open(target).and_then(|dst| {
+        crate::copy::copy(
+            repo,
+            dst.repository(),
+            &CopyOptions {
+                sets: vec![set.to_string()],
+                retry_lock: opts.retry_lock,
+                ..Default::default()
+            },
+        )
+    });
+    match copied {
+        Ok(rep) => {
+            r.action = Action::Done;
+            r.snapshot = rep.copied.last().map(|s| s.id.clone());
+            r.reason = format!(
+                "copied {} snapshot(s) to {target} ({} blobs, {:.1} MB); {} already there",
+                rep.copied.len(),
+                rep.blobs,
+                rep.bytes as f64 / 1e6,
+                rep.present
+            );
+            rep.through
+        }
+        Err(e) => {
+            r.action = Action::Failed;
+            r.reason = format!("copy to {target}: {e}");
+            r.exit_code = e.exit_code().max(EXIT_FAILURE);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::Outcome;
+
+    #[test]
+    fn a_copy_runs_after_a_snapshot_and_until_one_ends_well() {
+        let table = [
+            (true, Some(Outcome::Ok), Due::Copy),
+            (true, None, Due::Copy),
+            (false, Some(Outcome::Ok), Due::NotDue),
+            (false, Some(Outcome::Failed), Due::Copy),
+            (false, Some(Outcome::Partial), Due::Copy),
+            (false, Some(Outcome::Skipped), Due::Copy),
+            (false, None, Due::Copy),
+        ];
+        for (snapped, last, want) in table {
+            assert_eq!(due(snapped, last), want, "{snapped} {last:?}");
+        }
+    }
+}
