@@ -29,6 +29,8 @@ pub struct CheckReport {
     /// Deltas read whose base is in no index: no snapshot uses them (prune dropped their
     /// base; a used one is an error of the walk), so they are garbage waiting for a repack.
     pub unused_deltas_without_base: u64,
+    /// Packs found missing, short, or damaged when read.
+    pub damaged_packs: usize,
     pub errors: Vec<String>,
 }
 
@@ -106,6 +108,9 @@ impl Walk<'_> {
     /// One error per damaged pack, naming (some of) the files it affects.
     fn report_bad_packs(&mut self) {
         for (key, (problem, paths)) in std::mem::take(&mut self.bad_packs) {
+            if key.starts_with("pack ") {
+                self.report.damaged_packs += 1;
+            }
             let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
             let more = paths.len().saturating_sub(shown.len());
             let tail = if more > 0 {
@@ -325,8 +330,9 @@ impl Walk<'_> {
 }
 
 /// Which packs `check` downloads and verifies.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum ReadData {
+    #[default]
     None,
     All,
     /// Part n of m (1-based), chosen by pack id: stateless, so runs 1/m..m/m read every
@@ -492,6 +498,7 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
             damaged.push((key, why, lost));
         }
     }
+    w.report.damaged_packs += damaged.len();
     for (key, why, lost) in damaged {
         let mut lost: HashSet<BlobId> = lost.into_iter().collect();
         let deltas: Vec<BlobId> = lost

@@ -23,7 +23,7 @@ use crate::model::Manifest;
 use crate::repo::file::FileType;
 use crate::repo::index::{tier, IndexFile, Location, MasterIndex};
 use crate::repo::lock::Lock;
-use crate::repo::pack::pack_key;
+use crate::repo::pack::{pack_key, BlobKind};
 use crate::repo::Repository;
 
 /// What to copy. Empty filters select every snapshot.
@@ -71,7 +71,21 @@ const MERGE_GAP: u64 = 1 << 20;
 const ROUND_BYTES: u64 = 64 << 20;
 
 pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<CopyReport> {
+    let mut report = CopyReport::default();
+    copy_into(src, dst, opts, &mut report)?;
+    Ok(report)
+}
+
+/// `copy`, filling `report` as it goes: after a failure it says what was committed before
+/// (`cofre run` counts the lag from it).
+pub fn copy_into(
+    src: &Repository,
+    dst: &Repository,
+    opts: &CopyOptions,
+    report: &mut CopyReport,
+) -> Result<()> {
     let started = Instant::now();
+    report.dry_run = opts.dry_run;
     if !dst.shares_keys_with(src) {
         return Err(Error::InvalidArgument(format!(
             "{} does not share {}'s keys: make the target with `cofre init --copy-params-from {}`",
@@ -87,15 +101,19 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<Co
     let (present, todo): (Vec<_>, Vec<_>) = selected
         .into_iter()
         .partition(|(id, _)| on_target.contains(id));
-    let mut report = CopyReport {
-        through: present.iter().chain(&todo).map(|(_, m)| m.time.0).max(),
-        present: present.len(),
-        dry_run: opts.dry_run,
-        ..Default::default()
-    };
+    report.present = present.len();
+    // Every selected snapshot older than the first to copy is on the target already.
+    let first_todo = todo.first().map(|(_, m)| m.time);
+    report.through = present
+        .iter()
+        .map(|(_, m)| m.time)
+        .filter(|t| first_todo.is_none_or(|f| *t < f))
+        .max()
+        .map(|t| t.0);
+    let newest = present.iter().chain(&todo).map(|(_, m)| m.time.0).max();
     if todo.is_empty() {
         report.duration_secs = started.elapsed().as_secs_f64();
-        return Ok(report);
+        return Ok(());
     }
     let lock = match opts.dry_run {
         true => None,
@@ -110,19 +128,29 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<Co
         src,
         src_index: &src_index,
         target: &target,
-        done: HashSet::new(),
-        walked: HashSet::new(),
+        done: HashMap::new(),
+        walked: HashMap::new(),
     };
     for (id, manifest) in todo {
-        let needed = run.needed(&id, &manifest)?;
-        let blobs = needed.len() as u64;
-        let bytes = needed.iter().map(|(_, l)| u64::from(l.length)).sum();
+        // Its manifest as stored, read first: one a forget on the source removed since the
+        // listing is left out, with a warning, not an error for the whole copy.
+        let sealed = match src.sealed_manifest(&id) {
+            Err(Error::Store(crate::store::StoreError::NotFound(_))) => {
+                tracing::warn!("snapshot {id} was forgotten on the source meanwhile: not copied");
+                continue;
+            }
+            r => r?,
+        };
+        let plan = run.plan(&id, &manifest)?;
+        let blobs = plan.blobs.len() as u64;
+        let bytes = plan.blobs.iter().map(|(_, l)| u64::from(l.length)).sum();
         if let Some(lock) = &lock {
-            write_snapshot(src, dst, lock, &id, &manifest, &needed)?;
+            write_snapshot(src, dst, lock, &id, &manifest, sealed, &plan.blobs)?;
         }
-        run.done.extend(needed.iter().map(|(b, _)| *b));
+        run.committed(plan);
         report.blobs += blobs;
         report.bytes += bytes;
+        report.through = Some(manifest.time.0);
         report.copied.push(CopiedSnapshot {
             id,
             set: manifest.set.clone(),
@@ -131,8 +159,9 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<Co
             bytes,
         });
     }
+    report.through = newest;
     report.duration_secs = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// The source's snapshots that the options select, oldest first.
@@ -174,13 +203,37 @@ struct Target {
 }
 
 impl Target {
-    /// Reused only as an ingest would: indexed, in a pack the listing holds (and no doomed
-    /// list names), no colder than the snapshot's class.
-    fn has(&self, id: &BlobId, max_tier: u8) -> bool {
-        self.index
-            .get(id)
-            .is_some_and(|l| l.tier <= max_tier && self.packs.contains(&l.pack))
+    /// Reused only as an ingest reuses (`Chunker::known`): indexed, in a pack the listing
+    /// holds (and no doomed list names), no colder than the snapshot's class; a delta copy
+    /// only with a whole copy of each base there too, since prune may have deleted the base
+    /// of a delta nothing kept needs (docs/prune.md "Deltas"). `whole`: a base, which is
+    /// read only from a whole copy.
+    fn has(&self, id: &BlobId, max_tier: u8, whole: bool) -> bool {
+        let usable = |l: &Location| l.tier <= max_tier && self.packs.contains(&l.pack);
+        let whole_here = || self.index.get_whole(id).is_some_and(|l| usable(&l));
+        if whole {
+            return whole_here();
+        }
+        match self.index.get(id) {
+            Some(l) if usable(&l) => match l.base {
+                None => true,
+                Some(bases) => {
+                    bases
+                        .ids()
+                        .all(|b| self.index.get_whole(&b).is_some_and(|l| usable(&l)))
+                        || whole_here()
+                }
+            },
+            _ => whole_here(),
+        }
     }
+}
+
+/// A blob this run wrote to the target: at which tier, and whether whole (not a delta).
+#[derive(Clone, Copy)]
+struct Written {
+    tier: u8,
+    whole: bool,
 }
 
 struct Run<'a> {
@@ -188,49 +241,107 @@ struct Run<'a> {
     src_index: &'a MasterIndex,
     target: &'a Target,
     /// Blobs committed to the target by this run.
-    done: HashSet<BlobId>,
-    /// Trees whose whole subtree a committed snapshot of this run covers.
-    walked: HashSet<BlobId>,
+    done: HashMap<BlobId, Written>,
+    /// Trees whose whole subtree a committed snapshot of this run covers, at that
+    /// snapshot's tier.
+    walked: HashMap<BlobId, u8>,
+}
+
+/// What one snapshot needs written: blobs with their source locations, and what to mark
+/// once it is committed.
+struct Plan {
+    blobs: Vec<(BlobId, Location)>,
+    trees: Vec<BlobId>,
+    tier: u8,
 }
 
 impl Run<'_> {
+    fn have(&self, id: &BlobId, tier: u8, whole: bool) -> bool {
+        self.done
+            .get(id)
+            .is_some_and(|w| w.tier <= tier && (w.whole || !whole))
+            || self.target.has(id, tier, whole)
+    }
+
     /// The blobs `manifest`'s snapshot needs that the target lacks, with their source
-    /// locations: its trees, its files' chunks, and the bases of the chunks stored as deltas.
-    fn needed(&mut self, id: &str, manifest: &Manifest) -> Result<Vec<(BlobId, Location)>> {
+    /// locations: its trees, its files' chunks, and whole copies of the bases of the
+    /// chunks whose copy is a delta.
+    fn plan(&self, id: &str, manifest: &Manifest) -> Result<Plan> {
         let max_tier = tier(data_class(manifest));
-        let mut want: Vec<BlobId> = Vec::new();
+        let mut trees = Vec::new();
+        let mut chunks = HashSet::new();
         let mut level = vec![manifest.root];
         let mut seen = HashSet::new();
         while !level.is_empty() {
-            level.retain(|t| !self.walked.contains(t) && seen.insert(*t));
-            want.extend(level.iter().copied());
-            let trees = self.src.load_trees(self.src_index, &level)?;
+            level
+                .retain(|t| self.walked.get(t).is_none_or(|w| *w > max_tier) && seen.insert(*t));
+            trees.extend(level.iter().copied());
+            let loaded = self.src.load_trees(self.src_index, &level)?;
             let mut next = Vec::new();
-            for tree in trees {
+            for tree in loaded {
                 for n in &tree.nodes {
-                    want.extend(n.chunks.iter().map(|c| c.id));
+                    chunks.extend(n.chunks.iter().map(|c| c.id));
                     next.extend(n.subtree);
                 }
             }
             level = next;
         }
-        let mut out = Vec::new();
-        let mut listed = HashSet::new();
-        while let Some(b) = want.pop() {
-            if self.done.contains(&b) || self.target.has(&b, max_tier) || !listed.insert(b) {
+        // (blob, needed whole, tier it may live at); trees always live in the default class.
+        let mut want: Vec<(BlobId, bool, u8)> = trees.iter().map(|t| (*t, false, 0)).collect();
+        want.extend(chunks.into_iter().map(|c| (c, false, max_tier)));
+        let mut out: HashMap<BlobId, (Location, bool)> = HashMap::new();
+        while let Some((b, whole, at)) = want.pop() {
+            let listed = out.get(&b).map(|(_, w)| *w);
+            if listed == Some(true) || (listed.is_some() && !whole) || self.have(&b, at, whole) {
                 continue;
             }
-            let loc = self.src_index.get(&b).ok_or_else(|| {
+            let loc = match whole {
+                true => self.src_index.get_whole(&b),
+                false => self.src_index.get(&b),
+            }
+            .ok_or_else(|| {
                 Error::corrupt(
                     format!("blob {} of snapshot {id}", b.hex()),
-                    "not in the source's index: run `cofre check` on the source",
+                    match whole {
+                        true => "no whole copy of this delta base in the source's index: run `cofre check` on the source",
+                        false => "not in the source's index: run `cofre check` on the source",
+                    },
                 )
             })?;
-            want.extend(loc.base.iter().flat_map(|bases| bases.ids()));
-            out.push((b, loc));
+            want.extend(
+                loc.base
+                    .iter()
+                    .flat_map(|bases| bases.ids())
+                    .map(|base| (base, true, at)),
+            );
+            out.insert(b, (loc, loc.base.is_none()));
         }
-        self.walked.extend(seen);
-        Ok(out)
+        Ok(Plan {
+            blobs: out.into_iter().map(|(b, (l, _))| (b, l)).collect(),
+            trees: seen.into_iter().collect(),
+            tier: max_tier,
+        })
+    }
+
+    /// Marks a committed snapshot's blobs and trees, for the snapshots after it.
+    fn committed(&mut self, plan: Plan) {
+        for (b, l) in plan.blobs {
+            let w = Written {
+                tier: if l.kind == BlobKind::Tree {
+                    0
+                } else {
+                    plan.tier
+                },
+                whole: l.base.is_none(),
+            };
+            let e = self.done.entry(b).or_insert(w);
+            e.tier = e.tier.min(w.tier);
+            e.whole |= w.whole;
+        }
+        for t in plan.trees {
+            let e = self.walked.entry(t).or_insert(plan.tier);
+            *e = (*e).min(plan.tier);
+        }
     }
 }
 
@@ -247,9 +358,9 @@ fn write_snapshot(
     lock: &Lock,
     id: &str,
     manifest: &Manifest,
+    sealed: Vec<u8>,
     needed: &[(BlobId, Location)],
 ) -> Result<()> {
-    let sealed = src.sealed_manifest(id)?;
     let written = std::thread::scope(|scope| {
         let packer = crate::repo::packer::Packer::start(
             scope,
@@ -273,9 +384,11 @@ fn write_snapshot(
     let index = IndexFile {
         packs: written.packs,
     };
+    // Only if absent: another copy into the same target may have stored these very bytes
+    // meanwhile, and that snapshot is its own, never ours to withdraw.
     crate::repo::commit::commit(dst, lock, &index, || {
-        dst.put_raw(&FileType::Snapshot.key(id), sealed)?;
-        Ok(id.to_string())
+        let ours = dst.put_raw_if_absent(&FileType::Snapshot.key(id), sealed)?;
+        Ok((id.to_string(), ours))
     })?;
     Ok(())
 }
@@ -311,7 +424,12 @@ fn move_blobs(
             for (id, loc) in &r.blobs {
                 let at = (loc.offset - r.range.start) as usize;
                 let blob = &got[at..at + loc.length as usize];
-                src.authenticate_blob(id, blob)?;
+                src.authenticate_blob(id, blob).map_err(|e| {
+                    Error::corrupt(
+                        pack_key(&r.pack),
+                        format!("{e}; nothing of it was copied: run `cofre check --read-data` on the source"),
+                    )
+                })?;
                 let base = loc.base;
                 packer.add_sealed(*id, blob.to_vec(), loc.kind, loc.raw_len as usize, base)?;
             }
@@ -367,7 +485,6 @@ fn plan_reads(needed: &[(BlobId, Location)]) -> Vec<Read> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::pack::BlobKind;
 
     fn loc(pack: u8, offset: u64, length: u32) -> Location {
         Location {
@@ -414,6 +531,79 @@ mod tests {
                 .map(|r| (r.pack.0[0], r.range, r.blobs.len()))
                 .collect();
             assert_eq!(got, want, "{blobs:?}");
+        }
+    }
+
+    /// A pack of a test index: id byte, class, entries (blob byte, delta base byte).
+    type TestPack<'a> = (u8, Option<&'a str>, &'a [(u8, Option<u8>)]);
+
+    /// A target index of `packs`, of which those in `listed` are in the store's listing.
+    fn target(packs: &[TestPack], listed: &[u8]) -> Target {
+        use crate::repo::compress::Bases;
+        use crate::repo::index::{IndexFile, IndexPack};
+        use crate::repo::pack::PackEntry;
+        let file = IndexFile {
+            packs: packs
+                .iter()
+                .map(|(p, class, entries)| IndexPack {
+                    id: BlobId([*p; 32]),
+                    size: 1 << 20,
+                    class: class.map(str::to_string),
+                    entries: entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (b, base))| PackEntry {
+                            id: BlobId([*b; 32]),
+                            kind: BlobKind::Data,
+                            offset: i as u32 * 100,
+                            length: 100,
+                            raw_len: 100,
+                            base: base.map(|x| Box::new(Bases::one(BlobId([x; 32])))),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let mut index = MasterIndex::default();
+        index.add(&file);
+        index.seal();
+        Target {
+            index,
+            packs: listed.iter().map(|p| BlobId([*p; 32])).collect(),
+        }
+    }
+
+    #[test]
+    fn the_target_reuses_only_what_a_reader_there_can_read() {
+        let id = |b: u8| BlobId([b; 32]);
+        // Pack 1 (listed): blob 10 whole, blob 11 a delta on 10, blob 12 a delta on 13 (gone).
+        // Pack 2 (not listed: deleted since, or doomed): blob 20. Pack 3 GLACIER: blob 30.
+        let t = target(
+            &[
+                (1, None, &[(10, None), (11, Some(10)), (12, Some(13))]),
+                (2, None, &[(20, None)]),
+                (3, Some("GLACIER"), &[(30, None)]),
+            ],
+            &[1, 3],
+        );
+        // (blob, tier the snapshot allows, needed whole) → reusable
+        let table = [
+            (10, 0, false, true),
+            (10, 0, true, true),
+            (11, 0, false, true),  // its base has a whole copy there
+            (11, 0, true, false),  // a base must be whole
+            (12, 0, false, false), // its base is gone: copy it again
+            (20, 0, false, false), // its pack is not in the listing
+            (30, 0, false, false), // colder than a STANDARD snapshot may depend on
+            (30, 1, false, true),  // a GLACIER snapshot may
+            (99, 2, false, false),
+        ];
+        for (b, tier, whole, want) in table {
+            assert_eq!(
+                t.has(&id(b), tier, whole),
+                want,
+                "blob {b} tier {tier} whole {whole}"
+            );
         }
     }
 }

@@ -219,6 +219,31 @@ pub fn render(
             );
         }
     }
+    for (repo, c) in state::load(state_dir, crate::run::CHECK_STATE) {
+        let l = [("repository", repo.as_str())];
+        if let Some(t) = c.last_success {
+            m.add(
+                "cofre_check_last_success_timestamp_seconds",
+                "When the last scheduled check of the repository found no problem.",
+                &l,
+                t as f64,
+            );
+        }
+        if let Some(v) = c.last_result.and_then(state::Outcome::status_value) {
+            m.add(
+                "cofre_check_last_run_status",
+                "How the last scheduled check of the repository ended: 0 problems or failed, 2 ok.",
+                &l,
+                v as f64,
+            );
+        }
+        m.add(
+            "cofre_check_damaged_packs",
+            "Packs the last scheduled check of the repository found missing, short or damaged.",
+            &l,
+            c.damaged_packs.unwrap_or(0) as f64,
+        );
+    }
     let mut per_set: BTreeMap<String, u64> = BTreeMap::new();
     for s in cat.snapshots(None)? {
         *per_set.entry(s.manifest.set).or_default() += 1;

@@ -49,6 +49,8 @@ pub struct Config {
     /// The password of the `copy_to` repositories (default: this repository's own).
     pub copy_password_file: Option<PathBuf>,
     pub copy_password_command: Option<String>,
+    /// Scheduled verification by `cofre run` (docs/config.md, `[check]`).
+    pub check: Option<CheckConfig>,
     /// Read by hand in `parse` (a set's tables are its classes).
     #[serde(default, skip_deserializing)]
     pub sets: BTreeMap<String, SetConfig>,
@@ -194,6 +196,25 @@ impl Keep {
                 .collect(),
         })
     }
+}
+
+/// `[check]`: `cofre run` verifies the repository (and its `copy_to` targets) on this
+/// schedule, reading `read_data` of the packs each time.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    pub every: Option<String>,
+    pub at: Option<String>,
+    /// `"1/30"`: a thirtieth of the packs a run, in turn, so each is read once per 30 runs;
+    /// `"all"`, `"none"` (structure only), `"10%"`, `"500M"`. Default `"none"`.
+    pub read_data: Option<String>,
+    /// Check the `copy_to` targets too (default true).
+    pub copies: Option<bool>,
+    #[serde(skip)]
+    pub schedule: Schedule,
+    /// `read_data` parsed when the file is loaded.
+    #[serde(skip)]
+    pub read: crate::check::ReadData,
 }
 
 /// When a set (or a class of it) snapshots, what it keeps, where it stores.
@@ -430,6 +451,19 @@ fn check_target(url: &str) -> std::result::Result<(), String> {
 /// so nothing after loading parses again or can fail to.
 fn validate(cfg: &mut Config) -> std::result::Result<(), (Vec<Seg>, String)> {
     serve::validate(&cfg.serve)?;
+    if let Some(c) = &mut cfg.check {
+        let at = |k: &str| vec![key("check"), key(k)];
+        c.schedule = Schedule::from_config(c.every.as_deref(), c.at.as_deref())
+            .map_err(|e| (at(if c.every.is_some() { "every" } else { "at" }), e))?;
+        if c.schedule == Schedule::Manual {
+            return Err((vec![key("check")], "give `every` or `at`".into()));
+        }
+        c.read = match c.read_data.as_deref() {
+            None | Some("none") => crate::check::ReadData::None,
+            Some("all") => crate::check::ReadData::All,
+            Some(s) => crate::check::ReadData::parse_subset(s).map_err(|e| (at("read_data"), e))?,
+        };
+    }
     for (i, url) in cfg.copy_to.iter().enumerate() {
         check_target(url).map_err(|e| (vec![key("copy_to"), Seg::Index(i)], e))?;
     }

@@ -364,8 +364,10 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
                 .unwrap_or_else(|| "STANDARD".to_string()),
         ),
     };
-    let committed =
-        crate::repo::commit::commit(repo, &lock, &index, || repo.save_manifest(&manifest))?;
+    let committed = crate::repo::commit::commit(repo, &lock, &index, || {
+        // A manifest's name is the hash of bytes with a random nonce: always ours.
+        repo.save_manifest(&manifest).map(|id| (id, true))
+    })?;
     let (index_name, id) = (committed.index, committed.snapshot);
     drop(lock);
     // The snapshot is committed. A catalog failure now is repaired by the next sync.

@@ -18,12 +18,14 @@ pub struct Committed {
 }
 
 /// Stores `index` (when it lists any pack), then the manifest with `save_manifest`, which
-/// returns the snapshot id. The packs `index` lists must all be stored already.
+/// returns the snapshot id and whether this call stored it (a copy finds it stored by
+/// another copy of the same snapshot: that one is never withdrawn here). The packs `index`
+/// lists must all be stored already.
 pub fn commit(
     repo: &Repository,
     lock: &Lock,
     index: &IndexFile,
-    save_manifest: impl FnOnce() -> Result<String>,
+    save_manifest: impl FnOnce() -> Result<(String, bool)>,
 ) -> Result<Committed> {
     // Our lock judged stale and removed means a prune may be deleting what we reuse. Our
     // packs stay: that prune may have listed them in its new index already, and a later
@@ -47,7 +49,7 @@ pub fn commit(
         }
         return Err(e);
     }
-    let id = save_manifest()?;
+    let (id, ours) = save_manifest()?;
     // Had we stalled between the check above and this PUT for longer than the stale time,
     // a prune may have removed our lock, not seen this manifest, and deleted data it
     // needs. A prune must remove our lock object before it plans, so if the object is
@@ -57,8 +59,9 @@ pub fn commit(
     match lock.still_held() {
         Ok(()) => {}
         Err(e @ Error::LockLost(_)) => {
-            let ours = index_name.as_deref().map(|n| (n, index));
-            return Err(match withdraw(repo, ours, Some(&id)) {
+            let our_index = index_name.as_deref().map(|n| (n, index));
+            let our_snapshot = ours.then_some(id.as_str());
+            return Err(match withdraw(repo, our_index, our_snapshot) {
                 Ok(()) => e,
                 Err(d) => Error::LockLost(format!(
                     "{e}; snapshot {id} may be incomplete and could not be withdrawn ({d}): `cofre forget {id}`"

@@ -266,6 +266,15 @@ impl Repository {
         }
     }
 
+    /// Stores `data` at `key` unless something is there; whether it stored it.
+    pub fn put_raw_if_absent(&self, key: &str, data: Vec<u8>) -> Result<bool> {
+        match block(&self.rt, self.store.put_if_absent(key, data)) {
+            Ok(()) => Ok(true),
+            Err(StoreError::Exists(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn get_raw(&self, key: &str, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>> {
         Ok(block(&self.rt, self.store.get(key, range))?)
     }

@@ -1,10 +1,10 @@
 //! `cofre run`'s copy jobs: each set's snapshots into each of its `copy_to` repositories,
 //! after the backups, each (set, target) its own job with its own result, state, metrics
 //! and notification. A target that is down fails its job only: the snapshot taken stays,
-//! and a later run catches up (a copy job runs whenever its set took a snapshot, or its
-//! last copy did not end well).
+//! and a later run catches up (a copy job runs whenever the set has snapshots newer than
+//! the newest one known to be on the target, or its last copy did not end well). It copies
+//! only those: a snapshot the target's own retention removed is not sent again.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use super::{record, state, Action, JobResult, RunOptions};
@@ -22,8 +22,8 @@ pub fn state_key(target: &str) -> String {
     format!("copy:{target}")
 }
 
-/// What one run of a copy job does, given how the set's last copy there ended and whether
-/// the set took a snapshot in this run.
+/// What one run of a copy job does, given the set's lag behind the target (snapshots
+/// newer than the newest known there, whoever took them) and how its last copy ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Due {
     Copy,
@@ -31,12 +31,11 @@ pub enum Due {
     NotDue,
 }
 
-pub fn due(took_snapshot: bool, last: Option<state::Outcome>) -> Due {
-    match (took_snapshot, last) {
-        (true, _) => Due::Copy,
-        (false, Some(state::Outcome::Ok)) => Due::NotDue,
-        // Never copied, failed, or skipped: catch up now.
-        (false, _) => Due::Copy,
+pub fn due(lag: u64, last: Option<state::Outcome>) -> Due {
+    match (lag, last) {
+        (0, Some(state::Outcome::Ok)) => Due::NotDue,
+        // Something new; or never copied, failed, skipped: catch up now.
+        _ => Due::Copy,
     }
 }
 
@@ -53,12 +52,12 @@ pub fn lag(cat: &crate::catalog::Catalog, set: &str, through: Option<i64>) -> Re
 #[allow(clippy::too_many_arguments)]
 pub(super) fn copies(
     repo: &Repository,
+    cat: &crate::catalog::Catalog,
     cfg: &Config,
     lock_dir: &Path,
     opts: &RunOptions,
     now: i64,
     open: TargetFn,
-    snapped: &HashSet<String>,
     mut begin: impl FnMut(),
     results: &mut Vec<JobResult>,
 ) {
@@ -82,14 +81,17 @@ pub(super) fn copies(
                 exit_code: 0,
             };
             let last = prev.and_then(|p| p.last_result);
-            if due(snapped.contains(set), last) == Due::NotDue {
+            let since = prev.and_then(|p| p.through);
+            // A catalog that cannot say counts as behind: the copy itself will tell.
+            let behind = lag(cat, set, since).unwrap_or(1);
+            if due(behind, last) == Due::NotDue {
                 r.action = Action::NotDue;
             } else if opts.dry_run {
                 r.action = Action::WouldRun;
             } else {
                 begin();
                 let started = std::time::Instant::now();
-                let through = copy_one(repo, set, target, open, opts, &mut r);
+                let through = copy_one(repo, set, target, since, open, opts, &mut r);
                 record(lock_dir, now, started.elapsed().as_secs_f64(), &r, through);
             }
             results.push(r);
@@ -97,28 +99,34 @@ pub(super) fn copies(
     }
 }
 
-/// Runs one copy job; returns the time through which the target is complete.
+/// Runs one copy job: the set's snapshots from `since` on (inclusive: a snapshot of that
+/// very second is listed on the target and skipped). Returns the time through which the
+/// target is complete, as far as this copy got.
 fn copy_one(
     repo: &Repository,
     set: &str,
     target: &str,
+    since: Option<i64>,
     open: TargetFn,
     opts: &RunOptions,
     r: &mut JobResult,
 ) -> Option<i64> {
+    let mut rep = crate::copy::CopyReport::default();
     let copied = open(target).and_then(|dst| {
-        crate::copy::copy(
+        crate::copy::copy_into(
             repo,
             dst.repository(),
             &CopyOptions {
                 sets: vec![set.to_string()],
+                since,
                 retry_lock: opts.retry_lock,
                 ..Default::default()
             },
+            &mut rep,
         )
     });
     match copied {
-        Ok(rep) => {
+        Ok(()) => {
             r.action = Action::Done;
             r.snapshot = rep.copied.last().map(|s| s.id.clone());
             r.reason = format!(
@@ -132,9 +140,12 @@ fn copy_one(
         }
         Err(e) => {
             r.action = Action::Failed;
-            r.reason = format!("copy to {target}: {e}");
+            r.reason = format!(
+                "copy to {target}: {e} ({} snapshot(s) copied before)",
+                rep.copied.len()
+            );
             r.exit_code = e.exit_code().max(EXIT_FAILURE);
-            None
+            rep.through
         }
     }
 }
@@ -145,18 +156,18 @@ mod tests {
     use state::Outcome;
 
     #[test]
-    fn a_copy_runs_after_a_snapshot_and_until_one_ends_well() {
+    fn a_copy_runs_while_behind_and_until_one_ends_well() {
         let table = [
-            (true, Some(Outcome::Ok), Due::Copy),
-            (true, None, Due::Copy),
-            (false, Some(Outcome::Ok), Due::NotDue),
-            (false, Some(Outcome::Failed), Due::Copy),
-            (false, Some(Outcome::Partial), Due::Copy),
-            (false, Some(Outcome::Skipped), Due::Copy),
-            (false, None, Due::Copy),
+            (1, Some(Outcome::Ok), Due::Copy),
+            (3, None, Due::Copy),
+            (0, Some(Outcome::Ok), Due::NotDue),
+            (0, Some(Outcome::Failed), Due::Copy),
+            (0, Some(Outcome::Partial), Due::Copy),
+            (0, Some(Outcome::Skipped), Due::Copy),
+            (0, None, Due::Copy),
         ];
-        for (snapped, last, want) in table {
-            assert_eq!(due(snapped, last), want, "{snapped} {last:?}");
+        for (lag, last, want) in table {
+            assert_eq!(due(lag, last), want, "{lag} {last:?}");
         }
     }
 }

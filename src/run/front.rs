@@ -41,17 +41,19 @@ impl Session {
             None => Err(Error::InvalidArgument("no drills scheduled".into())),
         };
         let open_target = |url: &str| Session::open(self.copy_target_options(cfg, url));
+        let check = |repo: Option<&str>, read| match repo {
+            None => self.check(read),
+            Some(url) => open_target(url)?.check(read),
+        };
         let mut opts = opts.clone();
         opts.retry_lock = self.options().retry_lock;
-        let results = super::run(
-            self.repository(),
-            &mut cat,
-            cfg,
-            &lock_dir,
-            &opts,
-            Some(&drill_one),
-            Some(&open_target),
-        )?;
+        let outside = super::Outside {
+            drill: Some(&drill_one),
+            copy_target: Some(&open_target),
+            check: Some(&check),
+            location: self.location(),
+        };
+        let results = super::run(self.repository(), &mut cat, cfg, &lock_dir, &opts, &outside)?;
         // Written when the run ends, from what it recorded: a failure to write is reported
         // but does not change the backup's exit code.
         let metrics_file = config::resolve(metrics_file, cfg.metrics_file.as_ref());

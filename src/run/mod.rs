@@ -2,6 +2,7 @@
 //! its hooks, take the snapshot (tagged with the class), apply its retention and prune when
 //! configured. One set failing does not stop the others; the exit code is the worst.
 
+mod checks;
 pub mod copies;
 mod front;
 mod hooks;
@@ -9,6 +10,7 @@ mod install;
 pub mod state;
 pub mod units;
 
+pub use checks::{CheckFn, STATE_SET as CHECK_STATE};
 pub use front::StatusRow;
 pub use install::{install, remove, ScheduleOptions, UnitStep};
 
@@ -155,14 +157,25 @@ pub fn worst(a: i32, b: i32) -> i32 {
 /// Drills one set (given by `cofre run`'s caller, which knows how to mount).
 pub type DrillFn<'a> = &'a dyn Fn(&str, &Catalog) -> Result<crate::drill::SetReport>;
 
+/// What `cofre run`'s caller does for it: drill a set (it knows how to mount), open a
+/// `copy_to` repository (it knows the passwords), check a repository. None: that kind of
+/// job is not run.
+#[derive(Default)]
+pub struct Outside<'a> {
+    pub drill: Option<DrillFn<'a>>,
+    pub copy_target: Option<copies::TargetFn<'a>>,
+    pub check: Option<CheckFn<'a>>,
+    /// This repository's location, as the check jobs name it.
+    pub location: String,
+}
+
 pub fn run(
     repo: &Repository,
     cat: &mut Catalog,
     cfg: &Config,
     lock_dir: &Path,
     opts: &RunOptions,
-    drill: Option<DrillFn>,
-    copy_target: Option<copies::TargetFn>,
+    outside: &Outside,
 ) -> Result<Vec<JobResult>> {
     for s in &opts.sets {
         if !cfg.sets.contains_key(s) {
@@ -222,12 +235,7 @@ pub fn run(
         results.push(r);
     }
     // Copies after the backups, so each new snapshot goes out in the run that took it.
-    if let Some(open) = copy_target {
-        let snapped: std::collections::HashSet<String> = results
-            .iter()
-            .filter(|r| r.action == Action::Done)
-            .map(|r| r.set.clone())
-            .collect();
+    if let Some(open) = outside.copy_target {
         let begin = || {
             if !std::mem::replace(&mut began, true) {
                 if let Some(url) = &cfg.notify.ping {
@@ -237,17 +245,37 @@ pub fn run(
         };
         copies::copies(
             repo,
+            cat,
             cfg,
             lock_dir,
             opts,
             at.0,
             open,
-            &snapped,
             begin,
             &mut results,
         );
     }
-    if let Some(d) = drill {
+    // Verification after the copies, so a copy made in this run is checked with the rest.
+    if let Some(check) = outside.check {
+        let begin = || {
+            if !std::mem::replace(&mut began, true) {
+                if let Some(url) = &cfg.notify.ping {
+                    notifier.ping_start(url);
+                }
+            }
+        };
+        checks::checks(
+            cfg,
+            &outside.location,
+            lock_dir,
+            opts,
+            at.0,
+            check,
+            begin,
+            &mut results,
+        );
+    }
+    if let Some(d) = outside.drill {
         drills(
             cat,
             cfg,
@@ -428,6 +456,8 @@ fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult, through: Option<i64>
         last_success: None,
         last_result: None,
         through,
+        next_part: None,
+        damaged_packs: None,
     };
     if let Err(e) = state::record(dir, &r.set, &r.class, s) {
         tracing::warn!("could not record the run of {}/{}: {e}", r.set, r.class);

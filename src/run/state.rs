@@ -53,6 +53,12 @@ pub struct ClassState {
     /// (kept across failures), from which its lag is counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub through: Option<i64>,
+    /// A check job's: the part of the data its next run reads (`read_data = "1/M"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_part: Option<u32>,
+    /// A check job's: the packs its last run found damaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged_packs: Option<u64>,
 }
 
 /// Per class tag of one set.
@@ -123,6 +129,8 @@ mod tests {
             last_success: None,
             last_result: None,
             through: None,
+            next_part: None,
+            damaged_packs: None,
         }
     }
 

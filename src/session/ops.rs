@@ -73,9 +73,6 @@ impl Session {
         })
     }
 
-    /// Verifies the repository's structure, and the data `read` says, under a shared lock
-    /// (a prune running meanwhile would make packs look missing).
-    /// The result is also kept on this machine ([`Session::last_check`]).
     /// Copies snapshots into `target`, a repository made with `init --copy-params-from`
     /// this one (`cofre copy`).
     pub fn copy_to(
@@ -87,6 +84,9 @@ impl Session {
         crate::copy::copy(&self.repo, &target.repo, &opts)
     }
 
+    /// Verifies the repository's structure, and the data `read` says, under a shared lock
+    /// (a prune running meanwhile would make packs look missing).
+    /// The result is also kept on this machine ([`Session::last_check`]).
     pub fn check(&self, read: ReadData) -> Result<CheckReport> {
         let _lock = self.read_lock("check")?;
         let record_read = read;

@@ -1,0 +1,156 @@
+//! Scheduled verification: `[check]` in the file makes `cofre run` check the repository and
+//! its `copy_to` target, reading a rotating part of the packs, so that every pack is read
+//! once per cycle; a bit flipped in the copy is reported on the day its part comes up,
+//! naming the file, and by the metrics.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+/// `cofre run --json --now NOW` with `cfg`: (exit code, results).
+fn run_at(env: &Env, cfg: &Path, now: &str) -> (i32, serde_json::Value) {
+    let out = env
+        .cmd()
+        .env("COFRE_CONFIG", cfg)
+        .args(["run", "--json", "--now", now])
+        .output()
+        .expect("run");
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// The check job of repository `repo` in a run's results.
+fn check_job<'a>(v: &'a serde_json::Value, repo: &str) -> &'a serde_json::Value {
+    v.as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["class"] == "check" && r["set"] == repo)
+        .unwrap_or_else(|| panic!("no check of {repo} in {v}"))
+}
+
+/// The data part (1-based, of `m`) a pack falls in: its id's first four bytes mod `m`, as
+/// `check --read-data-subset n/m` chooses (docs/config.md).
+fn part_of(pack: &Path, m: u32) -> u32 {
+    let name = pack
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let first = u32::from_str_radix(&name[..8], 16).expect("hex");
+    first % m + 1
+}
+
+/// Data pack files of a local repository (tree packs included).
+fn packs(repo: &Path) -> Vec<PathBuf> {
+    walk(&repo.join("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+#[test]
+fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_its_day() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..12 {
+        std::fs::write(src.join(format!("f{i}")), noise(3 << 20, i)).expect("write");
+    }
+    let target = env.path("offsite");
+    {
+        let mut to = env.other_host("target-host");
+        to.url = Some(s(&target).to_string());
+        to.cmd()
+            .env("COFRE_FROM_PASSWORD", PASSWORD)
+            .args(["init", "--copy-params-from", s(&env.repo())])
+            .status()
+            .expect("init")
+            .success()
+            .then_some(())
+            .expect("init --copy-params-from");
+    }
+    let prom = env.path("cofre.prom");
+    let cfg = env.path("cofre.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "metrics_file = {prom:?}\ncopy_to = [{target:?}]\n\n\
+             [check]\nevery = \"1d\"\nread_data = \"1/3\"\n\n\
+             [sets.files]\npaths = [{src:?}]\nevery = \"1d\"\n"
+        ),
+    )
+    .expect("config");
+    let here = s(&env.repo()).to_string();
+    let there = s(&target).to_string();
+
+    // Day 1 takes and copies the snapshot, then checks both, part 1 of 3.
+    let (code, v) = run_at(&env, &cfg, "2026-12-01T04:00:00Z");
+    assert_eq!(code, 0, "{v}");
+    for repo in [&here, &there] {
+        let r = check_job(&v, repo);
+        assert_eq!(r["action"], "done", "{v}");
+        assert!(
+            r["reason"].as_str().expect("reason").contains("part 1/3"),
+            "{r}"
+        );
+    }
+    // Nothing new in the sources from here on: the parts rotate, one a day.
+    let flipped = packs(&target)
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+        .expect("a pack in the copy");
+    let bad_day = part_of(&flipped, 3); // day 2, 3 or 4 reads part 2, 3, 1
+    let mut bytes = std::fs::read(&flipped).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&flipped, &bytes).expect("flip a bit");
+
+    let mut seen_parts = Vec::new();
+    for day in 2..=4u32 {
+        let (code, v) = run_at(&env, &cfg, &format!("2026-12-0{day}T04:00:00Z"));
+        let part = (day - 1) % 3 + 1;
+        seen_parts.push(part);
+        let ours = check_job(&v, &here);
+        assert_eq!(ours["action"], "done", "day {day}: {v}");
+        assert!(
+            ours["reason"]
+                .as_str()
+                .expect("reason")
+                .contains(&format!("part {part}/3")),
+            "day {day}: {ours}"
+        );
+        let copy = check_job(&v, &there);
+        let text = std::fs::read_to_string(&prom).expect("metrics");
+        let damaged = format!("cofre_check_damaged_packs{{repository=\"{there}\"}} ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&damaged))
+            .unwrap_or_else(|| panic!("no {damaged} in\n{text}"));
+        if part == bad_day {
+            assert_ne!(code, 0, "day {day}: {v}");
+            assert_eq!(copy["action"], "failed", "day {day}: {v}");
+            let why = copy["reason"].as_str().expect("reason");
+            assert!(
+                why.contains("affected: ") && why.contains("/src/f"),
+                "the damage names a file: {why}"
+            );
+            assert!(line.ends_with(" 1"), "{line}");
+        } else {
+            assert_eq!(code, 0, "day {day}: {v}");
+            assert_eq!(copy["action"], "done", "day {day}: {v}");
+            assert!(line.ends_with(" 0"), "{line}");
+        }
+        // Not due again the same day.
+        let (_, again) = run_at(&env, &cfg, &format!("2026-12-0{day}T05:00:00Z"));
+        assert_eq!(check_job(&again, &here)["action"], "not due");
+    }
+    seen_parts.sort_unstable();
+    assert_eq!(seen_parts, vec![1, 2, 3], "a cycle reads every part once");
+}
