@@ -30,6 +30,14 @@ fi
 if ! $minimal && ! python3 -c 'import moto.server' 2>/dev/null; then
     python3 -m pip install --quiet 'moto[server]'
 fi
+# Azurite (Azure Blob emulator, npm) into the same fixed place as axe-core below, and the
+# Azure SDK for Python that creates its container (integration/azurite.sh).
+if ! $minimal && [ ! -x /opt/cofre-test/node_modules/.bin/azurite-blob ]; then
+    npm install --silent --no-audit --no-fund --prefix /opt/cofre-test azurite@3.37.0 >/dev/null
+fi
+if ! $minimal && ! python3 -c 'import azure.storage.blob' 2>/dev/null; then
+    python3 -m pip install --quiet 'azure-storage-blob'
+fi
 # Garage, the S3 server the S3 tests run against (AGPL, a test service only, never linked).
 # Building it takes ~15 minutes on 2 cores; skipped when the binary exists.
 if ! $minimal && ! command -v garage >/dev/null; then

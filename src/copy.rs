@@ -273,8 +273,7 @@ impl Run<'_> {
         let mut level = vec![manifest.root];
         let mut seen = HashSet::new();
         while !level.is_empty() {
-            level
-                .retain(|t| self.walked.get(t).is_none_or(|w| *w > max_tier) && seen.insert(*t));
+            level.retain(|t| self.walked.get(t).is_none_or(|w| *w > max_tier) && seen.insert(*t));
             trees.extend(level.iter().copied());
             let loaded = self.src.load_trees(self.src_index, &level)?;
             let mut next = Vec::new();

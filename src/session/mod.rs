@@ -62,7 +62,9 @@ impl OpenOptions {
 
     /// Whether the repository is in object storage (prices, disk caches).
     pub fn is_remote(&self) -> bool {
-        self.repo.as_deref().is_some_and(|u| u.starts_with("s3://"))
+        self.repo
+            .as_deref()
+            .is_some_and(|u| ["s3://", "az://"].iter().any(|s| u.starts_with(s)))
     }
 }
 

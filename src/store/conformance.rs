@@ -81,6 +81,13 @@ pub async fn run(store: DynStore) -> Result<(), String> {
         &format!("list data/ sorted, got {keys:?}"),
     )?;
     check(listed[0].size == 100_000, "list gives sizes")?;
+    // A prefix that ends inside a name, not at a `/`: only keys that start with it.
+    let partial = store.list("data/c").await.map_err(e)?;
+    let keys: Vec<_> = partial.iter().map(|o| o.key.as_str()).collect();
+    check(
+        keys == ["data/cd/cdef"],
+        &format!("list data/c, got {keys:?}"),
+    )?;
     let snaps = store.list("snapshots/").await.map_err(e)?;
     check(
         snaps.len() == 1 && snaps[0].key == "snapshots/0001",

@@ -1,6 +1,7 @@
 //! The store layer: one small async trait over object storage. Wrappers (fault injection,
 //! later retry/cache) stack on it; `conformance` is the one suite every store must pass.
 
+pub mod azure;
 pub mod conformance;
 pub mod fault;
 pub mod local;
@@ -99,6 +100,11 @@ pub fn open_with(
 ) -> crate::error::Result<DynStore> {
     let store: DynStore = match Location::parse(url, std::env::var_os("HOME"))? {
         Location::S3(url) => Arc::new(rt.block_on(s3::S3Store::new(&url, s3opts))?),
+        Location::Azure(url) => {
+            // The client starts its connection pool on the runtime it is built in.
+            let _in = rt.enter();
+            Arc::new(azure::AzureStore::new(&url)?)
+        }
         Location::Local(path) => Arc::new(local::LocalStore::new(path)),
     };
     Ok(with_test_hooks(store))
@@ -108,6 +114,8 @@ pub fn open_with(
 #[derive(Debug, PartialEq, Eq)]
 pub enum Location {
     S3(String),
+    /// `az://container/prefix`.
+    Azure(String),
     /// Always absolute: a bare relative name (`backups`) once failed in `init` ("put keys/…:
     /// No such file or directory") because its parent directory was the empty path.
     Local(std::path::PathBuf),
@@ -126,6 +134,12 @@ impl Location {
         let unsupported = || UnsupportedUrl(url.to_string());
         if url.starts_with("s3://") {
             return Ok(Location::S3(url.to_string()));
+        }
+        if url.starts_with(azure::SCHEME) {
+            return match azure::split(url) {
+                Some(_) => Ok(Location::Azure(url.to_string())),
+                None => Err(unsupported()),
+            };
         }
         let path = match url.strip_prefix("file://") {
             Some(p) if p.starts_with('/') => std::path::PathBuf::from(p),
@@ -208,7 +222,7 @@ mod tests {
         let cwd = std::env::current_dir().expect("cwd");
         let home = Some("/home/ops".into());
         let local = |p: &str| Some(Location::Local(PathBuf::from(p)));
-        let cases: [(&str, Option<Location>); 19] = [
+        let cases: [(&str, Option<Location>); 22] = [
             ("backups", Some(Location::Local(cwd.join("backups")))),
             ("./backups", Some(Location::Local(cwd.join("backups")))),
             ("a/b", Some(Location::Local(cwd.join("a/b")))),
@@ -232,6 +246,12 @@ mod tests {
                 Some(Location::S3("s3://bucket/prefix".into())),
             ),
             ("gs://bucket", None),
+            (
+                "az://container/host1",
+                Some(Location::Azure("az://container/host1".into())),
+            ),
+            ("az://", None),
+            ("az:/container", None),
             ("http://host/x", None),
             ("", None),
         ];

@@ -12,7 +12,7 @@ pub use copy::copy_dir;
 #[allow(unused_imports)]
 pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
-pub use servers::{Garage, Moto};
+pub use servers::{Azurite, Garage, Moto};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr};

@@ -13,7 +13,7 @@ pub struct Garage {
     pub bucket: String,
 }
 
-/// Starts an S3 test server with `integration/<script> start DIR`; returns its directory,
+/// Starts a storage test server (S3, or Azurite) with `integration/<script> start DIR`; returns its directory,
 /// the `export` lines it printed, and its bucket.
 fn start_s3_server(script: &str) -> (tempfile::TempDir, Vec<(String, String)>, String) {
     let dir = tempfile::Builder::new()
@@ -45,6 +45,33 @@ fn start_s3_server(script: &str) -> (tempfile::TempDir, Vec<(String, String)>, S
 
 fn integration_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("integration/{name}.sh"))
+}
+
+/// Azurite, Microsoft's Azure Storage emulator, on loopback (integration/azurite.sh).
+pub struct Azurite {
+    pub dir: tempfile::TempDir,
+    pub vars: Vec<(String, String)>,
+    pub container: String,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let (dir, vars, container) = start_s3_server("azurite");
+        Azurite {
+            dir,
+            vars,
+            container,
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = Command::new(integration_script("azurite"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
 }
 
 /// moto's S3 server on loopback (integration/moto.sh): AWS archive-class semantics.
