@@ -387,7 +387,10 @@ impl ReadData {
             _ => (s, 1),
         };
         Ok(ReadData::Bytes(
-            num.parse::<u64>().map_err(|_| bad())? * mult,
+            num.parse::<u64>()
+                .ok()
+                .and_then(|n| n.checked_mul(mult))
+                .ok_or_else(bad)?,
         ))
     }
 

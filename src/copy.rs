@@ -131,6 +131,9 @@ pub fn copy_into(
         done: HashMap::new(),
         walked: HashMap::new(),
     };
+    // A snapshot damaged on the source does not hold back the ones after it: they are
+    // copied, the copy still fails (naming it), and `through` stays before it.
+    let mut damaged: Option<Error> = None;
     for (id, manifest) in todo {
         // Its manifest as stored, read first: one a forget on the source removed since the
         // listing is left out, with a warning, not an error for the whole copy.
@@ -139,18 +142,35 @@ pub fn copy_into(
                 tracing::warn!("snapshot {id} was forgotten on the source meanwhile: not copied");
                 continue;
             }
+            r => r,
+        };
+        let planned = sealed.and_then(|sealed| Ok((sealed, run.plan(&id, &manifest)?)));
+        let (sealed, plan) = match planned {
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::warn!("snapshot {id} not copied: {e}");
+                damaged.get_or_insert(e);
+                continue;
+            }
             r => r?,
         };
-        let plan = run.plan(&id, &manifest)?;
         let blobs = plan.blobs.len() as u64;
         let bytes = plan.blobs.iter().map(|(_, l)| u64::from(l.length)).sum();
         if let Some(lock) = &lock {
-            write_snapshot(src, dst, lock, &id, &manifest, sealed, &plan.blobs)?;
+            match write_snapshot(src, dst, lock, &id, &manifest, sealed, &plan.blobs) {
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!("snapshot {id} not copied: {e}");
+                    damaged.get_or_insert(e);
+                    continue;
+                }
+                r => r?,
+            }
         }
         run.committed(plan);
         report.blobs += blobs;
         report.bytes += bytes;
-        report.through = Some(manifest.time.0);
+        if damaged.is_none() {
+            report.through = Some(manifest.time.0);
+        }
         report.copied.push(CopiedSnapshot {
             id,
             set: manifest.set.clone(),
@@ -159,8 +179,11 @@ pub fn copy_into(
             bytes,
         });
     }
-    report.through = newest;
     report.duration_secs = started.elapsed().as_secs_f64();
+    if let Some(e) = damaged {
+        return Err(e);
+    }
+    report.through = newest;
     Ok(())
 }
 
@@ -385,9 +408,20 @@ fn write_snapshot(
     };
     // Only if absent: another copy into the same target may have stored these very bytes
     // meanwhile, and that snapshot is its own, never ours to withdraw.
+    let key = FileType::Snapshot.key(id);
     crate::repo::commit::commit(dst, lock, &index, || {
-        let ours = dst.put_raw_if_absent(&FileType::Snapshot.key(id), sealed)?;
-        Ok((id.to_string(), ours))
+        if dst.put_raw_if_absent(&key, sealed.clone())? {
+            return Ok((id.to_string(), true));
+        }
+        // "Exists" is also what a retried create that had landed, or a refusal of another
+        // kind, can look like: the snapshot counts as there only if its bytes are.
+        match dst.get_raw(&key, None)? == sealed {
+            true => Ok((id.to_string(), false)),
+            false => Err(Error::corrupt(
+                key.clone(),
+                "the target holds other bytes under this snapshot's name: run `cofre check` on the target",
+            )),
+        }
     })?;
     Ok(())
 }

@@ -239,9 +239,9 @@ pub fn render(
         }
         m.add(
             "cofre_check_damaged_packs",
-            "Packs the last scheduled check of the repository found missing, short or damaged.",
+            "Damaged packs the scheduled checks found, until the part of the data holding each reads clean.",
             &l,
-            c.damaged_packs.unwrap_or(0) as f64,
+            c.damaged_packs() as f64,
         );
     }
     let mut per_set: BTreeMap<String, u64> = BTreeMap::new();

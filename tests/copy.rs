@@ -445,3 +445,52 @@ fn run_copies_each_new_snapshot_and_catches_up_when_the_target_is_back() {
     assert_eq!(job(&v, "files", &class)["action"], "not due", "{v}");
     to.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn a_snapshot_damaged_on_the_source_is_reported_and_the_ones_after_it_still_go() {
+    let env = Env::new();
+    env.init();
+    let data_packs = |env: &Env| -> std::collections::BTreeSet<std::path::PathBuf> {
+        walk(&env.repo().join("data"))
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
+    };
+    // Two sets whose data share no pack: a damaged pack of the first hurts only it.
+    for (set, seed) in [("a", 1u64), ("b", 2)] {
+        let dir = env.path(set);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("f"), noise(2 << 20, seed)).expect("write");
+        let before = data_packs(&env);
+        env.ok(&["ingest", "--set", set, s(&dir)]);
+        if set == "a" {
+            let new: Vec<_> = data_packs(&env).difference(&before).cloned().collect();
+            let big = new
+                .iter()
+                .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+                .expect("a pack of set a");
+            let mut bytes = std::fs::read(big).expect("read");
+            bytes[100] ^= 0x01;
+            std::fs::write(big, bytes).expect("damage");
+        }
+    }
+    let to = target(&env, s(&env.path("target")), &[]);
+    init_target(&env, &to);
+    let out = copy_cmd(&env, &to).output().expect("copy");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a damaged snapshot fails the copy"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data/") && err.contains("cofre check --read-data"),
+        "{err}"
+    );
+    let b = env.json(&["snapshots", "--set", "b"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(ids(&to), vec![b], "set b's snapshot went, set a's did not");
+    to.ok(&["check", "--read-data"]);
+}

@@ -1,7 +1,7 @@
 //! Scheduled verification: `[check]` in the file makes `cofre run` check the repository and
 //! its `copy_to` target, reading a rotating part of the packs, so that every pack is read
 //! once per cycle; a bit flipped in the copy is reported on the day its part comes up,
-//! naming the file, and by the metrics.
+//! naming the file, and by the metrics from then on.
 
 mod common;
 use common::*;
@@ -112,11 +112,10 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
     bytes[mid] ^= 0x10;
     std::fs::write(&flipped, &bytes).expect("flip a bit");
 
-    let mut seen_parts = Vec::new();
+    let mut found = false;
     for day in 2..=4u32 {
         let (code, v) = run_at(&env, &cfg, &format!("2026-12-0{day}T04:00:00Z"));
         let part = (day - 1) % 3 + 1;
-        seen_parts.push(part);
         let ours = check_job(&v, &here);
         assert_eq!(ours["action"], "done", "day {day}: {v}");
         assert!(
@@ -134,6 +133,7 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
             .find(|l| l.starts_with(&damaged))
             .unwrap_or_else(|| panic!("no {damaged} in\n{text}"));
         if part == bad_day {
+            found = true;
             assert_ne!(code, 0, "day {day}: {v}");
             assert_eq!(copy["action"], "failed", "day {day}: {v}");
             let why = copy["reason"].as_str().expect("reason");
@@ -141,16 +141,16 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
                 why.contains("affected: ") && why.contains("/src/f"),
                 "the damage names a file: {why}"
             );
-            assert!(line.ends_with(" 1"), "{line}");
         } else {
             assert_eq!(code, 0, "day {day}: {v}");
             assert_eq!(copy["action"], "done", "day {day}: {v}");
-            assert!(line.ends_with(" 0"), "{line}");
         }
+        // Reported from the day its part is read, and still on the days after.
+        let want = if found { " 1" } else { " 0" };
+        assert!(line.ends_with(want), "day {day}: {line}");
         // Not due again the same day.
         let (_, again) = run_at(&env, &cfg, &format!("2026-12-0{day}T05:00:00Z"));
         assert_eq!(check_job(&again, &here)["action"], "not due");
     }
-    seen_parts.sort_unstable();
-    assert_eq!(seen_parts, vec![1, 2, 3], "a cycle reads every part once");
+    assert!(found, "the damaged pack's part came up within the cycle");
 }

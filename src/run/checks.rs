@@ -79,7 +79,12 @@ pub(super) fn checks(
             begin();
             let started = std::time::Instant::now();
             let (read, after) = rotate(c.read, prev.and_then(|p| p.next_part));
-            let (outcome, damaged, next) = match check(repo, read) {
+            let mut damaged_parts = prev.map(|p| p.damaged_parts.clone()).unwrap_or_default();
+            let part = match read {
+                ReadData::Part(n, _) => n,
+                _ => 0,
+            };
+            let (outcome, next) = match check(repo, read) {
                 Ok(rep) if rep.errors.is_empty() => {
                     r.action = Action::Done;
                     r.reason = format!(
@@ -89,7 +94,15 @@ pub(super) fn checks(
                         rep.packs_read,
                         read.describe()
                     );
-                    (state::Outcome::Ok, 0, after)
+                    // A part read clean clears what it had found; a random share proves
+                    // nothing about the rest, only a read of all of it clears everything.
+                    if part != 0 {
+                        damaged_parts.remove(&part);
+                    }
+                    if read == ReadData::All {
+                        damaged_parts.clear();
+                    }
+                    (state::Outcome::Ok, after)
                 }
                 Ok(rep) => {
                     r.action = Action::Failed;
@@ -100,14 +113,27 @@ pub(super) fn checks(
                         read.describe(),
                         rep.errors[0]
                     );
-                    (state::Outcome::Failed, rep.damaged_packs, after)
+                    if read == ReadData::All {
+                        damaged_parts.clear();
+                    }
+                    match rep.damaged_packs as u64 {
+                        0 if part != 0 => {
+                            damaged_parts.remove(&part);
+                        }
+                        0 => {}
+                        n => {
+                            damaged_parts.insert(part, n);
+                        }
+                    }
+                    (state::Outcome::Failed, after)
                 }
-                // The check could not run (the store down): the same part next time.
+                // The check could not run (the store down): the same part next time, and
+                // the damage known so far stays known.
                 Err(e) => {
                     r.action = Action::Failed;
                     r.exit_code = e.exit_code().max(EXIT_FAILURE);
                     r.reason = format!("check: {e}");
-                    (state::Outcome::Failed, 0, prev.and_then(|p| p.next_part))
+                    (state::Outcome::Failed, prev.and_then(|p| p.next_part))
                 }
             };
             let s = state::ClassState {
@@ -121,7 +147,7 @@ pub(super) fn checks(
                 last_result: None,
                 through: None,
                 next_part: next,
-                damaged_packs: Some(damaged as u64),
+                damaged_parts,
             };
             if let Err(e) = state::record(lock_dir, STATE_SET, name, s) {
                 tracing::warn!("could not record the check of {name}: {e}");

@@ -99,9 +99,15 @@ pub(super) fn copies(
     }
 }
 
-/// Runs one copy job: the set's snapshots from `since` on (inclusive: a snapshot of that
-/// very second is listed on the target and skipped). Returns the time through which the
-/// target is complete, as far as this copy got.
+/// A copy job looks this far back before the newest snapshot known on the target: a
+/// snapshot committed after that copy but stamped earlier (another host's long ingest,
+/// stamped when it started, or its clock behind) is still sent. Older than that, it is
+/// left to a `cofre copy` by hand (docs/copy.md).
+const LOOK_BACK: i64 = 86_400;
+
+/// Runs one copy job: the set's snapshots from `since - LOOK_BACK` on (those already there
+/// cost a listing). Returns the time through which the target is complete, as far as this
+/// copy got.
 fn copy_one(
     repo: &Repository,
     set: &str,
@@ -118,7 +124,7 @@ fn copy_one(
             dst.repository(),
             &CopyOptions {
                 sets: vec![set.to_string()],
-                since,
+                since: since.map(|t| t - LOOK_BACK),
                 retry_lock: opts.retry_lock,
                 ..Default::default()
             },

@@ -457,7 +457,7 @@ fn record(dir: &Path, at: i64, seconds: f64, r: &JobResult, through: Option<i64>
         last_result: None,
         through,
         next_part: None,
-        damaged_packs: None,
+        damaged_parts: Default::default(),
     };
     if let Err(e) = state::record(dir, &r.set, &r.class, s) {
         tracing::warn!("could not record the run of {}/{}: {e}", r.set, r.class);

@@ -56,9 +56,18 @@ pub struct ClassState {
     /// A check job's: the part of the data its next run reads (`read_data = "1/M"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_part: Option<u32>,
-    /// A check job's: the packs its last run found damaged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub damaged_packs: Option<u64>,
+    /// A check job's: damaged packs found, by the part of the data that found them (0: a
+    /// read of all of it, or of a random share). Kept until that part is read again and
+    /// found clean, so the damage stays reported between the days its part comes up.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub damaged_parts: std::collections::BTreeMap<u32, u64>,
+}
+
+impl ClassState {
+    /// A check job's damaged packs, as far as its runs know.
+    pub fn damaged_packs(&self) -> u64 {
+        self.damaged_parts.values().sum()
+    }
 }
 
 /// Per class tag of one set.
@@ -130,7 +139,7 @@ mod tests {
             last_result: None,
             through: None,
             next_part: None,
-            damaged_packs: None,
+            damaged_parts: Default::default(),
         }
     }
 

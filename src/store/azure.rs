@@ -35,11 +35,14 @@ pub struct AzureStore {
     url: String,
 }
 
-/// `az://container/prefix` → (container, prefix).
+/// `az://container/prefix` → (container, prefix). A prefix the client would encode or
+/// normalize (`%`, `*`, `..`, `a//b`, …) is refused: its listings would not match it.
 pub fn split(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix(SCHEME)?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix.trim_matches('/').to_string()))
+    let prefix = prefix.trim_matches('/');
+    let kept = ObjPath::from(prefix).as_ref() == prefix;
+    (!bucket.is_empty() && kept).then(|| (bucket.to_string(), prefix.to_string()))
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -82,15 +85,16 @@ impl AzureStore {
         }
     }
 
-    /// A key of ours from a path the service listed.
-    fn key_of(&self, p: &ObjPath) -> String {
+    /// A key of ours from a path the service listed under our prefix; None for one that is
+    /// not (never taken for one of ours).
+    fn key_of(&self, p: &ObjPath) -> Option<String> {
         let s = p.as_ref();
         match self.prefix.is_empty() {
-            true => s.to_string(),
+            true => Some(s.to_string()),
             false => s
                 .strip_prefix(&self.prefix)
-                .map_or(s, |k| k.trim_start_matches('/'))
-                .to_string(),
+                .and_then(|k| k.strip_prefix('/'))
+                .map(str::to_string),
         }
     }
 }
@@ -163,16 +167,26 @@ impl Store for AzureStore {
             .try_collect()
             .await
             .map_err(|e| err("list", prefix, e))?;
-        let mut out: Vec<ObjectInfo> = metas
-            .into_iter()
-            .map(|m| ObjectInfo {
-                key: self.key_of(&m.location),
-                size: m.size,
-                modified: Some(m.last_modified.timestamp()),
-                class: None,
-            })
-            .filter(|o| o.key.starts_with(prefix))
-            .collect();
+        let mut out = Vec::with_capacity(metas.len());
+        for m in metas {
+            // The service was asked for what is under our prefix: anything else means the
+            // listing is not what we think, and a wrong listing is never used.
+            let key = self
+                .key_of(&m.location)
+                .ok_or_else(|| StoreError::Backend {
+                    op: "list",
+                    key: prefix.to_string(),
+                    msg: format!("listed {} outside {}", m.location, self.prefix),
+                })?;
+            if key.starts_with(prefix) {
+                out.push(ObjectInfo {
+                    key,
+                    size: m.size,
+                    modified: Some(m.last_modified.timestamp()),
+                    class: None,
+                });
+            }
+        }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
@@ -221,6 +235,9 @@ mod tests {
             ("az://c/host1/", Some(("c", "host1"))),
             ("az://", None),
             ("s3://b/p", None),
+            ("az://c/a%20b", None),
+            ("az://c/a//b", None),
+            ("az://c/../x", None),
         ];
         for (url, want) in table {
             let got = split(url);
