@@ -26,16 +26,8 @@ fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
         .expect("Azure store conforms");
 
     // End to end, through the CLI.
-    let mut env = Env::new();
-    let prefix = env
-        .dir
-        .path()
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
-    env.url = Some(format!("az://{}/{prefix}", azurite.container));
-    env.vars = azurite.vars.clone();
+    let base = format!("az://{}", azurite.container);
+    let env = Env::remote_at(&base, &azurite.vars);
     let src = env.path("src");
     make_awkward_tree(&src);
     env.init();
@@ -56,9 +48,7 @@ fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
     let local = Env::new();
     local.init();
     local.ok(&["ingest", s(&src)]);
-    let mut to = Env::new();
-    to.url = Some(format!("az://{}/{prefix}-copy", azurite.container));
-    to.vars = azurite.vars.clone();
+    let to = Env::remote_at(&base, &azurite.vars);
     let made = to
         .cmd()
         .env("COFRE_FROM_PASSWORD", PASSWORD)

@@ -339,19 +339,6 @@ fn one_snapshot_copied_alone_brings_the_delta_bases_its_dump_needs() {
     restores_as(&to, &spec, "r", &env.path("src"), &gens[1].1);
 }
 
-/// `cofre run --json --now NOW` with `cfg`; (exit code, results).
-fn run_at(env: &Env, cfg: &Path, now: &str) -> (i32, serde_json::Value) {
-    let out = env
-        .cmd()
-        .env("COFRE_CONFIG", cfg)
-        .args(["run", "--json", "--now", now])
-        .output()
-        .expect("run");
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), v)
-}
-
 /// The result of `set`'s job `class` in a run's results.
 fn job<'a>(v: &'a serde_json::Value, set: &str, class: &str) -> &'a serde_json::Value {
     v.as_array()
@@ -397,7 +384,7 @@ fn run_copies_each_new_snapshot_and_catches_up_when_the_target_is_back() {
     );
 
     // The snapshot, then its copy, each a job of its own.
-    let (code, v) = run_at(&env, &cfg, "2026-12-01T00:00:00Z");
+    let (code, v) = env.run_at(&cfg, "2026-12-01T00:00:00Z");
     assert_eq!(code, 0, "{v}");
     assert_eq!(job(&v, "files", "4h")["action"], "done");
     assert_eq!(job(&v, "files", &class)["action"], "done", "{v}");
@@ -411,7 +398,7 @@ fn run_copies_each_new_snapshot_and_catches_up_when_the_target_is_back() {
     let away = env.path("offsite-away");
     std::fs::rename(&target_dir, &away).expect("take the target away");
     std::fs::write(src.join("g"), noise(50_000, 2)).expect("write");
-    let (code, v) = run_at(&env, &cfg, "2026-12-01T04:00:00Z");
+    let (code, v) = env.run_at(&cfg, "2026-12-01T04:00:00Z");
     assert_ne!(code, 0, "a failed copy fails the run: {v}");
     assert_eq!(job(&v, "files", "4h")["action"], "done");
     assert_eq!(job(&v, "files", &class)["action"], "failed", "{v}");
@@ -431,7 +418,7 @@ fn run_copies_each_new_snapshot_and_catches_up_when_the_target_is_back() {
 
     // Back: the next run, with no snapshot due, catches up.
     std::fs::rename(&away, &target_dir).expect("bring the target back");
-    let (code, v) = run_at(&env, &cfg, "2026-12-01T05:00:00Z");
+    let (code, v) = env.run_at(&cfg, "2026-12-01T05:00:00Z");
     assert_eq!(code, 0, "{v}");
     assert_eq!(job(&v, "files", "4h")["action"], "not due");
     assert_eq!(job(&v, "files", &class)["action"], "done", "{v}");
@@ -441,7 +428,7 @@ fn run_copies_each_new_snapshot_and_catches_up_when_the_target_is_back() {
         0.0
     );
     // And then it rests until the next snapshot.
-    let (_, v) = run_at(&env, &cfg, "2026-12-01T06:00:00Z");
+    let (_, v) = env.run_at(&cfg, "2026-12-01T06:00:00Z");
     assert_eq!(job(&v, "files", &class)["action"], "not due", "{v}");
     to.ok(&["check", "--read-data"]);
 }

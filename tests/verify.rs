@@ -12,19 +12,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
 
-/// `cofre run --json --now NOW` with `cfg`: (exit code, results).
-fn run_at(env: &Env, cfg: &Path, now: &str) -> (i32, serde_json::Value) {
-    let out = env
-        .cmd()
-        .env("COFRE_CONFIG", cfg)
-        .args(["run", "--json", "--now", now])
-        .output()
-        .expect("run");
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), v)
-}
-
 /// The check job of repository `repo` in a run's results.
 fn check_job<'a>(v: &'a serde_json::Value, repo: &str) -> &'a serde_json::Value {
     v.as_array()
@@ -91,7 +78,7 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
     let there = s(&target).to_string();
 
     // Day 1 takes and copies the snapshot, then checks both, part 1 of 3.
-    let (code, v) = run_at(&env, &cfg, "2026-12-01T04:00:00Z");
+    let (code, v) = env.run_at(&cfg, "2026-12-01T04:00:00Z");
     assert_eq!(code, 0, "{v}");
     for repo in [&here, &there] {
         let r = check_job(&v, repo);
@@ -114,7 +101,7 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
 
     let mut found = false;
     for day in 2..=4u32 {
-        let (code, v) = run_at(&env, &cfg, &format!("2026-12-0{day}T04:00:00Z"));
+        let (code, v) = env.run_at(&cfg, &format!("2026-12-0{day}T04:00:00Z"));
         let part = (day - 1) % 3 + 1;
         let ours = check_job(&v, &here);
         assert_eq!(ours["action"], "done", "day {day}: {v}");
@@ -149,7 +136,7 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
         let want = if found { " 1" } else { " 0" };
         assert!(line.ends_with(want), "day {day}: {line}");
         // Not due again the same day.
-        let (_, again) = run_at(&env, &cfg, &format!("2026-12-0{day}T05:00:00Z"));
+        let (_, again) = env.run_at(&cfg, &format!("2026-12-0{day}T05:00:00Z"));
         assert_eq!(check_job(&again, &here)["action"], "not due");
     }
     assert!(found, "the damaged pack's part came up within the cycle");

@@ -154,6 +154,16 @@ pub fn worst(a: i32, b: i32) -> i32 {
     }
 }
 
+/// The run's ping says "started" once, before the first job that works (a backup, a
+/// copy, a check or a drill).
+fn begin(began: &mut bool, cfg: &Config, notifier: &crate::notify::Notifier) {
+    if !std::mem::replace(began, true) {
+        if let Some(url) = &cfg.notify.ping {
+            notifier.ping_start(url);
+        }
+    }
+}
+
 /// Drills one set (given by `cofre run`'s caller, which knows how to mount).
 pub type DrillFn<'a> = &'a dyn Fn(&str, &Catalog) -> Result<crate::drill::SetReport>;
 
@@ -215,12 +225,7 @@ pub fn run(
         } else if opts.dry_run {
             r.action = Action::WouldRun;
         } else {
-            // The run's ping says "started" once, before the first job that works.
-            if !std::mem::replace(&mut began, true) {
-                if let Some(url) = &cfg.notify.ping {
-                    notifier.ping_start(url);
-                }
-            }
+            begin(&mut began, cfg, &notifier);
             if let Some(url) = &job.cfg.src.ping {
                 notifier.ping_start(url);
             }
@@ -236,13 +241,7 @@ pub fn run(
     }
     // Copies after the backups, so each new snapshot goes out in the run that took it.
     if let Some(open) = outside.copy_target {
-        let begin = || {
-            if !std::mem::replace(&mut began, true) {
-                if let Some(url) = &cfg.notify.ping {
-                    notifier.ping_start(url);
-                }
-            }
-        };
+        let begin = || begin(&mut began, cfg, &notifier);
         copies::copies(
             repo,
             cat,
@@ -257,13 +256,7 @@ pub fn run(
     }
     // Verification after the copies, so a copy made in this run is checked with the rest.
     if let Some(check) = outside.check {
-        let begin = || {
-            if !std::mem::replace(&mut began, true) {
-                if let Some(url) = &cfg.notify.ping {
-                    notifier.ping_start(url);
-                }
-            }
-        };
+        let begin = || begin(&mut began, cfg, &notifier);
         checks::checks(
             cfg,
             &outside.location,
@@ -394,11 +387,7 @@ fn drills(
         } else if opts.dry_run {
             r.action = Action::WouldRun;
         } else {
-            if !std::mem::replace(began, true) {
-                if let Some(url) = &cfg.notify.ping {
-                    notifier.ping_start(url);
-                }
-            }
+            begin(began, cfg, notifier);
             match drill(set, cat) {
                 Ok(rep) => {
                     r.snapshot = Some(rep.snapshot.clone());

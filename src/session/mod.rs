@@ -145,12 +145,7 @@ impl Session {
         }
         let rt = Runtime::new(opts.runtime.clone())?;
         let store = crate::store::open(opts.url()?, &rt.handle())?;
-        let pw = opts.password.get(true)?;
-        if pw.is_empty() {
-            return Err(Error::InvalidArgument(
-                "an empty password protects nothing".into(),
-            ));
-        }
+        let pw = new_password(&opts)?;
         let repo = Repository::init_with(
             store,
             rt.handle(),
@@ -165,12 +160,7 @@ impl Session {
     pub fn init_copying(opts: OpenOptions, from: &Session) -> Result<Session> {
         let rt = Runtime::new(opts.runtime.clone())?;
         let store = crate::store::open(opts.url()?, &rt.handle())?;
-        let pw = opts.password.get(true)?;
-        if pw.is_empty() {
-            return Err(Error::InvalidArgument(
-                "an empty password protects nothing".into(),
-            ));
-        }
+        let pw = new_password(&opts)?;
         let repo = Repository::init_copying(store, rt.handle(), &pw, &from.repo)?;
         Ok(Session::from_parts(opts, repo, rt))
     }
@@ -269,6 +259,17 @@ impl Session {
         }
         Lock::acquire(&self.repo, false, purpose, self.opts.retry_lock).map(Some)
     }
+}
+
+/// The password of a new repository: asked twice on a terminal, never empty.
+fn new_password(opts: &OpenOptions) -> Result<Vec<u8>> {
+    let pw = opts.password.get(true)?;
+    if pw.is_empty() {
+        return Err(Error::InvalidArgument(
+            "an empty password protects nothing".into(),
+        ));
+    }
+    Ok(pw)
 }
 
 /// The cofre CLI, for what runs it (a drill's mount child, the timer's unit): this binary

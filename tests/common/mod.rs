@@ -55,17 +55,7 @@ impl Env {
 
     /// A repository under a fresh prefix of `bucket`, reached with `vars`.
     pub fn s3_at(bucket: &str, vars: &[(String, String)]) -> Env {
-        let mut e = Env::new();
-        let prefix = e
-            .dir
-            .path()
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        e.url = Some(format!("s3://{bucket}/{prefix}"));
-        e.vars = vars.to_vec();
-        e
+        Env::remote_at(&format!("s3://{bucket}"), vars)
     }
 
     /// The same repository seen from another host: its own catalog and cache.
@@ -148,6 +138,35 @@ impl Env {
             );
         }
         assert_eq!(restore_leftovers(&target), Vec::<PathBuf>::new());
+    }
+
+    /// `cofre run --json --now NOW` with the configuration file `cfg`: (exit code, results).
+    pub fn run_at(&self, cfg: &Path, now: &str) -> (i32, serde_json::Value) {
+        let out = self
+            .cmd()
+            .env("COFRE_CONFIG", cfg)
+            .args(["run", "--json", "--now", now])
+            .output()
+            .expect("run");
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap_or(-1), v)
+    }
+
+    /// A repository at `base/<this scratch area's name>` (`s3://bucket`, `az://container`),
+    /// reached with `vars`.
+    pub fn remote_at(base: &str, vars: &[(String, String)]) -> Env {
+        let mut e = Env::new();
+        let prefix = e
+            .dir
+            .path()
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        e.url = Some(format!("{base}/{prefix}"));
+        e.vars = vars.to_vec();
+        e
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
