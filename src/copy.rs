@@ -519,18 +519,6 @@ fn plan_reads(needed: &[(BlobId, Location)]) -> Vec<Read> {
 mod tests {
     use super::*;
 
-    fn loc(pack: u8, offset: u64, length: u32) -> Location {
-        Location {
-            pack: BlobId([pack; 32]),
-            kind: BlobKind::Data,
-            offset,
-            length,
-            raw_len: length,
-            tier: 0,
-            base: None,
-        }
-    }
-
     #[test]
     fn reads_are_one_per_stretch_of_a_pack() {
         let mb = 1u64 << 20;
@@ -557,7 +545,7 @@ mod tests {
             let needed: Vec<_> = blobs
                 .iter()
                 .enumerate()
-                .map(|(i, (p, o, l))| (BlobId([i as u8 + 100; 32]), loc(*p, *o, *l)))
+                .map(|(i, (p, o, l))| (BlobId([i as u8 + 100; 32]), Location::test(*p, *o, *l)))
                 .collect();
             let got: Vec<_> = plan_reads(&needed)
                 .into_iter()

@@ -49,17 +49,7 @@ fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
     local.init();
     local.ok(&["ingest", s(&src)]);
     let to = Env::remote_at(&base, &azurite.vars);
-    let made = to
-        .cmd()
-        .env("COFRE_FROM_PASSWORD", PASSWORD)
-        .args(["init", "--copy-params-from", s(&local.repo())])
-        .output()
-        .expect("init");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    to.init_copying_from(&local);
     let copied = local
         .cmd()
         .envs(azurite.vars.iter().map(|(k, v)| (k, v)))

@@ -81,17 +81,6 @@ fn copy_cmd(env: &Env, to: &Env) -> Command {
     c
 }
 
-fn init_target(env: &Env, to: &Env) {
-    to.cmd()
-        .env("COFRE_FROM_PASSWORD", PASSWORD)
-        .args(["init", "--copy-params-from", s(&env.repo())])
-        .status()
-        .expect("init")
-        .success()
-        .then_some(())
-        .expect("init --copy-params-from");
-}
-
 /// Restores `spec` from `env` into a new directory `dir`, twice (into an empty target, then
 /// over what the first left), and insists both times that the tree once at `src` is now
 /// exactly `expect`, content and metadata.
@@ -139,7 +128,7 @@ fn a_copy_to_s3_keeps_ids_restores_exactly_and_a_second_copy_writes_nothing() {
     let gens = history(&env);
     let remote = Env::s3(&garage);
     let to = target(&env, remote.url.as_deref().expect("url"), &garage.vars);
-    init_target(&env, &to);
+    to.init_copying_from(&env);
 
     // A dry run says what it would copy and writes nothing.
     let dry = {
@@ -247,7 +236,7 @@ fn a_copy_killed_at_many_points_resumes_and_never_shows_a_partial_snapshot() {
     env.init();
     let gens = history(&env);
     let to = target(&env, s(&env.path("target")), &[]);
-    init_target(&env, &to);
+    to.init_copying_from(&env);
     let pristine = env.path("target-pristine");
     copy_dir(&env.path("target"), &pristine);
 
@@ -317,7 +306,7 @@ fn one_snapshot_copied_alone_brings_the_delta_bases_its_dump_needs() {
     env.init();
     let gens = history(&env);
     let to = target(&env, s(&env.path("target")), &[]);
-    init_target(&env, &to);
+    to.init_copying_from(&env);
     // The second dump of set `db` is stored as deltas on chunks of the first, which is not
     // copied: the copy must bring those bases.
     let second = env.json(&["snapshots", "--set", "db"])[1]["id"]
@@ -364,7 +353,7 @@ fn run_copies_each_new_snapshot_and_catches_up_when_the_target_is_back() {
     std::fs::write(src.join("f"), noise(50_000, 1)).expect("write");
     let target_dir = env.path("offsite");
     let to = target(&env, s(&target_dir), &[]);
-    init_target(&env, &to);
+    to.init_copying_from(&env);
     let pw = env.path("offsite.pass");
     std::fs::write(&pw, TARGET_PASSWORD).expect("write");
     let prom = env.path("cofre.prom");
@@ -462,7 +451,7 @@ fn a_snapshot_damaged_on_the_source_is_reported_and_the_ones_after_it_still_go()
         }
     }
     let to = target(&env, s(&env.path("target")), &[]);
-    init_target(&env, &to);
+    to.init_copying_from(&env);
     let out = copy_cmd(&env, &to).output().expect("copy");
     assert_ne!(
         out.status.code(),

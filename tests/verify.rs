@@ -54,14 +54,7 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
     {
         let mut to = env.other_host("target-host");
         to.url = Some(s(&target).to_string());
-        to.cmd()
-            .env("COFRE_FROM_PASSWORD", PASSWORD)
-            .args(["init", "--copy-params-from", s(&env.repo())])
-            .status()
-            .expect("init")
-            .success()
-            .then_some(())
-            .expect("init --copy-params-from");
+        to.init_copying_from(&env);
     }
     let prom = env.path("cofre.prom");
     let cfg = env.path("cofre.toml");

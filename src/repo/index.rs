@@ -110,6 +110,22 @@ pub struct Location {
     pub base: Option<super::compress::Bases>,
 }
 
+#[cfg(test)]
+impl Location {
+    /// A whole data blob at `offset` in pack `[pack; 32]`, for tests.
+    pub fn test(pack: u8, offset: u64, length: u32) -> Location {
+        Location {
+            pack: BlobId([pack; 32]),
+            kind: BlobKind::Data,
+            offset,
+            length,
+            raw_len: length,
+            tier: 0,
+            base: None,
+        }
+    }
+}
+
 /// One copy of a blob as the master index keeps it: 24 bytes, where its `Location` takes
 /// 136 (the pack's 32-byte id and 65 bytes of optional bases in every entry). At a million
 /// files prune holds two master indexes of every copy (docs/benchmarks.md, "A million

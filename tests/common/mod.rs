@@ -140,6 +140,26 @@ impl Env {
         assert_eq!(restore_leftovers(&target), Vec::<PathBuf>::new());
     }
 
+    /// `cofre init --copy-params-from` the repository of `from` (whose password is
+    /// PASSWORD), here, with this environment's own password.
+    pub fn init_copying_from(&self, from: &Env) {
+        let from_repo = from
+            .url
+            .clone()
+            .unwrap_or_else(|| from.repo().display().to_string());
+        let out = self
+            .cmd()
+            .env("COFRE_FROM_PASSWORD", PASSWORD)
+            .args(["init", "--copy-params-from", &from_repo])
+            .output()
+            .expect("init");
+        assert!(
+            out.status.success(),
+            "init --copy-params-from: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `cofre run --json --now NOW` with the configuration file `cfg`: (exit code, results).
     pub fn run_at(&self, cfg: &Path, now: &str) -> (i32, serde_json::Value) {
         let out = self

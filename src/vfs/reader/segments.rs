@@ -240,15 +240,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn loc(offset: u64, length: u32) -> Location {
-        Location {
-            pack: BlobId([1; 32]),
-            kind: crate::repo::pack::BlobKind::Data,
-            offset,
-            length,
-            raw_len: length,
-            tier: 0,
-            base: None,
-        }
+        Location::test(1, offset, length)
     }
 
     #[test]
