@@ -86,14 +86,7 @@ pub fn copy_into(
 ) -> Result<()> {
     let started = Instant::now();
     report.dry_run = opts.dry_run;
-    if !dst.shares_keys_with(src) {
-        return Err(Error::InvalidArgument(format!(
-            "{} does not share {}'s keys: make the target with `cofre init --copy-params-from {}`",
-            dst.store().location(),
-            src.store().location(),
-            src.store().location()
-        )));
-    }
+    require_shared_keys(src, dst)?;
     // No prune on the source deletes what we read until we are done.
     let _src_lock = Lock::acquire(src, false, "copy (source)", opts.retry_lock)?;
     let selected = select(src, opts)?;
@@ -185,6 +178,20 @@ pub fn copy_into(
     }
     report.through = newest;
     Ok(())
+}
+
+/// A copy, and a comparison with one, needs a target made with `init --copy-params-from`
+/// the source: the same keys and chunker, so that blobs and manifests keep their ids.
+pub(crate) fn require_shared_keys(src: &Repository, dst: &Repository) -> Result<()> {
+    if dst.shares_keys_with(src) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "{} does not share {}'s keys: make the target with `cofre init --copy-params-from {}`",
+        dst.store().location(),
+        src.store().location(),
+        src.store().location()
+    )))
 }
 
 /// The source's snapshots that the options select, oldest first.

@@ -42,6 +42,7 @@
 
 // The session and what its operations take and return.
 pub use catalog::sync::SyncReport;
+pub use check::against::Comparison;
 pub use check::{CheckRecord, CheckReport, ReadData};
 pub use copy::{CopiedSnapshot, CopyOptions, CopyReport};
 pub use drill::{record::DrillRecord, sets_to_drill, Copier, DrillArgs, SetReport};
@@ -62,8 +63,8 @@ pub use repo::keyfiles::KeyEntry;
 pub use restore::{RestoreReport, DEFAULT_CACHE_MIB};
 pub use run::{Action, JobResult, RunOptions, StatusRow};
 pub use session::{
-    Browse, Contents, Entry, FileReader, OpenOptions, RestoreOptions, RestoreOutcome, Session,
-    SnapshotInfo,
+    AgainstReport, Browse, Contents, Entry, FileReader, OpenOptions, RestoreOptions,
+    RestoreOutcome, Session, SnapshotInfo,
 };
 pub use stats::{Pricing, Stats};
 pub use store::s3::S3Options;

@@ -46,6 +46,17 @@ pub fn builtin(provider: &str) -> Option<BTreeMap<String, Price>> {
             ("GLACIER", p(0.0036, 0.03, 0.0004, 90)),
             ("DEEP_ARCHIVE", p(0.00099, 0.05, 0.0004, 180)),
         ],
+        // Azure Blob, LRS in East US: cofre's classes are written in Azure's access tiers
+        // (docs/stores.md): STANDARD Hot, the IA classes Cool, GLACIER_IR Cold, the archive
+        // classes Archive (writes and reads priced per 10,000 there: divided by 10 here).
+        "azure" => &[
+            ("STANDARD", p(0.018, 0.0065, 0.0005, 0)),
+            ("STANDARD_IA", p(0.01, 0.013, 0.001, 30)),
+            ("ONEZONE_IA", p(0.01, 0.013, 0.001, 30)),
+            ("GLACIER_IR", p(0.0036, 0.0234, 0.013, 90)),
+            ("GLACIER", p(0.002, 0.013, 0.65, 180)),
+            ("DEEP_ARCHIVE", p(0.002, 0.013, 0.65, 180)),
+        ],
         "b2" => &[("STANDARD", p(0.006, 0.0, 0.0004, 0))],
         "wasabi" => &[("STANDARD", p(0.0069, 0.0, 0.0, 90))],
         "gcs" => &[
@@ -72,7 +83,7 @@ struct PriceFile {
 pub fn prices(provider: &str, file: Option<&std::path::Path>) -> Result<BTreeMap<String, Price>> {
     let mut t = builtin(provider).ok_or_else(|| {
         Error::InvalidArgument(format!(
-            "provider {provider:?}: one of aws, b2, wasabi, gcs, local"
+            "provider {provider:?}: one of aws, azure, b2, wasabi, gcs, local"
         ))
     })?;
     if let Some(f) = file {
@@ -231,14 +242,15 @@ pub fn stats(
     })
 }
 
-/// The provider whose prices apply: the flag, the file's `provider`, else by repository.
+/// The provider whose prices apply: the flag, the file's `provider`, else `default` (by
+/// where the repository is: `OpenOptions::default_provider`).
 pub fn provider(
     flag: Option<String>,
     file: Option<&crate::config::Config>,
-    remote: bool,
+    default: &str,
 ) -> String {
     crate::config::resolve(flag, file.and_then(|f| f.provider.as_ref()))
-        .unwrap_or_else(|| if remote { "aws" } else { "local" }.to_string())
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// Whose prices, and the table: resolved before the repository is opened, so a bad flag
@@ -250,16 +262,16 @@ pub struct Pricing {
 }
 
 impl Pricing {
-    /// `provider_flag` (default: the file's, else `aws` for a remote repository and
-    /// `local` otherwise), priced from `prices_flag` (a TOML table; default: the file's,
+    /// `provider_flag` (default: the file's, else `default`: `aws` for an S3 repository,
+    /// `azure` for Azure Blob, `local` otherwise), priced from `prices_flag` (a TOML table; default: the file's,
     /// else the built-in one).
     pub fn resolve(
         file: Option<&crate::config::Config>,
         provider_flag: Option<String>,
         prices_flag: Option<std::path::PathBuf>,
-        remote: bool,
+        default: &str,
     ) -> Result<Pricing> {
-        let provider = provider(provider_flag, file, remote);
+        let provider = provider(provider_flag, file, default);
         let price_file = crate::config::resolve(prices_flag, file.and_then(|f| f.prices.as_ref()));
         let table = prices(&provider, price_file.as_deref())?;
         Ok(Pricing { provider, table })
@@ -283,7 +295,7 @@ impl crate::session::Session {
     /// The monthly estimate for the metrics; a bad price table is a warning there, not a
     /// failed backup.
     pub fn monthly_cost(&self, file: Option<&crate::config::Config>, cat: &Catalog) -> Option<f64> {
-        let provider = provider(None, file, self.options().is_remote());
+        let provider = provider(None, file, self.options().default_provider());
         let table = file.and_then(|f| f.prices.as_deref());
         let pack_size = self.repository().config.pack_size as u64;
         let r = prices(&provider, table)
@@ -307,10 +319,21 @@ mod tests {
         let aws = builtin("aws").expect("aws");
         assert_eq!(aws["GLACIER_IR"].min_days, 90);
         assert_eq!(aws["STANDARD"].storage_gb_month, 0.023);
-        for p in ["b2", "wasabi", "gcs", "local"] {
+        for p in ["azure", "b2", "wasabi", "gcs", "local"] {
             assert!(builtin(p).expect(p).contains_key("STANDARD"), "{p}");
         }
-        assert!(builtin("azure").is_none());
+        // Every class cofre can write on Azure has a price (the tiers of docs/stores.md).
+        let azure = builtin("azure").expect("azure");
+        for class in [
+            "STANDARD_IA",
+            "ONEZONE_IA",
+            "GLACIER_IR",
+            "GLACIER",
+            "DEEP_ARCHIVE",
+        ] {
+            assert!(azure.contains_key(class), "{class}");
+        }
+        assert!(builtin("oracle").is_none());
         let dir = std::env::temp_dir().join(format!("cofre-prices-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let f = dir.join("p.toml");

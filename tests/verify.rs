@@ -134,3 +134,109 @@ fn run_checks_a_rotating_part_of_both_repositories_and_finds_a_flipped_bit_on_it
     }
     assert!(found, "the damaged pack's part came up within the cycle");
 }
+
+/// `cofre check --against` between a repository and its copy, with `env`'s password on
+/// both: (exit code, report, stderr).
+fn check_against(env: &Env, target: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = env
+        .cmd()
+        .env("COFRE_TO_PASSWORD", PASSWORD)
+        .args(["--json", "check", "--against", s(target)])
+        .args(extra)
+        .output()
+        .expect("check --against");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ids_of(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn check_against_names_what_each_side_lacks_and_what_is_damaged_and_the_copy_drills() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_awkward_tree(&src);
+    let ingest = |n: u64| {
+        std::fs::write(src.join("generation"), noise(200_000, n)).expect("write");
+        env.ok(&["ingest", "-q", "--set", "files", s(&src)]);
+        env.json(&["snapshots", "--set", "files"])
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s["id"].as_str().expect("id").to_string())
+            .next_back()
+            .expect("latest")
+    };
+    let (first, second) = (ingest(1), ingest(2));
+    let target = env.path("offsite");
+    let mut to = env.other_host("target-host");
+    to.url = Some(s(&target).to_string());
+    to.init_copying_from(&env);
+    let out = env
+        .cmd()
+        .env("COFRE_TO_PASSWORD", PASSWORD)
+        .args(["copy", "--to", s(&target)])
+        .output()
+        .expect("copy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Afterwards the source takes one more and forgets the first (kept on the copy).
+    let third = ingest(3);
+    env.ok(&["forget", &first]);
+
+    let (code, v, err) = check_against(&env, &target, &["--read-data"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    let c = &v["comparison"];
+    assert_eq!(c["in_both"], 1, "{c:#}");
+    assert_eq!(ids_of(&c["only_source"]), vec![third.clone()], "{c:#}");
+    assert_eq!(ids_of(&c["only_target"]), vec![first.clone()], "{c:#}");
+    assert_eq!(c["differ"], serde_json::json!([]));
+    assert_eq!(v["target"]["errors"], serde_json::json!([]));
+    assert!(
+        v["target"]["packs_read"].as_u64().expect("read") > 0,
+        "{v:#}"
+    );
+
+    // The monthly drill, from the copy: its latest `files` snapshot, every file verified.
+    let out = to
+        .cmd()
+        .args(["--json", "drill", "--set", "files"])
+        .output()
+        .expect("drill");
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(out.status.code(), Some(0), "{d:#}");
+    assert_eq!(d[0]["passed"], true, "{d:#}");
+    assert!(
+        second.starts_with(d[0]["snapshot"].as_str().expect("id")),
+        "{d:#}"
+    );
+
+    // A manifest damaged on the copy: the comparison names it, and the check fails.
+    let manifest = target.join("snapshots").join(&second);
+    let mut bytes = std::fs::read(&manifest).expect("manifest");
+    bytes[40] ^= 0x01;
+    std::fs::write(&manifest, bytes).expect("damage");
+    let (code, v, err) = check_against(&env, &target, &[]);
+    assert_eq!(code, 1, "{v:#}\n{err}");
+    let errors = v["comparison"]["errors"].to_string();
+    assert!(errors.contains(&second), "{v:#}");
+    assert_eq!(v["comparison"]["in_both"], 0, "{v:#}");
+}

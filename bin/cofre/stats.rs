@@ -32,7 +32,7 @@ fn human(b: u64) -> String {
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     let file = ctx.file.as_ref();
-    let pricing = cofre::Pricing::resolve(file, a.provider, a.prices, ctx.open.is_remote())?;
+    let pricing = cofre::Pricing::resolve(file, a.provider, a.prices, ctx.open.default_provider())?;
     let s = ctx.session()?.stats(&pricing, &a.sets)?;
     if ctx.json {
         ctx.print_json(&s)?;

@@ -11,7 +11,7 @@ mod ops;
 pub(crate) use browse::show_path;
 pub use browse::{components, Browse, Entry, SnapshotInfo};
 pub use contents::{Contents, FileReader};
-pub use ops::{RestoreOptions, RestoreOutcome};
+pub use ops::{AgainstReport, RestoreOptions, RestoreOutcome};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +65,15 @@ impl OpenOptions {
         self.repo
             .as_deref()
             .is_some_and(|u| ["s3://", "az://"].iter().any(|s| u.starts_with(s)))
+    }
+
+    /// Whose price table `stats` uses when none is named: by where the repository is.
+    pub fn default_provider(&self) -> &'static str {
+        match self.repo.as_deref() {
+            Some(u) if u.starts_with("az://") => "azure",
+            Some(u) if u.starts_with("s3://") => "aws",
+            _ => "local",
+        }
     }
 }
 

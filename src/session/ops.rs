@@ -28,6 +28,22 @@ pub struct RestoreOptions {
     pub cache_mib: usize,
 }
 
+/// `check --against`: each side's check, and how their snapshots compare.
+#[derive(Debug, serde::Serialize)]
+pub struct AgainstReport {
+    pub source: CheckReport,
+    pub target: CheckReport,
+    pub comparison: crate::check::against::Comparison,
+}
+
+impl AgainstReport {
+    /// Problems found on either side (snapshots only one side holds are not problems).
+    pub fn problems(&self) -> usize {
+        let c = &self.comparison;
+        self.source.errors.len() + self.target.errors.len() + c.errors.len() + c.differ.len()
+    }
+}
+
 /// A restore's report and the snapshot it read.
 #[derive(Debug, serde::Serialize)]
 pub struct RestoreOutcome {
@@ -96,6 +112,21 @@ impl Session {
             tracing::warn!("the check's result is not kept for `cofre serve`: {e}");
         }
         Ok(report)
+    }
+
+    /// `check --against`: this repository and `other` (its copy, sharing its keys) each
+    /// checked as [`Session::check`] does, then their snapshots compared by id, under a
+    /// shared lock on both (no forget removes a manifest mid-way).
+    pub fn check_against(&self, other: &Session, read: ReadData) -> Result<AgainstReport> {
+        let source = self.check(read)?;
+        let target = other.check(read)?;
+        let _locks = (self.read_lock("check")?, other.read_lock("check")?);
+        let comparison = crate::check::against::compare(&self.repo, &other.repo)?;
+        Ok(AgainstReport {
+            source,
+            target,
+            comparison,
+        })
     }
 
     /// The last check run on this machine, if one was kept.

@@ -12,6 +12,8 @@
 //! `put_if_absent` is Azure's own precondition (`If-None-Match: *`), which `object_store`
 //! sends for `PutMode::Create`.
 //!
+//! Storage classes are written as access tiers (`access_tier`).
+//!
 //! Google Cloud Storage's native API (`gs://`) waits for an emulator the tests can run:
 //! the one in the registries (fake-gcs-server's PyPI wheel) refuses the path-style XML
 //! uploads this client makes. GCS is reached through its S3-compatible API today.
@@ -22,7 +24,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
-use object_store::{GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{
+    Attribute, Attributes, GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload,
+};
 
 use super::{ObjectInfo, Store, StoreError};
 
@@ -100,9 +104,16 @@ impl AzureStore {
 }
 
 fn err(op: &'static str, key: &str, e: object_store::Error) -> StoreError {
+    // Azure answers a read of a blob in the Archive tier with 409 `BlobArchived`, which the
+    // client takes for "already exists": told apart by the service's error code.
+    if e.to_string().contains("BlobArchived") {
+        return StoreError::Archived(key.to_string());
+    }
     match e {
         object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),
-        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
+            if op == "put" =>
+        {
             StoreError::Exists(key.to_string())
         }
         e => StoreError::Backend {
@@ -113,18 +124,50 @@ fn err(op: &'static str, key: &str, e: object_store::Error) -> StoreError {
     }
 }
 
-#[async_trait]
-impl Store for AzureStore {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+/// cofre's storage classes (S3's names: the index records them, and `tier` ranks them) as
+/// Azure access tiers: the infrequent-access classes Cool, instant-retrieval archive Cold
+/// (online, 90 days minimum), the archive classes Archive (offline: a blob must be
+/// rehydrated before it is read, as S3's GLACIER must be restored). docs/stores.md.
+pub fn access_tier(class: &str) -> Option<&'static str> {
+    match class {
+        "STANDARD" | "INTELLIGENT_TIERING" => Some("Hot"),
+        "STANDARD_IA" | "ONEZONE_IA" => Some("Cool"),
+        "GLACIER_IR" => Some("Cold"),
+        "GLACIER" | "DEEP_ARCHIVE" => Some("Archive"),
+        _ => None,
+    }
+}
+
+impl AzureStore {
+    async fn put_with(&self, key: &str, data: Vec<u8>, opts: PutOptions) -> Result<(), StoreError> {
         self.inner
-            .put_opts(
-                &self.path(key),
-                PutPayload::from(data),
-                PutOptions::default(),
-            )
+            .put_opts(&self.path(key), PutPayload::from(data), opts)
             .await
             .map(|_| ())
             .map_err(|e| err("put", key, e))
+    }
+}
+
+#[async_trait]
+impl Store for AzureStore {
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        self.put_with(key, data, PutOptions::default()).await
+    }
+
+    async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
+        let tier = access_tier(class).ok_or_else(|| StoreError::Backend {
+            op: "put",
+            key: key.to_string(),
+            msg: format!(
+                "storage class {class} has no Azure access tier: use STANDARD (Hot), \
+                 STANDARD_IA (Cool), GLACIER_IR (Cold), GLACIER or DEEP_ARCHIVE (Archive)"
+            ),
+        })?;
+        let opts = PutOptions {
+            attributes: Attributes::from_iter([(Attribute::StorageClass, tier)]),
+            ..Default::default()
+        };
+        self.put_with(key, data, opts).await
     }
 
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
@@ -211,11 +254,7 @@ impl Store for AzureStore {
             mode: PutMode::Create,
             ..Default::default()
         };
-        self.inner
-            .put_opts(&self.path(key), PutPayload::from(data), opts)
-            .await
-            .map(|_| ())
-            .map_err(|e| err("put", key, e))
+        self.put_with(key, data, opts).await
     }
 
     fn location(&self) -> String {
@@ -226,6 +265,29 @@ impl Store for AzureStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classes_map_to_access_tiers_no_warmer_than_their_rank() {
+        use crate::repo::index::tier;
+        let table = [
+            ("STANDARD", Some("Hot")),
+            ("INTELLIGENT_TIERING", Some("Hot")),
+            ("STANDARD_IA", Some("Cool")),
+            ("ONEZONE_IA", Some("Cool")),
+            ("GLACIER_IR", Some("Cold")),
+            ("GLACIER", Some("Archive")),
+            ("DEEP_ARCHIVE", Some("Archive")),
+            ("Cool", None),
+            ("", None),
+        ];
+        for (class, want) in table {
+            assert_eq!(access_tier(class), want, "{class}");
+            // A class dedup takes for readable at once must never land offline.
+            if tier(Some(class)) == 0 {
+                assert_ne!(access_tier(class), Some("Archive"), "{class}");
+            }
+        }
+    }
 
     #[test]
     fn urls_split_into_container_and_prefix() {

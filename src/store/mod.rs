@@ -26,7 +26,7 @@ pub enum StoreError {
     },
     #[error("object {0} already exists")]
     Exists(String),
-    #[error("{0} is in an archive storage class: restore it from the archive tier first (e.g. `aws s3api restore-object`), then retry")]
+    #[error("{0} is in an archive storage class: restore it from the archive tier first (S3: `aws s3api restore-object`; Azure: set its access tier to Hot or Cool), then retry")]
     Archived(String),
     #[error("{op} {key}: {msg}")]
     Backend {

@@ -3,6 +3,8 @@
 //! its name, header and every blob. A delta is verified by rebuilding it on its base, and
 //! a damaged base is reported with every file whose chunks are deltas against it.
 
+pub mod against;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
