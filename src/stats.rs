@@ -59,11 +59,18 @@ pub fn builtin(provider: &str) -> Option<BTreeMap<String, Price>> {
         ],
         "b2" => &[("STANDARD", p(0.006, 0.0, 0.0004, 0))],
         "wasabi" => &[("STANDARD", p(0.0069, 0.0, 0.0, 90))],
+        // GCS's own class names, and S3's as a `gs://` repository writes them
+        // (`store::gcs::gcs_class`).
         "gcs" => &[
             ("STANDARD", p(0.026, 0.005, 0.0004, 0)),
             ("NEARLINE", p(0.015, 0.01, 0.001, 30)),
+            ("STANDARD_IA", p(0.015, 0.01, 0.001, 30)),
+            ("ONEZONE_IA", p(0.015, 0.01, 0.001, 30)),
             ("COLDLINE", p(0.007, 0.02, 0.01, 90)),
+            ("GLACIER_IR", p(0.007, 0.02, 0.01, 90)),
             ("ARCHIVE", p(0.0025, 0.05, 0.05, 365)),
+            ("GLACIER", p(0.0025, 0.05, 0.05, 365)),
+            ("DEEP_ARCHIVE", p(0.0025, 0.05, 0.05, 365)),
         ],
         // A local directory: no bill.
         "local" => &[("STANDARD", p(0.0, 0.0, 0.0, 0))],
@@ -332,6 +339,12 @@ mod tests {
             "DEEP_ARCHIVE",
         ] {
             assert!(azure.contains_key(class), "{class}");
+        }
+        // And on GCS, each class a `gs://` repository can write, priced as the class it becomes.
+        let gcs = builtin("gcs").expect("gcs");
+        for class in ["STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE"] {
+            let as_gcs = crate::store::gcs::gcs_class(class).expect("a GCS class");
+            assert_eq!(gcs[class], gcs[as_gcs], "{class}");
         }
         assert!(builtin("oracle").is_none());
         let dir = std::env::temp_dir().join(format!("cofre-prices-{}", std::process::id()));

@@ -22,13 +22,13 @@ fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
         std::env::set_var(k, v);
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let url = format!("az://{}/conformance", azurite.container);
+    let url = format!("az://{}/conformance", azurite.bucket);
     let store = cofre::store::open(&url, rt.handle()).expect("open azure store");
     rt.block_on(cofre::store::conformance::run(store))
         .expect("Azure store conforms");
 
     // End to end, through the CLI.
-    let base = format!("az://{}", azurite.container);
+    let base = format!("az://{}", azurite.bucket);
     let env = Env::remote_at(&base, &azurite.vars);
     let src = env.path("src");
     make_awkward_tree(&src);
@@ -75,18 +75,11 @@ fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
 /// every blob under `prefix` as `name tier`, after setting each blob in tier `from` to
 /// tier `to` when both are given (as one rehydrates archived blobs).
 fn blob_tiers(
-    azurite: &Azurite,
+    azurite: &Emulator,
     prefix: &str,
     retier: Option<(&str, &str)>,
 ) -> Vec<(String, String)> {
-    let var = |k: &str| {
-        azurite
-            .vars
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("{k}"))
-    };
+    let var = |k: &str| azurite.var(k);
     let (from, to) = retier.unwrap_or(("", ""));
     let out = std::process::Command::new("python3")
         .args([
@@ -109,7 +102,7 @@ for b in c.list_blobs(name_starts_with=prefix):
         .args([
             var("AZURITE_BLOB_STORAGE_URL"),
             var("AZURE_STORAGE_KEY"),
-            azurite.container.clone(),
+            azurite.bucket.clone(),
             prefix.to_string(),
             from.to_string(),
             to.to_string(),
@@ -131,7 +124,7 @@ for b in c.list_blobs(name_starts_with=prefix):
 #[test]
 fn classes_go_to_access_tiers_and_an_archived_pack_says_how_to_rehydrate_it() {
     let azurite = Azurite::start();
-    let env = Env::remote_at(&format!("az://{}/tiers", azurite.container), &azurite.vars);
+    let env = Env::remote_at(&format!("az://{}/tiers", azurite.bucket), &azurite.vars);
     env.init();
     // The repository's prefix in the container.
     let url = env.url.clone().expect("url");

@@ -49,7 +49,8 @@ pub struct Cli {
     /// $XDG_CONFIG_HOME/cofre/cofre.toml; see docs/config.md).
     #[arg(long, global = true, env = "COFRE_CONFIG")]
     config: Option<PathBuf>,
-    /// Repository: a local directory (or s3://bucket/prefix).
+    /// Repository: a local directory, s3://bucket/prefix, az://container/prefix or
+    /// gs://bucket/prefix (docs/stores.md).
     #[arg(short, long, global = true, env = "COFRE_REPO")]
     repo: Option<String>,
     /// Read the password from this file.

@@ -64,13 +64,14 @@ impl OpenOptions {
     pub fn is_remote(&self) -> bool {
         self.repo
             .as_deref()
-            .is_some_and(|u| ["s3://", "az://"].iter().any(|s| u.starts_with(s)))
+            .is_some_and(|u| ["s3://", "az://", "gs://"].iter().any(|s| u.starts_with(s)))
     }
 
     /// Whose price table `stats` uses when none is named: by where the repository is.
     pub fn default_provider(&self) -> &'static str {
         match self.repo.as_deref() {
             Some(u) if u.starts_with("az://") => "azure",
+            Some(u) if u.starts_with("gs://") => "gcs",
             Some(u) if u.starts_with("s3://") => "aws",
             _ => "local",
         }

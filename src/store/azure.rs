@@ -14,9 +14,7 @@
 //!
 //! Storage classes are written as access tiers (`access_tier`).
 //!
-//! Google Cloud Storage's native API (`gs://`) waits for an emulator the tests can run:
-//! the one in the registries (fake-gcs-server's PyPI wheel) refuses the path-style XML
-//! uploads this client makes. GCS is reached through its S3-compatible API today.
+//! Google Cloud Storage (`gs://`) is not on this client: see `gcs.rs` for why.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -39,16 +37,6 @@ pub struct AzureStore {
     url: String,
 }
 
-/// `az://container/prefix` → (container, prefix). A prefix the client would encode or
-/// normalize (`%`, `*`, `..`, `a//b`, …) is refused: its listings would not match it.
-pub fn split(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix(SCHEME)?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let prefix = prefix.trim_matches('/');
-    let kept = ObjPath::from(prefix).as_ref() == prefix;
-    (!bucket.is_empty() && kept).then(|| (bucket.to_string(), prefix.to_string()))
-}
-
 fn env(names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -62,8 +50,8 @@ impl AzureStore {
             key: url.to_string(),
             msg,
         };
-        let (container, prefix) =
-            split(url).ok_or_else(|| bad(format!("expected {SCHEME}CONTAINER/PREFIX")))?;
+        let (container, prefix) = super::split_bucket_url(url, SCHEME)
+            .ok_or_else(|| bad(format!("expected {SCHEME}CONTAINER/PREFIX")))?;
         // `from_env` reads the `AZURE_*` settings; the two names Azure's own tools use for
         // the account and its key are taken too.
         let mut b =
@@ -302,7 +290,7 @@ mod tests {
             ("az://c/../x", None),
         ];
         for (url, want) in table {
-            let got = split(url);
+            let got = crate::store::split_bucket_url(url, SCHEME);
             let want = want.map(|(b, p)| (b.to_string(), p.to_string()));
             assert_eq!(got, want, "{url}");
         }

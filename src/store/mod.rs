@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod conformance;
 pub mod fault;
+pub mod gcs;
 pub mod local;
 pub mod memory;
 pub mod s3;
@@ -105,6 +106,7 @@ pub fn open_with(
             let _in = rt.enter();
             Arc::new(azure::AzureStore::new(&url)?)
         }
+        Location::Gcs(url) => Arc::new(rt.block_on(gcs::GcsStore::new(&url))?),
         Location::Local(path) => Arc::new(local::LocalStore::new(path)),
     };
     Ok(with_test_hooks(store))
@@ -116,6 +118,8 @@ pub enum Location {
     S3(String),
     /// `az://container/prefix`.
     Azure(String),
+    /// `gs://bucket/prefix`.
+    Gcs(String),
     /// Always absolute: a bare relative name (`backups`) once failed in `init` ("put keys/…:
     /// No such file or directory") because its parent directory was the empty path.
     Local(std::path::PathBuf),
@@ -125,7 +129,7 @@ impl Location {
     /// `s3://bucket/prefix`; `file:///absolute/path`; `~` or `~/path` (a config file or a
     /// quoted argument gets no shell expansion), from `home`; any other path, made absolute
     /// against the working directory (symlinks are kept, as a shell user expects). What
-    /// looks like a mistyped URL (`s3:bucket`, `s3:/b`, `gs://b`) or another user's home
+    /// looks like a mistyped URL (`s3:bucket`, `s3:/b`, `gs:/b`) or another user's home
     /// (`~backup/x`) is refused rather than taken as a new local directory: `init` would
     /// otherwise make a repository on the local disk of someone who meant S3. A local
     /// name with a colon in its first component is written `./name:x`.
@@ -135,11 +139,16 @@ impl Location {
         if url.starts_with("s3://") {
             return Ok(Location::S3(url.to_string()));
         }
-        if url.starts_with(azure::SCHEME) {
-            return match azure::split(url) {
-                Some(_) => Ok(Location::Azure(url.to_string())),
-                None => Err(unsupported()),
-            };
+        for (scheme, location) in [
+            (azure::SCHEME, Location::Azure as fn(String) -> Location),
+            (gcs::SCHEME, Location::Gcs),
+        ] {
+            if url.starts_with(scheme) {
+                return match split_bucket_url(url, scheme) {
+                    Some(_) => Ok(location(url.to_string())),
+                    None => Err(unsupported()),
+                };
+            }
         }
         let path = match url.strip_prefix("file://") {
             Some(p) if p.starts_with('/') => std::path::PathBuf::from(p),
@@ -158,6 +167,16 @@ impl Location {
             .map(Location::Local)
             .map_err(|_| unsupported())
     }
+}
+
+/// `scheme://bucket/prefix` → (bucket, prefix). A prefix a client would encode or normalize
+/// (`%`, `*`, `..`, `a//b`, …) is refused: its listings would not match it.
+pub fn split_bucket_url(url: &str, scheme: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix(scheme)?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = prefix.trim_matches('/');
+    let kept = object_store::path::Path::from(prefix).as_ref() == prefix;
+    (!bucket.is_empty() && kept).then(|| (bucket.to_string(), prefix.to_string()))
 }
 
 /// Test hooks (tests/lifecycle*.rs), only in a build with the `test-hooks` feature (`cargo
@@ -222,7 +241,7 @@ mod tests {
         let cwd = std::env::current_dir().expect("cwd");
         let home = Some("/home/ops".into());
         let local = |p: &str| Some(Location::Local(PathBuf::from(p)));
-        let cases: [(&str, Option<Location>); 22] = [
+        let cases: [(&str, Option<Location>); 24] = [
             ("backups", Some(Location::Local(cwd.join("backups")))),
             ("./backups", Some(Location::Local(cwd.join("backups")))),
             ("a/b", Some(Location::Local(cwd.join("a/b")))),
@@ -245,7 +264,12 @@ mod tests {
                 "s3://bucket/prefix",
                 Some(Location::S3("s3://bucket/prefix".into())),
             ),
-            ("gs://bucket", None),
+            ("gs://bucket", Some(Location::Gcs("gs://bucket".into()))),
+            (
+                "gs://bucket/h/1",
+                Some(Location::Gcs("gs://bucket/h/1".into())),
+            ),
+            ("gs://", None),
             (
                 "az://container/host1",
                 Some(Location::Azure("az://container/host1".into())),

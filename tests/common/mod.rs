@@ -12,7 +12,7 @@ pub use copy::copy_dir;
 #[allow(unused_imports)]
 pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
-pub use servers::{Azurite, Garage, Moto};
+pub use servers::{Azurite, Emulator, FakeGcs, Garage, Moto};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr};
@@ -147,8 +147,11 @@ impl Env {
             .url
             .clone()
             .unwrap_or_else(|| from.repo().display().to_string());
+        // The source's store settings too (a copy from Garage into GCS needs both).
+        let from_vars = from.vars.iter().filter(|(k, _)| k != "COFRE_PASSWORD");
         let out = self
             .cmd()
+            .envs(from_vars.map(|(k, v)| (k, v)))
             .env("COFRE_FROM_PASSWORD", PASSWORD)
             .args(["init", "--copy-params-from", &from_repo])
             .output()

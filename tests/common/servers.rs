@@ -1,5 +1,5 @@
-//! S3 servers on loopback for the tests: Garage, and moto where AWS semantics matter
-//! (integration/garage.sh, integration/moto.sh), each stopped on drop.
+//! Storage servers on loopback for the tests: Garage, moto where AWS semantics matter,
+//! Azurite and fake-gcs-server (integration/*.sh), each stopped on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +13,7 @@ pub struct Garage {
     pub bucket: String,
 }
 
-/// Starts a storage test server (S3, or Azurite) with `integration/<script> start DIR`; returns its directory,
+/// Starts a storage test server (Garage, an emulator) with `integration/<script> start DIR`; returns its directory,
 /// the `export` lines it printed, and its bucket.
 fn start_s3_server(script: &str) -> (tempfile::TempDir, Vec<(String, String)>, String) {
     let dir = tempfile::Builder::new()
@@ -47,53 +47,70 @@ fn integration_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("integration/{name}.sh"))
 }
 
-/// Azurite, Microsoft's Azure Storage emulator, on loopback (integration/azurite.sh).
-pub struct Azurite {
+/// A storage emulator on loopback (integration/<script>.sh), stopped on drop: Azurite,
+/// moto, fake-gcs-server.
+pub struct Emulator {
     pub dir: tempfile::TempDir,
+    /// The `export` lines its script printed: what a client needs to reach it.
     pub vars: Vec<(String, String)>,
-    pub container: String,
+    /// The bucket (Azure: container) it made.
+    pub bucket: String,
+    script: &'static str,
 }
 
-impl Azurite {
-    pub fn start() -> Azurite {
-        let (dir, vars, container) = start_s3_server("azurite");
-        Azurite {
+impl Emulator {
+    fn start(script: &'static str) -> Emulator {
+        let (dir, vars, bucket) = start_s3_server(script);
+        Emulator {
             dir,
             vars,
-            container,
+            bucket,
+            script,
         }
     }
+
+    pub fn var(&self, k: &str) -> String {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{} printed no {k}", self.script))
+    }
 }
 
-impl Drop for Azurite {
+impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = Command::new(integration_script("azurite"))
+        let _ = Command::new(integration_script(self.script))
             .arg("stop")
             .arg(self.dir.path())
             .status();
     }
 }
 
-/// moto's S3 server on loopback (integration/moto.sh): AWS archive-class semantics.
-pub struct Moto {
-    pub dir: tempfile::TempDir,
-    pub vars: Vec<(String, String)>,
-    pub bucket: String,
+/// Azurite, Microsoft's Azure Storage emulator (integration/azurite.sh).
+pub struct Azurite;
+
+impl Azurite {
+    pub fn start() -> Emulator {
+        Emulator::start("azurite")
+    }
 }
+
+/// moto's S3 server (integration/moto.sh): AWS archive-class semantics.
+pub struct Moto;
 
 impl Moto {
-    pub fn start() -> Moto {
-        let (dir, vars, bucket) = start_s3_server("moto");
-        Moto { dir, vars, bucket }
+    pub fn start() -> Emulator {
+        Emulator::start("moto")
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = Command::new(integration_script("moto"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
+/// fake-gcs-server, a Google Cloud Storage emulator (integration/fakegcs.sh).
+pub struct FakeGcs;
+
+impl FakeGcs {
+    pub fn start() -> Emulator {
+        Emulator::start("fakegcs")
     }
 }
 

@@ -1,0 +1,188 @@
+//! Google Cloud Storage (`gs://`) on fake-gcs-server: the store conformance suite, then the
+//! end-to-end case the S3 tests run on Garage (ingest, check, mount, restore, a bare
+//! machine's catalog rebuild); and the 3-2-1 chain of copies local → Garage → GCS → Azure,
+//! each restoring exactly, a second round copying nothing.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+#[test]
+fn gcs_conforms_and_backs_up_mounts_and_restores_on_fake_gcs_server() {
+    let gcs = FakeGcs::start();
+    for (k, v) in &gcs.vars {
+        // The in-process client reads STORAGE_EMULATOR_HOST; no other test of this binary
+        // uses the in-process client.
+        std::env::set_var(k, v);
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let url = format!("gs://{}/conformance", gcs.bucket);
+    let store = cofre::store::open(&url, rt.handle()).expect("open gcs store");
+    rt.block_on(cofre::store::conformance::run(store))
+        .expect("GCS store conforms");
+
+    let env = Env::remote_at(&format!("gs://{}", gcs.bucket), &gcs.vars);
+    let src = env.path("src");
+    make_awkward_tree(&src);
+    env.init();
+    env.ok(&["ingest", s(&src)]);
+    env.ok(&["check", "--read-data"]);
+    {
+        let m = Mount::start(&env, "mnt", &[]);
+        let view = m.latest("default", &src);
+        assert_eq!(compare_trees(&src, &view), Vec::<String>::new());
+        m.stop();
+    }
+    let bare = env.other_host("bare-machine");
+    bare.ok(&["catalog", "rebuild"]);
+    assert_eq!(bare.json(&["snapshots"]).as_array().expect("list").len(), 1);
+    bare.restore_matches(&["latest"], "restore", &src);
+
+    // A class is written as a GCS storage class (asked of the emulator's JSON API).
+    let cold = env.path("cold");
+    std::fs::create_dir_all(&cold).expect("mkdir");
+    std::fs::write(cold.join("f"), noise(1 << 20, 7)).expect("write");
+    env.ok(&[
+        "ingest",
+        "--set",
+        "cold",
+        "--data-storage-class",
+        "STANDARD_IA",
+        s(&cold),
+    ]);
+    let url = env.url.clone().expect("url");
+    let prefix = url.splitn(4, '/').nth(3).expect("prefix");
+    let listing = http_get(&format!(
+        "{}/storage/v1/b/{}/o?prefix={prefix}/data/",
+        gcs.var("STORAGE_EMULATOR_HOST"),
+        gcs.bucket
+    ));
+    assert!(listing.contains("\"NEARLINE\""), "{listing}");
+    env.restore_matches(&["latest", "--set", "cold"], "cold-out", &cold);
+}
+
+/// A GET through Python's standard library (the tests have no HTTP client of their own).
+fn http_get(url: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+            url,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ids(env: &Env) -> Vec<String> {
+    let mut v: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `cofre copy --to` from `from` into `to` (both with the tests' password): its report, and
+/// the store calls it made that wrote something other than a lock.
+fn copy(from: &Env, to: &Env) -> (serde_json::Value, Vec<String>) {
+    let log = from.path(&format!("copy-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let out = from
+        .cmd()
+        .envs(to.vars.iter().map(|(k, v)| (k, v)))
+        .env("COFRE_TO_PASSWORD", PASSWORD)
+        .env("COFRE_TEST_CALL_LOG", &log)
+        .args(["copy", "--json", "--to", to.url.as_deref().expect("url")])
+        .output()
+        .expect("copy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let writes = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let mut w = l.split(' ').skip(1);
+            let (op, key) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+            op.starts_with("put") && !key.starts_with("locks/")
+        })
+        .map(str::to_string)
+        .collect();
+    (serde_json::from_slice(&out.stdout).expect("json"), writes)
+}
+
+#[test]
+fn copies_chain_from_local_through_garage_and_gcs_to_azure_and_restore_from_the_last() {
+    let (garage, gcs, azurite) = (Garage::start(), FakeGcs::start(), Azurite::start());
+    let local = Env::new();
+    local.init();
+    let src = local.path("src");
+    make_awkward_tree(&src);
+    let mut expected = Vec::new();
+    for g in 0..2u64 {
+        std::fs::write(src.join("generation"), noise(300_000, g)).expect("write");
+        local.ok(&["ingest", "--set", "files", s(&src)]);
+        let keep = local.path(&format!("expect-{g}"));
+        copy_dir(&src, &keep);
+        expected.push(keep);
+    }
+    let hops = [
+        Env::s3(&garage),
+        Env::remote_at(&format!("gs://{}", gcs.bucket), &gcs.vars),
+        Env::remote_at(&format!("az://{}", azurite.bucket), &azurite.vars),
+    ];
+    let mut from = &local;
+    for to in &hops {
+        to.init_copying_from(from);
+        let (r, _) = copy(from, to);
+        assert_eq!(r["copied"].as_array().expect("list").len(), 2, "{r}");
+        assert_eq!(ids(to), ids(&local), "{}", to.url.as_deref().unwrap_or(""));
+        from = to;
+    }
+    // Every snapshot restores exactly from the last copy, and a bare machine with only
+    // that container and the password rebuilds its catalog from it.
+    let last = hops[2].other_host("bare-machine");
+    last.ok(&["catalog", "rebuild"]);
+    let snaps = last.json(&["snapshots"]);
+    for (i, expect) in expected.iter().enumerate() {
+        let id = snaps[i]["id"].as_str().expect("id");
+        let spec = format!("{id}:{}", s(&src));
+        let target = last.path(&format!("r-{i}"));
+        last.ok(&["restore", &spec, "--target", s(&target)]);
+        assert_eq!(
+            compare_trees(expect, &restored(&target, &src)),
+            Vec::<String>::new(),
+            "snapshot {i} from the last copy"
+        );
+    }
+    last.ok(&["check", "--read-data"]);
+    // A second round copies nothing, and writes no object anywhere.
+    let mut from = &local;
+    for to in &hops {
+        let (r, writes) = copy(from, to);
+        assert_eq!(r["copied"], serde_json::json!([]), "{r}");
+        assert_eq!(
+            writes,
+            Vec::<String>::new(),
+            "{}",
+            to.url.as_deref().unwrap_or("")
+        );
+        from = to;
+    }
+}
