@@ -20,7 +20,7 @@ pub enum Error {
     RepositoryExists(String),
     #[error("no repository given: use --repo or set COFRE_REPO")]
     NoRepositoryGiven,
-    #[error("unsupported repository location {0:?}: use a path, ~/path, file:///absolute/path, s3://bucket/prefix or az://container/prefix (Google Cloud Storage: s3:// with its S3-compatible endpoint, docs/stores.md)")]
+    #[error("unsupported repository location {0:?}: use a path, ~/path, file:///absolute/path, s3://bucket/prefix, az://container/prefix or gs://bucket/prefix (docs/stores.md)")]
     UnsupportedUrl(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),

@@ -282,7 +282,7 @@ fn every_spelling_of_a_local_repository_works() {
         }
         assert!(home.join(dir).join("config").is_file(), "{spelling}");
     }
-    for typo in ["gs://bucket/prefix", "s3:bucket", "~nobody/repo"] {
+    for typo in ["gs:/bucket/prefix", "s3:bucket", "~nobody/repo", "az://"] {
         let out = env
             .cmd()
             .args(["init", "--repo", typo])

@@ -1,7 +1,8 @@
 //! `cofre copy` into a second repository made with `init --copy-params-from`: every
 //! snapshot keeps its id and restores exactly from the copy (trees, chunks, delta bases),
 //! a second copy writes nothing, a copy killed anywhere resumes and never shows a partial
-//! snapshot, and a target with other keys is refused.
+//! snapshot, a target with other keys is refused, and each side keeps and prunes by its own
+//! retention.
 
 mod common;
 use common::*;
@@ -468,5 +469,94 @@ fn a_snapshot_damaged_on_the_source_is_reported_and_the_ones_after_it_still_go()
         .expect("id")
         .to_string();
     assert_eq!(ids(&to), vec![b], "set b's snapshot went, set a's did not");
+    to.ok(&["check", "--read-data"]);
+}
+
+/// Snapshot ids of `env`, oldest first.
+fn ids_by_time(env: &Env) -> Vec<String> {
+    env.json(&["snapshots"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn source_and_copy_keep_their_own_retention_and_each_restores_what_it_keeps() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_awkward_tree(&src);
+    let mut expected = Vec::new();
+    for g in 0..4u64 {
+        // Each generation rewrites one file and keeps the others: what a prune on either
+        // side must tell apart (data still used by a kept snapshot, or not).
+        std::fs::write(src.join("changing"), noise(400_000, g)).expect("write");
+        env.ok(&["ingest", "--set", "files", s(&src)]);
+        let keep = env.path(&format!("expect-{g}"));
+        copy_dir(&src, &keep);
+        expected.push(keep);
+    }
+    let all = ids_by_time(&env);
+    let to = target(&env, s(&env.path("offsite")), &[]);
+    to.init_copying_from(&env);
+    assert_eq!(
+        copy_json(&env, &to)["copied"]
+            .as_array()
+            .expect("list")
+            .len(),
+        4
+    );
+
+    // 4-hourly on the primary keeps one; the offsite keeps three. Each prunes its own, and
+    // each prune frees something (the rewritten file's old versions).
+    let packs = |e: &Env| -> std::collections::BTreeSet<std::path::PathBuf> {
+        walk(
+            &e.url
+                .as_deref()
+                .map_or(e.repo(), std::path::PathBuf::from)
+                .join("data"),
+        )
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect()
+    };
+    let (before_env, before_to) = (packs(&env), packs(&to));
+    env.ok(&["forget", "--keep-last", "1", "--prune"]);
+    to.ok(&["forget", "--keep-last", "3", "--prune"]);
+    assert_ne!(packs(&env), before_env, "the primary's prune freed nothing");
+    assert_ne!(packs(&to), before_to, "the offsite's prune freed nothing");
+    assert_eq!(ids_by_time(&env), all[3..].to_vec());
+    assert_eq!(ids_by_time(&to), all[1..].to_vec());
+    let restores = |e: &Env, g: usize, dir: &str| {
+        let spec = format!("{}:{}", all[g], s(&src));
+        restores_as(e, &spec, dir, &src, &expected[g]);
+    };
+    restores(&env, 3, "primary-3");
+    for g in 1..4 {
+        restores(&to, g, &format!("offsite-{g}"));
+    }
+    env.ok(&["check", "--read-data"]);
+    to.ok(&["check", "--read-data"]);
+
+    // Copying again finds the primary's one snapshot there, and a new snapshot goes over,
+    // reusing on the target only what its prune kept.
+    let again = copy_json(&env, &to);
+    assert_eq!(again["copied"], serde_json::json!([]), "{again}");
+    std::fs::write(src.join("changing"), noise(400_000, 9)).expect("write");
+    env.ok(&["ingest", "--set", "files", s(&src)]);
+    let newest = copy_json(&env, &to);
+    assert_eq!(
+        newest["copied"].as_array().expect("list").len(),
+        1,
+        "{newest}"
+    );
+    let spec = format!(
+        "{}:{}",
+        newest["copied"][0]["id"].as_str().expect("id"),
+        s(&src)
+    );
+    restores_as(&to, &spec, "offsite-new", &src, &src);
     to.ok(&["check", "--read-data"]);
 }

@@ -62,7 +62,9 @@ fn gcs_conforms_and_backs_up_mounts_and_restores_on_fake_gcs_server() {
         gcs.var("STORAGE_EMULATOR_HOST"),
         gcs.bucket
     ));
+    // Data in the class; the trees (and the first snapshot's data) in STANDARD.
     assert!(listing.contains("\"NEARLINE\""), "{listing}");
+    assert!(listing.contains("\"STANDARD\""), "{listing}");
     env.restore_matches(&["latest", "--set", "cold"], "cold-out", &cold);
 }
 

@@ -175,10 +175,13 @@ impl Repository {
             serde_json::to_vec(&config).map_err(|e| Error::corrupt("config", e.to_string()))?;
         // config last: a repository exists once its config is stored. Only one of two
         // racing inits may win; the loser's key file opens nothing and `open` skips it.
-        match block(
-            &rt,
-            store.put_if_absent(&FileType::Config.key(""), keys.seal(&cfg, CONFIG_AAD)),
-        ) {
+        let sealed = keys.seal(&cfg, CONFIG_AAD);
+        let config_key = FileType::Config.key("");
+        match block(&rt, store.put_if_absent(&config_key, sealed.clone())) {
+            // A store client that retried our put after its answer was lost finds our own
+            // config there: sealed under a fresh nonce, equal bytes can only be ours.
+            Err(StoreError::Exists(_))
+                if block(&rt, store.get(&config_key, None)).is_ok_and(|b| b == sealed) => {}
             Err(StoreError::Exists(_)) => {
                 let _ = block(&rt, store.delete(&FileType::Key.key(&key_name)));
                 return Err(Error::RepositoryExists(store.location()));

@@ -115,12 +115,19 @@ impl Session {
     }
 
     /// `check --against`: this repository and `other` (its copy, sharing its keys) each
-    /// checked as [`Session::check`] does, then their snapshots compared by id, under a
-    /// shared lock on both (no forget removes a manifest mid-way).
+    /// checked as [`Session::check`] does, then their snapshots compared by id, all under a
+    /// shared lock on both (no forget or prune changes either side between the checks and
+    /// the comparison).
     pub fn check_against(&self, other: &Session, read: ReadData) -> Result<AgainstReport> {
+        if self.repo.config.id == other.repo.config.id {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "{} is this repository itself: compare with its copy",
+                other.repo.store().location()
+            )));
+        }
+        let _locks = (self.read_lock("check")?, other.read_lock("check")?);
         let source = self.check(read)?;
         let target = other.check(read)?;
-        let _locks = (self.read_lock("check")?, other.read_lock("check")?);
         let comparison = crate::check::against::compare(&self.repo, &other.repo)?;
         Ok(AgainstReport {
             source,

@@ -92,10 +92,21 @@ impl AzureStore {
 }
 
 fn err(op: &'static str, key: &str, e: object_store::Error) -> StoreError {
-    // Azure answers a read of a blob in the Archive tier with 409 `BlobArchived`, which the
-    // client takes for "already exists": told apart by the service's error code.
-    if e.to_string().contains("BlobArchived") {
-        return StoreError::Archived(key.to_string());
+    // Azure answers a read of a blob in the Archive tier (or on its way out of it) with 409
+    // `BlobArchived` (`BlobBeingRehydrated`), which the client takes for "already exists":
+    // told apart by the service's error code in the body, never by the rest of the message
+    // (which names the key).
+    if let object_store::Error::AlreadyExists { source, .. } = &e {
+        let body = source.to_string();
+        if [
+            "<Code>BlobArchived</Code>",
+            "<Code>BlobBeingRehydrated</Code>",
+        ]
+        .iter()
+        .any(|c| body.contains(c))
+        {
+            return StoreError::Archived(key.to_string());
+        }
     }
     match e {
         object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),

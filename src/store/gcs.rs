@@ -93,7 +93,10 @@ where
 
 fn err(op: &'static str, key: &str, e: GcsError) -> StoreError {
     match status(&e) {
-        Some(404) => StoreError::NotFound(key.to_string()),
+        // A missing bucket answers 404 too: NotFound only where it can mean the object.
+        Some(404) if matches!(op, "get" | "head" | "delete") => {
+            StoreError::NotFound(key.to_string())
+        }
         Some(412) if op == "put" => StoreError::Exists(key.to_string()),
         _ => StoreError::Backend {
             op,
@@ -185,10 +188,23 @@ impl GcsStore {
             })),
         };
         let data = bytes::Bytes::from(data);
-        retrying(key, || self.client.upload_object(&req, data.clone(), &kind))
-            .await
-            .map(|_| ())
-            .map_err(|e| err("put", key, e))
+        let mut tries = 0;
+        let r = retrying(key, || {
+            tries += 1;
+            self.client.upload_object(&req, data.clone(), &kind)
+        })
+        .await;
+        match r {
+            // The precondition failed on a retry: perhaps only because the try before it
+            // landed and its answer was lost. Ours if the stored bytes are ours.
+            Err(e) if if_absent && tries > 1 && status(&e) == Some(412) => {
+                match self.get(key, None).await {
+                    Ok(stored) if stored == data => Ok(()),
+                    _ => Err(StoreError::Exists(key.to_string())),
+                }
+            }
+            r => r.map(|_| ()).map_err(|e| err("put", key, e)),
+        }
     }
 
     fn object(&self, key: &str) -> GetObjectRequest {
@@ -282,7 +298,11 @@ impl Store for GcsStore {
                     })?;
                 out.push(ObjectInfo {
                     key,
-                    size: u64::try_from(o.size).unwrap_or(0),
+                    size: u64::try_from(o.size).map_err(|_| StoreError::Backend {
+                        op: "list",
+                        key: o.name.clone(),
+                        msg: format!("size {}", o.size),
+                    })?,
                     modified: o.updated.map(|t| t.unix_timestamp()),
                     class: o.storage_class.filter(|c| c != "STANDARD"),
                 });
