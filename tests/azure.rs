@@ -26,6 +26,20 @@ fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
     let store = cofre::store::open(&url, rt.handle()).expect("open azure store");
     rt.block_on(cofre::store::conformance::run(store))
         .expect("Azure store conforms");
+    let sibling = |p: &str| {
+        let url = format!("az://{}/siblings/{p}", azurite.bucket);
+        cofre::store::open(&url, rt.handle()).expect("open")
+    };
+    rt.block_on(cofre::store::conformance::sibling_prefixes(
+        sibling("host1"),
+        sibling("host10"),
+    ))
+    .expect("sibling prefixes kept apart");
+    rt.block_on(cofre::store::conformance::listing_pages(
+        sibling("pages"),
+        5100,
+    ))
+    .expect("listings of several pages");
 
     // End to end, through the CLI.
     let base = format!("az://{}", azurite.bucket);

@@ -25,6 +25,20 @@ fn gcs_conforms_and_backs_up_mounts_and_restores_on_fake_gcs_server() {
     let store = cofre::store::open(&url, rt.handle()).expect("open gcs store");
     rt.block_on(cofre::store::conformance::run(store))
         .expect("GCS store conforms");
+    let sibling = |p: &str| {
+        let url = format!("gs://{}/siblings/{p}", gcs.bucket);
+        cofre::store::open(&url, rt.handle()).expect("open")
+    };
+    rt.block_on(cofre::store::conformance::sibling_prefixes(
+        sibling("host1"),
+        sibling("host10"),
+    ))
+    .expect("sibling prefixes kept apart");
+    rt.block_on(cofre::store::conformance::listing_pages(
+        sibling("pages"),
+        1100,
+    ))
+    .expect("listings of several pages");
 
     let env = Env::remote_at(&format!("gs://{}", gcs.bucket), &gcs.vars);
     let src = env.path("src");

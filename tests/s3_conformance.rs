@@ -18,6 +18,15 @@ fn s3_store_conforms_on_garage() {
     let store = cofre::store::open(&url, rt.handle()).expect("open s3 store");
     rt.block_on(cofre::store::conformance::run(store.clone()))
         .expect("S3 store conforms");
+    let sibling = |p: &str| {
+        let url = format!("s3://{}/siblings/{p}", garage.bucket);
+        cofre::store::open(&url, rt.handle()).expect("open")
+    };
+    rt.block_on(cofre::store::conformance::sibling_prefixes(
+        sibling("host1"),
+        sibling("host10"),
+    ))
+    .expect("sibling prefixes kept apart");
 
     // Pagination: more keys than one LIST page (1000).
     let many = format!("s3://{}/many", garage.bucket);

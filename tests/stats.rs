@@ -101,9 +101,12 @@ fn stats_match_a_hand_computed_repository() {
     close(&v["storage_dollars"], stored as f64 / 1e9 * 0.023);
     let v = env.json(&["stats", "--set", "other"]);
     assert_eq!(v["snapshots"], 0);
-    let out = env.run(&["stats", "--provider", "azure"]);
+    let out = env.run(&["stats", "--provider", "oracle"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("aws, b2, wasabi, gcs"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aws, azure, b2, wasabi, gcs"));
+    // Azure's tiers (a local repository's data is all STANDARD: Hot).
+    let v = env.json(&["stats", "--provider", "azure"]);
+    close(&v["storage_dollars"], stored as f64 / 1e9 * 0.018);
     // The estimate is in the metrics.
     assert!(
         text.contains("cofre_estimated_monthly_cost_dollars 0"),

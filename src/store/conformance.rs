@@ -143,3 +143,71 @@ pub async fn run(store: DynStore) -> Result<(), String> {
     )?;
     Ok(())
 }
+
+/// Two repositories whose prefixes are a string prefix of one another (`…/host1` and
+/// `…/host10`, as `a` and `b`) never see each other's objects.
+pub async fn sibling_prefixes(a: DynStore, b: DynStore) -> Result<(), String> {
+    let e = |e: StoreError| e.to_string();
+    b.put("config", b"b's".to_vec()).await.map_err(e)?;
+    b.put("data/ab/x", vec![1]).await.map_err(e)?;
+    check(
+        a.list("").await.map_err(e)?.is_empty(),
+        "a sibling's objects listed",
+    )?;
+    check(
+        a.list("data/").await.map_err(e)?.is_empty(),
+        "a sibling's data listed",
+    )?;
+    check(
+        matches!(a.get("config", None).await, Err(StoreError::NotFound(_))),
+        "a sibling's config read",
+    )?;
+    a.put("config", b"a's".to_vec()).await.map_err(e)?;
+    let keys: Vec<String> = b
+        .list("")
+        .await
+        .map_err(e)?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    check(keys == ["config", "data/ab/x"], "b lists only its own")?;
+    check(
+        b.get("config", None).await.map_err(e)? == b"b's",
+        "b reads its own",
+    )?;
+    for (s, k) in [(&a, "config"), (&b, "config"), (&b, "data/ab/x")] {
+        s.delete(k).await.map_err(e)?;
+    }
+    Ok(())
+}
+
+/// A listing longer than one page of the service's (1,000 on S3 and GCS, 5,000 on Azure)
+/// is complete and sorted.
+pub async fn listing_pages(store: DynStore, n: usize) -> Result<(), String> {
+    use futures::{StreamExt, TryStreamExt};
+    let e = |e: StoreError| e.to_string();
+    let keys: Vec<String> = (0..n).map(|i| format!("k/{i:05}")).collect();
+    // 32 calls at a time: an emulator refuses thousands of connections at once.
+    futures::stream::iter(keys.iter().map(|k| store.put(k, vec![1])))
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(e)?;
+    let listed: Vec<String> = store
+        .list("k/")
+        .await
+        .map_err(e)?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    check(
+        listed == keys,
+        "a listing of several pages is complete and sorted",
+    )?;
+    futures::stream::iter(keys.iter().map(|k| store.delete(k)))
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(e)
+        .map(|_| ())
+}
