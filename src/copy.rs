@@ -67,9 +67,8 @@ pub struct CopiedSnapshot {
 /// Source reads are grouped by pack; blobs closer than this in a pack are read with one
 /// request (the gap is read and dropped).
 const MERGE_GAP: u64 = 1 << 20;
-/// Bytes read from the source per round of concurrent requests (two rounds in memory: one
-/// being queued, the next being read).
-const ROUND_BYTES: u64 = 32 << 20;
+/// Bytes read from the source per round of concurrent requests.
+const ROUND_BYTES: u64 = 64 << 20;
 
 pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<CopyReport> {
     let mut report = CopyReport::default();
@@ -434,70 +433,27 @@ fn write_snapshot(
     Ok(())
 }
 
-/// Reads the blobs from the source, grouped by pack, a round of concurrent requests at a
-/// time, and queues each, authenticated, to the target's packer as it is. The next round is
-/// read while this one is authenticated (on every core) and queued.
+/// Reads the blobs from the source, grouped by pack, a round of requests at a time, and
+/// queues each, authenticated, to the target's packer as it is.
 fn move_blobs(
     src: &Repository,
     packer: &crate::repo::packer::Packer,
     needed: &[(BlobId, Location)],
 ) -> Result<()> {
     let reads = plan_reads(needed);
-    let rounds = rounds(&reads);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        let mut next = rounds.first().map(|r| scope.spawn(|| fetch_round(src, r)));
-        for (i, round) in rounds.iter().enumerate() {
-            // A thread that panicked (a bug) takes the copy down with it, as it would here.
-            let got = match next.take() {
-                Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
-                None => break,
-            };
-            next = rounds
-                .get(i + 1)
-                .map(|r| scope.spawn(|| fetch_round(src, r)));
-            let per = round.len().div_ceil(threads).max(1);
-            let parts: Vec<Result<()>> = std::thread::scope(|inner| {
-                let handles: Vec<_> = round
-                    .chunks(per)
-                    .zip(got.chunks(per))
-                    .map(|(reads, bytes)| inner.spawn(|| queue_blobs(src, packer, reads, bytes)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
-            parts.into_iter().collect::<Result<()>>()?;
-        }
-        Ok(())
-    })
-}
-
-/// The reads in rounds of about `ROUND_BYTES`.
-fn rounds(reads: &[Read]) -> Vec<&[Read]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
+    let mut round: Vec<&Read> = Vec::new();
+    let mut bytes = 0;
     for (i, r) in reads.iter().enumerate() {
         bytes += r.range.end - r.range.start;
-        if bytes >= ROUND_BYTES || i + 1 == reads.len() {
-            out.push(&reads[start..=i]);
-            (start, bytes) = (i + 1, 0);
+        round.push(r);
+        if bytes < ROUND_BYTES && i + 1 < reads.len() {
+            continue;
         }
-    }
-    out
-}
-
-/// One round's ranges, concurrently, each exactly as long as asked.
-fn fetch_round(src: &Repository, round: &[Read]) -> Result<Vec<Vec<u8>>> {
-    let reqs: Vec<_> = round
-        .iter()
-        .map(|r| (pack_key(&r.pack), Some(r.range.clone())))
-        .collect();
-    round
-        .iter()
-        .zip(src.get_ranges(&reqs))
-        .map(|(r, got)| {
+        let reqs: Vec<_> = round
+            .iter()
+            .map(|r| (pack_key(&r.pack), Some(r.range.clone())))
+            .collect();
+        for (r, got) in round.iter().zip(src.get_ranges(&reqs)) {
             let got = got?;
             if got.len() as u64 != r.range.end - r.range.start {
                 return Err(Error::corrupt(
@@ -505,30 +461,21 @@ fn fetch_round(src: &Repository, round: &[Read]) -> Result<Vec<Vec<u8>>> {
                     format!("asked for bytes {:?}, got {}", r.range, got.len()),
                 ));
             }
-            Ok(got)
-        })
-        .collect()
-}
-
-/// Authenticates each blob of `reads` (fetched as `bytes`) and queues it to the packer.
-fn queue_blobs(
-    src: &Repository,
-    packer: &crate::repo::packer::Packer,
-    reads: &[Read],
-    bytes: &[Vec<u8>],
-) -> Result<()> {
-    for (r, got) in reads.iter().zip(bytes) {
-        for (id, loc) in &r.blobs {
-            let at = (loc.offset - r.range.start) as usize;
-            let blob = &got[at..at + loc.length as usize];
-            src.authenticate_blob(id, blob).map_err(|e| {
-                Error::corrupt(
-                    pack_key(&r.pack),
-                    format!("{e}; nothing of it was copied: run `cofre check --read-data` on the source"),
-                )
-            })?;
-            packer.add_sealed(*id, blob.to_vec(), loc.kind, loc.raw_len as usize, loc.base)?;
+            for (id, loc) in &r.blobs {
+                let at = (loc.offset - r.range.start) as usize;
+                let blob = &got[at..at + loc.length as usize];
+                src.authenticate_blob(id, blob).map_err(|e| {
+                    Error::corrupt(
+                        pack_key(&r.pack),
+                        format!("{e}; nothing of it was copied: run `cofre check --read-data` on the source"),
+                    )
+                })?;
+                let base = loc.base;
+                packer.add_sealed(*id, blob.to_vec(), loc.kind, loc.raw_len as usize, base)?;
+            }
         }
+        round.clear();
+        bytes = 0;
     }
     Ok(())
 }
