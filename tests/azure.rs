@@ -17,48 +17,11 @@ fn s(p: &Path) -> &str {
 #[test]
 fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
     let azurite = Azurite::start();
-    for (k, v) in &azurite.vars {
-        // Single-threaded here: this is the only test in this binary.
-        std::env::set_var(k, v);
-    }
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let url = format!("az://{}/conformance", azurite.bucket);
-    let store = cofre::store::open(&url, rt.handle()).expect("open azure store");
-    rt.block_on(cofre::store::conformance::run(store))
-        .expect("Azure store conforms");
-    let sibling = |p: &str| {
-        let url = format!("az://{}/siblings/{p}", azurite.bucket);
-        cofre::store::open(&url, rt.handle()).expect("open")
-    };
-    rt.block_on(cofre::store::conformance::sibling_prefixes(
-        sibling("host1"),
-        sibling("host10"),
-    ))
-    .expect("sibling prefixes kept apart");
-    rt.block_on(cofre::store::conformance::listing_pages(
-        sibling("pages"),
-        5100,
-    ))
-    .expect("listings of several pages");
-
-    // End to end, through the CLI.
+    // Azure's pages are 5,000 names.
+    conformance_on("az", &azurite.bucket, &azurite.vars, 5100);
     let base = format!("az://{}", azurite.bucket);
-    let env = Env::remote_at(&base, &azurite.vars);
-    let src = env.path("src");
-    make_awkward_tree(&src);
-    env.init();
-    env.ok(&["ingest", s(&src)]);
-    env.ok(&["check", "--read-data"]);
-    {
-        let m = Mount::start(&env, "mnt", &[]);
-        let view = m.latest("default", &src);
-        assert_eq!(compare_trees(&src, &view), Vec::<String>::new());
-        m.stop();
-    }
-    let bare = env.other_host("bare-machine");
-    bare.ok(&["catalog", "rebuild"]);
-    assert_eq!(bare.json(&["snapshots"]).as_array().expect("list").len(), 1);
-    bare.restore_matches(&["latest"], "restore", &src);
+    // Kept: its directory holds the tree the copy below backs up.
+    let (_e2e, src) = end_to_end_on(&base, &azurite.vars);
 
     // An offsite copy on Azure of a local repository.
     let local = Env::new();

@@ -15,47 +15,9 @@ fn s(p: &Path) -> &str {
 #[test]
 fn gcs_conforms_and_backs_up_mounts_and_restores_on_fake_gcs_server() {
     let gcs = FakeGcs::start();
-    for (k, v) in &gcs.vars {
-        // The in-process client reads STORAGE_EMULATOR_HOST; no other test of this binary
-        // uses the in-process client.
-        std::env::set_var(k, v);
-    }
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let url = format!("gs://{}/conformance", gcs.bucket);
-    let store = cofre::store::open(&url, rt.handle()).expect("open gcs store");
-    rt.block_on(cofre::store::conformance::run(store))
-        .expect("GCS store conforms");
-    let sibling = |p: &str| {
-        let url = format!("gs://{}/siblings/{p}", gcs.bucket);
-        cofre::store::open(&url, rt.handle()).expect("open")
-    };
-    rt.block_on(cofre::store::conformance::sibling_prefixes(
-        sibling("host1"),
-        sibling("host10"),
-    ))
-    .expect("sibling prefixes kept apart");
-    rt.block_on(cofre::store::conformance::listing_pages(
-        sibling("pages"),
-        1100,
-    ))
-    .expect("listings of several pages");
-
-    let env = Env::remote_at(&format!("gs://{}", gcs.bucket), &gcs.vars);
-    let src = env.path("src");
-    make_awkward_tree(&src);
-    env.init();
-    env.ok(&["ingest", s(&src)]);
-    env.ok(&["check", "--read-data"]);
-    {
-        let m = Mount::start(&env, "mnt", &[]);
-        let view = m.latest("default", &src);
-        assert_eq!(compare_trees(&src, &view), Vec::<String>::new());
-        m.stop();
-    }
-    let bare = env.other_host("bare-machine");
-    bare.ok(&["catalog", "rebuild"]);
-    assert_eq!(bare.json(&["snapshots"]).as_array().expect("list").len(), 1);
-    bare.restore_matches(&["latest"], "restore", &src);
+    // GCS's pages are 1,000 names.
+    conformance_on("gs", &gcs.bucket, &gcs.vars, 1100);
+    let (env, _) = end_to_end_on(&format!("gs://{}", gcs.bucket), &gcs.vars);
 
     // A class is written as a GCS storage class (asked of the emulator's JSON API).
     let cold = env.path("cold");

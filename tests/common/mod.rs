@@ -6,6 +6,7 @@ pub mod browser;
 mod copy;
 mod craft;
 mod servers;
+mod stores;
 pub mod web;
 #[allow(unused_imports)]
 pub use copy::copy_dir;
@@ -13,6 +14,8 @@ pub use copy::copy_dir;
 pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
 pub use servers::{Azurite, Emulator, FakeGcs, Garage, Moto};
+#[allow(unused_imports)]
+pub use stores::{conformance_on, end_to_end_on};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr};
