@@ -72,8 +72,8 @@ fn transient(e: &GcsError) -> bool {
     }
 }
 
-/// `f` until it succeeds, fails for good, or the backoff runs out. A retried
-/// `put_if_absent` whose first try landed unseen answers `Exists`, as on S3.
+/// `f` until it succeeds, fails for good, or the backoff runs out. A retried create whose
+/// first try landed unseen answers 412: `upload` tells that from another writer's object.
 async fn retrying<T, F, Fut>(what: &str, mut f: F) -> Result<T, GcsError>
 where
     F: FnMut() -> Fut,
