@@ -100,13 +100,7 @@ fn restores_as(env: &Env, spec: &str, dir: &str, src: &Path, expect: &Path) {
 }
 
 fn ids(env: &Env) -> Vec<String> {
-    let mut v: Vec<String> = env
-        .json(&["snapshots"])
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|s| s["id"].as_str().expect("id").to_string())
-        .collect();
+    let mut v = env.snapshot_ids();
     v.sort();
     v
 }
@@ -184,16 +178,12 @@ fn a_copy_to_s3_keeps_ids_restores_exactly_and_a_second_copy_writes_nothing() {
         "{again}"
     );
     assert_eq!(again["present"], 3, "{again}");
-    let calls = std::fs::read_to_string(&log).expect("call log");
-    let writes: Vec<&str> = calls
-        .lines()
-        .filter(|l| {
-            let mut w = l.split(' ').skip(1);
-            let (op, key) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
-            op == "put" && !key.starts_with("locks/")
-        })
-        .collect();
-    assert_eq!(writes, Vec::<&str>::new(), "a second copy wrote objects");
+    assert!(log.exists(), "no call log");
+    assert_eq!(
+        logged_writes(&log),
+        Vec::<String>::new(),
+        "a second copy wrote objects"
+    );
 
     // A new snapshot on the source: only it is copied, and only what it added.
     std::fs::write(env.path("src/files/gen-4"), noise(200_000, 4)).expect("write");
@@ -472,16 +462,6 @@ fn a_snapshot_damaged_on_the_source_is_reported_and_the_ones_after_it_still_go()
     to.ok(&["check", "--read-data"]);
 }
 
-/// Snapshot ids of `env`, oldest first.
-fn ids_by_time(env: &Env) -> Vec<String> {
-    env.json(&["snapshots"])
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|s| s["id"].as_str().expect("id").to_string())
-        .collect()
-}
-
 #[test]
 fn source_and_copy_keep_their_own_retention_and_each_restores_what_it_keeps() {
     let env = Env::new();
@@ -498,7 +478,7 @@ fn source_and_copy_keep_their_own_retention_and_each_restores_what_it_keeps() {
         copy_dir(&src, &keep);
         expected.push(keep);
     }
-    let all = ids_by_time(&env);
+    let all = env.snapshot_ids();
     let to = target(&env, s(&env.path("offsite")), &[]);
     to.init_copying_from(&env);
     assert_eq!(
@@ -527,8 +507,8 @@ fn source_and_copy_keep_their_own_retention_and_each_restores_what_it_keeps() {
     to.ok(&["forget", "--keep-last", "3", "--prune"]);
     assert_ne!(packs(&env), before_env, "the primary's prune freed nothing");
     assert_ne!(packs(&to), before_to, "the offsite's prune freed nothing");
-    assert_eq!(ids_by_time(&env), all[3..].to_vec());
-    assert_eq!(ids_by_time(&to), all[1..].to_vec());
+    assert_eq!(env.snapshot_ids(), all[3..].to_vec());
+    assert_eq!(to.snapshot_ids(), all[1..].to_vec());
     let restores = |e: &Env, g: usize, dir: &str| {
         let spec = format!("{}:{}", all[g], s(&src));
         restores_as(e, &spec, dir, &src, &expected[g]);

@@ -15,7 +15,7 @@ pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
 pub use servers::{Azurite, Emulator, FakeGcs, Garage, Moto};
 #[allow(unused_imports)]
-pub use stores::{conformance_on, end_to_end_on};
+pub use stores::{conformance_on, end_to_end_on, logged_writes};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr};
@@ -193,6 +193,14 @@ impl Env {
         e.url = Some(format!("{base}/{prefix}"));
         e.vars = vars.to_vec();
         e
+    }
+
+    /// `cofre snapshots`' ids, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        let list = self.json(&["snapshots"]);
+        let ids = list.as_array().expect("list").iter();
+        ids.map(|s| s["id"].as_str().expect("id").to_string())
+            .collect()
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {

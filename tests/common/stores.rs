@@ -2,7 +2,7 @@
 //! listing of several pages), then the end-to-end case (ingest, check, mount, restore, a
 //! bare machine's catalog rebuild) through the CLI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{compare_trees, make_awkward_tree, Env, Mount};
 
@@ -49,4 +49,19 @@ pub fn end_to_end_on(base: &str, vars: &[(String, String)]) -> (Env, PathBuf) {
     assert_eq!(bare.json(&["snapshots"]).as_array().expect("list").len(), 1);
     bare.restore_matches(&["latest"], "restore", &src);
     (env, src)
+}
+
+/// The writes in a `COFRE_TEST_CALL_LOG` file (`N op key` lines) other than locks: what a
+/// run that should change nothing must not have made.
+pub fn logged_writes(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let mut w = l.split(' ').skip(1);
+            let (op, key) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+            op == "put" && !key.starts_with("locks/")
+        })
+        .map(str::to_string)
+        .collect()
 }
