@@ -184,4 +184,8 @@ pub struct Manifest {
     /// reports a snapshot that needs data colder than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_class: Option<String>,
+    /// Its data depends on copies in `data_class` only (`repo::index::Reach`): prune keeps
+    /// a copy of every chunk there, and ingest never deduplicates it against hotter packs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub self_contained: bool,
 }

@@ -133,6 +133,10 @@ pub struct Stats {
     /// Compressed and encrypted blob bytes in packs.
     pub stored_bytes: u64,
     pub stored_by_class: BTreeMap<String, u64>,
+    /// Per class other than the default, the bytes it stores that another class holds too:
+    /// the price of self-contained snapshots (a weekly full in GLACIER beside the 4-hourly
+    /// STANDARD data).
+    pub also_in_other_classes: BTreeMap<String, u64>,
     pub dedup_ratio: f64,
     /// Of whole blobs: bytes before compression / stored.
     pub compression_ratio: f64,
@@ -231,6 +235,7 @@ pub fn stats(
         unique_tree_bytes: unique_tree,
         stored_bytes: stored,
         stored_by_class,
+        also_in_other_classes: cat.bytes_also_in_other_classes()?.into_iter().collect(),
         dedup_ratio: ratio(all_bytes, unique_data),
         compression_ratio: compression,
         delta_chunk_bytes: delta_raw,

@@ -25,7 +25,8 @@ use cofre::prune::{prune, PruneOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use sim::checker::{read_source, restore, Files};
+use cofre::repo::index::{Reach, DEFAULT_CLASS};
+use sim::checker::{master, read_source, restore, restore_with, Files};
 use sim::store::{Fault, Thawed};
 use sim::world::{Op, Proc, World};
 
@@ -157,7 +158,8 @@ impl Run {
             w.base.env().clone(),
             w.rt.handle().clone(),
         );
-        let mi = thawed.load_master_index().map_err(err)?;
+        let indexes = thawed.load_indexes().map_err(err)?.readable;
+        let mi = master(&indexes, |_| true);
         let mut ids: Vec<&String> = self.expected.keys().collect();
         ids.sort();
         for id in ids {
@@ -168,6 +170,16 @@ impl Run {
             }
             if let Some(c) = colder {
                 return Err(format!("snapshot {id}: {c}"));
+            }
+            // A self-contained snapshot restores from its own class's packs alone.
+            let m = thawed.load_manifest(id).map_err(err)?;
+            if let Reach::Class(class) = Reach::of(&m) {
+                let own = master(&indexes, |c| c.unwrap_or(DEFAULT_CLASS) == class);
+                let (files, _) = restore_with(&thawed, &mi, &own, id)
+                    .map_err(|e| format!("snapshot {id} ({class}, self-contained): {e}"))?;
+                if files != self.expected[id] {
+                    return Err(format!("snapshot {id} does not restore from {class} alone"));
+                }
             }
         }
         let report = check(&w.base, ReadData::None).map_err(err)?;
@@ -247,6 +259,8 @@ impl Run {
                 }
                 let glacier = self.rng.gen_bool(0.3);
                 let class = glacier.then(|| "GLACIER".to_string());
+                // Self-contained (the default for GLACIER) or sharing hotter data.
+                let self_contained = Some(self.rng.gen_bool(0.7));
                 let catalog = self.catalog_of(host);
                 let what = format!("ingest {set} {}", class.as_deref().unwrap_or("STANDARD"));
                 self.start(
@@ -263,6 +277,7 @@ impl Run {
                             stream: None,
                             progress: None,
                             data_class: class,
+                            self_contained,
                             compression: None,
                             atime: false,
                             delta: true,

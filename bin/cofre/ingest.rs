@@ -31,6 +31,14 @@ pub struct Args {
     /// S3 storage class for data packs (index, trees and manifests stay STANDARD).
     #[arg(long)]
     data_storage_class: Option<String>,
+    /// Store every chunk this snapshot needs in its own class, deduplicating only against
+    /// earlier snapshots of that class (the default for GLACIER and DEEP_ARCHIVE), so that
+    /// it does not depend on hotter packs.
+    #[arg(long, overrides_with = "no_self_contained")]
+    self_contained: bool,
+    /// Deduplicate against hotter classes too (the default for instant classes).
+    #[arg(long)]
+    no_self_contained: bool,
     /// Compression of new blobs: lz4, zstd, zstd:LEVEL or none (default: the repository's).
     #[arg(long, value_parser = Compression::parse)]
     compression: Option<Compression>,
@@ -76,6 +84,11 @@ impl TryFrom<Args> for IngestOptions {
             stream,
             progress: None,
             data_class: a.data_storage_class,
+            self_contained: match (a.self_contained, a.no_self_contained) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
             compression: a.compression,
             atime: a.atime,
             delta: !a.no_delta,

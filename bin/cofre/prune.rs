@@ -64,6 +64,12 @@ pub fn finish(ctx: &Ctx, report: &PruneReport) -> Result<i32> {
         for p in &s.packs_unreadable {
             eprintln!("warning: {p} kept: its header cannot be read");
         }
+        if s.chunks_outside_own_class > 0 {
+            eprintln!(
+                "warning: {} chunk(s) of self-contained snapshots have no copy in their own class; their hotter copies are kept (`cofre check` names the snapshots)",
+                s.chunks_outside_own_class
+            );
+        }
         if let Some(e) = &exec {
             println!(
                 "deleted {} packs ({}), wrote {} packs ({}): freed {} in {:.1}s",

@@ -55,7 +55,14 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         human(s.unique_tree_bytes)
     );
     for (class, b) in &s.stored_by_class {
-        println!("  {class}: {}", human(*b));
+        match s.also_in_other_classes.get(class) {
+            Some(dup) => println!(
+                "  {class}: {} ({} of it also stored in another class: self-contained snapshots)",
+                human(*b),
+                human(*dup)
+            ),
+            None => println!("  {class}: {}", human(*b)),
+        }
     }
     println!(
         "dedup {:.2}x, compression {:.2}x: all snapshots ({}) in {}",

@@ -41,7 +41,7 @@ pub struct NodeRow {
 }
 
 /// The class name of packs stored without an explicit storage class.
-pub const DEFAULT_CLASS: &str = "STANDARD";
+pub use crate::repo::index::DEFAULT_CLASS;
 
 /// `$XDG_CACHE_HOME/cofre/<repo id>/`, or `~/.cache/cofre/<repo id>/`: catalog and caches.
 pub fn cache_dir(repo_id: &str) -> PathBuf {
@@ -260,6 +260,19 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The packs of `among` that every index object listing them puts in `class`.
+    pub fn packs_in_class(&self, class: &str, among: &HashSet<BlobId>) -> Result<HashSet<BlobId>> {
+        let mut st = self.conn.prepare(
+            "SELECT pack FROM packs GROUP BY pack HAVING MIN(class) = ?1 AND MAX(class) = ?1",
+        )?;
+        let rows = st.query_map(params![class], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = HashSet::new();
+        for r in rows {
+            out.extend(BlobId::from_slice(&r?).filter(|p| among.contains(p)));
+        }
+        Ok(out)
+    }
+
     pub fn known_index_files(&self) -> Result<HashSet<String>> {
         let mut st = self.conn.prepare("SELECT name FROM index_files")?;
         let names = st.query_map([], |r| r.get(0))?;
@@ -347,6 +360,18 @@ impl Catalog {
              GROUP BY p.class ORDER BY p.class",
         )?;
         let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Per class other than the default, the stored bytes of its blobs that another class
+    /// holds too: what self-contained snapshots pay to stand alone (docs/s3.md).
+    pub fn bytes_also_in_other_classes(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT q.class, SUM(q.length) FROM (                SELECT DISTINCT b.id, b.pack, b.length, p.class FROM blobs b                JOIN packs p ON p.pack = b.pack AND p.idx = b.idx WHERE p.class != ?1) q              WHERE EXISTS (SELECT 1 FROM blobs o JOIN packs r ON r.pack = o.pack AND r.idx = o.idx                            WHERE o.id = q.id AND r.class != q.class)              GROUP BY q.class ORDER BY q.class",
+        )?;
+        let rows = st.query_map(params![DEFAULT_CLASS], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -4,6 +4,7 @@
 //! a damaged base is reported with every file whose chunks are deltas against it.
 
 pub mod against;
+mod contained;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::num::NonZeroUsize;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use crate::crypto::BlobId;
 use crate::error::Result;
+use crate::model::Manifest;
 use crate::repo::index::MasterIndex;
 use crate::repo::pack::{pack_key, parse_pack};
 use crate::repo::Repository;
@@ -451,6 +453,9 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
         report: CheckReport::default(),
     };
     let mut indexed = HashSet::new();
+    // Snapshots first: one committed meanwhile then has its index object in the listing.
+    let ids = repo.snapshot_ids()?;
+    let manifests = repo.load_manifests(&ids);
     let all = repo.load_indexes()?;
     let mut blobs_of: HashMap<String, Vec<BlobId>> = HashMap::new();
     // Deltas by their base: a damaged base loses them too.
@@ -472,13 +477,15 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
     for (name, e) in &all.damaged {
         w.report.errors.push(format!("index/{name}: {e}"));
     }
+    let readable: Vec<Manifest> = manifests.iter().flatten().cloned().collect();
+    let own = contained::own_class_indexes(&all.readable, &readable);
+    drop(readable);
     w.index = all.into_master();
     w.report.packs = w.packs.len();
     w.report.unindexed_packs = w.packs.keys().filter(|k| !indexed.contains(*k)).count();
     let mut roots = Vec::new();
     let mut classed = Vec::new();
-    let ids = repo.snapshot_ids()?;
-    for (id, manifest) in ids.iter().zip(repo.load_manifests(&ids)) {
+    for (id, manifest) in ids.iter().zip(manifests) {
         w.report.snapshots += 1;
         match manifest {
             Ok(m) => {
@@ -492,6 +499,7 @@ pub fn check(repo: &Repository, read: ReadData) -> Result<CheckReport> {
     }
     w.report_bad_packs();
     w.class_dependencies(&classed);
+    w.self_contained(&classed, &own);
     let candidates: Vec<(String, u64, Option<BlobId>)> = listed
         .iter()
         .map(|o| (o.key.clone(), o.size, crate::repo::file::pack_id(&o.key)))

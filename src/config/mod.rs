@@ -227,6 +227,9 @@ pub struct ClassConfig {
     pub at: Option<String>,
     pub keep: Option<Keep>,
     pub storage_class: Option<String>,
+    /// Deduplicate only within `storage_class`'s own snapshots, never against hotter data
+    /// (default: true for archive classes, GLACIER and DEEP_ARCHIVE). docs/s3.md.
+    pub self_contained: Option<bool>,
     /// Run prune after this class's forget.
     pub prune: Option<bool>,
     #[serde(default)]
@@ -319,7 +322,15 @@ const SOURCE_KEYS: &[&str] = &[
     "copy_to",
 ];
 /// The keys of a class table (and of a set's main class, beside its sources).
-const CLASS_KEYS: &[&str] = &["every", "at", "keep", "storage_class", "prune", "hooks"];
+const CLASS_KEYS: &[&str] = &[
+    "every",
+    "at",
+    "keep",
+    "storage_class",
+    "self_contained",
+    "prune",
+    "hooks",
+];
 
 impl Config {
     /// The repositories `set`'s snapshots are copied to: its own `copy_to`, else the file's.

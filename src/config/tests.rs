@@ -285,3 +285,25 @@ fn copy_targets_come_from_the_set_else_the_file() {
         p("[sets.a]\npaths = [\"/etc\"]\ncopy_to = [\"/ok\", \"gopher://x\"]\n").expect_err("set");
     assert!(e.contains("cofre.toml:3: sets.a.copy_to[1]:"), "{e}");
 }
+
+#[test]
+fn a_class_says_whether_it_is_self_contained() {
+    let text = |v: &str| {
+        format!("[sets.db]\ncommand = \"pg_dump\"\nstdin_name = \"db.sql\"\n[sets.db.weekly]\nstorage_class = \"DEEP_ARCHIVE\"\n{v}")
+    };
+    // (line, parsed value or error fragment)
+    let cases = [
+        ("", Ok(None)),
+        ("self_contained = false", Ok(Some(false))),
+        ("self_contained = true", Ok(Some(true))),
+        ("self_contained = \"yes\"", Err("self_contained")),
+    ];
+    for (line, want) in cases {
+        let got = p(&text(line)).map(|c| c.sets["db"].classes["weekly"].self_contained);
+        match (got, want) {
+            (Ok(g), Ok(w)) => assert_eq!(g, w, "{line}"),
+            (Err(e), Err(frag)) => assert!(e.contains(frag), "{line}: {e}"),
+            (g, w) => panic!("{line}: {g:?}, wanted {w:?}"),
+        }
+    }
+}

@@ -84,6 +84,7 @@ fn manifest(set: &str, time: i64, root: BlobId) -> Manifest {
         summary: Default::default(),
         program: String::new(),
         data_class: None,
+        self_contained: false,
     }
 }
 

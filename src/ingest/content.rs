@@ -25,6 +25,9 @@ pub struct Chunker<'a, 'p> {
     /// Packs listed in the store when this ingest started: a blob is reused only from a
     /// pack that is there, as an index object the catalog synced says.
     pub packs: &'a HashSet<BlobId>,
+    /// The packs of `packs` data may be reused from: all of them, or for a self-contained
+    /// snapshot those of its own class (`repo::index::Reach`).
+    pub data_packs: &'a HashSet<BlobId>,
     /// `tier` of this snapshot's data class: data is never reused from a colder copy.
     pub data_tier: u8,
     /// Delta bases for the file being read (set per file by the walker).
@@ -138,13 +141,12 @@ impl Chunker<'_, '_> {
             return Ok(true);
         }
         // Trees always live in the default class; data may follow the snapshot's class.
-        let max_tier = if kind == BlobKind::Tree {
-            0
-        } else {
-            self.data_tier
+        let (max_tier, packs) = match kind {
+            BlobKind::Tree => (0, self.packs),
+            _ => (self.data_tier, self.data_packs),
         };
         for (pack, base) in self.catalog.blob_packs(id, max_tier)? {
-            if !self.packs.contains(&pack) {
+            if !packs.contains(&pack) {
                 continue;
             }
             let Some(bases) = base else { return Ok(true) };
@@ -154,7 +156,7 @@ impl Chunker<'_, '_> {
                     .catalog
                     .blob_packs(&b, max_tier)?
                     .iter()
-                    .any(|(p, b)| b.is_none() && self.packs.contains(p));
+                    .any(|(p, b)| b.is_none() && packs.contains(p));
             }
             if all_here {
                 return Ok(true);
@@ -180,7 +182,7 @@ impl Chunker<'_, '_> {
         if !self.known(&id, BlobKind::Data)? {
             self.seen.insert(id);
             let base = match self.similar.as_mut() {
-                Some(s) => s.base_for(self.repo, self.catalog, self.packs, &data, offset),
+                Some(s) => s.base_for(self.repo, self.catalog, self.data_packs, &data, offset),
                 None => None,
             };
             self.packer.add_with_base(id, data, BlobKind::Data, base)?;

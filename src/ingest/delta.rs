@@ -294,16 +294,18 @@ fn decode_batch(
     })
 }
 
-/// Where to read a candidate, if it may be a base: a whole copy, in a pack that is in the
-/// store, no colder than the snapshot's data (the rules dedup follows, docs/format.md).
+/// Where to read a candidate, if it may be a base: it has a whole copy in a pack that is in
+/// the store and that this snapshot may depend on (`packs`, no colder than its data: the
+/// rules dedup follows, docs/format.md); read from the nearest whole copy, which for a
+/// self-contained snapshot may be a hotter one holding the same bytes.
 fn usable(cat: &Catalog, packs: &HashSet<BlobId>, id: &BlobId, max_tier: u8) -> Option<Location> {
-    let loc = cat.blob_location(id).ok()??;
-    let whole_here = cat
+    let allowed = cat
         .blob_packs(id, max_tier)
         .ok()?
         .iter()
-        .any(|(p, base)| base.is_none() && *p == loc.pack && packs.contains(p));
-    (loc.base.is_none() && whole_here).then_some(loc)
+        .any(|(p, base)| base.is_none() && packs.contains(p));
+    let loc = cat.base_location(id).ok()??;
+    allowed.then_some(loc)
 }
 
 fn read_whole(repo: &Repository, cat: &Catalog, id: &BlobId) -> Result<Vec<u8>> {

@@ -10,7 +10,7 @@
 mod exec;
 mod used;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -19,7 +19,7 @@ pub use exec::{execute, ExecReport};
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::repo::file::{pack_key, FileType};
-use crate::repo::index::{tier, IndexPack, MasterIndex};
+use crate::repo::index::{tier, IndexPack, MasterIndex, Reach};
 use crate::repo::Repository;
 
 #[derive(Debug, Clone)]
@@ -68,6 +68,9 @@ pub struct PlanSummary {
     /// Packs whose header cannot be read and that no index lists: kept, untouched.
     pub packs_unreadable: Vec<String>,
     pub index_objects_replaced: usize,
+    /// Chunks of self-contained snapshots with no copy in their own class (written by an
+    /// older version, or a re-indexed pack whose class was lost): kept where they are.
+    pub chunks_outside_own_class: usize,
     pub freed_by_class: HashMap<String, Tally>,
 }
 
@@ -101,10 +104,16 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let young = |t: Option<i64>| t.is_none_or(|t| store_now - t < min_age);
     // 1. Snapshots, every one readable, or nothing is deleted.
     let ids = repo.snapshot_ids()?;
+    // The roots of snapshots that share data across classes, and of self-contained ones
+    // by their class (their data is kept in that class: used.rs `homes_in_class`).
     let mut roots = Vec::with_capacity(ids.len());
+    let mut contained: BTreeMap<String, Vec<BlobId>> = BTreeMap::new();
     for (id, manifest) in ids.iter().zip(repo.load_manifests(&ids)) {
         match manifest {
-            Ok(m) => roots.push(m.root),
+            Ok(m) => match Reach::of(&m) {
+                Reach::Class(c) => contained.entry(c).or_default().push(m.root),
+                Reach::Tier(_) => roots.push(m.root),
+            },
             Err(e @ Error::Corrupt { .. }) => {
                 return Err(Error::PruneRefused(format!(
                     "snapshot {id} cannot be read ({e}); remove it with `cofre forget {id}` if it is beyond repair, then prune again"
@@ -198,10 +207,23 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
 
     // 4. What the snapshots use, and 5. where each used blob (and each delta's base) is
     //    kept: the copy readers use among the safe ones (used.rs).
+    //    A self-contained snapshot's chunks are kept in its own class only, unless some
+    //    have no copy there: those keep the copy readers use, as any snapshot's.
     let views = used::views(&indexed, &adopted, &doomed_before);
-    let used = used::used_blobs(repo, &views.all, &roots)?;
     let all_packs: Vec<&IndexPack> = indexed.iter().chain(&adopted).collect();
-    let homes = used::homes(&used, &views, &all_packs);
+    let mut used = used::used_blobs(repo, &views.all, &roots)?;
+    let mut in_class = used::Homes::default();
+    for (class, (trees, pinned)) in used::pinned_chunks(repo, &views.all, &contained)? {
+        used.extend(trees);
+        let outside =
+            used::homes_in_class(&mut in_class, &class, &pinned, &all_packs, &doomed_before);
+        if !outside.is_empty() {
+            tracing::warn!("{} chunk(s) of self-contained {class} snapshots have no copy in {class}: they stay readable through hotter packs, which are kept; `cofre check` names the snapshots", outside.len());
+        }
+        summary.chunks_outside_own_class += outside.len();
+        used.extend(outside);
+    }
+    let homes = used::homes_beside(in_class, &used, &views, &all_packs);
     tracing::info!(
         "prune: {} blobs in use ({} more as delta bases)",
         used.len(),

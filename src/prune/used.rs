@@ -7,11 +7,11 @@
 //! among the safe ones. One without (possible only when the prune of some list gave up,
 //! and then we cannot tell which list is live) keeps every copy it has, and their bases.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Result;
 use crate::crypto::BlobId;
-use crate::repo::index::{IndexPack, Location, MasterIndex};
+use crate::repo::index::{IndexPack, Location, MasterIndex, Reach};
 use crate::repo::Repository;
 
 /// The two views of the packs a plan has: `all` (every copy, for reading trees and
@@ -52,6 +52,87 @@ pub fn used_blobs(
     index: &MasterIndex,
     roots: &[BlobId],
 ) -> Result<HashSet<BlobId>> {
+    let (trees, mut used) = walk(repo, index, roots)?;
+    used.extend(trees);
+    Ok(used)
+}
+
+/// The trees of self-contained snapshots, and the chunks they need in their own class
+/// (their deltas' bases are added by `homes_in_class`), by class: `roots` are those
+/// snapshots' root trees, by their class.
+pub fn pinned_chunks(
+    repo: &Repository,
+    index: &MasterIndex,
+    roots: &BTreeMap<String, Vec<BlobId>>,
+) -> Result<BTreeMap<String, (HashSet<BlobId>, HashSet<BlobId>)>> {
+    let mut out = BTreeMap::new();
+    for (class, roots) in roots {
+        out.insert(class.clone(), walk(repo, index, roots)?);
+    }
+    Ok(out)
+}
+
+/// Keeps, for every blob a self-contained snapshot of `class` uses, a copy in a pack of that
+/// class (a delta's bases too, there): a weekly full in DEEP_ARCHIVE outlives the hotter
+/// packs that also held its data, and does not keep them alive. Returns the blobs of
+/// `pinned` with no such copy (a snapshot written by an older version, or a lost class):
+/// the caller keeps them as any snapshot's, where readers read them.
+pub fn homes_in_class(
+    h: &mut Homes,
+    class: &str,
+    pinned: &HashSet<BlobId>,
+    packs: &[&IndexPack],
+    doomed: &HashSet<BlobId>,
+) -> HashSet<BlobId> {
+    let reach = Reach::Class(class.to_string());
+    // Only copies a paused earlier prune cannot delete (as `views`' safe one).
+    let own_packs: Vec<&IndexPack> = packs
+        .iter()
+        .filter(|p| reach.admits(p.class.as_deref()) && !doomed.contains(&p.id))
+        .copied()
+        .collect();
+    let whole: HashSet<BlobId> = own_packs
+        .iter()
+        .flat_map(|p| p.entries.iter().filter(|e| e.base.is_none()).map(|e| e.id))
+        .collect();
+    let mut own = MasterIndex::default();
+    own.add_packs(own_packs.iter().copied(), |e| {
+        e.base
+            .as_deref()
+            .is_none_or(|b| b.ids().all(|x| whole.contains(&x)))
+    });
+    own.seal();
+    let mut seen: HashSet<(BlobId, bool)> = HashSet::new();
+    let mut todo: Vec<(BlobId, bool)> = pinned.iter().map(|b| (*b, false)).collect();
+    let mut outside = HashSet::new();
+    while let Some((id, as_base)) = todo.pop() {
+        if !seen.insert((id, as_base)) {
+            continue;
+        }
+        let loc = match as_base {
+            true => own.get_whole(&id),
+            false => own.get(&id),
+        };
+        match loc {
+            Some(l) => {
+                h.keep(id, &l);
+                todo.extend(l.base.iter().flat_map(|b| b.ids()).map(|x| (x, true)));
+            }
+            // Only ever a chunk: `own` admits a delta only with whole bases in the class.
+            None => {
+                outside.insert(id);
+            }
+        }
+    }
+    outside
+}
+
+/// The trees and the chunks under `roots`.
+fn walk(
+    repo: &Repository,
+    index: &MasterIndex,
+    roots: &[BlobId],
+) -> Result<(HashSet<BlobId>, HashSet<BlobId>)> {
     let mut trees = HashSet::new();
     let mut used = HashSet::new();
     let mut level: Vec<BlobId> = roots
@@ -72,8 +153,7 @@ pub fn used_blobs(
         }
         level = next;
     }
-    used.extend(trees);
-    Ok(used)
+    Ok((trees, used))
 }
 
 /// Per pack, the bytes and blobs a plan must keep in it.
@@ -96,8 +176,18 @@ impl Homes {
 }
 
 /// Where each used blob is kept. `packs`: every pack the plan knows, with its entries.
+#[cfg(test)]
 pub fn homes(used: &HashSet<BlobId>, views: &Views, packs: &[&IndexPack]) -> Homes {
-    let mut h = Homes::default();
+    homes_beside(Homes::default(), used, views, packs)
+}
+
+/// `homes`, adding to what `h` keeps already (`homes_in_class`).
+pub fn homes_beside(
+    mut h: Homes,
+    used: &HashSet<BlobId>,
+    views: &Views,
+    packs: &[&IndexPack],
+) -> Homes {
     // (blob, needed as a base): a base is read from a whole copy only.
     let mut seen: HashSet<(BlobId, bool)> = HashSet::new();
     let mut todo: Vec<(BlobId, bool)> = used.iter().map(|b| (*b, false)).collect();
@@ -305,6 +395,44 @@ mod tests {
             let want: Vec<BlobId> = c.kept.iter().map(|n| id(*n)).collect();
             assert_eq!(kept, want, "{}", c.what);
             assert_eq!(h.missing, c.missing, "{}", c.what);
+        }
+    }
+
+    #[test]
+    fn a_self_contained_snapshot_keeps_its_chunks_in_its_own_class() {
+        // 1 STANDARD: 10, 11. 2 GLACIER: 10. 3 GLACIER: 12 as a delta on 10.
+        // 4 GLACIER, doomed by a paused prune: 11. 5 DEEP_ARCHIVE: 13. 6 GLACIER: 14 as a
+        // delta on 15, whose only whole copy is STANDARD (pack 7).
+        let packs = vec![
+            pack(1, None, &[(10, None), (11, None)]),
+            pack(2, Some("GLACIER"), &[(10, None)]),
+            pack(3, Some("GLACIER"), &[(12, Some(10))]),
+            pack(4, Some("GLACIER"), &[(11, None)]),
+            pack(5, Some("DEEP_ARCHIVE"), &[(13, None)]),
+            pack(6, Some("GLACIER"), &[(14, Some(15))]),
+            pack(7, None, &[(15, None)]),
+        ];
+        let refs: Vec<&IndexPack> = packs.iter().collect();
+        let doomed: HashSet<BlobId> = [id(4)].into_iter().collect();
+        // (pinned chunks, packs kept, chunks left outside the class)
+        let cases: [(&[u8], &[u8], &[u8]); 6] = [
+            (&[10], &[2], &[]),
+            (&[12], &[2, 3], &[]),
+            (&[10, 12], &[2, 3], &[]),
+            (&[11], &[], &[11]),
+            (&[13], &[], &[13]),
+            (&[14], &[], &[14]),
+        ];
+        for (pinned, kept, outside) in cases {
+            let mut h = Homes::default();
+            let pinned: HashSet<BlobId> = pinned.iter().map(|n| id(*n)).collect();
+            let out = homes_in_class(&mut h, "GLACIER", &pinned, &refs, &doomed);
+            let mut got: Vec<BlobId> = h.used_in.keys().copied().collect();
+            got.sort();
+            let want: Vec<BlobId> = kept.iter().map(|n| id(*n)).collect();
+            assert_eq!(got, want, "{pinned:?}");
+            let want: HashSet<BlobId> = outside.iter().map(|n| id(*n)).collect();
+            assert_eq!(out, want, "{pinned:?}");
         }
     }
 }

@@ -97,6 +97,70 @@ pub fn tier(class: Option<&str>) -> u8 {
     }
 }
 
+/// The class name a pack or snapshot without one is in: the bucket's default.
+pub const DEFAULT_CLASS: &str = "STANDARD";
+
+/// Which copies of a data blob a snapshot may depend on (docs/format.md "Dedup and storage
+/// classes"). Trees are always in the default class, whatever the snapshot's reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Any copy no further from readable than this tier: a snapshot that shares data with
+    /// hotter classes (its class's packs hold only what no hotter pack had).
+    Tier(u8),
+    /// Only copies in packs of this class: a self-contained snapshot, which deduplicates
+    /// within its class's own generations so that it outlives every hotter pack (a weekly
+    /// full in DEEP_ARCHIVE that no longer keeps 4-hourly STANDARD packs alive).
+    Class(String),
+}
+
+impl Reach {
+    /// `self_contained` takes effect only for a class other than the default: a
+    /// self-contained STANDARD snapshot is an ordinary one.
+    pub fn new(class: Option<&str>, self_contained: bool) -> Reach {
+        let class = class.unwrap_or(DEFAULT_CLASS);
+        match self_contained && class != DEFAULT_CLASS {
+            true => Reach::Class(class.to_string()),
+            false => Reach::Tier(tier(Some(class))),
+        }
+    }
+
+    pub fn of(m: &crate::model::Manifest) -> Reach {
+        Reach::new(m.data_class.as_deref(), m.self_contained)
+    }
+
+    /// Whether a copy in a pack of `class` may serve the snapshot.
+    pub fn admits(&self, class: Option<&str>) -> bool {
+        match self {
+            Reach::Tier(t) => tier(class) <= *t,
+            Reach::Class(c) => class.unwrap_or(DEFAULT_CLASS) == c,
+        }
+    }
+
+    /// Whether every copy `other` admits, this admits too: a snapshot of reach `other`
+    /// names only chunks a snapshot of this reach may take as they are.
+    pub fn covers(&self, other: &Reach) -> bool {
+        match (self, other) {
+            (Reach::Tier(t), o) => o.tier() <= *t,
+            (Reach::Class(c), Reach::Class(o)) => c == o,
+            (Reach::Class(_), Reach::Tier(_)) => false,
+        }
+    }
+
+    /// The tier of the copies it admits at most.
+    pub fn tier(&self) -> u8 {
+        match self {
+            Reach::Tier(t) => *t,
+            Reach::Class(c) => tier(Some(c)),
+        }
+    }
+}
+
+/// Whether snapshots in `class` are self-contained unless told otherwise: the archive
+/// classes, whose point is to outlive the hot data (issue 25; docs/s3.md "Storage classes").
+pub fn self_contained_by_default(class: Option<&str>) -> bool {
+    tier(class) > 0
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
     pub pack: BlobId,
@@ -583,6 +647,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_self_contained_snapshot_reaches_its_own_class_only() {
+        // (snapshot class, self-contained, pack class, admitted)
+        let cases = [
+            (None, false, None, true),
+            (None, true, None, true),
+            (None, false, Some("GLACIER"), false),
+            (Some("STANDARD"), true, None, true),
+            (Some("STANDARD"), true, Some("STANDARD_IA"), true),
+            (Some("GLACIER"), false, None, true),
+            (Some("GLACIER"), false, Some("STANDARD_IA"), true),
+            (Some("GLACIER"), false, Some("GLACIER"), true),
+            (Some("GLACIER"), false, Some("DEEP_ARCHIVE"), false),
+            (Some("GLACIER"), true, None, false),
+            (Some("GLACIER"), true, Some("STANDARD"), false),
+            (Some("GLACIER"), true, Some("GLACIER"), true),
+            (Some("GLACIER"), true, Some("DEEP_ARCHIVE"), false),
+            (Some("DEEP_ARCHIVE"), true, Some("GLACIER"), false),
+            (Some("STANDARD_IA"), true, Some("STANDARD_IA"), true),
+            (Some("STANDARD_IA"), true, None, false),
+        ];
+        for (class, sc, pack, want) in cases {
+            let reach = Reach::new(class, sc);
+            assert_eq!(reach.admits(pack), want, "{class:?} {sc} {pack:?}");
+        }
+        // (this, other, this covers other)
+        let g = || Reach::Class("GLACIER".into());
+        let covers = [
+            (Reach::Tier(1), Reach::Tier(0), true),
+            (Reach::Tier(0), Reach::Tier(1), false),
+            (Reach::Tier(1), g(), true),
+            (Reach::Tier(0), g(), false),
+            (g(), g(), true),
+            (g(), Reach::Class("DEEP_ARCHIVE".into()), false),
+            (g(), Reach::Tier(0), false),
+            (g(), Reach::Tier(1), false),
+        ];
+        for (this, other, want) in covers {
+            assert_eq!(this.covers(&other), want, "{this:?} {other:?}");
+        }
+        assert!(self_contained_by_default(Some("DEEP_ARCHIVE")));
+        assert!(self_contained_by_default(Some("GLACIER")));
+        assert!(!self_contained_by_default(Some("GLACIER_IR")));
+        assert!(!self_contained_by_default(None));
     }
 
     #[test]

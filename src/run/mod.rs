@@ -494,6 +494,7 @@ fn snapshot_and_retain(
             stream,
             progress: None,
             data_class: job.class.storage_class.clone(),
+            self_contained: job.class.self_contained,
             compression: job.cfg.src.compression,
             atime: false,
             delta: job.cfg.src.delta.unwrap_or(true),

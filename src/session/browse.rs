@@ -492,6 +492,7 @@ mod tests {
             root_rowid: 1,
             manifest: crate::model::Manifest {
                 data_class: None,
+                self_contained: false,
                 version: 1,
                 set: set.into(),
                 time: (t, 0),

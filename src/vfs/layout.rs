@@ -229,6 +229,7 @@ mod tests {
             root_rowid: 1,
             manifest: Manifest {
                 data_class: None,
+                self_contained: false,
                 version: 1,
                 set: "db".into(),
                 time: (time, 0),

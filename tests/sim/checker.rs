@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cofre::crypto::BlobId;
 use cofre::model::Kind;
-use cofre::repo::index::{tier, MasterIndex};
+use cofre::repo::index::{tier, IndexFile, MasterIndex};
 use cofre::repo::pack::pack_key;
 use cofre::repo::Repository;
 
@@ -61,11 +61,37 @@ fn read_chunk(repo: &Repository, mi: &MasterIndex, id: &BlobId) -> Result<Vec<u8
         .map_err(|e| e.to_string())
 }
 
+/// The master index of the packs in `indexes` whose class `class` accepts.
+pub fn master(
+    indexes: &[(String, IndexFile)],
+    class: impl Fn(Option<&str>) -> bool,
+) -> MasterIndex {
+    let mut mi = MasterIndex::default();
+    for (_, f) in indexes {
+        mi.add_packs(f.packs.iter().filter(|p| class(p.class.as_deref())), |_| {
+            true
+        });
+    }
+    mi.seal();
+    mi
+}
+
 /// The files of snapshot `id` as the store has them (read through a thaw), and the first
 /// chunk that is not readable at the snapshot's own class.
 pub fn restore(
     repo: &Repository,
     mi: &MasterIndex,
+    id: &str,
+) -> Result<(Files, Option<String>), String> {
+    restore_with(repo, mi, mi, id)
+}
+
+/// `restore`, reading trees through `mi` and file contents (chunks and delta bases) through
+/// `chunks` only.
+pub fn restore_with(
+    repo: &Repository,
+    mi: &MasterIndex,
+    chunks: &MasterIndex,
     id: &str,
 ) -> Result<(Files, Option<String>), String> {
     let m = repo.load_manifest(id).map_err(|e| e.to_string())?;
@@ -88,7 +114,7 @@ pub fn restore(
             }
             let mut content = vec![0u8; n.size as usize];
             for c in &n.chunks {
-                let raw = read_chunk(repo, mi, &c.id).map_err(|e| format!("{p}: {e}"))?;
+                let raw = read_chunk(repo, chunks, &c.id).map_err(|e| format!("{p}: {e}"))?;
                 let at = c.offset as usize;
                 content
                     .get_mut(at..at + raw.len())

@@ -21,10 +21,13 @@ use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::model::Manifest;
 use crate::repo::file::FileType;
-use crate::repo::index::{tier, IndexFile, Location, MasterIndex};
+use crate::repo::index::{IndexFile, Location, MasterIndex, Reach};
 use crate::repo::lock::Lock;
 use crate::repo::pack::{pack_key, BlobKind};
 use crate::repo::Repository;
+use target::Target;
+
+mod target;
 
 /// What to copy. Empty filters select every snapshot.
 #[derive(Clone, Debug, Default)]
@@ -113,15 +116,20 @@ pub fn copy_into(
         false => Some(Lock::acquire(dst, false, "copy", opts.retry_lock)?),
     };
     let src_index = src.load_master_index()?;
-    let target = Target {
-        index: dst.load_master_index()?,
-        packs: crate::ingest::reusable_packs(dst)?,
-    };
+    let classes = todo
+        .iter()
+        .filter_map(|(_, m)| match Reach::of(m) {
+            Reach::Class(c) => Some(c),
+            Reach::Tier(_) => None,
+        })
+        .collect();
+    let target = Target::load(dst, &classes)?;
     let mut run = Run {
         src,
         src_index: &src_index,
         target: &target,
         done: HashMap::new(),
+        done_in: HashMap::new(),
         walked: HashMap::new(),
     };
     // A snapshot damaged on the source does not hold back the ones after it: they are
@@ -226,39 +234,6 @@ fn select(src: &Repository, opts: &CopyOptions) -> Result<Vec<(String, Manifest)
     Ok(out)
 }
 
-/// What the target holds that a copy may reuse.
-struct Target {
-    index: MasterIndex,
-    packs: HashSet<BlobId>,
-}
-
-impl Target {
-    /// Reused only as an ingest reuses (`Chunker::known`): indexed, in a pack the listing
-    /// holds (and no doomed list names), no colder than the snapshot's class; a delta copy
-    /// only with a whole copy of each base there too, since prune may have deleted the base
-    /// of a delta nothing kept needs (docs/prune.md "Deltas"). `whole`: a base, which is
-    /// read only from a whole copy.
-    fn has(&self, id: &BlobId, max_tier: u8, whole: bool) -> bool {
-        let usable = |l: &Location| l.tier <= max_tier && self.packs.contains(&l.pack);
-        let whole_here = || self.index.get_whole(id).is_some_and(|l| usable(&l));
-        if whole {
-            return whole_here();
-        }
-        match self.index.get(id) {
-            Some(l) if usable(&l) => match l.base {
-                None => true,
-                Some(bases) => {
-                    bases
-                        .ids()
-                        .all(|b| self.index.get_whole(&b).is_some_and(|l| usable(&l)))
-                        || whole_here()
-                }
-            },
-            _ => whole_here(),
-        }
-    }
-}
-
 /// A blob this run wrote to the target: at which tier, and whether whole (not a delta).
 #[derive(Clone, Copy)]
 struct Written {
@@ -272,6 +247,9 @@ struct Run<'a> {
     target: &'a Target,
     /// Blobs committed to the target by this run.
     done: HashMap<BlobId, Written>,
+    /// The data blobs of `done` written in each class, and whether whole: what the
+    /// self-contained snapshots after them may reuse.
+    done_in: HashMap<String, HashMap<BlobId, bool>>,
     /// Trees whose whole subtree a committed snapshot of this run covers, at that
     /// snapshot's tier.
     walked: HashMap<BlobId, u8>,
@@ -282,28 +260,42 @@ struct Run<'a> {
 struct Plan {
     blobs: Vec<(BlobId, Location)>,
     trees: Vec<BlobId>,
-    tier: u8,
+    reach: Reach,
 }
 
 impl Run<'_> {
-    fn have(&self, id: &BlobId, tier: u8, whole: bool) -> bool {
-        self.done
-            .get(id)
-            .is_some_and(|w| w.tier <= tier && (w.whole || !whole))
-            || self.target.has(id, tier, whole)
+    fn have(&self, id: &BlobId, reach: &Reach, whole: bool) -> bool {
+        let done = match reach {
+            Reach::Tier(t) => self
+                .done
+                .get(id)
+                .is_some_and(|w| w.tier <= *t && (w.whole || !whole)),
+            Reach::Class(c) => self
+                .done_in
+                .get(c)
+                .and_then(|d| d.get(id))
+                .is_some_and(|w| *w || !whole),
+        };
+        done || self.target.has(id, reach, whole)
     }
 
     /// The blobs `manifest`'s snapshot needs that the target lacks, with their source
     /// locations: its trees, its files' chunks, and whole copies of the bases of the
     /// chunks whose copy is a delta.
     fn plan(&self, id: &str, manifest: &Manifest) -> Result<Plan> {
-        let max_tier = tier(data_class(manifest));
+        let reach = Reach::of(manifest);
+        // A tree another snapshot of this run covered at a tier within ours need not be
+        // walked again; a self-contained snapshot walks all of its own.
+        let covered = |t: &BlobId| match &reach {
+            Reach::Tier(max) => self.walked.get(t).is_some_and(|w| w <= max),
+            Reach::Class(_) => false,
+        };
         let mut trees = Vec::new();
         let mut chunks = HashSet::new();
         let mut level = vec![manifest.root];
         let mut seen = HashSet::new();
         while !level.is_empty() {
-            level.retain(|t| self.walked.get(t).is_none_or(|w| *w > max_tier) && seen.insert(*t));
+            level.retain(|t| !covered(t) && seen.insert(*t));
             trees.extend(level.iter().copied());
             let loaded = self.src.load_trees(self.src_index, &level)?;
             let mut next = Vec::new();
@@ -315,9 +307,11 @@ impl Run<'_> {
             }
             level = next;
         }
-        // (blob, needed whole, tier it may live at); trees always live in the default class.
-        let mut want: Vec<(BlobId, bool, u8)> = trees.iter().map(|t| (*t, false, 0)).collect();
-        want.extend(chunks.into_iter().map(|c| (c, false, max_tier)));
+        // (blob, needed whole, the copies it may be); trees always live in the default class.
+        let trees_reach = Reach::Tier(0);
+        let mut want: Vec<(BlobId, bool, &Reach)> =
+            trees.iter().map(|t| (*t, false, &trees_reach)).collect();
+        want.extend(chunks.into_iter().map(|c| (c, false, &reach)));
         let mut out: HashMap<BlobId, (Location, bool)> = HashMap::new();
         while let Some((b, whole, at)) = want.pop() {
             let listed = out.get(&b).map(|(_, w)| *w);
@@ -348,28 +342,34 @@ impl Run<'_> {
         Ok(Plan {
             blobs: out.into_iter().map(|(b, (l, _))| (b, l)).collect(),
             trees: seen.into_iter().collect(),
-            tier: max_tier,
+            reach,
         })
     }
 
     /// Marks a committed snapshot's blobs and trees, for the snapshots after it.
     fn committed(&mut self, plan: Plan) {
+        let tier = plan.reach.tier();
         for (b, l) in plan.blobs {
+            let tree = l.kind == BlobKind::Tree;
             let w = Written {
-                tier: if l.kind == BlobKind::Tree {
-                    0
-                } else {
-                    plan.tier
-                },
+                tier: if tree { 0 } else { tier },
                 whole: l.base.is_none(),
             };
             let e = self.done.entry(b).or_insert(w);
             e.tier = e.tier.min(w.tier);
             e.whole |= w.whole;
+            if let (Reach::Class(c), false) = (&plan.reach, tree) {
+                *self
+                    .done_in
+                    .entry(c.clone())
+                    .or_default()
+                    .entry(b)
+                    .or_insert(false) |= w.whole;
+            }
         }
         for t in plan.trees {
-            let e = self.walked.entry(t).or_insert(plan.tier);
-            *e = (*e).min(plan.tier);
+            let e = self.walked.entry(t).or_insert(tier);
+            *e = (*e).min(tier);
         }
     }
 }
@@ -559,79 +559,6 @@ mod tests {
                 .map(|r| (r.pack.0[0], r.range, r.blobs.len()))
                 .collect();
             assert_eq!(got, want, "{blobs:?}");
-        }
-    }
-
-    /// A pack of a test index: id byte, class, entries (blob byte, delta base byte).
-    type TestPack<'a> = (u8, Option<&'a str>, &'a [(u8, Option<u8>)]);
-
-    /// A target index of `packs`, of which those in `listed` are in the store's listing.
-    fn target(packs: &[TestPack], listed: &[u8]) -> Target {
-        use crate::repo::compress::Bases;
-        use crate::repo::index::{IndexFile, IndexPack};
-        use crate::repo::pack::PackEntry;
-        let file = IndexFile {
-            packs: packs
-                .iter()
-                .map(|(p, class, entries)| IndexPack {
-                    id: BlobId([*p; 32]),
-                    size: 1 << 20,
-                    class: class.map(str::to_string),
-                    entries: entries
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (b, base))| PackEntry {
-                            id: BlobId([*b; 32]),
-                            kind: BlobKind::Data,
-                            offset: i as u32 * 100,
-                            length: 100,
-                            raw_len: 100,
-                            base: base.map(|x| Box::new(Bases::one(BlobId([x; 32])))),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
-        let mut index = MasterIndex::default();
-        index.add(&file);
-        index.seal();
-        Target {
-            index,
-            packs: listed.iter().map(|p| BlobId([*p; 32])).collect(),
-        }
-    }
-
-    #[test]
-    fn the_target_reuses_only_what_a_reader_there_can_read() {
-        let id = |b: u8| BlobId([b; 32]);
-        // Pack 1 (listed): blob 10 whole, blob 11 a delta on 10, blob 12 a delta on 13 (gone).
-        // Pack 2 (not listed: deleted since, or doomed): blob 20. Pack 3 GLACIER: blob 30.
-        let t = target(
-            &[
-                (1, None, &[(10, None), (11, Some(10)), (12, Some(13))]),
-                (2, None, &[(20, None)]),
-                (3, Some("GLACIER"), &[(30, None)]),
-            ],
-            &[1, 3],
-        );
-        // (blob, tier the snapshot allows, needed whole) → reusable
-        let table = [
-            (10, 0, false, true),
-            (10, 0, true, true),
-            (11, 0, false, true),  // its base has a whole copy there
-            (11, 0, true, false),  // a base must be whole
-            (12, 0, false, false), // its base is gone: copy it again
-            (20, 0, false, false), // its pack is not in the listing
-            (30, 0, false, false), // colder than a STANDARD snapshot may depend on
-            (30, 1, false, true),  // a GLACIER snapshot may
-            (99, 2, false, false),
-        ];
-        for (b, tier, whole, want) in table {
-            assert_eq!(
-                t.has(&id(b), tier, whole),
-                want,
-                "blob {b} tier {tier} whole {whole}"
-            );
         }
     }
 }

@@ -1,0 +1,144 @@
+//! Issue 25, the archive tier: self-contained classes. A weekly full in an archive class
+//! stores every chunk it needs in its own class, deduplicates only against that class's
+//! earlier snapshots, and neither depends on nor keeps alive the hotter packs. On the local
+//! store, which records each pack's class in the index as S3 does (it does not refuse
+//! reads of archived data: the moto tests of archive semantics are tests/archive_classes.rs).
+mod common;
+
+use common::*;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+fn added(report: &serde_json::Value) -> u64 {
+    report["summary"]["bytes_added"]
+        .as_u64()
+        .expect("bytes_added")
+}
+
+/// Ids of `set`'s snapshots.
+fn ids_of(env: &Env, set: &str) -> Vec<String> {
+    let list = env.json(&["snapshots", "--set", set]);
+    let all = list.as_array().expect("list").iter();
+    all.map(|s| s["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn a_self_contained_weekly_stands_alone_and_keeps_no_hot_pack_alive() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("a"), noise(2_000_000, 1)).expect("write");
+    std::fs::write(src.join("b"), noise(1_000_000, 2)).expect("write");
+    env.init();
+    let hot = env.json(&["ingest", "--set", "hot", s(&src)]);
+    assert!(added(&hot) > 2_900_000, "{hot}");
+
+    // The weekly full in GLACIER, self-contained by default: all of it again, in its class.
+    let weekly = [
+        "ingest",
+        "--set",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+    ];
+    let w1 = env.json(&[&weekly[..], &[s(&src)]].concat());
+    assert!(
+        added(&w1) > 2_900_000,
+        "the weekly deduplicated against hot data: {w1}"
+    );
+    // Only `b` changes: the next weekly deduplicates `a` against the first weekly.
+    std::fs::write(src.join("b"), noise(1_000_000, 3)).expect("write");
+    let w2 = env.json(&[&weekly[..], &[s(&src)]].concat());
+    assert!(
+        (900_000..1_500_000).contains(&added(&w2)),
+        "not deduplicated within its class: {w2}"
+    );
+    // Asked to share hotter data, a GLACIER snapshot stores nothing new.
+    let shared = env.json(&[&weekly[..], &["--no-self-contained", s(&src)]].concat());
+    assert!(added(&shared) < 100_000, "{shared}");
+
+    // stats shows the price: `a` is stored in STANDARD and in GLACIER.
+    let stats = env.json(&["stats"]);
+    let dup = stats["also_in_other_classes"]["GLACIER"].as_u64();
+    assert!(dup.is_some_and(|d| d > 1_900_000), "{stats}");
+
+    // A prune while the hot snapshot holds the same data keeps the weekly's own copies:
+    // `check` would name the weekly otherwise.
+    env.ok(&["prune", "--max-unused", "0%"]);
+    env.ok(&["check"]);
+
+    // Once the hot snapshot and the sharing weekly are forgotten, their packs go: the
+    // self-contained weeklies did not keep them alive, and restore from GLACIER alone.
+    let mut forget = ids_of(&env, "hot");
+    forget.push(shared["snapshot"].as_str().expect("id").to_string());
+    let args: Vec<&str> = ["forget"]
+        .into_iter()
+        .chain(forget.iter().map(String::as_str))
+        .collect();
+    env.ok(&args);
+    let pruned = env.json(&["prune", "--max-unused", "0%"]);
+    let freed = pruned["plan"]["freed_by_class"]["STANDARD"]["bytes"].as_u64();
+    assert!(freed.is_some_and(|b| b > 2_900_000), "{pruned}");
+    assert_eq!(
+        pruned["plan"]["chunks_outside_own_class"].as_u64(),
+        Some(0),
+        "{pruned}"
+    );
+    let stats = env.json(&["stats"]);
+    assert!(
+        stats["stored_by_class"]["STANDARD"]
+            .as_u64()
+            .is_none_or(|b| b < 100_000),
+        "hot data left: {stats}"
+    );
+    env.restore_matches(&["latest", "--set", "weekly"], "out", &src);
+    env.ok(&["check", "--read-data"]);
+}
+
+/// `cofre check` names a self-contained snapshot whose data is not all in its class, forced
+/// by hand: a manifest that claims self-containment for a snapshot that shares hot data.
+#[test]
+fn check_names_a_self_contained_snapshot_that_is_not() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("model.bin"), noise(1_000_000, 7)).expect("write");
+    env.init();
+    env.ok(&["ingest", "--set", "hot", s(&src)]);
+    env.ok(&[
+        "ingest",
+        "--set",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+        "--no-self-contained",
+        s(&src),
+    ]);
+    env.ok(&["check"]);
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let store = cofre::store::open(s(&env.repo()), rt.handle()).expect("store");
+    let repo = cofre::repo::Repository::open(store, rt.handle().clone(), PASSWORD.as_bytes())
+        .expect("open");
+    let id = ids_of(&env, "weekly").remove(0);
+    let mut m = repo.load_manifest(&id).expect("manifest");
+    m.self_contained = true;
+    m.set = "forged".into();
+    let forged = repo.save_manifest(&m).expect("save");
+    let out = env.run(&["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&forged[..8]) && err.contains("model.bin") && err.contains("self-contained"),
+        "{err}"
+    );
+    assert!(!err.contains(&id[..8]), "the sharing weekly is fine: {err}");
+    // Prune keeps the hot copy it still reads from, and says so.
+    let out = env.run(&["prune"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no copy in their own class"), "{err}");
+    env.restore_matches(&["latest", "--set", "forged"], "out", &src);
+}
