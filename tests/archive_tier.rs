@@ -142,3 +142,48 @@ fn check_names_a_self_contained_snapshot_that_is_not() {
     assert!(err.contains("no copy in their own class"), "{err}");
     env.restore_matches(&["latest", "--set", "forged"], "out", &src);
 }
+
+/// `cofre copy` keeps a self-contained snapshot self-contained: on a target that already
+/// holds the hot copies of its data, the weekly's data is written again in its class.
+#[test]
+fn a_copied_self_contained_weekly_is_self_contained_on_the_target() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("a"), noise(2_000_000, 11)).expect("write");
+    env.init();
+    env.ok(&["ingest", "--set", "hot", s(&src)]);
+    env.ok(&[
+        "ingest",
+        "--set",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+        s(&src),
+    ]);
+    let mut to = Env::new();
+    to.url = Some(to.path("offsite").display().to_string());
+    to.init_copying_from(&env);
+    let copy = |sets: &[&str]| {
+        let mut args = vec!["copy", "--to", to.url.as_deref().expect("url")];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        let out = env
+            .cmd()
+            .env("COFRE_TO_PASSWORD", PASSWORD)
+            .args(&args)
+            .output()
+            .expect("copy");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "copy {sets:?}: {err}");
+    };
+    // The hot snapshot first: the target then holds `a` in STANDARD.
+    copy(&["hot"]);
+    copy(&[]);
+    let stats = to.json(&["stats"]);
+    let dup = stats["also_in_other_classes"]["GLACIER"].as_u64();
+    assert!(dup.is_some_and(|d| d > 1_900_000), "{stats}");
+    to.ok(&["check"]);
+    to.restore_matches(&["latest", "--set", "weekly"], "out", &src);
+}

@@ -294,30 +294,34 @@ impl Run {
                 Ok(())
             }
             45..=54 => {
-                let mut ids: Vec<String> = self.expected.keys().cloned().collect();
+                // By time and set, never by id: an id hashes a random nonce, and the
+                // schedule must be a function of the seed alone.
+                let mut ids: Vec<((i64, u32), String, String)> = Vec::new();
+                for i in self.expected.keys() {
+                    if let Ok(m) = self.world.base.load_manifest(i) {
+                        ids.push((m.time, m.set, i.clone()));
+                    }
+                }
                 ids.sort();
                 if ids.is_empty() {
                     return Ok(());
                 }
                 // Half the time the newest snapshot of a set: its data, now unused, is what
                 // the next ingest of an unchanged source would reuse.
-                let id = if self.rng.gen_bool(0.5) {
+                let (time, set, id) = if self.rng.gen_bool(0.5) {
                     let set = format!("h{host}");
-                    let newest = ids.iter().filter_map(|i| {
-                        let m = self.world.base.load_manifest(i).ok()?;
-                        (m.set == set).then_some((m.time, i.clone()))
-                    });
-                    match newest.max() {
-                        Some((_, i)) => i,
+                    match ids.into_iter().rfind(|(_, s, _)| *s == set) {
+                        Some(newest) => newest,
                         None => return Ok(()),
                     }
                 } else {
-                    ids[self.rng.gen_range(0..ids.len())].clone()
+                    let at = self.rng.gen_range(0..ids.len());
+                    ids.swap_remove(at)
                 };
                 self.forgetting.insert(id.clone());
                 self.start(
                     host,
-                    format!("forget {}", &id[..8]),
+                    format!("forget {set} of {}.{:09}", time.0, time.1),
                     Box::new(move |repo, _| {
                         let opts = ForgetOptions {
                             policy: Default::default(),
