@@ -187,3 +187,70 @@ fn a_copied_self_contained_weekly_is_self_contained_on_the_target() {
     to.ok(&["check"]);
     to.restore_matches(&["latest", "--set", "weekly"], "out", &src);
 }
+
+/// Item 3: prune never deletes an archived pack before its class's minimum storage duration
+/// (GLACIER: 90 days), since deleting it sooner is billed anyway; it says how long it keeps
+/// it. With the clock injected past the minimum (`--now`), the same prune frees it. On
+/// moto, whose listing dates objects as S3 does.
+#[test]
+fn prune_keeps_an_archived_pack_until_its_minimum_storage_duration_has_passed() {
+    let moto = Moto::start();
+    let env = Env::s3_at(&moto.bucket, &moto.vars);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("model.bin"), noise(2_000_000, 21)).expect("write");
+    env.init();
+    env.ok(&["ingest", "--set", "daily", s(&src)]);
+    let weekly = env.json(&[
+        "ingest",
+        "--set",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+        s(&src),
+    ]);
+    env.ok(&["forget", weekly["snapshot"].as_str().expect("id")]);
+
+    let pruned = env.json(&["prune", "--max-unused", "0%"]);
+    let plan = &pruned["plan"];
+    assert_eq!(
+        plan["freed_by_class"]["GLACIER"],
+        serde_json::Value::Null,
+        "{pruned}"
+    );
+    let held = &plan["held_min_duration"];
+    assert!(
+        held["bytes"].as_u64().is_some_and(|b| b > 1_900_000),
+        "{pruned}"
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let until = held["until"].as_i64().expect("until");
+    assert!(
+        (now + 89 * 86_400..now + 91 * 86_400).contains(&until),
+        "{pruned}"
+    );
+    env.ok(&["check"]);
+
+    // 91 days on, a dry run says it would go, and the prune frees it.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(91);
+    let later = later
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let dry = env.json(&["prune", "--dry-run", "--now", &later]);
+    assert!(
+        dry["plan"]["freed_by_class"]["GLACIER"]["bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 1_900_000),
+        "{dry}"
+    );
+    let pruned = env.json(&["prune", "--now", &later]);
+    assert_eq!(pruned["plan"]["held_min_duration"]["packs"], 0, "{pruned}");
+    assert!(
+        pruned["done"]["bytes_deleted"]
+            .as_u64()
+            .is_some_and(|b| b > 1_900_000),
+        "{pruned}"
+    );
+    env.restore_matches(&["latest", "--set", "daily"], "out", &src);
+    env.ok(&["check", "--read-data"]);
+}

@@ -345,6 +345,9 @@ impl Run {
                             max_unused_percent: max_unused,
                             dry_run: false,
                             retry_lock: Duration::ZERO,
+                            // The memory store's: none (its clock runs hours, not days).
+                            minimums: None,
+                            now: None,
                         };
                         prune(repo, &opts)
                             .map(|r| format!("{:?}", r.done.map(|d| d.packs_deleted)))

@@ -98,11 +98,15 @@ impl TryFrom<Args> for ForgetOptions {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
-    let prune = a.prune.then_some(PruneOptions {
-        max_unused_percent: a.max_unused,
-        dry_run: a.dry_run,
-        retry_lock: Default::default(),
-    });
+    let prune = match a.prune {
+        true => Some(PruneOptions {
+            max_unused_percent: a.max_unused,
+            dry_run: a.dry_run,
+            minimums: Some(crate::prune::minimums(ctx)?),
+            ..Default::default()
+        }),
+        false => None,
+    };
     let opts = ForgetOptions::try_from(a)?;
     let session = ctx.session()?;
     let report = session.forget(opts.clone())?;

@@ -219,6 +219,14 @@ pub fn parse_time(flag: &str, s: &str) -> Result<(i64, u32)> {
     Ok((t.unix_timestamp(), t.nanosecond()))
 }
 
+/// A Unix time as its UTC date (YYYY-MM-DD), for people.
+pub fn day(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{}-{:02}-{:02}", t.year(), t.month() as u8, t.day()),
+        Err(_) => unix.to_string(),
+    }
+}
+
 /// Bytes as MiB with one decimal, for people.
 pub fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))

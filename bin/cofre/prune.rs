@@ -1,6 +1,7 @@
 //! `cofre prune`.
 
 use cofre::error::{Error, Result};
+use cofre::prune::Minimums;
 use cofre::{PruneOptions, PruneReport};
 
 use crate::Ctx;
@@ -14,20 +15,34 @@ pub struct Args {
     /// Show the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Judge minimum storage durations as of this time (RFC 3339) instead of the store's
+    /// clock: with --dry-run, what a later prune will free.
+    #[arg(long)]
+    now: Option<String>,
 }
 
-impl From<Args> for PruneOptions {
-    fn from(a: Args) -> PruneOptions {
-        PruneOptions {
-            max_unused_percent: a.max_unused,
-            dry_run: a.dry_run,
-            retry_lock: Default::default(),
-        }
-    }
+/// Minimum storage durations from the price table that `stats` uses (the configuration's
+/// `provider` and `prices`, else the built-in table of the repository's provider).
+pub fn minimums(ctx: &Ctx) -> Result<Minimums> {
+    let pricing =
+        cofre::Pricing::resolve(ctx.file.as_ref(), None, None, ctx.open.default_provider())?;
+    let days = pricing.table.into_iter().map(|(c, p)| (c, p.min_days));
+    Ok(Minimums::new(days.collect()))
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
-    let report = ctx.session()?.prune(PruneOptions::from(a))?;
+    let opts = PruneOptions {
+        max_unused_percent: a.max_unused,
+        dry_run: a.dry_run,
+        minimums: Some(minimums(ctx)?),
+        now: a
+            .now
+            .as_deref()
+            .map(|t| crate::parse_time("--now", t).map(|t| t.0))
+            .transpose()?,
+        ..Default::default()
+    };
+    let report = ctx.session()?.prune(opts)?;
     if ctx.json {
         ctx.print_json(&report)?;
     }
@@ -63,6 +78,16 @@ pub fn finish(ctx: &Ctx, report: &PruneReport) -> Result<i32> {
         }
         for p in &s.packs_unreadable {
             eprintln!("warning: {p} kept: its header cannot be read");
+        }
+        let held = &s.held_min_duration;
+        if held.packs > 0 {
+            let until = held.until.map_or("an unknown date".to_string(), crate::day);
+            let owed: f64 = held.owed_gb_days_by_class.values().sum();
+            println!(
+                "kept {} unused pack(s) ({}) until their class's minimum storage duration has passed (the last on {until}): deleting them now would still be billed for {owed:.2} GB-days",
+                held.packs,
+                crate::mib(held.bytes)
+            );
         }
         if s.chunks_outside_own_class > 0 {
             eprintln!(

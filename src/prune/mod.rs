@@ -8,6 +8,7 @@
 //!   object that names a doomed pack is deleted before any pack.
 
 mod exec;
+mod minimum;
 mod used;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 pub use exec::{execute, ExecReport};
+pub use minimum::{Held, Minimums};
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
@@ -29,6 +31,12 @@ pub struct PruneOptions {
     pub max_unused_percent: f64,
     pub dry_run: bool,
     pub retry_lock: std::time::Duration,
+    /// Minimum storage durations by class (None: the built-in table of the provider the
+    /// repository's URL names; minimum.rs).
+    pub minimums: Option<Minimums>,
+    /// The time minimum storage durations are judged at (None: the store's clock): what
+    /// a later prune would do, with `dry_run`. Nothing else in a prune uses it.
+    pub now: Option<i64>,
 }
 
 impl Default for PruneOptions {
@@ -37,6 +45,8 @@ impl Default for PruneOptions {
             max_unused_percent: 5.0,
             dry_run: false,
             retry_lock: std::time::Duration::ZERO,
+            minimums: None,
+            now: None,
         }
     }
 }
@@ -68,6 +78,9 @@ pub struct PlanSummary {
     /// Packs whose header cannot be read and that no index lists: kept, untouched.
     pub packs_unreadable: Vec<String>,
     pub index_objects_replaced: usize,
+    /// Unused packs kept (neither deleted nor repacked) because their class's minimum
+    /// storage duration has not passed: deleting them would be billed anyway.
+    pub held_min_duration: Held,
     /// Chunks of self-contained snapshots with no copy in their own class (written by an
     /// older version, or a re-indexed pack whose class was lost): kept where they are.
     pub chunks_outside_own_class: usize,
@@ -280,6 +293,28 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         } else {
             keep.push(p);
         }
+    }
+
+    // 6b. Nothing goes before its class's minimum storage duration (minimum.rs).
+    let minimums = opts
+        .minimums
+        .clone()
+        .unwrap_or_else(|| Minimums::for_location(&repo.store().location()));
+    summary.held_min_duration = minimum::hold(
+        &minimums,
+        &listing,
+        &doomed_before,
+        opts.now.unwrap_or(store_now),
+        &mut delete,
+        &mut repack,
+        &mut keep,
+    );
+    if summary.held_min_duration.packs > 0 {
+        let h = &summary.held_min_duration;
+        tracing::info!(
+            "prune: {} unused pack(s) kept until their minimum storage duration has passed",
+            h.packs
+        );
     }
 
     // 7. Index objects to replace: damaged ones, and every one naming a pack that goes.

@@ -64,7 +64,7 @@ pub fn pinned_chunks(
     repo: &Repository,
     index: &MasterIndex,
     roots: &BTreeMap<String, Vec<BlobId>>,
-) -> Result<BTreeMap<String, (HashSet<BlobId>, HashSet<BlobId>)>> {
+) -> Result<BTreeMap<String, TreesAndChunks>> {
     let mut out = BTreeMap::new();
     for (class, roots) in roots {
         out.insert(class.clone(), walk(repo, index, roots)?);
@@ -127,12 +127,11 @@ pub fn homes_in_class(
     outside
 }
 
+/// The trees, and the chunks, under some roots.
+pub type TreesAndChunks = (HashSet<BlobId>, HashSet<BlobId>);
+
 /// The trees and the chunks under `roots`.
-fn walk(
-    repo: &Repository,
-    index: &MasterIndex,
-    roots: &[BlobId],
-) -> Result<(HashSet<BlobId>, HashSet<BlobId>)> {
+fn walk(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Result<TreesAndChunks> {
     let mut trees = HashSet::new();
     let mut used = HashSet::new();
     let mut level: Vec<BlobId> = roots
