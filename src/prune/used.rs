@@ -402,7 +402,7 @@ mod tests {
         // 1 STANDARD: 10, 11. 2 GLACIER: 10. 3 GLACIER: 12 as a delta on 10.
         // 4 GLACIER, doomed by a paused prune: 11. 5 DEEP_ARCHIVE: 13. 6 GLACIER: 14 as a
         // delta on 15, whose only whole copy is STANDARD (pack 7).
-        let packs = vec![
+        let packs = [
             pack(1, None, &[(10, None), (11, None)]),
             pack(2, Some("GLACIER"), &[(10, None)]),
             pack(3, Some("GLACIER"), &[(12, Some(10))]),
