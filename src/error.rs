@@ -96,6 +96,16 @@ impl Error {
         }
     }
 
+    /// Whether it failed on data in an archive class (`cofre thaw` helps): the store's
+    /// error, or a read that kept only its text.
+    pub fn is_archived(&self) -> bool {
+        match self {
+            Error::Store(crate::store::StoreError::Archived(_)) => true,
+            Error::ReadFailed { why, .. } => why.contains(crate::store::ARCHIVED),
+            _ => false,
+        }
+    }
+
     /// Process exit code, as restic's table. Documented in docs/exit-codes.md.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -128,5 +128,6 @@ pub mod session;
 pub mod stats;
 #[doc(hidden)]
 pub mod store;
+pub mod thaw;
 #[doc(hidden)]
 pub mod vfs;

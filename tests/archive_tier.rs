@@ -254,3 +254,82 @@ fn prune_keeps_an_archived_pack_until_its_minimum_storage_duration_has_passed() 
     env.restore_matches(&["latest", "--set", "daily"], "out", &src);
     env.ok(&["check", "--read-data"]);
 }
+
+/// Item 2: `cofre thaw` asks for exactly the packs a path needs, from the index, and after
+/// it (moto completes restores at once) the path restores; the rest of the snapshot is still
+/// refused, at once, with the command to run. Listing needs no thaw.
+#[test]
+fn thaw_makes_exactly_the_packs_a_path_needs_readable() {
+    let moto = Moto::start();
+    let env = Env::s3_at(&moto.bucket, &moto.vars);
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("a")).expect("mkdir");
+    std::fs::create_dir_all(src.join("b")).expect("mkdir");
+    std::fs::write(src.join("a/one.bin"), noise(1_500_000, 31)).expect("write");
+    env.init();
+    let into_glacier = |src: &std::path::Path| {
+        env.ok(&[
+            "ingest",
+            "--set",
+            "weekly",
+            "--data-storage-class",
+            "DEEP_ARCHIVE",
+            s(src),
+        ])
+    };
+    // Two weeklies: `b` is new in the second, so its data is in a pack of its own.
+    into_glacier(&src);
+    std::fs::write(src.join("b/two.bin"), noise(1_500_000, 32)).expect("write");
+    into_glacier(&src);
+    let listed = env.ok(&["ls", "latest"]);
+    assert!(listed.contains("two.bin"), "{listed}");
+
+    let b = format!("latest:{}", src.join("b").display());
+    let out = env.run(&["restore", &b, "--target", s(&env.path("early"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cofre thaw ") && err.contains("/b --wait"),
+        "{err}"
+    );
+
+    // Off a terminal, a thaw (which is billed) needs --yes; the cost is stated first.
+    let out = env.run(&["thaw", &b]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--yes") && err.contains("costs about $"),
+        "{err}"
+    );
+    // DEEP_ARCHIVE has no Expedited tier.
+    let out = env.run(&["thaw", &b, "--tier", "expedited", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let thawed = env.json(&["thaw", &b, "--yes", "--wait", "--tier", "bulk"]);
+    let packs = thawed["packs"].as_array().expect("packs");
+    assert_eq!(packs.len(), 1, "only b's pack: {thawed}");
+    assert_eq!(packs[0]["state"]["state"], "thawed", "{thawed}");
+    assert_eq!(thawed["plan"]["frozen_files"], 1, "{thawed}");
+    let restored = env.path("b-out");
+    env.ok(&["restore", &b, "--target", s(&restored)]);
+    let back = std::fs::read(restored.join(src.join("b/two.bin").strip_prefix("/").expect("abs")))
+        .expect("restored");
+    assert_eq!(back, noise(1_500_000, 32));
+    // `a` was not thawed: still refused.
+    let a = format!("latest:{}", src.join("a").display());
+    let out = env.run(&["restore", &a, "--target", s(&env.path("a-out"))]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let status = env.json(&["thaw", "--status"]);
+    assert_eq!(status.as_array().map(Vec::len), Some(1), "{status}");
+    // The whole snapshot: one more pack to ask for, one thawed already.
+    let all = env.json(&["thaw", "latest", "--yes", "--wait"]);
+    let states: Vec<&str> = all["packs"]
+        .as_array()
+        .expect("packs")
+        .iter()
+        .map(|p| p["state"]["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["thawed", "thawed"], "{all}");
+    env.restore_matches(&["latest", "--set", "weekly"], "out", &src);
+}

@@ -29,6 +29,7 @@ mod schedule;
 mod serve;
 mod snapshots;
 mod stats;
+mod thaw;
 mod unlock;
 
 use std::io::IsTerminal;
@@ -123,6 +124,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: schedule::Cmd,
     },
+    /// Make the archived (GLACIER, DEEP_ARCHIVE) data a snapshot or a path needs readable
+    /// for a while: exactly its packs, with the cost stated first (docs/s3.md "Thawing").
+    Thaw(thaw::Args),
     /// Copy snapshots, as they are, into a second repository made with
     /// `init --copy-params-from` (an offsite copy); a second run copies nothing.
     Copy(copy::Args),
@@ -313,6 +317,7 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
         Cmd::Serve(a) => serve::run(&ctx, a, rt),
         Cmd::Schedule { cmd } => schedule::run(&ctx, cmd),
         Cmd::Copy(a) => copy::run(&ctx, a),
+        Cmd::Thaw(a) => thaw::run(&ctx, a),
         Cmd::Config { cmd } => config::run(&ctx, cmd),
         Cmd::Key { cmd } => key::run(&ctx, cmd),
         Cmd::Catalog { cmd } => catalog::run(&ctx, cmd),

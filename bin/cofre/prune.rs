@@ -24,10 +24,7 @@ pub struct Args {
 /// Minimum storage durations from the price table that `stats` uses (the configuration's
 /// `provider` and `prices`, else the built-in table of the repository's provider).
 pub fn minimums(ctx: &Ctx) -> Result<Minimums> {
-    let pricing =
-        cofre::Pricing::resolve(ctx.file.as_ref(), None, None, ctx.open.default_provider())?;
-    let days = pricing.table.into_iter().map(|(c, p)| (c, p.min_days));
-    Ok(Minimums::new(days.collect()))
+    Minimums::from_config(ctx.file.as_ref(), ctx.open.url()?)
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {

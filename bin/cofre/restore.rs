@@ -57,6 +57,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     for e in &report.errors {
         eprintln!("error: {e}");
     }
+    if report.archived > 0 {
+        eprintln!(
+            "{} file(s) are in the archive tier: run `cofre thaw {}:{} --wait`, then restore again",
+            report.archived, done.snapshot.short_id, opts.path
+        );
+    }
     if let Some(first) = report.errors.first() {
         return Err(Error::RestoreIncomplete {
             count: report.errors.len(),

@@ -158,8 +158,26 @@ fn location_from_row(r: &Row, first: usize) -> rusqlite::Result<Option<Location>
     }))
 }
 
-/// The copy nearest to readable, when several index objects list the blob; never a delta
-/// copy whose base has no whole copy left (a leftover in a kept pack after prune dropped
+/// A thaw asked for from this machine (`Catalog::record_thaw`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ThawRow {
+    /// The pack's store key.
+    pub key: String,
+    pub tier: String,
+    /// When asked, and when expected readable (Unix seconds).
+    pub requested: i64,
+    pub expected: i64,
+    /// How long the thawed copy stays readable.
+    pub days: u32,
+}
+
+/// `cofre thaw`'s requests (not derived from the repository: see `Catalog::record_thaw`).
+const THAWS: &str = "CREATE TABLE IF NOT EXISTS thaws (key TEXT PRIMARY KEY, tier TEXT NOT NULL, \
+    requested INTEGER NOT NULL, expected INTEGER NOT NULL, days INTEGER NOT NULL)";
+
+/// The copy nearest to readable, a delta counted at its bases' nearest whole copies' tier
+/// too, when several index objects list the blob; never a delta copy whose base has no
+/// whole copy left (a leftover in a kept pack after prune dropped
 /// that base; `MasterIndex::seal` applies the same rule).
 fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
     let mut st = conn.prepare_cached(
@@ -168,7 +186,10 @@ fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {
            EXISTS (SELECT 1 FROM blobs w WHERE w.id = substr(c.base, 1, 32) AND w.base IS NULL) \
            AND (length(c.base) <= 32 OR \
              EXISTS (SELECT 1 FROM blobs w WHERE w.id = substr(c.base, 33, 32) AND w.base IS NULL)))) \
-         ORDER BY tier, base IS NOT NULL, pack LIMIT 1",
+         ORDER BY MAX(tier, \
+           COALESCE((SELECT MIN(w.tier) FROM blobs w WHERE w.id = substr(c.base, 1, 32) AND w.base IS NULL), 0), \
+           COALESCE((SELECT MIN(w.tier) FROM blobs w WHERE length(c.base) > 32 AND w.id = substr(c.base, 33, 32) AND w.base IS NULL), 0)), \
+         base IS NOT NULL, pack LIMIT 1",
     )?;
     Ok(st
         .query_row(params![id.0.as_slice()], |r| location_from_row(r, 0))
@@ -258,6 +279,55 @@ impl Catalog {
             out.extend(BlobId::from_slice(&r?));
         }
         Ok(out)
+    }
+
+    /// The class an index object puts `pack` in (the default when none lists it).
+    pub fn pack_class(&self, pack: &BlobId) -> Result<String> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT class FROM packs WHERE pack = ?1 ORDER BY class LIMIT 1")?;
+        let class: Option<String> = st
+            .query_row(params![pack.0.as_slice()], |r| r.get(0))
+            .optional()?;
+        Ok(class.unwrap_or_else(|| DEFAULT_CLASS.to_string()))
+    }
+
+    /// Records a thaw asked for (`cofre thaw`): pack key, tier, when asked, when expected
+    /// ready, for how many days. Local bookkeeping, made on first use: a rebuilt catalog
+    /// forgets it, and `thaw` asks the store again anyway.
+    pub fn record_thaw(
+        &self,
+        key: &str,
+        tier: &str,
+        requested: i64,
+        expected: i64,
+        days: u32,
+    ) -> Result<()> {
+        self.conn.execute_batch(THAWS)?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO thaws (key, tier, requested, expected, days) VALUES (?1,?2,?3,?4,?5)",
+            params![key, tier, requested, expected, days],
+        )?;
+        Ok(())
+    }
+
+    /// The thaws recorded whose copies may still be readable at `now`, by key.
+    pub fn thaws(&self, now: i64) -> Result<Vec<ThawRow>> {
+        self.conn.execute_batch(THAWS)?;
+        let mut st = self.conn.prepare(
+            "SELECT key, tier, requested, expected, days FROM thaws \
+             WHERE expected + days * 86400 > ?1 ORDER BY key",
+        )?;
+        let rows = st.query_map(params![now], |r| {
+            Ok(ThawRow {
+                key: r.get(0)?,
+                tier: r.get(1)?,
+                requested: r.get(2)?,
+                expected: r.get(3)?,
+                days: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The packs of `among` that every index object listing them puts in `class`.

@@ -52,14 +52,19 @@ fn readers_skip_a_delta_copy_whose_base_is_gone() {
         ..pack(p, None, blob)
     };
     let base_a = pack(9, None, BlobId([7; 32]));
+    // Base 6's only whole copy is in GLACIER: a delta on it reads only after a thaw.
+    let base_g = pack(10, Some("GLACIER"), BlobId([6; 32]));
     for (copies, want) in [
         (vec![delta(1, 8), delta(2, 7)], 2u8),
         (vec![delta(2, 7), delta(1, 8)], 2),
+        (vec![delta(1, 6), delta(2, 7)], 2),
+        (vec![delta(1, 6)], 1),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cat = Catalog::open(&dir.path().join("c.db")).expect("open");
         let mut packs = copies;
         packs.push(base_a.clone());
+        packs.push(base_g.clone());
         cat.insert_index("i1", &IndexFile { packs })
             .expect("insert");
         let loc = cat.blob_location(&blob).expect("query").expect("located");

@@ -234,11 +234,13 @@ fn select(src: &Repository, opts: &CopyOptions) -> Result<Vec<(String, Manifest)
     Ok(out)
 }
 
-/// A blob this run wrote to the target: at which tier, and whether whole (not a delta).
+/// A blob this run wrote to the target: the nearest tier of any of its copies, and of its
+/// whole ones (a base is read only from a whole copy: a STANDARD delta and a whole GLACIER
+/// copy do not make a whole STANDARD one).
 #[derive(Clone, Copy)]
 struct Written {
     tier: u8,
-    whole: bool,
+    whole_tier: Option<u8>,
 }
 
 struct Run<'a> {
@@ -266,10 +268,10 @@ struct Plan {
 impl Run<'_> {
     fn have(&self, id: &BlobId, reach: &Reach, whole: bool) -> bool {
         let done = match reach {
-            Reach::Tier(t) => self
-                .done
-                .get(id)
-                .is_some_and(|w| w.tier <= *t && (w.whole || !whole)),
+            Reach::Tier(t) => self.done.get(id).is_some_and(|w| match whole {
+                true => w.whole_tier.is_some_and(|wt| wt <= *t),
+                false => w.tier <= *t,
+            }),
             Reach::Class(c) => self
                 .done_in
                 .get(c)
@@ -351,20 +353,23 @@ impl Run<'_> {
         let tier = plan.reach.tier();
         for (b, l) in plan.blobs {
             let tree = l.kind == BlobKind::Tree;
-            let w = Written {
-                tier: if tree { 0 } else { tier },
-                whole: l.base.is_none(),
-            };
-            let e = self.done.entry(b).or_insert(w);
-            e.tier = e.tier.min(w.tier);
-            e.whole |= w.whole;
+            let at = if tree { 0 } else { tier };
+            let whole = l.base.is_none();
+            let e = self.done.entry(b).or_insert(Written {
+                tier: at,
+                whole_tier: None,
+            });
+            e.tier = e.tier.min(at);
+            if whole {
+                e.whole_tier = Some(e.whole_tier.map_or(at, |wt| wt.min(at)));
+            }
             if let (Reach::Class(c), false) = (&plan.reach, tree) {
                 *self
                     .done_in
                     .entry(c.clone())
                     .or_default()
                     .entry(b)
-                    .or_insert(false) |= w.whole;
+                    .or_insert(false) |= whole;
             }
         }
         for t in plan.trees {

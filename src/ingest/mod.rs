@@ -435,10 +435,13 @@ fn trust_previous(
     reach: &Reach,
     listed: &HashSet<crate::crypto::BlobId>,
 ) -> Result<bool> {
-    // Manifests of earlier versions record no class: their reach is not known.
+    // Manifests of earlier versions record no class: their reach is not known. A
+    // self-contained snapshot checks every chunk: one its predecessor had to take from a
+    // hotter pack (its class copy lost to an abandoned prune) must not be carried on.
     let within = prev
         .filter(|p| p.manifest.data_class.is_some())
-        .is_some_and(|p| reach.covers(&Reach::of(&p.manifest)));
+        .is_some_and(|p| reach.covers(&Reach::of(&p.manifest)))
+        && matches!(reach, Reach::Tier(_));
     Ok(within && cat.packs()?.is_subset(listed))
 }
 

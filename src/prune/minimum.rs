@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::crypto::BlobId;
+use crate::error::Result;
 use crate::repo::index::{IndexPack, DEFAULT_CLASS};
 use crate::store::ObjectInfo;
 
@@ -28,14 +29,16 @@ impl Minimums {
     /// From the built-in price table of the provider the store's location names
     /// (`s3://` aws, `gs://` gcs, `az://` azure; a local directory has none).
     pub fn for_location(location: &str) -> Minimums {
-        let provider = match location.split_once("://").map(|(scheme, _)| scheme) {
-            Some("s3") => "aws",
-            Some("gs") => "gcs",
-            Some("az") => "azure",
-            _ => "local",
-        };
-        let table = crate::stats::builtin(provider).unwrap_or_default();
+        let table = crate::stats::builtin(provider_of(location)).unwrap_or_default();
         Minimums(table.into_iter().map(|(c, p)| (c, p.min_days)).collect())
+    }
+
+    /// From the price table `stats` uses: the configuration's `provider` and `prices` when
+    /// it sets them, else the built-in table of the provider `location` names.
+    pub fn from_config(cfg: Option<&crate::config::Config>, location: &str) -> Result<Minimums> {
+        let pricing = crate::stats::Pricing::resolve(cfg, None, None, provider_of(location))?;
+        let days = pricing.table.into_iter().map(|(c, p)| (c, p.min_days));
+        Ok(Minimums(days.collect()))
     }
 
     pub fn days(&self, class: Option<&str>) -> u32 {
@@ -55,6 +58,16 @@ impl Minimums {
             Some(t) => Some(t + days as i64 * DAY).filter(|r| *r > now),
             None => Some(i64::MAX),
         }
+    }
+}
+
+/// The provider whose prices apply to a store location, by its scheme.
+fn provider_of(location: &str) -> &'static str {
+    match location.split_once("://").map(|(scheme, _)| scheme) {
+        Some("s3") => "aws",
+        Some("gs") => "gcs",
+        Some("az") => "azure",
+        _ => "local",
     }
 }
 

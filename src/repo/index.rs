@@ -334,19 +334,28 @@ impl MasterIndex {
 
     /// A delta copy whose base has no whole copy anywhere cannot be read: one left in a
     /// kept pack after prune dropped that base (prune keeps the bases of the copy it
-    /// chose, not of every copy). Readers take another copy of the blob, by the same
-    /// order, if one can be read; the catalog's query applies the same rule.
+    /// chose, not of every copy). And one whose base's nearest whole copy is colder than
+    /// the delta is only as near as that base: after a prune kept a base only in a
+    /// self-contained GLACIER snapshot's class, a STANDARD snapshot's reader must not take
+    /// the delta on it over another copy that reads without a thaw. Readers take the copy
+    /// nearest once its bases are counted, by the same order otherwise; the catalog's query
+    /// applies the same rule.
     fn reader_copies_have_bases(&mut self) {
-        let readable = |mi: &MasterIndex, s: Slot| {
-            s.base == WHOLE
-                || mi.bases[s.base as usize]
-                    .ids()
-                    .all(|x| mi.get_whole(&x).is_some())
+        // The tier a copy reads at, bases included; None if a base has no whole copy.
+        let reads_at = |mi: &MasterIndex, s: Slot| -> Option<u8> {
+            if s.base == WHOLE {
+                return Some(s.tier);
+            }
+            let mut at = s.tier;
+            for x in mi.bases[s.base as usize].ids() {
+                at = at.max(mi.get_whole(&x)?.tier);
+            }
+            Some(at)
         };
         let bad: std::collections::HashSet<BlobId> = self
             .map
             .iter()
-            .filter(|(_, &i)| !readable(self, self.slot(i)))
+            .filter(|(_, &i)| reads_at(self, self.slot(i)) != Some(self.slot(i).tier))
             .map(|(id, _)| *id)
             .collect();
         if bad.is_empty() {
@@ -355,13 +364,22 @@ impl MasterIndex {
         let mut best: HashMap<BlobId, u32> = HashMap::new();
         for &i in &self.by_pack {
             let (id, s) = self.copies[i as usize];
-            if !bad.contains(&id) || !readable(self, s) {
+            if !bad.contains(&id) {
                 continue;
             }
-            let key = |s: Slot| (s.tier, s.base != WHOLE, self.packs[s.pack as usize]);
+            let Some(at) = reads_at(self, s) else {
+                continue;
+            };
+            let key = |s: Slot, at: u8| (at, s.base != WHOLE, self.packs[s.pack as usize]);
             match best.get(&id) {
-                Some(&old) if key(self.slot(old)) <= key(s) => {}
-                _ => {
+                Some(&old) => {
+                    let o = self.slot(old);
+                    let o_at = reads_at(self, o).unwrap_or(u8::MAX);
+                    if key(o, o_at) > key(s, at) {
+                        best.insert(id, i);
+                    }
+                }
+                None => {
                     best.insert(id, i);
                 }
             }
@@ -579,6 +597,13 @@ mod tests {
             class: None,
             entries: vec![entry(7, None)],
         };
+        // Base 6's only whole copy is in GLACIER (a self-contained weekly's class).
+        let base_g = IndexPack {
+            id: BlobId([10; 32]),
+            size: 1000,
+            class: Some("GLACIER".into()),
+            entries: vec![entry(6, None)],
+        };
         // (copies of blob 5, the copy readers take)
         let cases = [
             (vec![copy(1, on(8)), copy(2, on(7))], Some(2)),
@@ -586,12 +611,17 @@ mod tests {
             (vec![copy(1, on(8)), copy(3, None)], Some(3)),
             // No readable copy: the reader's copy stays (and fails, naming its base).
             (vec![copy(1, on(8))], Some(1)),
+            // A delta on a base that reads only after a thaw loses to one that does not.
+            (vec![copy(1, on(6)), copy(2, on(7))], Some(2)),
+            (vec![copy(2, on(7)), copy(1, on(6))], Some(2)),
+            // Alone, it is still the copy (a thaw of its base reads it).
+            (vec![copy(1, on(6))], Some(1)),
         ];
         for (copies, want) in cases {
             let mut mi = MasterIndex::default();
             mi.add(&IndexFile { packs: copies });
             mi.add(&IndexFile {
-                packs: vec![base_a.clone()],
+                packs: vec![base_a.clone(), base_g.clone()],
             });
             mi.seal();
             assert_eq!(mi.get(&id).map(|l| l.pack), want.map(|w| BlobId([w; 32])));

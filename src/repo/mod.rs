@@ -323,7 +323,7 @@ impl Repository {
     }
 
     /// Runs store calls up to `GET_MANY` at a time; one result per call, in order.
-    fn run_many<T, F>(&self, calls: impl Iterator<Item = F>) -> Vec<Result<T>>
+    pub(crate) fn run_many<T, F>(&self, calls: impl Iterator<Item = F>) -> Vec<Result<T>>
     where
         T: Send + 'static,
         F: Future<Output = std::result::Result<T, StoreError>> + Send + 'static,

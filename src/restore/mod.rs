@@ -41,6 +41,8 @@ pub struct RestoreReport {
     pub errors: Vec<String>,
     /// Entries restored with some metadata missing (exit 3).
     pub warnings: Vec<String>,
+    /// Of `errors`, the files whose data is in an archive class: `cofre thaw` first.
+    pub archived: u64,
     /// The entries in `errors`, for the hard links to them (which must fail too).
     #[serde(skip)]
     failed: HashSet<PathBuf>,
@@ -265,6 +267,9 @@ fn record(report: &Mutex<RestoreReport>, path: &Path, r: Result<(Vec<String>, u6
             }
         }
         Err(e) => {
+            if e.is_archived() {
+                rep.archived += 1;
+            }
             rep.errors.push(format!("{}: {e}", path.display()));
             rep.failed.insert(path.to_path_buf());
         }

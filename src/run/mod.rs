@@ -331,7 +331,16 @@ fn run_job(
             return true;
         }
     }
-    match snapshot_and_retain(repo, cat, job, at, opts) {
+    // Prune keeps packs inside their class's minimum storage duration, by the prices the
+    // configuration names (a price file that cannot be read fails the job, as in `stats`).
+    let minimums = match crate::prune::Minimums::from_config(Some(cfg), &repo.store().location()) {
+        Ok(m) => m,
+        Err(e) => {
+            fail(r, cfg, job, e);
+            return true;
+        }
+    };
+    match snapshot_and_retain(repo, cat, job, at, opts, minimums) {
         Ok((id, code)) => {
             r.action = Action::Done;
             r.exit_code = code;
@@ -467,6 +476,7 @@ fn snapshot_and_retain(
     job: &Job,
     at: (i64, u32),
     opts: &RunOptions,
+    minimums: crate::prune::Minimums,
 ) -> Result<(String, i32)> {
     let stream = job
         .cfg
@@ -521,6 +531,7 @@ fn snapshot_and_retain(
                 repo,
                 &PruneOptions {
                     retry_lock: opts.retry_lock,
+                    minimums: Some(minimums),
                     ..Default::default()
                 },
             )?;

@@ -4,7 +4,7 @@
 //! when to ask for the password, how the catalog is brought up to date and what happens when
 //! that fails, which lock a reading command takes.
 
-mod browse;
+pub(crate) mod browse;
 mod contents;
 mod ops;
 

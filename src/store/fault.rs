@@ -192,6 +192,19 @@ impl Store for FaultStore {
         self.inner.head(key).await
     }
 
+    async fn thaw(
+        &self,
+        key: &str,
+        days: u32,
+        tier: super::ThawTier,
+    ) -> Result<super::ThawState, StoreError> {
+        self.inner.thaw(key, days, tier).await
+    }
+
+    async fn thaw_state(&self, key: &str) -> Result<super::ThawState, StoreError> {
+        self.inner.thaw_state(key).await
+    }
+
     fn location(&self) -> String {
         format!("fault({})", self.inner.location())
     }

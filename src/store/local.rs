@@ -243,6 +243,20 @@ impl Store for LocalStore {
         .await
     }
 
+    /// A local directory has no archive tier: everything in it is readable.
+    async fn thaw(
+        &self,
+        key: &str,
+        _days: u32,
+        _tier: super::ThawTier,
+    ) -> Result<super::ThawState, StoreError> {
+        self.thaw_state(key).await
+    }
+
+    async fn thaw_state(&self, key: &str) -> Result<super::ThawState, StoreError> {
+        self.head(key).await.map(|_| super::ThawState::Readable)
+    }
+
     fn location(&self) -> String {
         self.root.display().to_string()
     }

@@ -14,6 +14,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+/// What an archived object's error says: readers that keep only an error's text (the
+/// restore's pack windows) are told apart by it (`Error::is_archived`).
+pub const ARCHIVED: &str = "is in an archive storage class";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("object {0} not found")]
@@ -27,7 +31,7 @@ pub enum StoreError {
     },
     #[error("object {0} already exists")]
     Exists(String),
-    #[error("{0} is in an archive storage class: restore it from the archive tier first (S3: `aws s3api restore-object`; Azure: set its access tier to Hot or Cool), then retry")]
+    #[error("{0} {archived}: thaw it first (`cofre thaw SNAPSHOT[:PATH] --wait` on S3; on Azure set its access tier to Hot or Cool), then retry", archived = ARCHIVED)]
     Archived(String),
     #[error("{op} {key}: {msg}")]
     Backend {
@@ -61,6 +65,76 @@ pub struct ObjectInfo {
     pub class: Option<String>,
 }
 
+/// How an object of an archive class stands, for `cofre thaw` (docs/s3.md "Thawing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ThawState {
+    /// Not in an archive class: readable as it is.
+    Readable,
+    /// Archived, and no thaw asked for (or the last one expired).
+    Frozen,
+    /// A thaw is under way.
+    Thawing,
+    /// A thawed copy is readable, until `expiry` (Unix seconds) when the store says.
+    Thawed { expiry: Option<i64> },
+}
+
+/// How fast (and dear) a thaw is: S3's retrieval tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ThawTier {
+    Expedited,
+    Standard,
+    Bulk,
+}
+
+impl std::fmt::Display for ThawTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ThawTier::Expedited => "Expedited",
+            ThawTier::Standard => "Standard",
+            ThawTier::Bulk => "Bulk",
+        })
+    }
+}
+
+impl std::str::FromStr for ThawTier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ThawTier, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "expedited" => Ok(ThawTier::Expedited),
+            "standard" => Ok(ThawTier::Standard),
+            "bulk" => Ok(ThawTier::Bulk),
+            _ => Err(format!("{s}: one of expedited, standard, bulk")),
+        }
+    }
+}
+
+/// An archived object's state from S3's `x-amz-restore` header (absent: no thaw asked for):
+/// `ongoing-request="true"`, or `ongoing-request="false", expiry-date="Fri, 21 Dec 2012
+/// 00:00:00 GMT"`.
+pub fn thaw_state_of(archived: bool, restore: Option<&str>) -> ThawState {
+    if !archived {
+        return ThawState::Readable;
+    }
+    let Some(h) = restore else {
+        return ThawState::Frozen;
+    };
+    if h.contains("ongoing-request=\"true\"") {
+        return ThawState::Thawing;
+    }
+    let expiry = h
+        .split_once("expiry-date=\"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .and_then(|d| {
+            let fmt = time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            );
+            time::PrimitiveDateTime::parse(d, &fmt).ok()
+        })
+        .map(|t| t.assume_utc().unix_timestamp());
+    ThawState::Thawed { expiry }
+}
+
 /// Object storage. Keys are `/`-separated relative names. Objects are written once and
 /// never modified; `put` of an existing key with the same content is allowed (idempotent).
 #[async_trait]
@@ -82,8 +156,26 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `data` under `key` only if no object is there (S3 `If-None-Match: *`); fails
     /// with `Exists` otherwise. Used where two writers must not both win (`init`).
     async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError>;
+    /// Asks for an archived object to be readable for `days` (S3 RestoreObject at `tier`);
+    /// returns where it stands after the request. Stores without one say so.
+    async fn thaw(&self, key: &str, days: u32, tier: ThawTier) -> Result<ThawState, StoreError> {
+        let _ = (days, tier);
+        Err(no_thaw(key, &self.location()))
+    }
+    /// Where `key` stands: not archived, frozen, thawing, thawed (S3: HEAD).
+    async fn thaw_state(&self, key: &str) -> Result<ThawState, StoreError> {
+        Err(no_thaw(key, &self.location()))
+    }
     /// Human-readable location, for messages.
     fn location(&self) -> String;
+}
+
+fn no_thaw(key: &str, location: &str) -> StoreError {
+    StoreError::Backend {
+        op: "thaw",
+        key: key.to_string(),
+        msg: format!("thawing is built for S3 only; {location} cannot be asked to"),
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;

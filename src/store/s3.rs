@@ -11,13 +11,13 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::StorageClass;
+use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
 use aws_sdk_s3::Client;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use tokio::sync::Semaphore;
 
-use super::{range_error, ObjectInfo, Store, StoreError};
+use super::{range_error, ObjectInfo, Store, StoreError, ThawState, ThawTier};
 
 /// A response's buffer is allocated at its announced length up to this (a pack is at most
 /// ~8 MiB; a larger announcement grows the buffer as bytes actually arrive).
@@ -349,6 +349,61 @@ impl Store for S3Store {
     async fn head(&self, key: &str) -> Result<u64, StoreError> {
         let _p = self.permit().await;
         self.head_inner(key).await
+    }
+
+    async fn thaw(&self, key: &str, days: u32, tier: ThawTier) -> Result<ThawState, StoreError> {
+        let params = GlacierJobParameters::builder()
+            .tier(Tier::from(tier.to_string().as_str()))
+            .build()
+            .map_err(|e| StoreError::Backend {
+                op: "thaw",
+                key: key.to_string(),
+                msg: e.to_string(),
+            })?;
+        let request = RestoreRequest::builder()
+            .days(days.min(i32::MAX as u32) as i32)
+            .glacier_job_parameters(params)
+            .build();
+        let sent = {
+            let _p = self.permit().await;
+            self.client
+                .restore_object()
+                .bucket(&self.bucket)
+                .key(self.key(key))
+                .restore_request(request)
+                .send()
+                .await
+        };
+        match sent {
+            // 202: accepted; 200: a restored copy is there already. HEAD says which.
+            Ok(_) => self.thaw_state(key).await,
+            Err(e) => match e.as_service_error().and_then(|se| se.code()) {
+                Some("RestoreAlreadyInProgress") => Ok(ThawState::Thawing),
+                // Not in an archive class (S3 refuses to restore those).
+                Some("InvalidObjectState") => self.thaw_state(key).await,
+                _ if is_404(&e) => Err(StoreError::NotFound(key.to_string())),
+                _ => Err(backend("thaw", key, e)),
+            },
+        }
+    }
+
+    async fn thaw_state(&self, key: &str) -> Result<ThawState, StoreError> {
+        let _p = self.permit().await;
+        let head = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if is_404(&e) => return Err(StoreError::NotFound(key.to_string())),
+            Err(e) => return Err(backend("head", key, e)),
+        };
+        let class = head.storage_class().map(|c| c.as_str().to_string());
+        let archived = crate::repo::index::tier(class.as_deref()) > 0;
+        Ok(super::thaw_state_of(archived, head.restore()))
     }
 
     fn location(&self) -> String {
