@@ -156,6 +156,40 @@ pub struct Stats {
     /// The users' scripts: a compressed full copy of every kept snapshot, in STANDARD.
     pub full_copies_bytes: u64,
     pub full_copies_monthly_dollars: f64,
+    /// What deleting, today, every pack still inside its class's minimum storage duration
+    /// would be billed anyway (prune keeps them: docs/s3.md "Minimum storage durations").
+    /// None when the packs were not listed (the metrics' estimate).
+    pub early_deletion: Option<EarlyDeletion>,
+}
+
+/// Packs younger than their class's minimum storage duration, and what deleting them now
+/// would still cost: the storage of their remaining days.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyDeletion {
+    pub packs: u64,
+    pub bytes: u64,
+    pub dollars: f64,
+}
+
+/// `packs`: (class, bytes, age in days by the store's clock).
+pub fn early_deletion(
+    packs: &[(&str, u64, f64)],
+    prices: &BTreeMap<String, Price>,
+) -> EarlyDeletion {
+    let mut e = EarlyDeletion::default();
+    for (class, bytes, age) in packs {
+        let Some(price) = prices.get(*class) else {
+            continue;
+        };
+        let left = price.min_days as f64 - age;
+        if left <= 0.0 {
+            continue;
+        }
+        e.packs += 1;
+        e.bytes += bytes;
+        e.dollars += *bytes as f64 / GB * price.storage_gb_month * left / 30.0;
+    }
+    e
 }
 
 const GB: f64 = 1e9;
@@ -251,6 +285,7 @@ pub fn stats(
         monthly_dollars: storage_dollars + request_dollars,
         full_copies_bytes: full_copies,
         full_copies_monthly_dollars: full_copies as f64 / GB * standard.storage_gb_month,
+        early_deletion: None,
     })
 }
 
@@ -294,14 +329,29 @@ impl crate::session::Session {
     /// Sizes, ratios and the monthly bill of `sets` (all when empty).
     pub fn stats(&self, pricing: &Pricing, sets: &[String]) -> Result<Stats> {
         let cat = self.synced_catalog()?;
-        stats(
+        // The packs' ages are the store's: one listing.
+        let now = crate::ingest::now().0;
+        let mut young = Vec::new();
+        for (id, o) in self.repository().pack_listing()? {
+            let class = match o.class {
+                Some(c) => c,
+                None => cat.pack_class(&id)?,
+            };
+            let age = o.modified.map_or(0.0, |m| (now - m) as f64 / 86_400.0);
+            young.push((class, o.size, age));
+        }
+        let young: Vec<(&str, u64, f64)> =
+            young.iter().map(|(c, b, a)| (c.as_str(), *b, *a)).collect();
+        let mut s = stats(
             &cat,
             sets,
             &pricing.provider,
             &pricing.table,
             self.repository().config.pack_size as u64,
-            crate::ingest::now().0,
-        )
+            now,
+        )?;
+        s.early_deletion = Some(early_deletion(&young, &pricing.table));
+        Ok(s)
     }
 
     /// The monthly estimate for the metrics; a bad price table is a warning there, not a
@@ -325,6 +375,30 @@ impl crate::session::Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_deletion_counts_the_days_left_of_each_minimum() {
+        let aws = builtin("aws").expect("aws");
+        let gb = 1_000_000_000;
+        // (packs: class, bytes, age in days) → (packs, bytes, dollars)
+        type Case<'a> = (&'a [(&'a str, u64, f64)], (u64, u64, f64));
+        let cases: [Case; 5] = [
+            (&[("STANDARD", gb, 1.0)], (0, 0, 0.0)),
+            (&[("GLACIER", gb, 90.0)], (0, 0, 0.0)),
+            // 60 of 90 days left at $0.0036/GB-month.
+            (&[("GLACIER", gb, 30.0)], (1, gb, 0.0036 * 2.0)),
+            (
+                &[("DEEP_ARCHIVE", 2 * gb, 0.0), ("STANDARD_IA", gb, 29.0)],
+                (2, 3 * gb, 0.00099 * 2.0 * 6.0 + 0.0125 / 30.0),
+            ),
+            (&[("UNPRICED", gb, 0.0)], (0, 0, 0.0)),
+        ];
+        for (packs, (n, bytes, dollars)) in cases {
+            let e = early_deletion(packs, &aws);
+            assert_eq!((e.packs, e.bytes), (n, bytes), "{packs:?}");
+            assert!((e.dollars - dollars).abs() < 1e-9, "{packs:?}: {e:?}");
+        }
+    }
 
     #[test]
     fn price_tables() {

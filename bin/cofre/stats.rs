@@ -88,5 +88,13 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         human(s.full_copies_bytes),
         s.full_copies_monthly_dollars
     );
+    if let Some(e) = s.early_deletion.filter(|e| e.packs > 0) {
+        println!(
+            "early-deletion liability: {} pack(s), {}, are inside their class's minimum storage duration; deleting them now would still cost ${:.4} (prune keeps them until then)",
+            e.packs,
+            human(e.bytes),
+            e.dollars
+        );
+    }
     Ok(0)
 }
