@@ -153,6 +153,14 @@ impl Session {
                 state,
             });
         }
+        // Every archived pack may be asked for (a thawed copy to extend): the tier must
+        // exist for each class. The cost is the frozen ones' (extending costs a request).
+        let archived: Vec<(&str, u64)> = packs
+            .iter()
+            .filter(|p| p.state != ThawState::Readable)
+            .map(|p| (p.class.as_str(), p.bytes))
+            .collect();
+        estimate(&archived, opts.tier, opts.days)?;
         let frozen: Vec<(&str, u64)> = packs
             .iter()
             .filter(|p| p.state == ThawState::Frozen)
@@ -229,12 +237,17 @@ impl Session {
         }
     }
 
-    /// Where each of `keys` stands now (one HEAD each).
+    /// Where each of `keys` stands now (one HEAD each); a pack deleted since is `Gone`.
     pub fn thaw_states(&self, keys: &[String]) -> Result<Vec<ThawState>> {
         let repo = self.repository();
         repo.run_many(keys.iter().map(|k| {
             let (store, k) = (repo.store().clone(), k.clone());
-            async move { store.thaw_state(&k).await }
+            async move {
+                match store.thaw_state(&k).await {
+                    Err(crate::store::StoreError::NotFound(_)) => Ok(ThawState::Gone),
+                    r => r,
+                }
+            }
         }))
         .into_iter()
         .collect()
@@ -283,6 +296,13 @@ fn archived_packs(
         }
     }
     Ok(any)
+}
+
+/// The longest a thaw of `classes` at `tier` takes, in hours (AWS's figures).
+pub fn longest_hours<'a>(classes: impl Iterator<Item = &'a str>, tier: ThawTier) -> f64 {
+    classes
+        .filter_map(|c| tier_price(c, tier).map(|t| t.2))
+        .fold(0.0, f64::max)
 }
 
 /// Packs whose thaw is still to come, of `states`.

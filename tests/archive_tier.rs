@@ -234,7 +234,10 @@ fn prune_keeps_an_archived_pack_until_its_minimum_storage_duration_has_passed() 
     let stats = env.json(&["stats"]);
     let early = &stats["early_deletion"];
     assert_eq!(early["packs"], 1, "{stats}");
-    assert!(early["dollars"].as_f64().is_some_and(|d| d > 0.0), "{stats}");
+    assert!(
+        early["dollars"].as_f64().is_some_and(|d| d > 0.0),
+        "{stats}"
+    );
 
     // 91 days on, a dry run says it would go, and the prune frees it.
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(91);

@@ -19,8 +19,8 @@ pub struct Args {
     /// Retrieval tier: expedited (GLACIER only, minutes), standard (hours), bulk (cheapest).
     #[arg(long, default_value = "standard")]
     tier: ThawTier,
-    /// Days the thawed copies stay readable.
-    #[arg(long, default_value_t = 7)]
+    /// Days the thawed copies stay readable (at least 1).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     days: u32,
     /// Wait until every pack is readable, then exit 0.
     #[arg(long)]
@@ -110,37 +110,9 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     }
     let mut packs = session.thaw(&plan, now())?;
     if a.wait {
-        let keys: Vec<String> = packs.iter().map(|p| p.key.clone()).collect();
-        let started = Instant::now();
-        let mut pause = Duration::from_secs(1);
-        let mut states: Vec<ThawState> = packs.iter().map(|p| p.state).collect();
-        let mut last = usize::MAX;
-        while pending(&states) > 0 {
-            if pending(&states) != last {
-                last = pending(&states);
-                eprintln!(
-                    "waiting: {last} of {} pack(s) still thawing ({:.0} s so far)",
-                    keys.len(),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            std::thread::sleep(pause);
-            // Polls back off to one a minute: a Standard thaw takes hours.
-            pause = (pause * 2).min(Duration::from_secs(60));
-            states = session.thaw_states(&keys)?;
-            // A copy that expired meanwhile (a long Bulk wait) is asked for again.
-            let expired: Vec<cofre::thaw::PackThaw> = packs
-                .iter()
-                .zip(&states)
-                .filter(|(_, s)| **s == ThawState::Frozen)
-                .map(|(p, _)| p.clone())
-                .collect();
-            if !expired.is_empty() {
-                session.ask_thaw(&expired, plan.tier, plan.days, now())?;
-            }
-        }
-        for (p, s) in packs.iter_mut().zip(states) {
-            p.state = s;
+        let longest = cofre::thaw::longest_hours(packs.iter().map(|p| p.class.as_str()), plan.tier);
+        if !wait(&session, &mut packs, &plan, longest)? {
+            return Ok(1);
         }
     }
     if ctx.json {
@@ -162,6 +134,66 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     Ok(0)
 }
 
+/// Polls the packs still to come, with backoff (1 s doubling to 15 minutes: a Standard
+/// thaw takes hours, and every poll is a billed HEAD per pack), asking again for a copy
+/// that expired meanwhile (at most three times each). Gives up at twice the tier's longest
+/// time plus an hour: false then, after saying what is left.
+fn wait(
+    session: &cofre::Session,
+    packs: &mut [cofre::thaw::PackThaw],
+    plan: &cofre::thaw::ThawPlan,
+    longest_hours: f64,
+) -> Result<bool> {
+    let started = Instant::now();
+    let limit = Duration::from_secs_f64((2.0 * longest_hours + 1.0) * 3600.0);
+    let mut pause = Duration::from_secs(1);
+    let mut asked_again = vec![0u32; packs.len()];
+    let pending_at = |packs: &[cofre::thaw::PackThaw]| -> Vec<usize> {
+        (0..packs.len())
+            .filter(|&i| matches!(packs[i].state, ThawState::Frozen | ThawState::Thawing))
+            .collect()
+    };
+    let mut pending = pending_at(packs);
+    while !pending.is_empty() {
+        if started.elapsed() > limit {
+            eprintln!(
+                "{} pack(s) still not readable after {:.1} hours: `cofre thaw --status` shows where each stands",
+                pending.len(),
+                started.elapsed().as_secs_f64() / 3600.0
+            );
+            return Ok(false);
+        }
+        eprintln!(
+            "waiting: {} of {} pack(s) still thawing ({:.0} s so far)",
+            pending.len(),
+            packs.len(),
+            started.elapsed().as_secs_f64()
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(15 * 60));
+        let keys: Vec<String> = pending.iter().map(|&i| packs[i].key.clone()).collect();
+        for (&i, s) in pending.iter().zip(session.thaw_states(&keys)?) {
+            packs[i].state = s;
+        }
+        // A copy that expired meanwhile (a long Bulk wait, a short --days) is asked again.
+        let expired: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| packs[i].state == ThawState::Frozen && asked_again[i] < 3)
+            .collect();
+        if !expired.is_empty() {
+            let again: Vec<_> = expired.iter().map(|&i| packs[i].clone()).collect();
+            let states = session.ask_thaw(&again, plan.tier, plan.days, now())?;
+            for (&i, s) in expired.iter().zip(states) {
+                asked_again[i] += 1;
+                packs[i].state = s;
+            }
+        }
+        pending = pending_at(packs);
+    }
+    Ok(true)
+}
+
 fn describe(s: ThawState) -> String {
     match s {
         ThawState::Readable => "readable (not archived)".into(),
@@ -169,6 +201,7 @@ fn describe(s: ThawState) -> String {
         ThawState::Thawing => "thawing".into(),
         ThawState::Thawed { expiry: Some(t) } => format!("readable until {}", crate::day(t)),
         ThawState::Thawed { expiry: None } => "readable".into(),
+        ThawState::Gone => "no longer in the store (pruned since)".into(),
     }
 }
 

@@ -331,16 +331,7 @@ fn run_job(
             return true;
         }
     }
-    // Prune keeps packs inside their class's minimum storage duration, by the prices the
-    // configuration names (a price file that cannot be read fails the job, as in `stats`).
-    let minimums = match crate::prune::Minimums::from_config(Some(cfg), &repo.store().location()) {
-        Ok(m) => m,
-        Err(e) => {
-            fail(r, cfg, job, e);
-            return true;
-        }
-    };
-    match snapshot_and_retain(repo, cat, job, at, opts, minimums) {
+    match snapshot_and_retain(repo, cat, job, at, opts, cfg) {
         Ok((id, code)) => {
             r.action = Action::Done;
             r.exit_code = code;
@@ -476,7 +467,7 @@ fn snapshot_and_retain(
     job: &Job,
     at: (i64, u32),
     opts: &RunOptions,
-    minimums: crate::prune::Minimums,
+    cfg: &Config,
 ) -> Result<(String, i32)> {
     let stream = job
         .cfg
@@ -527,6 +518,15 @@ fn snapshot_and_retain(
             return Err(Error::WriteFailed(first.clone()));
         }
         if job.class.prune == Some(true) {
+            // Packs inside their class's minimum storage duration stay, by the prices the
+            // configuration names; a price file that cannot be read costs a warning and
+            // the built-in table, never the backup.
+            let location = repo.store().location();
+            let minimums = crate::prune::Minimums::from_config(Some(cfg), &location)
+                .unwrap_or_else(|e| {
+                    tracing::warn!("prune uses the built-in minimum storage durations: {e}");
+                    crate::prune::Minimums::for_location(&location)
+                });
             let p = crate::prune::prune(
                 repo,
                 &PruneOptions {

@@ -77,6 +77,8 @@ pub enum ThawState {
     Thawing,
     /// A thawed copy is readable, until `expiry` (Unix seconds) when the store says.
     Thawed { expiry: Option<i64> },
+    /// No longer in the store (a prune deleted it since the thaw was asked for).
+    Gone,
 }
 
 /// How fast (and dear) a thaw is: S3's retrieval tiers.
@@ -111,8 +113,8 @@ impl std::str::FromStr for ThawTier {
 
 /// An archived object's state from S3's `x-amz-restore` header (absent: no thaw asked for):
 /// `ongoing-request="true"`, or `ongoing-request="false", expiry-date="Fri, 21 Dec 2012
-/// 00:00:00 GMT"`.
-pub fn thaw_state_of(archived: bool, restore: Option<&str>) -> ThawState {
+/// 00:00:00 GMT"`; a copy whose expiry is past at `now` is frozen again.
+pub fn thaw_state_of(archived: bool, restore: Option<&str>, now: i64) -> ThawState {
     if !archived {
         return ThawState::Readable;
     }
@@ -132,7 +134,48 @@ pub fn thaw_state_of(archived: bool, restore: Option<&str>) -> ThawState {
             time::PrimitiveDateTime::parse(d, &fmt).ok()
         })
         .map(|t| t.assume_utc().unix_timestamp());
-    ThawState::Thawed { expiry }
+    match expiry {
+        Some(e) if e <= now => ThawState::Frozen,
+        _ => ThawState::Thawed { expiry },
+    }
+}
+
+#[cfg(test)]
+mod thaw_tests {
+    use super::*;
+
+    #[test]
+    fn the_restore_header_says_where_a_thaw_stands() {
+        let now = 1_356_000_000; // 2012-12-20T10:40:00Z
+        let cases = [
+            (false, None, ThawState::Readable),
+            (false, Some("ongoing-request=\"true\""), ThawState::Readable),
+            (true, None, ThawState::Frozen),
+            (true, Some("ongoing-request=\"true\""), ThawState::Thawing),
+            (
+                true,
+                Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\""),
+                ThawState::Thawed {
+                    expiry: Some(1_356_048_000),
+                },
+            ),
+            // Expired: frozen again.
+            (
+                true,
+                Some("ongoing-request=\"false\", expiry-date=\"Wed, 19 Dec 2012 00:00:00 GMT\""),
+                ThawState::Frozen,
+            ),
+            // A date it cannot read: readable, expiry unknown.
+            (
+                true,
+                Some("ongoing-request=\"false\", expiry-date=\"soon\""),
+                ThawState::Thawed { expiry: None },
+            ),
+        ];
+        for (archived, header, want) in cases {
+            assert_eq!(thaw_state_of(archived, header, now), want, "{header:?}");
+        }
+    }
 }
 
 /// Object storage. Keys are `/`-separated relative names. Objects are written once and

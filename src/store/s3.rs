@@ -403,7 +403,10 @@ impl Store for S3Store {
         };
         let class = head.storage_class().map(|c| c.as_str().to_string());
         let archived = crate::repo::index::tier(class.as_deref()) > 0;
-        Ok(super::thaw_state_of(archived, head.restore()))
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Ok(super::thaw_state_of(archived, head.restore(), now))
     }
 
     fn location(&self) -> String {
