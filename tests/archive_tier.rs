@@ -341,3 +341,75 @@ fn thaw_makes_exactly_the_packs_a_path_needs_readable() {
     assert_eq!(states, ["thawed", "thawed"], "{all}");
     env.restore_matches(&["latest", "--set", "weekly"], "out", &src);
 }
+
+/// Item 4's ingest-only role: a credential without `s3:DeleteObject` (every delete refused,
+/// as S3 refuses it) runs `ingest`, `cofre run` and `copy`; a failed ingest leaves its
+/// packs for prune and says so; `forget` and `prune` are refused. The admin's `check` then
+/// finds every snapshot whole.
+#[test]
+fn an_ingest_only_credential_backs_up_and_deletes_nothing() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("orders.csv"), noise(800_000, 41)).expect("write");
+    env.init();
+    let mut role = env.other_host("ingest-only");
+    role.vars
+        .push(("COFRE_TEST_REFUSE_DELETES".into(), "1".into()));
+    let early = "2026-12-05T06:00:00Z";
+    role.ok(&["ingest", "--set", "files", "--time", early, s(&src)]);
+    let cfg = env.path("cofre.toml");
+    std::fs::write(
+        &cfg,
+        format!("[sets.files]\npaths = [{:?}]\nevery = \"4h\"\n", s(&src)),
+    )
+    .expect("write");
+    std::fs::write(src.join("orders.csv"), noise(800_000, 42)).expect("write");
+    let (code, ran) = role.run_at(&cfg, "2026-12-05T10:00:00Z");
+    assert_eq!(code, 0, "{ran}");
+    // A failed ingest: its packs stay, for the admin's prune, and it says so.
+    let out = role.run(&[
+        "ingest",
+        "--set",
+        "db",
+        "--stdin-name",
+        "db.sql",
+        "--stdin-from-command",
+        "head -c 3000000 /dev/urandom; exit 3",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("prune removes it"), "{err}");
+    // An offsite copy with the same kind of credential there.
+    let mut to = Env::new();
+    to.url = Some(to.path("offsite").display().to_string());
+    to.init_copying_from(&env);
+    let out = role
+        .cmd()
+        .env("COFRE_TO_PASSWORD", PASSWORD)
+        .args(["copy", "--to", to.url.as_deref().expect("url")])
+        .output()
+        .expect("copy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What needs delete is refused, and removes nothing.
+    let before = env.snapshot_ids();
+    assert_eq!(before.len(), 2);
+    let out = role.run(&["forget", "--set", "files", "--keep-last", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = role.run(&["prune"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(env.snapshot_ids(), before);
+    let report = env.json(&["check", "--read-data"]);
+    assert_eq!(report["unindexed_packs"], 1, "{report}");
+    env.restore_matches(&["latest", "--set", "files"], "out", &src);
+    to.restore_matches(&["latest", "--set", "files"], "offsite-out", &src);
+}

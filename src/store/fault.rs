@@ -40,6 +40,9 @@ pub struct Faults {
     /// SIGSTOP this process at its first delete of a key under this prefix: a process
     /// paused right before it deletes (tests/concurrency.rs, a suspended VM's prune).
     pub stop_at_delete: Option<String>,
+    /// Refuse every delete as S3 refuses a credential without `s3:DeleteObject` (the
+    /// ingest-only role of docs/stores.md).
+    pub refuse_deletes: bool,
 }
 
 pub struct FaultStore {
@@ -184,6 +187,13 @@ impl Store for FaultStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.before("delete", key).await?;
+        if self.faults.refuse_deletes {
+            return Err(StoreError::Backend {
+                op: "delete",
+                key: key.to_string(),
+                msg: "HTTP 403 AccessDenied: Access Denied".into(),
+            });
+        }
         self.inner.delete(key).await
     }
 

@@ -324,7 +324,13 @@ fn with_test_hooks(store: DynStore) -> DynStore {
     let kill_at_call = var("COFRE_TEST_KILL_AT_CALL").and_then(|v| v.parse::<u64>().ok());
     let call_log = var("COFRE_TEST_CALL_LOG").map(std::path::PathBuf::from);
     let stop_at_delete = var("COFRE_TEST_STOP_AT_DELETE");
-    if delay.is_none() && kill_at_call.is_none() && call_log.is_none() && stop_at_delete.is_none() {
+    let refuse_deletes = var("COFRE_TEST_REFUSE_DELETES").is_some();
+    if delay.is_none()
+        && kill_at_call.is_none()
+        && call_log.is_none()
+        && stop_at_delete.is_none()
+        && !refuse_deletes
+    {
         return store;
     }
     Arc::new(fault::FaultStore::new(
@@ -335,6 +341,7 @@ fn with_test_hooks(store: DynStore) -> DynStore {
             kill_at_call,
             call_log,
             stop_at_delete,
+            refuse_deletes,
             ..Default::default()
         },
     ))
