@@ -324,3 +324,30 @@ fn a_warning_is_said_once_and_without_color_codes() {
     assert_eq!(err.matches("gone-away").count(), 1, "{err}");
     assert!(!err.contains('\x1b'), "escape sequences on stderr: {err:?}");
 }
+
+/// A reader that stops early (`cofre ls latest | head`) closes the pipe: cofre exits as a
+/// program killed by SIGPIPE would (141), without a panic's backtrace. Before, `println!`
+/// panicked ("failed printing to stdout: Broken pipe").
+#[test]
+fn a_closed_stdout_is_a_quiet_exit_not_a_panic() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..50 {
+        std::fs::write(src.join(format!("file-{i}")), b"x").expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let mut child = env
+        .cmd()
+        .args(["ls", "latest"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -340,8 +340,29 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// A reader that stops early (`cofre ls latest | head`) closes the pipe, and `println!`
+/// then panics. Exit quietly instead, with the status of a program killed by SIGPIPE (141),
+/// as `ls` or `cat` do. SIGPIPE itself stays ignored (Rust's default), so that a
+/// connection a server closes is an error, never the death of the process.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
     limit_malloc_arenas();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     // fuser warns "Failed to umount filesystem" when `fusermount3 -u` already unmounted us:
     // nothing a user can act on, so its warnings are left out below -v.
