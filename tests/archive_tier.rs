@@ -165,18 +165,8 @@ fn a_copied_self_contained_weekly_is_self_contained_on_the_target() {
     to.url = Some(to.path("offsite").display().to_string());
     to.init_copying_from(&env);
     let copy = |sets: &[&str]| {
-        let mut args = vec!["copy", "--to", to.url.as_deref().expect("url")];
-        for set in sets {
-            args.extend(["--set", set]);
-        }
-        let out = env
-            .cmd()
-            .env("COFRE_TO_PASSWORD", PASSWORD)
-            .args(&args)
-            .output()
-            .expect("copy");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "copy {sets:?}: {err}");
+        let args: Vec<&str> = sets.iter().flat_map(|set| ["--set", set]).collect();
+        copy_into(&env, &to, &args);
     };
     // The hot snapshot first: the target then holds `a` in STANDARD.
     copy(&["hot"]);
@@ -384,17 +374,7 @@ fn an_ingest_only_credential_backs_up_and_deletes_nothing() {
     let mut to = Env::new();
     to.url = Some(to.path("offsite").display().to_string());
     to.init_copying_from(&env);
-    let out = role
-        .cmd()
-        .env("COFRE_TO_PASSWORD", PASSWORD)
-        .args(["copy", "--to", to.url.as_deref().expect("url")])
-        .output()
-        .expect("copy");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    copy_into(&role, &to, &[]);
     // What needs delete is refused, and removes nothing.
     let before = env.snapshot_ids();
     assert_eq!(before.len(), 2);

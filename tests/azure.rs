@@ -29,18 +29,7 @@ fn azure_conforms_and_backs_up_mounts_restores_and_takes_copies_on_azurite() {
     local.ok(&["ingest", s(&src)]);
     let to = Env::remote_at(&base, &azurite.vars);
     to.init_copying_from(&local);
-    let copied = local
-        .cmd()
-        .envs(azurite.vars.iter().map(|(k, v)| (k, v)))
-        .env("COFRE_TO_PASSWORD", PASSWORD)
-        .args(["copy", "--to", to.url.as_deref().expect("url")])
-        .output()
-        .expect("copy");
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    copy_into(&local, &to, &[]);
     assert_eq!(
         to.json(&["snapshots"])[0]["id"],
         local.json(&["snapshots"])[0]["id"]
@@ -150,7 +139,7 @@ fn classes_go_to_access_tiers_and_an_archived_pack_says_how_to_rehydrate_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("archive storage class") && stderr.contains("Azure: set its access tier"),
+        stderr.contains("archive storage class") && stderr.contains("on Azure set its access tier"),
         "{stderr}"
     );
     assert!(

@@ -185,17 +185,7 @@ fn check_against_names_what_each_side_lacks_and_what_is_damaged_and_the_copy_dri
     let mut to = env.other_host("target-host");
     to.url = Some(s(&target).to_string());
     to.init_copying_from(&env);
-    let out = env
-        .cmd()
-        .env("COFRE_TO_PASSWORD", PASSWORD)
-        .args(["copy", "--to", s(&target)])
-        .output()
-        .expect("copy");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    copy_into(&env, &to, &[]);
     // Afterwards the source takes one more and forgets the first (kept on the copy).
     let third = ingest(3);
     env.ok(&["forget", &first]);

@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         }
         if let Some(first) = r.archived_packs.first() {
             eprintln!(
-                "warning: {} pack(s) left unindexed, in an archive storage class (first: {first}): restore them from the archive tier (`aws s3api restore-object`), then run `cofre repair index` again",
+                "warning: {} pack(s) left unindexed, in an archive storage class (first: {first}): restore them from the archive tier (`aws s3api restore-object`: `cofre thaw` needs their index), then run `cofre repair index` again",
                 r.archived_packs.len()
             );
         }

@@ -58,9 +58,17 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         eprintln!("error: {e}");
     }
     if report.archived > 0 {
+        let how = match ctx.open.url().is_ok_and(|u| u.starts_with("az://")) {
+            // Azure rehydrates by access tier; `thaw` is built for S3.
+            true => "set their blobs' access tier to Hot or Cool (rehydration)".to_string(),
+            false => format!(
+                "run `cofre thaw {}:{} --wait`",
+                done.snapshot.short_id, opts.path
+            ),
+        };
         eprintln!(
-            "{} file(s) are in the archive tier: run `cofre thaw {}:{} --wait`, then restore again",
-            report.archived, done.snapshot.short_id, opts.path
+            "{} file(s) are in the archive tier: {how}, then restore again",
+            report.archived
         );
     }
     if let Some(first) = report.errors.first() {

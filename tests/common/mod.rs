@@ -15,7 +15,7 @@ pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
 pub use servers::{Azurite, Emulator, FakeGcs, Garage, Moto};
 #[allow(unused_imports)]
-pub use stores::{conformance_on, end_to_end_on, logged_writes};
+pub use stores::{conformance_on, copy_into, end_to_end_on, logged_writes};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr};

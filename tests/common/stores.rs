@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{compare_trees, make_awkward_tree, Env, Mount};
+use super::{compare_trees, make_awkward_tree, Env, Mount, PASSWORD};
 
 /// The conformance suite on `scheme://bucket/…`, with `vars` set in this process for the
 /// in-process client: call it from the only test of its binary that sets them.
@@ -64,4 +64,27 @@ pub fn logged_writes(log: &Path) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
+}
+
+/// `cofre copy --to TO ARGS` from `from`, with the target's store settings and the common
+/// password on both; insists it succeeds.
+pub fn copy_into(from: &Env, to: &Env, args: &[&str]) {
+    let out = from
+        .cmd()
+        .envs(
+            to.vars
+                .iter()
+                .filter(|(k, _)| k != "COFRE_PASSWORD")
+                .map(|(k, v)| (k, v)),
+        )
+        .env("COFRE_TO_PASSWORD", PASSWORD)
+        .args(["copy", "--to", to.url.as_deref().expect("url")])
+        .args(args)
+        .output()
+        .expect("copy");
+    assert!(
+        out.status.success(),
+        "copy {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
