@@ -282,6 +282,17 @@ fn thaw_makes_exactly_the_packs_a_path_needs_readable() {
     let listed = env.ok(&["ls", "latest"]);
     assert!(listed.contains("two.bin"), "{listed}");
 
+    // Through the mount, the frozen file fails at once, and the log says what to run.
+    let log = env.path("mount.log");
+    {
+        let m = Mount::start_logged(&env, "mnt", &[], &log);
+        let frozen = m.latest("weekly", &src).join("b/two.bin");
+        let err = std::fs::read(&frozen).expect_err("archived data read");
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    }
+    let logged = std::fs::read_to_string(&log).expect("mount log");
+    assert!(logged.contains("b/two.bin --wait`"), "{logged}");
+
     let b = format!("latest:{}", src.join("b").display());
     let out = env.run(&["restore", &b, "--target", s(&env.path("early"))]);
     let err = String::from_utf8_lossy(&out.stderr);

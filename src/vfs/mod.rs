@@ -614,6 +614,30 @@ impl Vfs {
             .node)
     }
 
+    /// `SNAPSHOT:PATH` of a node, as `cofre thaw` and `restore` take it.
+    fn snapshot_spec(&self, ino: u64) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        loop {
+            let (parent, e) = self.inodes.get(cur)?;
+            match e {
+                Entry::Node { meta, .. } => {
+                    parts.push(String::from_utf8_lossy(&meta.name).into_owned())
+                }
+                Entry::SnapRoot { snap } => {
+                    parts.reverse();
+                    return Some(format!(
+                        "{}:/{}",
+                        &snap.id[..8.min(snap.id.len())],
+                        parts.join("/")
+                    ));
+                }
+                _ => return None,
+            }
+            cur = parent;
+        }
+    }
+
     fn node_path(&self, ino: u64) -> String {
         let mut parts = Vec::new();
         let mut cur = ino;
@@ -678,10 +702,17 @@ impl Vfs {
         let f = self.file(ino)?;
         self.cache
             .read(&f, offset, size)
-            // Named here, logged once where it becomes an errno (mount/fs.rs).
-            .map_err(|e| Error::ReadFailed {
-                path: f.path.clone(),
-                why: e.to_string(),
+            // Named here, logged once where it becomes an errno (mount/fs.rs); archived
+            // data with the thaw command for this very file.
+            .map_err(|e| {
+                let thaw = match (e.is_archived(), self.snapshot_spec(ino)) {
+                    (true, Some(spec)) => format!(" (`cofre thaw {spec} --wait`)"),
+                    _ => String::new(),
+                };
+                Error::ReadFailed {
+                    path: f.path.clone(),
+                    why: format!("{e}{thaw}"),
+                }
             })
     }
 
