@@ -199,7 +199,18 @@ fn prune_keeps_an_archived_pack_until_its_minimum_storage_duration_has_passed() 
         "GLACIER",
         s(&src),
     ]);
-    env.ok(&["forget", weekly["snapshot"].as_str().expect("id")]);
+    let weekly = weekly["snapshot"].as_str().expect("id");
+    // What forgetting it would cost, before it is forgotten: its pack is held, not freed.
+    let dry = env.json(&["forget", "--dry-run", "--prune", weekly]);
+    let plan = &dry["prune"]["plan"];
+    assert_eq!(plan["held_min_duration"]["packs"], 1, "{dry}");
+    assert_eq!(
+        plan["freed_by_class"]["GLACIER"],
+        serde_json::Value::Null,
+        "{dry}"
+    );
+    assert_eq!(env.snapshot_ids().len(), 2, "a dry run forgets nothing");
+    env.ok(&["forget", weekly]);
 
     let pruned = env.json(&["prune", "--max-unused", "0%"]);
     let plan = &pruned["plan"];

@@ -348,6 +348,7 @@ impl Run {
                             // The memory store's: none (its clock runs hours, not days).
                             minimums: None,
                             now: None,
+                            assume_forgotten: Vec::new(),
                         };
                         prune(repo, &opts)
                             .map(|r| format!("{:?}", r.done.map(|d| d.packs_deleted)))

@@ -153,9 +153,19 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
             report.failures.len()
         )));
     }
-    let Some(p) = prune else {
+    let Some(mut p) = prune else {
         return Ok(0);
     };
+    if opts.dry_run {
+        // Nothing was forgotten: plan as if it had been, to show what the policy frees.
+        p.assume_forgotten = report
+            .sets
+            .values()
+            .flatten()
+            .filter(|e| !e.keep)
+            .map(|e| e.id.clone())
+            .collect();
+    }
     let pruned = session.prune(p)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({"forget": report, "prune": pruned}))?;

@@ -27,6 +27,21 @@ pub fn minimums(ctx: &Ctx) -> Result<Minimums> {
     Minimums::from_config(ctx.file.as_ref(), ctx.open.url()?)
 }
 
+/// What the held packs' remaining minimum days cost, by the price table `stats` uses.
+fn early_dollars(ctx: &Ctx, held: &cofre::prune::Held) -> Option<f64> {
+    let pricing =
+        cofre::Pricing::resolve(ctx.file.as_ref(), None, None, ctx.open.default_provider()).ok()?;
+    Some(
+        held.owed_gb_days_by_class
+            .iter()
+            .map(|(class, gb_days)| {
+                let price = pricing.table.get(class).map_or(0.0, |p| p.storage_gb_month);
+                gb_days * price / 30.0
+            })
+            .sum(),
+    )
+}
+
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     let opts = PruneOptions {
         max_unused_percent: a.max_unused,
@@ -81,9 +96,10 @@ pub fn finish(ctx: &Ctx, report: &PruneReport) -> Result<i32> {
             let until = held.until.map_or("an unknown date".to_string(), crate::day);
             let owed: f64 = held.owed_gb_days_by_class.values().sum();
             println!(
-                "kept {} unused pack(s) ({}) until their class's minimum storage duration has passed (the last on {until}): deleting them now would still be billed for {owed:.2} GB-days",
+                "kept {} unused pack(s) ({}) until their class's minimum storage duration has passed (the last on {until}): deleting them now would still be billed for {owed:.2} GB-days{}",
                 held.packs,
-                crate::mib(held.bytes)
+                crate::mib(held.bytes),
+                early_dollars(ctx, held).map_or(String::new(), |d| format!(" (${d:.4})"))
             );
         }
         if s.chunks_outside_own_class > 0 {

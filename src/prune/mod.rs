@@ -37,6 +37,10 @@ pub struct PruneOptions {
     /// The time minimum storage durations are judged at (None: the store's clock): what
     /// a later prune would do, with `dry_run`. Nothing else in a prune uses it.
     pub now: Option<i64>,
+    /// Plan as if these snapshots were forgotten (`forget --dry-run --prune`: what a
+    /// policy frees, and what deleting it early would cost). Only in a dry run: `prune`
+    /// refuses it otherwise, since those snapshots are still there to be kept.
+    pub assume_forgotten: Vec<String>,
 }
 
 impl Default for PruneOptions {
@@ -47,6 +51,7 @@ impl Default for PruneOptions {
             retry_lock: std::time::Duration::ZERO,
             minimums: None,
             now: None,
+            assume_forgotten: Vec::new(),
         }
     }
 }
@@ -116,7 +121,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let min_age = 2 * repo.env().lock_timing().stale.as_secs() as i64;
     let young = |t: Option<i64>| t.is_none_or(|t| store_now - t < min_age);
     // 1. Snapshots, every one readable, or nothing is deleted.
-    let ids = repo.snapshot_ids()?;
+    let mut ids = repo.snapshot_ids()?;
+    ids.retain(|id| !opts.assume_forgotten.contains(id));
     // The roots of snapshots that share data across classes, and of self-contained ones
     // by their class (their data is kept in that class: used.rs `homes_in_class`).
     let mut roots = Vec::with_capacity(ids.len());
@@ -397,6 +403,11 @@ pub struct PruneReport {
 /// Takes the exclusive lock, plans, and (unless a dry run) executes.
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     let started = std::time::Instant::now();
+    if !opts.dry_run && !opts.assume_forgotten.is_empty() {
+        return Err(Error::InvalidArgument(
+            "a prune that assumes snapshots forgotten can only be a dry run".into(),
+        ));
+    }
     let lock = crate::repo::lock::Lock::acquire(repo, true, "prune", opts.retry_lock)?;
     let plan = plan(repo, opts, lock.store_now())?;
     let done = if opts.dry_run || plan.is_empty() {
