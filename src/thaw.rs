@@ -127,14 +127,12 @@ impl Session {
                 return Ok(());
             }
             files += 1;
-            let before = needed.len();
+            // Every chunk: each adds its archived packs to `needed`.
             let mut frozen = false;
             for c in &r.node.chunks {
                 frozen |= archived_packs(&cat, &index, &c.id, &mut needed)?;
             }
-            if frozen || needed.len() > before {
-                frozen_files += 1;
-            }
+            frozen_files += u64::from(frozen);
             Ok(())
         })?;
         let repo = self.repository();

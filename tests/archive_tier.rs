@@ -17,6 +17,30 @@ fn added(report: &serde_json::Value) -> u64 {
         .expect("bytes_added")
 }
 
+/// A new local repository whose `src` holds one file, `name`: a snapshot of it in set
+/// `hot` (STANDARD), then one in set `weekly` in GLACIER with `weekly_args`.
+fn hot_then_weekly(
+    name: &str,
+    content: Vec<u8>,
+    weekly_args: &[&str],
+) -> (Env, std::path::PathBuf) {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join(name), content).expect("write");
+    env.init();
+    env.ok(&["ingest", "--set", "hot", s(&src)]);
+    let weekly = [
+        "ingest",
+        "--set",
+        "weekly",
+        "--data-storage-class",
+        "GLACIER",
+    ];
+    env.ok(&[&weekly[..], weekly_args, &[s(&src)]].concat());
+    (env, src)
+}
+
 /// Ids of `set`'s snapshots.
 fn ids_of(env: &Env, set: &str) -> Vec<String> {
     let list = env.json(&["snapshots", "--set", set]);
@@ -102,21 +126,7 @@ fn a_self_contained_weekly_stands_alone_and_keeps_no_hot_pack_alive() {
 /// by hand: a manifest that claims self-containment for a snapshot that shares hot data.
 #[test]
 fn check_names_a_self_contained_snapshot_that_is_not() {
-    let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("model.bin"), noise(1_000_000, 7)).expect("write");
-    env.init();
-    env.ok(&["ingest", "--set", "hot", s(&src)]);
-    env.ok(&[
-        "ingest",
-        "--set",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        "--no-self-contained",
-        s(&src),
-    ]);
+    let (env, src) = hot_then_weekly("model.bin", noise(1_000_000, 7), &["--no-self-contained"]);
     env.ok(&["check"]);
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let store = cofre::store::open(s(&env.repo()), rt.handle()).expect("store");
@@ -147,20 +157,7 @@ fn check_names_a_self_contained_snapshot_that_is_not() {
 /// holds the hot copies of its data, the weekly's data is written again in its class.
 #[test]
 fn a_copied_self_contained_weekly_is_self_contained_on_the_target() {
-    let env = Env::new();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("a"), noise(2_000_000, 11)).expect("write");
-    env.init();
-    env.ok(&["ingest", "--set", "hot", s(&src)]);
-    env.ok(&[
-        "ingest",
-        "--set",
-        "weekly",
-        "--data-storage-class",
-        "GLACIER",
-        s(&src),
-    ]);
+    let (env, src) = hot_then_weekly("a", noise(2_000_000, 11), &[]);
     let mut to = Env::new();
     to.url = Some(to.path("offsite").display().to_string());
     to.init_copying_from(&env);

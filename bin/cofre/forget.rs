@@ -158,13 +158,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     };
     if opts.dry_run {
         // Nothing was forgotten: plan as if it had been, to show what the policy frees.
-        p.assume_forgotten = report
-            .sets
-            .values()
-            .flatten()
-            .filter(|e| !e.keep)
-            .map(|e| e.id.clone())
-            .collect();
+        p.assume_forgotten = report.removed_ids();
     }
     let pruned = session.prune(p)?;
     if ctx.json {

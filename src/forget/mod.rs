@@ -46,6 +46,14 @@ pub struct ForgetReport {
     pub failures: Vec<String>,
 }
 
+impl ForgetReport {
+    /// The snapshots the policy removes (or, in a dry run, would remove).
+    pub fn removed_ids(&self) -> Vec<String> {
+        let all = self.sets.values().flatten();
+        all.filter(|e| !e.keep).map(|e| e.id.clone()).collect()
+    }
+}
+
 fn to_time(t: (i64, u32)) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(t.0)
         .map(|d| d.replace_nanosecond(t.1).unwrap_or(d))
@@ -145,13 +153,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         return Ok(report);
     }
     // Only manifests: their data stays until prune proves it unreferenced.
-    let doomed: Vec<String> = report
-        .sets
-        .values()
-        .flatten()
-        .filter(|e| !e.keep)
-        .map(|e| e.id.clone())
-        .collect();
+    let doomed = report.removed_ids();
     for (id, r) in doomed
         .iter()
         .zip(repo.delete_many(FileType::Snapshot, &doomed))

@@ -389,18 +389,7 @@ impl Store for S3Store {
 
     async fn thaw_state(&self, key: &str) -> Result<ThawState, StoreError> {
         let _p = self.permit().await;
-        let head = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if is_404(&e) => return Err(StoreError::NotFound(key.to_string())),
-            Err(e) => return Err(backend("head", key, e)),
-        };
+        let head = self.head_object(key).await?;
         let class = head.storage_class().map(|c| c.as_str().to_string());
         let archived = crate::repo::index::tier(class.as_deref()) > 0;
         let now = std::time::SystemTime::now()
@@ -416,17 +405,24 @@ impl Store for S3Store {
 
 impl S3Store {
     async fn head_inner(&self, key: &str) -> Result<u64, StoreError> {
-        match self
-            .client
+        let o = self.head_object(key).await?;
+        Ok(o.content_length().unwrap_or(0).max(0) as u64)
+    }
+
+    /// HEAD: size, storage class and `x-amz-restore` (callers hold a permit).
+    async fn head_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, StoreError> {
+        self.client
             .head_object()
             .bucket(&self.bucket)
             .key(self.key(key))
             .send()
             .await
-        {
-            Ok(o) => Ok(o.content_length().unwrap_or(0).max(0) as u64),
-            Err(e) if is_404(&e) => Err(StoreError::NotFound(key.to_string())),
-            Err(e) => Err(backend("head", key, e)),
-        }
+            .map_err(|e| match is_404(&e) {
+                true => StoreError::NotFound(key.to_string()),
+                false => backend("head", key, e),
+            })
     }
 }
