@@ -54,12 +54,14 @@ pub use forget::{
 pub use history::{Change, Diff, DiffEntry, FindOptions, Found, Version};
 pub use ingest::{IngestOptions, IngestReport, StreamSource};
 pub use mount::MountOptions;
+pub use objlock::{ExtendOptions, ExtendReport, RecoverReport};
 pub use password::PasswordSource;
 pub use progress::{NoProgress, Progress};
 pub use prune::{PruneOptions, PruneReport};
 pub use repair::RepairReport;
 pub use repo::compress::Compression;
 pub use repo::keyfiles::KeyEntry;
+pub use repo::retain::ObjectLock;
 pub use restore::{RestoreReport, DEFAULT_CACHE_MIB};
 pub use run::{Action, JobResult, RunOptions, StatusRow};
 pub use session::{
@@ -68,6 +70,7 @@ pub use session::{
 };
 pub use stats::{Pricing, Stats};
 pub use store::s3::S3Options;
+pub use store::LockMode;
 
 // Without a repository: the configuration file, the timer, files written whole.
 pub use config::{
@@ -110,6 +113,8 @@ pub mod model;
 pub mod mount;
 #[doc(hidden)]
 pub mod notify;
+#[doc(hidden)]
+pub mod objlock;
 #[doc(hidden)]
 pub mod password;
 pub mod progress;

@@ -49,7 +49,7 @@ fn a_front_end_backs_up_browses_and_restores_through_the_session() {
     common::make_awkward_tree(&src);
 
     // Back up, counting progress as a web page would.
-    let session = Session::init(options(dir, common::PASSWORD), None).expect("init");
+    let session = Session::init(options(dir, common::PASSWORD), None, None).expect("init");
     let count = Arc::new(Count::default());
     let mut opts = IngestOptions::new("web", vec![src.clone()]);
     opts.progress = Some(count.clone());

@@ -136,6 +136,13 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         } else {
             println!("{} snapshot(s) removed", report.removed);
         }
+        for (id, until) in &report.locked {
+            println!(
+                "  kept {} under S3 Object Lock until {}: a forget after that removes it",
+                &id[..8.min(id.len())],
+                crate::day(*until)
+            );
+        }
     }
     for f in &report.failures {
         eprintln!("error: {f}");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use cofre::error::Result;
-use cofre::Compression;
+use cofre::{Compression, LockMode, ObjectLock};
 use cofre::{OpenOptions, PasswordSource, Session};
 
 use crate::Ctx;
@@ -21,11 +21,26 @@ pub struct Args {
     /// COFRE_FROM_PASSWORD, else asked).
     #[arg(long, requires = "copy_params_from")]
     from_password_file: Option<PathBuf>,
+    /// Keep every snapshot's objects under S3 Object Lock (governance or compliance), so
+    /// that no credential can delete or overwrite them for a while (docs/object-lock.md).
+    /// The bucket must have been made with Object Lock enabled.
+    #[arg(long, value_name = "MODE", conflicts_with = "copy_params_from")]
+    object_lock: Option<LockMode>,
+    /// With --object-lock: every object is locked this many days when written, and kept
+    /// locked at least this far ahead while a kept snapshot needs it.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36500), requires = "object_lock")]
+    lock_days: u32,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
     let s = match &a.copy_params_from {
-        None => Session::init(ctx.open.clone(), a.compression)?,
+        None => {
+            let lock = a.object_lock.map(|mode| ObjectLock {
+                mode,
+                days: a.lock_days,
+            });
+            Session::init(ctx.open.clone(), a.compression, lock)?
+        }
         Some(from) => {
             let from = Session::open(OpenOptions {
                 repo: Some(from.clone()),
@@ -48,6 +63,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
             println!(
                 "it shares {from}'s keys: `cofre copy --to {}` fills it",
                 s.location()
+            );
+        }
+        if let Some(mode) = a.object_lock {
+            println!(
+                "every object is written under S3 Object Lock ({mode:?}, {} days); `cofre lock extend` keeps what kept snapshots need locked",
+                a.lock_days
             );
         }
         println!("keep the password safe: without it the data cannot be recovered");

@@ -16,6 +16,7 @@ mod generate;
 mod ingest;
 mod init;
 mod key;
+mod lock;
 mod log;
 mod ls;
 mod metrics;
@@ -127,6 +128,11 @@ enum Cmd {
     /// Make the archived (GLACIER, DEEP_ARCHIVE) data a snapshot or a path needs readable
     /// for a while: exactly its packs, with the cost stated first (docs/s3.md "Thawing").
     Thaw(thaw::Args),
+    /// S3 Object Lock: extend retention, recover deleted or overwritten objects.
+    Lock {
+        #[command(subcommand)]
+        cmd: lock::Cmd,
+    },
     /// Copy snapshots, as they are, into a second repository made with
     /// `init --copy-params-from` (an offsite copy); a second run copies nothing.
     Copy(copy::Args),
@@ -318,6 +324,7 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
         Cmd::Schedule { cmd } => schedule::run(&ctx, cmd),
         Cmd::Copy(a) => copy::run(&ctx, a),
         Cmd::Thaw(a) => thaw::run(&ctx, a),
+        Cmd::Lock { cmd } => lock::run(&ctx, cmd),
         Cmd::Config { cmd } => config::run(&ctx, cmd),
         Cmd::Key { cmd } => key::run(&ctx, cmd),
         Cmd::Catalog { cmd } => catalog::run(&ctx, cmd),

@@ -102,6 +102,17 @@ pub fn finish(ctx: &Ctx, report: &PruneReport) -> Result<i32> {
                 early_dollars(ctx, held).map_or(String::new(), |d| format!(" (${d:.4})"))
             );
         }
+        let locked = &s.held_object_lock;
+        if locked.packs > 0 {
+            let until = locked
+                .until
+                .map_or("an unknown date".to_string(), crate::day);
+            println!(
+                "kept {} unused pack(s) ({}) under S3 Object Lock (the last until {until}): a prune after that deletes them",
+                locked.packs,
+                crate::mib(locked.bytes),
+            );
+        }
         if s.chunks_outside_own_class > 0 {
             eprintln!(
                 "warning: {} chunk(s) of self-contained snapshots have no copy in their own class; their hotter copies are kept (`cofre check` names the snapshots)",

@@ -44,6 +44,10 @@ pub struct ForgetReport {
     pub sets: BTreeMap<String, Vec<Entry>>,
     pub removed: usize,
     pub failures: Vec<String>,
+    /// Snapshots the policy removes whose manifest is still under S3 Object Lock: left
+    /// for a later forget (id, retained until).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locked: Vec<(String, i64)>,
 }
 
 impl ForgetReport {
@@ -153,7 +157,22 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         return Ok(report);
     }
     // Only manifests: their data stays until prune proves it unreferenced.
-    let doomed = report.removed_ids();
+    let mut doomed = report.removed_ids();
+    if repo.config.object_lock.is_some() {
+        // S3 refuses to delete a locked version: say when it can go instead.
+        let keys = doomed.iter().map(|id| FileType::Snapshot.key(id)).collect();
+        let until = crate::objlock::retained_until(repo, keys)?;
+        let now = crate::repo::retain::now();
+        let (locked, free): (Vec<_>, Vec<_>) = doomed
+            .into_iter()
+            .zip(until)
+            .partition(|(_, u)| u.is_some_and(|u| u > now));
+        report.locked = locked
+            .into_iter()
+            .map(|(id, u)| (id, u.unwrap_or(0)))
+            .collect();
+        doomed = free.into_iter().map(|(id, _)| id).collect();
+    }
     for (id, r) in doomed
         .iter()
         .zip(repo.delete_many(FileType::Snapshot, &doomed))

@@ -6,7 +6,7 @@
 //! deleted nor repacked) until its minimum has passed, and says so. This is about money,
 //! never about safety: a pack kept longer is only ever more data kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -84,43 +84,61 @@ pub struct Held {
 }
 
 /// Moves out of `delete` and `repack` (into `keep`) every pack still inside its minimum
-/// storage duration at `now`. Packs an earlier prune doomed are left where they are: that
-/// prune may wake and delete them anyway, and its list is settled only once they go.
+/// storage duration at `now`, with the storage it would still owe.
 pub fn hold(
     minimums: &Minimums,
-    listing: &std::collections::HashMap<BlobId, ObjectInfo>,
-    doomed_before: &std::collections::HashSet<BlobId>,
+    listing: &HashMap<BlobId, ObjectInfo>,
+    doomed_before: &HashSet<BlobId>,
     now: i64,
     delete: &mut Vec<IndexPack>,
-    repack: &mut Vec<(IndexPack, std::collections::HashSet<BlobId>)>,
+    repack: &mut Vec<(IndexPack, HashSet<BlobId>)>,
     keep: &mut Vec<IndexPack>,
 ) -> Held {
+    let mut owed: BTreeMap<String, f64> = BTreeMap::new();
+    let mut held = hold_where(doomed_before, delete, repack, keep, |p| {
+        let written = listing.get(&p.id).and_then(|o| o.modified);
+        let at = minimums.release(p.class.as_deref(), written, now)?;
+        if at != i64::MAX {
+            let days = (at - now) as f64 / DAY as f64;
+            let class = p.class.clone().unwrap_or_else(|| DEFAULT_CLASS.into());
+            *owed.entry(class).or_default() += p.size as f64 / 1e9 * days;
+        }
+        Some(at)
+    });
+    held.owed_gb_days_by_class = owed;
+    held
+}
+
+/// Moves out of `delete` and `repack` (into `keep`, whole, with their index entries) every
+/// pack `release` gives a date for (i64::MAX: unknown). Packs an earlier prune doomed are
+/// left where they are: that prune may wake and delete them anyway, and its list is
+/// settled only once they go. Keeping more never endangers a snapshot.
+pub fn hold_where(
+    doomed_before: &HashSet<BlobId>,
+    delete: &mut Vec<IndexPack>,
+    repack: &mut Vec<(IndexPack, HashSet<BlobId>)>,
+    keep: &mut Vec<IndexPack>,
+    mut release: impl FnMut(&IndexPack) -> Option<i64>,
+) -> Held {
     let mut held = Held::default();
-    let mut release = |p: &IndexPack| -> bool {
+    let mut hold = |p: &IndexPack| -> bool {
         if doomed_before.contains(&p.id) {
             return false;
         }
-        let written = listing.get(&p.id).and_then(|o| o.modified);
-        let Some(at) = minimums.release(p.class.as_deref(), written, now) else {
+        let Some(at) = release(p) else {
             return false;
         };
         held.packs += 1;
         held.bytes += p.size;
         held.until = held.until.max(Some(at)).filter(|t| *t != i64::MAX);
-        if at != i64::MAX {
-            let days = (at - now) as f64 / DAY as f64;
-            let class = p.class.clone().unwrap_or_else(|| DEFAULT_CLASS.into());
-            *held.owed_gb_days_by_class.entry(class).or_default() += p.size as f64 / 1e9 * days;
-        }
         true
     };
-    let (kept, gone): (Vec<_>, Vec<_>) =
-        std::mem::take(delete).into_iter().partition(|p| release(p));
+    let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(delete).into_iter().partition(|p| hold(p));
     *delete = gone;
     keep.extend(kept);
     let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(repack)
         .into_iter()
-        .partition(|(p, _)| release(p));
+        .partition(|(p, _)| hold(p));
     *repack = gone;
     keep.extend(kept.into_iter().map(|(p, _)| p));
     held

@@ -9,14 +9,14 @@
 
 mod exec;
 mod minimum;
-mod used;
+pub(crate) mod used;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
 pub use exec::{execute, ExecReport};
-pub use minimum::{Held, Minimums};
+pub use minimum::{hold_where, Held, Minimums};
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
@@ -86,6 +86,9 @@ pub struct PlanSummary {
     /// Unused packs kept (neither deleted nor repacked) because their class's minimum
     /// storage duration has not passed: deleting them would be billed anyway.
     pub held_min_duration: Held,
+    /// Unused packs kept because an S3 Object Lock retention still holds them (a
+    /// repository made with `init --object-lock`); a later prune deletes them.
+    pub held_object_lock: Held,
     /// Chunks of self-contained snapshots with no copy in their own class (written by an
     /// older version, or a re-indexed pack whose class was lost): kept where they are.
     pub chunks_outside_own_class: usize,
@@ -322,6 +325,15 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
             h.packs
         );
     }
+    // 6c. Nothing under an S3 Object Lock retention (objlock::hold).
+    summary.held_object_lock = crate::objlock::hold(
+        repo,
+        &doomed_before,
+        opts.now.unwrap_or(store_now),
+        &mut delete,
+        &mut repack,
+        &mut keep,
+    )?;
 
     // 7. Index objects to replace: damaged ones, and every one naming a pack that goes.
     let doomed: HashSet<BlobId> = delete

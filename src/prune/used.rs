@@ -133,13 +133,27 @@ pub type TreesAndChunks = (HashSet<BlobId>, HashSet<BlobId>);
 /// The trees and the chunks under `roots`.
 fn walk(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Result<TreesAndChunks> {
     let mut trees = HashSet::new();
+    let (_, used) = walk_past(repo, index, roots, &mut trees)?;
+    Ok((trees, used))
+}
+
+/// The trees reachable from `roots` that are not in `trees` yet (`trees` gains them), and
+/// the chunks they reference: several walks that share `trees` read each tree once.
+pub fn walk_past(
+    repo: &Repository,
+    index: &MasterIndex,
+    roots: &[BlobId],
+    trees: &mut HashSet<BlobId>,
+) -> Result<(Vec<BlobId>, HashSet<BlobId>)> {
     let mut used = HashSet::new();
+    let mut walked = Vec::new();
     let mut level: Vec<BlobId> = roots
         .iter()
         .filter(|r| trees.insert(**r))
         .copied()
         .collect();
     while !level.is_empty() {
+        walked.extend(&level);
         let mut next = Vec::new();
         // 32 trees in flight: a large directory's tree is megabytes once decoded.
         for batch in level.chunks(32) {
@@ -152,7 +166,7 @@ fn walk(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Result<Tree
         }
         level = next;
     }
-    Ok((trees, used))
+    Ok((walked, used))
 }
 
 /// Per pack, the bytes and blobs a plan must keep in it.

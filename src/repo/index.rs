@@ -438,6 +438,11 @@ impl MasterIndex {
             .collect()
     }
 
+    /// Every copy of every blob, in the order added: (blob, where).
+    pub fn copies(&self) -> impl Iterator<Item = (BlobId, Location)> + '_ {
+        (0..self.copies.len()).map(|i| (self.copies[i].0, self.location(pos(i))))
+    }
+
     /// The copy readers use: nearest tier, then a whole copy over a delta.
     pub fn get(&self, id: &BlobId) -> Option<Location> {
         self.map.get(id).map(|&i| self.location(i))

@@ -11,6 +11,7 @@ pub mod keyfiles;
 pub mod lock;
 pub mod pack;
 pub mod packer;
+pub mod retain;
 
 use std::future::Future;
 use std::ops::Range;
@@ -54,6 +55,10 @@ pub struct Config {
     /// (absent in repositories made before zstd: they get the built-in default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<compress::Compression>,
+    /// S3 Object Lock on every locked object this repository writes (`init --object-lock`;
+    /// absent: none). Older cofre versions ignore the field and would write unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<retain::ObjectLock>,
 }
 
 #[derive(Default)]
@@ -118,6 +123,18 @@ impl Repository {
         password: &[u8],
         compression: compress::Compression,
     ) -> Result<Repository> {
+        Self::init_locked(store, rt, password, compression, None)
+    }
+
+    /// `init_with`, every locked object retained by S3 Object Lock (`repo::retain`). The
+    /// bucket must have Object Lock enabled: it can only be turned on when a bucket is made.
+    pub fn init_locked(
+        store: DynStore,
+        rt: Handle,
+        password: &[u8],
+        compression: compress::Compression,
+        object_lock: Option<retain::ObjectLock>,
+    ) -> Result<Repository> {
         let keys = Keys::random();
         let config = Config {
             version: FORMAT_VERSION,
@@ -129,6 +146,7 @@ impl Repository {
             pack_size: 8 * 1024 * 1024,
             chunk_seed: keys.chunk_seed(),
             compression: Some(compression),
+            object_lock,
         };
         Self::create(store, rt, password, keys, config)
     }
@@ -168,6 +186,18 @@ impl Repository {
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        let store = match config.object_lock {
+            Some(lock) => {
+                if !block(&rt, store.object_lock_enabled())? {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} has no S3 Object Lock: make a bucket with it (`aws s3api create-bucket --object-lock-enabled-for-bucket ...`), or init without --object-lock",
+                        store.location()
+                    )));
+                }
+                retain::Retaining::wrap(store, lock)
+            }
+            None => store,
+        };
         let kf_bytes = KeyFile::wrap(&keys, password, now_rfc3339())?.to_bytes()?;
         let key_name = blake3::hash(&kf_bytes).to_hex().to_string();
         block(&rt, store.put(&FileType::Key.key(&key_name), kf_bytes))?;
@@ -216,6 +246,10 @@ impl Repository {
                 ),
             ));
         }
+        let store = match config.object_lock {
+            Some(lock) => retain::Retaining::wrap(store, lock),
+            None => store,
+        };
         Ok(Repository {
             store,
             rt,

@@ -503,6 +503,12 @@ fn snapshot_and_retain(
         },
     )?;
     let code = if report.partial { EXIT_PARTIAL } else { 0 };
+    let horizon = job
+        .class
+        .policy
+        .as_ref()
+        .and_then(crate::objlock::horizon_days);
+    crate::objlock::after_ingest(repo, &report.snapshot, horizon);
     if let Some(policy) = job.class.policy.clone() {
         let f = crate::forget::forget(
             repo,
@@ -537,6 +543,19 @@ fn snapshot_and_retain(
             )?;
             if let Some(first) = p.done.as_ref().and_then(|d| d.delete_failures.first()) {
                 return Err(Error::WriteFailed(first.clone()));
+            }
+            // The admin's run: what every kept snapshot needs stays locked, by the
+            // policies as they are now (a policy made longer reaches old snapshots here).
+            if repo.config.object_lock.is_some() {
+                let horizon = crate::objlock::config_horizon(cfg);
+                crate::objlock::extend(
+                    repo,
+                    &crate::objlock::ExtendOptions {
+                        horizon: &horizon,
+                        only: None,
+                        dry_run: false,
+                    },
+                )?;
             }
         }
         crate::catalog::sync::sync(cat, repo)?;

@@ -141,6 +141,7 @@ impl Session {
     pub fn init(
         opts: OpenOptions,
         compression: Option<crate::repo::compress::Compression>,
+        object_lock: Option<crate::repo::retain::ObjectLock>,
     ) -> Result<Session> {
         let home = std::env::var_os("HOME");
         if let crate::store::Location::Local(dir) =
@@ -156,13 +157,23 @@ impl Session {
         let rt = Runtime::new(opts.runtime.clone())?;
         let store = crate::store::open(opts.url()?, &rt.handle())?;
         let pw = new_password(&opts)?;
-        let repo = Repository::init_with(
+        let repo = Repository::init_locked(
             store,
             rt.handle(),
             &pw,
             compression.unwrap_or(crate::repo::compress::Compression::DEFAULT),
+            object_lock,
         )?;
         Ok(Session::from_parts(opts, repo, rt))
+    }
+
+    /// `cofre lock recover`: puts back the deleted or overwritten objects of a locked
+    /// repository from the bucket's versions. Works before the repository is opened (its
+    /// config or key files may be what was hit); call [`Session::lock_extend`] after.
+    pub fn lock_recover(opts: OpenOptions, dry_run: bool) -> Result<crate::objlock::RecoverReport> {
+        let rt = Runtime::new(opts.runtime.clone())?;
+        let store = crate::store::open(opts.url()?, &rt.handle())?;
+        crate::objlock::recover(&store, &rt.handle(), None, dry_run)
     }
 
     /// Creates a repository that shares `from`'s keys and chunker, with a password of its

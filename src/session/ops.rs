@@ -63,8 +63,19 @@ impl Session {
             // Synced here too, outside the lock, because `open_synced` is where a damaged
             // catalog is rebuilt; ingest syncs again (two listings) once it holds its lock.
             let mut cat = self.synced_catalog()?;
-            crate::ingest::ingest(&self.repo, &mut cat, opts.clone())
+            let report = crate::ingest::ingest(&self.repo, &mut cat, opts.clone())?;
+            crate::objlock::after_ingest(&self.repo, &report.snapshot, None);
+            Ok(report)
         })
+    }
+
+    /// Keeps what kept snapshots need under S3 Object Lock (a repository made with
+    /// `init --object-lock`): `cofre lock extend`.
+    pub fn lock_extend(
+        &self,
+        opts: &crate::objlock::ExtendOptions,
+    ) -> Result<crate::objlock::ExtendReport> {
+        crate::objlock::extend(&self.repo, opts)
     }
 
     /// Restores `opts.path` of a snapshot under `opts.target`, holding a shared lock. Entries

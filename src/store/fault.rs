@@ -188,11 +188,7 @@ impl Store for FaultStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.before("delete", key).await?;
         if self.faults.refuse_deletes {
-            return Err(StoreError::Backend {
-                op: "delete",
-                key: key.to_string(),
-                msg: "HTTP 403 AccessDenied: Access Denied".into(),
-            });
+            return Err(refused(key));
         }
         self.inner.delete(key).await
     }
@@ -215,7 +211,74 @@ impl Store for FaultStore {
         self.inner.thaw_state(key).await
     }
 
+    async fn object_lock_enabled(&self) -> Result<bool, StoreError> {
+        self.inner.object_lock_enabled().await
+    }
+
+    async fn put_retained(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        class: Option<&str>,
+        keep: super::Retention,
+        if_absent: bool,
+    ) -> Result<(), StoreError> {
+        self.before_put(key).await?;
+        self.inner
+            .put_retained(key, data, class, keep, if_absent)
+            .await?;
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn retained_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        self.before("head", key).await?;
+        self.inner.retained_until(key).await
+    }
+
+    async fn retain(&self, key: &str, keep: super::Retention) -> Result<(), StoreError> {
+        self.before("retain", key).await?;
+        self.inner.retain(key, keep).await
+    }
+
+    async fn versions(&self, prefix: &str) -> Result<Vec<super::Version>, StoreError> {
+        self.before("list", prefix).await?;
+        self.inner.versions(prefix).await
+    }
+
+    async fn delete_version(&self, key: &str, version: &str) -> Result<(), StoreError> {
+        self.before("delete", key).await?;
+        if self.faults.refuse_deletes {
+            return Err(refused(key));
+        }
+        self.inner.delete_version(key, version).await
+    }
+
+    async fn get_version(&self, key: &str, version: &str) -> Result<Vec<u8>, StoreError> {
+        self.before("get", key).await?;
+        self.inner.get_version(key, version).await
+    }
+
+    async fn restore_version(
+        &self,
+        key: &str,
+        version: &str,
+        keep: Option<super::Retention>,
+    ) -> Result<(), StoreError> {
+        self.before_put(key).await?;
+        self.inner.restore_version(key, version, keep).await
+    }
+
     fn location(&self) -> String {
         format!("fault({})", self.inner.location())
+    }
+}
+
+/// What S3 answers a credential without `s3:DeleteObject`.
+fn refused(key: &str) -> StoreError {
+    StoreError::Backend {
+        op: "delete",
+        key: key.to_string(),
+        msg: "HTTP 403 AccessDenied: Access Denied".into(),
     }
 }

@@ -7,12 +7,15 @@ pub mod fault;
 pub mod gcs;
 pub mod local;
 pub mod memory;
+pub mod retention;
 pub mod s3;
+mod s3lock;
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use retention::{LockMode, Retention, Version};
 
 /// What an archived object's error says: readers that keep only an error's text (the
 /// restore's pack windows) are told apart by it (`Error::is_archived`).
@@ -209,8 +212,66 @@ pub trait Store: Send + Sync + 'static {
     async fn thaw_state(&self, key: &str) -> Result<ThawState, StoreError> {
         Err(no_thaw(key, &self.location()))
     }
+    /// Whether the bucket has S3 Object Lock enabled; stores without it say no.
+    async fn object_lock_enabled(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// `put_class` (or `put_if_absent`) with an Object Lock retention on the new version.
+    async fn put_retained(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        class: Option<&str>,
+        keep: Retention,
+        if_absent: bool,
+    ) -> Result<(), StoreError> {
+        let _ = (data, class, keep, if_absent);
+        Err(no_lock(key, &self.location()))
+    }
+    /// The current version's retain-until date (None: not locked).
+    async fn retained_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        Err(no_lock(key, &self.location()))
+    }
+    /// Sets the current version's retention (S3 PutObjectRetention). Callers only ever
+    /// raise it: `objlock::extend` reads it first.
+    async fn retain(&self, key: &str, keep: Retention) -> Result<(), StoreError> {
+        let _ = keep;
+        Err(no_lock(key, &self.location()))
+    }
+    /// Every version and delete marker under `prefix`, sorted by key, oldest first.
+    async fn versions(&self, prefix: &str) -> Result<Vec<Version>, StoreError> {
+        Err(no_lock(prefix, &self.location()))
+    }
+    /// Deletes one version for good (S3 DeleteObject with a version id).
+    async fn delete_version(&self, key: &str, version: &str) -> Result<(), StoreError> {
+        let _ = version;
+        Err(no_lock(key, &self.location()))
+    }
+    /// Reads one version (S3 GetObject with a version id).
+    async fn get_version(&self, key: &str, version: &str) -> Result<Vec<u8>, StoreError> {
+        let _ = version;
+        Err(no_lock(key, &self.location()))
+    }
+    /// Makes a copy of `version` the current version of `key`, retained as `keep`.
+    async fn restore_version(
+        &self,
+        key: &str,
+        version: &str,
+        keep: Option<Retention>,
+    ) -> Result<(), StoreError> {
+        let _ = (version, keep);
+        Err(no_lock(key, &self.location()))
+    }
     /// Human-readable location, for messages.
     fn location(&self) -> String;
+}
+
+fn no_lock(key: &str, location: &str) -> StoreError {
+    StoreError::Backend {
+        op: "object lock",
+        key: key.to_string(),
+        msg: format!("object lock is built for S3 only; {location} has none"),
+    }
 }
 
 fn no_thaw(key: &str, location: &str) -> StoreError {

@@ -17,7 +17,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use tokio::sync::Semaphore;
 
-use super::{range_error, ObjectInfo, Store, StoreError, ThawState, ThawTier};
+use super::{range_error, ObjectInfo, Retention, Store, StoreError, ThawState, ThawTier, Version};
 
 /// A response's buffer is allocated at its announced length up to this (a pack is at most
 /// ~8 MiB; a larger announcement grows the buffer as bytes actually arrive).
@@ -54,9 +54,9 @@ impl Default for S3Options {
 }
 
 pub struct S3Store {
-    client: Client,
-    bucket: String,
-    prefix: String,
+    pub(super) client: Client,
+    pub(super) bucket: String,
+    pub(super) prefix: String,
     limit: Semaphore,
 }
 
@@ -78,7 +78,7 @@ pub fn parse_url(url: &str) -> Option<(String, String)> {
 
 /// One readable line for an S3 failure: the HTTP status, the service's code and message;
 /// the SDK's full context (often ~2,000 characters of debug output) only in the debug log.
-fn backend<E, R>(op: &'static str, key: &str, e: SdkError<E, R>) -> StoreError
+pub(super) fn backend<E, R>(op: &'static str, key: &str, e: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug + HttpStatus,
@@ -123,7 +123,7 @@ impl<B> HttpStatus for aws_smithy_runtime_api::http::Response<B> {
     }
 }
 
-fn is_404<E, R>(e: &SdkError<E, aws_smithy_runtime_api::http::Response<R>>) -> bool {
+pub(super) fn is_404<E, R>(e: &SdkError<E, aws_smithy_runtime_api::http::Response<R>>) -> bool {
     e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
 }
 
@@ -163,11 +163,11 @@ impl S3Store {
         })
     }
 
-    fn key(&self, key: &str) -> String {
+    pub(super) fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
-    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+    pub(super) async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         // The semaphore is never closed.
         self.limit.acquire().await.expect("semaphore open")
     }
@@ -178,6 +178,7 @@ impl S3Store {
         data: Vec<u8>,
         class: Option<&str>,
         if_absent: bool,
+        keep: Option<super::Retention>,
     ) -> Result<(), StoreError> {
         let _p = self.permit().await;
         let mut req = self
@@ -188,6 +189,13 @@ impl S3Store {
             .body(ByteStream::from(data));
         if let Some(c) = class {
             req = req.storage_class(StorageClass::from(c));
+        }
+        if let Some(k) = keep {
+            // S3 wants a checksum on every PUT that sets a retention.
+            req = req
+                .object_lock_mode(k.mode.as_s3().into())
+                .object_lock_retain_until_date(aws_smithy_types::DateTime::from_secs(k.until))
+                .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32);
         }
         if if_absent {
             req = req.if_none_match("*");
@@ -207,11 +215,12 @@ impl S3Store {
 #[async_trait]
 impl Store for S3Store {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
-        self.put_with_class(key, data, None, false).await
+        self.put_with_class(key, data, None, false, None).await
     }
 
     async fn put_class(&self, key: &str, data: Vec<u8>, class: &str) -> Result<(), StoreError> {
-        self.put_with_class(key, data, Some(class), false).await
+        self.put_with_class(key, data, Some(class), false, None)
+            .await
     }
 
     /// `If-None-Match: *`. Servers without conditional writes ignore the header; then a
@@ -223,79 +232,11 @@ impl Store for S3Store {
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        self.put_with_class(key, data, None, true).await
+        self.put_with_class(key, data, None, true, None).await
     }
 
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError> {
-        let _p = self.permit().await;
-        if let Some(r) = &range {
-            if r.start == r.end {
-                // An empty range cannot be expressed in HTTP; check the object and return nothing.
-                let size = self.head_inner(key).await?;
-                return if r.end <= size {
-                    Ok(Vec::new())
-                } else {
-                    Err(range_error("get", key, r, size))
-                };
-            }
-        }
-        let mut req = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(key));
-        if let Some(r) = &range {
-            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
-        }
-        let out = req.send().await.map_err(|e| {
-            if is_404(&e) {
-                StoreError::NotFound(key.to_string())
-            } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) {
-                StoreError::Backend {
-                    op: "get",
-                    key: key.to_string(),
-                    msg: "range not satisfiable".into(),
-                }
-            } else {
-                backend("get", key, e)
-            }
-        })?;
-        // Appended part by part into one buffer of the announced size: `collect()` then
-        // `into_bytes().to_vec()` copied every byte twice more (6% of a restore's CPU).
-        let announced = range
-            .as_ref()
-            .map(|r| r.end - r.start)
-            .or(out.content_length.and_then(|l| u64::try_from(l).ok()))
-            .unwrap_or(0);
-        let mut body = Vec::with_capacity(announced.min(MAX_PREALLOC) as usize);
-        let mut stream = out.body;
-        while let Some(part) = stream.next().await {
-            let part = part.map_err(|e| StoreError::Backend {
-                op: "get",
-                key: key.to_string(),
-                msg: format!("reading body: {e}"),
-            })?;
-            // A server that ignores the range must not fill memory before the check below.
-            if range.is_some() && (body.len() + part.len()) as u64 > announced {
-                return Err(StoreError::Backend {
-                    op: "get",
-                    key: key.to_string(),
-                    msg: format!("more than the {announced} bytes asked for"),
-                });
-            }
-            body.extend_from_slice(&part);
-        }
-        if let Some(r) = range {
-            // A server that ignores or clips the range must not hand us short data.
-            if body.len() as u64 != r.end - r.start {
-                return Err(StoreError::Backend {
-                    op: "get",
-                    key: key.to_string(),
-                    msg: format!("range {}..{} returned {} bytes", r.start, r.end, body.len()),
-                });
-            }
-        }
-        Ok(body)
+        self.get_at(key, range, None).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
@@ -398,19 +339,150 @@ impl Store for S3Store {
         Ok(super::thaw_state_of(archived, head.restore(), now))
     }
 
+    async fn object_lock_enabled(&self) -> Result<bool, StoreError> {
+        self.lock_enabled().await
+    }
+
+    async fn put_retained(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        class: Option<&str>,
+        keep: Retention,
+        if_absent: bool,
+    ) -> Result<(), StoreError> {
+        if if_absent {
+            match self.head_inner(key).await {
+                Ok(_) => return Err(StoreError::Exists(key.to_string())),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.put_with_class(key, data, class, if_absent, Some(keep))
+            .await
+    }
+
+    async fn retained_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        self.until(key).await
+    }
+
+    async fn retain(&self, key: &str, keep: Retention) -> Result<(), StoreError> {
+        self.set_retention(key, keep).await
+    }
+
+    async fn versions(&self, prefix: &str) -> Result<Vec<Version>, StoreError> {
+        self.list_versions(prefix).await
+    }
+
+    async fn delete_version(&self, key: &str, version: &str) -> Result<(), StoreError> {
+        self.remove_version(key, version).await
+    }
+
+    async fn get_version(&self, key: &str, version: &str) -> Result<Vec<u8>, StoreError> {
+        self.get_at(key, None, Some(version)).await
+    }
+
+    async fn restore_version(
+        &self,
+        key: &str,
+        version: &str,
+        keep: Option<Retention>,
+    ) -> Result<(), StoreError> {
+        self.copy_version(key, version, keep).await
+    }
+
     fn location(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
     }
 }
 
 impl S3Store {
+    /// GET of the current version, or of `version` (recovery after an overwrite).
+    pub(super) async fn get_at(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+        version: Option<&str>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let _p = self.permit().await;
+        if let Some(r) = &range {
+            if r.start == r.end {
+                // An empty range cannot be expressed in HTTP; check the object and return nothing.
+                let size = self.head_inner(key).await?;
+                return if r.end <= size {
+                    Ok(Vec::new())
+                } else {
+                    Err(range_error("get", key, r, size))
+                };
+            }
+        }
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .set_version_id(version.map(str::to_string));
+        if let Some(r) = &range {
+            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let out = req.send().await.map_err(|e| {
+            if is_404(&e) {
+                StoreError::NotFound(key.to_string())
+            } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) {
+                StoreError::Backend {
+                    op: "get",
+                    key: key.to_string(),
+                    msg: "range not satisfiable".into(),
+                }
+            } else {
+                backend("get", key, e)
+            }
+        })?;
+        // Appended part by part into one buffer of the announced size: `collect()` then
+        // `into_bytes().to_vec()` copied every byte twice more (6% of a restore's CPU).
+        let announced = range
+            .as_ref()
+            .map(|r| r.end - r.start)
+            .or(out.content_length.and_then(|l| u64::try_from(l).ok()))
+            .unwrap_or(0);
+        let mut body = Vec::with_capacity(announced.min(MAX_PREALLOC) as usize);
+        let mut stream = out.body;
+        while let Some(part) = stream.next().await {
+            let part = part.map_err(|e| StoreError::Backend {
+                op: "get",
+                key: key.to_string(),
+                msg: format!("reading body: {e}"),
+            })?;
+            // A server that ignores the range must not fill memory before the check below.
+            if range.is_some() && (body.len() + part.len()) as u64 > announced {
+                return Err(StoreError::Backend {
+                    op: "get",
+                    key: key.to_string(),
+                    msg: format!("more than the {announced} bytes asked for"),
+                });
+            }
+            body.extend_from_slice(&part);
+        }
+        if let Some(r) = range {
+            // A server that ignores or clips the range must not hand us short data.
+            if body.len() as u64 != r.end - r.start {
+                return Err(StoreError::Backend {
+                    op: "get",
+                    key: key.to_string(),
+                    msg: format!("range {}..{} returned {} bytes", r.start, r.end, body.len()),
+                });
+            }
+        }
+        Ok(body)
+    }
+
     async fn head_inner(&self, key: &str) -> Result<u64, StoreError> {
         let o = self.head_object(key).await?;
         Ok(o.content_length().unwrap_or(0).max(0) as u64)
     }
 
     /// HEAD: size, storage class and `x-amz-restore` (callers hold a permit).
-    async fn head_object(
+    pub(super) async fn head_object(
         &self,
         key: &str,
     ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, StoreError> {

@@ -1,0 +1,100 @@
+//! `cofre lock extend|recover`: S3 Object Lock (docs/object-lock.md).
+
+use cofre::error::Result;
+use cofre::{ExtendOptions, Session};
+
+use crate::Ctx;
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    /// Keep every object a kept snapshot needs under Object Lock for as long as its
+    /// policy keeps it (by the configuration file's policies), and at least the lock days
+    /// ahead. Only ever raises a retention. `cofre run` does this after every snapshot.
+    Extend {
+        /// Count what would be extended; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// After a credential was misused: put back every object that was deleted (a delete
+    /// marker) or overwritten, from the versions Object Lock kept, then lock them again.
+    Recover {
+        /// Say what would be put back; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
+    match cmd {
+        Cmd::Extend { dry_run } => extend(ctx, &ctx.session()?, dry_run),
+        Cmd::Recover { dry_run } => {
+            let report = Session::lock_recover(ctx.open.clone(), dry_run)?;
+            if ctx.json {
+                ctx.print_json(&report)?;
+            } else {
+                for key in &report.restored {
+                    println!(
+                        "{} {key}",
+                        if dry_run { "would restore" } else { "restored" }
+                    );
+                }
+                for key in &report.unrecoverable {
+                    eprintln!("error: {key}: no version left holds what cofre wrote");
+                }
+                println!(
+                    "{} object(s) looked at, {} restored, {} unrecoverable",
+                    report.objects,
+                    report.restored.len(),
+                    report.unrecoverable.len()
+                );
+            }
+            if !report.unrecoverable.is_empty() {
+                eprintln!(
+                    "run `cofre check` to see which snapshots the unrecoverable objects hurt"
+                );
+                return Ok(1);
+            }
+            if dry_run {
+                return Ok(0);
+            }
+            // The restored copies are new versions: lock them as the originals were.
+            extend(ctx, &ctx.session()?, false)
+        }
+    }
+}
+
+fn extend(ctx: &Ctx, session: &Session, dry_run: bool) -> Result<i32> {
+    let none = |_: &cofre::model::Manifest| None;
+    let by_config = ctx.file.as_ref().map(cofre::objlock::config_horizon);
+    let horizon: &dyn Fn(&cofre::model::Manifest) -> Option<i64> = match &by_config {
+        Some(h) => h,
+        None => &none,
+    };
+    let report = session.lock_extend(&ExtendOptions {
+        horizon,
+        only: None,
+        dry_run,
+    })?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+    } else {
+        println!(
+            "{} snapshot(s), {} object(s): {} {}; the earliest retention ends {}",
+            report.snapshots,
+            report.objects,
+            report.extended,
+            if dry_run {
+                "would be extended"
+            } else {
+                "extended"
+            },
+            report
+                .earliest_until
+                .map_or("never".to_string(), crate::day)
+        );
+        for key in &report.missing {
+            eprintln!("warning: {key} is needed by a snapshot but missing: run `cofre check`");
+        }
+    }
+    Ok(if report.missing.is_empty() { 0 } else { 1 })
+}
