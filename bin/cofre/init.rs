@@ -24,7 +24,7 @@ pub struct Args {
     /// Keep every snapshot's objects under S3 Object Lock (governance or compliance), so
     /// that no credential can delete or overwrite them for a while (docs/object-lock.md).
     /// The bucket must have been made with Object Lock enabled.
-    #[arg(long, value_name = "MODE", conflicts_with = "copy_params_from")]
+    #[arg(long, value_name = "MODE")]
     object_lock: Option<LockMode>,
     /// With --object-lock: every object is locked this many days when written, and kept
     /// locked at least this far ahead while a kept snapshot needs it.
@@ -33,14 +33,12 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
+    let lock = a.object_lock.map(|mode| ObjectLock {
+        mode,
+        days: a.lock_days,
+    });
     let s = match &a.copy_params_from {
-        None => {
-            let lock = a.object_lock.map(|mode| ObjectLock {
-                mode,
-                days: a.lock_days,
-            });
-            Session::init(ctx.open.clone(), a.compression, lock)?
-        }
+        None => Session::init(ctx.open.clone(), a.compression, lock)?,
         Some(from) => {
             let from = Session::open(OpenOptions {
                 repo: Some(from.clone()),
@@ -52,7 +50,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
                 catalog: None,
                 ..ctx.open.clone()
             })?;
-            Session::init_copying(ctx.open.clone(), &from)?
+            Session::init_copying(ctx.open.clone(), &from, lock)?
         }
     };
     if ctx.json {

@@ -16,7 +16,8 @@ pub enum Cmd {
         dry_run: bool,
     },
     /// After a credential was misused: put back every object that was deleted (a delete
-    /// marker) or overwritten, from the versions Object Lock kept, then lock them again.
+    /// marker) or overwritten, from the versions Object Lock kept, index the packs whose
+    /// index objects were deleted, then lock what was put back.
     Recover {
         /// Say what would be put back; change nothing.
         #[arg(long)]
@@ -57,8 +58,18 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             if dry_run {
                 return Ok(0);
             }
-            // The restored copies are new versions: lock them as the originals were.
-            extend(ctx, &ctx.session()?, false)
+            // Index objects are not locked (they are rebuilt from the packs' headers):
+            // index what no index object names any more, then lock the restored copies,
+            // new versions, as the originals were.
+            let session = ctx.session()?;
+            let repaired = session.repair_index()?;
+            if repaired.packs_reindexed > 0 && !ctx.json {
+                println!(
+                    "re-indexed {} pack(s) whose index objects were gone",
+                    repaired.packs_reindexed
+                );
+            }
+            extend(ctx, &session, false)
         }
     }
 }

@@ -75,7 +75,12 @@ const ROUND_BYTES: u64 = 64 << 20;
 
 pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<CopyReport> {
     let mut report = CopyReport::default();
-    copy_into(src, dst, opts, &mut report)?;
+    let done = copy_into(src, dst, opts, &mut report);
+    // A locked target keeps what each copied snapshot reuses there locked too.
+    for c in &report.copied {
+        crate::objlock::after_ingest(dst, &c.id, None);
+    }
+    done?;
     Ok(report)
 }
 

@@ -160,10 +160,13 @@ impl Repository {
         rt: Handle,
         password: &[u8],
         from: &Repository,
+        object_lock: Option<retain::ObjectLock>,
     ) -> Result<Repository> {
         let config = Config {
             version: FORMAT_VERSION,
             id: hex::encode(rand::random::<[u8; 16]>()),
+            // The copy's own: an offsite copy is often the one locked.
+            object_lock,
             ..from.config.clone()
         };
         Self::create(store, rt, password, from.keys.clone(), config)

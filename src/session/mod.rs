@@ -178,11 +178,15 @@ impl Session {
 
     /// Creates a repository that shares `from`'s keys and chunker, with a password of its
     /// own, so that `copy` moves snapshots into it as they are (`init --copy-params-from`).
-    pub fn init_copying(opts: OpenOptions, from: &Session) -> Result<Session> {
+    pub fn init_copying(
+        opts: OpenOptions,
+        from: &Session,
+        object_lock: Option<crate::repo::retain::ObjectLock>,
+    ) -> Result<Session> {
         let rt = Runtime::new(opts.runtime.clone())?;
         let store = crate::store::open(opts.url()?, &rt.handle())?;
         let pw = new_password(&opts)?;
-        let repo = Repository::init_copying(store, rt.handle(), &pw, &from.repo)?;
+        let repo = Repository::init_copying(store, rt.handle(), &pw, &from.repo, object_lock)?;
         Ok(Session::from_parts(opts, repo, rt))
     }
 

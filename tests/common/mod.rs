@@ -16,7 +16,7 @@ pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
 pub use mount::{is_mounted, Mount};
 #[allow(unused_imports)]
-pub use servers::{Azurite, Emulator, FakeGcs, Garage, Moto};
+pub use servers::{Azurite, Emulator, FakeGcs, Garage, Moto, MotoIam};
 #[allow(unused_imports)]
 pub use stores::{conformance_on, copy_into, end_to_end_on, logged_writes};
 

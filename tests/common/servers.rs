@@ -105,6 +105,16 @@ impl Moto {
     }
 }
 
+/// moto with IAM enforced and a bucket with Object Lock (integration/moto-iam.sh): AWS_*
+/// is an admin; COFRE_TEST_INGEST_KEY_ID/SECRET a role that may not delete.
+pub struct MotoIam;
+
+impl MotoIam {
+    pub fn start() -> Emulator {
+        Emulator::start("moto-iam")
+    }
+}
+
 /// fake-gcs-server, a Google Cloud Storage emulator (integration/fakegcs.sh).
 pub struct FakeGcs;
 
