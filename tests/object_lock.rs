@@ -217,6 +217,19 @@ fn ransomware_with_either_credential_loses_no_snapshot() {
     swap(&src, &admin.path("a"));
     admin.restore_matches(&[&ids[1]], "out-b", &src);
 
+    // A key file cannot go before its lock ends: said before anything is written.
+    let pw2 = admin.path("pw2");
+    std::fs::write(&pw2, "second password").expect("write");
+    admin.ok(&["key", "add", "--new-password-file", s(&pw2)]);
+    let out = admin.run(&["key", "passwd", "--new-password-file", s(&pw2)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("under S3 Object Lock until"), "{err}");
+    assert_eq!(
+        admin.json(&["key", "list"]).as_array().map(Vec::len),
+        Some(2)
+    );
+
     // Forget leaves a locked snapshot, and says until when.
     let out = admin.ok(&["forget", &ids[0]]);
     assert!(out.contains("under S3 Object Lock until"), "{out}");

@@ -80,12 +80,33 @@ pub fn remove(repo: &Repository, prefix: &str) -> Result<String> {
             "refusing to remove the key in use: open the repository with another password to remove this one (or use `cofre key passwd`)".into(),
         ));
     }
+    removable(repo, &key.id)?;
     repo.delete(FileType::Key, &key.id)?;
     Ok(key.id.clone())
 }
 
+/// In a repository under S3 Object Lock a key file cannot be removed before its retention
+/// ends (S3 refuses): say so before anything is written, with the date.
+fn removable(repo: &Repository, id: &str) -> Result<()> {
+    if repo.config.object_lock.is_none() {
+        return Ok(());
+    }
+    let until = crate::objlock::retained_until(repo, vec![FileType::Key.key(id)])?;
+    match until.first().copied().flatten() {
+        Some(t) if t > super::retain::now() => Err(Error::InvalidArgument(format!(
+            "key {} is under S3 Object Lock until {} and its password opens the repository until then: `cofre key add` a new password now, `cofre key remove` this one after that date",
+            &id[..8.min(id.len())],
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .map(|d| d.date().to_string())
+                .unwrap_or_default()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Replaces the key in use by one with a new password: the new key is stored first.
 pub fn passwd(repo: &Repository, password: &[u8]) -> Result<String> {
+    removable(repo, &repo.key_name)?;
     let new = add(repo, password)?;
     repo.delete(FileType::Key, &repo.key_name)?;
     Ok(new)
