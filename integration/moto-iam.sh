@@ -42,7 +42,8 @@ def user(name, actions):
     iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(doc))
     return iam.create_access_key(UserName=name)["AccessKey"]
 admin = user("admin", ["s3:*"])
-ingest = user("ingest", ["s3:ListBucket", "s3:GetObject", "s3:PutObject",
+ingest = user("ingest", ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetObject",
+                         "s3:GetObjectVersion", "s3:PutObject",
                          "s3:GetObjectRetention", "s3:PutObjectRetention",
                          "s3:GetBucketObjectLockConfiguration"])
 print(f"export AWS_ENDPOINT_URL={ep}")

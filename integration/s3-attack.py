@@ -9,6 +9,8 @@ moto's IAM enforcement on (COFRE_TEST_MOTO_API, integration/moto-iam.sh) while i
   s3-attack.py delete-and-overwrite BUCKET PREFIX
                                                try to delete every object and its current
                                                version, then overwrite it: the ingest role's
+  s3-attack.py list BUCKET PREFIX              the keys under PREFIX
+  s3-attack.py overwrite BUCKET KEY            overwrite one object
   s3-attack.py retention BUCKET KEY...         each key's retain-until, Unix seconds
   s3-attack.py bypass-delete BUCKET KEY        delete every version of KEY with the
                                                governance bypass header (an admin's right)
@@ -68,6 +70,11 @@ def main(counts):
             attempt(counts, "delete", lambda: s3.delete_object(Bucket=bucket, Key=k))
             attempt(counts, "overwrite", lambda: s3.put_object(
                 Bucket=bucket, Key=k, Body=b"encrypted, pay 1 BTC"))
+    elif cmd == "list":
+        counts["keys"] = objects()
+    elif cmd == "overwrite":
+        attempt(counts, "overwrite", lambda: s3.put_object(
+            Bucket=bucket, Key=prefix, Body=b"encrypted, pay 1 BTC"))
     elif cmd == "retention":
         for k in sys.argv[3:]:
             d = s3.head_object(Bucket=bucket, Key=k).get("ObjectLockRetainUntilDate")

@@ -33,6 +33,17 @@ fn attack(env: &Env, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
+/// The store key of one pack of the repository at `prefix`.
+fn first_pack(admin: &Env, moto: &common::Emulator, prefix: &str) -> String {
+    let counts = attack(admin, &["list", &moto.bucket, prefix]);
+    let keys = counts["keys"].as_array().expect("keys");
+    let pack = keys
+        .iter()
+        .filter_map(|k| k.as_str())
+        .find(|k| k.contains("/data/"));
+    pack.expect("a pack").to_string()
+}
+
 /// Unix seconds a minute from now.
 fn soon_seconds() -> i64 {
     let out = Command::new("date")
@@ -190,6 +201,22 @@ fn ransomware_with_either_credential_loses_no_snapshot() {
     assert!(first >= time_of(&ids[0]) + 2 * day, "{until}");
     let second = until[&keys[1]].as_i64().expect("locked");
     assert!(second >= time_of(&ids[1]) + 21 * day, "{until}");
+
+    // One pack overwritten by the ingest role: `lock extend` says so, and names the way out.
+    let pack = first_pack(&admin, &moto, &prefix);
+    let hit = attack(&ingest, &["overwrite", &moto.bucket, &pack]);
+    assert_eq!(hit["overwrite_done"], 1, "{hit}");
+    let out = admin.run(&["lock", "extend"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("run `cofre lock recover`"), "{err}");
+    // Recover deletes the foreign version (extend left it unlocked): no trace is left.
+    let recovered = admin.ok(&["lock", "recover"]);
+    assert!(
+        recovered.contains(", 1 restored, 0 unrecoverable, 0 failed"),
+        "{recovered}"
+    );
+    admin.ok(&["lock", "extend"]);
 
     // The admin credential, without the bypass header: no locked version goes.
     let hit = attack(&admin, &["delete-versions", &moto.bucket, &prefix]);

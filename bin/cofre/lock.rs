@@ -30,9 +30,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         Cmd::Extend { dry_run } => extend(ctx, &ctx.session()?, dry_run),
         Cmd::Recover { dry_run } => {
             let report = Session::lock_recover(ctx.open.clone(), dry_run)?;
-            if ctx.json {
-                ctx.print_json(&report)?;
-            } else {
+            if !ctx.json {
                 for key in &report.restored {
                     println!(
                         "{} {key}",
@@ -42,70 +40,92 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
                 for key in &report.unrecoverable {
                     eprintln!("error: {key}: no version left holds what cofre wrote");
                 }
+                for f in &report.failed {
+                    eprintln!("error: {f}");
+                }
                 println!(
-                    "{} object(s) looked at, {} restored, {} unrecoverable",
+                    "{} object(s) looked at, {} restored, {} unrecoverable, {} failed",
                     report.objects,
                     report.restored.len(),
-                    report.unrecoverable.len()
+                    report.unrecoverable.len(),
+                    report.failed.len()
                 );
             }
-            if !report.unrecoverable.is_empty() {
-                eprintln!(
-                    "run `cofre check` to see which snapshots the unrecoverable objects hurt"
-                );
-                return Ok(1);
-            }
+            let bad = !report.unrecoverable.is_empty() || !report.failed.is_empty();
             if dry_run {
-                return Ok(0);
+                if ctx.json {
+                    ctx.print_json(&report)?;
+                }
+                return Ok(i32::from(bad));
             }
             // Index objects are not locked (they are rebuilt from the packs' headers):
-            // index what no index object names any more, then lock the restored copies,
-            // new versions, as the originals were.
+            // index what no index object names any more, then lock what was put back.
+            // Both run even when some keys could not be put back: what could, is.
             let session = ctx.session()?;
             let repaired = session.repair_index()?;
-            if repaired.packs_reindexed > 0 && !ctx.json {
-                println!(
-                    "re-indexed {} pack(s) whose index objects were gone",
-                    repaired.packs_reindexed
-                );
+            let locked = lock_extend(ctx, &session, false)?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({
+                    "recover": report, "repair": repaired, "extend": locked,
+                }))?;
+            } else {
+                if repaired.packs_reindexed > 0 {
+                    println!(
+                        "re-indexed {} pack(s) whose index objects were gone",
+                        repaired.packs_reindexed
+                    );
+                }
+                print_extend(&locked, false);
             }
-            extend(ctx, &session, false)
+            if bad {
+                eprintln!("run `cofre check` to see which snapshots the objects above hurt");
+            }
+            Ok(i32::from(bad || !locked.problems().is_empty()))
         }
     }
 }
 
-fn extend(ctx: &Ctx, session: &Session, dry_run: bool) -> Result<i32> {
+/// `lock extend` over every snapshot, by the configuration file's policies if there is one.
+fn lock_extend(ctx: &Ctx, session: &Session, dry_run: bool) -> Result<cofre::ExtendReport> {
     let none = |_: &cofre::model::Manifest| None;
     let by_config = ctx.file.as_ref().map(cofre::objlock::config_horizon);
     let horizon: &dyn Fn(&cofre::model::Manifest) -> Option<i64> = match &by_config {
         Some(h) => h,
         None => &none,
     };
-    let report = session.lock_extend(&ExtendOptions {
+    session.lock_extend(&ExtendOptions {
         horizon,
         only: None,
         dry_run,
-    })?;
+    })
+}
+
+fn print_extend(report: &cofre::ExtendReport, dry_run: bool) {
+    println!(
+        "{} snapshot(s), {} object(s): {} version(s) {}; the earliest retention ends {}",
+        report.snapshots,
+        report.objects,
+        report.extended,
+        if dry_run {
+            "would be extended"
+        } else {
+            "extended"
+        },
+        report
+            .earliest_until
+            .map_or("never".to_string(), crate::day)
+    );
+    for p in report.problems() {
+        eprintln!("warning: {p}");
+    }
+}
+
+fn extend(ctx: &Ctx, session: &Session, dry_run: bool) -> Result<i32> {
+    let report = lock_extend(ctx, session, dry_run)?;
     if ctx.json {
         ctx.print_json(&report)?;
     } else {
-        println!(
-            "{} snapshot(s), {} object(s): {} {}; the earliest retention ends {}",
-            report.snapshots,
-            report.objects,
-            report.extended,
-            if dry_run {
-                "would be extended"
-            } else {
-                "extended"
-            },
-            report
-                .earliest_until
-                .map_or("never".to_string(), crate::day)
-        );
-        for key in &report.missing {
-            eprintln!("warning: {key} is needed by a snapshot but missing: run `cofre check`");
-        }
+        print_extend(&report, dry_run);
     }
-    Ok(if report.missing.is_empty() { 0 } else { 1 })
+    Ok(i32::from(!report.problems().is_empty()))
 }

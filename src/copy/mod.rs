@@ -78,7 +78,9 @@ pub fn copy(src: &Repository, dst: &Repository, opts: &CopyOptions) -> Result<Co
     let done = copy_into(src, dst, opts, &mut report);
     // A locked target keeps what each copied snapshot reuses there locked too.
     for c in &report.copied {
-        crate::objlock::after_ingest(dst, &c.id, None);
+        for w in crate::objlock::after_ingest(dst, &c.id, None) {
+            tracing::warn!("{w}");
+        }
     }
     done?;
     Ok(report)

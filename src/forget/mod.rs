@@ -163,15 +163,14 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         let keys = doomed.iter().map(|id| FileType::Snapshot.key(id)).collect();
         let until = crate::objlock::retained_until(repo, keys)?;
         let now = crate::repo::retain::now();
-        let (locked, free): (Vec<_>, Vec<_>) = doomed
-            .into_iter()
-            .zip(until)
-            .partition(|(_, u)| u.is_some_and(|u| u > now));
-        report.locked = locked
-            .into_iter()
-            .map(|(id, u)| (id, u.unwrap_or(0)))
-            .collect();
-        doomed = free.into_iter().map(|(id, _)| id).collect();
+        let mut free = Vec::new();
+        for (id, until) in doomed.into_iter().zip(until) {
+            match until.filter(|u| *u > now) {
+                Some(u) => report.locked.push((id, u)),
+                None => free.push(id),
+            }
+        }
+        doomed = free;
     }
     for (id, r) in doomed
         .iter()

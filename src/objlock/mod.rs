@@ -80,28 +80,33 @@ pub fn config_horizon(
 
 /// After a snapshot is committed in a locked repository: its manifest and every pack it
 /// uses, old ones it reused included, retained for `horizon` days (None: the lock days).
-/// The snapshot is committed whatever happens here, so a failure is a warning naming the
-/// command that finishes the job.
-pub fn after_ingest(repo: &Repository, id: &str, horizon: Option<i64>) {
+/// The snapshot is committed whatever happens here: what went wrong comes back as
+/// warnings, each naming the command that finishes the job.
+pub fn after_ingest(repo: &Repository, id: &str, horizon: Option<i64>) -> Vec<String> {
     if repo.config.object_lock.is_none() {
-        return;
+        return Vec::new();
     }
     let opts = ExtendOptions {
         horizon: &|_| horizon,
         only: Some(vec![id.to_string()]),
         dry_run: false,
     };
-    if let Err(e) = extend(repo, &opts) {
-        tracing::warn!(
-            "snapshot {id} is committed, but the older data it reuses may be locked for less than its retention ({e}): run `cofre lock extend`"
-        );
+    match extend(repo, &opts) {
+        Ok(r) => r.problems(),
+        Err(e) => vec![format!(
+            "snapshot {} is committed, but the older data it reuses may be locked for less than its retention ({e}): run `cofre lock extend`",
+            &id[..8.min(id.len())]
+        )],
     }
 }
 
 /// Moves every pack under an Object Lock retention at `now` out of `delete` and `repack`
 /// into `keep`: S3 refuses to delete a locked version, and a repack would copy its blobs
-/// and then fail to delete it. A later prune takes it once the retention has passed.
-/// A failed retention lookup stops prune before anything is deleted.
+/// and then fail to delete it. A later prune takes it once the retention has passed. Packs
+/// an earlier prune doomed are not held (`hold_where`): that prune may wake and delete
+/// them. `extend` never locks them further, so their deletion fails (reported, exit 1) at
+/// most until the retention they were written with ends. A failed retention lookup stops
+/// prune before anything is deleted.
 pub fn hold(
     repo: &Repository,
     doomed_before: &HashSet<BlobId>,
@@ -138,7 +143,7 @@ pub fn retained_until(repo: &Repository, keys: Vec<String>) -> Result<Vec<Option
     repo.run_many(keys.into_iter().map(|key| {
         let store = repo.store().clone();
         async move {
-            match store.retained_until(&key).await {
+            match store.retained_until(&key, None).await {
                 Err(crate::store::StoreError::NotFound(_)) => Ok(None),
                 r => r,
             }

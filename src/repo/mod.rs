@@ -728,6 +728,20 @@ fn tree_location(index: &MasterIndex, id: &BlobId) -> Result<Location> {
 /// Tries every key file: the first whose keys the password unwraps *and* that opens the
 /// config wins. A damaged key file, or one left by a racing `init` whose keys open nothing,
 /// is skipped with a warning instead of making the repository unreadable.
+impl Repository {
+    /// Whether `bytes` are this repository's config, sealed with its keys.
+    pub fn is_own_config(&self, bytes: &[u8]) -> bool {
+        self.keys.open(bytes, CONFIG_AAD, "config").is_ok()
+    }
+}
+
+/// Whether `sealed_cfg` is a config this password opens through one of the store's key
+/// files (`lock recover` tells cofre's config from a foreign object at its name).
+pub fn config_opens(store: &DynStore, rt: &Handle, password: &[u8], sealed_cfg: &[u8]) -> bool {
+    open_keys(store, rt, password, sealed_cfg)
+        .is_ok_and(|(_, cfg, _)| serde_json::from_slice::<Config>(&cfg).is_ok())
+}
+
 fn open_keys(
     store: &DynStore,
     rt: &Handle,

@@ -160,12 +160,21 @@ impl Store for Retaining {
             .await
     }
 
-    async fn retained_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        self.inner.retained_until(key).await
+    async fn retained_until(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.inner.retained_until(key, version).await
     }
 
-    async fn retain(&self, key: &str, keep: Retention) -> Result<(), StoreError> {
-        self.inner.retain(key, keep).await
+    async fn retain(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        keep: Retention,
+    ) -> Result<(), StoreError> {
+        self.inner.retain(key, version, keep).await
     }
 
     async fn versions(&self, prefix: &str) -> Result<Vec<Version>, StoreError> {
@@ -184,9 +193,10 @@ impl Store for Retaining {
         &self,
         key: &str,
         version: &str,
+        class: Option<&str>,
         keep: Option<Retention>,
     ) -> Result<(), StoreError> {
-        self.inner.restore_version(key, version, keep).await
+        self.inner.restore_version(key, version, class, keep).await
     }
 
     fn location(&self) -> String {

@@ -508,7 +508,9 @@ fn snapshot_and_retain(
         .policy
         .as_ref()
         .and_then(crate::objlock::horizon_days);
-    crate::objlock::after_ingest(repo, &report.snapshot, horizon);
+    for w in crate::objlock::after_ingest(repo, &report.snapshot, horizon) {
+        tracing::warn!("{w}");
+    }
     if let Some(policy) = job.class.policy.clone() {
         let f = crate::forget::forget(
             repo,
@@ -541,14 +543,12 @@ fn snapshot_and_retain(
                     ..Default::default()
                 },
             )?;
-            if let Some(first) = p.done.as_ref().and_then(|d| d.delete_failures.first()) {
-                return Err(Error::WriteFailed(first.clone()));
-            }
             // The admin's run: what every kept snapshot needs stays locked, by the
-            // policies as they are now (a policy made longer reaches old snapshots here).
+            // policies as they are now (a policy made longer reaches old snapshots here),
+            // whether or not some deletions failed.
             if repo.config.object_lock.is_some() {
                 let horizon = crate::objlock::config_horizon(cfg);
-                crate::objlock::extend(
+                let locked = crate::objlock::extend(
                     repo,
                     &crate::objlock::ExtendOptions {
                         horizon: &horizon,
@@ -556,6 +556,12 @@ fn snapshot_and_retain(
                         dry_run: false,
                     },
                 )?;
+                for w in locked.problems() {
+                    tracing::warn!("{w}");
+                }
+            }
+            if let Some(first) = p.done.as_ref().and_then(|d| d.delete_failures.first()) {
+                return Err(Error::WriteFailed(first.clone()));
             }
         }
         crate::catalog::sync::sync(cat, repo)?;

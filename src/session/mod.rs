@@ -173,7 +173,10 @@ impl Session {
     pub fn lock_recover(opts: OpenOptions, dry_run: bool) -> Result<crate::objlock::RecoverReport> {
         let rt = Runtime::new(opts.runtime.clone())?;
         let store = crate::store::open(opts.url()?, &rt.handle())?;
-        crate::objlock::recover(&store, &rt.handle(), None, dry_run)
+        let pw = opts.password.get(false)?;
+        let handle = rt.handle();
+        let opens = |sealed: &[u8]| crate::repo::config_opens(&store, &handle, &pw, sealed);
+        crate::objlock::recover(&store, &handle, &opens, dry_run)
     }
 
     /// Creates a repository that shares `from`'s keys and chunker, with a password of its

@@ -63,8 +63,9 @@ impl Session {
             // Synced here too, outside the lock, because `open_synced` is where a damaged
             // catalog is rebuilt; ingest syncs again (two listings) once it holds its lock.
             let mut cat = self.synced_catalog()?;
-            let report = crate::ingest::ingest(&self.repo, &mut cat, opts.clone())?;
-            crate::objlock::after_ingest(&self.repo, &report.snapshot, None);
+            let mut report = crate::ingest::ingest(&self.repo, &mut cat, opts.clone())?;
+            let locked = crate::objlock::after_ingest(&self.repo, &report.snapshot, None);
+            report.warnings.extend(locked);
             Ok(report)
         })
     }

@@ -231,14 +231,23 @@ impl Store for FaultStore {
         Ok(())
     }
 
-    async fn retained_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
+    async fn retained_until(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
         self.before("head", key).await?;
-        self.inner.retained_until(key).await
+        self.inner.retained_until(key, version).await
     }
 
-    async fn retain(&self, key: &str, keep: super::Retention) -> Result<(), StoreError> {
+    async fn retain(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        keep: super::Retention,
+    ) -> Result<(), StoreError> {
         self.before("retain", key).await?;
-        self.inner.retain(key, keep).await
+        self.inner.retain(key, version, keep).await
     }
 
     async fn versions(&self, prefix: &str) -> Result<Vec<super::Version>, StoreError> {
@@ -263,10 +272,11 @@ impl Store for FaultStore {
         &self,
         key: &str,
         version: &str,
+        class: Option<&str>,
         keep: Option<super::Retention>,
     ) -> Result<(), StoreError> {
         self.before_put(key).await?;
-        self.inner.restore_version(key, version, keep).await
+        self.inner.restore_version(key, version, class, keep).await
     }
 
     fn location(&self) -> String {

@@ -228,14 +228,25 @@ pub trait Store: Send + Sync + 'static {
         let _ = (data, class, keep, if_absent);
         Err(no_lock(key, &self.location()))
     }
-    /// The current version's retain-until date (None: not locked).
-    async fn retained_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
+    /// The retain-until date of `version` of `key` (None: the current one); None: not
+    /// locked.
+    async fn retained_until(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        let _ = version;
         Err(no_lock(key, &self.location()))
     }
-    /// Sets the current version's retention (S3 PutObjectRetention). Callers only ever
-    /// raise it: `objlock::extend` reads it first.
-    async fn retain(&self, key: &str, keep: Retention) -> Result<(), StoreError> {
-        let _ = keep;
+    /// Sets the retention of `version` of `key` (None: the current one; S3
+    /// PutObjectRetention). Callers only ever raise it: `objlock::extend` reads it first.
+    async fn retain(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        keep: Retention,
+    ) -> Result<(), StoreError> {
+        let _ = (version, keep);
         Err(no_lock(key, &self.location()))
     }
     /// Every version and delete marker under `prefix`, sorted by key, oldest first.
@@ -257,9 +268,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &str,
         version: &str,
+        class: Option<&str>,
         keep: Option<Retention>,
     ) -> Result<(), StoreError> {
-        let _ = (version, keep);
+        let _ = (version, class, keep);
         Err(no_lock(key, &self.location()))
     }
     /// Human-readable location, for messages.

@@ -42,8 +42,9 @@ pub struct Retention {
     pub until: i64,
 }
 
-/// One version of an object in a versioned bucket (S3 ListObjectVersions), oldest first
-/// within a key.
+/// One version of an object in a versioned bucket (S3 ListObjectVersions), grouped by key.
+/// Within a key the order is S3's LastModified, to the second: callers never rely on it
+/// to tell two versions apart (`latest` names the current one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
     pub key: String,
@@ -53,4 +54,6 @@ pub struct Version {
     pub latest: bool,
     pub size: u64,
     pub modified: Option<i64>,
+    /// Its storage class (None: STANDARD, or a delete marker).
+    pub class: Option<String>,
 }

@@ -362,12 +362,21 @@ impl Store for S3Store {
             .await
     }
 
-    async fn retained_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        self.until(key).await
+    async fn retained_until(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.until(key, version).await
     }
 
-    async fn retain(&self, key: &str, keep: Retention) -> Result<(), StoreError> {
-        self.set_retention(key, keep).await
+    async fn retain(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        keep: Retention,
+    ) -> Result<(), StoreError> {
+        self.set_retention(key, version, keep).await
     }
 
     async fn versions(&self, prefix: &str) -> Result<Vec<Version>, StoreError> {
@@ -386,9 +395,10 @@ impl Store for S3Store {
         &self,
         key: &str,
         version: &str,
+        class: Option<&str>,
         keep: Option<Retention>,
     ) -> Result<(), StoreError> {
-        self.copy_version(key, version, keep).await
+        self.copy_version(key, version, class, keep).await
     }
 
     fn location(&self) -> String {

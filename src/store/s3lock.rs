@@ -18,22 +18,56 @@ impl S3Store {
             .send()
             .await
         {
-            Ok(out) => Ok(out
-                .object_lock_configuration()
-                .and_then(|c| c.object_lock_enabled())
-                == Some(&ObjectLockEnabled::Enabled)),
+            Ok(out) => {
+                let conf = out.object_lock_configuration();
+                // A default retention would lock every new object, locks and index
+                // objects included: stale locks could not be removed, nor index objects
+                // replaced. cofre sets each object's own retention instead.
+                if conf
+                    .and_then(|c| c.rule())
+                    .and_then(|r| r.default_retention())
+                    .is_some()
+                {
+                    return Err(StoreError::Backend {
+                        op: "object lock configuration",
+                        key: self.bucket.clone(),
+                        msg: format!("the bucket has a default retention, which would lock cofre's lock files and index objects too: remove it (`aws s3api put-object-lock-configuration --bucket {} --object-lock-configuration ObjectLockEnabled=Enabled`); cofre locks each object itself", self.bucket),
+                    });
+                }
+                Ok(conf.and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled))
+            }
             Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => Ok(false),
             Err(e) => Err(backend("object lock configuration", &self.bucket, e)),
         }
     }
 
-    pub(super) async fn until(&self, key: &str) -> Result<Option<i64>, StoreError> {
+    pub(super) async fn until(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
         let _p = self.permit().await;
-        let head = self.head_object(key).await?;
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| match is_404(&e) {
+                true => StoreError::NotFound(key.to_string()),
+                false => backend("head", key, e),
+            })?;
         Ok(head.object_lock_retain_until_date().map(|d| d.secs()))
     }
 
-    pub(super) async fn set_retention(&self, key: &str, keep: Retention) -> Result<(), StoreError> {
+    pub(super) async fn set_retention(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        keep: Retention,
+    ) -> Result<(), StoreError> {
         let _p = self.permit().await;
         let retention = ObjectLockRetention::builder()
             .mode(ObjectLockRetentionMode::from(keep.mode.as_s3()))
@@ -43,6 +77,7 @@ impl S3Store {
             .put_object_retention()
             .bucket(&self.bucket)
             .key(self.key(key))
+            .set_version_id(version.map(str::to_string))
             .retention(retention)
             .send()
             .await
@@ -55,8 +90,7 @@ impl S3Store {
 
     pub(super) async fn list_versions(&self, prefix: &str) -> Result<Vec<Version>, StoreError> {
         let _p = self.permit().await;
-        // (key, modified in ns, latest, age rank within the page) → oldest first per key.
-        let mut out: Vec<((String, i128, bool, i64), Version)> = Vec::new();
+        let mut out: Vec<Version> = Vec::new();
         let (mut key_marker, mut version_marker) = (None, None);
         loop {
             let resp = self
@@ -69,8 +103,8 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(|e| backend("list versions", prefix, e))?;
-            // S3 lists each key's versions newest first: a later one in the page is older.
             let versions = resp.versions().iter().map(|v| {
+                let class = v.storage_class().map(|c| c.as_str().to_string());
                 (
                     v.key(),
                     v.version_id(),
@@ -78,6 +112,7 @@ impl S3Store {
                     v.is_latest(),
                     v.last_modified(),
                     v.size(),
+                    class,
                 )
             });
             let markers = resp.delete_markers().iter().map(|m| {
@@ -88,27 +123,22 @@ impl S3Store {
                     m.is_latest(),
                     m.last_modified(),
                     None,
+                    None,
                 )
             });
-            for (rank, (key, id, marker, latest, modified, size)) in
-                versions.chain(markers).enumerate()
-            {
+            for (key, id, marker, latest, modified, size, class) in versions.chain(markers) {
                 let Some(k) = key.and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
                 };
-                let ns = modified.map_or(0, |t| t.as_nanos());
-                let order = (k.to_string(), ns, latest == Some(true), -(rank as i64));
-                out.push((
-                    order,
-                    Version {
-                        key: k.to_string(),
-                        id: id.unwrap_or("null").to_string(),
-                        delete_marker: marker,
-                        latest: latest == Some(true),
-                        size: size.unwrap_or(0).max(0) as u64,
-                        modified: modified.map(|t| t.secs()),
-                    },
-                ));
+                out.push(Version {
+                    key: k.to_string(),
+                    id: id.unwrap_or("null").to_string(),
+                    delete_marker: marker,
+                    latest: latest == Some(true),
+                    size: size.unwrap_or(0).max(0) as u64,
+                    modified: modified.map(|t| t.secs()),
+                    class: class.filter(|c| c != "STANDARD"),
+                });
             }
             match (resp.next_key_marker(), resp.is_truncated()) {
                 (Some(k), Some(true)) => {
@@ -118,8 +148,9 @@ impl S3Store {
                 _ => break,
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out.into_iter().map(|(_, v)| v).collect())
+        // Grouped by key (a stable sort: S3's order within a key is kept).
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     pub(super) async fn remove_version(&self, key: &str, version: &str) -> Result<(), StoreError> {
@@ -139,6 +170,7 @@ impl S3Store {
         &self,
         key: &str,
         version: &str,
+        class: Option<&str>,
         keep: Option<Retention>,
     ) -> Result<(), StoreError> {
         let _p = self.permit().await;
@@ -150,7 +182,9 @@ impl S3Store {
             .copy_object()
             .bucket(&self.bucket)
             .key(self.key(key))
-            .copy_source(source);
+            .copy_source(source)
+            // Else the copy of a STANDARD_IA or GLACIER_IR pack would land in STANDARD.
+            .set_storage_class(class.map(aws_sdk_s3::types::StorageClass::from));
         if let Some(k) = keep {
             req = req
                 .object_lock_mode(k.mode.as_s3().into())
