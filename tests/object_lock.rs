@@ -44,16 +44,18 @@ fn first_pack(admin: &Env, moto: &common::Emulator, prefix: &str) -> String {
     pack.expect("a pack").to_string()
 }
 
-/// Unix seconds a minute from now.
-fn soon_seconds() -> i64 {
+/// `date -u -d WHEN +FORMAT`: GNU date reads both the times cofre prints and "+1 minute".
+fn date(when: &str, format: &str) -> String {
     let out = Command::new("date")
-        .args(["-u", "-d", "+1 minute", "+%s"])
+        .args(["-u", "-d", when, format])
         .output()
         .expect("date");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("seconds")
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Unix seconds a minute from now.
+fn soon_seconds() -> i64 {
+    date("+1 minute", "+%s").parse().expect("seconds")
 }
 
 /// Exchanges two directories' names (a snapshot is compared at the path it was taken from).
@@ -75,11 +77,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// A minute from now, in whole seconds: `run --now` after an ingest in the same second
 /// would otherwise date its snapshot before the ingest's.
 fn soon_rfc3339() -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", "+1 minute", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .expect("date");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    date("+1 minute", "+%Y-%m-%dT%H:%M:%SZ")
 }
 
 /// Snapshots written by the ingest role are locked. Ransomware with that role cannot delete
@@ -188,14 +186,7 @@ fn ransomware_with_either_credential_loses_no_snapshot() {
             .as_str()
             .expect("time")
             .to_string();
-        let out = Command::new("date")
-            .args(["-u", "-d", &t, "+%s"])
-            .output()
-            .expect("date");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("seconds")
+        date(&t, "+%s").parse::<i64>().expect("seconds")
     };
     let first = until[&keys[0]].as_i64().expect("locked");
     assert!(first >= time_of(&ids[0]) + 2 * day, "{until}");
