@@ -37,6 +37,8 @@ use pack::BlobKind;
 pub const FORMAT_VERSION: u32 = 3;
 /// Concurrent whole-object GETs in `get_many`.
 const GET_MANY: usize = 32;
+/// Trees of one pack closer than this are read with one request (`load_trees`).
+const TREE_MERGE_GAP: u64 = 1 << 20;
 const CONFIG_AAD: &[u8] = b"cofre-config-v1";
 const SNAPSHOT_AAD: &[u8] = b"cofre-snapshot-v1";
 
@@ -681,17 +683,52 @@ impl Repository {
 
     /// Many trees at once, each with a ranged read of its blob, concurrently (prune walks
     /// every snapshot's trees this way). In the order of `ids`.
+    /// The trees `ids`, in order. Trees of one pack that lie within `TREE_MERGE_GAP` of
+    /// each other are read with one request: a walk reads many trees of each tree pack,
+    /// and one GET per tree cost ~1,000 requests per snapshot walked (bench/object_lock.sh).
     pub fn load_trees(&self, index: &MasterIndex, ids: &[BlobId]) -> Result<Vec<Tree>> {
-        let mut reqs = Vec::with_capacity(ids.len());
-        for id in ids {
-            let loc = tree_location(index, id)?;
-            let range = loc.offset..loc.offset + loc.length as u64;
-            reqs.push((pack::pack_key(&loc.pack), Some(range)));
+        let locs: Vec<Location> = ids
+            .iter()
+            .map(|id| tree_location(index, id))
+            .collect::<Result<_>>()?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| (locs[i].pack, locs[i].offset));
+        // (pack, byte range, the trees in it)
+        let mut spans: Vec<(BlobId, Range<u64>, Vec<usize>)> = Vec::new();
+        for i in order {
+            let l = &locs[i];
+            let r = l.offset..l.offset + u64::from(l.length);
+            match spans.last_mut() {
+                Some((p, span, members))
+                    if *p == l.pack && r.start <= span.end + TREE_MERGE_GAP =>
+                {
+                    span.end = span.end.max(r.end);
+                    members.push(i);
+                }
+                _ => spans.push((l.pack, r, vec![i])),
+            }
         }
-        self.get_ranges(&reqs)
-            .into_iter()
+        let reqs: Vec<_> = spans
+            .iter()
+            .map(|(p, r, _)| (pack::pack_key(p), Some(r.clone())))
+            .collect();
+        let mut out: Vec<Option<Tree>> = (0..ids.len()).map(|_| None).collect();
+        for ((_, span, members), got) in spans.iter().zip(self.get_ranges(&reqs)) {
+            let bytes = got?;
+            for &i in members {
+                let (l, id) = (&locs[i], &ids[i]);
+                let from = (l.offset - span.start) as usize;
+                let encoded = bytes
+                    .get(from..from + l.length as usize)
+                    .ok_or_else(|| Error::corrupt(format!("tree {}", id.hex()), "short read"))?;
+                out[i] = Some(decode_tree(&self.decode_blob(id, encoded)?, id)?);
+            }
+        }
+        out.into_iter()
             .zip(ids)
-            .map(|(r, id)| decode_tree(&self.decode_blob(id, &r?)?, id))
+            .map(|(t, id)| {
+                t.ok_or_else(|| Error::corrupt(format!("tree {}", id.hex()), "not read"))
+            })
             .collect()
     }
 
