@@ -109,9 +109,17 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     // a second version in a locked repository. Every version of such a key stays locked
     // at least `days` ahead, whatever else fails to read, until `lock recover`.
     let mut needed: BTreeMap<String, i64> = BTreeMap::new();
+    let config = FileType::Config.key("");
     for (key, vs) in &by_key {
         let real = vs.iter().filter(|v| !v.delete_marker).count();
-        if real > 1 || vs.iter().any(|v| v.delete_marker && v.latest) {
+        let mut tampered = real > 1 || vs.iter().any(|v| v.delete_marker && v.latest);
+        // `lock recover` keeps the config's foreign versions (they may be another
+        // repository's): after it, the config is fine when its current version is ours.
+        if tampered && *key == config {
+            let current = vs.iter().find(|v| v.latest && !v.delete_marker);
+            tampered = current.is_none_or(|v| foreign(repo, key, &v.id));
+        }
+        if tampered {
             report.tampered.push(key.to_string());
             needed.insert(key.to_string(), floor);
         }
@@ -119,7 +127,7 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     report.tampered.sort();
     // The config is needed for ever, the key in use while it is used: other key files'
     // locks end, so `key remove` can remove them.
-    needed.insert(FileType::Config.key(""), floor);
+    needed.insert(config.clone(), floor);
     needed.insert(FileType::Key.key(&repo.key_name), floor);
     match snapshot_dates(repo, opts, days, &mut report) {
         Ok(dates) => {

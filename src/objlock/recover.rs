@@ -130,10 +130,19 @@ fn recover_key(
         return Ok(Outcome::Restored);
     }
     // Markers and foreign versions are not cofre's (its deletes remove versions, its
-    // writes are the right bytes): with them gone a right version is current again, with
-    // its own lock and storage class, and the key has no trace of the attack left.
-    let mut stuck = 0;
-    for v in markers.iter().chain(&wrong) {
+    // writes are the right bytes, named by their hash): with them gone a right version is
+    // current again, with its own lock and storage class, and the key has no trace of the
+    // attack left.
+    // The config's foreign versions are kept: one that the password does not open may
+    // still be another repository's (a prefix used twice), and there is no name to prove
+    // it is not. A right version is copied over them instead.
+    let deletable: &[&Version] = match kind {
+        Kind::Config => &[],
+        Kind::Named(_) => &wrong,
+    };
+    // Foreign versions left in place: then a right one may need copying over them.
+    let mut stuck = wrong.len() - deletable.len();
+    for v in markers.iter().chain(deletable) {
         match block(rt, store.delete_version(key, &v.id)) {
             Ok(()) => {}
             // A foreign version its writer locked: it stays; a copy goes over it below.
