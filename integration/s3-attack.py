@@ -11,6 +11,8 @@ moto's IAM enforcement on (COFRE_TEST_MOTO_API, integration/moto-iam.sh) while i
                                                version, then overwrite it: the ingest role's
   s3-attack.py list BUCKET PREFIX              the keys under PREFIX
   s3-attack.py overwrite BUCKET KEY            overwrite one object
+  s3-attack.py rewrite BUCKET KEY              write one object again, same bytes (what a
+                                               retried PUT leaves: not an attack)
   s3-attack.py retention BUCKET KEY...         each key's retain-until, Unix seconds
   s3-attack.py bypass-delete BUCKET KEY        delete every version of KEY with the
                                                governance bypass header (an admin's right)
@@ -72,6 +74,9 @@ def main(counts):
                 Bucket=bucket, Key=k, Body=b"encrypted, pay 1 BTC"))
     elif cmd == "list":
         counts["keys"] = objects()
+    elif cmd == "rewrite":
+        body = s3.get_object(Bucket=bucket, Key=prefix)["Body"].read()
+        attempt(counts, "rewrite", lambda: s3.put_object(Bucket=bucket, Key=prefix, Body=body))
     elif cmd == "overwrite":
         attempt(counts, "overwrite", lambda: s3.put_object(
             Bucket=bucket, Key=prefix, Body=b"encrypted, pay 1 BTC"))

@@ -193,8 +193,13 @@ fn ransomware_with_either_credential_loses_no_snapshot() {
     let second = until[&keys[1]].as_i64().expect("locked");
     assert!(second >= time_of(&ids[1]) + 21 * day, "{until}");
 
-    // One pack overwritten by the ingest role: `lock extend` says so, and names the way out.
+    // The same bytes written twice (a retried PUT) are not an attack.
     let pack = first_pack(&admin, &moto, &prefix);
+    let hit = attack(&ingest, &["rewrite", &moto.bucket, &pack]);
+    assert_eq!(hit["rewrite_done"], 1, "{hit}");
+    admin.ok(&["lock", "extend"]);
+
+    // One pack overwritten by the ingest role: `lock extend` says so, and names the way out.
     let hit = attack(&ingest, &["overwrite", &moto.bucket, &pack]);
     assert_eq!(hit["overwrite_done"], 1, "{hit}");
     let out = admin.run(&["lock", "extend"]);

@@ -39,8 +39,9 @@ pub struct ExtendReport {
     pub missing: Vec<String>,
     /// Blobs a snapshot uses that no index object names (`repair index`).
     pub unindexed_blobs: usize,
-    /// Objects whose current version is a delete marker or one of several: deleted or
-    /// overwritten since cofre wrote them. Every version was locked; `lock recover`.
+    /// Objects whose current version is a delete marker, or with a version whose bytes are
+    /// not cofre's: deleted or overwritten since cofre wrote them. Every version of cofre's
+    /// was locked, the foreign ones not; `lock recover`.
     pub tampered: Vec<String>,
     /// Why the snapshots could not all be read (a tampered manifest or tree pack): their
     /// packs were not all looked at. `lock recover`, then `lock extend` again.
@@ -109,15 +110,22 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     // a second version in a locked repository. Every version of such a key stays locked
     // at least `days` ahead, whatever else fails to read, until `lock recover`.
     let mut needed: BTreeMap<String, i64> = BTreeMap::new();
+    // Several versions of one key are also what a retried PUT of the same bytes leaves, so
+    // they are read: a version is foreign when its bytes are not cofre's. For the config,
+    // whose foreign versions `lock recover` keeps (they may be another repository's), only
+    // the current version counts.
     let config = FileType::Config.key("");
+    let mut foreign_versions: HashSet<(String, String)> = HashSet::new();
     for (key, vs) in &by_key {
-        let real = vs.iter().filter(|v| !v.delete_marker).count();
-        let mut tampered = real > 1 || vs.iter().any(|v| v.delete_marker && v.latest);
-        // `lock recover` keeps the config's foreign versions (they may be another
-        // repository's): after it, the config is fine when its current version is ours.
-        if tampered && *key == config {
-            let current = vs.iter().find(|v| v.latest && !v.delete_marker);
-            tampered = current.is_none_or(|v| foreign(repo, key, &v.id));
+        let real: Vec<&&Version> = vs.iter().filter(|v| !v.delete_marker).collect();
+        let mut tampered = vs.iter().any(|v| v.delete_marker && v.latest);
+        if real.len() > 1 {
+            for v in &real {
+                if foreign(repo, key, &v.id) {
+                    foreign_versions.insert((key.to_string(), v.id.clone()));
+                    tampered |= *key != config || v.latest;
+                }
+            }
         }
         if tampered {
             report.tampered.push(key.to_string());
@@ -149,10 +157,9 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
         if real.is_empty() {
             report.missing.push(key.clone());
         }
-        let tampered = report.tampered.binary_search(key).is_ok();
         for v in real {
             // A foreign version is not locked: `lock recover` must be able to delete it.
-            if !tampered || !foreign(repo, key, &v.id) {
+            if !foreign_versions.contains(&(key.clone(), v.id.clone())) {
                 look.push((key.clone(), v.id.clone(), *want));
             }
         }
