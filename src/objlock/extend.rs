@@ -8,11 +8,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::DAY;
-use crate::crypto::BlobId;
 use crate::error::Result;
 use crate::model::Manifest;
-use crate::repo::file::{pack_key, FileType};
-use crate::repo::index::DEFAULT_CLASS;
+use crate::repo::file::FileType;
 use crate::repo::{block, retain, Repository};
 use crate::store::{Retention, Version};
 
@@ -43,9 +41,11 @@ pub struct ExtendReport {
     /// not cofre's: deleted or overwritten since cofre wrote them. Every version of cofre's
     /// was locked, the foreign ones not; `lock recover`.
     pub tampered: Vec<String>,
-    /// Why the snapshots could not all be read (a tampered manifest or tree pack): their
-    /// packs were not all looked at. `lock recover`, then `lock extend` again.
-    pub unread: Option<String>,
+    /// Snapshots that could not be read (a tampered manifest or tree pack), with why:
+    /// their packs were not all looked at. `lock recover`, then `lock extend` again.
+    pub unread: Vec<String>,
+    /// Versions whose retention could not be read or raised, with why.
+    pub failed: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -54,14 +54,24 @@ impl ExtendReport {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if !self.tampered.is_empty() {
-            let unread = match &self.unread {
-                Some(e) => format!("; the snapshots could not all be read ({e})"),
-                None => String::new(),
-            };
             out.push(format!(
-                "{} object(s) were deleted or overwritten since cofre wrote them (first: {}){unread}: run `cofre lock recover`",
+                "{} object(s) were deleted or overwritten since cofre wrote them (first: {}): run `cofre lock recover`",
                 self.tampered.len(),
                 self.tampered[0]
+            ));
+        }
+        if !self.unread.is_empty() {
+            out.push(format!(
+                "{} snapshot(s) could not be read, so not all of their data could be locked (first: {}): run `cofre lock recover` if objects were tampered with, else `cofre check`",
+                self.unread.len(),
+                self.unread[0]
+            ));
+        }
+        if !self.failed.is_empty() {
+            out.push(format!(
+                "{} retention(s) could not be read or raised (first: {}): run `cofre lock extend` again",
+                self.failed.len(),
+                self.failed[0]
             ));
         }
         if !self.missing.is_empty() {
@@ -79,11 +89,6 @@ impl ExtendReport {
         }
         out
     }
-}
-
-/// None for the default class, whatever it is called.
-fn class_key(c: Option<&str>) -> Option<String> {
-    c.filter(|c| *c != DEFAULT_CLASS).map(str::to_string)
 }
 
 /// Raises retention where it falls short. A snapshot needs its objects locked until its
@@ -119,7 +124,11 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     for (key, vs) in &by_key {
         let real: Vec<&&Version> = vs.iter().filter(|v| !v.delete_marker).collect();
         let mut tampered = vs.iter().any(|v| v.delete_marker && v.latest);
-        if real.len() > 1 {
+        // Equal ETags (the MD5 of a single-part PUT) are equal bytes: nothing to read.
+        let same = real
+            .windows(2)
+            .all(|w| w[0].etag.is_some() && w[0].etag == w[1].etag);
+        if real.len() > 1 && !same {
             for v in &real {
                 if foreign(repo, key, &v.id) {
                     foreign_versions.insert((key.to_string(), v.id.clone()));
@@ -137,16 +146,9 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     // locks end, so `key remove` can remove them.
     needed.insert(config.clone(), floor);
     needed.insert(FileType::Key.key(&repo.key_name), floor);
-    match snapshot_dates(repo, opts, days, &mut report) {
-        Ok(dates) => {
-            for (key, date) in dates {
-                let e = needed.entry(key).or_insert(date);
-                *e = (*e).max(date);
-            }
-        }
-        // A tampered manifest or tree pack cannot be read: lock what can be, say why.
-        Err(e) if !report.tampered.is_empty() => report.unread = Some(e.to_string()),
-        Err(e) => return Err(e),
+    for (key, date) in super::needs::snapshot_dates(repo, opts, days, &mut report)? {
+        let e = needed.entry(key).or_insert(date);
+        *e = (*e).max(date);
     }
     report.objects = needed.len();
 
@@ -170,7 +172,15 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     }));
     let mut raise = Vec::new();
     for ((key, id, want), have) in look.into_iter().zip(have) {
-        let have = have?.unwrap_or(0);
+        let have = match have {
+            Ok(h) => h.unwrap_or(0),
+            // Gone since the listing (a prune elsewhere): not ours to lock any more.
+            Err(crate::error::Error::Store(crate::store::StoreError::NotFound(_))) => continue,
+            Err(e) => {
+                report.failed.push(format!("{key} version {id}: {e}"));
+                continue;
+            }
+        };
         let until = if have < want {
             let until = (want + lock.slack()).max(have);
             raise.push((key, id, until));
@@ -184,16 +194,18 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     if opts.dry_run {
         return Ok(report);
     }
-    let results = repo.run_many(raise.into_iter().map(|(key, id, until)| {
-        let store = repo.store().clone();
+    let results = repo.run_many(raise.iter().map(|(key, id, until)| {
+        let (store, key, id) = (repo.store().clone(), key.clone(), id.clone());
         let keep = Retention {
             mode: lock.mode,
-            until,
+            until: *until,
         };
         async move { store.retain(&key, Some(&id), keep).await }
     }));
-    for r in results {
-        r?;
+    for ((key, id, _), r) in raise.iter().zip(results) {
+        if let Err(e) = r {
+            report.failed.push(format!("{key} version {id}: {e}"));
+        }
     }
     Ok(report)
 }
@@ -210,127 +222,4 @@ fn foreign(repo: &Repository, key: &str, version: &str) -> bool {
     }
     let name = key.rsplit('/').next().unwrap_or(key);
     blake3::hash(&bytes).to_hex().as_str() != name
-}
-
-/// The snapshots' (or `opts.only`'s) manifests and packs, with the date each is needed to.
-fn snapshot_dates(
-    repo: &Repository,
-    opts: &ExtendOptions,
-    days: i64,
-    report: &mut ExtendReport,
-) -> Result<Vec<(String, i64)>> {
-    let mut ids = repo.snapshot_ids()?;
-    if let Some(only) = &opts.only {
-        ids.retain(|id| only.contains(id));
-    }
-    let manifests: Vec<(String, Manifest)> = ids
-        .iter()
-        .cloned()
-        .zip(repo.load_manifests(&ids))
-        .map(|(id, m)| m.map(|m| (id, m)))
-        .collect::<Result<_>>()?;
-    report.snapshots = manifests.len();
-    pack_dates(repo, &manifests, opts, days, report)
-}
-
-/// Each manifest's and pack's needed date. A self-contained snapshot locks its chunks'
-/// copies in its own class only (its hot copies are not its to keep), and its trees
-/// anywhere; an ordinary one every copy of every blob it uses (prune may keep any of them),
-/// and the whole copies of its deltas' bases. Packs a prune announced it deletes are left
-/// alone: locking one would only make that prune's delete fail.
-fn pack_dates(
-    repo: &Repository,
-    manifests: &[(String, Manifest)],
-    opts: &ExtendOptions,
-    days: i64,
-    report: &mut ExtendReport,
-) -> Result<Vec<(String, i64)>> {
-    let date_of = |m: &Manifest| m.time.0 + (opts.horizon)(m).unwrap_or(days).max(days) * DAY;
-    let mut by_date: Vec<(i64, &String, &Manifest)> = manifests
-        .iter()
-        .map(|(id, m)| (date_of(m), id, m))
-        .collect();
-    // Latest first: a blob reached under a later date needs no earlier one.
-    by_date.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    let mut out: Vec<(String, i64)> = by_date
-        .iter()
-        .map(|(d, id, _)| (FileType::Snapshot.key(id), *d))
-        .collect();
-
-    let indexes = repo.load_indexes()?;
-    let class_of: HashMap<BlobId, Option<String>> = indexes
-        .readable
-        .iter()
-        .flat_map(|(_, f)| {
-            f.packs
-                .iter()
-                .map(|p| (p.id, class_key(p.class.as_deref())))
-        })
-        .collect();
-    let index = indexes.into_master();
-    // Per reach (None: any class; Some(c): class c only), the trees walked and each
-    // blob's date.
-    let mut seen: HashMap<Option<String>, HashSet<BlobId>> = HashMap::new();
-    let mut dates: HashMap<Option<String>, HashMap<BlobId, i64>> = HashMap::new();
-    for (date, _, m) in &by_date {
-        // As `Reach`: self-contained in the default class is ordinary.
-        let reach = match m.self_contained {
-            true => class_key(m.data_class.as_deref()),
-            false => None,
-        };
-        let trees = seen.entry(reach.clone()).or_default();
-        let (walked, chunks) = crate::prune::used::walk_past(repo, &index, &[m.root], trees)?;
-        let any = dates.entry(None).or_default();
-        for t in walked {
-            any.entry(t).or_insert(*date);
-        }
-        let own = dates.entry(reach).or_default();
-        for c in chunks {
-            own.entry(c).or_insert(*date);
-        }
-    }
-    report.unindexed_blobs = dates
-        .values()
-        .flat_map(|m| m.keys())
-        .filter(|b| index.get(b).is_none())
-        .count();
-
-    let admits = |reach: &Option<String>, pack: &BlobId| {
-        reach.is_none() || class_of.get(pack).is_some_and(|p| p == reach)
-    };
-    let mut pack_date: HashMap<BlobId, i64> = HashMap::new();
-    let mut base_dates: HashMap<Option<String>, HashMap<BlobId, i64>> = HashMap::new();
-    for (blob, loc) in index.copies() {
-        for (reach, map) in &dates {
-            let Some(&d) = map.get(&blob).filter(|_| admits(reach, &loc.pack)) else {
-                continue;
-            };
-            let e = pack_date.entry(loc.pack).or_insert(d);
-            *e = (*e).max(d);
-            for b in loc.base.iter().flat_map(|b| b.ids()) {
-                let e = base_dates
-                    .entry(reach.clone())
-                    .or_default()
-                    .entry(b)
-                    .or_insert(d);
-                *e = (*e).max(d);
-            }
-        }
-    }
-    for (blob, loc) in index.copies().filter(|(_, l)| l.base.is_none()) {
-        for (reach, map) in &base_dates {
-            if let Some(&d) = map.get(&blob).filter(|_| admits(reach, &loc.pack)) {
-                let e = pack_date.entry(loc.pack).or_insert(d);
-                *e = (*e).max(d);
-            }
-        }
-    }
-    let doomed = crate::repo::doomed::load(repo)?.packs();
-    out.extend(
-        pack_date
-            .into_iter()
-            .filter(|(p, _)| !doomed.contains(p))
-            .map(|(p, d)| (pack_key(&p), d)),
-    );
-    Ok(out)
 }

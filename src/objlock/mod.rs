@@ -4,6 +4,7 @@
 //! locks survived (`recover`).
 
 mod extend;
+mod needs;
 mod recover;
 
 pub use extend::{extend, ExtendOptions, ExtendReport};
@@ -104,9 +105,8 @@ pub fn after_ingest(repo: &Repository, id: &str, horizon: Option<i64>) -> Vec<St
 /// into `keep`: S3 refuses to delete a locked version, and a repack would copy its blobs
 /// and then fail to delete it. A later prune takes it once the retention has passed. Packs
 /// an earlier prune doomed are not held (`hold_where`): that prune may wake and delete
-/// them. `extend` never locks them further, so their deletion fails (reported, exit 1) at
-/// most until the retention they were written with ends. A failed retention lookup stops
-/// prune before anything is deleted.
+/// them; if one is locked its deletion fails (reported, exit 1) until the lock ends, which
+/// loses nothing. A failed retention lookup stops prune before anything is deleted.
 pub fn hold(
     repo: &Repository,
     doomed_before: &HashSet<BlobId>,

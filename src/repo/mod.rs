@@ -681,9 +681,8 @@ impl Repository {
         Ok(bytes)
     }
 
-    /// Many trees at once, each with a ranged read of its blob, concurrently (prune walks
-    /// every snapshot's trees this way). In the order of `ids`.
-    /// The trees `ids`, in order. Trees of one pack that lie within `TREE_MERGE_GAP` of
+    /// Many trees at once, concurrently, in the order of `ids` (prune, check and `lock
+    /// extend` walk every snapshot's trees this way). Trees of one pack that lie within `TREE_MERGE_GAP` of
     /// each other are read with one request: a walk reads many trees of each tree pack,
     /// and one GET per tree cost ~1,000 requests per snapshot walked (bench/object_lock.sh).
     pub fn load_trees(&self, index: &MasterIndex, ids: &[BlobId]) -> Result<Vec<Tree>> {

@@ -548,15 +548,23 @@ fn snapshot_and_retain(
             // whether or not some deletions failed.
             if repo.config.object_lock.is_some() {
                 let horizon = crate::objlock::config_horizon(cfg);
-                let locked = crate::objlock::extend(
+                let extended = crate::objlock::extend(
                     repo,
                     &crate::objlock::ExtendOptions {
                         horizon: &horizon,
                         only: None,
                         dry_run: false,
                     },
-                )?;
-                for w in locked.problems() {
+                );
+                // Never fatal here: the snapshot and the prune are done, and a failed
+                // extension says which command finishes it.
+                let problems = match extended {
+                    Ok(r) => r.problems(),
+                    Err(e) => vec![format!(
+                        "locks could not be extended ({e}): run `cofre lock extend`"
+                    )],
+                };
+                for w in problems {
                     tracing::warn!("{w}");
                 }
             }

@@ -56,4 +56,6 @@ pub struct Version {
     pub modified: Option<i64>,
     /// Its storage class (None: STANDARD, or a delete marker).
     pub class: Option<String>,
+    /// S3's ETag: the MD5 of the bytes for a single-part PUT (equal ETags, equal bytes).
+    pub etag: Option<String>,
 }

@@ -105,28 +105,29 @@ impl S3Store {
                 .map_err(|e| backend("list versions", prefix, e))?;
             let versions = resp.versions().iter().map(|v| {
                 let class = v.storage_class().map(|c| c.as_str().to_string());
+                let meta = (v.size(), class, v.e_tag().map(str::to_string));
                 (
                     v.key(),
                     v.version_id(),
                     false,
                     v.is_latest(),
                     v.last_modified(),
-                    v.size(),
-                    class,
+                    meta,
                 )
             });
             let markers = resp.delete_markers().iter().map(|m| {
+                let meta = (None, None, None);
                 (
                     m.key(),
                     m.version_id(),
                     true,
                     m.is_latest(),
                     m.last_modified(),
-                    None,
-                    None,
+                    meta,
                 )
             });
-            for (key, id, marker, latest, modified, size, class) in versions.chain(markers) {
+            for (key, id, marker, latest, modified, meta) in versions.chain(markers) {
+                let (size, class, etag) = meta;
                 let Some(k) = key.and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
                 };
@@ -138,12 +139,21 @@ impl S3Store {
                     size: size.unwrap_or(0).max(0) as u64,
                     modified: modified.map(|t| t.secs()),
                     class: class.filter(|c| c != "STANDARD"),
+                    etag,
                 });
             }
-            match (resp.next_key_marker(), resp.is_truncated()) {
-                (Some(k), Some(true)) => {
+            match (resp.is_truncated(), resp.next_key_marker()) {
+                (Some(true), Some(k)) => {
                     key_marker = Some(k.to_string());
                     version_marker = resp.next_version_id_marker().map(str::to_string);
+                }
+                // A cut listing taken for a whole one would hide versions.
+                (Some(true), None) => {
+                    return Err(StoreError::Backend {
+                        op: "list versions",
+                        key: prefix.to_string(),
+                        msg: "truncated listing without a next marker".into(),
+                    })
                 }
                 _ => break,
             }
