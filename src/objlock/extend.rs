@@ -111,14 +111,14 @@ pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     for v in versions.iter().filter(|v| retain::is_locked(&v.key)) {
         by_key.entry(v.key.as_str()).or_default().push(v);
     }
-    // Deleted or overwritten since cofre wrote them: cofre never makes a delete marker or
-    // a second version in a locked repository. Every version of such a key stays locked
-    // at least `days` ahead, whatever else fails to read, until `lock recover`.
+    // Deleted or overwritten since cofre wrote them: cofre never makes a delete marker in
+    // a locked repository, nor a version with other bytes. Every version of cofre's of
+    // such a key stays locked at least `days` ahead, whatever else fails to read, until
+    // `lock recover`. Several versions of one key are also what a retried PUT of the same
+    // bytes leaves, so they are read: a version is foreign when its bytes are not cofre's.
+    // For the config, whose foreign versions `lock recover` keeps (they may be another
+    // repository's), only the current version counts.
     let mut needed: BTreeMap<String, i64> = BTreeMap::new();
-    // Several versions of one key are also what a retried PUT of the same bytes leaves, so
-    // they are read: a version is foreign when its bytes are not cofre's. For the config,
-    // whose foreign versions `lock recover` keeps (they may be another repository's), only
-    // the current version counts.
     let config = FileType::Config.key("");
     let mut foreign_versions: HashSet<(String, String)> = HashSet::new();
     for (key, vs) in &by_key {

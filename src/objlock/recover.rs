@@ -123,7 +123,10 @@ fn recover_key(
     let Some(keep) = right.first() else {
         return Ok(Outcome::Unrecoverable);
     };
-    if markers.is_empty() && wrong.is_empty() {
+    // Nothing to do: no marker, and no foreign version (the config's are kept, so for it
+    // a right current version is enough).
+    let kept_foreign = matches!(kind, Kind::Config) && right.iter().any(|v| v.latest);
+    if markers.is_empty() && (wrong.is_empty() || kept_foreign) {
         return Ok(Outcome::Fine);
     }
     if dry_run {
@@ -132,10 +135,9 @@ fn recover_key(
     // Markers and foreign versions are not cofre's (its deletes remove versions, its
     // writes are the right bytes, named by their hash): with them gone a right version is
     // current again, with its own lock and storage class, and the key has no trace of the
-    // attack left.
-    // The config's foreign versions are kept: one that the password does not open may
-    // still be another repository's (a prefix used twice), and there is no name to prove
-    // it is not. A right version is copied over them instead.
+    // attack left. The config's foreign versions are kept: one that the password does not
+    // open may still be another repository's (a prefix used twice), and there is no name
+    // to prove it is not. A right version is copied over them instead.
     let deletable: &[&Version] = match kind {
         Kind::Config => &[],
         Kind::Named(_) => &wrong,
