@@ -162,7 +162,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         // S3 refuses to delete a locked version: say when it can go instead.
         let keys = doomed.iter().map(|id| FileType::Snapshot.key(id)).collect();
         let until = crate::objlock::retained_until(repo, keys)?;
-        let now = crate::repo::retain::now();
+        let now = repo.env().now().0;
         let mut free = Vec::new();
         for (id, until) in doomed.into_iter().zip(until) {
             match until.filter(|u| *u > now) {

@@ -99,7 +99,7 @@ impl ExtendReport {
 /// then by `ObjectLock::slack` more.
 pub fn extend(repo: &Repository, opts: &ExtendOptions) -> Result<ExtendReport> {
     let lock = super::lock_of(repo)?;
-    let now = retain::now();
+    let now = repo.env().now().0;
     let days = i64::from(lock.days);
     let floor = now + days * DAY;
     let mut report = ExtendReport {

@@ -93,7 +93,7 @@ fn removable(repo: &Repository, id: &str) -> Result<()> {
     }
     let until = crate::objlock::retained_until(repo, vec![FileType::Key.key(id)])?;
     match until.first().copied().flatten() {
-        Some(t) if t > super::retain::now() => Err(Error::InvalidArgument(format!(
+        Some(t) if t > repo.env().now().0 => Err(Error::InvalidArgument(format!(
             "key {} is under S3 Object Lock until {} and its password opens the repository until then: `cofre key add` a new password now, `cofre key remove` this one after that date",
             &id[..8.min(id.len())],
             time::OffsetDateTime::from_unix_timestamp(t)

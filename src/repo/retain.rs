@@ -56,7 +56,9 @@ pub fn is_locked(key: &str) -> bool {
     .any(|t| key.starts_with(t.prefix()))
 }
 
-pub fn now() -> i64 {
+/// This machine's clock, for the retention of what the wrapper writes (it has no
+/// `Repository`; code that has one uses `repo.env().now()`, which a simulation replaces).
+fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -181,6 +181,15 @@ impl S3Store {
         keep: Option<super::Retention>,
     ) -> Result<(), StoreError> {
         let _p = self.permit().await;
+        if if_absent {
+            // Servers without conditional writes ignore `If-None-Match`; then a HEAD just
+            // before is the best that can be done (see `put_if_absent`).
+            match self.head_inner(key).await {
+                Ok(_) => return Err(StoreError::Exists(key.to_string())),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut req = self
             .client
             .put_object()
@@ -227,11 +236,6 @@ impl Store for S3Store {
     /// HEAD just before is the best that can be done, and `open` copes with the rest
     /// (it tries every key file against the config).
     async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
-        match self.head_inner(key).await {
-            Ok(_) => return Err(StoreError::Exists(key.to_string())),
-            Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
         self.put_with_class(key, data, None, true, None).await
     }
 
@@ -351,13 +355,6 @@ impl Store for S3Store {
         keep: Retention,
         if_absent: bool,
     ) -> Result<(), StoreError> {
-        if if_absent {
-            match self.head_inner(key).await {
-                Ok(_) => return Err(StoreError::Exists(key.to_string())),
-                Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
         self.put_with_class(key, data, class, if_absent, Some(keep))
             .await
     }
