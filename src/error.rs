@@ -79,6 +79,13 @@ pub enum Error {
     External(String),
     #[error("interrupted")]
     Interrupted,
+    /// `wal-fetch` of a WAL file the repository does not have: PostgreSQL asks for names
+    /// that may not exist (the next timeline's history, the segment after the last).
+    #[error("{0} is not in the repository's WAL archive")]
+    WalNotFound(String),
+    /// `wal-push` of a name already archived with other bytes (PostgreSQL's rule: fail).
+    #[error("{0}")]
+    WalConflict(String),
 }
 
 impl Error {

@@ -136,3 +136,4 @@ pub mod store;
 pub mod thaw;
 #[doc(hidden)]
 pub mod vfs;
+pub mod wal;

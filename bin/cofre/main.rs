@@ -21,6 +21,7 @@ mod log;
 mod ls;
 mod metrics;
 mod mount;
+mod pitr;
 mod progress;
 mod prune;
 mod repair;
@@ -32,6 +33,7 @@ mod snapshots;
 mod stats;
 mod thaw;
 mod unlock;
+mod wal;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -133,6 +135,19 @@ enum Cmd {
         #[command(subcommand)]
         cmd: lock::Cmd,
     },
+    /// PostgreSQL's archive_command: keep a WAL file (`cofre wal-push %p`; docs/pitr.md).
+    WalPush(wal::PushArgs),
+    /// PostgreSQL's restore_command: fetch a WAL file (`cofre wal-fetch %f %p`); exits 1
+    /// when the archive does not have it, 126 on any other failure.
+    WalFetch(wal::FetchArgs),
+    /// The WAL archive: flush the spool, list what is archived.
+    Wal {
+        #[command(subcommand)]
+        cmd: wal::Cmd,
+    },
+    /// Restore a PostgreSQL data directory to a point in time from a base backup and the
+    /// archived WAL (--start also runs the replay).
+    Pitr(pitr::Args),
     /// Copy snapshots, as they are, into a second repository made with
     /// `init --copy-params-from` (an offsite copy); a second run copies nothing.
     Copy(copy::Args),
@@ -323,6 +338,10 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
         Cmd::Serve(a) => serve::run(&ctx, a, rt),
         Cmd::Schedule { cmd } => schedule::run(&ctx, cmd),
         Cmd::Copy(a) => copy::run(&ctx, a),
+        Cmd::WalPush(a) => wal::push(&ctx, a),
+        Cmd::WalFetch(a) => Ok(wal::fetch(&ctx, a)),
+        Cmd::Wal { cmd } => wal::run(&ctx, cmd),
+        Cmd::Pitr(a) => pitr::run(&ctx, a),
         Cmd::Thaw(a) => thaw::run(&ctx, a),
         Cmd::Lock { cmd } => lock::run(&ctx, cmd),
         Cmd::Config { cmd } => config::run(&ctx, cmd),
@@ -398,8 +417,15 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // PostgreSQL takes any exit below 126 from its restore_command for "no such file":
+    // wal-fetch failing before it starts (a broken configuration file) must stop replay.
+    let fetching = matches!(cli.cmd, Cmd::WalFetch(_));
     let code = match dispatch(cli, &rt) {
         Ok(code) => code,
+        Err(e) if fetching => {
+            eprintln!("error: {e}");
+            wal::EXIT_FETCH_FAILED
+        }
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()

@@ -271,6 +271,17 @@ pub struct Sources {
     /// Where `cofre run` copies the set's snapshots (replaces the file's `copy_to`; `[]`
     /// copies it nowhere).
     pub copy_to: Option<Vec<String>>,
+    /// The set's PostgreSQL cluster archives its WAL into the repository (`archive_command
+    /// = 'cofre wal-push --set NAME %p'`); its snapshots are base backups (docs/pitr.md).
+    pub wal: Option<bool>,
+    /// Where `wal-push` keeps WAL until it is flushed (default
+    /// `$XDG_STATE_HOME/cofre/wal/NAME`, i.e. `~/.local/state/cofre/wal/NAME`).
+    pub wal_spool: Option<PathBuf>,
+    /// How long a WAL file waits in the spool at most ("60s", the default); "0s" stores
+    /// every file in the repository before `wal-push` returns.
+    pub wal_flush: Option<String>,
+    #[serde(skip)]
+    pub wal_flush_secs: Option<u64>,
     /// `rto`, `rpo` and `drill_every` in seconds, parsed once when the file is loaded.
     #[serde(skip)]
     pub rto_secs: Option<u64>,
@@ -320,6 +331,9 @@ const SOURCE_KEYS: &[&str] = &[
     "pg_drill",
     "drill_every",
     "copy_to",
+    "wal",
+    "wal_spool",
+    "wal_flush",
 ];
 /// The keys of a class table (and of a set's main class, beside its sources).
 const CLASS_KEYS: &[&str] = &[
@@ -521,6 +535,7 @@ fn validate(cfg: &mut Config) -> std::result::Result<(), (Vec<Seg>, String)> {
         set.src.rto_secs = secs("rto", &set.src.rto)?;
         set.src.rpo_secs = secs("rpo", &set.src.rpo)?;
         set.src.drill_every_secs = secs("drill_every", &set.src.drill_every)?;
+        set.src.wal_flush_secs = secs("wal_flush", &set.src.wal_flush)?;
         for (i, url) in set.src.copy_to.iter().flatten().enumerate() {
             let mut at = here("copy_to");
             at.push(Seg::Index(i));

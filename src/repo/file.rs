@@ -21,6 +21,8 @@ pub enum FileType {
     /// `doomed/<blake3 of the sealed list>`: what a running prune is about to delete
     /// (`repo::doomed`).
     Doomed,
+    /// `wal/<blake3 of the object>`: PostgreSQL WAL files, many per object (`wal::object`).
+    Wal,
 }
 
 impl FileType {
@@ -35,6 +37,7 @@ impl FileType {
             FileType::Lock => "locks/",
             FileType::Drill => "drills/",
             FileType::Doomed => "doomed/",
+            FileType::Wal => "wal/",
         }
     }
 
@@ -81,6 +84,7 @@ mod tests {
             (FileType::Lock, "99", "locks/99"),
             (FileType::Drill, "aa", "drills/aa"),
             (FileType::Doomed, "bb", "doomed/bb"),
+            (FileType::Wal, "cc", "wal/cc"),
         ];
         for (t, name, key) in cases {
             assert_eq!(t.key(name), key);

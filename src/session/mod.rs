@@ -7,6 +7,7 @@
 pub(crate) mod browse;
 mod contents;
 mod ops;
+mod wal;
 
 pub(crate) use browse::show_path;
 pub use browse::{components, Browse, Entry, SnapshotInfo};

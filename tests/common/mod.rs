@@ -6,6 +6,7 @@ pub mod browser;
 mod copy;
 mod craft;
 mod mount;
+pub mod pg;
 mod servers;
 mod stores;
 pub mod web;

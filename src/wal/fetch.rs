@@ -1,0 +1,197 @@
+//! `wal-fetch`: one WAL file for PostgreSQL's `restore_command`, and the next few ahead.
+//!
+//! Replay asks for files one at a time, each through a new process. Asking the store for
+//! each would cost a key derivation and a listing per 16 MiB, so each visit to the store
+//! also fetches the next `ahead` files of the timeline (their objects' ranges, in
+//! parallel) into a prefetch directory; the next calls take them from there without
+//! opening the repository. Every file is checked against its hash before it lands
+//! anywhere. A file still in this machine's spool (pushed, not yet flushed) is served
+//! from there.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::index::{Located, WalIndex};
+use super::names::{Kind, WalName};
+use super::object;
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+
+/// Where it came from.
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Source {
+    Prefetched,
+    Spool,
+    /// From the store, with this many files fetched ahead.
+    Store {
+        ahead: usize,
+    },
+}
+
+/// The prefetch directory of `set` in the repository at `location` (one per repository
+/// and set, so two archives' files with the same names never mix): beside the catalog
+/// when one is named, else in the cache directory.
+pub fn prefetch_dir(location: &str, set: &str, catalog: Option<&Path>) -> PathBuf {
+    let tag = &blake3::hash(location.as_bytes()).to_hex()[..16];
+    let name = format!("wal-prefetch/{tag}-{set}");
+    match catalog.and_then(Path::parent) {
+        Some(dir) => dir.join(name),
+        None => crate::catalog::cache_dir(&name),
+    }
+}
+
+fn checked(name: &str) -> Result<WalName> {
+    WalName::parse(name).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "{name:?}: not a WAL file name (restore_command = 'cofre wal-fetch %f %p')"
+        ))
+    })
+}
+
+/// Copies `from` to `dest` (the file PostgreSQL reads); a temporary file beside `dest`
+/// renamed into place, so a killed fetch never leaves a short file under that name.
+fn land(from: &Path, dest: &Path) -> Result<()> {
+    let data = std::fs::read(from).map_err(|e| Error::io(from, e))?;
+    write(dest, &data)
+}
+
+fn write(dest: &Path, data: &[u8]) -> Result<()> {
+    let tmp = dest.with_file_name(format!(
+        ".{}.cofre-{}",
+        dest.file_name()
+            .map_or("wal".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, data)
+        .and_then(|()| std::fs::rename(&tmp, dest))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(dest, e)
+        })
+}
+
+/// Serves `name` from the prefetch directory or the spool, without the repository.
+/// Prefetched files of the same timeline older than `name` are dropped (replay has
+/// passed them).
+pub fn from_local(
+    name: &str,
+    dest: &Path,
+    prefetch: &Path,
+    spool: Option<&Path>,
+) -> Result<Option<Source>> {
+    let wanted = checked(name)?;
+    if let Ok(rd) = std::fs::read_dir(prefetch) {
+        for e in rd.flatten() {
+            let Some(n) = e.file_name().to_str().and_then(WalName::parse) else {
+                continue;
+            };
+            let same_line = n.kind() == Kind::Segment && n.timeline() == wanted.timeline();
+            if same_line && n < wanted && wanted.kind() == Kind::Segment {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let p = prefetch.join(name);
+    if p.is_file() {
+        land(&p, dest)?;
+        let _ = std::fs::remove_file(&p);
+        return Ok(Some(Source::Prefetched));
+    }
+    if let Some(dir) = spool {
+        let p = dir.join(name);
+        if p.is_file() {
+            land(&p, dest)?;
+            return Ok(Some(Source::Spool));
+        }
+    }
+    Ok(None)
+}
+
+/// Fetches `name` of `set` from the repository into `dest`, and up to `ahead` following
+/// files of its timeline into `prefetch`. `WalNotFound` when the archive has no such file.
+pub fn from_store(
+    repo: &Repository,
+    index: &mut WalIndex,
+    set: &str,
+    name: &str,
+    dest: &Path,
+    prefetch: &Path,
+    ahead: usize,
+) -> Result<Source> {
+    checked(name)?;
+    index.sync(repo)?;
+    let copies = index.lookup(set, name)?;
+    if copies.is_empty() {
+        return Err(Error::WalNotFound(name.to_string()));
+    }
+    let next: Vec<Located> = if WalName::parse(name).map(|n| n.kind()) == Some(Kind::Segment) {
+        index
+            .following(set, name, ahead)?
+            .into_iter()
+            .filter(|l| !prefetch.join(&l.entry.name).is_file())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // One ranged GET per object, covering the bodies wanted from it.
+    let mut per_object: BTreeMap<String, Vec<&Located>> = BTreeMap::new();
+    for l in copies.iter().take(1).chain(&next) {
+        per_object.entry(l.object.clone()).or_default().push(l);
+    }
+    let reqs: Vec<_> = per_object
+        .values()
+        .map(|ls| {
+            let start = ls.iter().map(|l| l.range().start).min().unwrap_or(0);
+            let end = ls.iter().map(|l| l.range().end).max().unwrap_or(0);
+            (ls[0].key(), Some(start..end))
+        })
+        .collect();
+    let got = repo.get_ranges(&reqs);
+    let mut first_err = None;
+    let mut served = false;
+    let mut fetched = 0;
+    for ((ls, (key, range)), bytes) in per_object.values().zip(&reqs).zip(got) {
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                first_err.get_or_insert(e);
+                continue;
+            }
+        };
+        let base = range.as_ref().map_or(0, |r| r.start);
+        for l in ls {
+            let r = l.range();
+            let body = bytes.get((r.start - base) as usize..(r.end - base) as usize);
+            let decoded = body
+                .ok_or_else(|| Error::corrupt(key, "short read"))
+                .and_then(|b| object::decode_body(repo.keys(), key, &l.entry, b));
+            match decoded {
+                Ok(raw) if l.entry.name == name => {
+                    write(dest, &raw)?;
+                    served = true;
+                }
+                Ok(raw) => {
+                    crate::catalog::private_dir(prefetch).map_err(|e| Error::io(prefetch, e))?;
+                    write(&prefetch.join(&l.entry.name), &raw)?;
+                    fetched += 1;
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+    }
+    if served {
+        return Ok(Source::Store { ahead: fetched });
+    }
+    // The first copy failed: any other stored copy of the same bytes will do.
+    for l in copies.iter().skip(1) {
+        let b = repo.get_raw(&l.key(), Some(l.range()))?;
+        if let Ok(raw) = object::decode_body(repo.keys(), &l.key(), &l.entry, &b) {
+            write(dest, &raw)?;
+            return Ok(Source::Store { ahead: fetched });
+        }
+    }
+    Err(first_err.unwrap_or_else(|| Error::corrupt(name, "no readable copy")))
+}

@@ -1,0 +1,485 @@
+//! Point-in-time recovery against a real PostgreSQL: WAL archived with `cofre wal-push`
+//! while pgbench runs, base backups taken with pg_basebackup as a set, and `cofre pitr`
+//! bringing the cluster back to a chosen second — on timeline 1 and, after a promotion,
+//! on timeline 2 — with exactly the rows committed before it.
+
+mod common;
+use common::pg::Postgres;
+use common::*;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// The `postgres` user's uid and gid.
+fn postgres_ids() -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    (id("-u"), id("-g"))
+}
+
+/// A test area the `postgres` user owns: the repository, catalog and spool are its, as
+/// they are when PostgreSQL runs `cofre wal-push` itself.
+struct Area {
+    env: Env,
+}
+
+impl Area {
+    fn new() -> Area {
+        let env = Env::new();
+        let (uid, gid) = postgres_ids();
+        std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::os::unix::fs::chown(env.dir.path(), Some(uid), Some(gid)).expect("chown");
+        let pw = env.path("password");
+        std::fs::write(&pw, PASSWORD).expect("password file");
+        std::os::unix::fs::chown(&pw, Some(uid), Some(gid)).expect("chown");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        Area { env }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.env.path(rel)
+    }
+
+    /// The options every cofre call here starts with (also in archive_command).
+    fn globals(&self) -> Vec<String> {
+        vec![
+            "--repo".into(),
+            self.path("repo").display().to_string(),
+            "--password-file".into(),
+            self.path("password").display().to_string(),
+            "--catalog".into(),
+            self.path("cache/catalog.db").display().to_string(),
+        ]
+    }
+
+    /// `cofre args` as the postgres user.
+    fn cofre(&self, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_cofre"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.env.dir.path())
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .args(self.globals())
+            .args(args)
+            .output()
+            .expect("cofre")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cofre(args);
+        assert!(out.status.success(), "cofre {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn archive_command(&self) -> String {
+        let mut words = vec![env!("CARGO_BIN_EXE_cofre").to_string()];
+        words.extend(self.globals());
+        words.extend(["wal-push", "--set", "db", "--spool"].map(String::from));
+        words.push(self.path("spool").display().to_string());
+        words.extend(["--flush-every", "1s", "%p"].map(String::from));
+        words.join(" ")
+    }
+
+    /// A cluster archiving into this area's repository.
+    fn cluster(&self) -> Postgres {
+        let conf = format!(
+            "\nwal_level = replica\narchive_mode = on\narchive_command = '{}'\n\
+             track_commit_timestamp = on\nlog_timezone = 'UTC'\nmax_wal_size = 256MB\n",
+            self.archive_command()
+        );
+        Postgres::start_with(&self.path("pg"), &conf)
+    }
+
+    /// Waits until `sql`'s server has archived everything up to now and the flusher has
+    /// stored the spool.
+    fn wait_archived(&self, psql: &dyn Fn(&str) -> String) {
+        let last = psql("select pg_walfile_name(pg_switch_wal())");
+        let spool = self.path("spool");
+        let done = wait_for(Duration::from_secs(90), || {
+            let archived = psql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
+            let waiting = std::fs::read_dir(&spool)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with('0'))
+                        .count()
+                })
+                .unwrap_or(0);
+            archived.as_str() >= last.as_str() && waiting == 0
+        });
+        assert!(
+            done,
+            "WAL up to {last} archived and flushed: {}",
+            self.flusher_log()
+        );
+    }
+
+    fn flusher_log(&self) -> String {
+        std::fs::read_to_string(self.path("spool/flusher.log")).unwrap_or_default()
+    }
+}
+
+/// A restored cluster, stopped when dropped.
+struct Restored {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Restored {
+    fn psql(&self, sql: &str) -> String {
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--", "psql", "-h"])
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-d", "postgres", "-XAtc", sql])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{sql}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Restored {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(common::pg::pg_bin().join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.dir)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn pitr(area: &Area, to: &str, dir: &str, port: u16, extra: &[&str]) -> Restored {
+    let target = area.path(dir);
+    let bin = common::pg::pg_bin();
+    let mut args = vec![
+        "pitr",
+        "--set",
+        "db",
+        "--to",
+        to,
+        "--target",
+        target.to_str().expect("utf-8"),
+        "--start",
+        "--pg-bin",
+        bin.to_str().expect("utf-8"),
+    ];
+    let port_s = port.to_string();
+    args.extend(["--port", &port_s]);
+    args.extend(extra);
+    let out = area.cofre(&args);
+    let r = Restored { dir: target, port };
+    assert!(
+        out.status.success(),
+        "pitr to {to}: {out:?}\n{}",
+        std::fs::read_to_string(r.dir.join("cofre-pitr.log")).unwrap_or_default()
+    );
+    r
+}
+
+fn markers(psql: &dyn Fn(&str) -> String) -> String {
+    psql("select coalesce(string_agg(i::text, ',' order by i), '') from markers")
+}
+
+fn seq(r: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    r.map(|i| i.to_string()).collect()
+}
+
+#[test]
+fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
+    let area = Area::new();
+    let pg = area.cluster();
+    let sock = pg.sock.display().to_string();
+    let q = |sql: &str| pg.psql("postgres", sql);
+    area.ok(&["init"]);
+    q("create table markers (i int primary key)");
+    q("create table keep as select g as x from generate_series(1, 1000) g");
+    let basebackup = format!(
+        "{} -h {sock} -U postgres -D - -Ft -X none",
+        pg.bin.join("pg_basebackup").display()
+    );
+    area.ok(&[
+        "ingest",
+        "--set",
+        "db",
+        "--stdin-name",
+        "/pg/base.tar",
+        "--stdin-from-command",
+        &basebackup,
+    ]);
+
+    // pgbench writes WAL all along.
+    let pgbench = pg.bin.join("pgbench");
+    let pgbench = pgbench.to_str().expect("utf-8");
+    common::pg::as_postgres(&[pgbench, "-h", &sock, "-i", "-s", "2", "-q", "postgres"]);
+    let mut load = Command::new("runuser")
+        .args([
+            "-u", "postgres", "--", pgbench, "-h", &sock, "-c", "2", "-T", "6", "postgres",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pgbench");
+    let now = |q: &dyn Fn(&str) -> String| {
+        q("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+    };
+    let mark = |q: &dyn Fn(&str) -> String, r: std::ops::RangeInclusive<u32>| {
+        for i in r {
+            q(&format!("insert into markers values ({i})"));
+        }
+    };
+    mark(&q, 1..=20);
+    let t1 = now(&q);
+    mark(&q, 21..=40);
+    let t2 = now(&q);
+    q("drop table keep");
+    mark(&q, 41..=50);
+    assert!(load.wait().expect("pgbench").success());
+    area.wait_archived(&q);
+
+    // Every commit is where the target puts it (commit timestamps tracked).
+    let before = q(&format!(
+        "select string_agg(i::text, ',' order by i) from markers \
+         where pg_xact_commit_timestamp(xmin) <= '{t1}'"
+    ));
+    assert_eq!(before, seq(1..=20).join(","));
+
+    // Back to t1, on a new data directory; the copy keeps archiving (it becomes timeline 2).
+    let r1 = pitr(&area, &t1, "r1", 5491, &["--keep-archiving"]);
+    assert_eq!(markers(&|s| r1.psql(s)), seq(1..=20).join(","));
+    assert_eq!(r1.psql("select count(*) from keep"), "1000");
+    assert_eq!(
+        r1.psql("select timeline_id from pg_control_checkpoint()"),
+        "2"
+    );
+
+    // Timeline 2 goes on and is archived: its history file too.
+    let q1 = |s: &str| r1.psql(s);
+    mark(&q1, 101..=105);
+    let t3 = now(&q1);
+    mark(&q1, 106..=110);
+    area.wait_archived(&q1);
+    let listed = area.ok(&[
+        "--json",
+        "wal",
+        "list",
+        "--set",
+        "db",
+        "--spool",
+        area.path("spool").to_str().expect("utf-8"),
+    ]);
+    assert!(listed.contains("00000002.history"), "{listed}");
+
+    // Just before the drop, on timeline 1.
+    let r2 = pitr(&area, &t2, "r2", 5492, &["--timeline", "1"]);
+    assert_eq!(markers(&|s| r2.psql(s)), seq(1..=40).join(","));
+    assert_eq!(
+        r2.psql("select count(*) from keep"),
+        "1000",
+        "the dropped table is back"
+    );
+    assert_eq!(r2.psql("select current_setting('archive_mode')"), "off");
+    drop(r2);
+
+    // A time on timeline 2: replay follows the promotion through its history file.
+    let r3 = pitr(&area, &t3, "r3", 5493, &[]);
+    let mut want = seq(1..=20);
+    want.extend(seq(101..=105));
+    assert_eq!(markers(&|s| r3.psql(s)), want.join(","));
+
+    // Nothing was pushed twice with different bytes, and every file reads back.
+    let out = area.cofre(&["check"]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The rules of archive_command and restore_command, without a server: the same name
+/// with the same bytes is fine, with other bytes it fails (below exit 126); a name the
+/// archive does not have gets exit 1, any other failure 126; a push or a flush killed
+/// at any moment loses nothing and leaves nothing half-written.
+#[test]
+fn wal_push_and_fetch_follow_postgresqls_rules() {
+    let area = Area::new();
+    area.ok(&["init"]);
+    let wal = area.path("pg_wal");
+    std::fs::create_dir_all(&wal).expect("mkdir");
+    let (uid, gid) = postgres_ids();
+    std::os::unix::fs::chown(&wal, Some(uid), Some(gid)).expect("chown");
+    let spool = area.path("spool");
+    let spool_s = spool.to_str().expect("utf-8").to_string();
+    let file = |name: &str, seed: u64| -> PathBuf {
+        let p = wal.join(name);
+        let mut data = noise(1 << 20, seed);
+        data.extend(vec![0u8; 15 << 20]);
+        std::fs::write(&p, data).expect("write");
+        p
+    };
+    let push = |p: &Path, extra: &[&str]| -> Output {
+        let mut args = vec![
+            "wal-push",
+            "--set",
+            "db",
+            "--spool",
+            &spool_s,
+            "--flush-every",
+            "1h",
+        ];
+        args.extend(extra);
+        args.push(p.to_str().expect("utf-8"));
+        area.cofre(&args)
+    };
+    let a = file("000000010000000000000001", 1);
+    assert!(push(&a, &[]).status.success());
+    assert!(push(&a, &[]).status.success(), "the same bytes again: fine");
+    let a2 = area.path("other/000000010000000000000001");
+    std::fs::create_dir_all(a2.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&a2, b"other bytes").expect("write");
+    let out = push(&a2, &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("different content"),
+        "{out:?}"
+    );
+    let bad = area.path("other/RECOVERYXLOG");
+    std::fs::write(&bad, b"x").expect("write");
+    assert_eq!(push(&bad, &[]).status.code(), Some(2));
+
+    // Pushes killed at many moments: each file is in the spool whole or not at all, and
+    // PostgreSQL's retry (the same push again) stores it.
+    let names: Vec<String> = (2..14)
+        .map(|i| format!("0000000100000000000000{i:02X}"))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let p = file(name, 100 + i as u64);
+        let mut child = Command::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_cofre"))
+            .env_clear()
+            .env("HOME", area.env.dir.path())
+            .args(area.globals())
+            .args([
+                "wal-push",
+                "--set",
+                "db",
+                "--spool",
+                &spool_s,
+                "--flush-every",
+                "1h",
+            ])
+            .arg(&p)
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(3 * i as u64));
+        let _ = child.kill();
+        let _ = child.wait();
+        let spooled = spool.join(name);
+        if spooled.exists() {
+            assert_eq!(
+                std::fs::read(&spooled).expect("read"),
+                std::fs::read(&p).expect("read")
+            );
+        }
+        assert!(push(&p, &[]).status.success(), "retry of {name}");
+    }
+
+    // Flushes killed at many moments, then one that finishes: every file is stored.
+    for delay in [0u64, 20, 60, 150, 300] {
+        let mut child = Command::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_cofre"))
+            .env_clear()
+            .env("HOME", area.env.dir.path())
+            .args(area.globals())
+            .args(["wal", "flush", "--set", "db", "--spool", &spool_s])
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    area.ok(&["wal", "flush", "--set", "db", "--spool", &spool_s]);
+    let listed: serde_json::Value = serde_json::from_str(
+        &area.ok(&["--json", "wal", "list", "--set", "db", "--spool", &spool_s]),
+    )
+    .expect("json");
+    assert_eq!(listed["spool"], serde_json::json!([]));
+    let mut archived: Vec<String> = listed["archived"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["name"].as_str().expect("name").to_string())
+        .collect();
+    archived.dedup();
+    let mut want = vec!["000000010000000000000001".to_string()];
+    want.extend(names.iter().cloned());
+    assert_eq!(archived, want);
+
+    // Once archived, other bytes under the name still fail.
+    assert_eq!(push(&a2, &[]).status.code(), Some(1));
+
+    // wal-fetch: each file back exactly (the first from the store, later ones prefetched);
+    // a missing name exits 1; a failure to read the repository exits 126.
+    let fetch = |name: &str, dest: &Path, globals: &[String]| -> Output {
+        Command::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_cofre"))
+            .env_clear()
+            .env("HOME", area.env.dir.path())
+            .args(globals)
+            .args(["wal-fetch", "--set", "db", name])
+            .arg(dest)
+            .output()
+            .expect("wal-fetch")
+    };
+    let dest = area.path("pg_wal/RECOVERYXLOG");
+    for name in &want {
+        let out = fetch(name, &dest, &area.globals());
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert_eq!(
+            std::fs::read(&dest).expect("read"),
+            std::fs::read(wal.join(name)).expect("read"),
+            "{name}"
+        );
+    }
+    let out = fetch("00000002.history", &dest, &area.globals());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let mut wrong = area.globals();
+    let pw2 = area.path("wrong-password");
+    std::fs::write(&pw2, "not it").expect("write");
+    std::fs::set_permissions(&pw2, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    wrong[3] = pw2.display().to_string();
+    let out = fetch("0000000100000000000000FF", &dest, &wrong);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+}
