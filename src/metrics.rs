@@ -256,6 +256,7 @@ pub fn render(
             *n as f64,
         );
     }
+    wal_metrics(&mut m, cfg, cat)?;
     for (class, bytes) in cat.stored_bytes_by_class()? {
         m.add(
             "cofre_repository_stored_bytes",
@@ -265,6 +266,46 @@ pub fn render(
         );
     }
     Ok(m.render())
+}
+
+/// The WAL archive of each set with `wal = true`, as this machine's WAL index knows it
+/// (the flusher records every object it stores; `check` and `wal-fetch` sync it).
+fn wal_metrics(m: &mut Metrics, cfg: &Config, cat: &Catalog) -> Result<()> {
+    let wal_sets: Vec<&String> = cfg
+        .sets
+        .iter()
+        .filter(|(_, s)| s.src.wal == Some(true))
+        .map(|(n, _)| n)
+        .collect();
+    if wal_sets.is_empty() {
+        return Ok(());
+    }
+    let index = crate::wal::WalIndex::open(&crate::wal::index::path_for(cat.path()))?;
+    for set in wal_sets {
+        let (summary, _) = crate::wal::check::summarize(set, &index.all(set)?);
+        let l = [("set", set.as_str())];
+        if let Some(t) = summary.last_pushed {
+            m.add(
+                "cofre_wal_last_archived_timestamp_seconds",
+                "When the newest WAL file in the repository was handed to wal-push.",
+                &l,
+                t as f64,
+            );
+        }
+        m.add(
+            "cofre_wal_archive_gap",
+            "Runs of missing WAL segments: replay cannot pass them (cofre check names them).",
+            &l,
+            summary.gaps.len() as f64,
+        );
+        m.add(
+            "cofre_wal_archived_files",
+            "WAL files of the set in the repository.",
+            &l,
+            summary.files as f64,
+        );
+    }
+    Ok(())
 }
 
 /// Writes the metrics where node_exporter reads them: replaced atomically, world-readable

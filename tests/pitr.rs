@@ -482,4 +482,19 @@ fn wal_push_and_fetch_follow_postgresqls_rules() {
     wrong[3] = pw2.display().to_string();
     let out = fetch("0000000100000000000000FF", &dest, &wrong);
     assert_eq!(out.status.code(), Some(126), "{out:?}");
+
+    // A segment that never reached the archive: check names it and what it breaks.
+    assert!(area.cofre(&["check", "--read-data"]).status.success());
+    for name in ["000000010000000000000010", "000000010000000000000012"] {
+        assert!(push(&file(name, 7), &[]).status.success());
+    }
+    area.ok(&["wal", "flush", "--set", "db", "--spool", &spool_s]);
+    let out = area.cofre(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WAL 00000001000000000000000E..00000001000000000000000F is missing")
+            && err.contains("WAL 000000010000000000000011 is missing"),
+        "{err}"
+    );
 }

@@ -59,6 +59,16 @@ fn print_report(r: &CheckReport, indent: &str) {
         "{indent}{} snapshots, {} trees, {} chunks, {} packs ({} read, {} not indexed: leftovers for prune)",
         r.snapshots, r.trees, r.chunks, r.packs, r.packs_read, r.unindexed_packs
     );
+    for s in r.wal.iter().flat_map(|w| &w.sets) {
+        println!(
+            "{indent}WAL of set {}: {} file(s), {} to {}, {} gap(s)",
+            s.set,
+            s.files,
+            s.first.as_deref().unwrap_or("-"),
+            s.last.as_deref().unwrap_or("-"),
+            s.gaps.len()
+        );
+    }
     for e in &r.errors {
         eprintln!("{indent}error: {e}");
     }

@@ -36,6 +36,10 @@ pub struct CheckReport {
     /// Packs found missing, short, or damaged when read.
     pub damaged_packs: usize,
     pub errors: Vec<String>,
+    /// PostgreSQL WAL archived in the repository, when there is any (`wal::check`); its
+    /// problems are also in `errors`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal: Option<crate::wal::check::WalCheck>,
 }
 
 struct Walk<'a> {

@@ -118,7 +118,13 @@ impl Session {
     pub fn check(&self, read: ReadData) -> Result<CheckReport> {
         let _lock = self.read_lock("check")?;
         let record_read = read;
-        let report = crate::check::check(&self.repo, read)?;
+        let mut report = crate::check::check(&self.repo, read)?;
+        let mut index = self.wal_index()?;
+        let wal = crate::wal::check::check(&self.repo, &mut index, read == ReadData::All)?;
+        if wal.objects > 0 {
+            report.errors.extend(wal.errors.iter().cloned());
+            report.wal = Some(wal);
+        }
         let rec = crate::check::CheckRecord::new(&report, &record_read, crate::ingest::now());
         if let Err(e) = rec.save(&self.state_dir()) {
             tracing::warn!("the check's result is not kept for `cofre serve`: {e}");

@@ -3,6 +3,7 @@
 //! (`wal-fetch`), and a data directory restored from a base backup set up to replay to a
 //! chosen time (`pitr`). docs/pitr.md has the design and its numbers.
 
+pub mod check;
 pub mod fetch;
 pub mod index;
 pub mod names;
