@@ -125,8 +125,7 @@ pub fn summarize(set: &str, files: &[Located]) -> (SetWal, Vec<String>) {
     s.first = by_name.keys().next().map(|n| n.to_string());
     s.last = by_name
         .keys()
-        .filter(|n| !n.ends_with(".history"))
-        .next_back()
+        .rfind(|n| !n.ends_with(".history"))
         .map(|n| n.to_string());
     for (tli, positions) in &lines {
         if *tli > 1 && !histories.contains(tli) {
