@@ -282,7 +282,7 @@ fn wal_metrics(m: &mut Metrics, cfg: &Config, cat: &Catalog) -> Result<()> {
     }
     let index = crate::wal::WalIndex::open(&crate::wal::index::path_for(cat.path()))?;
     for set in wal_sets {
-        let (summary, _) = crate::wal::check::summarize(set, &index.all(set)?);
+        let (summary, _) = crate::wal::check::summarize(set, &index.all(set)?, None);
         let l = [("set", set.as_str())];
         if let Some(t) = summary.last_pushed {
             m.add(

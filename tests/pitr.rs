@@ -305,8 +305,63 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     want.extend(seq(101..=105));
     assert_eq!(markers(&|s| r3.psql(s)), want.join(","));
 
-    // Nothing was pushed twice with different bytes, and every file reads back.
-    let out = area.cofre(&["check"]);
+    drop(r3);
+    drop(r1);
+
+    // Retention: a second base backup, the first forgotten; WAL before the second one's
+    // start goes, the rest replays to the end of timeline 1.
+    let first = area.cofre(&["--json", "snapshots", "--set", "db"]);
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).expect("json");
+    let first = first[0]["id"].as_str().expect("id").to_string();
+    area.ok(&[
+        "ingest",
+        "--set",
+        "db",
+        "--stdin-name",
+        "/pg/base.tar",
+        "--stdin-from-command",
+        &basebackup,
+    ]);
+    mark(&q, 51..=55);
+    area.wait_archived(&q);
+    let spool_s = area.path("spool").display().to_string();
+    let names = |area: &Area| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(
+            &area.ok(&["--json", "wal", "list", "--set", "db", "--spool", &spool_s]),
+        )
+        .expect("json");
+        v["archived"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|e| e["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let before = names(&area);
+    let out = area.ok(&["wal", "prune", "--set", "db", "--dry-run"]);
+    assert!(out.contains("would delete"), "{out}");
+    assert_eq!(names(&area), before, "a dry run deletes nothing");
+    area.ok(&["forget", &first]);
+    let out = area.ok(&["--json", "wal", "prune", "--set", "db"]);
+    let pruned: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let start = pruned["oldest_start"].as_str().expect("start").to_string();
+    assert!(pruned["files_deleted"].as_u64() > Some(0), "{pruned}");
+    let after = names(&area);
+    assert!(after.contains(&"00000002.history".to_string()), "{after:?}");
+    assert!(after.contains(&start), "{after:?}");
+    assert!(
+        !after.contains(&"000000010000000000000001".to_string()),
+        "{after:?}"
+    );
+    let r4 = pitr(&area, "latest", "r4", 5494, &["--timeline", "1"]);
+    assert_eq!(markers(&|s| r4.psql(s)), seq(1..=55).join(","));
+    assert_eq!(
+        r4.psql("select count(*) from pg_tables where tablename = 'keep'"),
+        "0"
+    );
+
+    // Every remaining file reads back, and no gap is left where replay can start.
+    let out = area.cofre(&["check", "--read-data"]);
     assert!(out.status.success(), "{out:?}");
 }
 

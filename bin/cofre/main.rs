@@ -389,7 +389,25 @@ fn quiet_on_closed_stdout() {
 fn main() {
     limit_malloc_arenas();
     quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    // PostgreSQL takes any exit below 126 from its restore_command for "no such file" and
+    // ends recovery there: wal-fetch failing in any other way (a bad flag, a broken
+    // configuration file, a panic) must exit 126, which stops replay instead.
+    let fetching = std::env::args().any(|a| a == "wal-fetch");
+    if fetching {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            std::process::exit(wal::EXIT_FETCH_FAILED);
+        }));
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if fetching && e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(wal::EXIT_FETCH_FAILED);
+        }
+        Err(e) => e.exit(),
+    };
     // fuser warns "Failed to umount filesystem" when `fusermount3 -u` already unmounted us:
     // nothing a user can act on, so its warnings are left out below -v.
     let level = match cli.verbose {
@@ -417,9 +435,6 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // PostgreSQL takes any exit below 126 from its restore_command for "no such file":
-    // wal-fetch failing before it starts (a broken configuration file) must stop replay.
-    let fetching = matches!(cli.cmd, Cmd::WalFetch(_));
     let code = match dispatch(cli, &rt) {
         Ok(code) => code,
         Err(e) if fetching => {

@@ -61,7 +61,11 @@ fn restore_command(ctx: &Ctx, set: &str) -> Result<String> {
     let mut words = vec![exe.display().to_string()];
     words.extend(crate::wal::forwarded(ctx));
     words.extend(["wal-fetch".into(), "--set".into(), set.to_string()]);
-    let mut cmd: Vec<String> = words.iter().map(|w| sh_quote(w)).collect();
+    // PostgreSQL expands %f, %p, %r and %% in the command: a literal % is written %%.
+    let mut cmd: Vec<String> = words
+        .iter()
+        .map(|w| sh_quote(w).replace('%', "%%"))
+        .collect();
     cmd.extend(["%f".into(), "%p".into()]);
     Ok(cmd.join(" "))
 }
@@ -130,6 +134,18 @@ fn start(a: &Args, dir: &Path) -> Result<f64> {
         if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "f" {
             return Ok(t.elapsed().as_secs_f64());
         }
+        let alive = Command::new(pg_tool(&a.pg_bin, "pg_ctl"))
+            .arg("-D")
+            .arg(dir)
+            .arg("status")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !alive {
+            return Err(Error::External(format!(
+                "the server stopped during replay: see {}",
+                dir.join("cofre-pitr.log").display()
+            )));
+        }
         if Instant::now() > deadline {
             return Err(Error::External(format!(
                 "the server is still replaying after {}s: see {}",
@@ -188,7 +204,10 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         ),
     }
     if !a.keep_archiving {
-        println!("archive_mode is off in the restored copy: remove that line from postgresql.auto.conf when it becomes the primary");
+        println!(
+            "archive_mode is off in the restored copy: if it becomes the primary, remove that \
+             line from postgresql.auto.conf, restart it, and take a new base backup"
+        );
     }
     Ok(0)
 }

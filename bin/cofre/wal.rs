@@ -71,6 +71,15 @@ pub enum Cmd {
         #[arg(long, value_parser = crate::parse_wait)]
         flush_every: Option<Duration>,
     },
+    /// Delete the set's WAL that no kept base backup can replay (`cofre run` does this
+    /// after pruning the set).
+    Prune {
+        #[command(flatten)]
+        at: Where,
+        /// Say what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The set's archived WAL files, and what waits in the spool.
     List {
         #[command(flatten)]
@@ -133,9 +142,25 @@ pub fn forwarded(ctx: &Ctx) -> Vec<String> {
             v.push(val);
         }
     };
-    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    // Absolute: PostgreSQL runs restore_command in its data directory.
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref().map(|p| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+    };
     add("--config", path(&ctx.config_path));
-    add("--repo", ctx.open.repo.clone());
+    let repo = ctx
+        .open
+        .repo
+        .as_ref()
+        .map(|r| match r.contains("://") || r.starts_with('~') {
+            true => r.clone(),
+            false => path(&Some(PathBuf::from(r))).unwrap_or_else(|| r.clone()),
+        });
+    add("--repo", repo);
     add("--password-file", path(&ctx.open.password.file));
     add("--password-command", ctx.open.password.command.clone());
     add("--catalog", path(&ctx.open.catalog));
@@ -158,11 +183,11 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> Result<i32> {
     if spool.flusher_lock()?.is_some() && !spool.pending()?.is_empty() {
         start_flusher(ctx, &set, spool.dir(), every)?;
     }
-    // A flusher that keeps failing makes the archiving fail, so that PostgreSQL keeps the
-    // WAL in pg_wal and its own monitoring (pg_stat_archiver) shows the failure.
-    if let Some(why) = spool.last_error() {
+    // A flusher that fails or hangs makes the archiving fail, so that PostgreSQL keeps the
+    // WAL in pg_wal and its own monitoring (pg_stat_archiver) shows it.
+    if let Some(why) = spool.stalled(every)? {
         return Err(Error::WriteFailed(format!(
-            "{} is in the spool {}, but storing the spool in the repository fails: {why}",
+            "{} is in the spool {}, but the spool does not reach the repository: {why}",
             a.path.display(),
             spool.dir().display()
         )));
@@ -279,6 +304,25 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
                     crate::mib(report.stored_bytes),
                     report.objects.len()
                 );
+            }
+            Ok(0)
+        }
+        Cmd::Prune { at, dry_run } => {
+            let set = set_of(ctx, &at.set)?;
+            let r = ctx.session()?.wal_prune(&set, dry_run)?;
+            if ctx.json {
+                ctx.print_json(&r)?;
+                return Ok(0);
+            }
+            match &r.oldest_start {
+                None => println!("set {set}: no base backup found; no WAL deleted"),
+                Some(start) => println!(
+                    "set {set}: the oldest base backup starts in {start}; {} {} WAL file(s) in {} object(s), {}",
+                    if dry_run { "would delete" } else { "deleted" },
+                    r.files_deleted,
+                    r.objects_deleted.len(),
+                    crate::mib(r.bytes_freed)
+                ),
             }
             Ok(0)
         }

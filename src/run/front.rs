@@ -12,6 +12,46 @@ use crate::error::{Error, Result};
 use crate::session::Session;
 
 impl Session {
+    /// The WAL archive's part of a run, for each set with `wal = true`: what waits in this
+    /// machine's spool is stored (a flusher that died leaves it there), and after a snapshot
+    /// of a set that prunes, the WAL no kept base backup needs is deleted. Never fatal:
+    /// failures are logged (and `wal-push` fails while a spool does not drain).
+    fn wal_upkeep(&self, cfg: &Config, results: &[super::JobResult]) {
+        for (set, s) in cfg.sets.iter().filter(|(_, s)| s.src.wal == Some(true)) {
+            // Another user's spool (root's timer, postgres's spool) is its flusher's to drain.
+            let own = |dir: &std::path::Path| {
+                use std::os::unix::fs::MetadataExt;
+                // SAFETY: geteuid cannot fail.
+                std::fs::metadata(dir).is_ok_and(|m| m.uid() == unsafe { libc::geteuid() })
+            };
+            if let Some(dir) = s.src.wal_spool.as_deref().filter(|d| own(d)) {
+                let flushed = crate::wal::Spool::open(dir).and_then(|sp| self.wal_flush(&sp, set));
+                if let Err(e) = flushed {
+                    tracing::warn!(
+                        "set {set}: the WAL spool {} was not flushed: {e}",
+                        dir.display()
+                    );
+                }
+            }
+            let prunes = std::iter::once(&s.main)
+                .chain(s.classes.values())
+                .any(|c| c.prune == Some(true));
+            let snapshot = results
+                .iter()
+                .any(|r| r.set == *set && r.action == super::Action::Done);
+            if prunes && snapshot {
+                match self.wal_prune(set, false) {
+                    Ok(r) if r.files_deleted > 0 => tracing::info!(
+                        "set {set}: {} WAL file(s) older than the oldest base backup deleted",
+                        r.files_deleted
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("set {set}: old WAL not deleted: {e}"),
+                }
+            }
+        }
+    }
+
     /// Takes every snapshot `cfg` says is due, applies retention, drills the sets whose
     /// drill is due, and writes the metrics file (`metrics_file`, else the file's) when the
     /// run ends. One set failing does not stop the others.
@@ -54,6 +94,9 @@ impl Session {
             location: self.location(),
         };
         let results = super::run(self.repository(), &mut cat, cfg, &lock_dir, &opts, &outside)?;
+        if !opts.dry_run {
+            self.wal_upkeep(cfg, &results);
+        }
         // Written when the run ends, from what it recorded: a failure to write is reported
         // but does not change the backup's exit code.
         let metrics_file = config::resolve(metrics_file, cfg.metrics_file.as_ref());

@@ -120,7 +120,8 @@ impl Session {
         let record_read = read;
         let mut report = crate::check::check(&self.repo, read)?;
         let mut index = self.wal_index()?;
-        let wal = crate::wal::check::check(&self.repo, &mut index, read == ReadData::All)?;
+        let oldest = |set: &str| self.oldest_base_backup(set);
+        let wal = crate::wal::check::check(&self.repo, &mut index, read == ReadData::All, &oldest)?;
         if wal.objects > 0 {
             report.errors.extend(wal.errors.iter().cloned());
             report.wal = Some(wal);

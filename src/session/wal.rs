@@ -67,4 +67,20 @@ impl Session {
         let mut index = self.wal_index()?;
         pitr::pitr(self, &mut index, opts)
     }
+
+    /// Deletes `set`'s WAL that no kept base backup can replay (`cofre wal prune`; `cofre
+    /// run` does it after a prune of the set).
+    pub fn wal_prune(
+        &self,
+        set: &str,
+        dry_run: bool,
+    ) -> Result<crate::wal::retention::WalPruneReport> {
+        let mut index = self.wal_index()?;
+        crate::wal::retention::prune(self, &mut index, set, dry_run)
+    }
+
+    /// The WAL file the oldest base backup of `set` starts in (None: no base backup).
+    pub fn oldest_base_backup(&self, set: &str) -> Result<Option<String>> {
+        crate::wal::retention::oldest_start(self, set, false)
+    }
 }

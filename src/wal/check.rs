@@ -70,7 +70,9 @@ impl Gap {
 }
 
 /// The gaps and summary of one set's files (sorted by name, as the index gives them).
-pub fn summarize(set: &str, files: &[Located]) -> (SetWal, Vec<String>) {
+/// Segments before `since` (the start of the oldest base backup: no replay reads them)
+/// are left out of the gap search: retention deletes whole objects, so some may remain.
+pub fn summarize(set: &str, files: &[Located], since: Option<&str>) -> (SetWal, Vec<String>) {
     let mut s = SetWal {
         set: set.to_string(),
         ..SetWal::default()
@@ -104,10 +106,17 @@ pub fn summarize(set: &str, files: &[Located]) -> (SetWal, Vec<String>) {
     // Per timeline: positions of its segments (and the .partial that ends it).
     let mut lines: BTreeMap<u32, BTreeMap<u64, i64>> = BTreeMap::new();
     let mut histories = Vec::new();
+    let since = since
+        .and_then(WalName::parse)
+        .and_then(|n| n.position(seg_size))
+        .unwrap_or(0);
     for (name, copies) in &by_name {
         let Some(n) = WalName::parse(name) else {
             continue;
         };
+        if n.position(seg_size).is_some_and(|p| p < since) {
+            continue;
+        }
         match n.kind() {
             Kind::History => histories.push(n.timeline()),
             Kind::Segment | Kind::Partial => {
@@ -151,8 +160,14 @@ pub fn summarize(set: &str, files: &[Located]) -> (SetWal, Vec<String>) {
     (s, errors)
 }
 
-/// Checks every set's WAL in the repository (the index synced first).
-pub fn check(repo: &Repository, index: &mut WalIndex, read_all: bool) -> Result<WalCheck> {
+/// Checks every set's WAL in the repository (the index synced first); `oldest_start`
+/// gives the WAL file a set's oldest base backup starts in.
+pub fn check(
+    repo: &Repository,
+    index: &mut WalIndex,
+    read_all: bool,
+    oldest_start: &dyn Fn(&str) -> Result<Option<String>>,
+) -> Result<WalCheck> {
     index.sync(repo)?;
     let objects = index.objects()?;
     let mut report = WalCheck {
@@ -164,7 +179,8 @@ pub fn check(repo: &Repository, index: &mut WalIndex, read_all: bool) -> Result<
     sets.dedup();
     for set in sets {
         let files = index.all(&set)?;
-        let (summary, errors) = summarize(&set, &files);
+        let since = oldest_start(&set)?;
+        let (summary, errors) = summarize(&set, &files, since.as_deref());
         report.sets.push(summary);
         report.errors.extend(errors);
         if read_all {
@@ -287,9 +303,23 @@ mod tests {
                 2,
             ),
         ];
+        // Before the oldest base backup's start, a gap does not matter.
+        let located: Vec<Located> = [
+            "000000010000000000000001",
+            "000000010000000000000005",
+            "000000010000000000000006",
+        ]
+        .iter()
+        .map(|n| file(n, 1, n))
+        .collect();
+        assert_eq!(summarize("db", &located, None).0.gaps.len(), 1);
+        assert!(summarize("db", &located, Some("000000010000000000000005"))
+            .0
+            .gaps
+            .is_empty());
         for (files, want_gaps, want_errors) in cases {
             let located: Vec<Located> = files.iter().map(|(n, t, id)| file(n, *t, id)).collect();
-            let (s, errors) = summarize("db", &located);
+            let (s, errors) = summarize("db", &located, None);
             let got: Vec<_> = s
                 .gaps
                 .iter()

@@ -98,10 +98,11 @@ pub fn from_local(
         return Ok(Some(Source::Prefetched));
     }
     if let Some(dir) = spool {
-        let p = dir.join(name);
-        if p.is_file() {
-            land(&p, dest)?;
-            return Ok(Some(Source::Spool));
+        // The flusher may store and remove it meanwhile: then it is in the repository.
+        match land(&dir.join(name), dest) {
+            Ok(()) => return Ok(Some(Source::Spool)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(None)
@@ -119,10 +120,40 @@ pub fn from_store(
     ahead: usize,
 ) -> Result<Source> {
     checked(name)?;
-    index.sync(repo)?;
+    // The index first; the store's listing only when the index does not know the name (a
+    // listing grows with the archive), or a read fails (an object pruned since).
+    if index.lookup(set, name)?.is_empty() {
+        index.sync(repo)?;
+    }
+    match fetch_once(repo, index, set, name, dest, prefetch, ahead) {
+        Err(e @ (Error::WalNotFound(_) | Error::WalConflict(_))) => Err(e),
+        Err(e) => {
+            tracing::warn!("{e}; listing the archive again");
+            index.sync(repo)?;
+            fetch_once(repo, index, set, name, dest, prefetch, ahead)
+        }
+        ok => ok,
+    }
+}
+
+fn fetch_once(
+    repo: &Repository,
+    index: &mut WalIndex,
+    set: &str,
+    name: &str,
+    dest: &Path,
+    prefetch: &Path,
+    ahead: usize,
+) -> Result<Source> {
     let copies = index.lookup(set, name)?;
     if copies.is_empty() {
         return Err(Error::WalNotFound(name.to_string()));
+    }
+    if copies.windows(2).any(|w| w[0].entry.id != w[1].entry.id) {
+        return Err(Error::WalConflict(format!(
+            "{name} is archived more than once with different bytes: cofre will not guess \
+             which one replay needs (cofre check lists them; docs/pitr.md)"
+        )));
     }
     let next: Vec<Located> = if WalName::parse(name).map(|n| n.kind()) == Some(Kind::Segment) {
         index
@@ -171,9 +202,14 @@ pub fn from_store(
                     served = true;
                 }
                 Ok(raw) => {
-                    crate::catalog::private_dir(prefetch).map_err(|e| Error::io(prefetch, e))?;
-                    write(&prefetch.join(&l.entry.name), &raw)?;
-                    fetched += 1;
+                    // Ahead of need: a full disk here must not stop the replay.
+                    let stored = crate::catalog::private_dir(prefetch)
+                        .map_err(|e| Error::io(prefetch, e))
+                        .and_then(|()| write(&prefetch.join(&l.entry.name), &raw));
+                    match stored {
+                        Ok(()) => fetched += 1,
+                        Err(e) => tracing::warn!("not prefetched: {e}"),
+                    }
                 }
                 Err(e) => {
                     tracing::warn!("{e}");

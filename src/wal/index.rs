@@ -53,6 +53,7 @@ create table if not exists files (
     offset integer not null, len integer not null, raw_len integer not null,
     id text not null, pushed integer not null,
     primary key (set_name, name, object));
+create table if not exists meta (key text primary key, value integer not null);
 ";
 
 impl WalIndex {
@@ -109,8 +110,23 @@ impl WalIndex {
             tx.execute("delete from files where object = ?1", [gone])?;
             tx.execute("delete from objects where name = ?1", [gone])?;
         }
+        tx.execute(
+            "insert or replace into meta values ('synced', ?1)",
+            [time::OffsetDateTime::now_utc().unix_timestamp()],
+        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Seconds since the last full sync with the store's listing (None: never).
+    pub fn synced_ago(&self) -> Result<Option<i64>> {
+        let at: Option<i64> = self
+            .db
+            .query_row("select value from meta where key = 'synced'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(at.map(|t| time::OffsetDateTime::now_utc().unix_timestamp() - t))
     }
 
     /// Records an object this process just stored (or read the header of).
@@ -165,21 +181,38 @@ impl WalIndex {
 
     /// Every stored copy of `name` in `set` (more than one after a flush that was retried).
     pub fn lookup(&self, set: &str, name: &str) -> Result<Vec<Located>> {
-        self.query("where f.set_name = ?1 and f.name = ?2", &[&set, &name])
+        self.query(
+            "where f.set_name = ?1 and f.name = ?2 order by f.object",
+            &[&set, &name],
+        )
     }
 
-    /// The next `n` files after `name` of the same timeline, in order (what replay will ask
-    /// for next).
+    /// The next `n` segments after `name` of the same timeline, in order (what replay will
+    /// ask for next). A segment stored twice with different bytes is left out (fetching it
+    /// fails, as it must).
     pub fn following(&self, set: &str, name: &str, n: usize) -> Result<Vec<Located>> {
         let tli = name.get(..8).unwrap_or("");
         let upper = format!("{tli}~");
-        let mut v = self.query(
-            "where f.set_name = ?1 and f.name > ?2 and f.name < ?3 order by f.name",
+        let v = self.query(
+            "where f.set_name = ?1 and f.name > ?2 and f.name < ?3 and length(f.name) = 24 \
+             order by f.name, f.object",
             &[&set, &name, &upper],
         )?;
-        v.dedup_by(|a, b| a.entry.name == b.entry.name);
-        v.truncate(n);
-        Ok(v)
+        let mut out: Vec<Located> = Vec::new();
+        let mut conflicted = None;
+        for l in v {
+            match out.last() {
+                Some(prev) if prev.entry.name == l.entry.name => {
+                    if prev.entry.id != l.entry.id {
+                        conflicted = Some(l.entry.name.clone());
+                    }
+                }
+                _ => out.push(l),
+            }
+        }
+        out.retain(|l| Some(&l.entry.name) != conflicted.as_ref());
+        out.truncate(n);
+        Ok(out)
     }
 
     /// Every file of `set`, by name.

@@ -9,6 +9,7 @@ pub mod index;
 pub mod names;
 pub mod object;
 pub mod pitr;
+pub mod retention;
 pub mod spool;
 
 pub use fetch::Source;

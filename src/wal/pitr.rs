@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::index::WalIndex;
-use super::names::parse_lsn;
+use super::names::{parse_lsn, WalName};
 use super::object;
 use crate::error::{Error, Result};
 use crate::session::{Entry, Session, SnapshotInfo};
@@ -57,8 +57,8 @@ pub struct BaseBackup {
     pub start_wal: String,
     pub start_lsn: String,
     pub stop_lsn: String,
-    /// Unix seconds.
-    pub stop_time: i64,
+    /// Unix seconds (None: written in a time zone cofre cannot read).
+    pub stop_time: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,48 +150,60 @@ fn read_label(reader: impl Read) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// The WAL archive's `.backup` file of a backup that started in `start_wal`, as text.
+/// The WAL archive's `.backup` file of a backup that started at `start_lsn` in
+/// `start_wal`, as text: the one among `<start_wal>.*.backup` whose own START WAL
+/// LOCATION is that location (whatever the cluster's segment size).
 fn backup_history(
     session: &Session,
     index: &WalIndex,
     set: &str,
     start_wal: &str,
-    start_lsn: u64,
+    start_lsn: &str,
 ) -> Result<Option<String>> {
     let repo = session.repository();
-    let seg_offset = |size: u64| start_lsn % size.max(1);
     for l in index.all(set)? {
         let n = &l.entry.name;
-        let Some(rest) = n.strip_prefix(start_wal).and_then(|r| r.strip_prefix('.')) else {
-            continue;
-        };
-        let Some(off) = rest.strip_suffix(".backup") else {
-            continue;
-        };
-        // The offset in the name is the start LSN within its segment.
-        let off = u64::from_str_radix(off, 16).unwrap_or(u64::MAX);
-        let matches = [16u64 << 20, 1 << 20, 1 << 30, 64 << 20]
-            .iter()
-            .any(|s| seg_offset(*s) == off);
-        if !matches {
+        let ours = n
+            .strip_prefix(start_wal)
+            .is_some_and(|r| r.starts_with('.') && r.ends_with(".backup"));
+        if !ours {
             continue;
         }
         let b = repo.get_raw(&l.key(), Some(l.range()))?;
         let raw = object::decode_body(repo.keys(), &l.key(), &l.entry, &b)?;
-        return Ok(Some(String::from_utf8_lossy(&raw).into_owned()));
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let starts = field(&text, "START WAL LOCATION")
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(parse_lsn);
+        if starts.is_some() && starts == parse_lsn(start_lsn) {
+            return Ok(Some(text));
+        }
     }
     Ok(None)
 }
 
-/// The base backups of `set`, newest first, with their labels read (each read costs the
-/// first chunk of its tar stream and one small WAL file).
-pub fn base_backups(
+/// What a base backup's `backup_label` says about where its replay starts.
+#[derive(Debug, Clone)]
+pub struct Label {
+    pub text: String,
+    /// The WAL file replay starts in, and the start location.
+    pub start_wal: String,
+    pub start_lsn: String,
+}
+
+/// The `backup_label` of each snapshot of `set`, newest first: None for a snapshot that is
+/// not a base backup (no `backup_label` at the start of its tar stream). Only snapshots
+/// at or before `newest` (Unix seconds) are read. A snapshot that cannot be read is an
+/// error, never skipped: WAL retention must not judge by part of the backups.
+///
+/// With `strict` false (pitr choosing a backup), a snapshot that cannot be read is left
+/// out with a warning instead: an older backup may still serve.
+pub fn labels(
     session: &Session,
-    index: &mut WalIndex,
     set: &str,
     newest: Option<i64>,
-) -> Result<Vec<BaseBackup>> {
-    index.sync(session.repository())?;
+    strict: bool,
+) -> Result<Vec<(SnapshotInfo, Option<Label>)>> {
     let mut snaps = session.snapshots(Some(set))?;
     snaps.reverse();
     let contents = session.contents(8, 0)?;
@@ -204,47 +216,83 @@ pub fn base_backups(
         if newest.is_some_and(|n| t > n) {
             continue;
         }
-        let file = the_file(session, &s)?;
-        let reader = contents.open(&file, 0, file.node.size)?;
-        let Some(label) = read_label(reader)? else {
+        let read = the_file(session, &s)
+            .and_then(|file| contents.open(&file, 0, file.node.size))
+            .map(read_label);
+        let read = match read {
+            Ok(r) => r,
+            Err(e) if !strict => {
+                tracing::warn!(
+                    "snapshot {} of {set} cannot be read, skipped: {e}",
+                    s.short_id
+                );
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let label = match read {
+            Ok(Some(text)) => {
+                let start = field(&text, "START WAL LOCATION").unwrap_or("");
+                let (lsn, wal) = start.split_once("(file ").ok_or_else(|| {
+                    Error::corrupt(
+                        format!("backup_label of snapshot {}", s.short_id),
+                        "no START WAL LOCATION",
+                    )
+                })?;
+                Some(Label {
+                    start_lsn: lsn.trim().to_string(),
+                    start_wal: wal.trim_end_matches(')').trim().to_string(),
+                    text,
+                })
+            }
+            // Not a tar stream, or one without a label: not a base backup.
+            Ok(None) | Err(Error::Corrupt { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        out.push((s, label));
+    }
+    Ok(out)
+}
+
+/// The base backups of `set`, newest first, with their labels read (each read costs the
+/// first chunk of its tar stream and one small WAL file).
+pub fn base_backups(
+    session: &Session,
+    index: &mut WalIndex,
+    set: &str,
+    newest: Option<i64>,
+) -> Result<Vec<BaseBackup>> {
+    index.sync(session.repository())?;
+    let mut out = Vec::new();
+    for (s, label) in labels(session, set, newest, false)? {
+        let Some(label) = label else {
             tracing::warn!(
                 "snapshot {} of {set} has no backup_label: not a base backup",
                 s.short_id
             );
             continue;
         };
-        let start = field(&label, "START WAL LOCATION").unwrap_or("");
-        let (lsn, wal) = match start.split_once("(file ") {
-            Some((l, f)) => (
-                l.trim().to_string(),
-                f.trim_end_matches(')').trim().to_string(),
-            ),
-            None => {
-                return Err(Error::corrupt(
-                    format!("backup_label of snapshot {}", s.short_id),
-                    "no START WAL LOCATION",
-                ))
-            }
-        };
-        let lsn_n = parse_lsn(&lsn).unwrap_or(0);
-        let Some(hist) = backup_history(session, index, set, &wal, lsn_n)? else {
+        let (wal, lsn) = (label.start_wal, label.start_lsn);
+        let Some(hist) = backup_history(session, index, set, &wal, &lsn)? else {
             tracing::warn!(
                 "base backup {} of {set}: its .backup file ({wal}.*.backup) is not in the WAL \
-                 archive (archiving not on when it was taken?); skipped",
+                 archive yet (still in a spool, or archiving was off when it was taken); skipped",
                 s.short_id
             );
             continue;
         };
-        let stop_time = field(&hist, "STOP TIME").and_then(pg_time).ok_or_else(|| {
-            Error::corrupt(
-                format!("{wal} .backup file"),
-                "no STOP TIME cofre can read (set log_timezone = 'UTC' on the server)",
-            )
-        })?;
+        let stop_time = field(&hist, "STOP TIME").and_then(pg_time);
+        if stop_time.is_none() {
+            tracing::warn!(
+                "base backup {}: its STOP TIME is in a time zone cofre cannot read; it serves \
+                 LSN and latest targets only (log_timezone = 'UTC' on the server avoids this)",
+                s.short_id
+            );
+        }
         out.push(BaseBackup {
             snapshot: s.id.clone(),
             snapshot_time: s.time.clone(),
-            label: field(&label, "LABEL").unwrap_or("").to_string(),
+            label: field(&label.text, "LABEL").unwrap_or("").to_string(),
             start_wal: wal,
             start_lsn: lsn,
             stop_lsn: field(&hist, "STOP WAL LOCATION")
@@ -302,8 +350,14 @@ pub fn pitr(session: &Session, index: &mut WalIndex, opts: &PitrOptions) -> Resu
     let backups = base_backups(session, index, &opts.set, newest)?;
     let chosen = backups
         .iter()
+        .filter(|b| match opts.timeline.as_deref().map(str::parse::<u32>) {
+            // A backup taken on a later timeline cannot replay into an earlier one.
+            Some(Ok(tli)) => WalName::parse(&b.start_wal).is_some_and(|n| n.timeline() <= tli),
+            _ => true,
+        })
         .find(|b| match opts.to {
-            Target::Time(t, ns) => (b.stop_time, 0) <= (t, ns),
+            // STOP TIME has whole seconds: the backup surely ended before the next one.
+            Target::Time(t, ns) => b.stop_time.is_some_and(|s| (s + 1, 0) <= (t, ns)),
             Target::Lsn(l) => parse_lsn(&b.stop_lsn).is_some_and(|s| s <= l),
             Target::Latest => true,
         })
@@ -314,7 +368,10 @@ pub fn pitr(session: &Session, index: &mut WalIndex, opts: &PitrOptions) -> Resu
                 opts.set,
                 describe(&opts.to),
                 match backups.last() {
-                    Some(b) => format!("the oldest ended at {}", fmt_time(b.stop_time, 0)),
+                    Some(b) => format!(
+                        "the oldest ended at {}",
+                        b.stop_time.map_or(b.stop_lsn.clone(), |t| fmt_time(t, 0))
+                    ),
                     None => "there is none with its WAL archived (take one: cofre ingest --set SET --stdin-from-command 'pg_basebackup -D - -Ft -X none')".into(),
                 }
             ))

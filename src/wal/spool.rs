@@ -58,6 +58,8 @@ pub struct FlushReport {
     pub objects: Vec<String>,
     /// Files already in the repository with the same bytes (a flush retried after a crash).
     pub already_stored: usize,
+    /// Files whose name is archived with other bytes: moved to `conflicts/`, not stored.
+    pub conflicts: Vec<String>,
 }
 
 /// The spool's flock: one flusher at a time.
@@ -80,11 +82,45 @@ fn unix_now() -> i64 {
 }
 
 impl Spool {
+    /// Opens (creates) the spool. Only its owner may use it: files another user (root
+    /// running `cofre wal flush` by hand) left in it would stop PostgreSQL's archiving.
     pub fn open(dir: &Path) -> Result<Spool> {
+        use std::os::unix::fs::MetadataExt;
         crate::catalog::private_dir(&dir.join("archived")).map_err(io(dir))?;
+        crate::catalog::private_dir(&dir.join("conflicts")).map_err(io(dir))?;
+        let owner = std::fs::metadata(dir).map_err(io(dir))?.uid();
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if owner != me {
+            return Err(Error::InvalidArgument(format!(
+                "the WAL spool {} belongs to uid {owner}: run cofre as that user (e.g. sudo -u postgres cofre ...)",
+                dir.display()
+            )));
+        }
         Ok(Spool {
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// Why archiving should fail although the file is in the spool: the last flush failed,
+    /// or the oldest file has waited far longer than the flush interval (a flusher that
+    /// hangs, or none left running). PostgreSQL then keeps its WAL and reports the failure.
+    pub fn stalled(&self, interval: std::time::Duration) -> Result<Option<String>> {
+        if let Some(why) = self.last_error() {
+            return Ok(Some(format!("the last flush failed: {why}")));
+        }
+        let limit = 2 * interval.as_secs() as i64 + 300;
+        let oldest = self.pending()?.iter().map(|p| p.pushed).min();
+        Ok(oldest
+            .map(|t| unix_now() - t)
+            .filter(|age| *age > limit)
+            .map(|age| {
+                format!(
+                    "a file has waited {age}s in the spool (flush interval {}s): is the flusher stuck? see {}",
+                    interval.as_secs(),
+                    self.dir.join("flusher.log").display()
+                )
+            }))
     }
 
     pub fn dir(&self) -> &Path {
@@ -185,10 +221,10 @@ impl Spool {
         std::fs::read_to_string(self.dir.join(".last-error")).ok()
     }
 
-    fn record(&self, failure: Option<&Error>) {
+    fn record(&self, failure: Option<&str>) {
         let p = self.dir.join(".last-error");
         let _ = match failure {
-            Some(e) => std::fs::write(p, e.to_string()),
+            Some(e) => std::fs::write(p, e),
             None => std::fs::remove_file(p),
         };
     }
@@ -234,12 +270,33 @@ impl Spool {
     /// Moves everything pending into the repository, in objects of at most `MAX_FILES`
     /// files; each file leaves the spool only once the object holding it is stored.
     /// Holds the flush lock for its duration.
+    /// A failure is remembered (`last_error`) until a flush succeeds.
     pub fn flush(&self, repo: &Repository, index: &mut WalIndex, set: &str) -> Result<FlushReport> {
         let _lock = self.lock(true)?;
+        let r = self.flush_locked(repo, index, set);
+        let failure = match &r {
+            Err(e) => Some(e.to_string()),
+            Ok(rep) if !rep.conflicts.is_empty() => Some(format!(
+                "{} differ from the copies already archived; moved to {}",
+                rep.conflicts.join(", "),
+                self.dir.join("conflicts").display()
+            )),
+            Ok(_) => None,
+        };
+        self.record(failure.as_deref());
+        r
+    }
+
+    fn flush_locked(
+        &self,
+        repo: &Repository,
+        index: &mut WalIndex,
+        set: &str,
+    ) -> Result<FlushReport> {
         let mut report = FlushReport::default();
-        if index.all(set)?.is_empty() {
-            // A first flush on this machine learns what the repository already holds, so
-            // that a name stored from elsewhere is a conflict, not a second copy.
+        // What the repository holds, learned at most hourly (a listing grows with the
+        // archive): a name another host stored is then a conflict, not a second copy.
+        if index.synced_ago()?.is_none_or(|ago| ago > 3600) {
             index.sync(repo)?;
         }
         let pending = self.pending()?;
@@ -256,12 +313,16 @@ impl Spool {
                 continue;
             }
             if !stored.is_empty() {
-                return Err(Error::WalConflict(format!(
-                    "{} in the spool {} differs from the copy already in the repository: \
-                     left in the spool; move it away once you know which is right",
+                // Not stored beside the other copy, and not in the way of the rest.
+                let to = self.dir.join("conflicts").join(&p.name);
+                std::fs::rename(&path, &to).map_err(io(&to))?;
+                tracing::error!(
+                    "{} differs from the archived copy; moved to {}",
                     p.name,
-                    self.dir.display()
-                )));
+                    to.display()
+                );
+                report.conflicts.push(p.name);
+                continue;
             }
             raw += data.len() as u64;
             batch.push(File {
@@ -406,7 +467,6 @@ pub fn run_flusher(
                 let (repo, index) = opened.as_mut().expect("opened above");
                 spool.flush(repo, index, set)
             })();
-            spool.record(result.as_ref().err());
             match result {
                 Ok(r) => {
                     failures = 0;
@@ -414,6 +474,7 @@ pub fn run_flusher(
                     total.raw_bytes += r.raw_bytes;
                     total.stored_bytes += r.stored_bytes;
                     total.already_stored += r.already_stored;
+                    total.conflicts.extend(r.conflicts);
                     total.objects.extend(r.objects);
                 }
                 Err(e) => {
