@@ -213,7 +213,7 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     q("create table markers (i int primary key)");
     q("create table keep as select g as x from generate_series(1, 1000) g");
     let basebackup = format!(
-        "{} -h {sock} -U postgres -D - -Ft -X none",
+        "{} -h {sock} -U postgres -D - -Ft -X none -c fast",
         pg.bin.join("pg_basebackup").display()
     );
     area.ok(&[
