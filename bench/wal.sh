@@ -72,19 +72,23 @@ as_pg "$BIN/pg_ctl" -D "$PG" -m fast stop >/dev/null
 as_pg "$BIN/pg_ctl" -D "$W/restored" -m fast stop >/dev/null
 
 echo "== burst: $BURST segments pushed one at a time, as PostgreSQL's archiver does"
-sample=$(ls "$PG/pg_wal" | grep -E '^[0-9A-F]{24}$' | head -1)
-[ -n "$sample" ] || sample=$(ls "$W/restored/pg_wal" | grep -E '^[0-9A-F]{24}$' | head -1)
-src=$PG/pg_wal/$sample; [ -f "$src" ] || src=$W/restored/pg_wal/$sample
+# A real segment of the pgbench run (from the archive), under BURST names.
+sample=$(cofre --json wal list --set db --spool "$W/spool" | grep '"name"' | sed -n 10p | cut -d'"' -f4)
 mkdir -p "$W/burst"; chown postgres "$W/burst"
-for i in $(seq 1 "$BURST"); do ln "$src" "$(printf '%s/00000009%016X' "$W/burst" "$i")"; done
+cofre wal-fetch --set db "$sample" "$W/burst/sample"
+echo "sample $sample: $(stat -c %s "$W/burst/sample") bytes, $(zstd -1 -c "$W/burst/sample" | wc -c) with zstd -1"
+for i in $(seq 1 "$BURST"); do ln "$W/burst/sample" "$(printf '%s/00000009%016X' "$W/burst" "$i")"; done
+rm "$W/burst/sample"
+# Pushed one at a time while the flusher drains the spool (it flushes each 256 MiB).
 t0=$(date +%s.%N)
 for f in "$W"/burst/*; do
-  as_pg "$COFRE" $G wal-push --set burst --spool "$W/spool-burst" --flush-every 1h "$f" 2>/dev/null
+  as_pg "$COFRE" $G wal-push --set burst --spool "$W/spool-burst" --flush-every 1h "$f"
 done
 t1=$(date +%s.%N)
 cofre wal flush --set burst --spool "$W/spool-burst" | tail -1
 t2=$(date +%s.%N)
-echo "push: $(echo "scale=1; $BURST / ($t1 - $t0)" | bc) segments/s; drain into the repository: $(echo "scale=1; $BURST / ($t2 - $t1)" | bc) segments/s"
+echo "push: $(echo "scale=1; $BURST / ($t1 - $t0)" | bc) segments/s; all in the repository after $(echo "$t2 - $t0" | bc) s: $(echo "scale=1; $BURST / ($t2 - $t0)" | bc) segments/s"
+echo "objects: $(ls "$W/repo/wal" | wc -l) in total; $(du -sh "$W/repo/wal" | cut -f1)"
 
 if command -v pgbackrest >/dev/null; then
   echo "== pgBackRest archive-push, the same burst (local repository, compress-type=zst)"
