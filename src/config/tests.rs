@@ -225,6 +225,39 @@ fn loading_parses_schedules_policies_and_durations_once() {
 }
 
 #[test]
+fn wal_keys_parse_or_name_what_is_wrong() {
+    let base = "[sets.pg]\ncommand = \"pg_basebackup -D - -Ft -X none\"\nstdin_name = \"/pg/base.tar\"\nwal = true\n";
+    // (extra keys, flush seconds, spool) or the key an error names.
+    let table: &[(&str, Result<(Option<u64>, Option<&str>), &str>)] = &[
+        ("", Ok((None, None))),
+        ("wal_flush = \"30s\"\n", Ok((Some(30), None))),
+        (
+            "wal_flush = \"0s\"\nwal_spool = \"/var/lib/postgresql/spool\"\n",
+            Ok((Some(0), Some("/var/lib/postgresql/spool"))),
+        ),
+        ("wal_flush = \"soon\"\n", Err("wal_flush")),
+        ("wal_spol = \"/x\"\n", Err("wal_spol")),
+    ];
+    for (extra, want) in table {
+        let got = p(&format!("{base}{extra}"));
+        match (got, want) {
+            (Ok(cfg), Ok((secs, spool))) => {
+                let src = &cfg.sets["pg"].src;
+                assert_eq!(src.wal, Some(true));
+                assert_eq!(src.wal_flush_secs, *secs, "{extra}");
+                assert_eq!(
+                    src.wal_spool.as_deref(),
+                    spool.map(std::path::Path::new),
+                    "{extra}"
+                );
+            }
+            (Err(e), Err(key)) => assert!(e.to_string().contains(key), "{extra}: {e}"),
+            (got, want) => panic!("{extra}: got {:?}, want {want:?}", got.map(|_| ())),
+        }
+    }
+}
+
+#[test]
 fn serve_tables_parse_or_name_what_is_wrong() {
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
     let user = |name: &str, role: &str, h: &str| {
