@@ -228,7 +228,8 @@ fn loading_parses_schedules_policies_and_durations_once() {
 fn wal_keys_parse_or_name_what_is_wrong() {
     let base = "[sets.pg]\ncommand = \"pg_basebackup -D - -Ft -X none\"\nstdin_name = \"/pg/base.tar\"\nwal = true\n";
     // (extra keys, flush seconds, spool) or the key an error names.
-    let table: &[(&str, Result<(Option<u64>, Option<&str>), &str>)] = &[
+    type Want<'a> = Result<(Option<u64>, Option<&'a str>), &'a str>;
+    let table: &[(&str, Want)] = &[
         ("", Ok((None, None))),
         ("wal_flush = \"30s\"\n", Ok((Some(30), None))),
         (
