@@ -63,21 +63,27 @@ impl Area {
         ]
     }
 
+    /// cofre as the postgres user, with `globals` (not yet run).
+    fn command(&self, globals: &[String]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_cofre"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", self.env.dir.path())
+        .env("XDG_CACHE_HOME", self.path("cache"))
+        .args(globals);
+        c
+    }
+
     /// `cofre args` as the postgres user.
     fn cofre(&self, args: &[&str]) -> Output {
-        Command::new("setpriv")
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(env!("CARGO_BIN_EXE_cofre"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.env.dir.path())
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .args(self.globals())
+        self.command(&self.globals())
             .args(args)
             .output()
             .expect("cofre")
@@ -423,17 +429,8 @@ fn wal_push_and_fetch_follow_postgresqls_rules() {
         .collect();
     for (i, name) in names.iter().enumerate() {
         let p = file(name, 100 + i as u64);
-        let mut child = Command::new("setpriv")
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(env!("CARGO_BIN_EXE_cofre"))
-            .env_clear()
-            .env("HOME", area.env.dir.path())
-            .args(area.globals())
+        let mut child = area
+            .command(&area.globals())
             .args([
                 "wal-push",
                 "--set",
@@ -461,17 +458,8 @@ fn wal_push_and_fetch_follow_postgresqls_rules() {
 
     // Flushes killed at many moments, then one that finishes: every file is stored.
     for delay in [0u64, 20, 60, 150, 300] {
-        let mut child = Command::new("setpriv")
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(env!("CARGO_BIN_EXE_cofre"))
-            .env_clear()
-            .env("HOME", area.env.dir.path())
-            .args(area.globals())
+        let mut child = area
+            .command(&area.globals())
             .args(["wal", "flush", "--set", "db", "--spool", &spool_s])
             .spawn()
             .expect("spawn");
@@ -502,17 +490,7 @@ fn wal_push_and_fetch_follow_postgresqls_rules() {
     // wal-fetch: each file back exactly (the first from the store, later ones prefetched);
     // a missing name exits 1; a failure to read the repository exits 126.
     let fetch = |name: &str, dest: &Path, globals: &[String]| -> Output {
-        Command::new("setpriv")
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(env!("CARGO_BIN_EXE_cofre"))
-            .env_clear()
-            .env("HOME", area.env.dir.path())
-            .args(globals)
+        area.command(globals)
             .args(["wal-fetch", "--set", "db", name])
             .arg(dest)
             .output()

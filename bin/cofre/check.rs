@@ -68,6 +68,9 @@ fn print_report(r: &CheckReport, indent: &str) {
             s.last.as_deref().unwrap_or("-"),
             s.gaps.len()
         );
+        for w in &s.warnings {
+            eprintln!("{indent}warning: {w}");
+        }
     }
     for e in &r.errors {
         eprintln!("{indent}error: {e}");

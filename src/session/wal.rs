@@ -38,15 +38,14 @@ impl Session {
         let mut index = self.wal_index()?;
         let catalog = self.options().catalog.as_deref();
         let prefetch = fetch::prefetch_dir(self.options().url()?, set, catalog);
-        fetch::from_store(
-            self.repository(),
-            &mut index,
+        let req = fetch::Request {
             set,
             name,
             dest,
-            &prefetch,
+            prefetch: &prefetch,
             ahead,
-        )
+        };
+        fetch::from_store(self.repository(), &mut index, &req)
     }
 
     /// Every WAL file of `set` the repository holds, by name (the index synced first).

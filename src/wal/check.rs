@@ -39,6 +39,9 @@ pub struct SetWal {
     /// Unix seconds the newest archived file was pushed.
     pub last_pushed: Option<i64>,
     pub gaps: Vec<Gap>,
+    /// Worth knowing, not an error (a timeline whose history file was never archived:
+    /// replay on it works; following it from an earlier timeline does not).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -106,8 +109,9 @@ pub fn summarize(set: &str, files: &[Located], since: Option<&str>) -> (SetWal, 
     // Per timeline: positions of its segments (and the .partial that ends it).
     let mut lines: BTreeMap<u32, BTreeMap<u64, i64>> = BTreeMap::new();
     let mut histories = Vec::new();
-    let since = since
-        .and_then(WalName::parse)
+    let since_name = since.and_then(WalName::parse);
+    let since = since_name
+        .as_ref()
         .and_then(|n| n.position(seg_size))
         .unwrap_or(0);
     for (name, copies) in &by_name {
@@ -138,11 +142,26 @@ pub fn summarize(set: &str, files: &[Located], since: Option<&str>) -> (SetWal, 
         .map(|n| n.to_string());
     for (tli, positions) in &lines {
         if *tli > 1 && !histories.contains(tli) {
-            errors.push(format!(
-                "set {set}: timeline {tli} has no {tli:08X}.history in the archive: replay cannot follow it"
+            s.warnings.push(format!(
+                "set {set}: timeline {tli} has no {tli:08X}.history in the archive: replay \
+                 from a base backup of an earlier timeline cannot follow it"
             ));
         }
         let v: Vec<(&u64, &i64)> = positions.iter().collect();
+        // The oldest base backup's own timeline must be whole from its start on.
+        if since_name.as_ref().is_some_and(|n| n.timeline() == *tli) {
+            if let Some((first, at)) = v.first().copied() {
+                if *first > since {
+                    s.gaps.push(Gap {
+                        set: set.to_string(),
+                        first_missing: segment_name(*tli, since, seg_size),
+                        last_missing: segment_name(*tli, first - 1, seg_size),
+                        from: *at,
+                        until: *at,
+                    });
+                }
+            }
+        }
         for w in v.windows(2) {
             let ((a, at), (b, bt)) = (w[0], w[1]);
             if *b > a + 1 {
@@ -292,7 +311,7 @@ mod tests {
                 vec![],
                 0,
             ),
-            // Timeline 3 without its history; a name twice with different bytes.
+            // Timeline 3 without its history (a warning); a name twice with other bytes.
             (
                 &[
                     ("000000030000000000000005", 1, "a"),
@@ -300,7 +319,7 @@ mod tests {
                     ("000000030000000000000006", 2, "x"),
                 ],
                 vec![],
-                2,
+                1,
             ),
         ];
         // Before the oldest base backup's start, a gap does not matter.
@@ -334,6 +353,8 @@ mod tests {
                 .collect();
             assert_eq!(got, want_gaps, "{files:?}");
             assert_eq!(errors.len(), want_errors, "{files:?}: {errors:?}");
+            let no_history = files.iter().any(|f| f.0.starts_with("00000003"));
+            assert_eq!(s.warnings.len(), usize::from(no_history), "{files:?}");
         }
     }
 }

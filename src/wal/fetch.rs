@@ -108,43 +108,55 @@ pub fn from_local(
     Ok(None)
 }
 
-/// Fetches `name` of `set` from the repository into `dest`, and up to `ahead` following
-/// files of its timeline into `prefetch`. `WalNotFound` when the archive has no such file.
-pub fn from_store(
-    repo: &Repository,
-    index: &mut WalIndex,
-    set: &str,
-    name: &str,
-    dest: &Path,
-    prefetch: &Path,
-    ahead: usize,
-) -> Result<Source> {
+/// What `wal-fetch` asks for: `name` of `set` into `dest`, and up to `ahead` following
+/// segments of its timeline into `prefetch`.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub set: &'a str,
+    pub name: &'a str,
+    pub dest: &'a Path,
+    pub prefetch: &'a Path,
+    pub ahead: usize,
+}
+
+/// Fetches what `req` asks for from the repository. `WalNotFound` when the archive has no
+/// such file.
+pub fn from_store(repo: &Repository, index: &mut WalIndex, req: &Request) -> Result<Source> {
+    let (set, name) = (req.set, req.name);
     checked(name)?;
     // The index first; the store's listing only when the index does not know the name (a
     // listing grows with the archive), or a read fails (an object pruned since).
-    if index.lookup(set, name)?.is_empty() {
+    let known = !index.lookup(set, name)?.is_empty();
+    if !known {
         index.sync(repo)?;
     }
-    match fetch_once(repo, index, set, name, dest, prefetch, ahead) {
+    match fetch_once(repo, index, req) {
         Err(e @ (Error::WalNotFound(_) | Error::WalConflict(_))) => Err(e),
         Err(e) => {
             tracing::warn!("{e}; listing the archive again");
             index.sync(repo)?;
-            fetch_once(repo, index, set, name, dest, prefetch, ahead)
+            match fetch_once(repo, index, req) {
+                // It was there when this fetch began: "not found" now would end the
+                // replay early (exit 1), so it is a failure (exit 126).
+                Err(Error::WalNotFound(_)) if known => Err(Error::corrupt(
+                    name,
+                    "deleted from the archive during the replay (wal prune?)",
+                )),
+                r => r,
+            }
         }
         ok => ok,
     }
 }
 
-fn fetch_once(
-    repo: &Repository,
-    index: &mut WalIndex,
-    set: &str,
-    name: &str,
-    dest: &Path,
-    prefetch: &Path,
-    ahead: usize,
-) -> Result<Source> {
+fn fetch_once(repo: &Repository, index: &mut WalIndex, req: &Request) -> Result<Source> {
+    let Request {
+        set,
+        name,
+        dest,
+        prefetch,
+        ahead,
+    } = *req;
     let copies = index.lookup(set, name)?;
     if copies.is_empty() {
         return Err(Error::WalNotFound(name.to_string()));

@@ -199,18 +199,18 @@ impl WalIndex {
             &[&set, &name, &upper],
         )?;
         let mut out: Vec<Located> = Vec::new();
-        let mut conflicted = None;
+        let mut conflicted = std::collections::HashSet::new();
         for l in v {
             match out.last() {
                 Some(prev) if prev.entry.name == l.entry.name => {
                     if prev.entry.id != l.entry.id {
-                        conflicted = Some(l.entry.name.clone());
+                        conflicted.insert(l.entry.name.clone());
                     }
                 }
                 _ => out.push(l),
             }
         }
-        out.retain(|l| Some(&l.entry.name) != conflicted.as_ref());
+        out.retain(|l| !conflicted.contains(&l.entry.name));
         out.truncate(n);
         Ok(out)
     }

@@ -137,7 +137,9 @@ fn read_label(reader: impl Read) -> Result<Option<String>> {
     let entries = ar
         .entries()
         .map_err(|e| Error::corrupt("base backup", format!("not a tar stream: {e}")))?;
-    for e in entries {
+    // pg_basebackup sends backup_label first: a tar that does not start with it within a
+    // few entries is not a base backup (and is not read to its end).
+    for e in entries.take(4) {
         let mut e = e.map_err(|e| Error::corrupt("base backup", format!("tar: {e}")))?;
         let path = e.path().map(|p| p.into_owned()).unwrap_or_default();
         if path == Path::new("backup_label") {
@@ -244,6 +246,17 @@ pub fn labels(
                     start_wal: wal.trim_end_matches(')').trim().to_string(),
                     text,
                 })
+            }
+            // Retention must not judge by part of the backups: a snapshot of the set with
+            // no label it can read (a read that failed midway, a compressed or directory
+            // backup) stops it.
+            Ok(None) | Err(_) if strict => {
+                return Err(Error::InvalidArgument(format!(
+                    "snapshot {} of set {set} is not a base backup cofre can read (one tar \
+                     stream starting with backup_label); WAL retention deletes nothing while \
+                     the set holds it",
+                    s.short_id
+                )))
             }
             // Not a tar stream, or one without a label: not a base backup.
             Ok(None) | Err(Error::Corrupt { .. }) => None,

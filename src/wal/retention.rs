@@ -32,10 +32,20 @@ pub struct WalPruneReport {
 /// The WAL file the oldest base backup of `set` starts in. `strict`: a snapshot that
 /// cannot be read is an error (retention), not skipped (check).
 pub fn oldest_start(session: &Session, set: &str, strict: bool) -> Result<Option<String>> {
-    let starts: Vec<WalName> = super::pitr::labels(session, set, None, strict)?
-        .into_iter()
-        .filter_map(|(_, l)| WalName::parse(&l?.start_wal))
-        .collect();
+    let mut starts: Vec<WalName> = Vec::new();
+    for (snap, label) in super::pitr::labels(session, set, None, strict)? {
+        let Some(label) = label else { continue };
+        match WalName::parse(&label.start_wal) {
+            Some(n) => starts.push(n),
+            None if strict => {
+                return Err(crate::error::Error::corrupt(
+                    format!("backup_label of snapshot {}", snap.short_id),
+                    format!("{:?} is not a WAL file name", label.start_wal),
+                ))
+            }
+            None => {}
+        }
+    }
     // By log and segment, whatever the timeline and the segment size.
     Ok(starts
         .iter()
@@ -58,25 +68,18 @@ pub fn prune(
     };
     index.sync(repo)?;
     let files = index.all(set)?;
-    // Segment size as the archive holds it; positions compare across timelines.
-    let seg_size = files
-        .iter()
-        .find(|l| WalName::parse(&l.entry.name).map(|n| n.kind()) == Some(Kind::Segment))
-        .map_or(16 << 20, |l| l.entry.raw_len);
+    // Every snapshot of the set, from a catalog that just saw the store: a stale one could
+    // miss a base backup older than those it knows.
+    session.synced_catalog()?;
     let Some(oldest) = oldest_start(session, set, true)? else {
         return Ok(report);
     };
-    let oldest = (
-        WalName::parse(&oldest)
-            .and_then(|n| n.position(seg_size))
-            .unwrap_or(0),
-        oldest,
-    );
-    report.oldest_start = Some(oldest.1.clone());
+    report.oldest_start = Some(oldest.clone());
+    // By log and segment number, as written in the names: whatever the segment size and
+    // the timeline (replay never reads a position before its backup's start).
     let deletable = |name: &str| {
-        WalName::parse(name).is_some_and(|n| {
-            n.kind() != Kind::History && n.position(seg_size).is_some_and(|p| p < oldest.0)
-        })
+        WalName::parse(name)
+            .is_some_and(|n| n.kind() != Kind::History && n.as_str()[8..24] < oldest[8..24])
     };
     let mut per_object: std::collections::BTreeMap<&str, (bool, usize, u64)> = Default::default();
     for l in &files {

@@ -92,8 +92,7 @@ impl Spool {
     /// running `cofre wal flush` by hand) left in it would stop PostgreSQL's archiving.
     pub fn open(dir: &Path) -> Result<Spool> {
         use std::os::unix::fs::MetadataExt;
-        crate::catalog::private_dir(&dir.join("archived")).map_err(io(dir))?;
-        crate::catalog::private_dir(&dir.join("conflicts")).map_err(io(dir))?;
+        crate::catalog::private_dir(dir).map_err(io(dir))?;
         let owner = std::fs::metadata(dir).map_err(io(dir))?.uid();
         // SAFETY: geteuid cannot fail.
         let me = unsafe { libc::geteuid() };
@@ -103,6 +102,8 @@ impl Spool {
                 dir.display()
             )));
         }
+        crate::catalog::private_dir(&dir.join("archived")).map_err(io(dir))?;
+        crate::catalog::private_dir(&dir.join("conflicts")).map_err(io(dir))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
         })
@@ -114,6 +115,21 @@ impl Spool {
     pub fn stalled(&self, interval: std::time::Duration) -> Result<Option<String>> {
         if let Some(why) = self.last_error() {
             return Ok(Some(format!("the last flush failed: {why}")));
+        }
+        // Until someone looks: a file set aside keeps archiving failing.
+        let conflicts = self.dir.join("conflicts");
+        let set_aside = std::fs::read_dir(&conflicts)
+            .map_err(io(&conflicts))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        if !set_aside.is_empty() {
+            return Ok(Some(format!(
+                "{} differ from the archived copies and were set aside in {}: find out which \
+                 cluster wrote them, then remove them from there",
+                set_aside.join(", "),
+                conflicts.display()
+            )));
         }
         let limit = 2 * interval.as_secs() as i64 + 300;
         let oldest = self.pending()?.iter().map(|p| p.pushed).min();
