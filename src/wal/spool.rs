@@ -22,10 +22,11 @@ use crate::error::{Error, Result};
 use crate::repo::file::FileType;
 use crate::repo::Repository;
 
-/// Files per object and raw bytes per object: a burst of WAL becomes objects of at most
-/// 64 segments (1 GiB raw, far less stored).
+/// Files per object and raw bytes per object: a flush holds one object's files in memory,
+/// so a burst of WAL becomes objects of at most 8 segments of 16 MiB (128 MiB raw, far
+/// less stored), and the flusher's memory stays near that.
 const MAX_FILES: usize = 64;
-const MAX_RAW: u64 = 1 << 30;
+const MAX_RAW: u64 = 128 << 20;
 /// How long `archived/` remembers a file (PostgreSQL pushes again only recent ones).
 const REMEMBER_SECS: u64 = 7 * 86400;
 
