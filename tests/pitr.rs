@@ -222,15 +222,18 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
         "{} -h {sock} -U postgres -D - -Ft -X none -c fast",
         pg.bin.join("pg_basebackup").display()
     );
-    area.ok(&[
-        "ingest",
-        "--set",
-        "db",
-        "--stdin-name",
-        "/pg/base.tar",
-        "--stdin-from-command",
-        &basebackup,
-    ]);
+    let base_backup = || {
+        area.ok(&[
+            "ingest",
+            "--set",
+            "db",
+            "--stdin-name",
+            "/pg/base.tar",
+            "--stdin-from-command",
+            &basebackup,
+        ])
+    };
+    base_backup();
 
     // pgbench writes WAL all along.
     let pgbench = pg.bin.join("pgbench");
@@ -319,15 +322,7 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     let first = area.cofre(&["--json", "snapshots", "--set", "db"]);
     let first: serde_json::Value = serde_json::from_slice(&first.stdout).expect("json");
     let first = first[0]["id"].as_str().expect("id").to_string();
-    area.ok(&[
-        "ingest",
-        "--set",
-        "db",
-        "--stdin-name",
-        "/pg/base.tar",
-        "--stdin-from-command",
-        &basebackup,
-    ]);
+    base_backup();
     mark(&q, 51..=55);
     area.wait_archived(&q);
     let spool_s = area.path("spool").display().to_string();

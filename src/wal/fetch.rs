@@ -50,19 +50,28 @@ fn checked(name: &str) -> Result<WalName> {
 
 /// Copies `from` to `dest` (the file PostgreSQL reads); a temporary file beside `dest`
 /// renamed into place, so a killed fetch never leaves a short file under that name.
+/// A local file (prefetched or spooled) is copied by the kernel, as `wal-push` copies.
 fn land(from: &Path, dest: &Path) -> Result<()> {
-    let data = std::fs::read(from).map_err(|e| Error::io(from, e))?;
-    write(dest, &data)
+    let mut src = std::fs::File::open(from).map_err(|e| Error::io(from, e))?;
+    write_with(dest, |f| std::io::copy(&mut src, f).map(drop))
 }
 
 fn write(dest: &Path, data: &[u8]) -> Result<()> {
+    write_with(dest, |f| std::io::Write::write_all(f, data))
+}
+
+fn write_with(
+    dest: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = dest.with_file_name(format!(
         ".{}.cofre-{}",
         dest.file_name()
             .map_or("wal".into(), |n| n.to_string_lossy()),
         std::process::id()
     ));
-    std::fs::write(&tmp, data)
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| fill(&mut f))
         .and_then(|()| std::fs::rename(&tmp, dest))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
