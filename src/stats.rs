@@ -160,6 +160,57 @@ pub struct Stats {
     /// would be billed anyway (prune keeps them: docs/s3.md "Minimum storage durations").
     /// None when the packs were not listed (the metrics' estimate).
     pub early_deletion: Option<EarlyDeletion>,
+    /// Each set's archived PostgreSQL WAL (`wal/` objects; docs/pitr.md), already counted
+    /// in the totals above it is priced in.
+    pub wal: BTreeMap<String, WalStats>,
+}
+
+/// One set's WAL archive and its share of the bill. Its objects are not packs: each one
+/// flush of the spool, so the flush interval sets the PUT count.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct WalStats {
+    pub objects: u64,
+    pub files: u64,
+    /// As PostgreSQL wrote it, and as stored (compressed, encrypted).
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    /// Objects written in the last 30 days: the month's PUTs.
+    pub puts_per_month: u64,
+    pub storage_dollars: f64,
+    pub request_dollars: f64,
+}
+
+/// Adds each set's WAL (`usage` counted over the last 30 days) to `s`: its storage and
+/// PUTs priced as STANDARD, where the flusher writes them.
+pub fn add_wal(
+    s: &mut Stats,
+    usage: BTreeMap<String, crate::wal::index::WalUsage>,
+    sets: &[String],
+    prices: &BTreeMap<String, Price>,
+) {
+    let standard = prices
+        .get("STANDARD")
+        .copied()
+        .unwrap_or(p(0.0, 0.0, 0.0, 0));
+    for (set, u) in usage {
+        if !sets.is_empty() && !sets.contains(&set) {
+            continue;
+        }
+        let w = WalStats {
+            objects: u.objects,
+            files: u.files,
+            raw_bytes: u.raw_bytes,
+            stored_bytes: u.stored_bytes,
+            puts_per_month: u.objects_since,
+            storage_dollars: u.stored_bytes as f64 / GB * standard.storage_gb_month,
+            request_dollars: u.objects_since as f64 / 1000.0 * standard.put_per_1000,
+        };
+        s.storage_dollars += w.storage_dollars;
+        s.request_dollars += w.request_dollars;
+        s.monthly_dollars += w.storage_dollars + w.request_dollars;
+        s.puts_per_month += w.puts_per_month;
+        s.wal.insert(set, w);
+    }
 }
 
 /// Packs younger than their class's minimum storage duration, and what deleting them now
@@ -286,6 +337,7 @@ pub fn stats(
         full_copies_bytes: full_copies,
         full_copies_monthly_dollars: full_copies as f64 / GB * standard.storage_gb_month,
         early_deletion: None,
+        wal: BTreeMap::new(),
     })
 }
 
@@ -351,6 +403,10 @@ impl crate::session::Session {
             now,
         )?;
         s.early_deletion = Some(early_deletion(&young, &pricing.table));
+        // WAL objects: one more listing, of `wal/` (the index reads new objects' headers).
+        let mut wal = self.wal_index()?;
+        wal.sync(self.repository())?;
+        add_wal(&mut s, wal.usage(now - MONTH_SECS)?, sets, &pricing.table);
         Ok(s)
     }
 
@@ -360,8 +416,17 @@ impl crate::session::Session {
         let provider = provider(None, file, self.options().default_provider());
         let table = file.and_then(|f| f.prices.as_deref());
         let pack_size = self.repository().config.pack_size as u64;
-        let r = prices(&provider, table)
-            .and_then(|p| stats(cat, &[], &provider, &p, pack_size, crate::ingest::now().0));
+        let now = crate::ingest::now().0;
+        let r = prices(&provider, table).and_then(|p| {
+            let mut s = stats(cat, &[], &provider, &p, pack_size, now)?;
+            // The WAL as this machine's index knows it (the flusher records what it stores).
+            let index = crate::wal::index::path_for(cat.path());
+            if index.exists() {
+                let usage = crate::wal::WalIndex::open(&index)?.usage(now - MONTH_SECS)?;
+                add_wal(&mut s, usage, &[], &p);
+            }
+            Ok(s)
+        });
         match r {
             Ok(s) => Some(s.monthly_dollars),
             Err(e) => {
@@ -397,6 +462,56 @@ mod tests {
             let e = early_deletion(packs, &aws);
             assert_eq!((e.packs, e.bytes), (n, bytes), "{packs:?}");
             assert!((e.dollars - dollars).abs() < 1e-9, "{packs:?}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn wal_is_priced_by_its_objects_and_puts() {
+        use crate::wal::index::WalUsage;
+        let aws = builtin("aws").expect("aws");
+        let usage = |objects, stored, since| WalUsage {
+            objects,
+            stored_bytes: stored,
+            files: objects * 40,
+            raw_bytes: stored * 3,
+            objects_since: since,
+            stored_since: 0,
+        };
+        // (usage per set, sets asked for) → (sets priced, PUTs, dollars)
+        type Case<'a> = (Vec<(&'a str, WalUsage)>, &'a [&'a str], (usize, u64, f64));
+        let cases: Vec<Case> = vec![
+            (vec![], &[], (0, 0, 0.0)),
+            // A flush a minute for 30 days, 1 GB kept: 43,200 PUTs.
+            (
+                vec![("db", usage(50_000, 1_000_000_000, 43_200))],
+                &[],
+                (1, 43_200, 0.023 + 43.2 * 0.005),
+            ),
+            // A flush an hour: 720 PUTs.
+            (
+                vec![("db", usage(1_000, 2_000_000_000, 720))],
+                &["db"],
+                (1, 720, 0.046 + 0.72 * 0.005),
+            ),
+            (
+                vec![("db", usage(1, 0, 1)), ("other", usage(1, 0, 1))],
+                &["other"],
+                (1, 1, 0.005 / 1000.0),
+            ),
+        ];
+        for (u, sets, (n, puts, dollars)) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cat = Catalog::open(&dir.path().join("c.db")).expect("catalog");
+            let mut s = stats(&cat, &[], "aws", &aws, 1 << 24, 0).expect("stats");
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            let u: BTreeMap<String, WalUsage> =
+                u.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            add_wal(&mut s, u, &sets, &aws);
+            assert_eq!((s.wal.len(), s.puts_per_month), (n, puts), "{sets:?}");
+            assert!(
+                (s.monthly_dollars - dollars).abs() < 1e-9,
+                "{sets:?}: {s:?}"
+            );
         }
     }
 

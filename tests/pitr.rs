@@ -364,6 +364,61 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     // Every remaining file reads back, and no gap is left where replay can start.
     let out = area.cofre(&["check", "--read-data"]);
     assert!(out.status.success(), "{out:?}");
+    drop(r4);
+
+    // The drill recovers the cluster to the end of the archive in a scratch cluster and
+    // checks it there: it follows the timeline archiving now (1), not the restored copy's
+    // (2); the RPO is the last archived WAL file's age, not the base backup's.
+    let drilled = drill(&area, &basebackup, "latest");
+    let report = &drilled[0];
+    assert_eq!(report["passed"], true, "{report:#}");
+    let pg = &report["pg"];
+    assert_eq!(pg["checks"][0]["output"], "55", "{pg:#}");
+    assert_eq!(pg["replay"]["ok"], true, "{pg:#}");
+    assert!(pg["recovered_to"].as_str().is_some(), "{pg:#}");
+    assert!(report["rpo_seconds"].as_i64() < Some(600), "{report:#}");
+    // A point before every base backup fails the drill and says why.
+    let drilled = drill(&area, &basebackup, "-1d");
+    assert_eq!(drilled[0]["passed"], false, "{:#}", drilled[0]);
+    let problems = drilled[0]["problems"].to_string();
+    assert!(
+        problems.contains("no base backup of set db ended before"),
+        "{problems}"
+    );
+
+    // stats prices the WAL: its objects are its PUTs.
+    let stats: serde_json::Value =
+        serde_json::from_str(&area.ok(&["--json", "stats", "--provider", "aws"])).expect("json");
+    let wal = &stats["wal"]["db"];
+    assert!(wal["puts_per_month"].as_u64() > Some(0), "{stats:#}");
+    assert_eq!(wal["puts_per_month"], wal["objects"], "{stats:#}");
+    assert!(stats["puts_per_month"].as_u64() >= wal["puts_per_month"].as_u64());
+}
+
+/// `cofre drill --set db` with a point-in-time `pg_drill` to `to`: the JSON reports.
+fn drill(area: &Area, basebackup: &str, to: &str) -> serde_json::Value {
+    let cfg = area.path("drill.toml");
+    // The command reaches the recovered cluster through PGHOST, PGPORT and PGDATABASE.
+    let command = "psql -XAtc 'select 1' | grep -qx 1";
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sets.db]\ncommand = {basebackup:?}\nstdin_name = \"/pg/base.tar\"\nwal = true\n\
+             rpo = \"10m\"\npg_drill = {{ to = {to:?}, checks = [\"select count(*) from markers\"], \
+             command = {command:?} }}\n"
+        ),
+    )
+    .expect("write config");
+    let (uid, gid) = postgres_ids();
+    std::os::unix::fs::chown(&cfg, Some(uid), Some(gid)).expect("chown");
+    let mut globals = area.globals();
+    globals.extend(["--config".into(), cfg.display().to_string()]);
+    let out = area
+        .command(&globals)
+        .args(["--json", "drill", "--set", "db"])
+        .output()
+        .expect("drill");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 /// The rules of archive_command and restore_command, without a server: the same name

@@ -125,6 +125,18 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
             target(r.rpo_target_seconds)
         );
         if let Some(p) = &r.pg {
+            let ok = |ok: bool| if ok { "ok" } else { "FAILED" };
+            if let Some(rep) = &p.replay {
+                println!(
+                    "  PostgreSQL {}: {:.1} s {}; replay {:.1} s {}; last commit recovered: {}",
+                    p.restore.what,
+                    p.restore.seconds,
+                    ok(p.restore.ok),
+                    rep.seconds,
+                    ok(rep.ok),
+                    p.recovered_to.as_deref().unwrap_or("none replayed")
+                );
+            }
             println!(
                 "  PostgreSQL ({}): restore {:.1} s {}; {} check(s) ok of {}{}",
                 p.format,

@@ -1,11 +1,11 @@
 //! `cofre pitr`: restore a PostgreSQL data directory to a point in time (the library:
 //! `Session::pitr`; docs/pitr.md).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use cofre::error::{Error, Result};
+use cofre::wal::server::Server;
 use cofre::wal::{PitrOptions, Target};
 
 use crate::Ctx;
@@ -43,11 +43,6 @@ pub struct Args {
     timeout: Duration,
 }
 
-/// A word for a shell command line, single-quoted.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The `restore_command` the server runs: this binary, reaching the repository as this
 /// command did. A password given only in the environment cannot be handed over.
 fn restore_command(ctx: &Ctx, set: &str) -> Result<String> {
@@ -58,103 +53,11 @@ fn restore_command(ctx: &Ctx, set: &str) -> Result<String> {
         ));
     }
     let exe = std::env::current_exe().map_err(Error::Os)?;
-    let mut words = vec![exe.display().to_string()];
-    words.extend(crate::wal::forwarded(ctx));
-    words.extend(["wal-fetch".into(), "--set".into(), set.to_string()]);
-    // PostgreSQL expands %f, %p, %r and %% in the command: a literal % is written %%.
-    let mut cmd: Vec<String> = words
-        .iter()
-        .map(|w| sh_quote(w).replace('%', "%%"))
-        .collect();
-    cmd.extend(["%f".into(), "%p".into()]);
-    Ok(cmd.join(" "))
-}
-
-fn pg_tool(given: &Option<PathBuf>, name: &str) -> PathBuf {
-    if let Some(dir) = given {
-        return dir.join(name);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or(None);
-    on_path.unwrap_or_else(|| {
-        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        versions.sort();
-        versions
-            .pop()
-            .map_or_else(|| PathBuf::from(name), |v| v.join("bin").join(name))
-    })
-}
-
-/// Starts the server on `dir` and waits until it has left recovery.
-fn start(a: &Args, dir: &Path) -> Result<f64> {
-    let t = Instant::now();
-    let opts = format!(
-        "-p {} -k {} -c listen_addresses=''",
-        a.port,
-        sh_quote(&dir.display().to_string())
-    );
-    let out = Command::new(pg_tool(&a.pg_bin, "pg_ctl"))
-        .arg("-D")
-        .arg(dir)
-        .arg("-l")
-        .arg(dir.join("cofre-pitr.log"))
-        .args([
-            "-o",
-            &opts,
-            "-w",
-            "-t",
-            &a.timeout.as_secs().to_string(),
-            "start",
-        ])
-        .output()
-        .map_err(|e| Error::External(format!("pg_ctl: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::External(format!(
-            "pg_ctl start failed: {} (see {})",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            dir.join("cofre-pitr.log").display()
-        )));
-    }
-    let deadline = Instant::now() + a.timeout;
-    loop {
-        let out = Command::new(pg_tool(&a.pg_bin, "psql"))
-            .arg("-h")
-            .arg(dir)
-            .args(["-p", &a.port.to_string(), "-d", "postgres", "-XAtc"])
-            .arg("select pg_is_in_recovery()")
-            .output()
-            .map_err(|e| Error::External(format!("psql: {e}")))?;
-        if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "f" {
-            return Ok(t.elapsed().as_secs_f64());
-        }
-        let alive = Command::new(pg_tool(&a.pg_bin, "pg_ctl"))
-            .arg("-D")
-            .arg(dir)
-            .arg("status")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !alive {
-            return Err(Error::External(format!(
-                "the server stopped during replay: see {}",
-                dir.join("cofre-pitr.log").display()
-            )));
-        }
-        if Instant::now() > deadline {
-            return Err(Error::External(format!(
-                "the server is still replaying after {}s: see {}",
-                a.timeout.as_secs(),
-                dir.join("cofre-pitr.log").display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Ok(cofre::wal::pitr::restore_command(
+        &exe,
+        &crate::wal::forwarded(ctx),
+        set,
+    ))
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
@@ -169,8 +72,15 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         keep_archiving: a.keep_archiving,
     };
     let report = ctx.session()?.pitr(&opts)?;
+    let server = Server {
+        data: &target,
+        socket_dir: &target,
+        port: a.port,
+        pg_bin: a.pg_bin.as_deref(),
+        env: &[],
+    };
     let replay = match a.start {
-        true => Some(start(&a, &target)?),
+        true => Some(server.start_and_wait(a.timeout)?),
         false => None,
     };
     if ctx.json {

@@ -79,6 +79,19 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
             s.delta_ratio
         );
     }
+    for (set, w) in &s.wal {
+        println!(
+            "WAL of {set}: {} files ({}) stored in {} objects, {}; {} PUTs in the last 30 days: ${:.4}/month ({} storage, {} writes)",
+            w.files,
+            human(w.raw_bytes),
+            w.objects,
+            human(w.stored_bytes),
+            w.puts_per_month,
+            w.storage_dollars + w.request_dollars,
+            format_args!("${:.4}", w.storage_dollars),
+            format_args!("${:.4}", w.request_dollars),
+        );
+    }
     println!(
         "monthly estimate ({}; docs/stats.md): ${:.4} storage + ${:.4} for {} writes = ${:.4}",
         s.provider, s.storage_dollars, s.request_dollars, s.puts_per_month, s.monthly_dollars

@@ -297,7 +297,16 @@ pub struct Sources {
 pub struct PgDrill {
     /// libpq connection string of a server the drill may create and drop a database on
     /// ("host=/var/run/postgresql user=postgres"); the scratch database's name is added.
+    /// Not used with `to`.
+    #[serde(default)]
     pub dsn: String,
+    /// A set with `wal = true` is drilled by point-in-time recovery instead: `latest` (the
+    /// end of the archive) or `-1h` (that long before the drill), replayed into a scratch
+    /// cluster the drill starts, checks, and stops (docs/pitr.md "Drill").
+    pub to: Option<String>,
+    /// The database of the restored cluster the checks and command run in (with `to`;
+    /// default `postgres`).
+    pub database: Option<String>,
     /// Queries that must succeed on the restored database (`SELECT 1 FROM orders LIMIT 1`).
     #[serde(default)]
     pub checks: Vec<String>,
@@ -519,6 +528,21 @@ fn validate(cfg: &mut Config) -> std::result::Result<(), (Vec<Seg>, String)> {
             ));
         }
         if let Some(pg) = &set.src.pg_drill {
+            if let Some(to) = &pg.to {
+                parse_drill_to(to).map_err(|e| (here("pg_drill"), format!("to: {e}")))?;
+                if set.src.wal != Some(true) {
+                    return Err((
+                        here("pg_drill"),
+                        "to: a point-in-time drill needs `wal = true` (the set's archived WAL)"
+                            .into(),
+                    ));
+                }
+            } else if pg.dsn.is_empty() {
+                return Err((
+                    here("pg_drill"),
+                    "give `dsn` (a server to restore the dump into) or, with `wal = true`, `to` (a point in time)".into(),
+                ));
+            }
             if pg.dsn.contains("://") {
                 return Err((
                     here("pg_drill"),
@@ -600,6 +624,19 @@ pub fn load(explicit: Option<&Path>) -> Result<Option<(PathBuf, Config)>> {
         Ok(text) => Ok(Some((path.clone(), parse(&text, &path)?))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
         Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// A PITR drill's `to`: None for `latest`, else how many seconds before the drill (`-1h`).
+pub fn parse_drill_to(s: &str) -> std::result::Result<Option<u64>, String> {
+    match s {
+        "latest" => Ok(None),
+        _ => match s.strip_prefix('-') {
+            Some(d) => parse_duration(d).map(Some),
+            None => Err(format!(
+                "{s:?}: latest, or how long before the drill (-1h, -30m)"
+            )),
+        },
     }
 }
 

@@ -132,6 +132,18 @@ fn mistakes_are_named_with_their_line_and_key() {
             "cofre.toml:4: sets.d.pg_drill: dsn: give libpq's key=value form",
         ),
         (
+            "[sets.d]\ncommand = \"pg_dump\"\nstdin_name = \"/d.sql\"\npg_drill = { checks = [] }",
+            "cofre.toml:4: sets.d.pg_drill: give `dsn`",
+        ),
+        (
+            "[sets.d]\ncommand = \"pg_basebackup\"\nstdin_name = \"/b.tar\"\npg_drill = { to = \"-1h\" }",
+            "cofre.toml:4: sets.d.pg_drill: to: a point-in-time drill needs `wal = true`",
+        ),
+        (
+            "[sets.d]\ncommand = \"pg_basebackup\"\nstdin_name = \"/b.tar\"\nwal = true\npg_drill = { to = \"1h\" }",
+            "cofre.toml:5: sets.d.pg_drill: to: \"1h\": latest, or how long",
+        ),
+        (
             "[sets.d]\npaths = [\"/a\"]\nrto = \"30 minutes\"",
             "cofre.toml:3: sets.d.rto: \"30 minutes\"",
         ),
@@ -338,6 +350,26 @@ fn a_class_says_whether_it_is_self_contained() {
             (Ok(g), Ok(w)) => assert_eq!(g, w, "{line}"),
             (Err(e), Err(frag)) => assert!(e.contains(frag), "{line}: {e}"),
             (g, w) => panic!("{line}: {g:?}, wanted {w:?}"),
+        }
+    }
+}
+
+#[test]
+fn pitr_drill_targets_parse() {
+    let cases: &[(&str, Result<Option<u64>, &str>)] = &[
+        ("latest", Ok(None)),
+        ("-1h", Ok(Some(3600))),
+        ("-90s", Ok(Some(90))),
+        ("-2d", Ok(Some(172_800))),
+        ("1h", Err("latest, or how long")),
+        ("-1w", Err("the unit must be")),
+        ("-", Err("expected a number")),
+    ];
+    for (text, want) in cases {
+        match (parse_drill_to(text), want) {
+            (Ok(got), Ok(w)) => assert_eq!(got, *w, "{text}"),
+            (Err(e), Err(w)) => assert!(e.contains(w), "{text}: {e}"),
+            (got, _) => panic!("{text}: {got:?}, want {want:?}"),
         }
     }
 }

@@ -63,6 +63,7 @@ fn scratch_dir() -> Result<PathBuf> {
 
 /// What drilling needs besides the set: the open repository and catalog, and how to mount.
 pub struct Driller<'a> {
+    session: &'a Session,
     file: Option<&'a Config>,
     repo: &'a crate::repo::Repository,
     mc: MountCommand,
@@ -72,6 +73,7 @@ pub struct Driller<'a> {
 impl<'a> Driller<'a> {
     pub fn new(s: &'a Session, file: Option<&'a Config>) -> Result<Driller<'a>> {
         Ok(Driller {
+            session: s,
             file,
             repo: s.repository(),
             mc: mount_command(s)?,
@@ -93,6 +95,10 @@ impl<'a> Driller<'a> {
         if let Some(dsn) = &a.pg_restore {
             pg_cfg.get_or_insert_with(Default::default).dsn = dsn.clone();
         }
+        // A set whose WAL is archived is drilled by point-in-time recovery when `to` says
+        // where to; its RPO is its last archived WAL file's age.
+        let wal = set_cfg.is_some_and(|s| s.src.wal == Some(true));
+        let pitr = pg_cfg.take_if(|p| p.to.is_some() && a.pg_restore.is_none());
         let pg = match pg_cfg {
             None => None,
             Some(p) => {
@@ -104,6 +110,10 @@ impl<'a> Driller<'a> {
                 Some((p, name))
             }
         };
+        let data_until = match wal {
+            true => self.last_archived(set)?,
+            false => None,
+        };
         let opts = DrillOptions {
             pg,
             copier: a.copier,
@@ -111,9 +121,22 @@ impl<'a> Driller<'a> {
             rto: set_cfg.and_then(|s| s.src.rto_secs),
             rpo: set_cfg.and_then(|s| s.src.rpo_secs),
             now: crate::ingest::now().0,
+            data_until,
         };
         let snap = cat.resolve(snapshot.unwrap_or("latest"), Some(set))?;
         let mut r = super::drill(cat, &self.mc, set, &snap, &self.scratch, &opts)?;
+        if let Some(cfg) = &pitr {
+            let p = super::pitr::PitrDrill {
+                session: self.session,
+                set,
+                cfg,
+                mc: &self.mc,
+                scratch: &self.scratch,
+                now: opts.now,
+            }
+            .run();
+            add_pitr(&mut r, p);
+        }
         // The record is the evidence: a drill that cannot store it does not pass.
         let now = crate::ingest::now();
         let rec = record::DrillRecord::from_report(&r, now);
@@ -128,6 +151,37 @@ impl<'a> Driller<'a> {
         }
         Ok(r)
     }
+}
+
+impl Driller<'_> {
+    /// When `set`'s newest archived WAL file was handed to wal-push (the index synced).
+    fn last_archived(&self, set: &str) -> Result<Option<i64>> {
+        let files = self.session.wal_files(set)?;
+        Ok(crate::wal::check::summarize(set, &files, None)
+            .0
+            .last_pushed)
+    }
+}
+
+/// A point-in-time drill's report joins the set's: its failures are the set's problems,
+/// and its recovery time (restore and replay) is held to the set's RTO too.
+fn add_pitr(r: &mut SetReport, p: super::pg::PgReport) {
+    let steps = std::iter::once(&p.restore)
+        .chain(&p.replay)
+        .chain(&p.checks)
+        .chain(&p.command);
+    for s in steps.filter(|s| !s.ok) {
+        r.problems
+            .push(format!("PostgreSQL: {}: {}", s.what, s.output));
+    }
+    let recovery = p.restore.seconds + p.replay.as_ref().map_or(0.0, |s| s.seconds);
+    if let Some(t) = r.rto_target_seconds.filter(|t| recovery > *t as f64) {
+        r.problems.push(format!(
+            "RTO missed: {recovery:.1} s to recover the database to its point in time, target {t} s"
+        ));
+    }
+    r.passed = r.passed && p.passed && r.problems.is_empty();
+    r.pg = Some(p);
 }
 
 impl Drop for Driller<'_> {

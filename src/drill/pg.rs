@@ -25,12 +25,18 @@ pub struct PgReport {
     pub database: String,
     pub format: &'static str,
     pub restore: Step,
+    /// A point-in-time drill's WAL replay: from starting the server until it promoted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Step>,
+    /// A point-in-time drill: the recovered cluster's last replayed commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_to: Option<String>,
     pub checks: Vec<Step>,
     pub command: Option<Step>,
     pub passed: bool,
 }
 
-fn run(what: String, cmd: &mut Command) -> Step {
+pub(super) fn run(what: String, cmd: &mut Command) -> Step {
     let t = Instant::now();
     let out = cmd.stdin(Stdio::null()).output();
     let seconds = t.elapsed().as_secs_f64();
@@ -106,6 +112,8 @@ pub fn drill(dump: &Path, set: &str, cfg: &PgDrill) -> PgReport {
             "plain (psql)"
         },
         restore: create,
+        replay: None,
+        recovered_to: None,
         checks: Vec::new(),
         command: None,
         passed: false,

@@ -39,6 +39,9 @@ pub struct DrillRecord {
     pub pg_passed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pg_restore_seconds: Option<f64>,
+    /// A point-in-time drill: how long WAL replay took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_replay_seconds: Option<f64>,
 }
 
 impl DrillRecord {
@@ -71,6 +74,11 @@ impl DrillRecord {
             rpo_target_seconds: r.rpo_target_seconds,
             pg_passed: r.pg.as_ref().map(|p| p.passed),
             pg_restore_seconds: r.pg.as_ref().map(|p| p.restore.seconds),
+            pg_replay_seconds: r
+                .pg
+                .as_ref()
+                .and_then(|p| p.replay.as_ref())
+                .map(|s| s.seconds),
         }
     }
 }

@@ -39,6 +39,18 @@ impl Located {
     }
 }
 
+/// What one set's WAL costs to keep: objects and bytes, stored and as PostgreSQL wrote them.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct WalUsage {
+    pub objects: u64,
+    pub stored_bytes: u64,
+    pub files: u64,
+    pub raw_bytes: u64,
+    /// Objects (each one PUT) written in the period asked for, and their bytes.
+    pub objects_since: u64,
+    pub stored_since: u64,
+}
+
 /// The index file for a catalog at `catalog`.
 pub fn path_for(catalog: &Path) -> std::path::PathBuf {
     catalog.with_extension("wal.db")
@@ -229,6 +241,53 @@ impl WalIndex {
             Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Per set: what its WAL objects store, and how many of them were written since
+    /// `since` (Unix seconds): the PUTs of that period.
+    pub fn usage(&self, since: i64) -> Result<std::collections::BTreeMap<String, WalUsage>> {
+        let mut out: std::collections::BTreeMap<String, WalUsage> = Default::default();
+        let mut st = self
+            .db
+            .prepare("select set_name, size, created from objects")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (set, size, created) = row?;
+            let u = out.entry(set).or_default();
+            u.objects += 1;
+            u.stored_bytes += size as u64;
+            let at = time::OffsetDateTime::parse(
+                &created,
+                &time::format_description::well_known::Rfc3339,
+            );
+            if at.is_ok_and(|t| t.unix_timestamp() >= since) {
+                u.objects_since += 1;
+                u.stored_since += size as u64;
+            }
+        }
+        let mut st = self
+            .db
+            .prepare("select set_name, count(*), sum(raw_len) from files group by set_name")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (set, files, raw) = row?;
+            let u = out.entry(set).or_default();
+            u.files = files as u64;
+            u.raw_bytes = raw as u64;
+        }
+        Ok(out)
     }
 
     /// Whether the index knows `object` at all.

@@ -10,6 +10,7 @@ pub mod names;
 pub mod object;
 pub mod pitr;
 pub mod retention;
+pub mod server;
 pub mod spool;
 
 pub use fetch::Source;

@@ -457,6 +457,21 @@ pub fn pitr(session: &Session, index: &mut WalIndex, opts: &PitrOptions) -> Resu
     })
 }
 
+/// The `restore_command` of a cluster replaying `set`: `exe wal-fetch` reaching the
+/// repository with `globals` (absolute paths: the server runs it in its data directory).
+pub fn restore_command(exe: &Path, globals: &[String], set: &str) -> String {
+    let mut words = vec![exe.display().to_string()];
+    words.extend(globals.iter().cloned());
+    words.extend(["wal-fetch".into(), "--set".into(), set.to_string()]);
+    // PostgreSQL expands %f, %p, %r and %% in the command: a literal % is written %%.
+    let mut cmd: Vec<String> = words
+        .iter()
+        .map(|w| super::server::sh_quote(w).replace('%', "%%"))
+        .collect();
+    cmd.extend(["%f".into(), "%p".into()]);
+    cmd.join(" ")
+}
+
 pub fn describe(t: &Target) -> String {
     match t {
         Target::Latest => "the end of the archive".into(),
@@ -494,6 +509,14 @@ mod tests {
         let label = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nLABEL: x\n";
         assert_eq!(field(label, "LABEL"), Some("x"));
         assert_eq!(conf_str("it's"), "'it''s'");
+        assert_eq!(
+            restore_command(
+                Path::new("/bin/cofre"),
+                &["--repo".into(), "/r/50%".into()],
+                "db"
+            ),
+            "'/bin/cofre' '--repo' '/r/50%%' 'wal-fetch' '--set' 'db' %f %p"
+        );
         assert_eq!(pg_format(1796508001, 0), "2026-12-05 22:00:01+00");
         assert_eq!(
             pg_format(1796508001, 101_364_999),
