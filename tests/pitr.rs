@@ -371,6 +371,7 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     // (2); the RPO is the last archived WAL file's age, not the base backup's.
     let drilled = drill(&area, &basebackup, "latest");
     let report = &drilled[0];
+    eprintln!("the drill's report: {report:#}");
     assert_eq!(report["passed"], true, "{report:#}");
     let pg = &report["pg"];
     assert_eq!(pg["checks"][0]["output"], "55", "{pg:#}");
