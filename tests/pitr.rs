@@ -106,10 +106,13 @@ impl Area {
 
     /// A cluster archiving into this area's repository.
     fn cluster(&self) -> Postgres {
+        self.cluster_archiving_with(&self.archive_command())
+    }
+
+    fn cluster_archiving_with(&self, archive_command: &str) -> Postgres {
         let conf = format!(
-            "\nwal_level = replica\narchive_mode = on\narchive_command = '{}'\n\
-             track_commit_timestamp = on\nlog_timezone = 'UTC'\nmax_wal_size = 256MB\n",
-            self.archive_command()
+            "\nwal_level = replica\narchive_mode = on\narchive_command = '{archive_command}'\n\
+             track_commit_timestamp = on\nlog_timezone = 'UTC'\nmax_wal_size = 256MB\n"
         );
         Postgres::start_with(&self.path("pg"), &conf)
     }
@@ -581,4 +584,94 @@ fn wal_push_and_fetch_follow_postgresqls_rules() {
             && err.contains("WAL 000000010000000000000011 is missing"),
         "{err}"
     );
+}
+
+/// archive_command's first try of every WAL file is `wal-push` killed (SIGKILL) at a
+/// different moment, from before it starts copying to after it has finished; PostgreSQL
+/// retries, and every committed row comes back from the archive, which holds each file
+/// exactly once.
+#[test]
+fn wal_push_killed_under_postgresql_loses_nothing() {
+    let area = Area::new();
+    area.ok(&["init"]);
+    let push = area.archive_command().replace(" %p", "");
+    let script = area.path("kill-first-try.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             # $1 = %p, $2 = %f. The first try of each file is killed after 0-150 ms.\n\
+             tries={dir}/tries; mkdir -p $tries\n\
+             if [ ! -e $tries/$2 ]; then\n\
+               touch $tries/$2\n\
+               n=$(ls $tries | wc -l)\n\
+               {push} \"$1\" & pid=$!\n\
+               sleep $(( n * 13 % 150 ))e-3\n\
+               kill -9 $pid; wait $pid\n\
+               exit 1\n\
+             fi\n\
+             exec {push} \"$1\"\n",
+            dir = area.path("").display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let pg = area.cluster_archiving_with(&format!("{} %p %f", script.display()));
+    let sock = pg.sock.display().to_string();
+    let q = |sql: &str| pg.psql("postgres", sql);
+    q("create table markers (i int primary key, pad text)");
+    let basebackup = format!(
+        "{} -h {sock} -U postgres -D - -Ft -X none -c fast",
+        pg.bin.join("pg_basebackup").display()
+    );
+    area.ok(&[
+        "ingest",
+        "--set",
+        "db",
+        "--stdin-name",
+        "/pg/base.tar",
+        "--stdin-from-command",
+        &basebackup,
+    ]);
+    // Twelve segments, each with markers, each archived through a killed first try.
+    for seg in 0..12u32 {
+        q(&format!(
+            "insert into markers select g, repeat('x', 200) from generate_series({}, {}) g",
+            seg * 100 + 1,
+            seg * 100 + 100
+        ));
+        q("select pg_switch_wal()");
+    }
+    area.wait_archived(&q);
+    let tries = std::fs::read_dir(area.path("tries"))
+        .expect("tries")
+        .count();
+    assert!(tries >= 12, "every file's first try was killed: {tries}");
+
+    let r = pitr(&area, "latest", "restored", 5495, &[]);
+    assert_eq!(
+        r.psql("select count(*), min(i), max(i) from markers"),
+        "1200|1|1200"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&area.ok(&[
+        "--json",
+        "wal",
+        "list",
+        "--set",
+        "db",
+        "--spool",
+        area.path("spool").to_str().expect("utf-8"),
+    ]))
+    .expect("json");
+    let names: Vec<&str> = listed["archived"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["name"].as_str().expect("name"))
+        .collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "each file archived once");
+    let out = area.cofre(&["check", "--read-data"]);
+    assert!(out.status.success(), "{out:?}");
 }
