@@ -2,7 +2,8 @@
 # WAL archiving (issue 26): a real PostgreSQL archiving with `cofre wal-push` while pgbench
 # runs, then (1) the archive's lag under load, (2) a burst of BURST segments pushed one by
 # one as PostgreSQL's archiver does and drained into the repository, (3) objects (PUTs)
-# per segment, (4) the replay time of `cofre pitr --to latest`. pgBackRest's archive-push
+# per segment, (4) the replay time of `cofre pitr --to latest`, (5) that of an hour of WAL
+# at the users' rate (STEPS=burst,hour picks (2) and (5)). pgBackRest's archive-push
 # on the same burst when it is installed. Results: docs/benchmarks.md "WAL archiving".
 # Needs root (runs PostgreSQL as the postgres user).
 set -euo pipefail
@@ -13,6 +14,9 @@ SCALE=${SCALE:-20}
 SECS=${SECS:-60}
 BURST=${BURST:-1000}
 FLUSH=${FLUSH:-60s}
+# The users' rate, 4 segments a minute (issue 26), for an hour: what a 1-hour PITR replays.
+HOUR_SEGS=${HOUR_SEGS:-240}
+STEPS=${STEPS:-burst,hour}
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PG=$W/pg
 SOCK=$W/sock
@@ -34,7 +38,7 @@ unix_socket_directories = '$SOCK'
 listen_addresses = ''
 CONF
 as_pg "$BIN/pg_ctl" -D "$PG" -w -l "$W/log" start >/dev/null
-trap 'as_pg "$BIN/pg_ctl" -D "$PG" -m immediate stop >/dev/null 2>&1 || true; as_pg "$BIN/pg_ctl" -D "$W/restored" -m immediate stop >/dev/null 2>&1 || true' EXIT
+trap 'for d in "$PG" "$W/restored" "$W/restored-hour"; do as_pg "$BIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true; done' EXIT
 psql_() { as_pg psql -h "$SOCK" -d postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 as_pg pgbench -h "$SOCK" -i -q -s "$SCALE" postgres 2>/dev/null
 cofre ingest --set db --stdin-name /pg/base.tar \
@@ -71,6 +75,7 @@ as_pg "$BIN/pg_ctl" -D "$PG" -m fast stop >/dev/null
   --target "$W/restored" --start --port 5499 --pg-bin "$BIN"
 as_pg "$BIN/pg_ctl" -D "$W/restored" -m fast stop >/dev/null
 
+if [[ $STEPS == *burst* ]]; then
 echo "== burst: $BURST segments pushed one at a time, as PostgreSQL's archiver does"
 # A real segment of the pgbench run (from the archive), under BURST names.
 sample=$(cofre --json wal list --set db --spool "$W/spool" | grep '"name"' | sed -n 10p | cut -d'"' -f4)
@@ -116,4 +121,28 @@ CONF
   t1=$(date +%s.%N)
   echo "pgbackrest push: $(echo "scale=1; $BURST / ($t1 - $t0)" | bc) segments/s"
   du -sh "$W/pgbr/archive"
+fi
+fi
+
+if [[ $STEPS == *hour* ]]; then
+echo "== an hour of WAL at the users' rate: $HOUR_SEGS segments after a new base backup, then pitr --to latest"
+as_pg "$BIN/pg_ctl" -D "$PG" -w -l "$W/log" start >/dev/null
+cofre ingest --set db --stdin-name /pg/base.tar \
+  --stdin-from-command "$BIN/pg_basebackup -h $SOCK -D - -Ft -X none -c fast" >/dev/null 2>&1
+from=$(psql_ -c "select archived_count from pg_stat_archiver")
+as_pg pgbench -h "$SOCK" -c 4 -j 2 -T 3600 postgres >/dev/null 2>&1 &
+bench=$!
+t0=$(date +%s)
+until (( $(psql_ -c "select archived_count from pg_stat_archiver") - from >= HOUR_SEGS )); do sleep 1; done
+kill $bench; wait $bench 2>/dev/null || true
+echo "pgbench wrote $HOUR_SEGS segments in $(( $(date +%s) - t0 )) s"
+last=$(psql_ -c "select pg_walfile_name(pg_switch_wal())")
+until [ "$(psql_ -c 'select last_archived_wal from pg_stat_archiver')" \> "$last" ] || [ "$(psql_ -c 'select last_archived_wal from pg_stat_archiver')" = "$last" ]; do sleep 0.2; done
+while ls "$W/spool" | grep -q '^0'; do sleep 0.2; done
+as_pg "$BIN/pg_ctl" -D "$PG" -m fast stop >/dev/null
+sync; echo 3 > /proc/sys/vm/drop_caches
+/usr/bin/time -f "pitr of an hour: %e s wall, %M KB max RSS (cofre)" \
+  runuser -u postgres -- env HOME="$W" XDG_CACHE_HOME="$W/cache" "$COFRE" $G pitr --set db --to latest \
+  --target "$W/restored-hour" --start --port 5498 --pg-bin "$BIN"
+as_pg "$BIN/pg_ctl" -D "$W/restored-hour" -m fast stop >/dev/null
 fi
