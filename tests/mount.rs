@@ -347,3 +347,79 @@ fn hidden_hash_xattr_is_correct_and_unlisted() {
     );
     m.stop();
 }
+
+/// The requests of each kind a mount logged at unmount (`-v`), by name.
+fn fuse_requests(log: &std::path::Path) -> std::collections::HashMap<String, u64> {
+    let text = std::fs::read_to_string(log).expect("mount log");
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("FUSE requests: ").map(|(_, r)| r.to_string()))
+        .unwrap_or_else(|| panic!("no request counts in the log:\n{text}"));
+    line.split(", ")
+        .filter_map(|kv| kv.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.parse().expect("count")))
+        .collect()
+}
+
+/// `--no-xattrs`: the kernel is told once that there are no xattrs and stops asking (a
+/// `cp -a` sends no getxattr or listxattr per entry), the copy is still exact, and the
+/// flag is refused once any snapshot has xattrs.
+#[test]
+fn no_xattrs_mount_copies_exactly_without_xattr_round_trips() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_awkward_tree(&src);
+    for p in walk(&src) {
+        for name in xattr::list(&p)
+            .map(|l| l.collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            xattr::remove(&p, &name).expect("remove xattr");
+        }
+    }
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let copy_with = |flags: &[&str], name: &str| {
+        let log = env.path(&format!("{name}.log"));
+        let mut extra = vec!["-v"];
+        extra.extend(flags);
+        let m = Mount::start_logged(&env, &format!("mnt-{name}"), &extra, &log);
+        let out = env.path(name);
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(m.latest("default", &src))
+            .arg(&out)
+            .status()
+            .expect("cp");
+        assert!(st.success());
+        m.stop();
+        assert_eq!(rsync_diff(&src, &out), "");
+        assert_eq!(compare_trees(&src, &out), Vec::<String>::new());
+        fuse_requests(&log)
+    };
+    let entries = walk(&src).len() as u64;
+    let plain = copy_with(&[], "plain");
+    assert!(plain["listxattr"] >= entries, "{plain:?}");
+    let fast = copy_with(&["--no-xattrs"], "fast");
+    let asked = |k: &str| fast.get(k).copied().unwrap_or(0);
+    assert!(
+        asked("listxattr") <= 1 && asked("getxattr") <= 1,
+        "{fast:?}"
+    );
+
+    // A snapshot with xattrs: the flag is refused, with the reason.
+    make_awkward_tree(&env.path("with"));
+    env.ok(&["ingest", env.path("with").to_str().expect("utf-8")]);
+    std::fs::create_dir_all(env.path("mnt-refused")).expect("mkdir");
+    let out = env
+        .cmd()
+        .args(["mount", "--no-xattrs"])
+        .arg(env.path("mnt-refused"))
+        .output()
+        .expect("mount");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("have extended attributes or ACLs"),
+        "{out:?}"
+    );
+}

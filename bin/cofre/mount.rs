@@ -27,6 +27,11 @@ pub struct Args {
     /// On-disk cache of fetched data for S3 repositories, in MiB (0: none).
     #[arg(long, default_value_t = 2048)]
     cache_size: u64,
+    /// Tell the kernel there are no extended attributes, so that `cp -a` and `rsync -X`
+    /// stop asking for each entry (about a quarter of a copy's time); refused when a
+    /// snapshot has xattrs or ACLs.
+    #[arg(long)]
+    no_xattrs: bool,
     /// Seconds between checks for new snapshots.
     #[arg(long, default_value_t = 2)]
     poll_secs: u64,
@@ -41,6 +46,7 @@ impl From<&Args> for MountOptions {
             cache_bytes: a.cache_mib * 1024 * 1024,
             poll: Duration::from_secs(a.poll_secs.max(1)),
             disk_cache: None,
+            no_xattrs: a.no_xattrs,
         }
     }
 }

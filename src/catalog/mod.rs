@@ -421,6 +421,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// Whether any node of any snapshot has extended attributes (or ACLs, which are
+    /// stored as such).
+    pub fn any_xattrs(&self) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM nodes WHERE length(xattrs) > 1)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Bytes of blobs in packs, per storage class (pack headers not counted): what the
     /// repository stores, as the index objects describe it.
     pub fn stored_bytes_by_class(&self) -> Result<Vec<(String, u64)>> {

@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS blobs (
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack, offset);
 CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;
 CREATE INDEX IF NOT EXISTS blobs_by_index ON blobs (idx);
+-- The few nodes with extended attributes (an empty list encodes as one byte): whether any
+-- snapshot has them is one probe (`mount --no-xattrs`), not a scan of every node.
+CREATE INDEX IF NOT EXISTS nodes_with_xattrs ON nodes (tree) WHERE length(xattrs) > 1;
 CREATE TABLE IF NOT EXISTS packs (
     pack  BLOB NOT NULL,
     idx   INTEGER NOT NULL REFERENCES index_files(id),

@@ -141,6 +141,7 @@ fn start_mount(
     mountpoint: &Path,
     set: &str,
     ready: &Path,
+    no_xattrs: bool,
 ) -> Result<MountChild> {
     // The mount's messages go to a file: a pipe nobody reads while the copy runs would fill
     // up with read warnings and stall the mount.
@@ -154,6 +155,7 @@ fn start_mount(
         .arg("mount")
         .arg(mountpoint)
         .args(["--set", set])
+        .args(no_xattrs.then_some("--no-xattrs"))
         .envs(mc.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -210,7 +212,9 @@ pub fn drill(
     let source = mountpoint.join("ids").join(&snap.id[..8]);
 
     let t0 = Instant::now();
-    let mount = start_mount(mc, &mountpoint, set, &source)?;
+    // Without xattrs anywhere, the copy makes no xattr round trips (a quarter of its time).
+    let no_xattrs = !cat.any_xattrs()?;
+    let mount = start_mount(mc, &mountpoint, set, &source, no_xattrs)?;
     let mount_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let out = o

@@ -15,12 +15,18 @@ use crate::error::Error;
 use crate::model::Kind;
 use crate::vfs::{Attr, Vfs};
 
+use super::counts::{Counts, Op};
+
 pub struct CofreFs {
     pub vfs: Arc<Vfs>,
     /// The kernel accepts ENOSYS from open as "no open needed" (Linux 4.19 and later).
     pub zero_message_open: bool,
     /// Other users are let in: have the kernel enforce the stored POSIX ACLs too.
     pub posix_acl: bool,
+    /// Answer ENOSYS to getxattr and listxattr: the kernel then stops sending them (2–3
+    /// round trips per entry of a `cp -a`). Only when no snapshot has xattrs.
+    pub no_xattrs: bool,
+    pub counts: Counts,
 }
 
 /// The errno for a failed request; anything but "no such entry" is logged, so an EIO has
@@ -95,7 +101,7 @@ impl Filesystem for CofreFs {
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
         // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
-        if self.posix_acl {
+        if self.posix_acl && !self.no_xattrs {
             // With default_permissions the kernel then checks system.posix_acl_access
             // (answered by getxattr from the snapshot) beside the mode bits.
             if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
@@ -106,6 +112,7 @@ impl Filesystem for CofreFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.counts.add(Op::Lookup);
         match self.vfs.lookup(parent.0, name.as_bytes()) {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
             Err(e) => reply.error(errno(&e)),
@@ -113,10 +120,12 @@ impl Filesystem for CofreFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.counts.add(Op::Forget);
         self.vfs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.counts.add(Op::Getattr);
         match self.vfs.getattr(ino.0) {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
             Err(e) => reply.error(errno(&e)),
@@ -124,6 +133,7 @@ impl Filesystem for CofreFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.counts.add(Op::Readlink);
         match self.vfs.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
@@ -134,6 +144,7 @@ impl Filesystem for CofreFs {
     /// release (two round trips less per file) and keep the page cache across opens.
     /// Write opens never get here: the mount is read-only, the VFS answers EROFS.
     fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.counts.add(Op::Open);
         if self.zero_message_open {
             reply.error(Errno::from_i32(libc::ENOSYS));
         } else {
@@ -164,6 +175,7 @@ impl Filesystem for CofreFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
+        self.counts.add(Op::Read);
         match self.vfs.read(ino.0, offset, size) {
             Ok(d) => reply.data(&d[..]),
             Err(e) => reply.error(errno(&e)),
@@ -179,6 +191,7 @@ impl Filesystem for CofreFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        self.counts.add(Op::Lseek);
         let data = match whence {
             libc::SEEK_DATA => true,
             libc::SEEK_HOLE => false,
@@ -192,9 +205,15 @@ impl Filesystem for CofreFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.counts.add(Op::Opendir);
         match self.vfs.opendir(ino.0) {
-            // The listing of a snapshot directory never changes.
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
+            // The listing of a snapshot directory never changes: the kernel keeps it
+            // across opens (a second `find` or `cp -a` of a snapshot lists nothing).
+            Ok((fh, true)) => reply.opened(
+                FileHandle(fh),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Ok((fh, false)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -219,6 +238,7 @@ impl Filesystem for CofreFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.counts.add(Op::Readdir);
         let listing = match self.vfs.listing(fh.0) {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
@@ -245,6 +265,7 @@ impl Filesystem for CofreFs {
         offset: u64,
         mut reply: fuser::ReplyDirectoryPlus,
     ) {
+        self.counts.add(Op::Readdirplus);
         let listing = match self.vfs.listing(fh.0) {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
@@ -268,6 +289,10 @@ impl Filesystem for CofreFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.counts.add(Op::Getxattr);
+        if self.no_xattrs {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         match self.vfs.getxattr(ino.0, name) {
             Ok(Some(v)) => xattr_reply(v, size, reply),
             Ok(None) => reply.error(Errno::from_i32(libc::ENODATA)),
@@ -276,6 +301,10 @@ impl Filesystem for CofreFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.counts.add(Op::Listxattr);
+        if self.no_xattrs {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         match self.vfs.listxattr(ino.0) {
             Ok(names) => xattr_reply(
                 names
@@ -290,6 +319,10 @@ impl Filesystem for CofreFs {
             ),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    fn destroy(&mut self) {
+        tracing::info!("FUSE requests: {}", self.counts.summary());
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: fuser::ReplyStatfs) {

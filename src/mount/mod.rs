@@ -1,5 +1,6 @@
 //! `cofre mount`: serve every snapshot read-only until SIGINT/SIGTERM or `fusermount3 -u`.
 
+mod counts;
 mod fs;
 
 use std::path::Path;
@@ -25,6 +26,10 @@ pub struct MountOptions {
     pub disk_cache: Option<(std::path::PathBuf, u64)>,
     /// How often to look for new snapshots in the store.
     pub poll: Duration,
+    /// Tell the kernel this filesystem has no extended attributes: `cp -a` and `rsync -X`
+    /// then stop asking for each entry (docs/mount.md "Without extended attributes").
+    /// Refused when a snapshot has them.
+    pub no_xattrs: bool,
 }
 
 /// Pulls new snapshots from the store into the catalog and the layout, until `stop`.
@@ -35,7 +40,9 @@ fn refresher(
     poll: Duration,
     stop: Arc<AtomicBool>,
     notifier: fuser::Notifier,
+    no_xattrs: bool,
 ) {
+    let mut said_xattrs = false;
     // After a failed rebuild (store unreachable, disk full), the next one waits this long
     // whatever the requests say.
     let mut no_rebuild_before = std::time::Instant::now();
@@ -49,8 +56,20 @@ fn refresher(
         }
         // Opened afresh each time: a connection kept open would go on writing into a
         // catalog file that `catalog rebuild` has replaced.
-        match Catalog::open(&catalog).and_then(|mut c| sync::sync(&mut c, &repo)) {
-            Ok(_) => {}
+        let synced = Catalog::open(&catalog).and_then(|mut c| {
+            sync::sync(&mut c, &repo)?;
+            Ok(no_xattrs && !said_xattrs && c.any_xattrs()?)
+        });
+        match synced {
+            Ok(true) => {
+                said_xattrs = true;
+                tracing::error!(
+                    "a new snapshot has extended attributes or ACLs, which this mount \
+                     (--no-xattrs) does not show: copies from it lack them; remount without \
+                     --no-xattrs"
+                );
+            }
+            Ok(false) => {}
             Err(e) if sync::is_damaged(&e) => {
                 vfs.note_damaged_catalog(&e);
                 damaged = true;
@@ -167,7 +186,15 @@ pub fn mount(
     opts: MountOptions,
 ) -> Result<()> {
     clear_stale_mountpoint(mountpoint)?;
-    drop(sync::open_synced(catalog, &repo)?);
+    let cat = sync::open_synced(catalog, &repo)?;
+    if opts.no_xattrs && cat.any_xattrs()? {
+        return Err(Error::InvalidArgument(
+            "--no-xattrs: snapshots in this repository have extended attributes or ACLs, \
+             which a copy would then lack; mount without it"
+                .into(),
+        ));
+    }
+    drop(cat);
     let rt = repo.runtime().clone();
     let disk = match &opts.disk_cache {
         Some((dir, limit)) => {
@@ -205,6 +232,8 @@ pub fn mount(
         vfs: vfs.clone(),
         zero_message_open: false,
         posix_acl: opts.allow_other,
+        no_xattrs: opts.no_xattrs,
+        counts: Default::default(),
     };
     let mut session =
         fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
@@ -219,7 +248,8 @@ pub fn mount(
             catalog.to_path_buf(),
         );
         let notifier = session.notifier();
-        std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier))
+        let no_xattrs = opts.no_xattrs;
+        std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier, no_xattrs))
     };
     let mp = mountpoint.display().to_string();
     rt.spawn(async move {

@@ -69,6 +69,12 @@ fn virtual_ino(path: &str) -> u64 {
 
 /// One entry of a listing, and what `remember` needs to count (or put back) its inode
 /// when READDIRPLUS hands it to the kernel (`.` and `..` are never counted).
+/// An open directory: its listing once it was asked for.
+struct DirHandle {
+    ino: u64,
+    listing: Option<Listing>,
+}
+
 pub struct ListItem {
     pub name: Vec<u8>,
     pub attr: Attr,
@@ -154,7 +160,7 @@ pub struct Vfs {
     listed: Mutex<LruCache<u64, Vec<Pending>>>,
     resolve_ahead: Sender<Pending>,
     /// Listings of open directories: computed once per opendir, served by offset.
-    dirs: Mutex<HashMap<u64, Listing>>,
+    dirs: Mutex<HashMap<u64, DirHandle>>,
     next_fh: AtomicU64,
     /// The catalog file's generation (see `remap`).
     generation: Mutex<String>,
@@ -517,8 +523,43 @@ impl Vfs {
         Ok(out)
     }
 
-    /// Lists a directory once for a handle; `listing` serves it by offset.
-    pub fn opendir(&self, ino: u64) -> Result<u64> {
+    /// A handle on directory `ino`, and whether its listing never changes (a snapshot's
+    /// directories; the layout's change as snapshots come and go). The listing is made on
+    /// the first `listing`: a kernel that still has it cached never asks.
+    pub fn opendir(&self, ino: u64) -> Result<(u64, bool)> {
+        let (_, e) = self.entry(ino)?;
+        let immutable = match &e {
+            Entry::Virtual { .. } => false,
+            Entry::SnapRoot { .. } => true,
+            Entry::Node { meta, .. } if meta.kind == Kind::Dir => true,
+            _ => {
+                return Err(Error::io(
+                    "opendir",
+                    std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                ))
+            }
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs
+            .lock()
+            .insert(fh, DirHandle { ino, listing: None });
+        Ok((fh, immutable))
+    }
+
+    /// The listing of handle `fh`, `.` and `..` first, made once per handle.
+    pub fn listing(&self, fh: u64) -> Result<Listing> {
+        let ino = match self.dirs.lock().get(&fh) {
+            Some(DirHandle {
+                listing: Some(l), ..
+            }) => return Ok(l.clone()),
+            Some(h) => h.ino,
+            None => {
+                return Err(Error::io(
+                    "readdir",
+                    std::io::Error::from_raw_os_error(libc::EBADF),
+                ))
+            }
+        };
         let me = self.getattr(ino)?;
         let parent = self
             .getattr(self.parent(ino))
@@ -530,22 +571,16 @@ impl Vfs {
         };
         let mut all = vec![dot(b".", me), dot(b"..", parent)];
         all.extend(self.readdir(ino)?);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.dirs.lock().insert(fh, Arc::new(all));
-        Ok(fh)
-    }
-
-    pub fn listing(&self, fh: u64) -> Result<Listing> {
-        self.dirs
-            .lock()
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| Error::io("readdir", std::io::Error::from_raw_os_error(libc::EBADF)))
+        let all = Arc::new(all);
+        if let Some(h) = self.dirs.lock().get_mut(&fh) {
+            h.listing = Some(all.clone());
+        }
+        Ok(all)
     }
 
     /// Entries the kernel never looked up are dropped with their listing.
     pub fn releasedir(&self, fh: u64) {
-        if let Some(listing) = self.dirs.lock().remove(&fh) {
+        if let Some(listing) = self.dirs.lock().remove(&fh).and_then(|h| h.listing) {
             let listed = listing.iter().filter(|i| i.counted.is_some());
             self.inodes.drop_unreferenced(listed.map(|i| i.attr.ino));
         }

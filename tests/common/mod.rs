@@ -242,11 +242,14 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
+        // A directory that cannot be listed, at open or midway (EIO while a mount heals),
+        // is left out: callers compare what they walked against what they expect.
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
         for e in rd {
-            let p = e.expect("entry").path();
+            let Ok(e) = e else { break };
+            let p = e.path();
             if std::fs::symlink_metadata(&p).expect("stat").is_dir() {
                 stack.push(p.clone());
             }
