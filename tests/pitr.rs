@@ -140,9 +140,31 @@ impl Area {
         );
     }
 
+    /// A base backup of `pg` as a snapshot of set db.
+    fn base_backup(&self, pg: &Postgres) -> String {
+        self.ok(&[
+            "ingest",
+            "--set",
+            "db",
+            "--stdin-name",
+            "/pg/base.tar",
+            "--stdin-from-command",
+            &basebackup_command(pg),
+        ])
+    }
+
     fn flusher_log(&self) -> String {
         std::fs::read_to_string(self.path("spool/flusher.log")).unwrap_or_default()
     }
+}
+
+/// The set's command: a base backup of `pg` as one tar stream.
+fn basebackup_command(pg: &Postgres) -> String {
+    format!(
+        "{} -h {} -U postgres -D - -Ft -X none -c fast",
+        pg.bin.join("pg_basebackup").display(),
+        pg.sock.display()
+    )
 }
 
 /// A restored cluster, stopped when dropped.
@@ -221,21 +243,8 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     area.ok(&["init"]);
     q("create table markers (i int primary key)");
     q("create table keep as select g as x from generate_series(1, 1000) g");
-    let basebackup = format!(
-        "{} -h {sock} -U postgres -D - -Ft -X none -c fast",
-        pg.bin.join("pg_basebackup").display()
-    );
-    let base_backup = || {
-        area.ok(&[
-            "ingest",
-            "--set",
-            "db",
-            "--stdin-name",
-            "/pg/base.tar",
-            "--stdin-from-command",
-            &basebackup,
-        ])
-    };
+    let basebackup = basebackup_command(&pg);
+    let base_backup = || area.base_backup(&pg);
     base_backup();
 
     // pgbench writes WAL all along.
@@ -617,22 +626,9 @@ fn wal_push_killed_under_postgresql_loses_nothing() {
     .expect("script");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let pg = area.cluster_archiving_with(&format!("{} %p %f", script.display()));
-    let sock = pg.sock.display().to_string();
     let q = |sql: &str| pg.psql("postgres", sql);
     q("create table markers (i int primary key, pad text)");
-    let basebackup = format!(
-        "{} -h {sock} -U postgres -D - -Ft -X none -c fast",
-        pg.bin.join("pg_basebackup").display()
-    );
-    area.ok(&[
-        "ingest",
-        "--set",
-        "db",
-        "--stdin-name",
-        "/pg/base.tar",
-        "--stdin-from-command",
-        &basebackup,
-    ]);
+    area.base_backup(&pg);
     // Twelve segments, each with markers, each archived through a killed first try.
     for seg in 0..12u32 {
         q(&format!(

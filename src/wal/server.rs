@@ -50,6 +50,13 @@ impl Server<'_> {
         self.data.join("cofre-pitr.log")
     }
 
+    /// `pg_ctl -D DATA`.
+    fn pg_ctl(&self) -> Command {
+        let mut c = Command::new(pg_tool(self.pg_bin, "pg_ctl"));
+        c.arg("-D").arg(self.data);
+        c
+    }
+
     /// `psql` connected to `database` on this server, quiet, stopping on the first error.
     pub fn psql(&self, database: &str) -> Command {
         let mut c = Command::new(pg_tool(self.pg_bin, "psql"));
@@ -85,9 +92,8 @@ impl Server<'_> {
             self.port,
             sh_quote(&self.socket_dir.display().to_string())
         );
-        let out = Command::new(pg_tool(self.pg_bin, "pg_ctl"))
-            .arg("-D")
-            .arg(self.data)
+        let out = self
+            .pg_ctl()
             .arg("-l")
             .arg(self.log())
             .args(["-o", &opts, "-w", "-t", &timeout.as_secs().to_string()])
@@ -109,9 +115,8 @@ impl Server<'_> {
             if recovering.is_ok_and(|v| v == "f") {
                 return Ok(t.elapsed().as_secs_f64());
             }
-            let alive = Command::new(pg_tool(self.pg_bin, "pg_ctl"))
-                .arg("-D")
-                .arg(self.data)
+            let alive = self
+                .pg_ctl()
                 .arg("status")
                 .output()
                 .is_ok_and(|o| o.status.success());
@@ -152,9 +157,8 @@ impl Server<'_> {
 
     /// Stops the server at once (a scratch copy: nothing of it is kept).
     pub fn stop(&self) -> Result<()> {
-        let out = Command::new(pg_tool(self.pg_bin, "pg_ctl"))
-            .arg("-D")
-            .arg(self.data)
+        let out = self
+            .pg_ctl()
             .args(["-m", "immediate", "-w", "stop"])
             .output()
             .map_err(|e| Error::External(format!("pg_ctl: {e}")))?;
