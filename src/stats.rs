@@ -422,8 +422,10 @@ impl crate::session::Session {
             // The WAL as this machine's index knows it (the flusher records what it stores).
             let index = crate::wal::index::path_for(cat.path());
             if index.exists() {
-                let usage = crate::wal::WalIndex::open(&index)?.usage(now - MONTH_SECS)?;
-                add_wal(&mut s, usage, &[], &p);
+                match crate::wal::WalIndex::open(&index).and_then(|i| i.usage(now - MONTH_SECS)) {
+                    Ok(usage) => add_wal(&mut s, usage, &[], &p),
+                    Err(e) => tracing::warn!("WAL left out of the cost estimate: {e}"),
+                }
             }
             Ok(s)
         });

@@ -407,9 +407,27 @@ fn no_xattrs_mount_copies_exactly_without_xattr_round_trips() {
         "{fast:?}"
     );
 
-    // A snapshot with xattrs: the flag is refused, with the reason.
+    // A snapshot with xattrs arriving ends a running --no-xattrs mount (exit 2, saying
+    // why): a copy of it would silently lack them.
+    let log = env.path("ended.log");
+    let m = Mount::start_logged(
+        &env,
+        "mnt-ended",
+        &["--no-xattrs", "--poll-secs", "1"],
+        &log,
+    );
     make_awkward_tree(&env.path("with"));
     env.ok(&["ingest", env.path("with").to_str().expect("utf-8")]);
+    assert!(
+        wait_for(Duration::from_secs(30), || !is_mounted(&m.dir)),
+        "the mount went on: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(m.stop().code(), Some(2));
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("cannot show: unmounted"), "{text}");
+
+    // Then the flag is refused, with the reason.
     std::fs::create_dir_all(env.path("mnt-refused")).expect("mkdir");
     let out = env
         .cmd()

@@ -78,6 +78,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         port: a.port,
         pg_bin: a.pg_bin.as_deref(),
         env: &[],
+        scratch: false,
     };
     let replay = match a.start {
         true => Some(server.start_and_wait(a.timeout)?),

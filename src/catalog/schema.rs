@@ -141,7 +141,7 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         ))?;
         // Pack-order read-ahead lists a pack's blobs by offset.
     }
-    add_history_index(&conn, path);
+    add_later_indexes(&conn, path);
     Ok(conn)
 }
 
@@ -170,7 +170,7 @@ const NAMES_BATCH: i64 = 200_000;
 ///    1), in batches; repeating it is harmless;
 /// 3. the index; 4. the mark in `meta`.
 ///
-/// Best effort as `add_history_index` (no waiting for other writers): an attempt that
+/// Best effort as `add_later_indexes` (no waiting for other writers): an attempt that
 /// stops part-way leaves a catalog that `find` scans as before, and the next `find` goes
 /// on. Never inside the caller's transaction.
 pub fn add_names(conn: &Connection, path: &std::path::Path) -> bool {
@@ -211,30 +211,38 @@ pub fn add_names(conn: &Connection, path: &std::path::Path) -> bool {
     complete()
 }
 
-/// `find` climbs from a tree to the directories holding it (`nodes_by_subtree`). The index
-/// came after schema 5 was out: catalogs without it get it here, once, when they can. It
+/// Indexes that came after schema 5 was out: `find` climbs from a tree to the directories
+/// holding it (`nodes_by_subtree`), and the mount asks whether any node has xattrs
+/// (`nodes_with_xattrs`). Catalogs without them get them here, once, when they can. It
 /// is best effort: a catalog this process cannot write (read-only), or one another process
 /// is writing (the build needs the write lock, and a mount or an ingest must not wait on
 /// it), is used as it is; the next open tries again.
-fn add_history_index(conn: &Connection, path: &std::path::Path) {
-    let exists = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'nodes_by_subtree'",
-            [],
-            |_| Ok(()),
-        )
-        .is_ok();
-    if exists {
-        return;
+fn add_later_indexes(conn: &Connection, path: &std::path::Path) {
+    const LATER: &[(&str, &str)] = &[
+        (
+            "nodes_by_subtree",
+            "CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;",
+        ),
+        (
+            "nodes_with_xattrs",
+            "CREATE INDEX IF NOT EXISTS nodes_with_xattrs ON nodes (tree) WHERE length(xattrs) > 1;",
+        ),
+    ];
+    for (name, sql) in LATER {
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [name],
+                |_| Ok(()),
+            )
+            .is_ok();
+        if exists {
+            continue;
+        }
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        if let Err(e) = conn.execute_batch(sql) {
+            tracing::debug!("catalog {}: index {name} not made now: {e}", path.display());
+        }
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
     }
-    let _ = conn.busy_timeout(std::time::Duration::ZERO);
-    if let Err(e) = conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;",
-    ) {
-        tracing::debug!(
-            "catalog {}: history index not made now: {e}",
-            path.display()
-        );
-    }
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
 }

@@ -96,9 +96,9 @@ impl<'a> Driller<'a> {
             pg_cfg.get_or_insert_with(Default::default).dsn = dsn.clone();
         }
         // A set whose WAL is archived is drilled by point-in-time recovery when `to` says
-        // where to; its RPO is its last archived WAL file's age.
-        let wal = set_cfg.is_some_and(|s| s.src.wal == Some(true));
+        // where to; its RPO is then measured from the last commit the recovery brought back.
         let pitr = pg_cfg.take_if(|p| p.to.is_some() && a.pg_restore.is_none());
+        let rpo = set_cfg.and_then(|s| s.src.rpo_secs);
         let pg = match pg_cfg {
             None => None,
             Some(p) => {
@@ -110,18 +110,14 @@ impl<'a> Driller<'a> {
                 Some((p, name))
             }
         };
-        let data_until = match wal {
-            true => self.last_archived(set)?,
-            false => None,
-        };
         let opts = DrillOptions {
             pg,
             copier: a.copier,
             target: a.target.clone(),
             rto: set_cfg.and_then(|s| s.src.rto_secs),
-            rpo: set_cfg.and_then(|s| s.src.rpo_secs),
+            // Checked below for a PITR drill, against what the recovery reached.
+            rpo: rpo.filter(|_| pitr.is_none()),
             now: crate::ingest::now().0,
-            data_until,
         };
         let snap = cat.resolve(snapshot.unwrap_or("latest"), Some(set))?;
         let mut r = super::drill(cat, &self.mc, set, &snap, &self.scratch, &opts)?;
@@ -135,7 +131,7 @@ impl<'a> Driller<'a> {
                 now: opts.now,
             }
             .run();
-            add_pitr(&mut r, p);
+            add_pitr(&mut r, p, rpo, opts.now);
         }
         // The record is the evidence: a drill that cannot store it does not pass.
         let now = crate::ingest::now();
@@ -153,19 +149,12 @@ impl<'a> Driller<'a> {
     }
 }
 
-impl Driller<'_> {
-    /// When `set`'s newest archived WAL file was handed to wal-push (the index synced).
-    fn last_archived(&self, set: &str) -> Result<Option<i64>> {
-        let files = self.session.wal_files(set)?;
-        Ok(crate::wal::check::summarize(set, &files, None)
-            .0
-            .last_pushed)
-    }
-}
-
 /// A point-in-time drill's report joins the set's: its failures are the set's problems,
-/// and its recovery time (restore and replay) is held to the set's RTO too.
-fn add_pitr(r: &mut SetReport, p: super::pg::PgReport) {
+/// and its recovery time (restore and replay) is held to the set's RTO too. The RPO is the
+/// age of the last commit the recovery brought back (none: the base backup's age), only
+/// when it passed: a replay that stopped at a gap promotes anyway, and must not be credited
+/// with WAL archived after the gap.
+fn add_pitr(r: &mut SetReport, p: super::pg::PgReport, rpo: Option<u64>, now: i64) {
     let steps = std::iter::once(&p.restore)
         .chain(&p.replay)
         .chain(&p.checks)
@@ -178,6 +167,16 @@ fn add_pitr(r: &mut SetReport, p: super::pg::PgReport) {
     if let Some(t) = r.rto_target_seconds.filter(|t| recovery > *t as f64) {
         r.problems.push(format!(
             "RTO missed: {recovery:.1} s to recover the database to its point in time, target {t} s"
+        ));
+    }
+    if let Some(at) = p.recovered_unix.filter(|_| p.passed) {
+        r.rpo_seconds = r.rpo_seconds.min(now - at);
+    }
+    r.rpo_target_seconds = rpo;
+    if let Some(t) = rpo.filter(|t| r.rpo_seconds > *t as i64) {
+        r.problems.push(format!(
+            "RPO missed: the newest data recovered is {} s old, target {t} s",
+            r.rpo_seconds
         ));
     }
     r.passed = r.passed && p.passed && r.problems.is_empty();

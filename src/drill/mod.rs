@@ -76,9 +76,6 @@ pub struct DrillOptions {
     pub rto: Option<u64>,
     pub rpo: Option<u64>,
     pub now: i64,
-    /// When the newest data a restore would get back was taken, if not the snapshot's time
-    /// (a set with archived WAL: its last archived WAL file).
-    pub data_until: Option<i64>,
     /// The set's PostgreSQL drill and its dump's path in the snapshot (`stdin_name`).
     pub pg: Option<(crate::config::PgDrill, String)>,
 }
@@ -99,8 +96,8 @@ pub struct SetReport {
     /// Mount + copy: how long getting the whole set back took.
     pub rto_seconds: f64,
     pub rto_target_seconds: Option<u64>,
-    /// The age of the newest data at the drill (the snapshot's, or a set's last archived
-    /// WAL file's): what a loss now would lose.
+    /// The age of the newest data at the drill (the snapshot's, or for a point-in-time
+    /// drill that passed, the last commit it recovered): what a loss now would lose.
     pub rpo_seconds: i64,
     pub rpo_target_seconds: Option<u64>,
     pub mismatches: Vec<String>,
@@ -262,7 +259,7 @@ pub fn drill(
     let _ = std::fs::remove_dir(&mountpoint);
 
     let rto_seconds = mount_seconds + copy_seconds;
-    let rpo_seconds = o.now - o.data_until.unwrap_or(snap.manifest.time.0);
+    let rpo_seconds = o.now - snap.manifest.time.0;
     if let Some(t) = o.rto.filter(|t| rto_seconds > *t as f64) {
         problems.push(format!(
             "RTO missed: {rto_seconds:.1} s to get the set back, target {t} s"
@@ -270,7 +267,7 @@ pub fn drill(
     }
     if let Some(t) = o.rpo.filter(|t| rpo_seconds > *t as i64) {
         problems.push(format!(
-            "RPO missed: the newest data is {rpo_seconds} s old, target {t} s"
+            "RPO missed: the snapshot is {rpo_seconds} s old, target {t} s"
         ));
     }
     let passed =

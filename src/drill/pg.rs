@@ -31,6 +31,9 @@ pub struct PgReport {
     /// A point-in-time drill: the recovered cluster's last replayed commit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered_to: Option<String>,
+    /// The same, Unix seconds: what the drill's RPO is measured from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_unix: Option<i64>,
     pub checks: Vec<Step>,
     pub command: Option<Step>,
     pub passed: bool,
@@ -114,6 +117,7 @@ pub fn drill(dump: &Path, set: &str, cfg: &PgDrill) -> PgReport {
         restore: create,
         replay: None,
         recovered_to: None,
+        recovered_unix: None,
         checks: Vec::new(),
         command: None,
         passed: false,

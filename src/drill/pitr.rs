@@ -101,6 +101,7 @@ impl PitrDrill<'_> {
             restore: failed("pitr".into(), 0.0, "not started"),
             replay: None,
             recovered_to: None,
+            recovered_unix: None,
             checks: Vec::new(),
             command: None,
             passed: false,
@@ -127,6 +128,7 @@ impl PitrDrill<'_> {
             port: 5432,
             pg_bin: None,
             env: &self.mc.env,
+            scratch: true,
         };
         let t = Instant::now();
         let replay = server.start_and_wait(REPLAY_TIMEOUT);
@@ -146,10 +148,15 @@ impl PitrDrill<'_> {
             ),
         });
         if replayed_ok {
-            report.recovered_to = server
-                .query(&database, "select pg_last_xact_replay_timestamp()")
-                .ok()
-                .filter(|s| !s.is_empty());
+            let last = server.query(
+                &database,
+                "select pg_last_xact_replay_timestamp()::text || '|' || \
+                 extract(epoch from pg_last_xact_replay_timestamp())::bigint",
+            );
+            if let Some((text, epoch)) = last.ok().as_deref().and_then(|l| l.split_once('|')) {
+                report.recovered_to = Some(text.to_string());
+                report.recovered_unix = epoch.parse().ok();
+            }
             for q in &self.cfg.checks {
                 let step = run(q.clone(), server.psql(&database).args(["-c", q]));
                 report.checks.push(step);
@@ -168,8 +175,11 @@ impl PitrDrill<'_> {
         }
         // pg_ctl may have started the server even when waiting failed: stop it either way.
         if let Err(e) = server.stop() {
-            if replayed_ok {
-                tracing::warn!("the drill's scratch cluster in {}: {e}", data.display());
+            if server.running() {
+                tracing::error!(
+                    "the drill's scratch cluster in {} is still running: {e}",
+                    data.display()
+                );
             }
         }
         report.passed = report.restore.ok

@@ -40,9 +40,9 @@ fn refresher(
     poll: Duration,
     stop: Arc<AtomicBool>,
     notifier: fuser::Notifier,
-    no_xattrs: bool,
+    // A `--no-xattrs` mount: set when a snapshot with xattrs arrived, and the mount ends.
+    xattrs_arrived: Option<Arc<AtomicBool>>,
 ) {
-    let mut said_xattrs = false;
     // After a failed rebuild (store unreachable, disk full), the next one waits this long
     // whatever the requests say.
     let mut no_rebuild_before = std::time::Instant::now();
@@ -58,16 +58,19 @@ fn refresher(
         // catalog file that `catalog rebuild` has replaced.
         let synced = Catalog::open(&catalog).and_then(|mut c| {
             sync::sync(&mut c, &repo)?;
-            Ok(no_xattrs && !said_xattrs && c.any_xattrs()?)
+            Ok(xattrs_arrived.is_some() && c.any_xattrs()?)
         });
         match synced {
             Ok(true) => {
-                said_xattrs = true;
-                tracing::error!(
-                    "a new snapshot has extended attributes or ACLs, which this mount \
-                     (--no-xattrs) does not show: copies from it lack them; remount without \
-                     --no-xattrs"
-                );
+                // The kernel was told there are no xattrs and cannot be told otherwise: a
+                // copy of the new snapshot would silently lack them. End the mount instead
+                // (SIGTERM: the handler unmounts as for Ctrl-C); `mount` says why.
+                if let Some(flag) = &xattrs_arrived {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                // SAFETY: signalling this process.
+                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+                return;
             }
             Ok(false) => {}
             Err(e) if sync::is_damaged(&e) => {
@@ -187,15 +190,27 @@ pub fn mount(
 ) -> Result<()> {
     clear_stale_mountpoint(mountpoint)?;
     let cat = sync::open_synced(catalog, &repo)?;
-    let has_xattrs = cat.any_xattrs()?;
-    if opts.no_xattrs && has_xattrs {
-        return Err(Error::InvalidArgument(
-            "--no-xattrs: snapshots in this repository have extended attributes or ACLs, \
-             which a copy would then lack; mount without it"
-                .into(),
-        ));
-    }
+    // Whether to hint at --no-xattrs; with the flag, the check must succeed and say no.
+    let has_xattrs = cat.any_xattrs();
     drop(cat);
+    if opts.no_xattrs {
+        match &has_xattrs {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(Error::InvalidArgument(
+                    "--no-xattrs: snapshots in this repository have extended attributes or \
+                     ACLs, which a copy would then lack; mount without it"
+                        .into(),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::InvalidArgument(format!(
+                    "--no-xattrs: cannot tell whether a snapshot has xattrs ({e}); mount \
+                     without it"
+                )))
+            }
+        }
+    }
     let rt = repo.runtime().clone();
     let disk = match &opts.disk_cache {
         Some((dir, limit)) => {
@@ -241,6 +256,7 @@ pub fn mount(
     let mut unmounter = session.unmount_callable();
 
     let stop = Arc::new(AtomicBool::new(false));
+    let xattrs_arrived = Arc::new(AtomicBool::new(false));
     let refresh = {
         let (vfs, repo, stop, cat) = (
             vfs.clone(),
@@ -249,8 +265,8 @@ pub fn mount(
             catalog.to_path_buf(),
         );
         let notifier = session.notifier();
-        let no_xattrs = opts.no_xattrs;
-        std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier, no_xattrs))
+        let arrived = opts.no_xattrs.then(|| xattrs_arrived.clone());
+        std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier, arrived))
     };
     let mp = mountpoint.display().to_string();
     rt.spawn(async move {
@@ -276,7 +292,7 @@ pub fn mount(
         mountpoint.display(),
         mountpoint.display()
     );
-    if !has_xattrs && !opts.no_xattrs {
+    if matches!(has_xattrs, Ok(false)) && !opts.no_xattrs {
         eprintln!(
             "no snapshot has xattrs or ACLs: `cofre mount --no-xattrs` copies out about a \
              third faster (docs/mount.md)"
@@ -295,5 +311,12 @@ pub fn mount(
     }
     stop.store(true, Ordering::Relaxed);
     let _ = refresh.join();
+    if xattrs_arrived.load(Ordering::Relaxed) {
+        return Err(Error::InvalidArgument(
+            "a new snapshot has extended attributes or ACLs, which this --no-xattrs mount \
+             cannot show: unmounted; mount again without --no-xattrs"
+                .into(),
+        ));
+    }
     result
 }

@@ -358,13 +358,15 @@ impl Vfs {
             Child::Link(t) => Entry::Link { target: t.clone() },
             Child::Snapshot(s) => Entry::SnapRoot { snap: s.clone() },
         };
-        let same = |e: &Entry| {
-            matches!(
+        // A name taken over by another snapshot (the old one forgotten, `HHMM` given to a
+        // different one) gets a new inode: the kernel keeps a snapshot directory's listing
+        // and its entries per inode, for as long as it holds the inode.
+        let same = |e: &Entry| match (e, child) {
+            (Entry::SnapRoot { snap: a }, Child::Snapshot(b)) => a.id == b.id,
+            _ => matches!(
                 (e, child),
-                (Entry::Virtual { .. }, Child::Dir)
-                    | (Entry::Link { .. }, Child::Link(_))
-                    | (Entry::SnapRoot { .. }, Child::Snapshot(_))
-            )
+                (Entry::Virtual { .. }, Child::Dir) | (Entry::Link { .. }, Child::Link(_))
+            ),
         };
         // A link's inode changes with its target: the kernel caches symlink targets per inode.
         let key = match child {

@@ -335,9 +335,10 @@ fn pg_format(t: i64, ns: u32) -> String {
     }
 }
 
-/// A value for postgresql.conf: single-quoted, quotes doubled.
+/// A value for postgresql.conf: single-quoted, backslashes and quotes escaped (the file's
+/// parser reads backslash escapes in quoted values, and `sh_quote` writes `'\''`).
 fn conf_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Restores the data directory and writes the recovery settings. The server is not started
@@ -411,6 +412,19 @@ pub fn pitr(session: &Session, index: &mut WalIndex, opts: &PitrOptions) -> Resu
     for d in ["pg_wal", "pg_wal/archive_status"] {
         let p = dir.join(d);
         std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+    }
+    // A backup taken with `-R` would start as a standby and never promote.
+    let standby = dir.join("standby.signal");
+    if standby.exists() {
+        std::fs::remove_file(&standby).map_err(|e| Error::io(&standby, e))?;
+    }
+    // Debian keeps postgresql.conf in /etc, outside the data directory and the backup: the
+    // server then starts on the defaults and postgresql.auto.conf.
+    let conf_file = dir.join("postgresql.conf");
+    if !conf_file.exists() {
+        let note = "# Written by cofre pitr: the backed-up cluster kept its configuration \
+                    outside its data directory.\n";
+        crate::fsutil::write_atomic(&conf_file, note.as_bytes(), 0o600)?;
     }
     let mut conf = format!(
         "\n# Written by cofre pitr ({}): replay set {} from base backup {} to {}.\n\
@@ -509,6 +523,8 @@ mod tests {
         let label = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nLABEL: x\n";
         assert_eq!(field(label, "LABEL"), Some("x"));
         assert_eq!(conf_str("it's"), "'it''s'");
+        // A quoted shell word with a quote in it: `'a'\''b'`.
+        assert_eq!(conf_str(r"'a'\''b'"), r"'''a''\\''''b'''");
         assert_eq!(
             restore_command(
                 Path::new("/bin/cofre"),

@@ -43,6 +43,10 @@ pub struct Server<'a> {
     pub pg_bin: Option<&'a Path>,
     /// Environment for the server, and so for its `restore_command`.
     pub env: &'a [(String, String)],
+    /// A throwaway copy (the drill): its own authentication (trust on the private socket
+    /// directory, not production's pg_hba.conf), and nothing that reaches outside it
+    /// (logical replication workers, archive cleanup, recovery end commands).
+    pub scratch: bool,
 }
 
 impl Server<'_> {
@@ -87,11 +91,20 @@ impl Server<'_> {
             ));
         }
         let t = Instant::now();
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=''",
             self.port,
             sh_quote(&self.socket_dir.display().to_string())
         );
+        if self.scratch {
+            let hba = self.socket_dir.join("cofre-scratch-hba.conf");
+            crate::fsutil::write_atomic(&hba, b"local all all trust\n", 0o600)?;
+            opts += &format!(
+                " -c hba_file={} -c max_logical_replication_workers=0 \
+                 -c archive_cleanup_command='' -c recovery_end_command=''",
+                sh_quote(&hba.display().to_string())
+            );
+        }
         let out = self
             .pg_ctl()
             .arg("-l")
@@ -110,17 +123,21 @@ impl Server<'_> {
             )));
         }
         let deadline = t + timeout;
+        // The server deletes recovery.signal when replay is over; from then on it must
+        // answer soon, or say why not (authentication, a missing database).
+        let mut promoted: Option<Instant> = None;
         loop {
-            let recovering = self.query("postgres", "select pg_is_in_recovery()");
-            if recovering.is_ok_and(|v| v == "f") {
-                return Ok(t.elapsed().as_secs_f64());
+            if promoted.is_none() && !self.data.join("recovery.signal").exists() {
+                promoted = Some(Instant::now());
             }
-            let alive = self
-                .pg_ctl()
-                .arg("status")
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !alive {
+            if let Some(at) = promoted {
+                match self.query("postgres", "select pg_is_in_recovery()") {
+                    Ok(v) if v == "f" => return Ok(t.elapsed().as_secs_f64()),
+                    Err(e) if at.elapsed() > Duration::from_secs(30) => return Err(e),
+                    _ => {}
+                }
+            }
+            if !self.running() {
                 return Err(Error::External(format!(
                     "the server stopped during replay: see {}",
                     self.log().display()
@@ -153,6 +170,14 @@ impl Server<'_> {
         }
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(text.lines().next().unwrap_or("").trim().to_string())
+    }
+
+    /// Whether a server runs on the data directory (`pg_ctl status`).
+    pub fn running(&self) -> bool {
+        self.pg_ctl()
+            .arg("status")
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     /// Stops the server at once (a scratch copy: nothing of it is kept).

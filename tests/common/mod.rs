@@ -242,14 +242,11 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        // A directory that cannot be listed, at open or midway (EIO while a mount heals),
-        // is left out: callers compare what they walked against what they expect.
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
         for e in rd {
-            let Ok(e) = e else { break };
-            let p = e.path();
+            let p = e.expect("entry").path();
             if std::fs::symlink_metadata(&p).expect("stat").is_dir() {
                 stack.push(p.clone());
             }
