@@ -441,3 +441,29 @@ fn no_xattrs_mount_copies_exactly_without_xattr_round_trips() {
         "{out:?}"
     );
 }
+
+/// A snapshot's directories stay listed in the kernel across opens: a second `find` of
+/// the same snapshot sends no READDIRPLUS (counted by the mount), and still sees every
+/// entry.
+#[test]
+fn a_second_find_of_a_snapshot_lists_nothing_again() {
+    let env = Env::new();
+    let src = env.path("src");
+    many_files(&src, 30, 20);
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let want = walk(&src).len();
+    let finds = |n: usize, name: &str| {
+        let log = env.path(&format!("{name}.log"));
+        let m = Mount::start_logged(&env, name, &["-v"], &log);
+        for _ in 0..n {
+            assert_eq!(walk(&m.latest("default", &src)).len(), want);
+        }
+        m.stop();
+        fuse_requests(&log)
+    };
+    let once = finds(1, "once");
+    let twice = finds(2, "twice");
+    assert!(once["readdirplus"] >= 31, "{once:?}");
+    assert_eq!(twice["readdirplus"], once["readdirplus"], "{twice:?}");
+}

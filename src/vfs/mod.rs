@@ -67,14 +67,14 @@ fn virtual_ino(path: &str) -> u64 {
         .fold(ROOT, |parent, name| key_child(parent, name.as_bytes()))
 }
 
-/// One entry of a listing, and what `remember` needs to count (or put back) its inode
-/// when READDIRPLUS hands it to the kernel (`.` and `..` are never counted).
 /// An open directory: its listing once it was asked for.
 struct DirHandle {
     ino: u64,
     listing: Option<Listing>,
 }
 
+/// One entry of a listing, and what `remember` needs to count (or put back) its inode
+/// when READDIRPLUS hands it to the kernel (`.` and `..` are never counted).
 pub struct ListItem {
     pub name: Vec<u8>,
     pub attr: Attr,
@@ -159,7 +159,7 @@ pub struct Vfs {
     /// read, the others are resolved on another thread before `cp` reaches them.
     listed: Mutex<LruCache<u64, Vec<Pending>>>,
     resolve_ahead: Sender<Pending>,
-    /// Listings of open directories: computed once per opendir, served by offset.
+    /// Open directories: each listing made at its handle's first readdir, served by offset.
     dirs: Mutex<HashMap<u64, DirHandle>>,
     next_fh: AtomicU64,
     /// The catalog file's generation (see `remap`).
