@@ -153,6 +153,19 @@ impl Area {
         ])
     }
 
+    /// The names of set db's WAL files in the repository, in order.
+    fn archived_names(&self) -> Vec<String> {
+        let spool = self.path("spool").display().to_string();
+        let listed = self.ok(&["--json", "wal", "list", "--set", "db", "--spool", &spool]);
+        let v: serde_json::Value = serde_json::from_str(&listed).expect("json");
+        v["archived"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|e| e["name"].as_str().expect("name").to_string())
+            .collect()
+    }
+
     fn flusher_log(&self) -> String {
         std::fs::read_to_string(self.path("spool/flusher.log")).unwrap_or_default()
     }
@@ -298,16 +311,11 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     let t3 = now(&q1);
     mark(&q1, 106..=110);
     area.wait_archived(&q1);
-    let listed = area.ok(&[
-        "--json",
-        "wal",
-        "list",
-        "--set",
-        "db",
-        "--spool",
-        area.path("spool").to_str().expect("utf-8"),
-    ]);
-    assert!(listed.contains("00000002.history"), "{listed}");
+    let listed = area.archived_names();
+    assert!(
+        listed.contains(&"00000002.history".to_string()),
+        "{listed:?}"
+    );
 
     // Just before the drop, on timeline 1.
     let r2 = pitr(&area, &t2, "r2", 5492, &["--timeline", "1"]);
@@ -337,29 +345,16 @@ fn pitr_brings_back_every_row_committed_before_the_target_and_none_after() {
     base_backup();
     mark(&q, 51..=55);
     area.wait_archived(&q);
-    let spool_s = area.path("spool").display().to_string();
-    let names = |area: &Area| -> Vec<String> {
-        let v: serde_json::Value = serde_json::from_str(
-            &area.ok(&["--json", "wal", "list", "--set", "db", "--spool", &spool_s]),
-        )
-        .expect("json");
-        v["archived"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .map(|e| e["name"].as_str().expect("name").to_string())
-            .collect()
-    };
-    let before = names(&area);
+    let before = area.archived_names();
     let out = area.ok(&["wal", "prune", "--set", "db", "--dry-run"]);
     assert!(out.contains("would delete"), "{out}");
-    assert_eq!(names(&area), before, "a dry run deletes nothing");
+    assert_eq!(area.archived_names(), before, "a dry run deletes nothing");
     area.ok(&["forget", &first]);
     let out = area.ok(&["--json", "wal", "prune", "--set", "db"]);
     let pruned: serde_json::Value = serde_json::from_str(&out).expect("json");
     let start = pruned["oldest_start"].as_str().expect("start").to_string();
     assert!(pruned["files_deleted"].as_u64() > Some(0), "{pruned}");
-    let after = names(&area);
+    let after = area.archived_names();
     assert!(after.contains(&"00000002.history".to_string()), "{after:?}");
     assert!(after.contains(&start), "{after:?}");
     assert!(
@@ -657,22 +652,7 @@ fn wal_push_killed_under_postgresql_loses_nothing() {
         r.psql("select count(*), min(i), max(i) from markers"),
         "1200|1|1200"
     );
-    let listed: serde_json::Value = serde_json::from_str(&area.ok(&[
-        "--json",
-        "wal",
-        "list",
-        "--set",
-        "db",
-        "--spool",
-        area.path("spool").to_str().expect("utf-8"),
-    ]))
-    .expect("json");
-    let names: Vec<&str> = listed["archived"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|e| e["name"].as_str().expect("name"))
-        .collect();
+    let names = area.archived_names();
     let mut unique = names.clone();
     unique.dedup();
     assert_eq!(names, unique, "each file archived once");

@@ -39,6 +39,23 @@ pub struct PgReport {
     pub passed: bool,
 }
 
+impl PgReport {
+    /// A report whose first step is `restore`, nothing else done yet.
+    pub(super) fn new(database: String, format: &'static str, restore: Step) -> PgReport {
+        PgReport {
+            database,
+            format,
+            restore,
+            replay: None,
+            recovered_to: None,
+            recovered_unix: None,
+            checks: Vec::new(),
+            command: None,
+            passed: false,
+        }
+    }
+}
+
 pub(super) fn run(what: String, cmd: &mut Command) -> Step {
     let t = Instant::now();
     let out = cmd.stdin(Stdio::null()).output();
@@ -107,21 +124,11 @@ pub fn drill(dump: &Path, set: &str, cfg: &PgDrill) -> PgReport {
         format!("CREATE DATABASE {db}"),
         psql(&admin).args(["-c", &format!("CREATE DATABASE \"{db}\"")]),
     );
-    let mut report = PgReport {
-        database: db.clone(),
-        format: if custom {
-            "custom (pg_restore)"
-        } else {
-            "plain (psql)"
-        },
-        restore: create,
-        replay: None,
-        recovered_to: None,
-        recovered_unix: None,
-        checks: Vec::new(),
-        command: None,
-        passed: false,
+    let format = match custom {
+        true => "custom (pg_restore)",
+        false => "plain (psql)",
     };
+    let mut report = PgReport::new(db.clone(), format, create);
     if !report.restore.ok {
         return report;
     }

@@ -95,17 +95,11 @@ impl PitrDrill<'_> {
 
     pub fn run(&self) -> PgReport {
         let database = self.cfg.database.clone().unwrap_or("postgres".into());
-        let mut report = PgReport {
-            database: database.clone(),
-            format: "pitr (base backup + WAL)",
-            restore: failed("pitr".into(), 0.0, "not started"),
-            replay: None,
-            recovered_to: None,
-            recovered_unix: None,
-            checks: Vec::new(),
-            command: None,
-            passed: false,
-        };
+        let mut report = PgReport::new(
+            database.clone(),
+            "pitr (base backup + WAL)",
+            failed("pitr".into(), 0.0, "not started"),
+        );
         let data = self.scratch.join(format!("pitr-{}", self.set));
         let t = Instant::now();
         let restored = self.restore(&data);
