@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2048)]
     cache_size: u64,
     /// Tell the kernel there are no extended attributes, so that `cp -a` and `rsync -X`
-    /// stop asking for each entry (about a quarter of a copy's time); refused when a
+    /// stop asking for each entry (about a third of a copy's time); refused when a
     /// snapshot has xattrs or ACLs.
     #[arg(long)]
     no_xattrs: bool,
