@@ -477,7 +477,6 @@ mod tests {
             files: objects * 40,
             raw_bytes: stored * 3,
             objects_since: since,
-            stored_since: 0,
         };
         // (usage per set, sets asked for) → (sets priced, PUTs, dollars)
         type Case<'a> = (Vec<(&'a str, WalUsage)>, &'a [&'a str], (usize, u64, f64));

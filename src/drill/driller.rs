@@ -23,20 +23,32 @@ pub struct DrillArgs {
 }
 
 /// The mount child gets the resolved repository, catalog and password source; a password
-/// typed at a prompt cannot be handed on, so the drill needs one it can pass.
+/// typed at a prompt cannot be handed on, so the drill needs one it can pass. Paths are
+/// absolute: the PITR drill's server runs the same options in its data directory.
 fn mount_command(s: &Session) -> Result<MountCommand> {
     let opts = s.options();
     let exe = crate::session::cofre_binary()?;
     let mut env = Vec::new();
-    let mut args: Vec<std::ffi::OsString> = vec!["--repo".into(), opts.url()?.into()];
-    args.extend(["--catalog".into(), s.catalog_path().as_os_str().to_owned()]);
+    let absolute = |p: &std::path::Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
+    let url = opts.url()?;
+    let repo = match url.contains("://") || url.starts_with('~') {
+        true => url.into(),
+        false => absolute(std::path::Path::new(url))?.into_os_string(),
+    };
+    let mut args: Vec<std::ffi::OsString> = vec!["--repo".into(), repo];
+    args.extend([
+        "--catalog".into(),
+        absolute(s.catalog_path())?.into_os_string(),
+    ]);
     match (
         &opts.password.command,
         &opts.password.file,
         &opts.password.env,
     ) {
         (Some(c), _, _) => args.extend(["--password-command".into(), c.into()]),
-        (None, Some(f), _) => args.extend(["--password-file".into(), f.as_os_str().to_owned()]),
+        (None, Some(f), _) => {
+            args.extend(["--password-file".into(), absolute(f)?.into_os_string()])
+        }
         // Set, not inherited: a library front end may have it as a value only.
         (None, None, Some(pw)) => env.push(("COFRE_PASSWORD".to_string(), pw.clone())),
         (None, None, None) => {

@@ -30,28 +30,20 @@ pub struct PitrDrill<'a> {
     pub now: i64,
 }
 
-/// The mount child's global options with paths made absolute: the server runs
-/// `restore_command` in its data directory.
+/// The mount child's global options as text, for `restore_command` (its paths are
+/// absolute already: the server runs it in its data directory).
 fn globals(mc: &MountCommand) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut path_next = false;
-    for a in &mc.args {
-        let s = a.to_str().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "{a:?}: a restore_command is text; give the repository, catalog and password \
-                 file as UTF-8 paths"
-            ))
-        })?;
-        out.push(match path_next && !s.contains("://") {
-            true => std::path::absolute(s)
-                .map_err(|e| Error::io(s, e))?
-                .display()
-                .to_string(),
-            false => s.to_string(),
-        });
-        path_next = matches!(s, "--repo" | "--catalog" | "--password-file");
-    }
-    Ok(out)
+    mc.args
+        .iter()
+        .map(|a| {
+            a.to_str().map(str::to_string).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{a:?}: a restore_command is text; give the repository, catalog and \
+                     password file as UTF-8 paths"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn failed(what: String, seconds: f64, e: impl std::fmt::Display) -> Step {

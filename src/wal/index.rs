@@ -46,9 +46,8 @@ pub struct WalUsage {
     pub stored_bytes: u64,
     pub files: u64,
     pub raw_bytes: u64,
-    /// Objects (each one PUT) written in the period asked for, and their bytes.
+    /// Objects (each one PUT) written in the period asked for.
     pub objects_since: u64,
-    pub stored_since: u64,
 }
 
 /// The index file for a catalog at `catalog`.
@@ -268,7 +267,6 @@ impl WalIndex {
             );
             if at.is_ok_and(|t| t.unix_timestamp() >= since) {
                 u.objects_since += 1;
-                u.stored_since += size as u64;
             }
         }
         let mut st = self
