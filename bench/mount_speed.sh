@@ -4,7 +4,8 @@
 # disk's writeback does not hide the mount. Cold = page cache dropped and a new mount
 # process; warm = the same copy again, nothing dropped (the mount keeps running). Each step
 # reports wall, user and system seconds of the reader, and the CPU seconds the mount
-# process spent in it. Extra mount flags come from MOUNT_FLAGS.
+# process spent in it. Extra mount flags come from MOUNT_FLAGS. With S3=1 the repository is
+# on Garage on loopback; a cold step then also starts with an empty on-disk blob cache.
 # Usage: bench/mount_speed.sh [SOURCE] [WORKDIR]   (needs root: drop_caches, tmpfs, FUSE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,20 +15,31 @@ COFRE=$PWD/target/release/cofre
 ROUNDS=${ROUNDS:-2}
 MOUNT_FLAGS=${MOUNT_FLAGS:-}
 
+S3=${S3:-}
+
 cleanup() {
   fusermount3 -u -z "$W/mnt" 2>/dev/null || true
   umount "$W/tmpfs" 2>/dev/null || true
+  [ -n "$S3" ] && integration/garage.sh stop "$W/garage" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 cleanup
 rm -rf "$W"; mkdir -p "$W/mnt" "$W/tmpfs"
 mount -t tmpfs -o size=6g tmpfs "$W/tmpfs"
 export COFRE_PASSWORD=bench COFRE_REPO="$W/repo" XDG_CACHE_HOME="$W/cache"
+if [ -n "$S3" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+  integration/garage.sh start "$W/garage" >/dev/null
+  # shellcheck disable=SC1091
+  source "$W/garage/env"
+  export COFRE_REPO="s3://$COFRE_TEST_BUCKET/cofre"
+fi
 "$COFRE" init >/dev/null
 "$COFRE" ingest -q "$SRC"
 echo "source $SRC: $(du -sh "$SRC" | cut -f1), $(find "$SRC" | wc -l) entries; $(uname -r); $(nproc) cores"
 
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# Cold: nothing in the page cache, nor in the mount's on-disk blob cache (S3 only).
+drop() { rm -rf "$W"/cache/cofre/*/blobs; sync; echo 3 > /proc/sys/vm/drop_caches; }
 # CPU seconds (user+system) of process $1 so far.
 cpu() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 # step NAME MOUNTPID CMD...: wall, user, sys of CMD, and the mount's CPU during it.

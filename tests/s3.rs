@@ -222,6 +222,31 @@ fn second_read_comes_from_the_disk_cache_and_a_dead_server_gives_eio() {
         "the second read issued GETs"
     );
 
+    // Every disk-cache entry damaged (a byte flipped every 4 KiB, so every blob in it, the
+    // one a reader waits for too): the next read finds the blobs that fail verification,
+    // drops their entries, fetches them again, and returns the file's bytes.
+    let entries: Vec<_> = walk(&env.path(&env.cache))
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "blobs") && p.is_file())
+        .collect();
+    assert!(!entries.is_empty(), "the first read filled the disk cache");
+    for p in &entries {
+        let mut bytes = std::fs::read(p).expect("entry");
+        for b in bytes.iter_mut().step_by(4096) {
+            *b ^= 0x55;
+        }
+        std::fs::write(p, bytes).expect("damage");
+    }
+    drop_caches();
+    assert_eq!(
+        std::fs::read(&f).expect("read over damaged entries"),
+        std::fs::read(src.join("cached")).expect("src")
+    );
+    assert!(
+        settled_gets(&garage, &pre) > gets,
+        "damaged entries were not fetched again"
+    );
+
     // Server down: listing still works (catalog), uncached data fails with EIO, in bounded time.
     garage.kill();
     drop_caches();

@@ -38,6 +38,9 @@ type Encoded = (Arc<Vec<u8>>, std::ops::Range<usize>);
 #[derive(Default)]
 struct Slot {
     raw: OnceLock<Outcome<Encoded>>,
+    /// Set when `raw` came from the disk cache: the blob's pack and byte range, so that a
+    /// blob failing verification drops its entry and its reader fetches it again.
+    cached_at: OnceLock<(BlobId, u64, u64)>,
     claimed: AtomicBool,
     done: OnceLock<Outcome<Decoded>>,
 }
@@ -285,21 +288,13 @@ impl ChunkCache {
         self.lru.lock().insert(id, data);
     }
 
-    /// Fetches a run of chunks that are contiguous in one pack with one ranged read.
-    /// Chunks already cached or being fetched by someone else are skipped. The chunks are
-    /// decoded here (`inline`, on a prefetch thread) or handed to the prefetch threads,
-    /// while readers decode the ones they need first.
+    /// Fetches a run of chunks that are contiguous in one pack with one ranged read, or
+    /// reads it from the disk cache. Chunks already cached or being fetched by someone else
+    /// are skipped. The chunks are decoded here (`inline`, on a prefetch thread) or handed
+    /// to the prefetch threads, while readers decode the ones they need first.
     fn fetch(&self, group: &[(BlobId, Location)], inline: bool) -> Result<()> {
-        // Blobs in the disk cache need no request; a damaged entry is dropped and fetched.
         let mut missing = Vec::new();
         for (id, loc) in group {
-            if self.inflight.lock().contains_key(id) || self.lru.lock().contains(id) {
-                continue;
-            }
-            if let Some(d) = self.disk_hit(id) {
-                self.insert(*id, d);
-                continue;
-            }
             let mut inflight = self.inflight.lock();
             if !inflight.contains_key(id) && !self.lru.lock().contains(id) {
                 let slot = Arc::new(Slot::default());
@@ -307,49 +302,55 @@ impl ChunkCache {
                 missing.push((*id, *loc, slot));
             }
         }
-        let Some(first) = missing.first() else {
+        if missing.is_empty() {
             return Ok(());
-        };
+        }
         self.fetch_bases(
             missing
                 .iter()
                 .filter_map(|m| m.1.base)
                 .flat_map(|b| b.ids()),
         );
-        let start = missing
-            .iter()
-            .map(|m| m.1.offset)
-            .min()
-            .unwrap_or(first.1.offset);
-        let end = missing
-            .iter()
-            .map(|m| m.1.offset + m.1.length as u64)
-            .max()
-            .unwrap_or(start);
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(pack = %&first.1.pack.hex()[..8], start, blobs = missing.len(), bytes = end - start, "fetch");
-        let got = self
-            .repo
-            .get_raw(&pack_key(&first.1.pack), Some(start..end))
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
+        let from_net = self.read_cached(&missing);
         let mut result = Ok(());
-        for (id, loc, slot) in &missing {
-            let a = (loc.offset - start) as usize;
-            let raw = match &got {
-                Ok(bytes) if a + loc.length as usize <= bytes.len() => {
-                    Ok((bytes.clone(), a..a + loc.length as usize))
+        if let Some(first) = from_net.first() {
+            let pack = first.1.pack;
+            let start = from_net.iter().map(|m| m.1.offset).min().unwrap_or(0);
+            let end = from_net
+                .iter()
+                .map(|m| m.1.offset + m.1.length as u64)
+                .max()
+                .unwrap_or(start);
+            self.fetches.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(pack = %&pack.hex()[..8], start, blobs = from_net.len(), bytes = end - start, "fetch");
+            let got = self
+                .repo
+                .get_raw(&pack_key(&pack), Some(start..end))
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            for (id, loc, slot) in &from_net {
+                let a = (loc.offset - start) as usize;
+                let raw = match &got {
+                    Ok(bytes) if a + loc.length as usize <= bytes.len() => {
+                        Ok((bytes.clone(), a..a + loc.length as usize))
+                    }
+                    Ok(_) => Err(format!("short read of pack {}", loc.pack.hex())),
+                    Err(e) => Err(e.clone()),
+                };
+                if let Err(e) = &raw {
+                    result = Err(Error::ReadFailed {
+                        path: format!("chunk {}", id.hex()),
+                        why: e.clone(),
+                    });
                 }
-                Ok(_) => Err(format!("short read of pack {}", loc.pack.hex())),
-                Err(e) => Err(e.clone()),
-            };
-            if let Err(e) = &raw {
-                result = Err(Error::ReadFailed {
-                    path: format!("chunk {}", id.hex()),
-                    why: e.clone(),
-                });
+                let _ = slot.raw.set(raw);
             }
-            let _ = slot.raw.set(raw);
+            // After the readers have their bytes: they need not wait for the disk.
+            if let (Ok(bytes), Some(disk)) = (&got, &self.disk) {
+                if bytes.len() as u64 == end - start {
+                    disk.put(&pack, start, bytes);
+                }
+            }
         }
         let slots: Vec<_> = missing.into_iter().map(|(id, _, s)| (id, s)).collect();
         let tx = if inline {
@@ -373,6 +374,51 @@ impl ChunkCache {
             }
         }
         result
+    }
+
+    /// Fills the slots of `missing` whose bytes the disk cache holds (all of them with one
+    /// read when one entry holds the whole span, as after an earlier fetch of the same
+    /// segment); the others are returned, to be fetched.
+    fn read_cached<'a>(
+        &self,
+        missing: &'a [(BlobId, Location, Arc<Slot>)],
+    ) -> Vec<&'a (BlobId, Location, Arc<Slot>)> {
+        let Some(disk) = &self.disk else {
+            return missing.iter().collect();
+        };
+        let span = |ms: &[&(BlobId, Location, Arc<Slot>)]| {
+            let start = ms.iter().map(|m| m.1.offset).min().unwrap_or(0);
+            let end = ms.iter().map(|m| m.1.offset + m.1.length as u64).max();
+            (start, end.unwrap_or(start))
+        };
+        let all: Vec<_> = missing.iter().collect();
+        let (start, end) = span(&all);
+        let pack = missing[0].1.pack;
+        if let Some(bytes) = disk.get(&pack, start, end) {
+            let bytes = Arc::new(bytes);
+            for (_, loc, slot) in missing {
+                let a = (loc.offset - start) as usize;
+                let _ = slot
+                    .cached_at
+                    .set((pack, loc.offset, loc.offset + loc.length as u64));
+                let _ = slot
+                    .raw
+                    .set(Ok((bytes.clone(), a..a + loc.length as usize)));
+            }
+            return Vec::new();
+        }
+        let mut rest = Vec::new();
+        for m in missing {
+            let (a, b) = (m.1.offset, m.1.offset + m.1.length as u64);
+            match disk.get(&pack, a, b) {
+                Some(bytes) => {
+                    let _ = m.2.cached_at.set((pack, a, b));
+                    let _ = m.2.raw.set(Ok((Arc::new(bytes), 0..(b - a) as usize)));
+                }
+                None => rest.push(m),
+            }
+        }
+        rest
     }
 
     /// Fetches the delta bases not cached or in flight, in pack order, contiguous ones in
@@ -424,11 +470,11 @@ impl ChunkCache {
             match slot {
                 Some(slot) => {
                     self.decode(*id, &slot);
-                    return slot
-                        .done
-                        .wait()
-                        .clone()
-                        .map_err(|e| Error::corrupt(what(), e));
+                    let got = slot.done.wait().clone();
+                    if got.is_err() && slot.cached_at.get().is_some() {
+                        continue; // a damaged disk-cache entry, now dropped
+                    }
+                    return got.map_err(|e| Error::corrupt(what(), e));
                 }
                 None => self.fetch(&[(*id, loc)], true)?,
             }
@@ -452,19 +498,6 @@ impl ChunkCache {
         self.repo.verify_id(id, data)
     }
 
-    /// A chunk from the on-disk cache; a damaged entry is removed (and fetched again).
-    fn disk_hit(&self, id: &BlobId) -> Option<Decoded> {
-        let disk = self.disk.as_ref()?;
-        match self.decode_blob(id, &disk.get(id)?) {
-            Ok(d) => Some(Arc::new(d)),
-            Err(e) => {
-                tracing::warn!("disk cache entry {} damaged, fetching again: {e}", id.hex());
-                disk.remove(id);
-                None
-            }
-        }
-    }
-
     /// Decodes a fetched chunk unless someone else already claimed it (None then).
     fn decode(&self, id: BlobId, slot: &Slot) -> Option<Outcome<()>> {
         if slot.claimed.swap(true, Ordering::AcqRel) {
@@ -477,8 +510,14 @@ impl ChunkCache {
                     .decode_blob(&id, enc)
                     .map(Arc::new)
                     .map_err(|e| e.to_string());
-                if let (Ok(_), Some(disk)) = (&d, &self.disk) {
-                    disk.put(&id, enc);
+                if let (Err(e), Some((pack, a, b)), Some(disk)) =
+                    (&d, slot.cached_at.get(), &self.disk)
+                {
+                    tracing::warn!(
+                        "disk cache entry for {} damaged, fetching again: {e}",
+                        id.hex()
+                    );
+                    disk.remove(pack, *a, *b);
                 }
                 d
             }
@@ -565,6 +604,9 @@ impl ChunkCache {
             if let Some(slot) = slot {
                 self.decode(id, &slot);
                 let got = slot.done.wait().clone().map_err(failed);
+                if got.is_err() && slot.cached_at.get().is_some() {
+                    continue; // a damaged disk-cache entry, now dropped: fetch it
+                }
                 // Read now: from here on it may be evicted before what is still unread.
                 self.cached(&id);
                 return got;
