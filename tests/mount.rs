@@ -215,6 +215,17 @@ fn new_snapshots_appear_live_and_latest_moves() {
         std::fs::read_link(&link).expect("link").to_str(),
         Some("2026/01/01/0000")
     );
+    // The layout's listings, read once before the new snapshot: the kernel may keep them
+    // (no opendir, cached listings), so the mount must invalidate them when it changes.
+    let months = || {
+        let mut names: Vec<String> = std::fs::read_dir(m.dir.join("default/2026"))
+            .expect("list default/2026")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(months(), vec!["01"]);
     std::fs::write(src.join("f"), b"after").expect("write");
     env.ok(&["ingest", s, "--time", "2026-02-02T02:02:00Z"]);
     let started = std::time::Instant::now();
@@ -226,6 +237,11 @@ fn new_snapshots_appear_live_and_latest_moves() {
             == Some("2026/02/02/0202")
     });
     assert!(moved, "latest did not move within 5 s");
+    assert!(
+        wait_for(Duration::from_secs(5), || months() == vec!["01", "02"]),
+        "the listing of default/2026 is stale: {:?}",
+        months()
+    );
     eprintln!("new snapshot visible after {:?}", started.elapsed());
     assert_eq!(
         std::fs::read(m.latest("default", &src).join("f")).expect("read"),
@@ -444,7 +460,7 @@ fn no_xattrs_mount_copies_exactly_without_xattr_round_trips() {
 
 /// A snapshot's directories stay listed in the kernel across opens: a second `find` of
 /// the same snapshot sends no READDIRPLUS (counted by the mount), and still sees every
-/// entry.
+/// entry; and no directory costs an opendir round trip.
 #[test]
 fn a_second_find_of_a_snapshot_lists_nothing_again() {
     let env = Env::new();
@@ -466,4 +482,6 @@ fn a_second_find_of_a_snapshot_lists_nothing_again() {
     let twice = finds(2, "twice");
     assert!(once["readdirplus"] >= 31, "{once:?}");
     assert_eq!(twice["readdirplus"], once["readdirplus"], "{twice:?}");
+    // No opendir round trip per directory: the kernel is told once that none is needed.
+    assert!(twice["opendir"] <= 1, "{twice:?}");
 }

@@ -13,7 +13,7 @@ use fuser::{
 
 use crate::error::Error;
 use crate::model::Kind;
-use crate::vfs::{Attr, Vfs};
+use crate::vfs::{Attr, Listing, Vfs};
 
 use super::counts::{Counts, Op};
 
@@ -21,6 +21,8 @@ pub struct CofreFs {
     pub vfs: Arc<Vfs>,
     /// The kernel accepts ENOSYS from open as "no open needed" (Linux 4.19 and later).
     pub zero_message_open: bool,
+    /// The kernel accepts ENOSYS from opendir the same way (Linux 5.1 and later).
+    pub zero_message_opendir: bool,
     /// Other users are let in: have the kernel enforce the stored POSIX ACLs too.
     pub posix_acl: bool,
     /// Answer ENOSYS to getxattr and listxattr: the kernel then stops sending them (2–3
@@ -92,12 +94,31 @@ fn xattr_reply(data: Vec<u8>, size: u32, reply: ReplyXattr) {
 
 const EROFS: i32 = libc::EROFS;
 
+impl CofreFs {
+    /// What a readdir from `offset` reads: its handle's listing, or with no opendir sent
+    /// (handle 0; ours start at 1), the directory's own, which the request reaching its
+    /// end (at or past the last offset) lets go, as a releasedir would.
+    fn listing(&self, ino: INodeNo, fh: FileHandle, offset: u64) -> crate::error::Result<Listing> {
+        if fh.0 != 0 {
+            return self.vfs.listing(fh.0);
+        }
+        let listing = self.vfs.listing_of(ino.0, offset)?;
+        if offset as usize >= listing.len() {
+            self.vfs.listing_served(ino.0);
+        }
+        Ok(listing)
+    }
+}
+
 impl Filesystem for CofreFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_readahead(1024 * 1024);
         self.zero_message_open = config
             .capabilities()
             .contains(fuser::InitFlags::FUSE_NO_OPEN_SUPPORT);
+        self.zero_message_opendir = config
+            .capabilities()
+            .contains(fuser::InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
         // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
@@ -204,8 +225,15 @@ impl Filesystem for CofreFs {
         }
     }
 
+    /// ENOSYS once, where the kernel allows it: it then sends no opendir or releasedir
+    /// for any directory, and keeps every listing (as with FOPEN_CACHE_DIR and
+    /// FOPEN_KEEP_CACHE) until the mount invalidates it (the layout's directories, when
+    /// snapshots come and go). readdir then comes with no handle (`listing`).
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.counts.add(Op::Opendir);
+        if self.zero_message_opendir {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         match self.vfs.opendir(ino.0) {
             // The listing of a snapshot directory never changes: the kernel keeps it
             // across opens (a second `find` or `cp -a` of a snapshot lists nothing).
@@ -233,13 +261,13 @@ impl Filesystem for CofreFs {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         self.counts.add(Op::Readdir);
-        let listing = match self.vfs.listing(fh.0) {
+        let listing = match self.listing(ino, fh, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
         };
@@ -260,13 +288,13 @@ impl Filesystem for CofreFs {
     fn readdirplus(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: fuser::ReplyDirectoryPlus,
     ) {
         self.counts.add(Op::Readdirplus);
-        let listing = match self.vfs.listing(fh.0) {
+        let listing = match self.listing(ino, fh, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
         };

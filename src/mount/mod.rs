@@ -247,6 +247,7 @@ pub fn mount(
     let fs = fs::CofreFs {
         vfs: vfs.clone(),
         zero_message_open: false,
+        zero_message_opendir: false,
         posix_acl: opts.allow_other,
         no_xattrs: opts.no_xattrs,
         counts: Default::default(),

@@ -40,6 +40,9 @@ const OPEN_FILES: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 const RESOLVE_AHEAD: usize = 256;
 /// Directory listings remembered for resolving ahead.
 const LISTED_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
+/// Listings kept between the reads of one directory without a handle (`listing_of`): as
+/// many directories as are read at once, with room to spare.
+const READING_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
 /// The layout changes as snapshots arrive.
 const LAYOUT_TTL: Duration = Duration::from_secs(1);
 
@@ -161,6 +164,8 @@ pub struct Vfs {
     resolve_ahead: Sender<Pending>,
     /// Open directories: each listing made at its handle's first readdir, served by offset.
     dirs: Mutex<HashMap<u64, DirHandle>>,
+    /// Listings being read without a handle (`listing_of`), by directory inode.
+    by_ino: Mutex<LruCache<u64, Listing>>,
     next_fh: AtomicU64,
     /// The catalog file's generation (see `remap`).
     generation: Mutex<String>,
@@ -291,6 +296,7 @@ impl Vfs {
             listed: Mutex::new(LruCache::new(LISTED_DIRS)),
             resolve_ahead,
             dirs: Mutex::new(HashMap::new()),
+            by_ino: Mutex::new(LruCache::new(READING_DIRS)),
             next_fh: AtomicU64::new(1),
             inode_peak: std::sync::atomic::AtomicUsize::new(0),
             catalog_damaged,
@@ -562,6 +568,42 @@ impl Vfs {
                 ))
             }
         };
+        let all = self.make_listing(ino)?;
+        if let Some(h) = self.dirs.lock().get_mut(&fh) {
+            h.listing = Some(all.clone());
+        }
+        Ok(all)
+    }
+
+    /// The listing of directory `ino` read from `offset`, when the kernel sends no opendir
+    /// (`FUSE_NO_OPENDIR_SUPPORT`: two round trips less per directory, and no handle). A
+    /// read from offset 0 makes it afresh, since the layout's directories change; a read
+    /// going on from a later offset gets the one made then, kept by inode until its end
+    /// was served (`listing_served`) or, for a reader that stopped early, until evicted.
+    pub fn listing_of(&self, ino: u64, offset: u64) -> Result<Listing> {
+        if offset > 0 {
+            if let Some(l) = self.by_ino.lock().get(&ino) {
+                return Ok(l.clone());
+            }
+        }
+        let all = self.make_listing(ino)?;
+        if let Some((_, old)) = self.by_ino.lock().push(ino, all.clone()) {
+            if !Arc::ptr_eq(&old, &all) {
+                self.drop_unlooked(&old);
+            }
+        }
+        Ok(all)
+    }
+
+    /// The end of `ino`'s listing was served (the kernel keeps it now): as a release.
+    pub fn listing_served(&self, ino: u64) {
+        if let Some(l) = self.by_ino.lock().pop(&ino) {
+            self.drop_unlooked(&l);
+        }
+    }
+
+    /// `.`, `..` and the entries of directory `ino`.
+    fn make_listing(&self, ino: u64) -> Result<Listing> {
         let me = self.getattr(ino)?;
         let parent = self
             .getattr(self.parent(ino))
@@ -573,19 +615,19 @@ impl Vfs {
         };
         let mut all = vec![dot(b".", me), dot(b"..", parent)];
         all.extend(self.readdir(ino)?);
-        let all = Arc::new(all);
-        if let Some(h) = self.dirs.lock().get_mut(&fh) {
-            h.listing = Some(all.clone());
-        }
-        Ok(all)
+        Ok(Arc::new(all))
     }
 
     /// Entries the kernel never looked up are dropped with their listing.
     pub fn releasedir(&self, fh: u64) {
         if let Some(listing) = self.dirs.lock().remove(&fh).and_then(|h| h.listing) {
-            let listed = listing.iter().filter(|i| i.counted.is_some());
-            self.inodes.drop_unreferenced(listed.map(|i| i.attr.ino));
+            self.drop_unlooked(&listing);
         }
+    }
+
+    fn drop_unlooked(&self, listing: &Listing) {
+        let listed = listing.iter().filter(|i| i.counted.is_some());
+        self.inodes.drop_unreferenced(listed.map(|i| i.attr.ino));
     }
 
     /// READDIRPLUS handed `item` to the kernel, which now holds a lookup on it.
