@@ -242,6 +242,23 @@ fn new_snapshots_appear_live_and_latest_moves() {
         "the listing of default/2026 is stale: {:?}",
         months()
     );
+    // A snapshot older than the newest (a backfill, another host's late ingest): the
+    // newest snapshot's time, the layout directories' mtime seconds, does not move.
+    let days = || {
+        let mut names: Vec<String> = std::fs::read_dir(m.dir.join("default/2026/01"))
+            .expect("list default/2026/01")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(days(), vec!["01"]);
+    env.ok(&["ingest", s, "--time", "2026-01-15T00:00:00Z"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || days() == vec!["01", "15"]),
+        "the listing of default/2026/01 is stale: {:?}",
+        days()
+    );
     eprintln!("new snapshot visible after {:?}", started.elapsed());
     assert_eq!(
         std::fs::read(m.latest("default", &src).join("f")).expect("read"),

@@ -95,18 +95,19 @@ fn xattr_reply(data: Vec<u8>, size: u32, reply: ReplyXattr) {
 const EROFS: i32 = libc::EROFS;
 
 impl CofreFs {
-    /// What a readdir from `offset` reads: its handle's listing, or with no opendir sent
-    /// (handle 0; ours start at 1), the directory's own, which the request reaching its
-    /// end (at or past the last offset) lets go, as a releasedir would.
-    fn listing(&self, ino: INodeNo, fh: FileHandle, offset: u64) -> crate::error::Result<Listing> {
+    /// What a readdir from `offset` reads: the listing, the base of its offsets and the
+    /// index to go on from. With a handle, its listing; with none (no opendir sent:
+    /// handle 0, ours start at 1), the directory's own (`Vfs::listing_of`).
+    fn listing(
+        &self,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+    ) -> crate::error::Result<(Listing, u64, usize)> {
         if fh.0 != 0 {
-            return self.vfs.listing(fh.0);
+            return Ok((self.vfs.listing(fh.0)?, 0, offset as usize));
         }
-        let listing = self.vfs.listing_of(ino.0, offset)?;
-        if offset as usize >= listing.len() {
-            self.vfs.listing_served(ino.0);
-        }
-        Ok(listing)
+        self.vfs.listing_of(ino.0, offset)
     }
 }
 
@@ -267,15 +268,15 @@ impl Filesystem for CofreFs {
         mut reply: ReplyDirectory,
     ) {
         self.counts.add(Op::Readdir);
-        let listing = match self.listing(ino, fh, offset) {
+        let (listing, base, at) = match self.listing(ino, fh, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
         };
-        for (i, item) in listing.iter().enumerate().skip(offset as usize) {
+        for (i, item) in listing.iter().enumerate().skip(at) {
             let a = &item.attr;
             if reply.add(
                 INodeNo(a.ino),
-                i as u64 + 1,
+                base | (i as u64 + 1),
                 kind(a.kind),
                 OsStr::from_bytes(&item.name),
             ) {
@@ -294,15 +295,15 @@ impl Filesystem for CofreFs {
         mut reply: fuser::ReplyDirectoryPlus,
     ) {
         self.counts.add(Op::Readdirplus);
-        let listing = match self.listing(ino, fh, offset) {
+        let (listing, base, at) = match self.listing(ino, fh, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(errno(&e)),
         };
-        for (i, item) in listing.iter().enumerate().skip(offset as usize) {
+        for (i, item) in listing.iter().enumerate().skip(at) {
             let a = &item.attr;
             if reply.add(
                 INodeNo(a.ino),
-                i as u64 + 1,
+                base | (i as u64 + 1),
                 OsStr::from_bytes(&item.name),
                 &a.ttl,
                 &attr(a),

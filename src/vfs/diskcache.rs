@@ -157,21 +157,20 @@ impl DiskCache {
         self.forget(pack, |e| e.start < end && start < e.start + e.len);
     }
 
-    /// Removes the entries of `pack` that `which` selects, files and all.
+    /// Removes the entries of `pack` that `which` selects, files and all. The files go
+    /// under the lock: a thread writing the same range meanwhile would otherwise have its
+    /// new file deleted while the index kept it.
     fn forget(&self, pack: &BlobId, which: impl Fn(&Entry) -> bool) {
-        let gone: Vec<Entry> = {
-            let mut state = self.state.lock();
-            let Some(es) = state.packs.get_mut(pack) else {
-                return;
-            };
-            let gone: Vec<Entry> = es.iter().filter(|e| which(e)).copied().collect();
-            es.retain(|e| !which(e));
-            if es.is_empty() {
-                state.packs.remove(pack);
-            }
-            state.used -= gone.iter().map(|e| e.len).sum::<u64>().min(state.used);
-            gone
+        let mut state = self.state.lock();
+        let Some(es) = state.packs.get_mut(pack) else {
+            return;
         };
+        let gone: Vec<Entry> = es.iter().filter(|e| which(e)).copied().collect();
+        es.retain(|e| !which(e));
+        if es.is_empty() {
+            state.packs.remove(pack);
+        }
+        state.used -= gone.iter().map(|e| e.len).sum::<u64>().min(state.used);
         for e in gone {
             let _ = std::fs::remove_file(self.path(pack, e.start, e.len));
         }

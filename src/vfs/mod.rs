@@ -164,8 +164,14 @@ pub struct Vfs {
     resolve_ahead: Sender<Pending>,
     /// Open directories: each listing made at its handle's first readdir, served by offset.
     dirs: Mutex<HashMap<u64, DirHandle>>,
-    /// Listings being read without a handle (`listing_of`), by directory inode.
-    by_ino: Mutex<LruCache<u64, Listing>>,
+    /// Listings being read without a handle (`listing_of`), by directory inode and the
+    /// listing's number, which its offsets carry.
+    by_ino: Mutex<LruCache<(u64, u32), Listing>>,
+    next_listing: std::sync::atomic::AtomicU32,
+    /// Bumped at every change of the layout: the nanoseconds of the layout directories'
+    /// mtime, so the kernel, which keeps their listings, sees each change even when the
+    /// newest snapshot (their mtime's seconds) stays the same.
+    layout_changes: std::sync::atomic::AtomicU32,
     next_fh: AtomicU64,
     /// The catalog file's generation (see `remap`).
     generation: Mutex<String>,
@@ -297,6 +303,8 @@ impl Vfs {
             resolve_ahead,
             dirs: Mutex::new(HashMap::new()),
             by_ino: Mutex::new(LruCache::new(READING_DIRS)),
+            next_listing: std::sync::atomic::AtomicU32::new(1),
+            layout_changes: std::sync::atomic::AtomicU32::new(0),
             next_fh: AtomicU64::new(1),
             inode_peak: std::sync::atomic::AtomicUsize::new(0),
             catalog_damaged,
@@ -321,6 +329,7 @@ impl Vfs {
         let changed = layout::changes(&prev, &new);
         if !changed.is_empty() {
             *self.layout.write() = Arc::new(new);
+            self.layout_changes.fetch_add(1, Ordering::Relaxed);
         }
         let mut inv = Invalidations::default();
         for (path, names) in changed {
@@ -461,7 +470,12 @@ impl Vfs {
         let (_, e) = self.entry(ino)?;
         let newest = self.layout.read().newest;
         Ok(match e {
-            Entry::Virtual { .. } => virtual_attr(ino, Kind::Dir, 0, newest, self.uid, self.gid),
+            Entry::Virtual { .. } => {
+                let mut a = virtual_attr(ino, Kind::Dir, 0, newest, self.uid, self.gid);
+                let changes = self.layout_changes.load(Ordering::Relaxed) % 1_000_000_000;
+                a.mtime.1 = changes;
+                a
+            }
             Entry::Link { target } => virtual_attr(
                 ino,
                 Kind::Symlink,
@@ -576,28 +590,55 @@ impl Vfs {
     }
 
     /// The listing of directory `ino` read from `offset`, when the kernel sends no opendir
-    /// (`FUSE_NO_OPENDIR_SUPPORT`: two round trips less per directory, and no handle). A
-    /// read from offset 0 makes it afresh, since the layout's directories change; a read
-    /// going on from a later offset gets the one made then, kept by inode until its end
-    /// was served (`listing_served`) or, for a reader that stopped early, until evicted.
-    pub fn listing_of(&self, ino: u64, offset: u64) -> Result<Listing> {
-        if offset > 0 {
-            if let Some(l) = self.by_ino.lock().get(&ino) {
-                return Ok(l.clone());
+    /// (`FUSE_NO_OPENDIR_SUPPORT`: two round trips less per directory, and no handle).
+    /// Returns the listing, the base of its offsets and the index to go on from. A read
+    /// from offset 0 makes it afresh, since the layout's directories change, under a new
+    /// number that the offsets handed out carry in their high 32 bits; a
+    /// read going on from a later offset gets that same listing, even when another reader
+    /// of the directory started a newer one meanwhile. Kept until its end was served
+    /// (the request at or past it lets it go, as a releasedir would) or, for a reader
+    /// that stopped early, until evicted; a listing evicted mid-read is made again.
+    pub fn listing_of(&self, ino: u64, offset: u64) -> Result<(Listing, u64, usize)> {
+        let (number, at) = if offset == 0 {
+            (
+                self.next_listing.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff,
+                0,
+            )
+        } else {
+            ((offset >> 32) as u32, (offset & 0xffff_ffff) as usize)
+        };
+        let base = (number as u64) << 32;
+        let key = (ino, number);
+        let kept = self.by_ino.lock().get(&key).cloned();
+        let listing = match kept {
+            Some(l) => l,
+            None => {
+                let l = self.make_listing(ino)?;
+                if let Some((k, old)) = self.by_ino.lock().push(key, l.clone()) {
+                    if k != key {
+                        self.drop_unlooked(&old);
+                    }
+                }
+                l
+            }
+        };
+        if at >= listing.len() {
+            if let Some(l) = self.by_ino.lock().pop(&key) {
+                self.drop_unlooked(&l);
             }
         }
-        let all = self.make_listing(ino)?;
-        if let Some((_, old)) = self.by_ino.lock().push(ino, all.clone()) {
-            if !Arc::ptr_eq(&old, &all) {
-                self.drop_unlooked(&old);
-            }
-        }
-        Ok(all)
+        Ok((listing, base, at))
     }
 
-    /// The end of `ino`'s listing was served (the kernel keeps it now): as a release.
-    pub fn listing_served(&self, ino: u64) {
-        if let Some(l) = self.by_ino.lock().pop(&ino) {
+    /// After the catalog was replaced: listings being read are made again.
+    pub(super) fn drop_listings(&self) {
+        let all: Vec<Listing> = {
+            let mut by_ino = self.by_ino.lock();
+            let all = by_ino.iter().map(|(_, l)| l.clone()).collect();
+            by_ino.clear();
+            all
+        };
+        for l in all {
             self.drop_unlooked(&l);
         }
     }

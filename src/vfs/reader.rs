@@ -52,6 +52,8 @@ enum Job {
     Segment(Location),
     /// Decode what readers have not claimed yet, in pack order.
     Decode(Vec<(BlobId, Arc<Slot>)>),
+    /// Write a fetched range of a pack to the disk cache.
+    Keep(BlobId, u64, Arc<Vec<u8>>),
 }
 
 /// One coalesced request covers at most this many bytes of a pack.
@@ -272,6 +274,11 @@ impl ChunkCache {
                                 cache.decode(id, &slot);
                             }
                         }
+                        Job::Keep(pack, start, bytes) => {
+                            if let Some(disk) = &cache.disk {
+                                disk.put(&pack, start, &bytes);
+                            }
+                        }
                     }
                 }
             });
@@ -345,10 +352,16 @@ impl ChunkCache {
                 }
                 let _ = slot.raw.set(raw);
             }
-            // After the readers have their bytes: they need not wait for the disk.
+            // After the readers have their bytes, and off a reader's thread: no reader
+            // waits for the disk.
             if let (Ok(bytes), Some(disk)) = (&got, &self.disk) {
                 if bytes.len() as u64 == end - start {
-                    disk.put(&pack, start, bytes);
+                    match (inline, self.prefetch.lock().clone()) {
+                        (false, Some(tx)) => {
+                            let _ = tx.send(Job::Keep(pack, start, bytes.clone()));
+                        }
+                        _ => disk.put(&pack, start, bytes),
+                    }
                 }
             }
         }
@@ -364,6 +377,12 @@ impl ChunkCache {
             }
             None => {
                 for (id, slot) in slots {
+                    // A blob from the disk cache that fails is fetched again by whoever
+                    // needs it (`chunk`, `base`): not a failure of this fetch.
+                    if slot.cached_at.get().is_some() {
+                        self.decode(id, &slot);
+                        continue;
+                    }
                     if let Some(Err(why)) = self.decode(id, &slot) {
                         result = Err(Error::ReadFailed {
                             path: format!("chunk {}", id.hex()),
@@ -484,7 +503,22 @@ impl ChunkCache {
 
     /// Decodes a blob, fetching its base first if it is a delta.
     fn decode_blob(&self, id: &BlobId, enc: &[u8]) -> Result<Vec<u8>> {
-        let base = |b: &BlobId| self.base(b);
+        self.decode_noting(id, enc, &std::cell::Cell::new(false))
+    }
+
+    /// `decode_blob`, setting `base_failed` when the failure was getting a delta's base
+    /// (the server down, say) rather than this blob's own bytes.
+    fn decode_noting(
+        &self,
+        id: &BlobId,
+        enc: &[u8],
+        base_failed: &std::cell::Cell<bool>,
+    ) -> Result<Vec<u8>> {
+        let base = |b: &BlobId| {
+            let got = self.base(b);
+            base_failed.set(base_failed.get() || got.is_err());
+            got
+        };
         match self.mode {
             ReadMode::Mount => self.repo.decode_blob_with(id, enc, &base),
             ReadMode::Restore => self.repo.open_blob(id, enc, &base),
@@ -506,12 +540,15 @@ impl ChunkCache {
         let decoded = match slot.raw.wait() {
             Ok((bytes, range)) => {
                 let enc = &bytes[range.clone()];
+                let base_failed = std::cell::Cell::new(false);
                 let d = self
-                    .decode_blob(&id, enc)
+                    .decode_noting(&id, enc, &base_failed)
                     .map(Arc::new)
                     .map_err(|e| e.to_string());
-                if let (Err(e), Some((pack, a, b)), Some(disk)) =
-                    (&d, slot.cached_at.get(), &self.disk)
+                // Only the blob's own bytes failing condemns its entry: a base that could
+                // not be fetched says nothing about them.
+                if let (Err(e), Some((pack, a, b)), Some(disk), false) =
+                    (&d, slot.cached_at.get(), &self.disk, base_failed.get())
                 {
                     tracing::warn!(
                         "disk cache entry for {} damaged, fetching again: {e}",

@@ -4,6 +4,7 @@
 //! by snapshot and name, under an exclusive lock, so no request mixes an old row id with
 //! the new file.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::inodes::Entry;
@@ -86,6 +87,8 @@ impl Vfs {
             }
         });
         *self.layout.write() = Arc::new(layout);
+        self.layout_changes.fetch_add(1, Ordering::Relaxed);
+        self.drop_listings();
         *self.generation.lock() = now;
         Ok(true)
     }
