@@ -200,6 +200,16 @@ fn every_write_fails_with_erofs_and_allow_other_keeps_modes() {
     m.stop();
 }
 
+/// The names in `dir`, sorted.
+fn sorted_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn new_snapshots_appear_live_and_latest_moves() {
     let env = Env::new();
@@ -217,14 +227,7 @@ fn new_snapshots_appear_live_and_latest_moves() {
     );
     // The layout's listings, read once before the new snapshot: the kernel may keep them
     // (no opendir, cached listings), so the mount must invalidate them when it changes.
-    let months = || {
-        let mut names: Vec<String> = std::fs::read_dir(m.dir.join("default/2026"))
-            .expect("list default/2026")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    let months = || sorted_names(&m.dir.join("default/2026"));
     assert_eq!(months(), vec!["01"]);
     std::fs::write(src.join("f"), b"after").expect("write");
     env.ok(&["ingest", s, "--time", "2026-02-02T02:02:00Z"]);
@@ -244,14 +247,7 @@ fn new_snapshots_appear_live_and_latest_moves() {
     );
     // A snapshot older than the newest (a backfill, another host's late ingest): the
     // newest snapshot's time, the layout directories' mtime seconds, does not move.
-    let days = || {
-        let mut names: Vec<String> = std::fs::read_dir(m.dir.join("default/2026/01"))
-            .expect("list default/2026/01")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    let days = || sorted_names(&m.dir.join("default/2026/01"));
     assert_eq!(days(), vec!["01"]);
     env.ok(&["ingest", s, "--time", "2026-01-15T00:00:00Z"]);
     assert!(
