@@ -94,6 +94,13 @@ fn decoded_size(g: &[(BlobId, Location)]) -> u64 {
     g.iter().map(|(_, l)| l.raw_len as u64).sum()
 }
 
+/// The bytes of a pack that `locs` (blobs of one pack) span.
+fn span<'a>(locs: impl Iterator<Item = &'a Location>) -> (u64, u64) {
+    locs.fold((u64::MAX, 0), |(a, b), l| {
+        (a.min(l.offset), b.max(l.offset + l.length as u64))
+    })
+}
+
 /// Blobs in pack order, split into runs in one pack, with at most `gap` bytes between two
 /// blobs (read and dropped), weighing at most about MAX_FETCH: one request each.
 fn runs(blobs: Group, gap: u64) -> Vec<Group> {
@@ -322,12 +329,7 @@ impl ChunkCache {
         let mut result = Ok(());
         if let Some(first) = from_net.first() {
             let pack = first.1.pack;
-            let start = from_net.iter().map(|m| m.1.offset).min().unwrap_or(0);
-            let end = from_net
-                .iter()
-                .map(|m| m.1.offset + m.1.length as u64)
-                .max()
-                .unwrap_or(start);
+            let (start, end) = span(from_net.iter().map(|m| &m.1));
             self.fetches.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(pack = %&pack.hex()[..8], start, blobs = from_net.len(), bytes = end - start, "fetch");
             let got = self
@@ -405,13 +407,7 @@ impl ChunkCache {
         let Some(disk) = &self.disk else {
             return missing.iter().collect();
         };
-        let span = |ms: &[&(BlobId, Location, Arc<Slot>)]| {
-            let start = ms.iter().map(|m| m.1.offset).min().unwrap_or(0);
-            let end = ms.iter().map(|m| m.1.offset + m.1.length as u64).max();
-            (start, end.unwrap_or(start))
-        };
-        let all: Vec<_> = missing.iter().collect();
-        let (start, end) = span(&all);
+        let (start, end) = span(missing.iter().map(|m| &m.1));
         let pack = missing[0].1.pack;
         if let Some(bytes) = disk.get(&pack, start, end) {
             let bytes = Arc::new(bytes);
@@ -745,6 +741,23 @@ mod tests {
             base: delta.then(|| Bases::one(BlobId([9; 32]))),
         };
         (BlobId([offset as u8; 32]), loc)
+    }
+
+    #[test]
+    fn a_span_covers_its_blobs_in_any_order() {
+        // (blobs as (offset, length), expected span)
+        let cases: Vec<(Vec<(u64, u32)>, (u64, u64))> = vec![
+            (vec![(100, 50)], (100, 150)),
+            (vec![(300, 10), (100, 50)], (100, 310)),
+            (vec![(0, 4096), (4096, 10), (5000, 1)], (0, 5001)),
+        ];
+        for (blobs, want) in cases {
+            let locs: Vec<Location> = blobs
+                .iter()
+                .map(|(o, l)| blob(1, *o, *l, false).1)
+                .collect();
+            assert_eq!(span(locs.iter()), want);
+        }
     }
 
     #[test]
