@@ -746,7 +746,8 @@ mod tests {
     #[test]
     fn a_span_covers_its_blobs_in_any_order() {
         // (blobs as (offset, length), expected span)
-        let cases: Vec<(Vec<(u64, u32)>, (u64, u64))> = vec![
+        type Case = (Vec<(u64, u32)>, (u64, u64));
+        let cases: Vec<Case> = vec![
             (vec![(100, 50)], (100, 150)),
             (vec![(300, 10), (100, 50)], (100, 310)),
             (vec![(0, 4096), (4096, 10), (5000, 1)], (0, 5001)),
