@@ -6,6 +6,10 @@
 # reports wall, user and system seconds of the reader, and the CPU seconds the mount
 # process spent in it. Extra mount flags come from MOUNT_FLAGS. With S3=1 the repository is
 # on Garage on loopback; a cold step then also starts with an empty on-disk blob cache.
+# With FILE_CACHE=MIB the mount keeps a file cache of that size (`--file-cache`): each round
+# starts with it empty, and ends with a third copy, cold again (page cache dropped, new
+# mount) but with the file cache filled by the first two: the kernel reads through
+# passthrough.
 # Usage: bench/mount_speed.sh [SOURCE] [WORKDIR]   (needs root: drop_caches, tmpfs, FUSE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +20,8 @@ ROUNDS=${ROUNDS:-2}
 MOUNT_FLAGS=${MOUNT_FLAGS:-}
 
 S3=${S3:-}
+FILE_CACHE=${FILE_CACHE:-}
+[ -n "$FILE_CACHE" ] && MOUNT_FLAGS="$MOUNT_FLAGS --file-cache $FILE_CACHE"
 
 cleanup() {
   fusermount3 -u -z "$W/mnt" 2>/dev/null || true
@@ -64,7 +70,7 @@ stop_mount() { kill "$MPID"; wait "$MPID" 2>/dev/null || true; }
 
 for round in $(seq "$ROUNDS"); do
   echo "== round $round"
-  rm -rf "$W/tmpfs/"*; drop
+  rm -rf "$W/tmpfs/"* "$W"/cache/cofre/*/files; drop
   step "native find cold" - find "$SRC" -printf ''
   step "native find warm" - find "$SRC" -printf ''
   drop
@@ -85,4 +91,12 @@ for round in $(seq "$ROUNDS"); do
   rm -rf "$W/tmpfs/mount"
   echo "mount RSS: $(awk '/VmHWM/ {print $2 / 1024 " MiB peak"}' "/proc/$MPID/status")"
   stop_mount
+  if [ -n "$FILE_CACHE" ]; then
+    echo "file cache: $(du -sh "$W"/cache/cofre/*/files | cut -f1)"
+    drop; start_mount
+    step "mount cp -a cold, files kept" "$MPID" cp -a "$V" "$W/tmpfs/mount"
+    rm -rf "$W/tmpfs/mount"
+    echo "mount RSS: $(awk '/VmHWM/ {print $2 / 1024 " MiB peak"}' "/proc/$MPID/status")"
+    stop_mount
+  fi
 done

@@ -27,6 +27,15 @@ pub struct Args {
     /// On-disk cache of fetched data for S3 repositories, in MiB (0: none).
     #[arg(long, default_value_t = 2048)]
     cache_size: u64,
+    /// Keep decoded files on the local disk, up to this many MiB (0: none), so that the
+    /// kernel reads them again without the mount (FUSE passthrough). Plaintext of the
+    /// backed-up files: see docs/mount.md "The file cache".
+    #[arg(long, default_value_t = 0, value_name = "MIB")]
+    file_cache: u64,
+    /// Smallest file kept in the file cache, in KiB: below it, keeping and opening a
+    /// file costs more than decoding it.
+    #[arg(long, default_value_t = 256, value_name = "KIB")]
+    file_cache_min: u64,
     /// Tell the kernel there are no extended attributes, so that `cp -a` and `rsync -X`
     /// stop asking for each entry (about a third of a copy's time); refused when a
     /// snapshot has xattrs or ACLs.
@@ -46,6 +55,8 @@ impl From<&Args> for MountOptions {
             cache_bytes: a.cache_mib * 1024 * 1024,
             poll: Duration::from_secs(a.poll_secs.max(1)),
             disk_cache: None,
+            file_cache: None,
+            file_cache_min: a.file_cache_min * 1024,
             no_xattrs: a.no_xattrs,
         }
     }
@@ -59,6 +70,11 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<i32> {
         ..Default::default()
     };
     let session = Session::open_with(ctx.open.clone(), s3)?;
-    session.mount(&a.mountpoint, MountOptions::from(&a), a.cache_size)?;
+    session.mount(
+        &a.mountpoint,
+        MountOptions::from(&a),
+        a.cache_size,
+        a.file_cache,
+    )?;
     Ok(0)
 }

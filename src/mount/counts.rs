@@ -17,9 +17,10 @@ pub enum Op {
     Readlink,
     Lseek,
     Forget,
+    Release,
 }
 
-const OPS: [Op; 12] = [
+const OPS: [Op; 13] = [
     Op::Lookup,
     Op::Getattr,
     Op::Open,
@@ -32,6 +33,7 @@ const OPS: [Op; 12] = [
     Op::Readlink,
     Op::Lseek,
     Op::Forget,
+    Op::Release,
 ];
 
 #[derive(Default)]

@@ -29,11 +29,14 @@ pub struct CofreFs {
     /// round trips per entry of a `cp -a`). Only when no snapshot has xattrs.
     pub no_xattrs: bool,
     pub counts: Counts,
+    /// With a file cache (`--file-cache`): opens, reads and releases go here
+    /// (passthrough, `opens.rs`).
+    pub opens: Option<super::opens::Opens>,
 }
 
 /// The errno for a failed request; anything but "no such entry" is logged, so an EIO has
 /// a cause in the mount's log.
-fn errno(e: &Error) -> Errno {
+pub(super) fn errno(e: &Error) -> Errno {
     let n = e.errno();
     // A damaged catalog is said once, by `Vfs::note_damaged_catalog`, not per request.
     if n != libc::ENOENT && !crate::catalog::sync::is_damaged(e) {
@@ -121,6 +124,15 @@ impl Filesystem for CofreFs {
             .capabilities()
             .contains(fuser::InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
+        if let Some(opens) = &self.opens {
+            // Depth 2: the cache directory may itself be on a stacked filesystem
+            // (overlayfs, as in a container); nothing stacks on a backup mount.
+            if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH) {
+                opens.without_passthrough(&format!("the kernel does not offer it: {e:?}"));
+            } else {
+                let _ = config.set_max_stack_depth(2);
+            }
+        }
         // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         if self.posix_acl && !self.no_xattrs {
@@ -165,8 +177,12 @@ impl Filesystem for CofreFs {
     /// No per-open state: answering ENOSYS once makes the kernel stop sending open and
     /// release (two round trips less per file) and keep the page cache across opens.
     /// Write opens never get here: the mount is read-only, the VFS answers EROFS.
-    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    /// With a file cache, every open is answered (`opens.rs`): passthrough needs one.
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.counts.add(Op::Open);
+        if let Some(opens) = &self.opens {
+            return opens.open(&self.vfs, ino.0, reply);
+        }
         if self.zero_message_open {
             reply.error(Errno::from_i32(libc::ENOSYS));
         } else {
@@ -190,7 +206,7 @@ impl Filesystem for CofreFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -198,6 +214,9 @@ impl Filesystem for CofreFs {
         reply: ReplyData,
     ) {
         self.counts.add(Op::Read);
+        if let Some(opens) = &self.opens {
+            return opens.read(&self.vfs, ino.0, fh.0, offset, size, reply);
+        }
         match self.vfs.read(ino.0, offset, size) {
             Ok(d) => reply.data(&d[..]),
             Err(e) => reply.error(errno(&e)),
@@ -350,8 +369,29 @@ impl Filesystem for CofreFs {
         }
     }
 
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.counts.add(Op::Release);
+        if let Some(opens) = &self.opens {
+            opens.release(fh.0);
+        }
+        reply.ok();
+    }
+
     fn destroy(&mut self) {
-        tracing::info!("FUSE requests: {}", self.counts.summary());
+        let passthrough = self.opens.as_ref().map_or(String::new(), |o| {
+            let n = o.passed_through.load(std::sync::atomic::Ordering::Relaxed);
+            format!(", passthrough {n}")
+        });
+        tracing::info!("FUSE requests: {}{passthrough}", self.counts.summary());
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: fuser::ReplyStatfs) {

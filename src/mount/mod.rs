@@ -2,6 +2,7 @@
 
 mod counts;
 mod fs;
+mod opens;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,13 @@ pub struct MountOptions {
     pub cache_bytes: usize,
     /// On-disk blob cache (directory, byte limit), for remote stores.
     pub disk_cache: Option<(std::path::PathBuf, u64)>,
+    /// Cache of decoded files (directory, byte limit), read by the kernel through FUSE
+    /// passthrough: plaintext on the local disk, so off unless asked for
+    /// (docs/mount.md "The file cache").
+    pub file_cache: Option<(std::path::PathBuf, u64)>,
+    /// Files smaller than this are not kept in the file cache: for them, creating the
+    /// entry and opening it cost more than decoding (docs/benchmarks.md).
+    pub file_cache_min: u64,
     /// How often to look for new snapshots in the store.
     pub poll: Duration,
     /// Tell the kernel this filesystem has no extended attributes: `cp -a` and `rsync -X`
@@ -218,6 +226,29 @@ pub fn mount(
         }
         None => None,
     };
+    let file_cache = match &opts.file_cache {
+        Some((dir, limit)) => match crate::vfs::filecache::FileCache::open(dir.clone(), *limit) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::warn!(
+                    "{}: another mount of this repository uses the file cache; this one \
+                     runs without it",
+                    dir.display()
+                );
+                None
+            }
+            Err(e) => return Err(Error::io(dir, e)),
+        },
+        None => None,
+    };
+    // Where passthrough is refused, every open handle of a cached file holds a descriptor
+    // in the mount.
+    if file_cache.is_some() {
+        crate::restore::raise_fd_limit(65536);
+    }
+    let opens = file_cache
+        .clone()
+        .map(|c| opens::Opens::new(c, opts.file_cache_min));
     let vfs = Arc::new(Vfs::new(
         repo.clone(),
         Pool::new(catalog.to_path_buf()),
@@ -251,6 +282,7 @@ pub fn mount(
         posix_acl: opts.allow_other,
         no_xattrs: opts.no_xattrs,
         counts: Default::default(),
+        opens,
     };
     let mut session =
         fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
@@ -312,6 +344,14 @@ pub fn mount(
     }
     stop.store(true, Ordering::Relaxed);
     let _ = refresh.join();
+    // Sealed only after a clean end: a session that ended in error (a FUSE thread that
+    // panicked) may not have joined every thread, and one could still be filling.
+    if let Some(c) = file_cache.filter(|_| result.is_ok()) {
+        // The next mount then trusts these entries without hashing them.
+        if let Err(e) = c.seal() {
+            tracing::warn!("file cache: not sealed ({e}); the next mount checks each entry");
+        }
+    }
     if xattrs_arrived.load(Ordering::Relaxed) {
         return Err(Error::InvalidArgument(
             "a new snapshot has extended attributes or ACLs, which this --no-xattrs mount \

@@ -59,7 +59,7 @@ const QUEUED_FILES: usize = 2048;
 /// Raises the soft limit on open files to `want` (within the hard limit), as Go does for
 /// restic at start: every queued file holds its directory open, and a tree of one file per
 /// directory would run the usual soft limit of 1024 out. Returns the limit now in force.
-fn raise_fd_limit(want: u64) -> u64 {
+pub(crate) fn raise_fd_limit(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

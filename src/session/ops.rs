@@ -203,15 +203,22 @@ impl Session {
 
     /// Shows every snapshot as a read-only filesystem at `mountpoint` until it is unmounted.
     /// `disk_cache_mib`: the on-disk cache of fetched data, for a remote repository (0: none).
+    /// `file_cache_mib`: the cache of decoded files (0: none; plaintext, see
+    /// docs/mount.md "The file cache").
     pub fn mount(
         &self,
         mountpoint: &std::path::Path,
         mut opts: crate::mount::MountOptions,
         disk_cache_mib: u64,
+        file_cache_mib: u64,
     ) -> Result<()> {
         if self.opts.is_remote() && disk_cache_mib > 0 {
             let dir = self.state_dir().join("blobs");
             opts.disk_cache = Some((dir, disk_cache_mib * 1024 * 1024));
+        }
+        if file_cache_mib > 0 {
+            let dir = self.state_dir().join("files");
+            opts.file_cache = Some((dir, file_cache_mib * 1024 * 1024));
         }
         crate::mount::mount(self.repo.clone(), &self.catalog, mountpoint, opts)
     }

@@ -52,7 +52,8 @@ impl DiskCache {
     pub fn open(dir: PathBuf, limit: u64) -> std::io::Result<DiskCache> {
         crate::catalog::private_dir(&dir)?;
         let mut state = State::default();
-        for (path, size, written) in files(&dir) {
+        for (path, md) in files(&dir) {
+            let (size, written) = (md.len(), md.modified().unwrap_or(std::time::UNIX_EPOCH));
             match parse_name(&path) {
                 Some((pack, start, len)) if len == size => {
                     state.used += len;
@@ -217,8 +218,8 @@ fn parse_name(path: &Path) -> Option<(BlobId, u64, u64)> {
     parts.next().is_none().then_some((pack, start, len))
 }
 
-/// Every file two levels down: (path, size, modified).
-fn files(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
+/// Every file two levels down, with its metadata (not following symlinks).
+pub(super) fn files(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut out = Vec::new();
     for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         for f in std::fs::read_dir(sub.path())
@@ -227,11 +228,7 @@ fn files(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
             .flatten()
         {
             if let Ok(md) = f.metadata() {
-                out.push((
-                    f.path(),
-                    md.len(),
-                    md.modified().unwrap_or(std::time::UNIX_EPOCH),
-                ));
+                out.push((f.path(), md));
             }
         }
     }
@@ -243,7 +240,7 @@ mod tests {
     use super::*;
 
     fn on_disk(dir: &Path) -> u64 {
-        files(dir).iter().map(|(_, s, _)| s).sum()
+        files(dir).iter().map(|(_, m)| m.len()).sum()
     }
 
     #[test]
@@ -301,7 +298,7 @@ mod tests {
         assert_eq!(c.used(), on_disk(&dir));
         // An entry deleted behind the cache's back is a miss, and leaves the count.
         let before = c.used();
-        let (path, _, _) = files(&dir).remove(0);
+        let (path, _) = files(&dir).remove(0);
         std::fs::remove_file(path).expect("rm");
         let gone = (0..30u8)
             .filter(|i| c.holds(&BlobId([*i; 32]), 0, 10))

@@ -3,6 +3,7 @@
 
 pub mod chunklru;
 pub mod diskcache;
+pub mod filecache;
 pub mod inodes;
 pub mod layout;
 mod listing;
@@ -93,6 +94,7 @@ struct Pending {
     path: String,
     size: u64,
     chunks: Vec<ChunkRef>,
+    blake3: Option<[u8; 32]>,
 }
 
 pub(crate) fn resolve(
@@ -122,7 +124,7 @@ fn resolver(pool: Pool, files: Files) -> Sender<Pending> {
                 .and_then(|c| resolve(&c, p.path, p.size, p.chunks))
             {
                 Ok(f) => {
-                    files.lock().put(p.ino, Arc::new(f));
+                    files.lock().put(p.ino, Arc::new(f.with_blake3(p.blake3)));
                 }
                 Err(e) => tracing::debug!("resolve ahead: {e}"),
             }
@@ -526,6 +528,7 @@ impl Vfs {
             .into_iter()
             .map(|r| {
                 let name = r.node.name.clone();
+                let blake3 = r.node.blake3;
                 let (attr, chunks, entry) = self.register_node(ino, &snap, r, false);
                 if attr.kind == Kind::File && !chunks.is_empty() && ahead.len() < RESOLVE_AHEAD {
                     ahead.push(Pending {
@@ -533,6 +536,7 @@ impl Vfs {
                         path: format!("{dir_path}/{}", String::from_utf8_lossy(&name)),
                         size: attr.size,
                         chunks,
+                        blake3,
                     });
                 }
                 ListItem {
@@ -683,12 +687,10 @@ impl Vfs {
         let row = cat
             .node(rowid)?
             .ok_or_else(|| Error::NoSuchPath(self.node_path(ino)))?;
-        let f = Arc::new(resolve(
-            &cat,
-            self.node_path(ino),
-            meta.size,
-            row.node.chunks,
-        )?);
+        let f = Arc::new(
+            resolve(&cat, self.node_path(ino), meta.size, row.node.chunks)?
+                .with_blake3(row.node.blake3),
+        );
         self.files.lock().put(ino, f.clone());
         Ok(f)
     }
@@ -709,6 +711,19 @@ impl Vfs {
                     why: format!("{e}{thaw}"),
                 }
             })
+    }
+
+    /// A file's size, chunks and content hash, for the file cache (`mount/opens.rs`).
+    pub fn content(&self, ino: u64) -> Result<Arc<OpenFile>> {
+        self.file(ino)
+    }
+
+    /// A file's size from the inode table, with no catalog query (0 for anything else).
+    pub fn size(&self, ino: u64) -> Result<u64> {
+        Ok(match self.entry(ino)?.1 {
+            Entry::Node { meta, .. } if meta.kind == Kind::File => meta.size,
+            _ => 0,
+        })
     }
 
     /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`; None past the end (ENXIO).

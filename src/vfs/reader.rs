@@ -14,7 +14,6 @@ use parking_lot::Mutex;
 
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
-use crate::model::ChunkRef;
 use crate::repo::index::Location;
 use crate::repo::pack::pack_key;
 use crate::repo::Repository;
@@ -25,8 +24,10 @@ use segments::Segments;
 
 mod ahead;
 mod cached;
+mod file;
 mod segments;
 use cached::span;
+pub use file::OpenFile;
 
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
@@ -137,56 +138,6 @@ pub enum ReadMode {
     /// file's whole-content blake3 (or, for a file without one, each chunk with
     /// `check_id`).
     Restore,
-}
-
-pub struct OpenFile {
-    pub path: String,
-    pub size: u64,
-    pub chunks: Vec<ChunkRef>,
-    pub locs: Vec<Option<Location>>,
-    next_offset: AtomicU64,
-}
-
-impl OpenFile {
-    pub fn new(
-        path: String,
-        size: u64,
-        chunks: Vec<ChunkRef>,
-        locs: Vec<Option<Location>>,
-    ) -> Self {
-        OpenFile {
-            path,
-            size,
-            chunks,
-            locs,
-            next_offset: AtomicU64::new(0),
-        }
-    }
-
-    /// Index of the first chunk ending after `offset`.
-    fn first_chunk(&self, offset: u64) -> usize {
-        self.chunks
-            .partition_point(|c| c.offset + c.len as u64 <= offset)
-    }
-
-    /// SEEK_DATA / SEEK_HOLE over the chunk list (gaps are holes).
-    pub fn seek(&self, offset: u64, data: bool) -> Option<u64> {
-        if offset >= self.size {
-            return None;
-        }
-        let i = self.first_chunk(offset);
-        if data {
-            return self.chunks.get(i).map(|c| c.offset.max(offset));
-        }
-        let mut end = offset;
-        for c in &self.chunks[i..] {
-            if c.offset > end {
-                break;
-            }
-            end = c.offset + c.len as u64;
-        }
-        Some(end.min(self.size))
-    }
 }
 
 pub struct ChunkCache {

@@ -15,7 +15,7 @@ pub use copy::copy_dir;
 #[allow(unused_imports)]
 pub use craft::{edited_snapshot, open_local, snapshot_node};
 #[allow(unused_imports)]
-pub use mount::{is_mounted, Mount};
+pub use mount::{fuse_requests, is_mounted, Mount};
 #[allow(unused_imports)]
 pub use servers::{Azurite, Emulator, FakeGcs, Garage, Moto, MotoIam};
 #[allow(unused_imports)]

@@ -109,3 +109,16 @@ impl Drop for Mount {
         }
     }
 }
+
+/// The requests of each kind a mount logged at unmount (`-v`), by name.
+pub fn fuse_requests(log: &std::path::Path) -> std::collections::HashMap<String, u64> {
+    let text = std::fs::read_to_string(log).expect("mount log");
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("FUSE requests: ").map(|(_, r)| r.to_string()))
+        .unwrap_or_else(|| panic!("no request counts in the log:\n{text}"));
+    line.split(", ")
+        .filter_map(|kv| kv.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.parse().expect("count")))
+        .collect()
+}
