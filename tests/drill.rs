@@ -91,6 +91,76 @@ fn drill_passes_on_a_good_repository_in_garage() {
     drill_passes(&with_tmp(Env::s3(&garage)));
 }
 
+/// Mount points below `dir`, from /proc/self/mountinfo.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let dir = dir.to_str().expect("utf-8");
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(dir))
+        .map(String::from)
+        .collect()
+}
+
+/// A drill killed while its mount is up (cron's `timeout`, systemd, the OOM killer) takes
+/// its mount with it, and the next drill removes the copy it left in the scratch directory.
+#[test]
+fn a_killed_drills_mount_goes_and_the_next_drill_sweeps_its_copy() {
+    let env = with_tmp(Env::new());
+    let tmp = env.path("tmp");
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    // Incompressible, so that the copy takes long enough to be caught with the mount up.
+    for i in 0..6 {
+        std::fs::write(src.join(format!("part{i}")), noise(24 << 20, i)).expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", "-q", src.to_str().expect("utf-8")]);
+
+    let mut child = env
+        .cmd()
+        .args(["drill", "--set", "default"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("drill");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while mounts_under(&tmp).is_empty() {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "the drill ended before its mount was seen"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no drill mount within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !mounts_under(&tmp).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed drill's mount is still there after 30 s: {:?}",
+            mounts_under(&tmp)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    assert_eq!(
+        left.len(),
+        1,
+        "the killed drill's scratch directory: {left:?}"
+    );
+
+    let (code, v, err) = drill(&env, &["--set", "default"]);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn a_damaged_pack_fails_the_drill_naming_the_file() {
     let env = with_tmp(Env::new());

@@ -62,17 +62,6 @@ fn mount_command(s: &Session) -> Result<MountCommand> {
     Ok(MountCommand { exe, args, env })
 }
 
-fn scratch_dir() -> Result<PathBuf> {
-    let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
-    let dir = base.join(format!(
-        "cofre-drill-{}-{}",
-        std::process::id(),
-        hex::encode(rand::random::<[u8; 4]>())
-    ));
-    crate::catalog::private_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(dir)
-}
-
 /// What drilling needs besides the set: the open repository and catalog, and how to mount.
 pub struct Driller<'a> {
     session: &'a Session,
@@ -89,7 +78,7 @@ impl<'a> Driller<'a> {
             file,
             repo: s.repository(),
             mc: mount_command(s)?,
-            scratch: scratch_dir()?,
+            scratch: super::scratch::new_dir()?,
         })
     }
 

@@ -8,6 +8,7 @@ mod driller;
 pub mod pg;
 mod pitr;
 pub mod record;
+mod scratch;
 pub mod verify;
 
 pub use driller::{sets_to_drill, DrillArgs, Driller};
@@ -147,7 +148,26 @@ fn start_mount(
         .map(|n| n.to_string_lossy().into_owned());
     let log_path = mountpoint.with_file_name(format!("{}.log", name.unwrap_or_default()));
     let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
-    let child = Command::new(&mc.exe)
+    // If the drill is killed, the kernel sends the mount SIGTERM and it unmounts: no mount
+    // outlives its drill. (PDEATHSIG follows the spawning *thread*; this one waits for the
+    // mount's end in `MountChild::drop`.)
+    let parent = std::process::id() as i32;
+    let mut cmd = Command::new(&mc.exe);
+    // SAFETY: prctl and getppid are async-signal-safe, as pre_exec requires.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The drill died between fork and prctl: do not mount for nobody.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
         .args(&mc.args)
         .arg("mount")
         .arg(mountpoint)
