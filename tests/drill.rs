@@ -110,7 +110,7 @@ fn a_killed_drills_mount_goes_and_the_next_drill_sweeps_its_copy() {
     let tmp = env.path("tmp");
     let src = env.path("src");
     std::fs::create_dir_all(&src).expect("mkdir");
-    // Incompressible, so that the copy takes long enough to be caught with the mount up.
+    // Incompressible, so that the copy takes long enough to be caught under way.
     for i in 0..6 {
         std::fs::write(src.join(format!("part{i}")), noise(24 << 20, i)).expect("write");
     }
@@ -124,11 +124,17 @@ fn a_killed_drills_mount_goes_and_the_next_drill_sweeps_its_copy() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("drill");
+    // Killed once its copy has begun: the copier holds files open in the mount.
+    let copying = || {
+        std::fs::read_dir(&tmp).expect("tmp").flatten().any(|e| {
+            std::fs::read_dir(e.path().join("copy-default")).is_ok_and(|mut d| d.next().is_some())
+        })
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while mounts_under(&tmp).is_empty() {
+    while mounts_under(&tmp).is_empty() || !copying() {
         assert!(
             child.try_wait().expect("try_wait").is_none(),
-            "the drill ended before its mount was seen"
+            "the drill ended before its copy was seen"
         );
         assert!(
             std::time::Instant::now() < deadline,
@@ -148,7 +154,11 @@ fn a_killed_drills_mount_goes_and_the_next_drill_sweeps_its_copy() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
     assert_eq!(
         left.len(),
         1,

@@ -68,7 +68,7 @@ pub struct Driller<'a> {
     file: Option<&'a Config>,
     repo: &'a crate::repo::Repository,
     mc: MountCommand,
-    scratch: PathBuf,
+    scratch: super::scratch::Scratch,
 }
 
 impl<'a> Driller<'a> {
@@ -121,14 +121,14 @@ impl<'a> Driller<'a> {
             now: crate::ingest::now().0,
         };
         let snap = cat.resolve(snapshot.unwrap_or("latest"), Some(set))?;
-        let mut r = super::drill(cat, &self.mc, set, &snap, &self.scratch, &opts)?;
+        let mut r = super::drill(cat, &self.mc, set, &snap, &self.scratch.dir, &opts)?;
         if let Some(cfg) = &pitr {
             let p = super::pitr::PitrDrill {
                 session: self.session,
                 set,
                 cfg,
                 mc: &self.mc,
-                scratch: &self.scratch,
+                scratch: &self.scratch.dir,
                 now: opts.now,
             }
             .run();
@@ -182,12 +182,6 @@ fn add_pitr(r: &mut SetReport, p: super::pg::PgReport, rpo: Option<u64>, now: i6
     }
     r.passed = r.passed && p.passed && r.problems.is_empty();
     r.pg = Some(p);
-}
-
-impl Drop for Driller<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
 }
 
 /// The sets a drill covers: those named, else every set of the file. A usage error when

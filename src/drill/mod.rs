@@ -134,6 +134,28 @@ impl Drop for MountChild {
     }
 }
 
+/// `cmd`, to be sent `signal` by the kernel when the drill dies (`PR_SET_PDEATHSIG`), so a
+/// killed drill leaves no mount or copier running. PDEATHSIG follows the spawning *thread*:
+/// each child here is waited for on the thread that started it.
+pub(crate) fn dies_with_drill(mut cmd: Command, signal: i32) -> Command {
+    let parent = std::process::id() as i32;
+    // SAFETY: prctl and getppid are async-signal-safe, as pre_exec requires.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The drill died between fork and prctl: run nothing for nobody.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
 fn start_mount(
     mc: &MountCommand,
     mountpoint: &Path,
@@ -149,25 +171,8 @@ fn start_mount(
     let log_path = mountpoint.with_file_name(format!("{}.log", name.unwrap_or_default()));
     let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
     // If the drill is killed, the kernel sends the mount SIGTERM and it unmounts: no mount
-    // outlives its drill. (PDEATHSIG follows the spawning *thread*; this one waits for the
-    // mount's end in `MountChild::drop`.)
-    let parent = std::process::id() as i32;
-    let mut cmd = Command::new(&mc.exe);
-    // SAFETY: prctl and getppid are async-signal-safe, as pre_exec requires.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The drill died between fork and prctl: do not mount for nobody.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
+    // outlives its drill.
+    let child = dies_with_drill(Command::new(&mc.exe), libc::SIGTERM)
         .args(&mc.args)
         .arg("mount")
         .arg(mountpoint)
@@ -234,9 +239,7 @@ pub fn drill(
     let mount = start_mount(mc, &mountpoint, set, &source, no_xattrs)?;
     let mount_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let out = o
-        .copier
-        .command(&source, &target)
+    let out = dies_with_drill(o.copier.command(&source, &target), libc::SIGKILL)
         .output()
         .map_err(|e| Error::InvalidArgument(format!("{:?}: {e}", o.copier)))?;
     let copy_seconds = t1.elapsed().as_secs_f64();

@@ -93,8 +93,10 @@ pub(super) fn run(what: String, cmd: &mut Command) -> Step {
     }
 }
 
+/// Killed with the drill (`dies_with_drill`): a killed drill's restore does not go on
+/// writing into the production server.
 fn psql(conn: &str) -> Command {
-    let mut c = Command::new("psql");
+    let mut c = super::dies_with_drill(Command::new("psql"), libc::SIGKILL);
     c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", conn]);
     c
 }
@@ -135,7 +137,7 @@ pub fn drill(dump: &Path, set: &str, cfg: &PgDrill) -> PgReport {
     report.restore = if custom {
         run(
             format!("pg_restore {}", dump.display()),
-            Command::new("pg_restore")
+            super::dies_with_drill(Command::new("pg_restore"), libc::SIGKILL)
                 .args([
                     "--exit-on-error",
                     "--no-owner",

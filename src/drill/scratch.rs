@@ -3,18 +3,33 @@
 //! (a timeout in cron, systemd stopping it, the OOM killer) cannot remove its own. Left
 //! alone, each such run would leave its copy of a whole snapshot on the disk, and a PITR
 //! drill a PostgreSQL server running on the copy. So every drill first sweeps the
-//! directories of drills whose process is gone:
-//! - a mount still inside one is detached (`fusermount3 -u -z`); the directory is kept if
-//!   that fails, since removing files under a live mount would walk the snapshot;
+//! directories of drills that are gone.
+//!
+//! **Gone** is proven by a lock, not a pid: each drill holds an exclusive `flock` on
+//! `<dir>.lock`, taken before its directory exists and let go only when the directory has
+//! been removed (or by the kernel, when the drill dies). A sweeper that can take that lock
+//! knows the drill is dead, whatever PID namespace it ran in (a container sharing
+//! `/var/tmp` has pids of its own), and holds the lock while it cleans, so two sweepers
+//! never clean one directory. Only a directory made before these locks existed (no lock
+//! file) falls back to its pid, and a live pid keeps it.
+//!
+//! Cleaning a dead drill's directory:
+//! - cofre FUSE mounts inside it are detached (`fusermount3 -u -z`); the directory is kept
+//!   if one remains, since removing files under a live mount would walk the snapshot;
 //! - a scratch cluster's postmaster is stopped at once (SIGQUIT), only when it is the
 //!   process named in `postmaster.pid` *and* its working directory is that data directory
-//!   (a pid reused by another program is left alone);
-//! - then the directory is removed.
+//!   (a pid reused by another program is left alone); the directory is kept if it does not
+//!   stop;
+//! - then the directory is removed, then its lock file.
 //!
-//! A directory whose drill is alive, or which belongs to another user, is never touched.
-//! (The mount child of a killed drill also gets SIGTERM from the kernel, `PR_SET_PDEATHSIG`
-//! in `start_mount`, so it normally unmounts before any sweep.)
+//! A directory that belongs to another user is never touched. (The mount child of a
+//! killed drill also gets SIGTERM from the kernel, `PR_SET_PDEATHSIG` in `start_mount`, so
+//! it normally unmounts before any sweep.)
 
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,22 +37,79 @@ use crate::error::{Error, Result};
 
 const PREFIX: &str = "cofre-drill-";
 
+/// A drill's scratch directory, and the lock that says its drill is alive. Dropping it
+/// removes the directory, then the lock file.
+pub(super) struct Scratch {
+    pub dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::fs::remove_dir_all(&self.dir).is_ok() {
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
+    }
+}
+
 /// Where scratch directories go.
 fn base() -> PathBuf {
     std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from)
 }
 
+fn lock_path(dir: &Path) -> PathBuf {
+    let mut p = dir.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Takes `file`'s exclusive lock; `Ok(false)` when another holds it.
+fn try_lock(file: &File, wait: bool) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
+    // SAFETY: flock on a descriptor we own.
+    match unsafe { libc::flock(file.as_raw_fd(), op) } {
+        0 => Ok(true),
+        _ => match std::io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+            e => Err(e),
+        },
+    }
+}
+
 /// A new private scratch directory for this drill, after sweeping those of dead drills.
-pub(super) fn new_dir() -> Result<PathBuf> {
-    let base = base();
-    sweep(&base);
+pub(super) fn new_dir() -> Result<Scratch> {
+    new_dir_in(&base())
+}
+
+fn new_dir_in(base: &Path) -> Result<Scratch> {
+    std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
+    sweep(base);
     let dir = base.join(format!(
         "{PREFIX}{}-{}",
         std::process::id(),
         hex::encode(rand::random::<[u8; 4]>())
     ));
-    crate::catalog::private_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(dir)
+    let lock_path = lock_path(&dir);
+    // The lock first: a directory without a held lock is a dead drill's to a sweeper.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    try_lock(&lock, true).map_err(|e| Error::io(&lock_path, e))?;
+    // Not recursive: a directory already there (made by someone else) is an error.
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        let _ = std::fs::remove_file(&lock_path);
+        return Err(Error::io(&dir, e));
+    }
+    Ok(Scratch {
+        dir,
+        lock_path,
+        _lock: lock,
+    })
 }
 
 /// The pid in a scratch directory's name.
@@ -76,16 +148,34 @@ pub(super) fn sweep(base: &Path) {
             continue;
         };
         let dir = e.path();
-        use std::os::unix::fs::MetadataExt;
         let mine = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me);
-        if !mine || pid == std::process::id() as i32 || alive(pid) {
+        if !mine {
             continue;
         }
+        // Held while cleaning: `None` for a directory from before the locks.
+        let lock = match std::fs::File::open(lock_path(&dir)) {
+            Ok(f) => match try_lock(&f, false) {
+                Ok(true) => Some(f),
+                _ => continue, // its drill is alive (or the lock cannot be read: leave it)
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if pid == std::process::id() as i32 || alive(pid) {
+                    continue;
+                }
+                None
+            }
+            Err(_) => continue,
+        };
         match clean(&dir) {
-            Ok(()) => tracing::info!(
-                "removed {}, left by a drill that did not finish",
-                dir.display()
-            ),
+            Ok(()) => {
+                if lock.is_some() {
+                    let _ = std::fs::remove_file(lock_path(&dir));
+                }
+                tracing::info!(
+                    "removed {}, left by a drill that did not finish",
+                    dir.display()
+                )
+            }
             Err(why) => tracing::warn!(
                 "{} was left by a drill that did not finish and is kept: {why}",
                 dir.display()
@@ -95,36 +185,41 @@ pub(super) fn sweep(base: &Path) {
 }
 
 fn clean(dir: &Path) -> std::result::Result<(), String> {
-    for mp in mounts_under(dir) {
+    let dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
+    for mp in mounts_under(&dir) {
         let _ = std::process::Command::new("fusermount3")
             .args(["-u", "-z"])
             .arg(&mp)
             .output();
     }
-    if let Some(mp) = mounts_under(dir).first() {
+    if let Some(mp) = mounts_under(&dir).first() {
         return Err(format!("{} is still mounted", mp.display()));
     }
-    let subdirs = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    let subdirs = std::fs::read_dir(&dir).map_err(|e| e.to_string())?;
     for d in subdirs.flatten() {
-        if d.file_name().to_string_lossy().starts_with("pitr-") {
+        if d.file_name().as_bytes().starts_with(b"pitr-") {
             stop_postmaster(&d.path())?;
         }
     }
-    std::fs::remove_dir_all(dir).map_err(|e| e.to_string())
+    std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
 }
 
-/// Mount points at or below `dir`, from /proc/self/mountinfo (field 5, octal escapes).
+/// cofre's FUSE mounts at or below `dir` (canonical), from /proc/self/mountinfo: mount
+/// point in field 5 (octal escapes), then after `-` the type and the source.
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|f| PathBuf::from(unescape(f)))
-        .filter(|p| p.starts_with(dir))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            let ours = f.get(sep + 1)?.starts_with("fuse") && f.get(sep + 2)?.starts_with("cofre:");
+            let mp = PathBuf::from(unescape(f.get(4)?));
+            (ours && mp.starts_with(dir)).then_some(mp)
+        })
         .collect()
 }
 
-fn unescape(field: &str) -> String {
-    use std::os::unix::ffi::OsStringExt;
+fn unescape(field: &str) -> OsString {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -143,9 +238,7 @@ fn unescape(field: &str) -> String {
             }
         }
     }
-    std::ffi::OsString::from_vec(out)
-        .to_string_lossy()
-        .into_owned()
+    OsString::from_vec(out)
 }
 
 /// Stops the postmaster running on `data` (a killed PITR drill's scratch cluster), if it is
@@ -158,14 +251,15 @@ fn stop_postmaster(data: &Path) -> std::result::Result<(), String> {
         .lines()
         .next()
         .and_then(|l| l.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
     else {
         return Ok(());
     };
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
-    let here = std::fs::canonicalize(data).ok();
-    if pid <= 0 || cwd.is_none() || cwd != here {
+    if cwd.is_none() || cwd != std::fs::canonicalize(data).ok() {
         return Ok(()); // not running, or the pid now belongs to something else
     }
+    tracing::info!("stopping the PostgreSQL server (pid {pid}) of a drill that did not finish");
     // SAFETY: signalling a process we identified by its pid file and working directory.
     unsafe { libc::kill(pid, libc::SIGQUIT) };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -214,65 +308,97 @@ mod tests {
         }
     }
 
-    /// A dead drill's directory goes; its "postmaster" (a process whose working directory
-    /// is the data directory, named in postmaster.pid) is stopped. A live drill's
-    /// directory, and a pid file naming a process elsewhere, are left alone.
+    fn sleeper(cwd: &Path) -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("600")
+            .current_dir(cwd)
+            .spawn()
+            .expect("sleep")
+    }
+
+    /// Which directories a sweep removes and which it leaves, and which processes it stops.
     #[test]
-    fn a_dead_drills_directory_and_server_go_and_a_live_ones_stay() {
+    fn a_sweep_removes_only_dead_drills_and_stops_only_their_servers() {
         let base = tempfile::tempdir().expect("tempdir");
+        let b = base.path();
         let mut gone = std::process::Command::new("true").spawn().expect("true");
         let dead = gone.id();
         gone.wait().expect("wait");
-        let stale = base.path().join(format!("{PREFIX}{dead}-0badf00d"));
-        let data = stale.join("pitr-default");
-        std::fs::create_dir_all(stale.join("copy-default/etc")).expect("mkdir");
+        let mkdir = |name: &str| {
+            let d = b.join(name);
+            std::fs::create_dir_all(d.join("copy-default/etc")).expect("mkdir");
+            std::fs::write(d.join("copy-default/etc/passwd"), b"x").expect("write");
+            d
+        };
+        let pidfile = |data: &Path, pid: u32| {
+            std::fs::create_dir_all(data).expect("mkdir");
+            std::fs::write(data.join("postmaster.pid"), format!("{pid}\n")).expect("pid file");
+        };
+        // A dead drill (its lock free) whose pid is this live process's: the lock decides.
+        let unlocked = mkdir(&format!("{PREFIX}{}-0000000a", std::process::id()));
+        File::create(lock_path(&unlocked)).expect("lock file");
+        let data = unlocked.join("pitr-default");
         std::fs::create_dir_all(&data).expect("mkdir");
-        std::fs::write(stale.join("copy-default/etc/passwd"), b"x").expect("write");
-        let mut server = std::process::Command::new("sleep")
-            .arg("600")
-            .current_dir(&data)
-            .spawn()
-            .expect("sleep");
-        std::fs::write(
-            data.join("postmaster.pid"),
-            format!("{}\n{}\n", server.id(), data.display()),
-        )
-        .expect("pid file");
-        // A live drill (this test), with a pid file naming a process running elsewhere.
-        let live = base
-            .path()
-            .join(format!("{PREFIX}{}-0badf00d", std::process::id()));
-        let live_data = live.join("pitr-default");
-        std::fs::create_dir_all(&live_data).expect("mkdir");
-        let mut other = std::process::Command::new("sleep")
-            .arg("600")
-            .spawn()
-            .expect("sleep");
-        std::fs::write(
-            live_data.join("postmaster.pid"),
-            format!("{}\n", other.id()),
-        )
-        .expect("pid file");
-        let unrelated = base.path().join("cofre-drill-notes");
-        std::fs::create_dir_all(&unrelated).expect("mkdir");
+        let mut server = sleeper(&data);
+        pidfile(&data, server.id());
+        // A live drill (its lock held), named with a dead pid: kept.
+        let held = mkdir(&format!("{PREFIX}{dead}-0000000b"));
+        let lock = File::create(lock_path(&held)).expect("lock file");
+        assert!(try_lock(&lock, false).expect("flock"));
+        // From before the locks: a dead pid goes, a live one stays.
+        let old_dead = mkdir(&format!("{PREFIX}{dead}-0000000c"));
+        let mut live = sleeper(b);
+        let old_live = mkdir(&format!("{PREFIX}{}-0000000d", live.id()));
+        // A dead drill whose pid file names a process running elsewhere: that process stays.
+        let reused = mkdir(&format!("{PREFIX}{dead}-0000000e"));
+        let mut other = sleeper(b);
+        pidfile(&reused.join("pitr-default"), other.id());
+        let unrelated = mkdir("cofre-drill-notes");
 
-        sweep(base.path());
+        sweep(b);
 
-        assert!(!stale.exists(), "the dead drill's directory is removed");
-        let status = server.wait().expect("wait");
+        for (d, kept) in [
+            (&unlocked, false),
+            (&held, true),
+            (&old_dead, false),
+            (&old_live, true),
+            (&reused, false),
+            (&unrelated, true),
+        ] {
+            assert_eq!(d.exists(), kept, "{}", d.display());
+        }
+        assert!(
+            !lock_path(&unlocked).exists(),
+            "a dead drill's lock file goes too"
+        );
         use std::os::unix::process::ExitStatusExt;
+        let status = server.wait().expect("wait");
         assert_eq!(
             status.signal(),
             Some(libc::SIGQUIT),
             "its server was stopped"
         );
-        assert!(live.exists() && unrelated.exists());
-        assert_eq!(
-            other.try_wait().expect("try_wait"),
-            None,
-            "a process elsewhere is left alone"
+        for p in [&mut live, &mut other] {
+            assert_eq!(p.try_wait().expect("try_wait"), None, "left alone");
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+
+    #[test]
+    fn a_new_directory_is_locked_until_dropped() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let s = new_dir_in(base.path()).expect("new_dir");
+        assert!(s.dir.starts_with(base.path()));
+        let other = File::open(lock_path(&s.dir)).expect("lock file");
+        assert!(
+            !try_lock(&other, false).expect("flock"),
+            "held while the drill runs"
         );
-        let _ = other.kill();
-        let _ = other.wait();
+        sweep(base.path());
+        assert!(s.dir.exists(), "a live drill's directory stays");
+        let (dir, lock) = (s.dir.clone(), lock_path(&s.dir));
+        drop(s);
+        assert!(!dir.exists() && !lock.exists());
     }
 }

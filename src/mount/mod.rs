@@ -284,6 +284,17 @@ pub fn mount(
         counts: Default::default(),
         opens,
     };
+    // Listening before the mount exists: a SIGTERM that comes as soon as the mount shows
+    // (a drill killed at once, its mount told by PR_SET_PDEATHSIG) would otherwise kill the
+    // process by default and leave a dead mount behind.
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _rt = rt.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
     let mut session =
         fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
     let mut unmounter = session.unmount_callable();
@@ -301,22 +312,28 @@ pub fn mount(
         let arrived = opts.no_xattrs.then(|| xattrs_arrived.clone());
         std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier, arrived))
     };
-    let mp = mountpoint.display().to_string();
+    let mp = mountpoint.to_path_buf();
     rt.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+        let (Ok(mut int), Ok(mut term)) = signals else {
             return;
         };
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        tracing::info!("unmounting {mp}");
+        tracing::info!("unmounting {}", mp.display());
         if let Err(e) = unmounter.unmount() {
-            tracing::error!("unmount {mp}: {e}");
+            // Busy: a reader still has a file open (the copier of a drill that was killed,
+            // say). Asked to stop, the mount goes anyway, lazily, as `fusermount3 -u -z`:
+            // open files get errors, and the process ends when the kernel lets go.
+            tracing::warn!("unmount {}: {e}; detaching it", mp.display());
+            if !detach(&mp) {
+                tracing::error!(
+                    "{}: could not detach; run `fusermount3 -u -z {}`",
+                    mp.display(),
+                    mp.display()
+                );
+            }
         }
     });
     eprintln!(
