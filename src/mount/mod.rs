@@ -221,9 +221,18 @@ pub fn mount(
     }
     let rt = repo.runtime().clone();
     let disk = match &opts.disk_cache {
-        Some((dir, limit)) => {
-            Some(DiskCache::open(dir.clone(), *limit).map_err(|e| Error::io(dir, e))?)
-        }
+        Some((dir, limit)) => match DiskCache::open(dir.clone(), *limit) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::warn!(
+                    "{}: another mount of this repository uses the disk cache; this one \
+                     runs without it (every read goes to the store)",
+                    dir.display()
+                );
+                None
+            }
+            Err(e) => return Err(Error::io(dir, e)),
+        },
         None => None,
     };
     let file_cache = match &opts.file_cache {

@@ -32,9 +32,18 @@ impl Session {
     pub fn contents(&self, cache_mib: usize, disk_cache_mib: u64) -> Result<Contents> {
         let disk = if self.opts.is_remote() && disk_cache_mib > 0 {
             let dir = self.state_dir().join("serve-blobs");
-            let disk = crate::vfs::diskcache::DiskCache::open(dir.clone(), disk_cache_mib << 20)
-                .map_err(|e| Error::io(dir, e))?;
-            Some(disk)
+            match crate::vfs::diskcache::DiskCache::open(dir.clone(), disk_cache_mib << 20) {
+                Ok(disk) => Some(disk),
+                // Another server of this repository has it: one count per directory.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tracing::warn!(
+                        "{}: in use by another process; reading without a disk cache",
+                        dir.display()
+                    );
+                    None
+                }
+                Err(e) => return Err(Error::io(dir, e)),
+            }
         } else {
             None
         };

@@ -23,6 +23,10 @@ pub struct DiskCache {
     dir: PathBuf,
     limit: u64,
     state: Mutex<State>,
+    /// One process at a time: each keeps its own count of what the directory holds, so two
+    /// would hold twice the bound, and one's sweep at open would delete the other's files
+    /// being written.
+    _lock: std::fs::File,
 }
 
 #[derive(Default)]
@@ -49,8 +53,10 @@ impl DiskCache {
     /// Opens (creating it 0700) the cache in `dir`. Files that are not entries, such as the
     /// one-file-per-blob entries of earlier versions or a temporary file left by a crash,
     /// are removed: the directory is this cache's alone.
+    /// Fails with WouldBlock while another process has the cache open.
     pub fn open(dir: PathBuf, limit: u64) -> std::io::Result<DiskCache> {
         crate::catalog::private_dir(&dir)?;
+        let lock = lock_dir(&dir)?;
         let mut state = State::default();
         for (path, md) in files(&dir) {
             let (size, written) = (md.len(), md.modified().unwrap_or(std::time::UNIX_EPOCH));
@@ -72,6 +78,7 @@ impl DiskCache {
             dir,
             limit,
             state: Mutex::new(state),
+            _lock: lock,
         })
     }
 
@@ -208,6 +215,23 @@ impl DiskCache {
     }
 }
 
+/// Takes the lock of a cache directory (the file `lock` in it, beside the entries), or
+/// fails with WouldBlock when another process holds it. Released when the file closes.
+pub(super) fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("lock"))?;
+    // SAFETY: flock on a descriptor we own; released when it closes.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
 /// `<pack hex>-<start>-<len>` → its parts.
 fn parse_name(path: &Path) -> Option<(BlobId, u64, u64)> {
     let name = path.file_name()?.to_str()?;
@@ -277,6 +301,22 @@ mod tests {
         assert_eq!(c.get(&pack, 5100, 5200), Some(bytes[100..200].to_vec()));
         assert_eq!(c.used(), 1000);
         assert_eq!(on_disk(&dir), 1000, "old entries removed");
+    }
+
+    /// A second mount of the repository runs without the cache while the first has it:
+    /// two counts of one directory would hold twice the bound.
+    #[test]
+    fn one_process_at_a_time_has_the_cache() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("c");
+        let c = DiskCache::open(dir.clone(), 1 << 20).expect("open");
+        let second = DiskCache::open(dir.clone(), 1 << 20).map(|_| ());
+        assert_eq!(
+            second.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock)
+        );
+        drop(c);
+        DiskCache::open(dir, 1 << 20).expect("open once the first is closed");
     }
 
     #[test]

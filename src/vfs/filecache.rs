@@ -78,7 +78,7 @@ impl FileCache {
     /// Entries over `limit` go, oldest first.
     pub fn open(dir: PathBuf, limit: u64) -> std::io::Result<Arc<FileCache>> {
         crate::catalog::private_dir(&dir)?;
-        let lock = lock(&dir)?;
+        let lock = super::diskcache::lock_dir(&dir)?;
         let mut found = Vec::new();
         for (path, md) in super::diskcache::files(&dir) {
             match parse_name(&path) {
@@ -384,22 +384,6 @@ impl Drop for Pinned {
     fn drop(&mut self) {
         self.cache.unpin(&self.hash);
     }
-}
-
-/// Takes the cache directory's lock, or fails with WouldBlock when another process holds it.
-fn lock(dir: &Path) -> std::io::Result<File> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("lock"))?;
-    // SAFETY: flock on a descriptor we own; released when it closes.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(f)
 }
 
 /// The seal's name, in the cache directory (entries are one level further down).
