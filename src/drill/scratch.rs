@@ -26,9 +26,8 @@
 //! killed drill also gets SIGTERM from the kernel, `PR_SET_PDEATHSIG` in `start_mount`, so
 //! it normally unmounts before any sweep.)
 
-use std::ffi::OsString;
 use std::fs::File;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -187,10 +186,7 @@ pub(super) fn sweep(base: &Path) {
 fn clean(dir: &Path) -> std::result::Result<(), String> {
     let dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
     for mp in mounts_under(&dir) {
-        let _ = std::process::Command::new("fusermount3")
-            .args(["-u", "-z"])
-            .arg(&mp)
-            .output();
+        crate::mount::mounts::detach(&mp);
     }
     if let Some(mp) = mounts_under(&dir).first() {
         return Err(format!("{} is still mounted", mp.display()));
@@ -204,41 +200,12 @@ fn clean(dir: &Path) -> std::result::Result<(), String> {
     std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
 }
 
-/// cofre's FUSE mounts at or below `dir` (canonical), from /proc/self/mountinfo: mount
-/// point in field 5 (octal escapes), then after `-` the type and the source.
+/// cofre's FUSE mounts at or below `dir` (canonical).
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            let ours = f.get(sep + 1)?.starts_with("fuse") && f.get(sep + 2)?.starts_with("cofre:");
-            let mp = PathBuf::from(unescape(f.get(4)?));
-            (ours && mp.starts_with(dir)).then_some(mp)
-        })
+    crate::mount::mounts::cofre_mounts()
+        .into_iter()
+        .filter(|m| m.starts_with(dir))
         .collect()
-}
-
-fn unescape(field: &str) -> OsString {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(o)) => {
-                out.push(o.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    OsString::from_vec(out)
 }
 
 /// Stops the postmaster running on `data` (a killed PITR drill's scratch cluster), if it is
@@ -291,20 +258,6 @@ mod tests {
         ];
         for (name, want) in cases {
             assert_eq!(owner_pid(name), *want, "{name}");
-        }
-    }
-
-    #[test]
-    fn mountinfo_paths_are_unescaped() {
-        let cases = [
-            (r"/tmp/a\040b", "/tmp/a b"),
-            (r"/tmp/tab\011x", "/tmp/tab\tx"),
-            (r"/tmp/back\134slash", r"/tmp/back\slash"),
-            ("/plain", "/plain"),
-            (r"/short\04", r"/short\04"),
-        ];
-        for (field, want) in cases {
-            assert_eq!(unescape(field), want, "{field}");
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod counts;
 mod fs;
+pub(crate) mod mounts;
 mod opens;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::repo::Repository;
 use crate::vfs::diskcache::DiskCache;
 use crate::vfs::Vfs;
+use mounts::detach;
 
 pub struct MountOptions {
     pub allow_other: bool,
@@ -139,25 +141,7 @@ fn is_our_stale_mount(mountpoint: &Path) -> bool {
         return false;
     };
     let want = abs.join(mountpoint.file_name().unwrap_or_default());
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    // mountinfo: ... mount-point ... - fstype source options
-    info.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-");
-        let after = |k: usize| sep.and_then(|i| f.get(i + k)).copied().unwrap_or("");
-        f.get(4) == Some(&&*want.to_string_lossy())
-            && after(1).starts_with("fuse")
-            && after(2).starts_with("cofre:")
-    })
-}
-
-/// Detaches the mount at `mountpoint` (as `fusermount3 -u -z`); whether that worked.
-fn detach(mountpoint: &Path) -> bool {
-    std::process::Command::new("fusermount3")
-        .args(["-u", "-z"])
-        .arg(mountpoint)
-        .status()
-        .is_ok_and(|s| s.success())
+    mounts::cofre_mounts().contains(&want)
 }
 
 /// A mount whose process was killed leaves "Transport endpoint is not connected" behind.
