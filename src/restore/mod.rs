@@ -48,7 +48,11 @@ pub struct RestoreReport {
     failed: HashSet<PathBuf>,
 }
 
-const WRITERS: usize = 4;
+/// Writer threads. Each waits on its pack window's fetch in turn, so over S3 more of them
+/// keep more requests in flight: on Garage 8 restored bench/run.sh's corpus in 4.0-4.3 s
+/// against 4.4-5.0 s with 4; locally the same time, and 12 were slower on disk
+/// (docs/benchmarks.md, "Restore writers and glibc's mmap threshold").
+const WRITERS: usize = 8;
 
 /// Files the walk may queue ahead of the writers, so that a writer never waits for the walk
 /// (directories made, hard links decided). Chunks are read ahead by pack window
