@@ -27,7 +27,7 @@ mod cached;
 mod file;
 mod segments;
 use cached::span;
-pub use file::OpenFile;
+pub use file::{OpenFile, Siblings};
 
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
@@ -119,6 +119,19 @@ fn runs(blobs: Group, gap: u64) -> Vec<Group> {
     out
 }
 
+/// A segment is read whole unless more than this many of its blobs are not in the reading
+/// file's directory and no other directory read from it before: then only the directory's
+/// blobs are read. Decoding costs by the blob, and a segment of many small blobs that the
+/// directory does not need may hold the changes of many directories: a later ingest of a
+/// tree where a few files of every directory changed (mail, a churned `/srv`). Read whole,
+/// such a segment decoded 4,000 blobs (with their delta bases) for the 40 a `cp -a` of one
+/// directory needed, once for every snapshot since: 469 s for 10,000 files after 50
+/// snapshots (docs/benchmarks.md, "A million files", and "Sparse segments"). A second
+/// directory reading from the segment (the small directories of `/usr/share/locale`, read
+/// one after the other by a `cp -a` of the tree) reads it whole: its other blobs are what
+/// is read next.
+const SPARSE_WASTE: usize = 1024;
+
 /// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
 pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
 /// Where a delta's base is read: its nearest *whole* copy (`MasterIndex::get_whole`,
@@ -154,6 +167,9 @@ pub struct ChunkCache {
     locate: Locator,
     /// (pack, segment) already queued for read-ahead.
     ahead: Mutex<HashSet<(BlobId, u64)>>,
+    /// (pack, segment) read in part for one directory (`sparse_segment`), and which (its
+    /// `Siblings`' address): read whole when another directory needs it.
+    sparse: Mutex<HashMap<(BlobId, u64), usize>>,
     /// Blobs in a queued prefetch job not taken by a prefetch thread yet: a sequential
     /// reader asks for the same read-ahead window at every read, and without this each
     /// ask queued it again (a restore queued 84 MB of job lists).
@@ -181,6 +197,7 @@ impl ChunkCache {
             locate,
             mode,
             ahead: Mutex::new(HashSet::new()),
+            sparse: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashSet::new()),
             // A restore keeps only delta bases decoded; its windows take the rest.
             lru: Mutex::new(ChunkLru::new(match mode {
@@ -513,7 +530,7 @@ impl ChunkCache {
         if let Some(segs) = &self.segments {
             return self.window_chunk(segs, &id, &loc, &f.path, false);
         }
-        self.pack_ahead(&loc);
+        self.pack_ahead(&loc, f);
         let failed = |why| Error::ReadFailed {
             path: f.path.clone(),
             why,
@@ -533,7 +550,7 @@ impl ChunkCache {
                             && g.iter().any(|(gid, _)| *gid == id)
                             && total_weight(&g) <= 2 * SEGMENT =>
                     {
-                        self.our_run(g, &id)
+                        self.our_run(self.sparse_segment(g, f, Some(&id)), &id)
                     }
                     _ if attempt == 0 => self.run_from(f, i, 1024 * 1024),
                     _ => vec![(id, loc)],

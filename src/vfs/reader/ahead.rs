@@ -3,11 +3,12 @@
 //! not read yet stays under half the cache. (A restore reads ahead by window instead:
 //! `segments`.)
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use super::{
     decoded_size, runs, total_weight, ChunkCache, Group, Job, OpenFile, BASE_GAP, MAX_FETCH,
-    PACK_SIZE_LIMIT, READ_AHEAD, SEGMENT, SEGMENTS_AHEAD,
+    PACK_SIZE_LIMIT, READ_AHEAD, SEGMENT, SEGMENTS_AHEAD, SPARSE_WASTE,
 };
 use crate::crypto::BlobId;
 use crate::repo::index::Location;
@@ -37,7 +38,9 @@ impl ChunkCache {
     }
 
     /// Queues the segments after the one holding `loc` for prefetch, once each.
-    pub(super) fn pack_ahead(&self, loc: &Location) {
+    /// Of a segment where `f`'s directory needs few of many blobs, only those
+    /// (`sparse_segment`).
+    pub(super) fn pack_ahead(&self, loc: &Location, f: &OpenFile) {
         let seg = loc.offset / SEGMENT;
         for s in seg + 1..=seg + SEGMENTS_AHEAD {
             if !self.room_ahead() {
@@ -51,11 +54,29 @@ impl ChunkCache {
             match self.segment(loc, s) {
                 // Deltas are read ahead in file order (`read_ahead`), not by pack.
                 Some(blobs) if !blobs.is_empty() && total_weight(&blobs) <= 2 * SEGMENT => {
-                    self.queue_groups(blobs)
+                    self.queue_groups(self.sparse_segment(blobs, f, None))
                 }
                 _ => break,
             }
         }
+    }
+
+    /// Of a segment `g` (a miss's, or one read ahead), what to read: all of it, or, where
+    /// it holds more than SPARSE_WASTE blobs `f`'s directory does not need and no other
+    /// directory read from it, only those it needs (and `id`, the blob missed).
+    pub(super) fn sparse_segment(&self, g: Group, f: &OpenFile, id: Option<&BlobId>) -> Group {
+        let (Some(siblings), Some((_, first))) = (&f.siblings, g.first()) else {
+            return g;
+        };
+        let key = (first.pack, first.offset / SEGMENT);
+        let Some(part) = needed_part(&g, siblings, id) else {
+            return g;
+        };
+        let dir = std::sync::Arc::as_ptr(siblings) as usize;
+        if *self.sparse.lock().entry(key).or_insert(dir) != dir {
+            return g;
+        }
+        part
     }
 
     /// The blobs of `group` not cached, in flight or queued yet, now marked queued.
@@ -114,6 +135,68 @@ impl ChunkCache {
             let todo = self.to_queue(group);
             if !todo.is_empty() {
                 let _ = tx.send(Job::Fetch(todo));
+            }
+        }
+    }
+}
+
+/// The blobs of `g` that `siblings` holds (and `id`), if more than SPARSE_WASTE others are
+/// in `g`.
+fn needed_part(
+    g: &[(BlobId, Location)],
+    siblings: &HashSet<BlobId>,
+    id: Option<&BlobId>,
+) -> Option<Group> {
+    let wanted = |b: &BlobId| Some(b) == id || siblings.contains(b);
+    let needed = g.iter().filter(|(b, _)| wanted(b)).count();
+    (g.len() - needed > SPARSE_WASTE)
+        .then(|| g.iter().filter(|(b, _)| wanted(b)).cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(n: usize) -> Group {
+        (0..n)
+            .map(|i| {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                (BlobId(id), Location::test(1, i as u64 * 100, 100))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_segment_is_cut_to_what_the_directory_needs_only_when_the_rest_is_many_blobs() {
+        // (blobs in the segment, of them the directory's, the blob missed, blobs to read or
+        // None for the whole segment)
+        type Case = (usize, std::ops::Range<usize>, Option<usize>, Option<usize>);
+        let cases: &[Case] = &[
+            (500, 0..10, Some(3), None),                   // a few hundred: whole
+            (SPARSE_WASTE + 10, 0..10, Some(3), None),     // exactly the limit left: whole
+            (SPARSE_WASTE + 11, 0..10, Some(3), Some(10)), // one more: the directory's
+            (4000, 100..140, Some(120), Some(40)),         // a churned pack: its 40
+            (4000, 100..140, Some(3000), Some(41)),        // and the blob missed
+            (4000, 0..0, None, Some(0)),                   // read ahead, none needed
+            (4000, 0..3000, None, None),                   // mostly needed: whole
+        ];
+        for (n, mine, missed, want) in cases {
+            let g = seg(*n);
+            let siblings: HashSet<BlobId> = g[mine.clone()].iter().map(|(b, _)| *b).collect();
+            let id = missed.map(|i| g[i].0);
+            let got = needed_part(&g, &siblings, id.as_ref());
+            assert_eq!(
+                got.as_ref().map(Vec::len),
+                *want,
+                "{n} blobs, {mine:?} needed"
+            );
+            if let Some(part) = got {
+                assert!(
+                    part.windows(2).all(|w| w[0].1.offset < w[1].1.offset),
+                    "pack order"
+                );
+                assert!(id.is_none_or(|id| part.iter().any(|(b, _)| *b == id)));
             }
         }
     }

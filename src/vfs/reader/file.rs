@@ -1,8 +1,11 @@
 //! A file being read: its chunks, where they are stored, and its content hash; holes and
 //! SEEK_DATA/SEEK_HOLE come from the chunk list.
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
+use crate::crypto::BlobId;
 use crate::model::ChunkRef;
 use crate::repo::index::Location;
 
@@ -14,8 +17,15 @@ pub struct OpenFile {
     /// blake3 of the whole content, recorded at ingest (None in older snapshots): the key
     /// of the mount's file cache (`filecache.rs`).
     pub blake3: Option<[u8; 32]>,
+    /// The chunks of the files listed in this file's directory (the mount's
+    /// `Vfs::readdir`), which a reader copying the directory reads next: a miss in a
+    /// pack segment where they are few reads only them (`reader::sparse_segment`).
+    pub siblings: Option<Siblings>,
     pub(super) next_offset: AtomicU64,
 }
+
+/// The chunk ids of one directory's files.
+pub type Siblings = Arc<HashSet<BlobId>>;
 
 impl OpenFile {
     pub fn new(
@@ -30,12 +40,18 @@ impl OpenFile {
             chunks,
             locs,
             blake3: None,
+            siblings: None,
             next_offset: AtomicU64::new(0),
         }
     }
 
     pub fn with_blake3(mut self, blake3: Option<[u8; 32]>) -> Self {
         self.blake3 = blake3;
+        self
+    }
+
+    pub fn with_siblings(mut self, siblings: Option<Siblings>) -> Self {
+        self.siblings = siblings;
         self
     }
 
