@@ -357,17 +357,30 @@ fn dispatch(cli: Cli, rt: &tokio::runtime::Runtime) -> Result<i32> {
 /// then stay in the arenas, and a restore with a 48 MiB cache reached 320 MB RSS. Two
 /// arenas, with a fixed threshold (setting the trim threshold fixes both), keep RSS near
 /// what is live (docs/benchmarks.md, "Restore speed and memory").
-/// The fixed threshold is 4 MiB rather than glibc's 128 KiB: a restore's 2 MiB pack windows
-/// and the MiB-sized chunks of ingest and restore were each a fresh mapping, page-faulted in
-/// and unmapped again (9% of a restore's CPU over S3 in `perf`). Measured: S3 restore
-/// 0.3-0.5 s less, ingest 0.1-0.6 s less, mount unchanged, peak RSS +0-8 MB
-/// (docs/benchmarks.md, "Restore writers and glibc's mmap threshold").
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Commands that run and end (ingest, restore, check, ...) keep buffers up to 4 MiB in
+/// glibc's arenas rather than mapping each of 128 KiB or more on its own: a restore's 2 MiB
+/// pack windows and the MiB-sized chunks of ingest and restore were each a fresh mapping,
+/// page-faulted in and unmapped again (9% of a restore's CPU over S3 in `perf`). Measured:
+/// S3 restore 0.3-0.5 s less, ingest 0.1-0.6 s less, peak RSS +0-8 MB (docs/benchmarks.md,
+/// "Restore writers and glibc's mmap threshold"). The mount and `serve` run for days with a
+/// chunk cache evicted in LRU order; what eviction frees in the arenas is not given back
+/// (a copy out of the mount measured no faster either way), so they keep glibc's threshold.
+fn big_buffers_in_arenas(cmd: &Cmd) {
+    if matches!(cmd, Cmd::Mount(_) | Cmd::Serve(_)) {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: as in `limit_malloc_arenas`; called before the runtime's threads start.
+    unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
@@ -414,6 +427,7 @@ fn main() {
         }
         Err(e) => e.exit(),
     };
+    big_buffers_in_arenas(&cli.cmd);
     // fuser warns "Failed to umount filesystem" when `fusermount3 -u` already unmounted us:
     // nothing a user can act on, so its warnings are left out below -v.
     let level = match cli.verbose {

@@ -28,7 +28,7 @@ use crate::model::{ChunkRef, Kind, Node};
 use crate::repo::Repository;
 use inodes::{key_child, key_hardlink, Entry, Inodes, Meta, ROOT};
 use layout::{Child, Layout, SnapRef};
-use reader::{ChunkCache, OpenFile, ReadMode, Siblings};
+use reader::{ChunkCache, OpenFile, ReadMode, LISTING_CHUNKS};
 
 /// Name of the hidden xattr that carries a file's whole-content blake3.
 pub const HASH_XATTR: &[u8] = b"user.cofre.blake3";
@@ -42,11 +42,6 @@ const OPEN_FILES: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 const RESOLVE_AHEAD: usize = 256;
 /// Directory listings remembered for resolving ahead.
 const LISTED_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
-/// Chunk ids kept per listed directory for its readers' misses (`OpenFile::siblings`):
-/// 2 MiB at most for a directory of 65,536 one-chunk files; a larger one keeps its first.
-const SIBLING_CHUNKS: usize = 65_536;
-/// Directories whose files' chunk ids are kept: as many as are read at once, with room.
-const SIBLING_DIRS: NonZeroUsize = NonZeroUsize::new(16).unwrap();
 /// Listings kept between the reads of one directory without a handle (`listing_of`): as
 /// many directories as are read at once, with room to spare.
 const READING_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
@@ -100,7 +95,8 @@ struct Pending {
     size: u64,
     chunks: Vec<ChunkRef>,
     blake3: Option<[u8; 32]>,
-    siblings: Option<Siblings>,
+    /// The directory it was listed in.
+    dir: u64,
 }
 
 pub(crate) fn resolve(
@@ -130,7 +126,7 @@ fn resolver(pool: Pool, files: Files) -> Sender<Pending> {
                 .and_then(|c| resolve(&c, p.path, p.size, p.chunks))
             {
                 Ok(f) => {
-                    let f = f.with_blake3(p.blake3).with_siblings(p.siblings);
+                    let f = f.with_blake3(p.blake3).with_dir(p.dir);
                     files.lock().put(p.ino, Arc::new(f));
                 }
                 Err(e) => tracing::debug!("resolve ahead: {e}"),
@@ -171,8 +167,6 @@ pub struct Vfs {
     /// Files of recently listed directories, by directory inode: when the first of them is
     /// read, the others are resolved on another thread before `cp` reaches them.
     listed: Mutex<LruCache<u64, Vec<Pending>>>,
-    /// The chunk ids of recently listed directories' files, by directory inode.
-    siblings: Mutex<LruCache<u64, Siblings>>,
     resolve_ahead: Sender<Pending>,
     /// Open directories: each listing made at its handle's first readdir, served by offset.
     dirs: Mutex<HashMap<u64, DirHandle>>,
@@ -312,7 +306,6 @@ impl Vfs {
             cache,
             files,
             listed: Mutex::new(LruCache::new(LISTED_DIRS)),
-            siblings: Mutex::new(LruCache::new(SIBLING_DIRS)),
             resolve_ahead,
             dirs: Mutex::new(HashMap::new()),
             by_ino: Mutex::new(LruCache::new(READING_DIRS)),
@@ -534,15 +527,19 @@ impl Vfs {
         let rows = self.pool.get()?.children(tree)?;
         let dir_path = self.node_path(ino);
         let mut ahead = Vec::new();
-        let mut ids = std::collections::HashSet::new();
+        // The files' chunk ids, for the cache's reads of this directory (`note_listing`).
+        let mut ids = Some(std::collections::HashSet::new());
         let out = rows
             .into_iter()
             .map(|r| {
                 let name = r.node.name.clone();
                 let blake3 = r.node.blake3;
                 let (attr, chunks, entry) = self.register_node(ino, &snap, r, false);
-                for c in chunks.iter().take(SIBLING_CHUNKS.saturating_sub(ids.len())) {
-                    ids.insert(c.id);
+                if let Some(set) = &mut ids {
+                    set.extend(chunks.iter().map(|c| c.id));
+                    if set.len() > LISTING_CHUNKS {
+                        ids = None;
+                    }
                 }
                 if attr.kind == Kind::File && !chunks.is_empty() && ahead.len() < RESOLVE_AHEAD {
                     ahead.push(Pending {
@@ -551,7 +548,7 @@ impl Vfs {
                         size: attr.size,
                         chunks,
                         blake3,
-                        siblings: None,
+                        dir: ino,
                     });
                 }
                 ListItem {
@@ -561,11 +558,9 @@ impl Vfs {
                 }
             })
             .collect();
-        let siblings = Arc::new(ids);
-        for p in &mut ahead {
-            p.siblings = Some(siblings.clone());
+        if let Some(ids) = ids {
+            self.cache.note_listing(ino, ids);
         }
-        self.siblings.lock().put(ino, siblings);
         self.listed.lock().put(ino, ahead);
         Ok(out)
     }
@@ -707,11 +702,10 @@ impl Vfs {
         let row = cat
             .node(rowid)?
             .ok_or_else(|| Error::NoSuchPath(self.node_path(ino)))?;
-        let siblings = self.siblings.lock().get(&parent).cloned();
         let f = Arc::new(
             resolve(&cat, self.node_path(ino), meta.size, row.node.chunks)?
                 .with_blake3(row.node.blake3)
-                .with_siblings(siblings),
+                .with_dir(parent),
         );
         self.files.lock().put(ino, f.clone());
         Ok(f)

@@ -6,10 +6,12 @@
 //! order, together with the deltas that need them, and kept in the same LRU.
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{unbounded, Sender};
+use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::crypto::BlobId;
@@ -27,7 +29,7 @@ mod cached;
 mod file;
 mod segments;
 use cached::span;
-pub use file::{OpenFile, Siblings};
+pub use file::OpenFile;
 
 /// Chunks contiguous in one pack, fetched with one request.
 type Group = Vec<(BlobId, Location)>;
@@ -120,17 +122,34 @@ fn runs(blobs: Group, gap: u64) -> Vec<Group> {
 }
 
 /// A segment is read whole unless more than this many of its blobs are not in the reading
-/// file's directory and no other directory read from it before: then only the directory's
-/// blobs are read. Decoding costs by the blob, and a segment of many small blobs that the
-/// directory does not need may hold the changes of many directories: a later ingest of a
-/// tree where a few files of every directory changed (mail, a churned `/srv`). Read whole,
-/// such a segment decoded 4,000 blobs (with their delta bases) for the 40 a `cp -a` of one
-/// directory needed, once for every snapshot since: 469 s for 10,000 files after 50
-/// snapshots (docs/benchmarks.md, "A million files", and "Sparse segments"). A second
-/// directory reading from the segment (the small directories of `/usr/share/locale`, read
-/// one after the other by a `cp -a` of the tree) reads it whole: its other blobs are what
-/// is read next.
+/// file's directory and no other directory read from it in the last CLAIM: then only the
+/// directory's blobs are read. Decoding costs by the blob, and a segment of many small
+/// blobs that the directory does not need may hold the changes of many directories: a
+/// later ingest of a tree where a few files of every directory changed (mail, a churned
+/// `/srv`). Read whole, such a segment decoded 4,000 blobs (with their delta bases) for the
+/// 40 a `cp -a` of one directory needed, once for every snapshot since: 469 s for 10,000
+/// files after 50 snapshots (docs/benchmarks.md, "A million files", and "Sparse
+/// segments"). A second directory reading from the segment soon after (the small
+/// directories of `/usr/share/locale`, read one after the other by a `cp -a` of the tree)
+/// reads it whole: its other blobs are what is read next.
 const SPARSE_WASTE: usize = 1024;
+/// How long a segment cut for one directory stays that directory's: another directory
+/// reading from it within this time reads it whole.
+const CLAIM: std::time::Duration = std::time::Duration::from_secs(60);
+/// Directories whose files' chunk ids are kept (`note_listing`): as many as are read at
+/// once, with room to spare.
+const LISTINGS: NonZeroUsize = NonZeroUsize::new(16).unwrap();
+/// A directory with more chunks than this keeps none, and its segments are read whole:
+/// 16,384 ids take about 1.1 MB in a `HashSet`, 18 MB for all of LISTINGS.
+pub const LISTING_CHUNKS: usize = 16_384;
+
+/// How a segment was taken (`ChunkCache::ahead`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Taken {
+    Whole,
+    /// Cut to one directory's blobs: its inode, and when.
+    Cut(u64, std::time::Instant),
+}
 
 /// The blobs stored in `pack` at byte offsets `from..to`, in pack order.
 pub type PackLister = Box<dyn Fn(&BlobId, u64, u64) -> Vec<(BlobId, Location)> + Send + Sync>;
@@ -165,11 +184,13 @@ pub struct ChunkCache {
     prefetch: Mutex<Option<Sender<Job>>>,
     lister: Option<PackLister>,
     locate: Locator,
-    /// (pack, segment) already queued for read-ahead.
-    ahead: Mutex<HashSet<(BlobId, u64)>>,
-    /// (pack, segment) read in part for one directory (`sparse_segment`), and which (its
-    /// `Siblings`' address): read whole when another directory needs it.
-    sparse: Mutex<HashMap<(BlobId, u64), usize>>,
+    /// (pack, segment) already queued for read-ahead or read on a miss, and how: whole,
+    /// or cut to one directory's blobs (`take_segment`). A restore's windows are here
+    /// until fetched.
+    ahead: Mutex<HashMap<(BlobId, u64), Taken>>,
+    /// The chunk ids of recently listed directories' files, by directory inode
+    /// (`note_listing`).
+    listings: Mutex<LruCache<u64, Arc<HashSet<BlobId>>>>,
     /// Blobs in a queued prefetch job not taken by a prefetch thread yet: a sequential
     /// reader asks for the same read-ahead window at every read, and without this each
     /// ask queued it again (a restore queued 84 MB of job lists).
@@ -196,8 +217,8 @@ impl ChunkCache {
             lister,
             locate,
             mode,
-            ahead: Mutex::new(HashSet::new()),
-            sparse: Mutex::new(HashMap::new()),
+            ahead: Mutex::new(HashMap::new()),
+            listings: Mutex::new(LruCache::new(LISTINGS)),
             queued: Mutex::new(HashSet::new()),
             // A restore keeps only delta bases decoded; its windows take the rest.
             lru: Mutex::new(ChunkLru::new(match mode {
@@ -550,7 +571,8 @@ impl ChunkCache {
                             && g.iter().any(|(gid, _)| *gid == id)
                             && total_weight(&g) <= 2 * SEGMENT =>
                     {
-                        self.our_run(self.sparse_segment(g, f, Some(&id)), &id)
+                        let key = (loc.pack, loc.offset / SEGMENT);
+                        self.our_run(self.take_segment(key, g, f, &id), &id)
                     }
                     _ if attempt == 0 => self.run_from(f, i, 1024 * 1024),
                     _ => vec![(id, loc)],

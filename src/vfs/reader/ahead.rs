@@ -5,10 +5,12 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
 
 use super::{
-    decoded_size, runs, total_weight, ChunkCache, Group, Job, OpenFile, BASE_GAP, MAX_FETCH,
-    PACK_SIZE_LIMIT, READ_AHEAD, SEGMENT, SEGMENTS_AHEAD, SPARSE_WASTE,
+    decoded_size, runs, total_weight, ChunkCache, Group, Job, OpenFile, Taken, BASE_GAP, CLAIM,
+    MAX_FETCH, PACK_SIZE_LIMIT, READ_AHEAD, SEGMENT, SEGMENTS_AHEAD, SPARSE_WASTE,
 };
 use crate::crypto::BlobId;
 use crate::repo::index::Location;
@@ -37,46 +39,71 @@ impl ChunkCache {
         Some(lister(&loc.pack, seg * SEGMENT, (seg + 1) * SEGMENT))
     }
 
-    /// Queues the segments after the one holding `loc` for prefetch, once each.
-    /// Of a segment where `f`'s directory needs few of many blobs, only those
-    /// (`sparse_segment`).
+    /// Queues the segments after the one holding `loc` for prefetch, once each, whole: in
+    /// a tree read directory after directory, their blobs are what is read next. One that
+    /// a miss cut for another directory (`take_segment`) is queued again, whole; one cut
+    /// for `f`'s own directory is left as it is.
     pub(super) fn pack_ahead(&self, loc: &Location, f: &OpenFile) {
         let seg = loc.offset / SEGMENT;
         for s in seg + 1..=seg + SEGMENTS_AHEAD {
             if !self.room_ahead() {
                 break;
             }
-            if s * SEGMENT >= loc.offset + PACK_SIZE_LIMIT
-                || !self.ahead.lock().insert((loc.pack, s))
-            {
+            let key = (loc.pack, s);
+            if s * SEGMENT >= loc.offset + PACK_SIZE_LIMIT {
                 continue;
+            }
+            let taken = self.ahead.lock().get(&key).copied();
+            match taken {
+                Some(Taken::Whole) => continue,
+                Some(Taken::Cut(dir, _)) if Some(dir) == f.dir => continue,
+                _ => {}
             }
             match self.segment(loc, s) {
                 // Deltas are read ahead in file order (`read_ahead`), not by pack.
                 Some(blobs) if !blobs.is_empty() && total_weight(&blobs) <= 2 * SEGMENT => {
-                    self.queue_groups(self.sparse_segment(blobs, f, None))
+                    self.ahead.lock().insert(key, Taken::Whole);
+                    self.queue_groups(blobs)
                 }
-                _ => break,
+                _ => {
+                    self.ahead.lock().insert(key, Taken::Whole);
+                    break;
+                }
             }
         }
     }
 
-    /// Of a segment `g` (a miss's, or one read ahead), what to read: all of it, or, where
-    /// it holds more than SPARSE_WASTE blobs `f`'s directory does not need and no other
-    /// directory read from it, only those it needs (and `id`, the blob missed).
-    pub(super) fn sparse_segment(&self, g: Group, f: &OpenFile, id: Option<&BlobId>) -> Group {
-        let (Some(siblings), Some((_, first))) = (&f.siblings, g.first()) else {
-            return g;
-        };
-        let key = (first.pack, first.offset / SEGMENT);
-        let Some(part) = needed_part(&g, siblings, id) else {
-            return g;
-        };
-        let dir = std::sync::Arc::as_ptr(siblings) as usize;
-        if *self.sparse.lock().entry(key).or_insert(dir) != dir {
-            return g;
+    /// Of the blobs `g` of segment `key`, where a reader of `f` missed `id`, what to read:
+    /// all of it, or, where it holds more than SPARSE_WASTE blobs `f`'s directory does not
+    /// need and no other directory took it in the last CLAIM, only those it needs (and
+    /// `id`). Records which in `ahead`.
+    pub(super) fn take_segment(
+        &self,
+        key: (BlobId, u64),
+        g: Group,
+        f: &OpenFile,
+        id: &BlobId,
+    ) -> Group {
+        let listing = f
+            .dir
+            .and_then(|dir| Some((dir, self.listings.lock().get(&dir)?.clone())));
+        let part = listing.and_then(|(dir, ids)| Some((dir, needed_part(&g, &ids, id)?)));
+        let mut ahead = self.ahead.lock();
+        match part {
+            Some((dir, part)) if may_cut(ahead.get(&key).copied(), dir, Instant::now()) => {
+                ahead.insert(key, Taken::Cut(dir, Instant::now()));
+                part
+            }
+            _ => {
+                ahead.insert(key, Taken::Whole);
+                g
+            }
         }
-        part
+    }
+
+    /// Keeps the chunk ids of directory `dir`'s files (its listing), for `take_segment`.
+    pub fn note_listing(&self, dir: u64, ids: HashSet<BlobId>) {
+        self.listings.lock().put(dir, Arc::new(ids));
     }
 
     /// The blobs of `group` not cached, in flight or queued yet, now marked queued.
@@ -140,14 +167,21 @@ impl ChunkCache {
     }
 }
 
+/// Whether a segment taken before as `prev` may be cut for directory `dir` now: not if it
+/// was read whole, nor if another directory took it within CLAIM (a `cp -a` of the tree,
+/// reading one directory after the other, needs the rest next).
+fn may_cut(prev: Option<Taken>, dir: u64, now: Instant) -> bool {
+    match prev {
+        None => true,
+        Some(Taken::Whole) => false,
+        Some(Taken::Cut(d, when)) => d == dir || now.saturating_duration_since(when) > CLAIM,
+    }
+}
+
 /// The blobs of `g` that `siblings` holds (and `id`), if more than SPARSE_WASTE others are
 /// in `g`.
-fn needed_part(
-    g: &[(BlobId, Location)],
-    siblings: &HashSet<BlobId>,
-    id: Option<&BlobId>,
-) -> Option<Group> {
-    let wanted = |b: &BlobId| Some(b) == id || siblings.contains(b);
+fn needed_part(g: &[(BlobId, Location)], siblings: &HashSet<BlobId>, id: &BlobId) -> Option<Group> {
+    let wanted = |b: &BlobId| b == id || siblings.contains(b);
     let needed = g.iter().filter(|(b, _)| wanted(b)).count();
     (g.len() - needed > SPARSE_WASTE)
         .then(|| g.iter().filter(|(b, _)| wanted(b)).cloned().collect())
@@ -168,24 +202,43 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_cut_for_one_directory_is_read_whole_by_the_next_within_a_minute() {
+        let now = Instant::now();
+        let before = |s: u64| now.checked_sub(std::time::Duration::from_secs(s)).unwrap();
+        // (how the segment was taken before, directory asking, may it be cut for it)
+        let cases = [
+            (None, 7, true),
+            (Some(Taken::Whole), 7, false),
+            (Some(Taken::Cut(7, before(1))), 7, true),
+            (Some(Taken::Cut(7, before(3600))), 7, true),
+            (Some(Taken::Cut(5, before(1))), 7, false),
+            (Some(Taken::Cut(5, before(59))), 7, false),
+            (Some(Taken::Cut(5, before(61))), 7, true),
+        ];
+        for (prev, dir, want) in cases {
+            assert_eq!(may_cut(prev, dir, now), want, "{prev:?} for {dir}");
+        }
+    }
+
+    #[test]
     fn a_segment_is_cut_to_what_the_directory_needs_only_when_the_rest_is_many_blobs() {
         // (blobs in the segment, of them the directory's, the blob missed, blobs to read or
         // None for the whole segment)
-        type Case = (usize, std::ops::Range<usize>, Option<usize>, Option<usize>);
+        type Case = (usize, std::ops::Range<usize>, usize, Option<usize>);
         let cases: &[Case] = &[
-            (500, 0..10, Some(3), None),                   // a few hundred: whole
-            (SPARSE_WASTE + 10, 0..10, Some(3), None),     // exactly the limit left: whole
-            (SPARSE_WASTE + 11, 0..10, Some(3), Some(10)), // one more: the directory's
-            (4000, 100..140, Some(120), Some(40)),         // a churned pack: its 40
-            (4000, 100..140, Some(3000), Some(41)),        // and the blob missed
-            (4000, 0..0, None, Some(0)),                   // read ahead, none needed
-            (4000, 0..3000, None, None),                   // mostly needed: whole
+            (500, 0..10, 3, None),                   // a few hundred: whole
+            (SPARSE_WASTE + 10, 0..10, 3, None),     // exactly the limit left: whole
+            (SPARSE_WASTE + 11, 0..10, 3, Some(10)), // one more: the directory's
+            (4000, 100..140, 120, Some(40)),         // a churned pack: its 40
+            (4000, 100..140, 3000, Some(41)),        // and the blob missed
+            (4000, 0..0, 5, Some(1)),                // the blob missed alone
+            (4000, 0..3000, 5, None),                // mostly needed: whole
         ];
         for (n, mine, missed, want) in cases {
             let g = seg(*n);
             let siblings: HashSet<BlobId> = g[mine.clone()].iter().map(|(b, _)| *b).collect();
-            let id = missed.map(|i| g[i].0);
-            let got = needed_part(&g, &siblings, id.as_ref());
+            let id = g[*missed].0;
+            let got = needed_part(&g, &siblings, &id);
             assert_eq!(
                 got.as_ref().map(Vec::len),
                 *want,
@@ -196,7 +249,7 @@ mod tests {
                     part.windows(2).all(|w| w[0].1.offset < w[1].1.offset),
                     "pack order"
                 );
-                assert!(id.is_none_or(|id| part.iter().any(|(b, _)| *b == id)));
+                assert!(part.iter().any(|(b, _)| *b == id), "the blob missed");
             }
         }
     }

@@ -1,11 +1,8 @@
 //! A file being read: its chunks, where they are stored, and its content hash; holes and
 //! SEEK_DATA/SEEK_HOLE come from the chunk list.
 
-use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
-use crate::crypto::BlobId;
 use crate::model::ChunkRef;
 use crate::repo::index::Location;
 
@@ -17,15 +14,12 @@ pub struct OpenFile {
     /// blake3 of the whole content, recorded at ingest (None in older snapshots): the key
     /// of the mount's file cache (`filecache.rs`).
     pub blake3: Option<[u8; 32]>,
-    /// The chunks of the files listed in this file's directory (the mount's
-    /// `Vfs::readdir`), which a reader copying the directory reads next: a miss in a
-    /// pack segment where they are few reads only them (`reader::sparse_segment`).
-    pub siblings: Option<Siblings>,
+    /// The mount's inode of the directory the file was listed in: a pack segment where
+    /// that directory's listing needs few of many blobs is read for those only
+    /// (`ChunkCache::take_segment`).
+    pub dir: Option<u64>,
     pub(super) next_offset: AtomicU64,
 }
-
-/// The chunk ids of one directory's files.
-pub type Siblings = Arc<HashSet<BlobId>>;
 
 impl OpenFile {
     pub fn new(
@@ -40,7 +34,7 @@ impl OpenFile {
             chunks,
             locs,
             blake3: None,
-            siblings: None,
+            dir: None,
             next_offset: AtomicU64::new(0),
         }
     }
@@ -50,8 +44,8 @@ impl OpenFile {
         self
     }
 
-    pub fn with_siblings(mut self, siblings: Option<Siblings>) -> Self {
-        self.siblings = siblings;
+    pub fn with_dir(mut self, dir: u64) -> Self {
+        self.dir = Some(dir);
         self
     }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{ChunkCache, Decoded, Job};
+use super::{ChunkCache, Decoded, Job, Taken};
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::repo::index::Location;
@@ -138,7 +138,7 @@ impl ChunkCache {
     /// (then it may be used and gone already: fetching it again would only evict another).
     pub(super) fn prefetch_window(&self, segs: &Segments, loc: &Location) {
         let key = (loc.pack, loc.offset / WINDOW);
-        if self.ahead.lock().remove(&key) {
+        if self.ahead.lock().remove(&key).is_some() {
             let _ = segs.get(key, || self.fetch_window(loc));
         }
     }
@@ -216,7 +216,7 @@ impl ChunkCache {
         };
         let w = loc.offset / WINDOW;
         for n in w + 1..=w + AHEAD {
-            if segs.has(&(loc.pack, n)) || self.ahead.lock().contains(&(loc.pack, n)) {
+            if segs.has(&(loc.pack, n)) || self.ahead.lock().contains_key(&(loc.pack, n)) {
                 continue;
             }
             // A window where no blob starts (one large blob covers it, or the pack ended).
@@ -226,7 +226,7 @@ impl ChunkCache {
             else {
                 continue;
             };
-            self.ahead.lock().insert((loc.pack, n));
+            self.ahead.lock().insert((loc.pack, n), Taken::Whole);
             if let Some(tx) = self.prefetch.lock().clone() {
                 let _ = tx.send(Job::Segment(first));
             }
