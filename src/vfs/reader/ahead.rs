@@ -203,20 +203,25 @@ mod tests {
 
     #[test]
     fn a_segment_cut_for_one_directory_is_read_whole_by_the_next_within_a_minute() {
-        let now = Instant::now();
-        let before = |s: u64| now.checked_sub(std::time::Duration::from_secs(s)).unwrap();
-        // (how the segment was taken before, directory asking, may it be cut for it)
+        // Times are after `then` (an Instant cannot go before the machine's boot).
+        let then = Instant::now();
+        let after = |s: u64| then + std::time::Duration::from_secs(s);
+        // (how the segment was taken before, directory asking, seconds since, may it be cut)
         let cases = [
-            (None, 7, true),
-            (Some(Taken::Whole), 7, false),
-            (Some(Taken::Cut(7, before(1))), 7, true),
-            (Some(Taken::Cut(7, before(3600))), 7, true),
-            (Some(Taken::Cut(5, before(1))), 7, false),
-            (Some(Taken::Cut(5, before(59))), 7, false),
-            (Some(Taken::Cut(5, before(61))), 7, true),
+            (None, 7, 0, true),
+            (Some(Taken::Whole), 7, 0, false),
+            (Some(Taken::Cut(7, then)), 7, 1, true),
+            (Some(Taken::Cut(7, then)), 7, 3600, true),
+            (Some(Taken::Cut(5, then)), 7, 1, false),
+            (Some(Taken::Cut(5, then)), 7, 59, false),
+            (Some(Taken::Cut(5, then)), 7, 61, true),
         ];
-        for (prev, dir, want) in cases {
-            assert_eq!(may_cut(prev, dir, now), want, "{prev:?} for {dir}");
+        for (prev, dir, secs, want) in cases {
+            assert_eq!(
+                may_cut(prev, dir, after(secs)),
+                want,
+                "{prev:?} for {dir} after {secs} s"
+            );
         }
     }
 
