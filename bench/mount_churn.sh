@@ -71,4 +71,4 @@ copy cofre cp-whole-tree "$C"
 rm -rf "$W/t/c"
 drop
 s=$(date +%s.%N); cp -a "$C/d42" "$W/t/c"; e=$(date +%s.%N)
-note native cp-one-dir "$(echo "$e - $s" | bc) s"
+note native cp-one-dir "$(printf '%.2f' "$(echo "$e - $s" | bc)") s"
