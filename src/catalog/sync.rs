@@ -190,21 +190,12 @@ struct RebuildLock {
 
 impl RebuildLock {
     fn take(path: &std::path::Path) -> Result<RebuildLock> {
-        use std::os::unix::fs::OpenOptionsExt;
-        use std::os::unix::io::AsRawFd;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        // SAFETY: flock on a descriptor we own; blocks until the other rebuild is done.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(path, std::io::Error::last_os_error()));
+        // Waits until the other rebuild is done.
+        match crate::fsutil::lock_file(path, true) {
+            Ok(Some(f)) => Ok(RebuildLock { _held: f }),
+            Ok(None) => Err(Error::io(path, std::io::ErrorKind::WouldBlock.into())),
+            Err(e) => Err(Error::io(path, e)),
         }
-        Ok(RebuildLock { _held: f })
     }
 }
 

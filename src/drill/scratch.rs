@@ -63,20 +63,6 @@ fn lock_path(dir: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Takes `file`'s exclusive lock; `Ok(false)` when another holds it.
-fn try_lock(file: &File, wait: bool) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
-    // SAFETY: flock on a descriptor we own.
-    match unsafe { libc::flock(file.as_raw_fd(), op) } {
-        0 => Ok(true),
-        _ => match std::io::Error::last_os_error() {
-            e if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
-            e => Err(e),
-        },
-    }
-}
-
 /// A new private scratch directory for this drill, after sweeping those of dead drills.
 pub(super) fn new_dir() -> Result<Scratch> {
     new_dir_in(&base())
@@ -98,7 +84,7 @@ fn new_dir_in(base: &Path) -> Result<Scratch> {
         .mode(0o600)
         .open(&lock_path)
         .map_err(|e| Error::io(&lock_path, e))?;
-    try_lock(&lock, true).map_err(|e| Error::io(&lock_path, e))?;
+    crate::fsutil::flock(&lock, true).map_err(|e| Error::io(&lock_path, e))?;
     // Not recursive: a directory already there (made by someone else) is an error.
     if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         let _ = std::fs::remove_file(&lock_path);
@@ -153,7 +139,7 @@ pub(super) fn sweep(base: &Path) {
         }
         // Held while cleaning: `None` for a directory from before the locks.
         let lock = match std::fs::File::open(lock_path(&dir)) {
-            Ok(f) => match try_lock(&f, false) {
+            Ok(f) => match crate::fsutil::flock(&f, false) {
                 Ok(true) => Some(f),
                 _ => continue, // its drill is alive (or the lock cannot be read: leave it)
             },
@@ -297,7 +283,7 @@ mod tests {
         // A live drill (its lock held), named with a dead pid: kept.
         let held = mkdir(&format!("{PREFIX}{dead}-0000000b"));
         let lock = File::create(lock_path(&held)).expect("lock file");
-        assert!(try_lock(&lock, false).expect("flock"));
+        assert!(crate::fsutil::flock(&lock, false).expect("flock"));
         // From before the locks: a dead pid goes, a live one stays.
         let old_dead = mkdir(&format!("{PREFIX}{dead}-0000000c"));
         let mut live = sleeper(b);
@@ -345,7 +331,7 @@ mod tests {
         assert!(s.dir.starts_with(base.path()));
         let other = File::open(lock_path(&s.dir)).expect("lock file");
         assert!(
-            !try_lock(&other, false).expect("flock"),
+            !crate::fsutil::flock(&other, false).expect("flock"),
             "held while the drill runs"
         );
         sweep(base.path());

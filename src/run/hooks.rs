@@ -4,7 +4,6 @@
 //! A before-hook exiting 75 (EX_TEMPFAIL, as borgmatic) skips the set; any other non-zero
 //! exit fails it, and nothing is committed.
 
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use crate::config::{ClassConfig, Config, SetConfig};
@@ -130,24 +129,8 @@ impl SetLock {
     pub fn try_lock(dir: &Path, set: &str) -> Result<Option<SetLock>> {
         crate::catalog::private_dir(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(format!("run-{set}.lock"));
-        let file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?
-        };
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(SetLock { _file: file }));
-        }
-        match std::io::Error::last_os_error() {
-            e if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
-            e => Err(Error::io(&path, e)),
-        }
+        let file = crate::fsutil::lock_file(&path, false).map_err(|e| Error::io(&path, e))?;
+        Ok(file.map(|f| SetLock { _file: f }))
     }
 }
 

@@ -218,18 +218,8 @@ impl DiskCache {
 /// Takes the lock of a cache directory (the file `lock` in it, beside the entries), or
 /// fails with WouldBlock when another process holds it. Released when the file closes.
 pub(super) fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("lock"))?;
-    // SAFETY: flock on a descriptor we own; released when it closes.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(f)
+    crate::fsutil::lock_file(&dir.join("lock"), false)?
+        .ok_or_else(|| std::io::ErrorKind::WouldBlock.into())
 }
 
 /// `<pack hex>-<start>-<len>` → its parts.

@@ -267,28 +267,9 @@ impl Spool {
 
     fn flock(&self, file: &str, wait: bool) -> Result<Option<FlushLock>> {
         let p = self.dir.join(file);
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&p)
-            .map_err(io(&p))?;
-        let op = if wait {
-            libc::LOCK_EX
-        } else {
-            libc::LOCK_EX | libc::LOCK_NB
-        };
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a descriptor we own; released when the file is closed.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-            return Ok(Some(FlushLock { _file: f }));
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => Ok(None),
-            _ => Err(Error::io(p, e)),
-        }
+        // Released when the file is closed.
+        let f = crate::fsutil::lock_file(&p, wait).map_err(io(&p))?;
+        Ok(f.map(|f| FlushLock { _file: f }))
     }
 
     /// Moves everything pending into the repository, in objects of at most `MAX_FILES`

@@ -88,10 +88,11 @@ impl ChunkCache {
             .dir
             .and_then(|dir| Some((dir, self.listings.lock().get(&dir)?.clone())));
         let part = listing.and_then(|(dir, ids)| Some((dir, needed_part(&g, &ids, id)?)));
+        let now = Instant::now();
         let mut ahead = self.ahead.lock();
         match part {
-            Some((dir, part)) if may_cut(ahead.get(&key).copied(), dir, Instant::now()) => {
-                ahead.insert(key, Taken::Cut(dir, Instant::now()));
+            Some((dir, part)) if may_cut(ahead.get(&key).copied(), dir, now) => {
+                ahead.insert(key, Taken::Cut(dir, now));
                 part
             }
             _ => {
@@ -181,10 +182,12 @@ fn may_cut(prev: Option<Taken>, dir: u64, now: Instant) -> bool {
 /// The blobs of `g` that `siblings` holds (and `id`), if more than SPARSE_WASTE others are
 /// in `g`.
 fn needed_part(g: &[(BlobId, Location)], siblings: &HashSet<BlobId>, id: &BlobId) -> Option<Group> {
-    let wanted = |b: &BlobId| b == id || siblings.contains(b);
-    let needed = g.iter().filter(|(b, _)| wanted(b)).count();
-    (g.len() - needed > SPARSE_WASTE)
-        .then(|| g.iter().filter(|(b, _)| wanted(b)).cloned().collect())
+    let part: Group = g
+        .iter()
+        .filter(|(b, _)| b == id || siblings.contains(b))
+        .cloned()
+        .collect();
+    (g.len() - part.len() > SPARSE_WASTE).then_some(part)
 }
 
 #[cfg(test)]
