@@ -306,12 +306,13 @@ impl Run<'_> {
         while !level.is_empty() {
             level.retain(|t| !covered(t) && seen.insert(*t));
             trees.extend(level.iter().copied());
-            let loaded = self.src.load_trees(self.src_index, &level)?;
             let mut next = Vec::new();
-            for tree in loaded {
-                for n in &tree.nodes {
-                    chunks.extend(n.chunks.iter().map(|c| c.id));
-                    next.extend(n.subtree);
+            for batch in crate::repo::trees::tree_batches(self.src_index, &level) {
+                for tree in self.src.load_trees(self.src_index, batch)? {
+                    for n in &tree.nodes {
+                        chunks.extend(n.chunks.iter().map(|c| c.id));
+                        next.extend(n.subtree);
+                    }
                 }
             }
             level = next;

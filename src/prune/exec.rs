@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::Plan;
 use crate::error::{Error, Result};
+use crate::repo::batches::by_weight;
 use crate::repo::doomed::{self, DoomedList};
 use crate::repo::file::{pack_key, FileType};
 use crate::repo::index::{IndexFile, IndexPack};
@@ -22,8 +23,12 @@ use crate::repo::lock::Lock;
 use crate::repo::pack::{parse_pack, BlobKind, PackBuilder};
 use crate::repo::Repository;
 
-/// Packs per new index object.
+/// Packs per new index object...
 const PACKS_PER_INDEX: usize = 256;
+/// ...and blobs, unless one pack holds more: each object is cloned, serialized and sealed
+/// in memory at once. At a million files one object of 1.1M entries held 240 MB for those
+/// three copies (docs/benchmarks.md, "Prune's memory at a million files").
+const ENTRIES_PER_INDEX: u64 = 1 << 16;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ExecReport {
@@ -153,11 +158,13 @@ pub fn execute(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<ExecReport
     report.packs_written = new_packs.len();
     report.bytes_written = bytes;
 
-    let mut listed: Vec<IndexPack> = plan.reindex.clone();
-    listed.extend(new_packs);
-    for chunk in listed.chunks(PACKS_PER_INDEX) {
+    let listed: Vec<&IndexPack> = (plan.reindex.iter().map(|&k| &plan.keep[k]))
+        .chain(&new_packs)
+        .collect();
+    let entries = |p: &&IndexPack| p.entries.len() as u64;
+    for chunk in by_weight(&listed, PACKS_PER_INDEX, ENTRIES_PER_INDEX, entries) {
         repo.save_index(&IndexFile {
-            packs: chunk.to_vec(),
+            packs: chunk.iter().map(|p| (*p).clone()).collect(),
         })?;
         report.index_objects_written += 1;
     }

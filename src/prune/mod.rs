@@ -104,8 +104,9 @@ pub struct Plan {
     pub delete: Vec<IndexPack>,
     /// Index objects to replace (every one that names a doomed pack, and damaged ones).
     pub old_indexes: Vec<String>,
-    /// Kept packs that no surviving index object will list: go into the new index.
-    pub reindex: Vec<IndexPack>,
+    /// Kept packs that no surviving index object will list: go into the new index
+    /// (positions in `keep`; a copy of their entries was a fifth of a prune's memory).
+    pub reindex: Vec<usize>,
     pub summary: PlanSummary,
     /// Every blob's location when the plan was made: the repack reads deltas' bases here.
     pub index: MasterIndex,
@@ -251,6 +252,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         used.len(),
         homes.bases
     );
+    // What is used is in `homes` now; the set is the largest thing a plan holds at a
+    // million files (docs/benchmarks.md, "Prune's memory at a million files").
+    drop(used);
     if homes.missing > 0 {
         return Err(Error::PruneRefused(format!(
             "{} blob(s) that snapshots use are in no pack; run `cofre check` to see which files, and `cofre repair index` if packs lost their index",
@@ -288,8 +292,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         .sum();
     let limit = (summary.bytes_used as f64 * opts.max_unused_percent / 100.0) as u64;
     partial.sort_by(|a, b| {
-        let share =
-            |(p, u, _): &(IndexPack, u64, HashSet<BlobId>)| *u as f64 / p.size.max(1) as f64;
+        let share = |(p, u, _): &(IndexPack, u64, HashSet<u64>)| *u as f64 / p.size.max(1) as f64;
         share(a).total_cmp(&share(b)).then(a.0.id.cmp(&b.0.id))
     });
     let mut repack = Vec::new();
@@ -298,6 +301,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
         if over && tier(p.class.as_deref()) == 0 {
             unused -= p.size.saturating_sub(bytes);
             summary.bytes_repack_used += bytes;
+            let blobs = used::kept_ids(&p, &blobs);
             repack.push((p, blobs));
         } else {
             keep.push(p);
@@ -357,14 +361,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     old_indexes.extend(replaced.iter().map(|i| indexes.readable[*i].0.clone()));
     old_indexes.sort();
     // A kept pack is listed again unless an index object that stays lists it.
-    let reindex: Vec<IndexPack> = keep
-        .iter()
-        .filter(|p| {
+    let reindex: Vec<usize> = (0..keep.len())
+        .filter(|&k| {
             named_by
-                .get(&p.id)
+                .get(&keep[k].id)
                 .is_none_or(|idx| idx.iter().all(|i| replaced.contains(i)))
         })
-        .cloned()
         .collect();
 
     summary.packs_keep = keep.len();

@@ -18,17 +18,52 @@ use crate::repo::Repository;
 /// repacked deltas' bases) and `safe` (the copies a kept snapshot may rely on).
 pub struct Views {
     pub all: MasterIndex,
-    pub safe: MasterIndex,
+    /// None when it would hold exactly what `all` holds: no pack is doomed and every
+    /// delta's bases have a whole copy. That is every prune after one that finished, and
+    /// a second master index was a third of the plan's memory (docs/benchmarks.md,
+    /// "Prune's memory at a million files").
+    safe: Option<MasterIndex>,
+}
+
+impl Views {
+    pub fn safe(&self) -> &MasterIndex {
+        self.safe.as_ref().unwrap_or(&self.all)
+    }
 }
 
 /// Of two equally near copies the first added wins: indexed packs first, in id order,
 /// then adopted ones, so the choice is the same on every run and an indexed copy is never
 /// given up for an unindexed one.
 pub fn views(indexed: &[IndexPack], adopted: &[IndexPack], doomed: &HashSet<BlobId>) -> Views {
+    views_with(indexed, adopted, doomed, true)
+}
+
+/// `views`; `share` false builds `safe` even when it would equal `all` (tests compare).
+fn views_with(
+    indexed: &[IndexPack],
+    adopted: &[IndexPack],
+    doomed: &HashSet<BlobId>,
+    share: bool,
+) -> Views {
     let mut all = MasterIndex::default();
     all.add_packs(indexed.iter().chain(adopted), |_| true);
     all.seal();
     let free = |p: &&IndexPack| !doomed.contains(&p.id);
+    // `safe` takes the free packs, and of their deltas those whose bases are whole in a
+    // free pack. With every pack free, that is every delta whose bases are whole in any
+    // pack: what `all.get_whole` finds.
+    let same = share
+        && indexed.iter().chain(adopted).all(|p| {
+            free(&p)
+                && p.entries.iter().all(|e| {
+                    e.base
+                        .as_deref()
+                        .is_none_or(|b| b.ids().all(|x| all.get_whole(&x).is_some()))
+                })
+        });
+    if same {
+        return Views { all, safe: None };
+    }
     let whole_here: HashSet<BlobId> = indexed
         .iter()
         .chain(adopted)
@@ -42,7 +77,10 @@ pub fn views(indexed: &[IndexPack], adopted: &[IndexPack], doomed: &HashSet<Blob
             .is_none_or(|b| b.ids().all(|x| whole_here.contains(&x)))
     });
     safe.seal();
-    Views { all, safe }
+    Views {
+        all,
+        safe: Some(safe),
+    }
 }
 
 /// Every blob the snapshots reference (trees and chunks), walking each tree once, a level
@@ -115,7 +153,7 @@ pub fn homes_in_class(
         };
         match loc {
             Some(l) => {
-                h.keep(id, &l);
+                h.keep(&l);
                 todo.extend(l.base.iter().flat_map(|b| b.ids()).map(|x| (x, true)));
             }
             // Only ever a chunk: `own` admits a delta only with whole bases in the class.
@@ -155,8 +193,7 @@ pub fn walk_past(
     while !level.is_empty() {
         walked.extend(&level);
         let mut next = Vec::new();
-        // 32 trees in flight: a large directory's tree is megabytes once decoded.
-        for batch in level.chunks(32) {
+        for batch in crate::repo::trees::tree_batches(index, &level) {
             for tree in repo.load_trees(index, batch)? {
                 for n in &tree.nodes {
                     used.extend(n.chunks.iter().map(|c| c.id));
@@ -172,7 +209,9 @@ pub fn walk_past(
 /// Per pack, the bytes and blobs a plan must keep in it.
 #[derive(Default)]
 pub struct Homes {
-    pub used_in: HashMap<BlobId, (u64, HashSet<BlobId>)>,
+    /// Per pack, the bytes kept and the offsets of the copies kept (a copy is its pack and
+    /// offset: 8 bytes a copy where its id took 32; `kept_ids` names them for a repack).
+    pub used_in: HashMap<BlobId, (u64, HashSet<u64>)>,
     /// Blobs kept only as a delta's base.
     pub bases: usize,
     /// Used blobs (or bases) with no copy at all: the plan must stop.
@@ -180,12 +219,21 @@ pub struct Homes {
 }
 
 impl Homes {
-    fn keep(&mut self, id: BlobId, loc: &Location) {
+    fn keep(&mut self, loc: &Location) {
         let e = self.used_in.entry(loc.pack).or_default();
-        if e.1.insert(id) {
+        if e.1.insert(loc.offset) {
             e.0 += loc.length as u64;
         }
     }
+}
+
+/// The ids of the entries of `p` at the kept `offsets` (what a repack copies).
+pub fn kept_ids(p: &IndexPack, offsets: &HashSet<u64>) -> HashSet<BlobId> {
+    p.entries
+        .iter()
+        .filter(|e| offsets.contains(&u64::from(e.offset)))
+        .map(|e| e.id)
+        .collect()
 }
 
 /// Where each used blob is kept. `packs`: every pack the plan knows, with its entries.
@@ -201,33 +249,27 @@ pub fn homes_beside(
     views: &Views,
     packs: &[&IndexPack],
 ) -> Homes {
-    // (blob, needed as a base): a base is read from a whole copy only.
-    let mut seen: HashSet<(BlobId, bool)> = HashSet::new();
-    let mut todo: Vec<(BlobId, bool)> = used.iter().map(|b| (*b, false)).collect();
+    // Used blobs are looked up once each (`used` is a set); the bases they need, once
+    // each, as they come. Queueing every used blob with a seen-set beside it cost ~80
+    // bytes per used blob at the plan's peak (docs/benchmarks.md, "Prune's memory at a
+    // million files").
+    let mut bases_seen: HashSet<BlobId> = HashSet::new();
+    let mut todo: Vec<BlobId> = Vec::new();
+    let mut first = Some(used);
     loop {
         // Blobs with no safe copy, to be kept wherever they are (one scan of the packs).
         let mut everywhere: HashMap<BlobId, bool> = HashMap::new();
-        while let Some((id, as_base)) = todo.pop() {
-            if !seen.insert((id, as_base)) {
+        for id in first.take().into_iter().flatten() {
+            keep_safe(&mut h, views, *id, false, &mut todo, &mut everywhere);
+        }
+        while let Some(id) = todo.pop() {
+            if !bases_seen.insert(id) {
                 continue;
             }
-            if as_base && !used.contains(&id) {
+            if !used.contains(&id) {
                 h.bases += 1;
             }
-            let loc = match as_base {
-                true => views.safe.get_whole(&id),
-                false => views.safe.get(&id),
-            };
-            match loc {
-                Some(l) => {
-                    h.keep(id, &l);
-                    todo.extend(l.base.iter().flat_map(|b| b.ids()).map(|x| (x, true)));
-                }
-                None => {
-                    let only_whole = everywhere.get(&id).copied().unwrap_or(true) && as_base;
-                    everywhere.insert(id, only_whole);
-                }
-            }
+            keep_safe(&mut h, views, id, true, &mut todo, &mut everywhere);
         }
         if everywhere.is_empty() {
             break;
@@ -252,13 +294,40 @@ pub fn homes_beside(
                     continue;
                 }
                 found.insert(e.id);
-                h.keep(e.id, &location(p, e));
-                todo.extend(e.base.iter().flat_map(|b| b.ids()).map(|x| (x, true)));
+                h.keep(&location(p, e));
+                todo.extend(e.base.iter().flat_map(|b| b.ids()));
             }
         }
         h.missing += everywhere.keys().filter(|b| !found.contains(b)).count();
     }
     h
+}
+
+/// Keeps the copy of `id` readers take among the safe ones (a whole one for a base) and
+/// queues its bases; notes `id` in `everywhere` if it has none (`true` while it was only
+/// ever wanted as a base, which only a whole copy serves).
+fn keep_safe(
+    h: &mut Homes,
+    views: &Views,
+    id: BlobId,
+    as_base: bool,
+    todo: &mut Vec<BlobId>,
+    everywhere: &mut HashMap<BlobId, bool>,
+) {
+    let loc = match as_base {
+        true => views.safe().get_whole(&id),
+        false => views.safe().get(&id),
+    };
+    match loc {
+        Some(l) => {
+            h.keep(&l);
+            todo.extend(l.base.iter().flat_map(|b| b.ids()));
+        }
+        None => {
+            let only_whole = everywhere.get(&id).copied().unwrap_or(true) && as_base;
+            everywhere.insert(id, only_whole);
+        }
+    }
 }
 
 fn location(p: &IndexPack, e: &crate::repo::pack::PackEntry) -> Location {
@@ -399,15 +468,18 @@ mod tests {
         ];
         for c in cases {
             let doomed: HashSet<BlobId> = c.doomed.iter().map(|n| id(*n)).collect();
-            let v = views(&c.packs, &[], &doomed);
             let used: HashSet<BlobId> = c.used.iter().map(|n| id(*n)).collect();
             let refs: Vec<&IndexPack> = c.packs.iter().collect();
-            let h = homes(&used, &v, &refs);
-            let mut kept: Vec<BlobId> = h.used_in.keys().copied().collect();
-            kept.sort();
-            let want: Vec<BlobId> = c.kept.iter().map(|n| id(*n)).collect();
-            assert_eq!(kept, want, "{}", c.what);
-            assert_eq!(h.missing, c.missing, "{}", c.what);
+            // With `safe` shared with `all` where they hold the same, and built apart.
+            for share in [true, false] {
+                let v = views_with(&c.packs, &[], &doomed, share);
+                let h = homes(&used, &v, &refs);
+                let mut kept: Vec<BlobId> = h.used_in.keys().copied().collect();
+                kept.sort();
+                let want: Vec<BlobId> = c.kept.iter().map(|n| id(*n)).collect();
+                assert_eq!(kept, want, "{} (share {share})", c.what);
+                assert_eq!(h.missing, c.missing, "{} (share {share})", c.what);
+            }
         }
     }
 

@@ -9,6 +9,9 @@ use super::pack::{BlobKind, PackEntry, PackEntryV2};
 use crate::crypto::{BlobId, Keys};
 use crate::error::{Error, Result};
 
+mod positions;
+use positions::Positions;
+
 /// Format 3 index objects (entries with `base`); format 2 ones carry the v1 AAD.
 const INDEX_AAD: &[u8] = b"cofre-index-v2";
 const INDEX_AAD_V1: &[u8] = b"cofre-index-v1";
@@ -220,7 +223,7 @@ pub struct MasterIndex {
     /// Every copy of every blob, in the order added.
     copies: Vec<(BlobId, Slot)>,
     /// The copy readers use, per blob (a position in `copies`).
-    map: HashMap<BlobId, u32>,
+    map: Positions,
     /// Positions in `copies` by pack, each pack's sorted by offset (for pack-order
     /// read-ahead), and each pack's range in it; both filled by `seal`.
     by_pack: Vec<u32>,
@@ -279,11 +282,9 @@ impl MasterIndex {
                     tier,
                 };
                 self.copies.push((e.id, slot));
-                match self.map.get(&e.id).map(|&i| self.slot(i)) {
+                match self.map.get(&self.copies, &e.id).map(|i| self.slot(i)) {
                     Some(old) if (old.tier, old.base != WHOLE) <= (tier, base != WHOLE) => {}
-                    _ => {
-                        self.map.insert(e.id, at);
-                    }
+                    _ => self.map.set(&self.copies, at),
                 }
             }
         }
@@ -327,7 +328,7 @@ impl MasterIndex {
         self.seal_wholes();
         self.reader_copies_have_bases();
         self.readers = vec![false; self.copies.len()];
-        for &i in self.map.values() {
+        for i in self.map.iter() {
             self.readers[i as usize] = true;
         }
     }
@@ -355,8 +356,8 @@ impl MasterIndex {
         let bad: std::collections::HashSet<BlobId> = self
             .map
             .iter()
-            .filter(|(_, &i)| reads_at(self, self.slot(i)) != Some(self.slot(i).tier))
-            .map(|(id, _)| *id)
+            .filter(|&i| reads_at(self, self.slot(i)) != Some(self.slot(i).tier))
+            .map(|i| self.copies[i as usize].0)
             .collect();
         if bad.is_empty() {
             return;
@@ -384,7 +385,9 @@ impl MasterIndex {
                 }
             }
         }
-        self.map.extend(best);
+        for i in best.into_values() {
+            self.map.set(&self.copies, i);
+        }
     }
 
     fn seal_wholes(&mut self) {
@@ -395,8 +398,8 @@ impl MasterIndex {
             if s.base != WHOLE
                 || self
                     .map
-                    .get(&id)
-                    .is_none_or(|&m| self.slot(m).base == WHOLE)
+                    .get(&self.copies, &id)
+                    .is_none_or(|m| self.slot(m).base == WHOLE)
             {
                 continue;
             }
@@ -445,15 +448,15 @@ impl MasterIndex {
 
     /// The copy readers use: nearest tier, then a whole copy over a delta.
     pub fn get(&self, id: &BlobId) -> Option<Location> {
-        self.map.get(id).map(|&i| self.location(i))
+        self.map.get(&self.copies, id).map(|i| self.location(i))
     }
 
     /// The nearest *whole* copy (after `seal`): where a delta's base is read. A base may
     /// also have a nearer delta copy (stored later, at another class); a base read must
     /// never land there (docs/prune.md "Deltas").
     pub fn get_whole(&self, id: &BlobId) -> Option<Location> {
-        match self.map.get(id) {
-            Some(&i) if self.slot(i).base == WHOLE => Some(self.location(i)),
+        match self.map.get(&self.copies, id) {
+            Some(i) if self.slot(i).base == WHOLE => Some(self.location(i)),
             Some(_) => self.whole.get(id).map(|&i| self.location(i)),
             None => None,
         }
@@ -462,8 +465,8 @@ impl MasterIndex {
     /// Whether the reader's choice for `id` is `get_whole`'s (no second copy to keep).
     pub fn get_is_whole(&self, id: &BlobId) -> bool {
         self.map
-            .get(id)
-            .is_some_and(|&i| self.slot(i).base == WHOLE)
+            .get(&self.copies, id)
+            .is_some_and(|i| self.slot(i).base == WHOLE)
     }
 
     pub fn len(&self) -> usize {

@@ -1,6 +1,7 @@
 //! The repository: keys, config and typed, encrypted objects on top of a store.
 //! Store keys: `config`, `keys/<id>`, `data/<xx>/<pack>`, `index/<id>`, `snapshots/<id>`.
 
+pub mod batches;
 pub mod commit;
 pub mod compress;
 pub mod doomed;
@@ -12,7 +13,7 @@ pub mod lock;
 pub mod pack;
 pub mod packer;
 pub mod retain;
-mod trees;
+pub(crate) mod trees;
 
 use std::future::Future;
 use std::ops::Range;

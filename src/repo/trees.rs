@@ -11,6 +11,22 @@ use crate::model::Tree;
 
 /// Trees of one pack closer than this are read with one request (`load_trees`).
 const TREE_MERGE_GAP: u64 = 1 << 20;
+/// A walk's batch of trees read at once (`tree_batches`): at most this many, since over S3
+/// each read is a round trip worth overlapping...
+const BATCH_TREES: usize = 32;
+/// ...and at most this many bytes of them decoded (one tree at least). A directory of
+/// 10,000 files is a tree of ~1.5 MB that decodes to ~4 MB: 32 of them were 156 MB of a
+/// prune's 379 MB peak at a million files (docs/benchmarks.md, "Prune's memory at a
+/// million files").
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// `ids` cut into the batches a walk hands to `load_trees`, in order. A tree not in the
+/// index weighs nothing here; `load_trees` reports it.
+pub fn tree_batches<'a>(index: &MasterIndex, ids: &'a [BlobId]) -> Vec<&'a [BlobId]> {
+    super::batches::by_weight(ids, BATCH_TREES, BATCH_BYTES, |id| {
+        index.get(id).map_or(0, |l| u64::from(l.raw_len))
+    })
+}
 
 impl Repository {
     /// Many trees at once, concurrently, in the order of `ids` (prune, check and `lock
@@ -79,4 +95,51 @@ fn tree_location(index: &MasterIndex, id: &BlobId) -> Result<Location> {
         return Err(Error::corrupt(what(), "is not a tree blob"));
     }
     Ok(loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::index::{IndexFile, IndexPack};
+    use crate::repo::pack::PackEntry;
+
+    #[test]
+    fn batches_hold_at_most_32_trees_and_4_mib_unless_one_tree_is_more() {
+        // (decoded sizes of the trees in KiB, the batch lengths wanted)
+        let cases: [(&[u32], &[usize]); 6] = [
+            (&[], &[]),
+            (&[1; 70], &[32, 32, 6]),
+            (&[1024; 9], &[4, 4, 1]),
+            (&[5000, 1, 1], &[1, 2]),
+            (&[1, 5000, 1], &[1, 1, 1]),
+            (&[2048, 2048, 1], &[2, 1]),
+        ];
+        for (sizes, want) in cases {
+            let entries = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, kib)| PackEntry {
+                    id: BlobId([i as u8; 32]),
+                    kind: BlobKind::Tree,
+                    offset: i as u32,
+                    length: 1,
+                    raw_len: kib * 1024,
+                    base: None,
+                })
+                .collect();
+            let mut index = MasterIndex::default();
+            index.add(&IndexFile {
+                packs: vec![IndexPack {
+                    id: BlobId([0xff; 32]),
+                    size: 1,
+                    class: None,
+                    entries,
+                }],
+            });
+            index.seal();
+            let ids: Vec<BlobId> = (0..sizes.len()).map(|i| BlobId([i as u8; 32])).collect();
+            let got: Vec<usize> = tree_batches(&index, &ids).iter().map(|b| b.len()).collect();
+            assert_eq!(got, want, "{sizes:?}");
+        }
+    }
 }
