@@ -51,7 +51,9 @@ fn views_with(
     let free = |p: &&IndexPack| !doomed.contains(&p.id);
     // `safe` takes the free packs, and of their deltas those whose bases are whole in a
     // free pack. With every pack free, that is every delta whose bases are whole in any
-    // pack: what `all.get_whole` finds.
+    // pack: what `all.get_whole` finds. That rests on two properties of `MasterIndex::seal`:
+    // `whole` names a whole copy of every blob whose reader copy is a delta, and no reader
+    // is ever moved off a whole copy. The table test below builds both ways.
     let same = share
         && indexed.iter().chain(adopted).all(|p| {
             free(&p)
