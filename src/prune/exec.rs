@@ -9,11 +9,12 @@
 //! 6. check our lock and the others' again; delete the doomed packs;
 //! 7. remove our doomed list, and the earlier ones this plan finished.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use super::Plan;
+use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::repo::batches::by_weight;
 use crate::repo::doomed::{self, DoomedList};
@@ -112,10 +113,16 @@ fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
     for (p, keep) in &plan.repack {
         let key = pack_key(&p.id);
         let bytes = repo.get_raw(&key, None)?;
+        // Blobs to copy that the pack's header has not listed yet: all must be found, or
+        // the pack's deletion would take a used blob with it. The header and the index are
+        // written together, so only a bug makes them differ; this is where it would cost
+        // data, so it stops here, before anything is written or deleted.
+        let mut unseen: HashSet<&BlobId> = keep.iter().collect();
         for e in parse_pack(repo.keys(), &bytes, &key)? {
             if !keep.contains(&e.id) {
                 continue;
             }
+            unseen.remove(&e.id);
             let enc = &bytes[e.offset as usize..(e.offset + e.length) as usize];
             // Never copy a damaged blob over its only good copy's deletion. A delta is
             // copied as it is (it names its base by id, and the plan keeps the base); it is
@@ -132,6 +139,13 @@ fn repack(repo: &Repository, plan: &Plan) -> Result<(Vec<IndexPack>, u64)> {
                 ))
             })?;
             r.add(&p.class, e.id, e.kind, enc, e.raw_len, e.bases())?;
+        }
+        if let Some(id) = unseen.iter().min() {
+            return Err(Error::PruneRefused(format!(
+                "{key} does not hold {} blob(s) its index lists there and snapshots use (first: {}); nothing was deleted: run `cofre check --read-data`",
+                unseen.len(),
+                id.hex()
+            )));
         }
     }
     r.finish()
@@ -272,4 +286,53 @@ fn announce(repo: &Repository, plan: &Plan, lock: &Lock) -> Result<Option<String
         return Err(e);
     }
     Ok(Some(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::repo::packer::Packer;
+    use crate::store::memory::MemoryStore;
+
+    /// A used blob the pack's header does not list (an index that disagrees with its pack)
+    /// stops the repack, so the pack is never deleted with the blob in it.
+    #[test]
+    fn a_repack_that_does_not_find_a_used_blob_refuses() {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let store = Arc::new(MemoryStore::new());
+        let repo = Repository::init(store, rt.handle().clone(), b"pw").expect("init");
+        let data: Vec<Vec<u8>> = (0..3u8).map(|n| vec![n; 1000]).collect();
+        let ids: Vec<BlobId> = data.iter().map(|d| repo.keys().blob_id(d)).collect();
+        let written = std::thread::scope(|scope| {
+            let packer = Packer::start(scope, &repo, None, repo.compression());
+            for d in &data[..2] {
+                packer
+                    .add(repo.keys().blob_id(d), d.clone(), BlobKind::Data)
+                    .expect("add");
+            }
+            packer.finish().map_err(|(e, _)| e).expect("finish")
+        });
+        let pack = written.packs.into_iter().next().expect("one pack");
+        let plan = |keep: &[BlobId]| super::super::Plan {
+            snapshots: HashSet::new(),
+            keep: Vec::new(),
+            repack: vec![(pack.clone(), keep.iter().copied().collect())],
+            delete: Vec::new(),
+            old_indexes: Vec::new(),
+            reindex: Vec::new(),
+            summary: Default::default(),
+            index: Default::default(),
+            settled_lists: Vec::new(),
+        };
+        // The blobs the pack holds: copied into one new pack.
+        let (new, _) = repack(&repo, &plan(&ids[..2])).expect("repack");
+        assert_eq!(new.iter().map(|p| p.entries.len()).sum::<usize>(), 2);
+        // One more that it does not hold: refused, naming it.
+        match repack(&repo, &plan(&ids)) {
+            Err(Error::PruneRefused(m)) => assert!(m.contains(&ids[2].hex()), "{m}"),
+            other => panic!("expected a refusal, got {:?}", other.map(|(p, _)| p.len())),
+        }
+    }
 }
