@@ -82,7 +82,7 @@ impl ReadAhead {
     }
 }
 
-fn advise(f: &File, len: u64) {
+pub(super) fn advise(f: &File, len: u64) {
     // SAFETY: a hint on a descriptor we own; if it fails, the read is only slower.
     unsafe {
         libc::posix_fadvise(
