@@ -21,10 +21,16 @@ use super::walk::Excludes;
 
 /// Entries stat'ed ahead of the walker, at most.
 const LEAD: u64 = 8192;
-/// With content (`Lead::with_content`): entries ahead, at most, and bytes asked for per
-/// file, so that at most ~64 MiB of page cache is filled ahead of the walker.
+/// With content (`Lead::with_content`): entries ahead, at most; bytes asked for per file;
+/// files asked for per directory. The lead counts entries the walker has *stat'ed*, and it
+/// stats a whole directory before reading its files, so the lead alone does not bound what
+/// is asked for ahead of what is read: in a flat directory of 200,000 files it would be all
+/// of them. With 64 files per directory (the first ones, which the walker's own read-ahead
+/// cannot start before it gets there; it covers the rest), what is asked for and not yet
+/// read is at most 8 MiB per directory on the walker's path plus 64 MiB beyond it.
 const CONTENT_LEAD: u64 = 512;
 const CONTENT_PER_FILE: u64 = 128 << 10;
+const CONTENT_FILES_PER_DIR: usize = 64;
 /// The walker wakes a waiting prefetcher every this many entries.
 const NOTIFY_EVERY: u64 = 64;
 
@@ -127,6 +133,7 @@ fn dir(path: &Path, excludes: &Excludes, lead: &Lead, count: &mut u64) -> bool {
     let mut names: Vec<OsString> = rd.flatten().map(|e| e.file_name()).collect();
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     let mut subdirs = Vec::new();
+    let mut advised = 0;
     for name in names {
         let p = path.join(&name);
         if excludes.matches(&p) {
@@ -138,16 +145,23 @@ fn dir(path: &Path, excludes: &Excludes, lead: &Lead, count: &mut u64) -> bool {
         }
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => subdirs.push(p),
-            Ok(m) if lead.content && m.is_file() && m.len() > 0 => {
+            Ok(m) if wants_content(lead, &m, advised) => {
                 // The walker opens and reads it itself; this only starts the disk read.
                 if let Ok(f) = super::walk::open_source(&p) {
                     super::readahead::advise(&f, m.len().min(CONTENT_PER_FILE));
                 }
+                advised += 1;
             }
             _ => {}
         }
     }
     subdirs.iter().all(|d| dir(d, excludes, lead, count))
+}
+
+/// Whether to ask for the first bytes of an entry, the `advised`-th of its directory: a
+/// non-empty regular file (never a device or a FIFO), within the directory's share.
+fn wants_content(lead: &Lead, m: &std::fs::Metadata, advised: usize) -> bool {
+    lead.content && m.is_file() && m.len() > 0 && advised < CONTENT_FILES_PER_DIR
 }
 
 #[cfg(test)]
@@ -160,7 +174,6 @@ mod tests {
             (Lead::default(), LEAD),
             (Lead::with_content(), CONTENT_LEAD),
         ] {
-            assert_eq!(lead.lead(), ahead);
             // Within the lead: no wait.
             assert!(lead.wait_for(ahead));
             std::thread::scope(|s| {
@@ -177,5 +190,31 @@ mod tests {
                 );
             });
         }
+    }
+
+    #[test]
+    fn content_is_asked_for_regular_files_only_and_64_per_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").expect("write");
+        let empty = dir.path().join("e");
+        std::fs::write(&empty, b"").expect("write");
+        let md = |p: &Path| std::fs::symlink_metadata(p).expect("lstat");
+        let (content, plain) = (Lead::with_content(), Lead::default());
+        // (lead, entry, files already asked for in the directory, wanted)
+        let cases: [(&Lead, std::fs::Metadata, usize, bool); 6] = [
+            (&content, md(&file), 0, true),
+            (&content, md(&file), CONTENT_FILES_PER_DIR - 1, true),
+            (&content, md(&file), CONTENT_FILES_PER_DIR, false),
+            (&content, md(&empty), 0, false),
+            (&content, md(dir.path()), 0, false),
+            (&plain, md(&file), 0, false),
+        ];
+        for (i, (lead, m, advised, want)) in cases.iter().enumerate() {
+            assert_eq!(wants_content(lead, m, *advised), *want, "case {i}");
+        }
+        // A device node is never opened (reading /dev/zero's first bytes would be harmless,
+        // a tape's would not).
+        assert!(!wants_content(&content, &md(Path::new("/dev/null")), 0));
     }
 }
