@@ -5,9 +5,8 @@
 //! excluded paths skipped) and reads each directory and stats each entry, only so that the
 //! kernel has them cached when the walker comes. It keeps nothing, reads no file content
 //! (`readahead` does that, per directory) unless every file will be read (`with_content`),
-//! and stays at most `LEAD` entries ahead of the
-//! walker, so that on a tree of millions of entries it does not evict what it brought in
-//! before the walker uses it. It stops when the walk ends. On a warm cache it only repeats
+//! and stays at most `LEAD` entries ahead of the walker, so that on a tree of millions of
+//! entries it does not evict what it brought in before the walker uses it. It stops when the walk ends. On a warm cache it only repeats
 //! the walker's `getdents64` and `lstat` calls, on the other core.
 
 use std::ffi::OsString;

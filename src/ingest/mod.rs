@@ -277,9 +277,10 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
     };
     progress.begin();
     let cat_ref: &Catalog = cat;
-    let lead = match prev_root.is_none() {
-        true => metaahead::Lead::with_content(),
-        false => metaahead::Lead::default(),
+    let lead = if prev_root.is_none() {
+        metaahead::Lead::with_content()
+    } else {
+        metaahead::Lead::default()
     };
     let ahead_excl = excludes(&opts.excludes)?;
     let walked = std::thread::scope(|scope| {

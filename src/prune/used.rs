@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::Result;
 use crate::crypto::BlobId;
 use crate::repo::index::{IndexPack, Location, MasterIndex, Reach};
+use crate::repo::pack::PackEntry;
 use crate::repo::Repository;
 
 /// The two views of the packs a plan has: `all` (every copy, for reading trees and
@@ -57,11 +58,9 @@ fn views_with(
     let same = share
         && indexed.iter().chain(adopted).all(|p| {
             free(&p)
-                && p.entries.iter().all(|e| {
-                    e.base
-                        .as_deref()
-                        .is_none_or(|b| b.ids().all(|x| all.get_whole(&x).is_some()))
-                })
+                && p.entries
+                    .iter()
+                    .all(|e| bases_in(e, |x| all.get_whole(x).is_some()))
         });
     if same {
         return Views { all, safe: None };
@@ -74,15 +73,19 @@ fn views_with(
         .collect();
     let mut safe = MasterIndex::default();
     safe.add_packs(indexed.iter().chain(adopted).filter(free), |e| {
-        e.base
-            .as_deref()
-            .is_none_or(|b| b.ids().all(|x| whole_here.contains(&x)))
+        bases_in(e, |x| whole_here.contains(x))
     });
     safe.seal();
     Views {
         all,
         safe: Some(safe),
     }
+}
+
+/// Whether every base of `e` (none for a whole blob) has a whole copy, by `whole`: the rule
+/// for a delta copy to be readable within a set of packs.
+fn bases_in(e: &PackEntry, whole: impl Fn(&BlobId) -> bool) -> bool {
+    e.base.as_deref().is_none_or(|b| b.ids().all(|x| whole(&x)))
 }
 
 /// Every blob the snapshots reference (trees and chunks), walking each tree once, a level
@@ -137,9 +140,7 @@ pub fn homes_in_class(
         .collect();
     let mut own = MasterIndex::default();
     own.add_packs(own_packs.iter().copied(), |e| {
-        e.base
-            .as_deref()
-            .is_none_or(|b| b.ids().all(|x| whole.contains(&x)))
+        bases_in(e, |x| whole.contains(x))
     });
     own.seal();
     let mut seen: HashSet<(BlobId, bool)> = HashSet::new();
