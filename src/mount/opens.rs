@@ -209,6 +209,7 @@ impl Opens {
             },
         );
         self.passed_through.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("inode {ino}: opened in passthrough mode");
         reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), backing);
     }
 
