@@ -429,7 +429,10 @@ fn metrics_parse_strictly_match_the_snapshots_and_are_replaced_atomically() {
     // Replaced atomically: a reader polling the file while runs rewrite it only ever sees
     // a whole file, and each run leaves a new inode and no temporary file behind.
     use std::os::unix::fs::MetadataExt;
-    let ino = std::fs::metadata(&prom).expect("stat").ino();
+    // Held open: a freed inode's number is given to the next new file (CI saw the last
+    // run's file get the first one's number), an open one's is not.
+    let first = std::fs::File::open(&prom).expect("open the metrics file");
+    let ino = first.metadata().expect("stat").ino();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let (prom, stop) = (prom.clone(), stop.clone());
@@ -457,6 +460,7 @@ fn metrics_parse_strictly_match_the_snapshots_and_are_replaced_atomically() {
     let reads = reader.join().expect("reader saw only whole files");
     assert!(reads > 0);
     assert_ne!(std::fs::metadata(&prom).expect("stat").ino(), ino);
+    drop(first);
     let leftovers: Vec<_> = std::fs::read_dir(&prom_dir)
         .expect("ls")
         .map(|e| e.expect("entry").file_name())

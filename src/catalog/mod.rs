@@ -1,6 +1,7 @@
 //! The local SQLite catalog: a derived index of every snapshot, tree, node and blob
 //! location. Deleting it loses nothing: `sync` rebuilds it from the store.
 
+mod listings;
 pub mod pool;
 pub(crate) mod schema;
 pub mod sync;
@@ -16,7 +17,7 @@ use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::model::{ChunkRef, Kind, Manifest, Node, Tree, Xattr};
 use crate::repo::compress::Bases;
-use crate::repo::index::{IndexFile, Location};
+use crate::repo::index::Location;
 use crate::repo::pack::BlobKind;
 
 pub struct Catalog {
@@ -355,72 +356,6 @@ impl Catalog {
         Ok(ids.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records an index object's blob locations, in one transaction.
-    pub fn insert_index(&mut self, name: &str, file: &IndexFile) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            tx.execute(
-                "INSERT OR IGNORE INTO index_files (name) VALUES (?1)",
-                params![name],
-            )?;
-            let idx: i64 = tx.query_row(
-                "SELECT id FROM index_files WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )?;
-            let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (id, idx, pack, kind, offset, length, raw_len, tier, base) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-            )?;
-            let mut pk = tx.prepare_cached(
-                "INSERT OR IGNORE INTO packs (pack, idx, class) VALUES (?1,?2,?3)",
-            )?;
-            for p in &file.packs {
-                let tier = crate::repo::index::tier(p.class.as_deref());
-                pk.execute(params![
-                    p.id.0.as_slice(),
-                    idx,
-                    p.class.as_deref().unwrap_or(DEFAULT_CLASS)
-                ])?;
-                for e in &p.entries {
-                    st.execute(params![
-                        e.id.0.as_slice(),
-                        idx,
-                        p.id.0.as_slice(),
-                        e.kind as u8,
-                        e.offset,
-                        e.length,
-                        e.raw_len,
-                        tier,
-                        e.base.as_deref().map(Bases::to_bytes)
-                    ])?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Forgets an index object that is no longer in the store, and every blob location
-    /// only it vouched for.
-    pub fn remove_index(&mut self, name: &str) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for table in ["blobs", "packs"] {
-            tx.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE idx = (SELECT id FROM index_files WHERE name = ?1)"
-                ),
-                params![name],
-            )?;
-        }
-        tx.execute("DELETE FROM index_files WHERE name = ?1", params![name])?;
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Whether any node of any snapshot has extended attributes (or ACLs, which are
     /// stored as such).
     pub fn any_xattrs(&self) -> Result<bool> {
@@ -449,7 +384,7 @@ impl Catalog {
     /// holds too: what self-contained snapshots pay to stand alone (docs/s3.md).
     pub fn bytes_also_in_other_classes(&self) -> Result<Vec<(String, u64)>> {
         let mut st = self.conn.prepare(
-            "SELECT q.class, SUM(q.length) FROM (                SELECT DISTINCT b.id, b.pack, b.length, p.class FROM blobs b                JOIN packs p ON p.pack = b.pack AND p.idx = b.idx WHERE p.class != ?1) q              WHERE EXISTS (SELECT 1 FROM blobs o JOIN packs r ON r.pack = o.pack AND r.idx = o.idx                            WHERE o.id = q.id AND r.class != q.class)              GROUP BY q.class ORDER BY q.class",
+            "SELECT q.class, SUM(q.length) FROM (                SELECT DISTINCT b.id, b.pack, b.length, p.class FROM blobs b                JOIN packs p ON p.pack = b.pack WHERE p.class != ?1) q              WHERE EXISTS (SELECT 1 FROM blobs o JOIN packs r ON r.pack = o.pack                            WHERE o.id = q.id AND r.class != q.class)              GROUP BY q.class ORDER BY q.class",
         )?;
         let rows = st.query_map(params![DEFAULT_CLASS], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))

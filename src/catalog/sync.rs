@@ -42,10 +42,6 @@ pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
     // A failed listing is an error, never an empty store (it would forget every blob).
     let listed = repo.list_type(FileType::Index)?;
     let names: std::collections::HashSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
-    for name in known.iter().filter(|n| !names.contains(n.as_str())) {
-        cat.remove_index(name)?;
-        report.index_files_removed += 1;
-    }
     for (name, _) in &listed {
         if known.contains(name) {
             continue;
@@ -64,6 +60,12 @@ pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
             }
             Err(e) => return Err(e),
         }
+    }
+    // New index objects first: a prune's list again the packs it kept, which then keep
+    // their rows when the old ones go (removed first, those rows went and came back).
+    for name in known.iter().filter(|n| !names.contains(n.as_str())) {
+        cat.remove_index(name)?;
+        report.index_files_removed += 1;
     }
 
     let known = cat.known_snapshots()?;

@@ -82,3 +82,86 @@ fn pack_entry(blob: BlobId) -> PackEntry {
         base: None,
     }
 }
+
+/// A pack with `n` blobs (ids `[blob0 + i; 32]`) in `class`.
+fn pack_of(id: u8, class: Option<&str>, blob0: u8, n: u8) -> IndexPack {
+    IndexPack {
+        entries: (0..n)
+            .map(|i| PackEntry {
+                offset: u32::from(i) * 50,
+                ..pack_entry(BlobId([blob0 + i; 32]))
+            })
+            .collect(),
+        ..pack(id, class, BlobId([blob0; 32]))
+    }
+}
+
+/// Blob rows are per pack (schema 6): a pack listed by several index objects keeps its
+/// rows until the last of them goes, in every order; a re-listing (what a prune writes for
+/// the packs it keeps) writes no blob row; and the rows' tier is the nearest class the
+/// remaining listings give, as readers took it from per-listing rows before.
+#[test]
+fn a_pack_keeps_its_blob_rows_while_some_index_object_lists_it() {
+    let blob = BlobId([20; 32]);
+    let tier_of = |cat: &Catalog| cat.blob_location(&blob).expect("query").map(|l| l.tier);
+    // (listings added in order, by name and class; names removed in order; tier after each
+    // removal, None once no listing is left).
+    type Case = (
+        &'static [(&'static str, Option<&'static str>)],
+        &'static [&'static str],
+        &'static [Option<u8>],
+    );
+    let cases: [Case; 5] = [
+        (&[("a", None), ("b", None)], &["a", "b"], &[Some(0), None]),
+        (&[("a", None), ("b", None)], &["b", "a"], &[Some(0), None]),
+        (
+            &[("a", Some("GLACIER")), ("b", None)],
+            &["b", "a"],
+            &[Some(1), None],
+        ),
+        (
+            &[("a", None), ("b", Some("DEEP_ARCHIVE"))],
+            &["a", "b"],
+            &[Some(2), None],
+        ),
+        (
+            &[
+                ("a", Some("DEEP_ARCHIVE")),
+                ("b", Some("GLACIER")),
+                ("c", None),
+            ],
+            &["c", "b", "a"],
+            &[Some(1), Some(2), None],
+        ),
+    ];
+    for (adds, removes, tiers) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cat = Catalog::open(&dir.path().join("c.db")).expect("open");
+        let mut nearest = u8::MAX;
+        for (i, (name, class)) in adds.iter().enumerate() {
+            let before = cat.conn.total_changes();
+            let file = IndexFile {
+                packs: vec![pack_of(1, *class, 20, 3)],
+            };
+            cat.insert_index(name, &file).expect("insert");
+            let written = cat.conn.total_changes() - before;
+            // index_files and packs rows; the three blob rows the first time, and again (an
+            // update of their tier) when this listing's class is nearer.
+            let t = crate::repo::index::tier(*class);
+            let want = if i == 0 || t < nearest { 5 } else { 2 };
+            nearest = nearest.min(t);
+            assert_eq!(written, want, "{adds:?}: listing {name}");
+            assert_eq!(tier_of(&cat), Some(nearest), "{adds:?}: after {name}");
+        }
+        for (name, want) in removes.iter().zip(tiers) {
+            cat.remove_index(name).expect("remove");
+            assert_eq!(tier_of(&cat), *want, "{adds:?}: without {name}");
+            let rows = cat.blob_packs(&BlobId([22; 32]), 9).expect("packs").len();
+            assert_eq!(
+                rows,
+                usize::from(want.is_some()),
+                "{adds:?}: without {name}"
+            );
+        }
+    }
+}
