@@ -3,7 +3,7 @@
 //!
 //! Why once per pack (schema 6): a prune writes new index objects that list again the
 //! packs it keeps, and deletes the old ones. With a row per index object and blob, the
-//! sync after it deleted and wrote again every row of the repository: 40 s of a 53 s
+//! sync after it deleted and wrote again every row of the repository: 44 s of a 59 s
 //! prune at a million files (docs/catalog.md, "Blob rows per pack"). Now it writes only
 //! the rows of the packs the prune wrote and deletes those of the packs it deleted.
 //!

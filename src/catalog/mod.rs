@@ -177,7 +177,7 @@ const THAWS: &str = "CREATE TABLE IF NOT EXISTS thaws (key TEXT PRIMARY KEY, tie
     requested INTEGER NOT NULL, expected INTEGER NOT NULL, days INTEGER NOT NULL)";
 
 /// The copy nearest to readable, a delta counted at its bases' nearest whole copies' tier
-/// too, when several index objects list the blob; never a delta copy whose base has no
+/// too, when several packs hold the blob; never a delta copy whose base has no
 /// whole copy left (a leftover in a kept pack after prune dropped
 /// that base; `MasterIndex::seal` applies the same rule).
 fn q_blob_location(conn: &Connection, id: &BlobId) -> Result<Option<Location>> {

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 /// 6: `blobs` keyed by (id, pack): a pack's rows live while some index object lists the
 /// pack (`packs`), not once per index object. A prune re-lists the packs it keeps in new
 /// index objects; with rows per index object the catalog deleted and wrote again every
-/// row, 40 s of a 53 s prune at a million files (docs/catalog.md).
+/// row, 44 s of a 59 s prune at a million files (docs/catalog.md). A catalog of schema 5
+/// is migrated in place (`migrate_5_to_6`), not rebuilt.
 pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = r#"
@@ -112,7 +113,13 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         _ => {}
     }
     let conn = Connection::open(path)?;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 5 {
+        match migrate_5_to_6(&conn) {
+            Ok(()) => version = SCHEMA_VERSION,
+            Err(e) => tracing::warn!("catalog {}: schema 5 not migrated ({e})", path.display()),
+        }
+    }
     if version != 0 && version != SCHEMA_VERSION {
         // Derived data in an older layout: start afresh, the next sync fills it.
         tracing::warn!(
@@ -145,6 +152,43 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
     }
     add_later_indexes(&conn, path);
     Ok(conn)
+}
+
+/// Schema 5 to 6 in place: one `blobs` row per (blob, pack) where schema 5 had one per index
+/// object listing it, each with the tier of its listing's class, so the nearest of them is
+/// kept. Nothing else changed, so the snapshots, trees, `names` and thaws stay and no store
+/// is read (a rebuild at a million files re-reads every tree). In one write transaction
+/// that looks at the version again: two processes opening the old file at once migrate it
+/// once. WAL mode first, as `open` sets it, so readers of the old file never block on it.
+fn migrate_5_to_6(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let steps = || -> rusqlite::Result<()> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != 5 {
+            return Ok(());
+        }
+        conn.execute_batch(
+            "CREATE TABLE blobs6 (
+                id BLOB NOT NULL, pack BLOB NOT NULL, kind INTEGER NOT NULL,
+                offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_len INTEGER NOT NULL,
+                tier INTEGER NOT NULL, base BLOB, PRIMARY KEY (id, pack)) WITHOUT ROWID;
+             INSERT INTO blobs6 SELECT id, pack, kind, offset, length, raw_len, MIN(tier), base
+                FROM blobs GROUP BY id, pack;
+             DROP TABLE blobs;
+             ALTER TABLE blobs6 RENAME TO blobs;
+             CREATE INDEX blobs_by_pack ON blobs (pack, offset);",
+        )?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+    };
+    match steps() {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// `find` matches a pattern against each distinct name once (`names`, a few MB where

@@ -61,8 +61,9 @@ pub fn sync(cat: &mut Catalog, repo: &Repository) -> Result<SyncReport> {
             Err(e) => return Err(e),
         }
     }
-    // New index objects first: a prune's list again the packs it kept, which then keep
-    // their rows when the old ones go (removed first, those rows went and came back).
+    // New index objects first: those a prune writes list again the packs it kept, which
+    // then keep their rows when the old ones go (removed first, the rows went and came
+    // back: `a_sync_after_a_re_listing_deletes_no_row_of_a_kept_pack`).
     for name in known.iter().filter(|n| !names.contains(n.as_str())) {
         cat.remove_index(name)?;
         report.index_files_removed += 1;

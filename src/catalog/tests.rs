@@ -97,27 +97,41 @@ fn pack_of(id: u8, class: Option<&str>, blob0: u8, n: u8) -> IndexPack {
 }
 
 /// Blob rows are per pack (schema 6): a pack listed by several index objects keeps its
-/// rows until the last of them goes, in every order; a re-listing (what a prune writes for
-/// the packs it keeps) writes no blob row; and the rows' tier is the nearest class the
-/// remaining listings give, as readers took it from per-listing rows before.
+/// rows until the last of them goes; a re-listing (what a prune writes for the packs it
+/// keeps) writes no blob row; every row's tier is the nearest class the remaining listings
+/// give, as readers took it from per-listing rows before; a removal deletes the rows of the
+/// packs no one lists any more and only those.
 #[test]
 fn a_pack_keeps_its_blob_rows_while_some_index_object_lists_it() {
-    let blob = BlobId([20; 32]);
-    let tier_of = |cat: &Catalog| cat.blob_location(&blob).expect("query").map(|l| l.tier);
-    // (listings added in order, by name and class; names removed in order; tier after each
-    // removal, None once no listing is left).
+    // Pack 1 (blobs 20-22) is in every listing; pack `2 + i` (blob `40 + i`) only in
+    // listing i.
+    let tiers = |cat: &Catalog, blobs: std::ops::Range<u8>| -> Vec<Option<u8>> {
+        blobs
+            .map(|b| {
+                let loc = cat.blob_location(&BlobId([b; 32])).expect("query");
+                loc.map(|l| l.tier)
+            })
+            .collect()
+    };
+    // (listings added in order, by name and class; names removed in order; pack 1's tier
+    // after each removal, None once no listing is left).
     type Case = (
         &'static [(&'static str, Option<&'static str>)],
         &'static [&'static str],
         &'static [Option<u8>],
     );
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (&[("a", None), ("b", None)], &["a", "b"], &[Some(0), None]),
         (&[("a", None), ("b", None)], &["b", "a"], &[Some(0), None]),
         (
             &[("a", Some("GLACIER")), ("b", None)],
             &["b", "a"],
             &[Some(1), None],
+        ),
+        (
+            &[("a", Some("GLACIER")), ("b", None)],
+            &["a", "b"],
+            &[Some(0), None],
         ),
         (
             &[("a", None), ("b", Some("DEEP_ARCHIVE"))],
@@ -133,35 +147,191 @@ fn a_pack_keeps_its_blob_rows_while_some_index_object_lists_it() {
             &["c", "b", "a"],
             &[Some(1), Some(2), None],
         ),
+        (
+            &[
+                ("a", Some("DEEP_ARCHIVE")),
+                ("b", Some("GLACIER")),
+                ("c", None),
+            ],
+            &["b", "a", "c"],
+            &[Some(0), Some(0), None],
+        ),
     ];
-    for (adds, removes, tiers) in cases {
+    for (adds, removes, want_tiers) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cat = Catalog::open(&dir.path().join("c.db")).expect("open");
         let mut nearest = u8::MAX;
         for (i, (name, class)) in adds.iter().enumerate() {
             let before = cat.conn.total_changes();
             let file = IndexFile {
-                packs: vec![pack_of(1, *class, 20, 3)],
+                packs: vec![
+                    pack_of(1, *class, 20, 3),
+                    pack_of(2 + i as u8, *class, 40 + i as u8, 1),
+                ],
             };
             cat.insert_index(name, &file).expect("insert");
             let written = cat.conn.total_changes() - before;
-            // index_files and packs rows; the three blob rows the first time, and again (an
-            // update of their tier) when this listing's class is nearer.
+            // index_files, two packs rows, pack 2+i's blob row; pack 1's three blob rows
+            // the first time, and again (an update of their tier) when this class is nearer.
             let t = crate::repo::index::tier(*class);
-            let want = if i == 0 || t < nearest { 5 } else { 2 };
+            let want = if i == 0 || t < nearest { 4 + 3 } else { 4 };
             nearest = nearest.min(t);
             assert_eq!(written, want, "{adds:?}: listing {name}");
-            assert_eq!(tier_of(&cat), Some(nearest), "{adds:?}: after {name}");
-        }
-        for (name, want) in removes.iter().zip(tiers) {
-            cat.remove_index(name).expect("remove");
-            assert_eq!(tier_of(&cat), *want, "{adds:?}: without {name}");
-            let rows = cat.blob_packs(&BlobId([22; 32]), 9).expect("packs").len();
             assert_eq!(
-                rows,
-                usize::from(want.is_some()),
-                "{adds:?}: without {name}"
+                tiers(&cat, 20..23),
+                [Some(nearest); 3],
+                "{adds:?}: after {name}"
             );
         }
+        for (name, want) in removes.iter().zip(want_tiers) {
+            cat.remove_index(name).expect("remove");
+            assert_eq!(tiers(&cat, 20..23), [*want; 3], "{adds:?}: without {name}");
+            // Each listing's own pack went with it, and only that one.
+            for (i, (other, class)) in adds.iter().enumerate() {
+                let gone = removes[..=removes.iter().position(|r| r == name).expect("named")]
+                    .contains(other);
+                let t = (!gone).then(|| crate::repo::index::tier(*class));
+                assert_eq!(
+                    tiers(&cat, 40 + i as u8..41 + i as u8),
+                    [t],
+                    "{adds:?}: without {name}"
+                );
+            }
+        }
     }
+}
+
+/// A listing whose entries differ in number from the rows there (a blob listed twice in
+/// one pack) still adds every entry, and a later listing with the rows' count adds none.
+#[test]
+fn a_listing_with_another_count_of_entries_adds_its_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cat = Catalog::open(&dir.path().join("c.db")).expect("open");
+    let mut short = pack_of(1, None, 20, 2);
+    short.entries.push(short.entries[0].clone());
+    cat.insert_index("a", &IndexFile { packs: vec![short] })
+        .expect("insert");
+    let before = cat.conn.total_changes();
+    cat.insert_index(
+        "b",
+        &IndexFile {
+            packs: vec![pack_of(1, None, 20, 3)],
+        },
+    )
+    .expect("insert");
+    // index_files and packs rows, and the one blob the first listing did not have.
+    assert_eq!(cat.conn.total_changes() - before, 3);
+    assert!(cat
+        .blob_location(&BlobId([22; 32]))
+        .expect("query")
+        .is_some());
+    let before = cat.conn.total_changes();
+    cat.insert_index(
+        "c",
+        &IndexFile {
+            packs: vec![pack_of(1, None, 20, 3)],
+        },
+    )
+    .expect("insert");
+    assert_eq!(cat.conn.total_changes() - before, 2);
+}
+
+/// A schema 5 catalog (a row per blob per index object listing it) is migrated in place: one
+/// row per blob and pack, at the nearest tier of its listings, and everything else kept.
+#[test]
+fn a_schema_5_catalog_is_migrated_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.db");
+    {
+        let cat = Catalog::open(&path).expect("open");
+        cat.conn
+            .execute_batch(
+                "DROP TABLE blobs;
+                 CREATE TABLE blobs (id BLOB NOT NULL, idx INTEGER NOT NULL, pack BLOB NOT NULL,
+                    kind INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
+                    raw_len INTEGER NOT NULL, tier INTEGER NOT NULL, base BLOB,
+                    PRIMARY KEY (id, idx, pack)) WITHOUT ROWID;
+                 CREATE INDEX blobs_by_index ON blobs (idx);
+                 INSERT INTO index_files (id, name) VALUES (1, 'a'), (2, 'b');
+                 INSERT INTO packs VALUES (x'01', 1, 'GLACIER'), (x'01', 2, 'STANDARD'),
+                    (x'02', 2, 'STANDARD');
+                 INSERT INTO blobs VALUES (x'09', 1, x'01', 0, 0, 50, 60, 1, NULL),
+                    (x'09', 2, x'01', 0, 0, 50, 60, 0, NULL),
+                    (x'09', 2, x'02', 0, 100, 50, 60, 0, NULL);
+                 INSERT INTO meta VALUES ('names', 'complete');
+                 PRAGMA user_version = 5;",
+            )
+            .expect("make a schema 5 catalog");
+    }
+    let cat = Catalog::open(&path).expect("open");
+    let version: i64 = cat
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
+    let rows: Vec<(Vec<u8>, i64, i64)> = {
+        let mut st = cat
+            .conn
+            .prepare("SELECT pack, offset, tier FROM blobs ORDER BY pack")
+            .expect("query");
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows");
+        rows.collect::<rusqlite::Result<_>>().expect("rows")
+    };
+    assert_eq!(rows, [(vec![1], 0, 0), (vec![2], 100, 0)]);
+    let kept: String = cat
+        .conn
+        .query_row("SELECT value FROM meta WHERE key = 'names'", [], |r| {
+            r.get(0)
+        })
+        .expect("meta kept");
+    assert_eq!(kept, "complete");
+    assert_eq!(cat.known_index_files().expect("names").len(), 2);
+}
+
+/// A prune's sync (new index objects re-listing kept packs, old ones gone) leaves the kept
+/// packs' rows alone: `sync` adds before it removes. Removing first, as it once did,
+/// deleted every kept row and wrote it again.
+#[test]
+fn a_sync_after_a_re_listing_deletes_no_row_of_a_kept_pack() {
+    use crate::repo::file::FileType;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
+    let repo = crate::repo::Repository::init(store, rt.handle().clone(), b"pw").expect("init");
+    let kept = pack_of(1, None, 20, 3);
+    let old = repo
+        .save_index(&IndexFile {
+            packs: vec![kept.clone(), pack_of(2, None, 30, 2)],
+        })
+        .expect("save");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cat = Catalog::open(&dir.path().join("c.db")).expect("open");
+    super::sync::sync(&mut cat, &repo).expect("sync");
+    repo.save_index(&IndexFile { packs: vec![kept] })
+        .expect("save");
+    repo.delete(FileType::Index, &old).expect("delete");
+    cat.conn
+        .execute_batch(
+            "CREATE TEMP TABLE gone (pack BLOB);
+             CREATE TEMP TRIGGER count_gone AFTER DELETE ON main.blobs
+                BEGIN INSERT INTO gone VALUES (OLD.pack); END;",
+        )
+        .expect("trigger");
+    super::sync::sync(&mut cat, &repo).expect("sync");
+    let gone: Vec<Vec<u8>> = {
+        let mut st = cat.conn.prepare("SELECT pack FROM gone").expect("query");
+        let rows = st.query_map([], |r| r.get(0)).expect("rows");
+        rows.collect::<rusqlite::Result<_>>().expect("rows")
+    };
+    // Pack 2's two rows went with the only index object that listed it; pack 1's stayed.
+    assert_eq!(gone, [vec![2u8; 32], vec![2u8; 32]]);
+    assert!(cat
+        .blob_location(&BlobId([22; 32]))
+        .expect("query")
+        .is_some());
+    assert!(cat
+        .blob_location(&BlobId([31; 32]))
+        .expect("query")
+        .is_none());
 }
