@@ -116,7 +116,7 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
     let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 5 {
         match migrate_5_to_6(&conn) {
-            Ok(()) => version = SCHEMA_VERSION,
+            Ok(now) => version = now,
             Err(e) => tracing::warn!("catalog {}: schema 5 not migrated ({e})", path.display()),
         }
     }
@@ -160,14 +160,15 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
 /// is read (a rebuild at a million files re-reads every tree). In one write transaction
 /// that looks at the version again: two processes opening the old file at once migrate it
 /// once. WAL mode first, as `open` sets it, so readers of the old file never block on it.
-fn migrate_5_to_6(conn: &Connection) -> rusqlite::Result<()> {
+/// Returns the version the file has after it (another process may have changed it first).
+fn migrate_5_to_6(conn: &Connection) -> rusqlite::Result<i64> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let steps = || -> rusqlite::Result<()> {
+    let steps = || -> rusqlite::Result<i64> {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != 5 {
-            return Ok(());
+            return Ok(version);
         }
         conn.execute_batch(
             "CREATE TABLE blobs6 (
@@ -180,10 +181,11 @@ fn migrate_5_to_6(conn: &Connection) -> rusqlite::Result<()> {
              ALTER TABLE blobs6 RENAME TO blobs;
              CREATE INDEX blobs_by_pack ON blobs (pack, offset);",
         )?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(SCHEMA_VERSION)
     };
     match steps() {
-        Ok(()) => conn.execute_batch("COMMIT"),
+        Ok(version) => conn.execute_batch("COMMIT").map(|()| version),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
