@@ -53,13 +53,10 @@ impl Catalog {
                     p.class.as_deref().unwrap_or(DEFAULT_CLASS)
                 ])?;
                 let have: i64 = rows.query_row(params![p.id.0.as_slice()], |r| r.get(0))?;
-                if have > 0 {
-                    retier(&tx, &p.id.0)?;
-                    if have as usize == p.entries.len() {
-                        continue;
-                    }
+                let tier = retier(&tx, &p.id.0)?.unwrap_or(0);
+                if have > 0 && have as usize == p.entries.len() {
+                    continue;
                 }
-                let tier = nearest_tier(&tx, &p.id.0)?.unwrap_or(0);
                 for e in &p.entries {
                     st.execute(params![
                         e.id.0.as_slice(),
@@ -97,11 +94,8 @@ impl Catalog {
         )?;
         tx.execute("DELETE FROM index_files WHERE name = ?1", params![name])?;
         for pack in &packs {
-            match nearest_tier(&tx, pack)? {
-                None => {
-                    tx.execute("DELETE FROM blobs WHERE pack = ?1", params![pack])?;
-                }
-                Some(_) => retier(&tx, pack)?,
+            if retier(&tx, pack)?.is_none() {
+                tx.execute("DELETE FROM blobs WHERE pack = ?1", params![pack])?;
             }
         }
         tx.commit()?;
@@ -121,10 +115,11 @@ fn nearest_tier(tx: &Transaction, pack: &[u8]) -> Result<Option<u8>> {
     Ok(nearest)
 }
 
-/// Sets the tier of `pack`'s rows to the nearest its listings give, if they have another.
-fn retier(tx: &Transaction, pack: &[u8]) -> Result<()> {
+/// Sets the tier of `pack`'s rows to the nearest its listings give, if they have another;
+/// returns that tier (None: no index object lists the pack, its rows are left alone).
+fn retier(tx: &Transaction, pack: &[u8]) -> Result<Option<u8>> {
     let Some(now) = nearest_tier(tx, pack)? else {
-        return Ok(());
+        return Ok(None);
     };
     let mut st =
         tx.prepare_cached("SELECT tier FROM blobs WHERE pack = ?1 ORDER BY offset LIMIT 1")?;
@@ -135,5 +130,5 @@ fn retier(tx: &Transaction, pack: &[u8]) -> Result<()> {
             params![pack, now],
         )?;
     }
-    Ok(())
+    Ok(Some(now))
 }

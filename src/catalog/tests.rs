@@ -211,29 +211,21 @@ fn a_listing_with_another_count_of_entries_adds_its_entries() {
     short.entries.push(short.entries[0].clone());
     cat.insert_index("a", &IndexFile { packs: vec![short] })
         .expect("insert");
-    let before = cat.conn.total_changes();
-    cat.insert_index(
-        "b",
-        &IndexFile {
-            packs: vec![pack_of(1, None, 20, 3)],
-        },
-    )
-    .expect("insert");
+    // Rows written by listing pack 1 with blobs 20-22 under `name`.
+    let list_whole = |cat: &mut Catalog, name: &str| {
+        let before = cat.conn.total_changes();
+        let packs = vec![pack_of(1, None, 20, 3)];
+        cat.insert_index(name, &IndexFile { packs })
+            .expect("insert");
+        cat.conn.total_changes() - before
+    };
     // index_files and packs rows, and the one blob the first listing did not have.
-    assert_eq!(cat.conn.total_changes() - before, 3);
+    assert_eq!(list_whole(&mut cat, "b"), 3);
     assert!(cat
         .blob_location(&BlobId([22; 32]))
         .expect("query")
         .is_some());
-    let before = cat.conn.total_changes();
-    cat.insert_index(
-        "c",
-        &IndexFile {
-            packs: vec![pack_of(1, None, 20, 3)],
-        },
-    )
-    .expect("insert");
-    assert_eq!(cat.conn.total_changes() - before, 2);
+    assert_eq!(list_whole(&mut cat, "c"), 2);
 }
 
 /// A schema 5 catalog (a row per blob per index object listing it) is migrated in place: one

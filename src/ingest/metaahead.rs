@@ -1,13 +1,14 @@
 //! Stat'ing ahead of the walk. On a cold cache the walk waited for the disk at every
-//! directory and every inode it stat'ed, one at a time: a no-change ingest of bench/run.sh's
-//! corpus (17.6k entries) took 0.64-0.77 s cold against 0.30 s warm, most of the difference
-//! in `statx` and `getdents64`. A thread walks the same tree in the same order (names sorted,
-//! excluded paths skipped) and reads each directory and stats each entry, only so that the
-//! kernel has them cached when the walker comes. It keeps nothing, reads no file content
-//! (`readahead` does that, per directory) unless every file will be read (`with_content`),
-//! and stays at most `LEAD` entries ahead of the walker, so that on a tree of millions of
-//! entries it does not evict what it brought in before the walker uses it. It stops when the walk ends. On a warm cache it only repeats
-//! the walker's `getdents64` and `lstat` calls, on the other core.
+//! directory and every inode it stat'ed, one at a time: a no-change ingest of
+//! bench/run.sh's corpus (17.6k entries) took 0.64-0.77 s cold against 0.30 s warm, most of
+//! the difference in `statx` and `getdents64`. A thread walks the same tree in the same
+//! order (names sorted, excluded paths skipped) and reads each directory and stats each
+//! entry, only so that the kernel has them cached when the walker comes. It keeps nothing,
+//! reads no file content (`readahead` does that, per directory) unless every file will be
+//! read (`with_content`), and stays at most `LEAD` entries ahead of the walker, so that on
+//! a tree of millions of entries it does not evict what it brought in before the walker
+//! uses it. It stops when the walk ends. On a warm cache it only repeats the walker's
+//! `getdents64` and `lstat` calls, on the other core.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;

@@ -289,10 +289,7 @@ pub fn homes_beside(
                 let Some(only_whole) = everywhere.get(&e.id) else {
                     continue;
                 };
-                let unreadable = e
-                    .base
-                    .as_deref()
-                    .is_some_and(|b| b.ids().any(|x| !whole_anywhere.contains(&x)));
+                let unreadable = !bases_in(e, |x| whole_anywhere.contains(x));
                 if (*only_whole && e.base.is_some()) || unreadable {
                     continue;
                 }
