@@ -86,7 +86,11 @@ fn pack_dates(
             false => None,
         };
         let trees = seen.entry(reach.clone()).or_default();
-        let (walked, chunks) = match crate::prune::used::walk_past(repo, &index, &[m.root], trees) {
+        let mut chunks = HashSet::new();
+        let walk = crate::prune::used::walk_past(repo, &index, &[m.root], trees, |c| {
+            chunks.insert(c);
+        });
+        let walked = match walk {
             Ok(w) => w,
             Err(e) => {
                 report.unread.push(format!("snapshot {id}: {e}"));

@@ -7,6 +7,7 @@
 //! - the new index is written before any old index object is deleted, and every old index
 //!   object that names a doomed pack is deleted before any pack.
 
+mod blobset;
 mod exec;
 mod minimum;
 pub(crate) mod used;
@@ -238,8 +239,13 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, store_now: i64) -> Result<Pl
     let mut in_class = used::Homes::default();
     for (class, (trees, pinned)) in used::pinned_chunks(repo, &views.all, &contained)? {
         used.extend(trees);
-        let outside =
-            used::homes_in_class(&mut in_class, &class, &pinned, &all_packs, &doomed_before);
+        let outside = used::homes_in_class(
+            &mut in_class,
+            &class,
+            pinned.iter(),
+            &all_packs,
+            &doomed_before,
+        );
         if !outside.is_empty() {
             tracing::warn!("{} chunk(s) of self-contained {class} snapshots have no copy in {class}: they stay readable through hotter packs, which are kept; `cofre check` names the snapshots", outside.len());
         }

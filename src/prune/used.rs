@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::blobset::BlobSet;
 use super::Result;
 use crate::crypto::BlobId;
 use crate::repo::index::{IndexPack, Location, MasterIndex, Reach};
@@ -90,11 +91,11 @@ fn bases_in(e: &PackEntry, whole: impl Fn(&BlobId) -> bool) -> bool {
 
 /// Every blob the snapshots reference (trees and chunks), walking each tree once, a level
 /// of the trees at a time so that the reads of a level run concurrently.
-pub fn used_blobs(
+pub fn used_blobs<'a>(
     repo: &Repository,
-    index: &MasterIndex,
+    index: &'a MasterIndex,
     roots: &[BlobId],
-) -> Result<HashSet<BlobId>> {
+) -> Result<BlobSet<'a>> {
     let (trees, mut used) = walk(repo, index, roots)?;
     used.extend(trees);
     Ok(used)
@@ -103,11 +104,11 @@ pub fn used_blobs(
 /// The trees of self-contained snapshots, and the chunks they need in their own class
 /// (their deltas' bases are added by `homes_in_class`), by class: `roots` are those
 /// snapshots' root trees, by their class.
-pub fn pinned_chunks(
+pub fn pinned_chunks<'a>(
     repo: &Repository,
-    index: &MasterIndex,
+    index: &'a MasterIndex,
     roots: &BTreeMap<String, Vec<BlobId>>,
-) -> Result<BTreeMap<String, TreesAndChunks>> {
+) -> Result<BTreeMap<String, TreesAndChunks<'a>>> {
     let mut out = BTreeMap::new();
     for (class, roots) in roots {
         out.insert(class.clone(), walk(repo, index, roots)?);
@@ -123,7 +124,7 @@ pub fn pinned_chunks(
 pub fn homes_in_class(
     h: &mut Homes,
     class: &str,
-    pinned: &HashSet<BlobId>,
+    pinned: impl Iterator<Item = BlobId>,
     packs: &[&IndexPack],
     doomed: &HashSet<BlobId>,
 ) -> HashSet<BlobId> {
@@ -144,7 +145,7 @@ pub fn homes_in_class(
     });
     own.seal();
     let mut seen: HashSet<(BlobId, bool)> = HashSet::new();
-    let mut todo: Vec<(BlobId, bool)> = pinned.iter().map(|b| (*b, false)).collect();
+    let mut todo: Vec<(BlobId, bool)> = pinned.map(|b| (b, false)).collect();
     let mut outside = HashSet::new();
     while let Some((id, as_base)) = todo.pop() {
         if !seen.insert((id, as_base)) {
@@ -169,24 +170,32 @@ pub fn homes_in_class(
 }
 
 /// The trees, and the chunks, under some roots.
-pub type TreesAndChunks = (HashSet<BlobId>, HashSet<BlobId>);
+pub type TreesAndChunks<'a> = (HashSet<BlobId>, BlobSet<'a>);
 
 /// The trees and the chunks under `roots`.
-fn walk(repo: &Repository, index: &MasterIndex, roots: &[BlobId]) -> Result<TreesAndChunks> {
+fn walk<'a>(
+    repo: &Repository,
+    index: &'a MasterIndex,
+    roots: &[BlobId],
+) -> Result<TreesAndChunks<'a>> {
     let mut trees = HashSet::new();
-    let (_, used) = walk_past(repo, index, roots, &mut trees)?;
+    let mut used = BlobSet::new(index);
+    walk_past(repo, index, roots, &mut trees, |c| {
+        used.insert(c);
+    })?;
     Ok((trees, used))
 }
 
-/// The trees reachable from `roots` that are not in `trees` yet (`trees` gains them), and
-/// the chunks they reference: several walks that share `trees` read each tree once.
+/// The trees reachable from `roots` that are not in `trees` yet (`trees` gains them); the
+/// chunks they reference go to `chunk`, once per reference. Several walks that share
+/// `trees` read each tree once.
 pub fn walk_past(
     repo: &Repository,
     index: &MasterIndex,
     roots: &[BlobId],
     trees: &mut HashSet<BlobId>,
-) -> Result<(Vec<BlobId>, HashSet<BlobId>)> {
-    let mut used = HashSet::new();
+    mut chunk: impl FnMut(BlobId),
+) -> Result<Vec<BlobId>> {
     let mut walked = Vec::new();
     let mut level: Vec<BlobId> = roots
         .iter()
@@ -199,14 +208,14 @@ pub fn walk_past(
         for batch in crate::repo::trees::tree_batches(index, &level) {
             for tree in repo.load_trees(index, batch)? {
                 for n in &tree.nodes {
-                    used.extend(n.chunks.iter().map(|c| c.id));
+                    n.chunks.iter().for_each(|c| chunk(c.id));
                     next.extend(n.subtree.iter().filter(|s| trees.insert(**s)));
                 }
             }
         }
         level = next;
     }
-    Ok((walked, used))
+    Ok(walked)
 }
 
 /// Per pack, the bytes and blobs a plan must keep in it.
@@ -241,17 +250,12 @@ pub fn kept_ids(p: &IndexPack, offsets: &HashSet<u64>) -> HashSet<BlobId> {
 
 /// Where each used blob is kept. `packs`: every pack the plan knows, with its entries.
 #[cfg(test)]
-pub fn homes(used: &HashSet<BlobId>, views: &Views, packs: &[&IndexPack]) -> Homes {
+pub fn homes(used: &BlobSet, views: &Views, packs: &[&IndexPack]) -> Homes {
     homes_beside(Homes::default(), used, views, packs)
 }
 
 /// `homes`, adding to what `h` keeps already (`homes_in_class`).
-pub fn homes_beside(
-    mut h: Homes,
-    used: &HashSet<BlobId>,
-    views: &Views,
-    packs: &[&IndexPack],
-) -> Homes {
+pub fn homes_beside(mut h: Homes, used: &BlobSet, views: &Views, packs: &[&IndexPack]) -> Homes {
     // Used blobs are looked up once each (`used` is a set); the bases they need, once
     // each, as they come. Queueing every used blob with a seen-set beside it cost ~80
     // bytes per used blob at the plan's peak (docs/benchmarks.md, "Prune's memory at a
@@ -262,8 +266,8 @@ pub fn homes_beside(
     loop {
         // Blobs with no safe copy, to be kept wherever they are (one scan of the packs).
         let mut everywhere: HashMap<BlobId, bool> = HashMap::new();
-        for id in first.take().into_iter().flatten() {
-            keep_safe(&mut h, views, *id, false, &mut todo, &mut everywhere);
+        for id in first.take().into_iter().flat_map(BlobSet::iter) {
+            keep_safe(&mut h, views, id, false, &mut todo, &mut everywhere);
         }
         while let Some(id) = todo.pop() {
             if !bases_seen.insert(id) {
@@ -468,11 +472,12 @@ mod tests {
         ];
         for c in cases {
             let doomed: HashSet<BlobId> = c.doomed.iter().map(|n| id(*n)).collect();
-            let used: HashSet<BlobId> = c.used.iter().map(|n| id(*n)).collect();
             let refs: Vec<&IndexPack> = c.packs.iter().collect();
             // With `safe` shared with `all` where they hold the same, and built apart.
             for share in [true, false] {
                 let v = views_with(&c.packs, &[], &doomed, share);
+                let mut used = BlobSet::new(&v.all);
+                used.extend(c.used.iter().map(|n| id(*n)));
                 let h = homes(&used, &v, &refs);
                 let mut kept: Vec<BlobId> = h.used_in.keys().copied().collect();
                 kept.sort();
@@ -511,7 +516,7 @@ mod tests {
         for (pinned, kept, outside) in cases {
             let mut h = Homes::default();
             let pinned: HashSet<BlobId> = pinned.iter().map(|n| id(*n)).collect();
-            let out = homes_in_class(&mut h, "GLACIER", &pinned, &refs, &doomed);
+            let out = homes_in_class(&mut h, "GLACIER", pinned.iter().copied(), &refs, &doomed);
             let mut got: Vec<BlobId> = h.used_in.keys().copied().collect();
             got.sort();
             let want: Vec<BlobId> = kept.iter().map(|n| id(*n)).collect();

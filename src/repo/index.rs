@@ -469,6 +469,22 @@ impl MasterIndex {
             .is_some_and(|i| self.slot(i).base == WHOLE)
     }
 
+    /// The position of `id`'s reader copy: below `positions()`, and no other blob's (after
+    /// `seal`, which may move readers). A set of blobs can be a bit per position.
+    pub fn position(&self, id: &BlobId) -> Option<u32> {
+        self.map.get(&self.copies, id)
+    }
+
+    /// How many positions there are (every copy has one; blobs use one each).
+    pub fn positions(&self) -> usize {
+        self.copies.len()
+    }
+
+    /// The blob at `position`.
+    pub fn id_at(&self, position: u32) -> BlobId {
+        self.copies[position as usize].0
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
