@@ -4,7 +4,8 @@
 //! 69 MB, and 104 MB while it grew: the plan's peak (docs/benchmarks.md, "Prune's memory
 //! at a million files"). Every blob the walk finds is in the master index but for the
 //! few a damaged repository lost, and the index already gives each blob one position (its
-//! reader copy's), so a bit there names it: 190 KB for those blobs. Blobs the index does
+//! reader copy's), so a bit there names it: a bit per copy the index holds, 190 KB for
+//! the 1.5M copies of that repository. Blobs the index does
 //! not know are kept by id beside the bits (prune refuses to run when one is used).
 
 use std::collections::HashSet;
@@ -25,6 +26,7 @@ impl<'a> BlobSet<'a> {
     /// An empty set over the blobs of `index`, which must be sealed: positions change in
     /// `seal`, and the borrow keeps them from changing after.
     pub fn new(index: &'a MasterIndex) -> BlobSet<'a> {
+        debug_assert!(index.is_sealed(), "a BlobSet over an index not sealed yet");
         BlobSet {
             index,
             bits: vec![0; index.positions().div_ceil(64)],

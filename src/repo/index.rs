@@ -475,6 +475,11 @@ impl MasterIndex {
         self.map.get(&self.copies, id)
     }
 
+    /// Whether `seal` ran after the last `add` (it sizes `readers` to the copies).
+    pub fn is_sealed(&self) -> bool {
+        self.readers.len() == self.copies.len()
+    }
+
     /// How many positions there are (every copy has one; blobs use one each).
     pub fn positions(&self) -> usize {
         self.copies.len()
