@@ -8,6 +8,7 @@ use crate::catalog::Catalog;
 use crate::crypto::BlobId;
 use crate::error::Result;
 use crate::model::ChunkRef;
+use crate::repo::index::IdSet;
 use crate::repo::pack::BlobKind;
 use crate::repo::Repository;
 
@@ -20,7 +21,9 @@ pub struct Chunker<'a, 'p> {
     pub repo: &'a Repository,
     pub catalog: &'a Catalog,
     pub packer: &'a Packer<'p>,
-    pub seen: HashSet<BlobId>,
+    /// What this ingest stored already (a million ids in an initial ingest at a million
+    /// files: `IdSet` holds them in half a `HashSet`'s memory).
+    pub seen: IdSet,
     pub progress: &'a dyn Progress,
     /// Packs listed in the store when this ingest started: a blob is reused only from a
     /// pack that is there, as an index object the catalog synced says.

@@ -302,7 +302,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
             repo,
             catalog: cat_ref,
             packer: &packer,
-            seen: HashSet::new(),
+            seen: crate::repo::index::IdSet::default(),
             progress: &*progress,
             packs: &packs,
             data_packs,

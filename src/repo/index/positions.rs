@@ -10,8 +10,19 @@ use hashbrown::HashTable;
 
 use crate::crypto::BlobId;
 
-/// Positions in a list of `(BlobId, _)`, at most one per id. Every call passes the same
-/// list, which only ever grows (positions already in the table keep their id).
+/// A list of ids by position: what `Positions` hashes and compares through.
+pub(super) trait IdList {
+    fn id(&self, at: u32) -> &BlobId;
+}
+
+impl<S> IdList for Vec<(BlobId, S)> {
+    fn id(&self, at: u32) -> &BlobId {
+        &self[at as usize].0
+    }
+}
+
+/// Positions in a list of ids, at most one per id. Every call passes the same list, which
+/// only ever grows (positions already in the table keep their id).
 #[derive(Default)]
 pub(super) struct Positions {
     table: HashTable<u32>,
@@ -22,22 +33,20 @@ pub(super) struct Positions {
 
 impl Positions {
     /// The position held for `id`.
-    pub fn get<S>(&self, list: &[(BlobId, S)], id: &BlobId) -> Option<u32> {
+    pub fn get(&self, list: &impl IdList, id: &BlobId) -> Option<u32> {
         let hash = self.hasher.hash_one(id);
-        self.table
-            .find(hash, |&i| list[i as usize].0 == *id)
-            .copied()
+        self.table.find(hash, |&i| list.id(i) == id).copied()
     }
 
     /// Holds `at` for the id at `list[at]`, in place of any position held for it.
-    pub fn set<S>(&mut self, list: &[(BlobId, S)], at: u32) {
-        let id = &list[at as usize].0;
+    pub fn set(&mut self, list: &impl IdList, at: u32) {
+        let id = list.id(at);
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
         match self.table.entry(
             hash,
-            |&i| list[i as usize].0 == *id,
-            |&i| hasher.hash_one(list[i as usize].0),
+            |&i| list.id(i) == id,
+            |&i| hasher.hash_one(list.id(i)),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut o) => *o.get_mut() = at,
             hashbrown::hash_table::Entry::Vacant(v) => {
