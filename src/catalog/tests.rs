@@ -327,3 +327,55 @@ fn a_sync_after_a_re_listing_deletes_no_row_of_a_kept_pack() {
         .expect("query")
         .is_none());
 }
+
+/// A pack's listing reads one index and no `blobs` row (docs/benchmarks.md, "The mount at a
+/// million files, 25 snapshots"): in a new catalog, and in one of the same schema made
+/// before, with only `blobs_by_pack (pack, offset)`, once it is opened again.
+#[test]
+fn a_packs_listing_is_one_range_of_a_covering_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.db");
+    let plan = |cat: &Catalog| -> String {
+        let mut st = cat
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT DISTINCT id, pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
+            )
+            .expect("plan");
+        let rows = st
+            .query_map(rusqlite::params![vec![1u8], 0, 10], |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("rows");
+        let steps: Vec<String> = rows.collect::<rusqlite::Result<_>>().expect("rows");
+        steps.join("; ")
+    };
+    let indexes = |cat: &Catalog| -> Vec<String> {
+        let mut st = cat
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'blobs_by%' ORDER BY name")
+            .expect("query");
+        let rows = st.query_map([], |r| r.get(0)).expect("rows");
+        rows.collect::<rusqlite::Result<_>>().expect("rows")
+    };
+    let covering =
+        "SEARCH blobs USING COVERING INDEX blobs_by_pack_offset (pack=? AND offset>? AND offset<?)";
+    {
+        let cat = Catalog::open(&path).expect("open");
+        assert_eq!(plan(&cat), covering, "a new catalog");
+        assert_eq!(indexes(&cat), ["blobs_by_pack_offset"]);
+        cat.conn
+            .execute_batch(
+                "DROP INDEX blobs_by_pack_offset; CREATE INDEX blobs_by_pack ON blobs (pack, offset);",
+            )
+            .expect("the index of a catalog made before");
+        assert_ne!(plan(&cat), covering, "the catalog made before");
+    }
+    let cat = Catalog::open(&path).expect("open again");
+    assert_eq!(
+        plan(&cat),
+        covering,
+        "the catalog made before, opened again"
+    );
+    assert_eq!(indexes(&cat), ["blobs_by_pack_offset"]);
+}
