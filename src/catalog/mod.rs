@@ -176,6 +176,10 @@ pub struct ThawRow {
 const THAWS: &str = "CREATE TABLE IF NOT EXISTS thaws (key TEXT PRIMARY KEY, tier TEXT NOT NULL, \
     requested INTEGER NOT NULL, expected INTEGER NOT NULL, days INTEGER NOT NULL)";
 
+/// `Catalog::pack_blobs`' query: one range of `blobs_by_pack_offset` (schema.rs), which
+/// holds every column it reads (`tests::a_packs_listing_is_one_range_of_a_covering_index`).
+const PACK_BLOBS: &str = "SELECT DISTINCT id, pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset";
+
 /// The copy nearest to readable, a delta counted at its bases' nearest whole copies' tier
 /// too, when several packs hold the blob; never a delta copy whose base has no
 /// whole copy left (a leftover in a kept pack after prune dropped
@@ -246,9 +250,7 @@ impl Catalog {
 
     /// Blobs of `pack` at offsets `from..to`, in pack order.
     pub fn pack_blobs(&self, pack: &BlobId, from: u64, to: u64) -> Result<Vec<(BlobId, Location)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT DISTINCT id, pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
-        )?;
+        let mut st = self.conn.prepare_cached(PACK_BLOBS)?;
         let rows = st.query_map(params![pack.0.as_slice(), from as i64, to as i64], |r| {
             let id: Vec<u8> = r.get(0)?;
             Ok((BlobId::from_slice(&id), location_from_row(r, 1)?))

@@ -75,8 +75,6 @@ CREATE TABLE IF NOT EXISTS blobs (
     base    BLOB,
     PRIMARY KEY (id, pack)
 ) WITHOUT ROWID;
--- Covering: a pack's listing reads this index alone (`BLOBS_BY_PACK_OFFSET`).
-CREATE INDEX IF NOT EXISTS blobs_by_pack_offset ON blobs (pack, offset, kind, length, raw_len, tier, base);
 CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;
 -- The few nodes with extended attributes (an empty list encodes as one byte): whether any
 -- snapshot has them is one probe (`mount --no-xattrs`), not a scan of every node.
@@ -147,9 +145,8 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         // deleted and recreated): its row ids then mean other rows.
         let generation = hex::encode(rand::random::<[u8; 16]>());
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '{generation}'); PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {SCHEMA} {BLOBS_BY_PACK_OFFSET} INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '{generation}'); PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
-        // Pack-order read-ahead lists a pack's blobs by offset.
     }
     add_later_indexes(&conn, path);
     Ok(conn)
@@ -179,9 +176,9 @@ fn migrate_5_to_6(conn: &Connection) -> rusqlite::Result<i64> {
              INSERT INTO blobs6 SELECT id, pack, kind, offset, length, raw_len, MIN(tier), base
                 FROM blobs GROUP BY id, pack;
              DROP TABLE blobs;
-             ALTER TABLE blobs6 RENAME TO blobs;
-             CREATE INDEX blobs_by_pack_offset ON blobs (pack, offset, kind, length, raw_len, tier, base);",
+             ALTER TABLE blobs6 RENAME TO blobs;",
         )?;
+        conn.execute_batch(BLOBS_BY_PACK_OFFSET)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(SCHEMA_VERSION)
     };

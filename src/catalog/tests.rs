@@ -72,6 +72,13 @@ fn readers_skip_a_delta_copy_whose_base_is_gone() {
     }
 }
 
+/// The first column of every row `sql` returns.
+fn column<T: rusqlite::types::FromSql>(cat: &Catalog, sql: &str) -> Vec<T> {
+    let mut st = cat.conn.prepare(sql).expect("query");
+    let rows = st.query_map([], |r| r.get(0)).expect("rows");
+    rows.collect::<rusqlite::Result<_>>().expect("rows")
+}
+
 fn pack_entry(blob: BlobId) -> PackEntry {
     PackEntry {
         id: blob,
@@ -311,11 +318,7 @@ fn a_sync_after_a_re_listing_deletes_no_row_of_a_kept_pack() {
         )
         .expect("trigger");
     super::sync::sync(&mut cat, &repo).expect("sync");
-    let gone: Vec<Vec<u8>> = {
-        let mut st = cat.conn.prepare("SELECT pack FROM gone").expect("query");
-        let rows = st.query_map([], |r| r.get(0)).expect("rows");
-        rows.collect::<rusqlite::Result<_>>().expect("rows")
-    };
+    let gone: Vec<Vec<u8>> = column(&cat, "SELECT pack FROM gone");
     // Pack 2's two rows went with the only index object that listed it; pack 1's stayed.
     assert_eq!(gone, [vec![2u8; 32], vec![2u8; 32]]);
     assert!(cat
@@ -338,9 +341,7 @@ fn a_packs_listing_is_one_range_of_a_covering_index() {
     let plan = |cat: &Catalog| -> String {
         let mut st = cat
             .conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT DISTINCT id, pack, kind, offset, length, raw_len, tier, base FROM blobs WHERE pack = ?1 AND offset >= ?2 AND offset < ?3 ORDER BY offset",
-            )
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::PACK_BLOBS))
             .expect("plan");
         let rows = st
             .query_map(rusqlite::params![vec![1u8], 0, 10], |r| {
@@ -351,12 +352,7 @@ fn a_packs_listing_is_one_range_of_a_covering_index() {
         steps.join("; ")
     };
     let indexes = |cat: &Catalog| -> Vec<String> {
-        let mut st = cat
-            .conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'blobs_by%' ORDER BY name")
-            .expect("query");
-        let rows = st.query_map([], |r| r.get(0)).expect("rows");
-        rows.collect::<rusqlite::Result<_>>().expect("rows")
+        column(cat, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'blobs_by%' ORDER BY name")
     };
     let covering =
         "SEARCH blobs USING COVERING INDEX blobs_by_pack_offset (pack=? AND offset>? AND offset<?)";
