@@ -26,7 +26,7 @@ use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::ingest::content::hash_zeros;
 use crate::model::{Kind, Node, Tree};
-use crate::repo::index::MasterIndex;
+use crate::repo::index::{Location, MasterIndex};
 use crate::repo::Repository;
 use crate::vfs::reader::{ChunkCache, Locator, OpenFile, PackLister, ReadMode};
 use at::{Beneath, Slot};
@@ -87,12 +87,14 @@ pub(crate) fn raise_fd_limit(want: u64) -> u64 {
 }
 
 /// A file for the writer threads: where it goes (relative to the target), what it is, its
-/// directory (opened once by the walk for all of its files), and whether this restore
-/// made that directory.
-type Job = (PathBuf, Node, Arc<OwnedFd>, bool);
+/// directory (opened once by the walk for all of its files), whether this restore made
+/// that directory, and where its chunks are (told to the cache as the file is queued,
+/// `ChunkCache::expect`).
+type Job = (PathBuf, Node, Arc<OwnedFd>, bool, Vec<Option<Location>>);
 
 struct Restorer<'a> {
     repo: &'a Repository,
+    cache: &'a ChunkCache,
     index: Arc<MasterIndex>,
     at: &'a Beneath,
     target: &'a Path,
@@ -158,17 +160,22 @@ fn place(
 /// the blake3 recorded at ingest.
 fn write_content(
     cache: &ChunkCache,
-    index: &MasterIndex,
     f: &std::fs::File,
     rel: &Path,
     n: &Node,
+    locs: Vec<Option<Location>>,
 ) -> Result<u64> {
-    let locs = n.chunks.iter().map(|c| index.get(&c.id)).collect();
     let open = OpenFile::new(rel.display().to_string(), n.size, n.chunks.clone(), locs);
+    let mut reads = Reads {
+        cache,
+        locs: &open.locs,
+        done: 0,
+    };
     let mut hasher = blake3::Hasher::new();
     let (mut pos, mut written) = (0u64, 0u64);
     for c in &n.chunks {
         let data = cache.read(&open, c.offset, c.len)?;
+        reads.done_one();
         if n.blake3.is_none() {
             cache.check_id(&c.id, &data)?;
         }
@@ -194,9 +201,32 @@ fn write_content(
     Ok(written)
 }
 
+/// A file's chunk reads the cache was told to expect: released one by one as they are
+/// read, and the rest when the file ends early, so that no window is kept for a read that
+/// will not come.
+struct Reads<'a> {
+    cache: &'a ChunkCache,
+    locs: &'a [Option<Location>],
+    done: usize,
+}
+
+impl Reads<'_> {
+    fn done_one(&mut self) {
+        if let Some(l) = self.locs.get(self.done) {
+            self.cache.release(std::slice::from_ref(l));
+            self.done += 1;
+        }
+    }
+}
+
+impl Drop for Reads<'_> {
+    fn drop(&mut self) {
+        self.cache.release(&self.locs[self.done..]);
+    }
+}
+
 struct Writer<'a> {
     cache: &'a ChunkCache,
-    index: &'a MasterIndex,
     target: &'a Path,
     is_root: bool,
     report: &'a Mutex<RestoreReport>,
@@ -205,20 +235,25 @@ struct Writer<'a> {
 fn writer(w: Writer, jobs: Receiver<Job>) {
     let Writer {
         cache,
-        index,
         target,
         is_root,
         report,
     } = w;
-    for (rel, n, dir, made) in jobs {
+    for (rel, n, dir, made, locs) in jobs {
         let mut bytes = 0;
         let name = rel.file_name().map_or(&[][..], |n| n.as_bytes());
+        let mut locs = Some(locs);
         let result = Slot::new(dir, name).map_err(Error::Os).and_then(|s| {
             write_file(&s, &n, is_root, made, |f| {
-                bytes = write_content(cache, index, f, &rel, &n)?;
+                let locs = locs.take().unwrap_or_default();
+                bytes = write_content(cache, f, &rel, &n, locs)?;
                 Ok(())
             })
         });
+        // Never written (its slot or its creation failed): none of its reads will come.
+        if let Some(locs) = locs {
+            cache.release(&locs);
+        }
         record(report, &target.join(&rel), result.map(|w| (w, bytes)));
     }
 }
@@ -332,9 +367,14 @@ impl Restorer<'_> {
                         d
                     }
                 };
+                let locs: Vec<_> = n.chunks.iter().map(|c| self.index.get(&c.id)).collect();
+                self.cache.expect(&locs);
                 self.jobs
-                    .send((rel.to_path_buf(), n.clone(), fd, dir.1))
-                    .map_err(|_| Error::corrupt("restore", "writer threads stopped"))?;
+                    .send((rel.to_path_buf(), n.clone(), fd, dir.1, locs))
+                    .map_err(|e| {
+                        self.cache.release(&e.0 .4);
+                        Error::corrupt("restore", "writer threads stopped")
+                    })?;
                 // Only a name handed to the writers is linked to (a failure there is
                 // recorded, and its links are then refused); until one is, the next
                 // name of the file is written itself.
@@ -428,7 +468,6 @@ pub fn restore_with_cache(
         for _ in 0..WRITERS {
             let w = Writer {
                 cache: &cache,
-                index: &index,
                 target,
                 is_root,
                 report: &report,
@@ -439,6 +478,7 @@ pub fn restore_with_cache(
         drop(rx);
         let mut r = Restorer {
             repo,
+            cache: &cache,
             index: index.clone(),
             at: &at,
             target,

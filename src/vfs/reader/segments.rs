@@ -1,16 +1,19 @@
-//! A restore's pack reads: aligned windows of a pack, each fetched once with one request and
-//! kept encoded in a small LRU, each blob decoded by the writer that needs it, the next
-//! windows of the pack read ahead on the prefetch threads.
+//! A restore's pack reads: aligned windows of a pack, each fetched once with one request
+//! for exactly its bytes and kept encoded in a small LRU, each blob decoded by the writer
+//! that needs it (a blob across a window's end from both), the next windows of the pack read
+//! ahead on the prefetch threads. The restore tells the cache which chunks its queued files
+//! will read (`Segments::expect`): a window none of them needs any more is dropped, and only
+//! windows one of them needs are read ahead.
 //!
 //! Why: a restore that fetched only the blobs of the files it had queued made one request
 //! per newly queued file once its read-ahead had passed: over Garage 519-682 ranged GETs
 //! for a 361-381 MB snapshot, most under 256 KiB, and Garage reads whole 1 MiB blocks for
 //! each (1.4-1.8 s of its CPU against restic's 0.9 s on the same data). Packs hold files in
 //! the order a restore writes them, so whole windows are what it needs next
-//! (docs/benchmarks.md, "Restore by pack window").
+//! (docs/benchmarks.md, "Restore by pack window", "Restore windows on block boundaries").
 //!
 //! Memory: the windows kept (three quarters of `--cache-mib`), plus one being fetched per
-//! prefetch thread and per writer, each up to `WINDOW` plus the repository's largest chunk.
+//! prefetch thread and per writer, each up to `WINDOW`.
 //!
 //! The cost: where a snapshot's files lie among many other versions (weeks of churn, no
 //! prune), a window also holds blobs the restore does not need; they are read and dropped,
@@ -54,6 +57,22 @@ impl Seg {
         let a = usize::try_from(loc.offset.checked_sub(self.start)?).ok()?;
         self.bytes.get(a..a.checked_add(loc.length as usize)?)
     }
+
+    /// The part of the blob at `loc` that lies in this window: all of it from the
+    /// window's start on, or none when the window ends short of where it should.
+    fn part(&self, loc: &Location) -> Option<&[u8]> {
+        let from = loc.offset.max(self.start);
+        let to = (loc.offset + loc.length as u64).min(self.start + WINDOW);
+        let a = usize::try_from(from.checked_sub(self.start)?).ok()?;
+        let b = usize::try_from(to.checked_sub(self.start)?).ok()?;
+        self.bytes.get(a..b)
+    }
+}
+
+/// The windows the blob at `loc` lies in.
+fn windows_of(loc: &Location) -> std::ops::RangeInclusive<u64> {
+    let end = loc.offset + (loc.length as u64).max(1);
+    loc.offset / WINDOW..=(end - 1) / WINDOW
 }
 
 type Key = (BlobId, u64);
@@ -62,6 +81,10 @@ type Fetched = Result<Arc<Seg>, String>;
 pub struct Segments {
     lru: Mutex<LruCache<Key, Arc<Seg>>>,
     inflight: Mutex<HashMap<Key, Arc<OnceLock<Fetched>>>>,
+    /// Reads still to come from each window, by the files queued for the writers
+    /// (`expect`, `release`): a window no queued file needs is dropped at once, and only
+    /// windows some file needs are read ahead.
+    demand: Mutex<HashMap<Key, u32>>,
 }
 
 impl Segments {
@@ -69,7 +92,38 @@ impl Segments {
         Segments {
             lru: Mutex::new(LruCache::new(kept)),
             inflight: Mutex::new(HashMap::new()),
+            demand: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A queued file will read the blob at `loc`.
+    pub fn expect(&self, loc: &Location) {
+        let mut demand = self.demand.lock();
+        for w in windows_of(loc) {
+            *demand.entry((loc.pack, w)).or_default() += 1;
+        }
+    }
+
+    /// A read `expect`ed is done (or will never come: its file failed). A window with no
+    /// reads left is dropped: keeping it would evict one still needed, and an LRU alone
+    /// did, for a restore over Garage fetched a quarter of its windows twice or more.
+    pub fn release(&self, loc: &Location) {
+        let mut demand = self.demand.lock();
+        for w in windows_of(loc) {
+            let key = (loc.pack, w);
+            if let Some(n) = demand.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    demand.remove(&key);
+                    self.lru.lock().pop(&key);
+                }
+            }
+        }
+    }
+
+    /// Some queued file reads from this window.
+    fn wanted(&self, key: &Key) -> bool {
+        self.demand.lock().contains_key(key)
     }
 
     /// Kept or being fetched.
@@ -134,17 +188,32 @@ impl Drop for Settle<'_> {
 }
 
 impl ChunkCache {
-    /// A prefetch thread's job: the window holding `loc`, unless a writer got there first
-    /// (then it may be used and gone already: fetching it again would only evict another).
-    pub(super) fn prefetch_window(&self, segs: &Segments, loc: &Location) {
-        let key = (loc.pack, loc.offset / WINDOW);
-        if self.ahead.lock().remove(&key).is_some() {
-            let _ = segs.get(key, || self.fetch_window(loc));
+    /// A restore's file is queued: these of its chunks will be read (`Segments::expect`).
+    pub fn expect(&self, locs: &[Option<Location>]) {
+        if let Some(segs) = &self.segments {
+            locs.iter().flatten().for_each(|l| segs.expect(l));
         }
     }
 
-    /// A restore's chunk (`base`: a delta's base), decoded here from its window, which is
-    /// fetched whole once.
+    /// These of a restore's file's chunks have been read, or never will be.
+    pub fn release(&self, locs: &[Option<Location>]) {
+        if let Some(segs) = &self.segments {
+            locs.iter().flatten().for_each(|l| segs.release(l));
+        }
+    }
+
+    /// A prefetch thread's job: window `w` of `pack` (`first`: a blob starting in it),
+    /// unless a writer got there first (then it may be used and gone already: fetching it
+    /// again would only evict another).
+    pub(super) fn prefetch_window(&self, segs: &Segments, first: &Location) {
+        let key = (first.pack, first.offset / WINDOW);
+        if self.ahead.lock().remove(&key).is_some() {
+            let _ = segs.get(key, || self.fetch_window(key.1, first));
+        }
+    }
+
+    /// A restore's chunk (`base`: a delta's base), decoded here from its window (or the
+    /// windows it straddles), each fetched whole once.
     pub(super) fn window_chunk(
         &self,
         segs: &Segments,
@@ -153,45 +222,66 @@ impl ChunkCache {
         path: &str,
         base: bool,
     ) -> Result<Decoded> {
-        let key = (loc.pack, loc.offset / WINDOW);
-        // Read now, by a writer: a prefetch job still queued for it has nothing to do.
-        self.ahead.lock().remove(&key);
-        let window = segs.get(key, || self.fetch_window(loc));
-        if !base {
-            self.windows_ahead(segs, loc);
-        }
         let failed = |why| Error::ReadFailed {
             path: path.to_string(),
             why,
         };
-        let got = match window.map_err(failed)?.blob(loc) {
-            Some(enc) => self.decode_blob(id, enc).map(Arc::new),
-            // A blob that does not start in this window's listing (a delta's base is found
-            // by `locate`, not listed): read on its own.
+        let mut windows = Vec::new();
+        for w in windows_of(loc) {
+            let key = (loc.pack, w);
+            // Read now, by a writer: a prefetch job still queued for it has nothing to do.
+            self.ahead.lock().remove(&key);
+            windows.push(
+                segs.get(key, || self.fetch_window(w, loc))
+                    .map_err(failed)?,
+            );
+        }
+        if !base {
+            self.windows_ahead(segs, loc);
+        }
+        let got = match windows.as_slice() {
+            [one] => one.blob(loc).map(|enc| self.decode_blob(id, enc)),
+            // A blob across a window's end: its parts joined (a copy of one blob).
+            many => {
+                let parts: Option<Vec<&[u8]>> = many.iter().map(|s| s.part(loc)).collect();
+                parts
+                    .map(|p| p.concat())
+                    .filter(|enc| enc.len() == loc.length as usize)
+                    .map(|enc| self.decode_blob(id, &enc))
+            }
+        };
+        // A blob the windows do not hold whole (a delta's base is found by `locate`, and
+        // may not be listed where the window was cut): read on its own.
+        let got = match got {
+            Some(d) => d.map(Arc::new),
             None => self.direct(id, loc),
         };
         got.map_err(|e| failed(e.to_string()))
     }
 
-    /// The blobs that start in `loc`'s window, with one request.
-    fn fetch_window(&self, loc: &Location) -> std::result::Result<Seg, String> {
-        let w = loc.offset / WINDOW;
+    /// Window `w` of `loc`'s pack, `loc` being a blob that lies in it, with one request
+    /// for exactly its bytes: from the window's start to its end or to the end of the
+    /// last blob in it, whichever comes first. Requests on window boundaries, not blob
+    /// boundaries: Garage stores an object in 1 MiB blocks and reads every block a range
+    /// touches whole, so ranges cut at blobs read the block at each cut twice (bytes
+    /// read: 1.5x the window's; docs/benchmarks.md, "Restore windows on block
+    /// boundaries").
+    fn fetch_window(&self, w: u64, loc: &Location) -> std::result::Result<Seg, String> {
+        let start = w * WINDOW;
         let listed = self
             .lister
             .as_ref()
-            .map_or_else(Vec::new, |l| l(&loc.pack, w * WINDOW, (w + 1) * WINDOW));
-        let start = listed
-            .iter()
-            .map(|(_, l)| l.offset)
-            .chain([loc.offset])
-            .min()
-            .unwrap_or(loc.offset);
+            .map_or_else(Vec::new, |l| l(&loc.pack, start, start + WINDOW));
         let end = listed
             .iter()
             .map(|(_, l)| l.offset + l.length as u64)
             .chain([loc.offset + loc.length as u64])
             .max()
-            .unwrap_or(start);
+            .unwrap_or(start)
+            .min(start + WINDOW);
+        if end <= start {
+            return Err(format!("pack {}: window {w} holds no blob", loc.pack.hex()));
+        }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(pack = %&loc.pack.hex()[..8], start, blobs = listed.len(), bytes = end - start, "fetch");
         let bytes = self
@@ -209,24 +299,27 @@ impl ChunkCache {
         Ok(Seg { start, bytes })
     }
 
-    /// Queues the next windows of `loc`'s pack for the prefetch threads, once each.
+    /// Queues the windows of `loc`'s pack after the last one it lies in for the prefetch
+    /// threads, once each.
     fn windows_ahead(&self, segs: &Segments, loc: &Location) {
         let Some(lister) = self.lister.as_ref() else {
             return;
         };
-        let w = loc.offset / WINDOW;
+        let w = *windows_of(loc).end();
         for n in w + 1..=w + AHEAD {
-            if segs.has(&(loc.pack, n)) || self.ahead.lock().contains_key(&(loc.pack, n)) {
+            let key = (loc.pack, n);
+            if !segs.wanted(&key) || segs.has(&key) || self.ahead.lock().contains_key(&key) {
                 continue;
             }
-            // A window where no blob starts (one large blob covers it, or the pack ended).
+            // A window where no blob starts (one large blob covers it, or the pack ended):
+            // read with that blob, on demand.
             let Some((_, first)) = lister(&loc.pack, n * WINDOW, (n + 1) * WINDOW)
                 .into_iter()
                 .next()
             else {
                 continue;
             };
-            self.ahead.lock().insert((loc.pack, n), Taken::Whole);
+            self.ahead.lock().insert(key, Taken::Whole);
             if let Some(tx) = self.prefetch.lock().clone() {
                 let _ = tx.send(Job::Segment(first));
             }
@@ -264,6 +357,165 @@ mod tests {
                 "{offset}+{length}"
             );
         }
+    }
+
+    #[test]
+    fn a_blob_s_windows_and_its_part_in_each() {
+        let w = WINDOW;
+        // (blob offset, length, windows it lies in, its part in window `w` (start 2W) as a
+        // range of the window's bytes)
+        type Case = (
+            u64,
+            u32,
+            std::ops::RangeInclusive<u64>,
+            Option<(usize, usize)>,
+        );
+        let cases: &[Case] = &[
+            (0, 10, 0..=0, None),
+            (w - 10, 10, 0..=0, None), // ends right at the boundary
+            (w - 10, 11, 0..=1, None), // one byte past it
+            (2 * w - 5, 10, 1..=2, Some((0, 5))),
+            (2 * w + 100, 50, 2..=2, Some((100, 150))),
+            (3 * w - 5, 10, 2..=3, Some((w as usize - 5, w as usize))),
+            (w, 3 * w as u32, 1..=3, Some((0, w as usize))), // covers it
+        ];
+        let seg = Seg {
+            start: 2 * w,
+            bytes: vec![0; w as usize],
+        };
+        for (offset, length, windows, part) in cases {
+            let l = loc(*offset, *length);
+            assert_eq!(windows_of(&l), windows.clone(), "{offset}+{length}");
+            let got = seg.part(&l).map(|p| {
+                let a = p.as_ptr() as usize - seg.bytes.as_ptr() as usize;
+                (a, a + p.len())
+            });
+            let want = part.filter(|(a, b)| a < b);
+            assert_eq!(got.filter(|(a, b)| a < b), want, "{offset}+{length}");
+        }
+    }
+
+    #[test]
+    fn a_window_no_queued_file_reads_from_is_dropped_before_one_still_needed() {
+        let segs = Segments::new(NonZeroUsize::new(2).expect("2"));
+        let at = |w: u64| Location::test(1, w * WINDOW, 10);
+        let fetch = |w: u64| {
+            move || {
+                Ok(Seg {
+                    start: w * WINDOW,
+                    bytes: vec![1; 10],
+                })
+            }
+        };
+        let key = |w: u64| (at(w).pack, w);
+        for w in [0, 1] {
+            segs.expect(&at(w));
+        }
+        assert!(segs.wanted(&key(0)) && !segs.wanted(&key(2)));
+        for w in [0, 1, 0] {
+            assert!(segs.get(key(w), fetch(w)).is_ok());
+        }
+        // Window 0 was read last, but nothing needs it any more; window 1 is still needed.
+        segs.release(&at(0));
+        assert!(!segs.has(&key(0)), "dropped once no read is left");
+        assert!(segs.get(key(2), fetch(2)).is_ok());
+        assert!(
+            segs.has(&key(1)),
+            "still needed, so not evicted for window 2"
+        );
+        // Two reads expected: one release leaves it wanted.
+        segs.expect(&at(1));
+        segs.release(&at(1));
+        assert!(segs.has(&key(1)) && segs.wanted(&key(1)));
+        segs.release(&at(1));
+        assert!(!segs.has(&key(1)) && !segs.wanted(&key(1)));
+    }
+
+    /// Incompressible bytes, different for each `seed`.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blobs_across_window_boundaries_come_from_aligned_windows_each_fetched_once() {
+        use crate::repo::index::MasterIndex;
+        use crate::repo::pack::BlobKind;
+        use crate::repo::packer::Packer;
+        use crate::repo::Repository;
+        use crate::store::memory::MemoryStore;
+
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let repo = Repository::init(Arc::new(MemoryStore::new()), rt.handle().clone(), b"pw")
+            .expect("init");
+        let repo = Arc::new(repo);
+        // Nine blobs of 700 kB in one pack: two of them lie across a window's end.
+        let data: Vec<Vec<u8>> = (0..9).map(|n| noise(n + 1, 700_000)).collect();
+        let ids: Vec<BlobId> = data.iter().map(|d| repo.keys().blob_id(d)).collect();
+        let written = std::thread::scope(|scope| {
+            let packer = Packer::start(scope, &repo, None, repo.compression());
+            for (id, d) in ids.iter().zip(&data) {
+                packer.add(*id, d.clone(), BlobKind::Data).expect("add");
+            }
+            packer.finish().map_err(|(e, _)| e).expect("finish")
+        });
+        assert_eq!(written.packs.len(), 1, "one pack");
+        let mut index = MasterIndex::default();
+        index.add_packs(&written.packs, |_| true);
+        index.seal();
+        let index = Arc::new(index);
+        let locs: Vec<Location> = ids
+            .iter()
+            .map(|id| index.get(id).expect("indexed"))
+            .collect();
+        let end = locs
+            .iter()
+            .map(|l| l.offset + l.length as u64)
+            .max()
+            .unwrap_or(0);
+        let straddling = locs.iter().filter(|l| windows_of(l).count() > 1).count();
+        assert!(
+            straddling >= 2,
+            "the test needs blobs across a window's end"
+        );
+
+        let (i1, i2) = (index.clone(), index.clone());
+        let cache = ChunkCache::new(
+            repo.clone(),
+            None,
+            Some(Box::new(move |p, a, b| i1.pack_blobs(p, a, b))),
+            Box::new(move |id| i2.get_whole(id)),
+            32 << 20,
+            0, // no prefetch threads: every window is fetched by the reader, in order
+            super::super::ReadMode::Restore,
+        );
+        let segs = cache.segments.as_ref().expect("a restore's cache");
+        let queued: Vec<Option<Location>> = locs.iter().copied().map(Some).collect();
+        cache.expect(&queued);
+        for ((id, l), want) in ids.iter().zip(&locs).zip(&data) {
+            let got = cache
+                .window_chunk(segs, id, l, "f", false)
+                .expect("decoded");
+            assert!(got.as_slice() == want.as_slice(), "blob at {}", l.offset);
+            for w in windows_of(l) {
+                let kept = segs.lru.lock().peek(&(l.pack, w)).cloned();
+                if let Some(seg) = kept {
+                    assert_eq!(seg.start, w * WINDOW, "a window starts on its boundary");
+                    assert!(seg.bytes.len() as u64 <= WINDOW);
+                }
+            }
+            cache.release(std::slice::from_ref(&Some(*l)));
+        }
+        // Each window once, none again for the blobs that lie across two.
+        assert_eq!(cache.fetches.load(Ordering::Relaxed), end.div_ceil(WINDOW));
+        assert_eq!(segs.lru.lock().len(), 0, "nothing kept once all is read");
     }
 
     #[test]
