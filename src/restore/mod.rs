@@ -56,8 +56,8 @@ const WRITERS: usize = 8;
 
 /// Files the walk may queue ahead of the writers, so that a writer never waits for the walk
 /// (directories made, hard links decided). Chunks are read ahead by pack window
-/// (`vfs::reader::segments`), not by what is queued. Each queued file holds its directory's
-/// descriptor (`raise_fd_limit`).
+/// (`vfs::reader::segments`), for the windows that queued files read from. Each queued
+/// file holds its directory's descriptor (`raise_fd_limit`).
 const QUEUED_FILES: usize = 2048;
 
 /// Raises the soft limit on open files to `want` (within the hard limit), as Go does for
