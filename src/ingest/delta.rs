@@ -6,8 +6,9 @@
 //! gets *features*: the values of a rolling gear hash (a hash of the last 32 bytes) at
 //! content-defined points, about one per 512 bytes. Two chunks sharing most rows share most
 //! features; the candidate with the most votes wins. Only a window of the previous version
-//! around the expected position is held in memory (plaintext and features), so memory is
-//! bounded whatever the file's size, and candidates are read ahead in batches.
+//! around the expected position is held in memory (features, and each candidate as stored:
+//! compressed and sealed), so memory is bounded whatever the file's size, and candidates
+//! are read ahead in batches.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ const AHEAD: u64 = 16 << 20;
 /// When new chunks resume after a deduplicated stretch, candidates are read from this far
 /// behind the expected position.
 const BEHIND: u64 = 4 << 20;
-/// Plaintext is dropped this far behind; features are kept further back.
+/// Candidates' stored bytes are dropped this far behind; features are kept further back.
 const KEEP_PLAIN: u64 = 32 << 20;
 const KEEP_FEATURES: u64 = 256 << 20;
 /// Bytes of candidates fetched per batch (concurrently, one ranged read each).
@@ -88,11 +89,15 @@ pub struct Similar {
     cands: Vec<Candidate>,
     /// Candidates `..loaded` have been read (or skipped).
     loaded: usize,
-    plain: HashMap<usize, Arc<Vec<u8>>>,
+    /// Candidates as stored (compressed and sealed), decoded again when picked as a base:
+    /// kept decoded, the window of a dump's previous version was 61 MB of the 85 MB heap
+    /// at an incremental ingest's peak, and its RSS 105 MiB against 100 MB
+    /// (docs/benchmarks.md, "The incremental ingest's memory"). Few candidates are picked.
+    plain: HashMap<usize, Vec<u8>>,
     features: HashMap<u64, u32>,
     /// Previous-version offset minus new offset, at the last match: where to look next.
     drift: i64,
-    /// Candidates whose plaintext and features were dropped: `..plain_from`, `..feat_from`.
+    /// Candidates whose stored bytes and features were dropped: `..plain_from`, `..feat_from`.
     plain_from: usize,
     feat_from: usize,
     /// Packs present in the store when the ingest started, and the data tier (as dedup).
@@ -187,10 +192,12 @@ impl Similar {
         picked.sort_by_key(|c| self.cands[*c as usize].offset);
         let mut prefix = Vec::new();
         for c in &picked {
-            match self.plain.get(&(*c as usize)) {
-                Some(b) => prefix.extend_from_slice(b),
-                None => prefix.extend(read_whole(repo, cat, &self.cands[*c as usize].id).ok()?),
-            }
+            let id = &self.cands[*c as usize].id;
+            let whole = match self.plain.get(&(*c as usize)) {
+                Some(enc) => repo.decode_blob(id, enc),
+                None => read_whole(repo, cat, id),
+            };
+            prefix.extend(whole.ok()?);
         }
         let bases = Bases {
             first: self.cands[picked[0] as usize].id,
@@ -229,12 +236,12 @@ impl Similar {
                 for f in feats {
                     self.features.insert(f, i as u32);
                 }
-                self.plain.insert(i, Arc::new(raw));
+                self.plain.insert(i, raw);
             }
         }
     }
 
-    /// Drops plaintext and features of candidates far behind `expected`.
+    /// Drops stored bytes and features of candidates far behind `expected`.
     fn forget_before(&mut self, expected: u64) {
         let behind = |limit: u64, from: usize, cands: &[Candidate]| {
             let mut i = from;
@@ -257,9 +264,10 @@ impl Similar {
     }
 }
 
-/// Decodes a batch of fetched candidates and takes their features, on two threads: the
-/// walker waits for this, and during an incremental ingest of a changed dump it was most of
-/// the walker's time (the whole previous version decoded, 119 MB for bench/run.sh's dump),
+/// Decodes a batch of fetched candidates and takes their features, on two threads; returns
+/// each candidate as fetched (stored), with its features. Two threads because the walker
+/// waits for this, and during an incremental ingest of a changed dump it was most of the
+/// walker's time (the whole previous version decoded, 119 MB for bench/run.sh's dump),
 /// while the packer's threads had little to do. Read errors only cost the delta.
 fn decode_batch(
     repo: &Repository,
@@ -269,11 +277,9 @@ fn decode_batch(
     let decode = |part: Vec<(usize, Result<Vec<u8>>)>| -> Vec<(usize, Vec<u8>, Vec<u64>)> {
         part.into_iter()
             .filter_map(|(i, r)| {
-                let raw = r
-                    .and_then(|enc| repo.decode_blob(&cands[i].id, &enc))
-                    .ok()?;
-                let feats = features(&raw);
-                Some((i, raw, feats))
+                let enc = r.ok()?;
+                let feats = features(&repo.decode_blob(&cands[i].id, &enc).ok()?);
+                Some((i, enc, feats))
             })
             .collect()
     };
