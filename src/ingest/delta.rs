@@ -31,7 +31,7 @@ const AHEAD: u64 = 16 << 20;
 /// behind the expected position.
 const BEHIND: u64 = 4 << 20;
 /// Candidates' stored bytes are dropped this far behind; features are kept further back.
-const KEEP_PLAIN: u64 = 32 << 20;
+const KEEP_STORED: u64 = 32 << 20;
 const KEEP_FEATURES: u64 = 256 << 20;
 /// Bytes of candidates fetched per batch (concurrently, one ranged read each).
 const BATCH: u64 = 8 << 20;
@@ -93,12 +93,12 @@ pub struct Similar {
     /// kept decoded, the window of a dump's previous version was 61 MB of the 85 MB heap
     /// at an incremental ingest's peak, and its RSS 105 MiB against 100 MB
     /// (docs/benchmarks.md, "The incremental ingest's memory"). Few candidates are picked.
-    plain: HashMap<usize, Vec<u8>>,
+    stored: HashMap<usize, Vec<u8>>,
     features: HashMap<u64, u32>,
     /// Previous-version offset minus new offset, at the last match: where to look next.
     drift: i64,
-    /// Candidates whose stored bytes and features were dropped: `..plain_from`, `..feat_from`.
-    plain_from: usize,
+    /// Candidates whose stored bytes and features were dropped: `..stored_from`, `..feat_from`.
+    stored_from: usize,
     feat_from: usize,
     /// Packs present in the store when the ingest started, and the data tier (as dedup).
     max_tier: u8,
@@ -129,10 +129,10 @@ impl Similar {
         Ok(Similar {
             cands,
             loaded: 0,
-            plain: HashMap::new(),
+            stored: HashMap::new(),
             features: HashMap::new(),
             drift: 0,
-            plain_from: 0,
+            stored_from: 0,
             feat_from: 0,
             max_tier,
         })
@@ -193,7 +193,7 @@ impl Similar {
         let mut prefix = Vec::new();
         for c in &picked {
             let id = &self.cands[*c as usize].id;
-            let whole = match self.plain.get(&(*c as usize)) {
+            let whole = match self.stored.get(&(*c as usize)) {
                 Some(enc) => repo.decode_blob(id, enc),
                 None => read_whole(repo, cat, id),
             };
@@ -236,7 +236,7 @@ impl Similar {
                 for f in feats {
                     self.features.insert(f, i as u32);
                 }
-                self.plain.insert(i, raw);
+                self.stored.insert(i, raw);
             }
         }
     }
@@ -250,11 +250,11 @@ impl Similar {
             }
             i
         };
-        let plain_from = behind(KEEP_PLAIN, self.plain_from, &self.cands);
-        for i in self.plain_from..plain_from {
-            self.plain.remove(&i);
+        let stored_from = behind(KEEP_STORED, self.stored_from, &self.cands);
+        for i in self.stored_from..stored_from {
+            self.stored.remove(&i);
         }
-        self.plain_from = plain_from;
+        self.stored_from = stored_from;
         let feat_from = behind(KEEP_FEATURES, self.feat_from, &self.cands);
         // Stale entries are ignored by `feat_from`; sweep them now and then.
         if feat_from > self.feat_from && self.features.len() > 1 << 20 {
@@ -314,9 +314,11 @@ fn usable(cat: &Catalog, packs: &HashSet<BlobId>, id: &BlobId, max_tier: u8) -> 
     allowed.then_some(loc)
 }
 
+/// A candidate whose stored bytes were dropped, read again from its whole copy (the one
+/// `usable` chose: the nearest copy may be a delta, which cannot serve as a base).
 fn read_whole(repo: &Repository, cat: &Catalog, id: &BlobId) -> Result<Vec<u8>> {
     let loc = cat
-        .blob_location(id)?
+        .base_location(id)?
         .ok_or_else(|| crate::error::Error::corrupt(format!("blob {}", id.hex()), "in no index"))?;
     repo.read_blob(id, &loc)
 }
