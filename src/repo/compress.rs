@@ -300,6 +300,19 @@ impl<'de> Deserialize<'de> for Compression {
     }
 }
 
+/// `n` incompressible bytes from a xorshift generator seeded with `x` (not 0), for tests.
+#[cfg(test)]
+pub(crate) fn noise(n: usize, mut x: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,17 +364,6 @@ mod tests {
         }
         // zstd -3 beats lz4 on dump-like text.
         assert!(Compression::Zstd(3).encode(&text).len() < Compression::Lz4.encode(&text).len());
-    }
-
-    fn noise(n: usize, mut x: u64) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     #[test]

@@ -447,19 +447,6 @@ mod tests {
         assert!(segs.has(&key(2)) && !segs.has(&key(1)));
     }
 
-    /// Incompressible bytes, different for each `seed`.
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
     #[test]
     fn blobs_across_window_boundaries_come_from_aligned_windows_each_fetched_once() {
         use crate::repo::index::MasterIndex;
@@ -473,7 +460,9 @@ mod tests {
             .expect("init");
         let repo = Arc::new(repo);
         // Nine blobs of 700 kB in one pack: two of them lie across a window's end.
-        let data: Vec<Vec<u8>> = (0..9).map(|n| noise(n + 1, 700_000)).collect();
+        let data: Vec<Vec<u8>> = (0..9)
+            .map(|n| crate::repo::compress::noise(700_000, 0x9e37_79b9 * (n + 1)))
+            .collect();
         let ids: Vec<BlobId> = data.iter().map(|d| repo.keys().blob_id(d)).collect();
         let written = std::thread::scope(|scope| {
             let packer = Packer::start(scope, &repo, None, repo.compression());
