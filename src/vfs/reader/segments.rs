@@ -2,8 +2,8 @@
 //! for exactly its bytes and kept encoded in a small LRU, each blob decoded by the writer
 //! that needs it (a blob across a window's end from both), the next windows of the pack read
 //! ahead on the prefetch threads. The restore tells the cache which chunks its queued files
-//! will read (`Segments::expect`): a window none of them needs any more is dropped, and only
-//! windows one of them needs are read ahead.
+//! will read (`Segments::expect`): a window none of them needs any more is the next evicted,
+//! and only windows one of them needs are read ahead.
 //!
 //! Why: a restore that fetched only the blobs of the files it had queued made one request
 //! per newly queued file once its read-ahead had passed: over Garage 519-682 ranged GETs
@@ -35,9 +35,10 @@ use crate::error::{Error, Result};
 use crate::repo::index::Location;
 use crate::repo::pack::pack_key;
 
-/// A restore reads packs in aligned windows of this many bytes, each with one request. Over Garage, 2 and 4 MiB restored bench/run.sh's corpus in the
-/// same time (4.7-5.5 s over four rounds each, 1 MiB 5.2-5.8 s); the smaller window reads
-/// less that is not needed where a snapshot's files lie among many other versions.
+/// A restore reads packs in aligned windows of this many bytes, each with one request.
+/// Over Garage, 2 and 4 MiB restored bench/run.sh's corpus in the same time (4.7-5.5 s
+/// over four rounds each, 1 MiB 5.2-5.8 s); the smaller window reads less that is not
+/// needed where a snapshot's files lie among many other versions.
 const WINDOW: u64 = 2 << 20;
 /// Windows kept encoded: three quarters of the restore's cache (`--cache-mib`), at least
 /// this many; the rest holds delta bases, decoded.
@@ -83,7 +84,7 @@ pub struct Segments {
     lru: Mutex<LruCache<Key, Arc<Seg>>>,
     inflight: Mutex<HashMap<Key, Arc<OnceLock<Fetched>>>>,
     /// Reads still to come from each window, by the files queued for the writers
-    /// (`expect`, `release`): a window no queued file needs is dropped at once, and only
+    /// (`expect`, `release`): a window no queued file needs is the next evicted, and only
     /// windows some file needs are read ahead.
     demand: Mutex<HashMap<Key, u32>>,
 }
