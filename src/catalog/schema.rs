@@ -129,7 +129,7 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
         remove(path)?;
         return open(path);
     }
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_WAIT)?;
     // A connection that closes never checkpoints and deletes the WAL and shared-memory
     // files *by name*: after a rebuild renamed a new catalog over this one, those names
     // are the new file's (`sync::rebuild`). Commits still checkpoint as the WAL grows.
@@ -160,7 +160,7 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
 /// once. WAL mode first, as `open` sets it, so readers of the old file never block on it.
 /// Returns the version the file has after it (another process may have changed it first).
 fn migrate_5_to_6(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_WAIT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let steps = || -> rusqlite::Result<i64> {
@@ -231,7 +231,6 @@ pub fn add_names(conn: &Connection, path: &std::path::Path) -> bool {
         return false;
     }
     tracing::info!("catalog {}: indexing names for find (once)", path.display());
-    let _ = conn.busy_timeout(std::time::Duration::ZERO);
     let steps = || -> rusqlite::Result<()> {
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {NAMES_AND_TRIGGER} COMMIT;"))?;
         let max: i64 =
@@ -247,13 +246,12 @@ pub fn add_names(conn: &Connection, path: &std::path::Path) -> bool {
         conn.execute_batch("CREATE INDEX IF NOT EXISTS nodes_by_name ON nodes (name);")?;
         conn.execute_batch("INSERT OR REPLACE INTO meta (key, value) VALUES ('names', 'complete');")
     };
-    if let Err(e) = steps() {
+    if let Err(e) = without_waiting(conn, steps) {
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK;");
         }
         tracing::debug!("catalog {}: names not indexed now: {e}", path.display());
     }
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
     complete()
 }
 
@@ -285,27 +283,32 @@ fn add_later_indexes(conn: &Connection, path: &std::path::Path) {
             "CREATE INDEX IF NOT EXISTS nodes_with_xattrs ON nodes (tree) WHERE length(xattrs) > 1;",
         ),
     ];
+    let try_now = |what: &str, sql: &str| {
+        if let Err(e) = without_waiting(conn, || conn.execute_batch(sql)) {
+            tracing::debug!("catalog {}: {what} not done now: {e}", path.display());
+        }
+    };
     for (name, sql) in LATER {
-        if index_exists(conn, name) {
-            continue;
+        if !index_exists(conn, name) {
+            try_now(name, sql);
         }
-        let _ = conn.busy_timeout(std::time::Duration::ZERO);
-        if let Err(e) = conn.execute_batch(sql) {
-            tracing::debug!("catalog {}: index {name} not made now: {e}", path.display());
-        }
-        let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
     }
     // The index it replaces goes only once it is there, so a pack's rows always have one.
     if index_exists(conn, "blobs_by_pack_offset") && index_exists(conn, "blobs_by_pack") {
-        let _ = conn.busy_timeout(std::time::Duration::ZERO);
-        if let Err(e) = conn.execute_batch("DROP INDEX IF EXISTS blobs_by_pack;") {
-            tracing::debug!(
-                "catalog {}: blobs_by_pack not dropped now: {e}",
-                path.display()
-            );
-        }
-        let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
+        try_now("drop blobs_by_pack", "DROP INDEX IF EXISTS blobs_by_pack;");
     }
+}
+
+/// How long a connection waits for another process's write lock.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `f` with a connection that does not wait for the write lock (an index built when
+/// nobody writes, never holding up a mount or an ingest), then waits as usual again.
+fn without_waiting<R>(conn: &Connection, f: impl FnOnce() -> R) -> R {
+    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    let r = f();
+    let _ = conn.busy_timeout(BUSY_WAIT);
+    r
 }
 
 fn index_exists(conn: &Connection, name: &str) -> bool {
