@@ -53,7 +53,7 @@ pub use forget::{
 };
 pub use history::{Change, Diff, DiffEntry, FindOptions, Found, Version};
 pub use ingest::{IngestOptions, IngestReport, StreamSource};
-pub use mount::MountOptions;
+pub use mount::{MountOptions, Xattrs};
 pub use objlock::{ExtendOptions, ExtendReport, RecoverReport};
 pub use password::PasswordSource;
 pub use progress::{NoProgress, Progress};

@@ -377,11 +377,13 @@ fn hidden_hash_xattr_is_correct_and_unlisted() {
     m.stop();
 }
 
-/// `--no-xattrs`: the kernel is told once that there are no xattrs and stops asking (a
-/// `cp -a` sends no getxattr or listxattr per entry), the copy is still exact, and the
-/// flag is refused once any snapshot has xattrs.
+/// Without xattrs in any snapshot, the kernel is told once that there are none to list (a
+/// `cp -a` then sends no listxattr per entry; with `--no-xattrs`, no getxattr either), the
+/// copy is still exact, and the hidden hash still answers. `--xattrs` keeps listings on.
+/// A snapshot with xattrs arriving ends the first two kinds of mount, saying why, and not
+/// the third; `--no-xattrs` is then refused.
 #[test]
-fn no_xattrs_mount_copies_exactly_without_xattr_round_trips() {
+fn xattr_free_mounts_copy_exactly_without_xattr_round_trips() {
     let env = Env::new();
     let src = env.path("src");
     make_awkward_tree(&src);
@@ -395,6 +397,16 @@ fn no_xattrs_mount_copies_exactly_without_xattr_round_trips() {
     }
     env.init();
     env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let hash_of = |m: &Mount| {
+        let f = walk(&src)
+            .into_iter()
+            .find(|p| !p.is_symlink() && p.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+            .expect("a file");
+        let rel = f.strip_prefix(&src).expect("under src");
+        let got = xattr::get(m.latest("default", &src).join(rel), "user.cofre.blake3");
+        let want = blake3::hash(&std::fs::read(&f).expect("read"));
+        (got.ok().flatten(), want.to_hex().to_string().into_bytes())
+    };
     let copy_with = |flags: &[&str], name: &str| {
         let log = env.path(&format!("{name}.log"));
         let mut extra = vec!["-v"];
@@ -408,40 +420,80 @@ fn no_xattrs_mount_copies_exactly_without_xattr_round_trips() {
             .status()
             .expect("cp");
         assert!(st.success());
+        let (hash, want) = hash_of(&m);
         m.stop();
         assert_eq!(rsync_diff(&src, &out), "");
         assert_eq!(compare_trees(&src, &out), Vec::<String>::new());
-        fuse_requests(&log)
+        (fuse_requests(&log), hash == Some(want))
     };
     let entries = walk(&src).len() as u64;
-    let plain = copy_with(&[], "plain");
-    assert!(plain["listxattr"] >= entries, "{plain:?}");
-    let fast = copy_with(&["--no-xattrs"], "fast");
-    let asked = |k: &str| fast.get(k).copied().unwrap_or(0);
+    let asked =
+        |c: &std::collections::HashMap<String, u64>, k: &str| c.get(k).copied().unwrap_or(0);
+    let (all, hashed) = copy_with(&["--xattrs"], "all");
+    assert!(asked(&all, "listxattr") >= entries && hashed, "{all:?}");
+    let (auto, hashed) = copy_with(&[], "auto");
+    assert!(asked(&auto, "listxattr") <= 1, "{auto:?}");
+    // `cp -a` asks for the ACL by name: still answered, once per entry at least.
+    assert!(asked(&auto, "getxattr") >= entries && hashed, "{auto:?}");
+    let (none, hashed) = copy_with(&["--no-xattrs"], "none");
     assert!(
-        asked("listxattr") <= 1 && asked("getxattr") <= 1,
-        "{fast:?}"
+        asked(&none, "listxattr") <= 1 && asked(&none, "getxattr") <= 1 && !hashed,
+        "{none:?}"
     );
 
-    // A snapshot with xattrs arriving ends a running --no-xattrs mount (exit 2, saying
-    // why): a copy of it would silently lack them.
-    let log = env.path("ended.log");
-    let m = Mount::start_logged(
-        &env,
-        "mnt-ended",
-        &["--no-xattrs", "--poll-secs", "1"],
-        &log,
-    );
-    make_awkward_tree(&env.path("with"));
-    env.ok(&["ingest", env.path("with").to_str().expect("utf-8")]);
+    // A snapshot with xattrs arriving: the mounts that told the kernel there are none end
+    // (exit 2, saying why), since a copy of it would silently lack them; `--xattrs` stays.
+    let started: Vec<_> = [&[][..], &["--no-xattrs"], &["--xattrs"]]
+        .iter()
+        .enumerate()
+        .map(|(i, flags)| {
+            let log = env.path(&format!("arrival-{i}.log"));
+            let mut extra = vec!["--poll-secs", "1"];
+            extra.extend(*flags);
+            (
+                Mount::start_logged(&env, &format!("mnt-arrival-{i}"), &extra, &log),
+                log,
+            )
+        })
+        .collect();
+    let with = env.path("with");
+    make_awkward_tree(&with);
+    env.ok(&["ingest", with.to_str().expect("utf-8")]);
+    let ended = |i: usize| {
+        let (m, log) = &started[i];
+        assert!(
+            wait_for(Duration::from_secs(30), || !is_mounted(&m.dir)),
+            "mount {i} went on: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    };
+    ended(0);
+    ended(1);
+    let mut started = started.into_iter();
+    for hint in ["with --xattrs", "without --no-xattrs"] {
+        let (m, log) = started.next().expect("mount");
+        assert_eq!(m.stop().code(), Some(2));
+        let text = std::fs::read_to_string(&log).expect("log");
+        assert!(
+            text.contains("cannot show") && text.contains(hint),
+            "{text}"
+        );
+    }
+    let (m, _) = started.next().expect("--xattrs mount");
+    assert!(is_mounted(&m.dir));
+    let listed = |p: &std::path::Path| xattr::list(p).map(|l| l.count()).unwrap_or(0);
+    let shown = m.latest("default", &with);
     assert!(
-        wait_for(Duration::from_secs(30), || !is_mounted(&m.dir)),
-        "the mount went on: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        wait_for(Duration::from_secs(30), || shown.exists()),
+        "the new snapshot never showed"
     );
-    assert_eq!(m.stop().code(), Some(2));
-    let text = std::fs::read_to_string(&log).expect("log");
-    assert!(text.contains("cannot show: unmounted"), "{text}");
+    let want: usize = walk(&with).iter().map(|p| listed(p)).sum();
+    let got: usize = walk(&shown).iter().map(|p| listed(p)).sum();
+    assert!(
+        want > 0 && got == want,
+        "{got} xattrs listed, {want} stored"
+    );
+    m.stop();
 
     // Then the flag is refused, with the reason.
     std::fs::create_dir_all(env.path("mnt-refused")).expect("mkdir");

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cofre::error::Result;
-use cofre::MountOptions;
 use cofre::Session;
+use cofre::{MountOptions, Xattrs};
 
 use crate::Ctx;
 
@@ -36,11 +36,15 @@ pub struct Args {
     /// file costs more than decoding it.
     #[arg(long, default_value_t = 256, value_name = "KIB")]
     file_cache_min: u64,
-    /// Tell the kernel there are no extended attributes, so that `cp -a` and `rsync -X`
-    /// stop asking for each entry (about a third of a copy's time); refused when a
-    /// snapshot has xattrs or ACLs.
-    #[arg(long)]
+    /// Tell the kernel there are no extended attributes at all, so that `cp -a` and
+    /// `rsync -X` stop asking for each entry; refused when a snapshot has xattrs or ACLs.
+    /// Without it, only listings are turned off, and only while no snapshot has any.
+    #[arg(long, conflicts_with = "xattrs")]
     no_xattrs: bool,
+    /// Answer xattr listings even when no snapshot has xattrs: a mount that stays up
+    /// when snapshots with xattrs arrive (docs/mount.md "Extended attributes").
+    #[arg(long)]
+    xattrs: bool,
     /// Seconds between checks for new snapshots.
     #[arg(long, default_value_t = 2)]
     poll_secs: u64,
@@ -57,7 +61,11 @@ impl From<&Args> for MountOptions {
             disk_cache: None,
             file_cache: None,
             file_cache_min: a.file_cache_min * 1024,
-            no_xattrs: a.no_xattrs,
+            xattrs: match (a.xattrs, a.no_xattrs) {
+                (true, _) => Xattrs::All,
+                (_, true) => Xattrs::None,
+                _ => Xattrs::Auto,
+            },
         }
     }
 }

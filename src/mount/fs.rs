@@ -25,9 +25,11 @@ pub struct CofreFs {
     pub zero_message_opendir: bool,
     /// Other users are let in: have the kernel enforce the stored POSIX ACLs too.
     pub posix_acl: bool,
-    /// Answer ENOSYS to getxattr and listxattr: the kernel then stops sending them (2–3
-    /// round trips per entry of a `cp -a`). Only when no snapshot has xattrs.
-    pub no_xattrs: bool,
+    /// Answer listxattr; otherwise ENOSYS, and the kernel stops sending it (two round
+    /// trips per entry of a `cp -a`). Off only when no snapshot has xattrs.
+    pub list_xattrs: bool,
+    /// Answer getxattr; otherwise ENOSYS, as for listings (`--no-xattrs`).
+    pub get_xattrs: bool,
     pub counts: Counts,
     /// With a file cache (`--file-cache`): opens, reads and releases go here
     /// (passthrough, `opens.rs`).
@@ -135,7 +137,7 @@ impl Filesystem for CofreFs {
         }
         // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
-        if self.posix_acl && !self.no_xattrs {
+        if self.posix_acl && self.get_xattrs {
             // With default_permissions the kernel then checks system.posix_acl_access
             // (answered by getxattr from the snapshot) beside the mode bits.
             if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
@@ -338,7 +340,7 @@ impl Filesystem for CofreFs {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         self.counts.add(Op::Getxattr);
-        if self.no_xattrs {
+        if !self.get_xattrs {
             return reply.error(Errno::from_i32(libc::ENOSYS));
         }
         match self.vfs.getxattr(ino.0, name) {
@@ -350,7 +352,7 @@ impl Filesystem for CofreFs {
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.counts.add(Op::Listxattr);
-        if self.no_xattrs {
+        if !self.list_xattrs {
             return reply.error(Errno::from_i32(libc::ENOSYS));
         }
         match self.vfs.listxattr(ino.0) {

@@ -36,10 +36,28 @@ pub struct MountOptions {
     pub file_cache_min: u64,
     /// How often to look for new snapshots in the store.
     pub poll: Duration,
-    /// Tell the kernel this filesystem has no extended attributes: `cp -a` and `rsync -X`
-    /// then stop asking for each entry (docs/mount.md "Without extended attributes").
-    /// Refused when a snapshot has them.
-    pub no_xattrs: bool,
+    /// How extended-attribute requests are answered (docs/mount.md "Extended attributes").
+    pub xattrs: Xattrs,
+}
+
+/// What the mount tells the kernel about extended attributes. The kernel takes an ENOSYS
+/// from `listxattr` or `getxattr` as "this filesystem has none" and stops sending that
+/// request for the life of the mount: a round trip less per entry of a `cp -a`, but it
+/// cannot be told otherwise later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Xattrs {
+    /// The default: listings are answered only when some snapshot has xattrs or ACLs
+    /// (then as `All`); otherwise the kernel is told there are none to list (`cp -a` and
+    /// `rsync -X` ask twice per entry), while values are still answered: the hidden
+    /// `user.cofre.blake3`, and the ACL probes `cp -a` makes by name. A snapshot with
+    /// xattrs that arrives later ends such a mount, saying why.
+    #[default]
+    Auto,
+    /// Listings and values, whatever the snapshots hold (`--xattrs`): a mount that stays up
+    /// when snapshots with xattrs may arrive.
+    All,
+    /// Neither listings nor values (`--no-xattrs`): refused when a snapshot has xattrs.
+    None,
 }
 
 /// Pulls new snapshots from the store into the catalog and the layout, until `stop`.
@@ -50,7 +68,8 @@ fn refresher(
     poll: Duration,
     stop: Arc<AtomicBool>,
     notifier: fuser::Notifier,
-    // A `--no-xattrs` mount: set when a snapshot with xattrs arrived, and the mount ends.
+    // A mount that told the kernel there are no xattrs: set when a snapshot with xattrs
+    // arrived, and the mount ends.
     xattrs_arrived: Option<Arc<AtomicBool>>,
 ) {
     // After a failed rebuild (store unreachable, disk full), the next one waits this long
@@ -182,10 +201,16 @@ pub fn mount(
 ) -> Result<()> {
     clear_stale_mountpoint(mountpoint)?;
     let cat = sync::open_synced(catalog, &repo)?;
-    // Whether to hint at --no-xattrs; with the flag, the check must succeed and say no.
+    // `Auto` leaves listings on unless the check succeeds and says no; `--no-xattrs` is
+    // refused unless it does.
     let has_xattrs = cat.any_xattrs();
     drop(cat);
-    if opts.no_xattrs {
+    let (list_xattrs, get_xattrs) = match opts.xattrs {
+        Xattrs::All => (true, true),
+        Xattrs::Auto => (!matches!(has_xattrs, Ok(false)), true),
+        Xattrs::None => (false, false),
+    };
+    if opts.xattrs == Xattrs::None {
         match &has_xattrs {
             Ok(false) => {}
             Ok(true) => {
@@ -273,7 +298,8 @@ pub fn mount(
         zero_message_open: false,
         zero_message_opendir: false,
         posix_acl: opts.allow_other,
-        no_xattrs: opts.no_xattrs,
+        list_xattrs,
+        get_xattrs,
         counts: Default::default(),
         opens,
     };
@@ -302,7 +328,7 @@ pub fn mount(
             catalog.to_path_buf(),
         );
         let notifier = session.notifier();
-        let arrived = opts.no_xattrs.then(|| xattrs_arrived.clone());
+        let arrived = (!list_xattrs).then(|| xattrs_arrived.clone());
         std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier, arrived))
     };
     let mp = mountpoint.to_path_buf();
@@ -335,10 +361,10 @@ pub fn mount(
         mountpoint.display(),
         mountpoint.display()
     );
-    if matches!(has_xattrs, Ok(false)) && !opts.no_xattrs {
-        eprintln!(
-            "no snapshot has xattrs or ACLs: `cofre mount --no-xattrs` copies out about a \
-             third faster (docs/mount.md)"
+    if !list_xattrs && opts.xattrs == Xattrs::Auto {
+        tracing::info!(
+            "no snapshot has xattrs or ACLs: the kernel is told there are none to list \
+             (`cp -a` asks for each entry otherwise); --xattrs keeps listings on"
         );
     }
     let result = session.run().map_err(|e| Error::io(mountpoint, e));
@@ -363,11 +389,15 @@ pub fn mount(
         }
     }
     if xattrs_arrived.load(Ordering::Relaxed) {
-        return Err(Error::InvalidArgument(
-            "a new snapshot has extended attributes or ACLs, which this --no-xattrs mount \
-             cannot show: unmounted; mount again without --no-xattrs"
+        return Err(Error::InvalidArgument(match opts.xattrs {
+            Xattrs::None => "a new snapshot has extended attributes or ACLs, which this \
+                 --no-xattrs mount cannot show: unmounted; mount again without --no-xattrs"
                 .into(),
-        ));
+            _ => "a new snapshot has extended attributes or ACLs, which this mount cannot \
+                  show (it started when no snapshot had any, and told the kernel so): \
+                  unmounted; mount again, or with --xattrs to stay up when they arrive"
+                .into(),
+        }));
     }
     result
 }
