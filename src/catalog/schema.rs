@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS blobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nodes_by_subtree ON nodes (subtree) WHERE subtree IS NOT NULL;
 -- The few nodes with extended attributes (an empty list encodes as one byte): whether any
--- snapshot has them is one probe (`mount --no-xattrs`), not a scan of every node.
+-- snapshot has them is one probe (every `mount`, at start and at each layout), not a scan.
 CREATE INDEX IF NOT EXISTS nodes_with_xattrs ON nodes (tree) WHERE length(xattrs) > 1;
 CREATE TABLE IF NOT EXISTS packs (
     pack  BLOB NOT NULL,

@@ -60,6 +60,14 @@ pub enum Xattrs {
     None,
 }
 
+/// The kernel was told there are no xattrs and cannot be told otherwise: a copy of the new
+/// snapshot would silently lack them, so it is never shown and the mount ends instead
+/// (SIGTERM: the handler unmounts as for Ctrl-C); `mount` says why.
+fn end_for_xattrs() {
+    // SAFETY: signalling this process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+}
+
 /// Pulls new snapshots from the store into the catalog and the layout, until `stop`.
 fn refresher(
     vfs: Arc<Vfs>,
@@ -68,9 +76,9 @@ fn refresher(
     poll: Duration,
     stop: Arc<AtomicBool>,
     notifier: fuser::Notifier,
-    // A mount that told the kernel there are no xattrs: set when a snapshot with xattrs
-    // arrived, and the mount ends.
-    xattrs_arrived: Option<Arc<AtomicBool>>,
+    // Set by the vfs (`Vfs::shown_snapshots`) on a mount that told the kernel there are no
+    // xattrs, when a snapshot with xattrs is in the catalog: the mount ends.
+    xattrs_arrived: Arc<AtomicBool>,
 ) {
     // After a failed rebuild (store unreachable, disk full), the next one waits this long
     // whatever the requests say.
@@ -81,27 +89,16 @@ fn refresher(
         let mut damaged = false;
         while started.elapsed() < poll && !stop.load(Ordering::Relaxed) && !damaged {
             std::thread::sleep(Duration::from_millis(100).min(poll));
+            if xattrs_arrived.load(Ordering::SeqCst) {
+                return end_for_xattrs();
+            }
             damaged = std::time::Instant::now() >= no_rebuild_before && vfs.take_damaged_catalog();
         }
         // Opened afresh each time: a connection kept open would go on writing into a
         // catalog file that `catalog rebuild` has replaced.
-        let synced = Catalog::open(&catalog).and_then(|mut c| {
-            sync::sync(&mut c, &repo)?;
-            Ok(xattrs_arrived.is_some() && c.any_xattrs()?)
-        });
+        let synced = Catalog::open(&catalog).and_then(|mut c| sync::sync(&mut c, &repo));
         match synced {
-            Ok(true) => {
-                // The kernel was told there are no xattrs and cannot be told otherwise: a
-                // copy of the new snapshot would silently lack them. End the mount instead
-                // (SIGTERM: the handler unmounts as for Ctrl-C); `mount` says why.
-                if let Some(flag) = &xattrs_arrived {
-                    flag.store(true, Ordering::Relaxed);
-                }
-                // SAFETY: signalling this process.
-                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
-                return;
-            }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) if sync::is_damaged(&e) => {
                 vfs.note_damaged_catalog(&e);
                 damaged = true;
@@ -129,6 +126,7 @@ fn refresher(
                 tracing::info!("snapshot list changed");
                 invalidate(&notifier, &inv);
             }
+            Err(_) if xattrs_arrived.load(Ordering::SeqCst) => return end_for_xattrs(),
             Err(e) => tracing::warn!("refresh: {e}"),
         }
         if rebuilt {
@@ -210,6 +208,7 @@ pub fn mount(
         Xattrs::Auto => (!matches!(has_xattrs, Ok(false)), true),
         Xattrs::None => (false, false),
     };
+    let xattrs_arrived = Arc::new(AtomicBool::new(false));
     if opts.xattrs == Xattrs::None {
         match &has_xattrs {
             Ok(false) => {}
@@ -267,14 +266,24 @@ pub fn mount(
     let opens = file_cache
         .clone()
         .map(|c| opens::Opens::new(c, opts.file_cache_min));
-    let vfs = Arc::new(Vfs::new(
-        repo.clone(),
-        Pool::new(catalog.to_path_buf()),
-        opts.local_time,
-        opts.sets.clone(),
-        opts.cache_bytes,
-        disk,
-    )?);
+    let vfs = Arc::new(
+        Vfs::new(
+            repo.clone(),
+            Pool::new(catalog.to_path_buf()),
+            opts.local_time,
+            opts.sets.clone(),
+            opts.cache_bytes,
+            disk,
+            (!list_xattrs).then(|| xattrs_arrived.clone()),
+        )
+        .map_err(|e| {
+            if xattrs_arrived.load(Ordering::SeqCst) {
+                arrived_error(opts.xattrs)
+            } else {
+                e
+            }
+        })?,
+    );
 
     let mut config = Config::default();
     config.mount_options = vec![
@@ -319,7 +328,6 @@ pub fn mount(
     let mut unmounter = session.unmount_callable();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let xattrs_arrived = Arc::new(AtomicBool::new(false));
     let refresh = {
         let (vfs, repo, stop, cat) = (
             vfs.clone(),
@@ -328,7 +336,7 @@ pub fn mount(
             catalog.to_path_buf(),
         );
         let notifier = session.notifier();
-        let arrived = (!list_xattrs).then(|| xattrs_arrived.clone());
+        let arrived = xattrs_arrived.clone();
         std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier, arrived))
     };
     let mp = mountpoint.to_path_buf();
@@ -362,9 +370,10 @@ pub fn mount(
         mountpoint.display()
     );
     if !list_xattrs && opts.xattrs == Xattrs::Auto {
-        tracing::info!(
-            "no snapshot has xattrs or ACLs: the kernel is told there are none to list \
-             (`cp -a` asks for each entry otherwise); --xattrs keeps listings on"
+        // Said on every such mount: it ends when a snapshot with xattrs arrives.
+        eprintln!(
+            "no snapshot has xattrs or ACLs: xattr listings are off (faster copies); a \
+             snapshot with xattrs arriving ends this mount (--xattrs keeps it up)"
         );
     }
     let result = session.run().map_err(|e| Error::io(mountpoint, e));
@@ -388,16 +397,22 @@ pub fn mount(
             tracing::warn!("file cache: not sealed ({e}); the next mount checks each entry");
         }
     }
-    if xattrs_arrived.load(Ordering::Relaxed) {
-        return Err(Error::InvalidArgument(match opts.xattrs {
-            Xattrs::None => "a new snapshot has extended attributes or ACLs, which this \
-                 --no-xattrs mount cannot show: unmounted; mount again without --no-xattrs"
-                .into(),
-            _ => "a new snapshot has extended attributes or ACLs, which this mount cannot \
-                  show (it started when no snapshot had any, and told the kernel so): \
-                  unmounted; mount again, or with --xattrs to stay up when they arrive"
-                .into(),
-        }));
+    if xattrs_arrived.load(Ordering::SeqCst) {
+        return Err(arrived_error(opts.xattrs));
     }
     result
+}
+
+/// Why a mount that told the kernel there are no xattrs ended (or did not start).
+fn arrived_error(mode: Xattrs) -> Error {
+    Error::InvalidArgument(if mode == Xattrs::None {
+        "a new snapshot has extended attributes or ACLs, which this --no-xattrs mount cannot \
+         show: unmounted; mount again without --no-xattrs"
+            .into()
+    } else {
+        "a new snapshot has extended attributes or ACLs, which this mount cannot show (it \
+         started when no snapshot had any, and told the kernel so): unmounted; mount again, or \
+         with --xattrs to stay up when they arrive"
+            .into()
+    })
 }

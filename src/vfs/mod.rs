@@ -189,6 +189,9 @@ pub struct Vfs {
     /// A request met SQLITE_CORRUPT: the mount's refresher rebuilds the catalog beside the
     /// damaged file and the mount switches to it (`remap.rs`).
     catalog_damaged: Arc<std::sync::atomic::AtomicBool>,
+    /// On a mount that told the kernel there are no xattrs to list: set, and no layout
+    /// published, once a snapshot with xattrs is in the catalog (`shown_snapshots`).
+    xattr_gate: Option<Arc<std::sync::atomic::AtomicBool>>,
     uid: u32,
     gid: u32,
 }
@@ -284,6 +287,7 @@ impl Vfs {
         sets: Vec<String>,
         cache_bytes: usize,
         disk: Option<diskcache::DiskCache>,
+        xattr_gate: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Vfs> {
         let catalog_damaged = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let damaged = catalog_damaged.clone();
@@ -314,6 +318,7 @@ impl Vfs {
             next_fh: AtomicU64::new(1),
             inode_peak: std::sync::atomic::AtomicUsize::new(0),
             catalog_damaged,
+            xattr_gate,
             // SAFETY: getuid/getgid cannot fail.
             uid: unsafe { libc::getuid() },
             gid: unsafe { libc::getgid() },
@@ -327,10 +332,7 @@ impl Vfs {
     pub fn refresh(&self) -> Result<Invalidations> {
         let prev = self.layout.read().clone();
         self.follow_replaced_catalog()?;
-        let mut snaps = self.pool.get()?.snapshots(None)?;
-        if !self.sets.is_empty() {
-            snaps.retain(|s| self.sets.contains(&s.manifest.set));
-        }
+        let snaps = self.shown_snapshots(&*self.pool.get()?)?;
         let new = Layout::build(&snaps, self.local_time, Some(&self.layout.read()));
         let changed = layout::changes(&prev, &new);
         if !changed.is_empty() {
@@ -347,6 +349,27 @@ impl Vfs {
         // `latest` first: whoever sees a new snapshot directory must see `latest` moved.
         inv.entries.sort_by_key(|(_, n)| n.as_slice() != b"latest");
         Ok(inv)
+    }
+
+    /// The snapshots the layout shows: the catalog's, of the mounted sets. On a mount that
+    /// told the kernel there are no xattrs to list, the catalog is checked after the list is
+    /// read, so the check covers every snapshot in it (each was committed before). A
+    /// snapshot with xattrs, or a failed check, is an error: the layout stays as it was,
+    /// and the gate tells the refresher to end the mount.
+    fn shown_snapshots(&self, cat: &Catalog) -> Result<Vec<crate::catalog::SnapshotRow>> {
+        let mut snaps = cat.snapshots(None)?;
+        if let Some(gate) = &self.xattr_gate {
+            if cat.any_xattrs()? {
+                gate.store(true, Ordering::SeqCst);
+                return Err(Error::InvalidArgument(
+                    "a snapshot with extended attributes arrived; not shown".into(),
+                ));
+            }
+        }
+        if !self.sets.is_empty() {
+            snaps.retain(|s| self.sets.contains(&s.manifest.set));
+        }
+        Ok(snaps)
     }
 
     pub fn chunk_fetches(&self) -> u64 {

@@ -52,7 +52,8 @@ impl Vfs {
     /// Whether the catalog file is another one than the mount has been reading; then
     /// switches to it (connections, inodes) and returns true.
     pub(super) fn follow_replaced_catalog(&self) -> Result<bool> {
-        let now = Catalog::open(self.pool.path())?.generation()?;
+        let fresh = Catalog::open(self.pool.path())?;
+        let now = fresh.generation()?;
         if *self.generation.lock() == now {
             return Ok(false);
         }
@@ -61,14 +62,13 @@ impl Vfs {
         if *self.generation.lock() == now {
             return Ok(true);
         }
+        // Read before anything is switched: when these are refused (`shown_snapshots`),
+        // the pool's connections still read the old file, which the inodes' row ids are of.
+        let snaps = self.shown_snapshots(&fresh)?;
         tracing::warn!("the catalog was replaced under the mount; re-resolving its inodes");
         self.pool.reset();
         self.pool.expect_generation(now.clone());
         let cat = self.pool.get()?;
-        let mut snaps = cat.snapshots(None)?;
-        if !self.sets.is_empty() {
-            snaps.retain(|s| self.sets.contains(&s.manifest.set));
-        }
         let layout = Layout::build(&snaps, self.local_time, Some(&self.layout.read()));
         self.inodes.remap(|e, parent| match e {
             Entry::Virtual { .. } | Entry::Link { .. } => Some(e.clone()),
