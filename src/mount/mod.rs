@@ -278,7 +278,7 @@ pub fn mount(
         )
         .map_err(|e| {
             if xattrs_arrived.load(Ordering::SeqCst) {
-                arrived_error(opts.xattrs)
+                arrived_error(opts.xattrs, "not mounted")
             } else {
                 e
             }
@@ -398,21 +398,23 @@ pub fn mount(
         }
     }
     if xattrs_arrived.load(Ordering::SeqCst) {
-        return Err(arrived_error(opts.xattrs));
+        return Err(arrived_error(opts.xattrs, "unmounted"));
     }
     result
 }
 
 /// Why a mount that told the kernel there are no xattrs ended (or did not start).
-fn arrived_error(mode: Xattrs) -> Error {
+fn arrived_error(mode: Xattrs, what: &str) -> Error {
     Error::InvalidArgument(if mode == Xattrs::None {
-        "a new snapshot has extended attributes or ACLs, which this --no-xattrs mount cannot \
-         show: unmounted; mount again without --no-xattrs"
-            .into()
+        format!(
+            "a new snapshot has extended attributes or ACLs, which this --no-xattrs mount \
+             cannot show: {what}; mount again without --no-xattrs"
+        )
     } else {
-        "a new snapshot has extended attributes or ACLs, which this mount cannot show (it \
-         started when no snapshot had any, and told the kernel so): unmounted; mount again, or \
-         with --xattrs to stay up when they arrive"
-            .into()
+        format!(
+            "a new snapshot has extended attributes or ACLs, which this mount cannot show (it \
+             started when no snapshot had any, and told the kernel so): {what}; mount again, \
+             or with --xattrs to stay up when they arrive"
+        )
     })
 }

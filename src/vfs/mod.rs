@@ -330,9 +330,17 @@ impl Vfs {
     /// Re-reads the snapshot list from the catalog; returns what the kernel must forget
     /// (nothing when the layout did not change).
     pub fn refresh(&self) -> Result<Invalidations> {
-        let prev = self.layout.read().clone();
         self.follow_replaced_catalog()?;
-        let snaps = self.shown_snapshots(&*self.pool.get()?)?;
+        // Under the switch lock, on a connection to the file the inodes are of: otherwise a
+        // FUSE thread switching to a replaced catalog meanwhile (`remap.rs`) could have its
+        // layout overwritten by one built from the old file.
+        let _switch = self.switch.read();
+        let cat = self.pool.get()?;
+        if cat.generation()? != *self.generation.lock() {
+            return Err(Error::CatalogReplaced);
+        }
+        let prev = self.layout.read().clone();
+        let snaps = self.shown_snapshots(&cat)?;
         let new = Layout::build(&snaps, self.local_time, Some(&self.layout.read()));
         let changed = layout::changes(&prev, &new);
         if !changed.is_empty() {
@@ -354,8 +362,8 @@ impl Vfs {
     /// The snapshots the layout shows: the catalog's, of the mounted sets. On a mount that
     /// told the kernel there are no xattrs to list, the catalog is checked after the list is
     /// read, so the check covers every snapshot in it (each was committed before). A
-    /// snapshot with xattrs, or a failed check, is an error: the layout stays as it was,
-    /// and the gate tells the refresher to end the mount.
+    /// snapshot with xattrs is an error and sets the gate, which tells the refresher to end
+    /// the mount; a failed check is an error too. Either way the layout stays as it was.
     fn shown_snapshots(&self, cat: &Catalog) -> Result<Vec<crate::catalog::SnapshotRow>> {
         let mut snaps = cat.snapshots(None)?;
         if let Some(gate) = &self.xattr_gate {
