@@ -330,6 +330,9 @@ impl Vfs {
     /// Re-reads the snapshot list from the catalog; returns what the kernel must forget
     /// (nothing when the layout did not change).
     pub fn refresh(&self) -> Result<Invalidations> {
+        // Taken first: when a switch to a replaced catalog happens below or meanwhile, the
+        // kernel is told every name that changed since (more than needed is harmless).
+        let prev = self.layout.read().clone();
         self.follow_replaced_catalog()?;
         // Under the switch lock, on a connection to the file the inodes are of: otherwise a
         // FUSE thread switching to a replaced catalog meanwhile (`remap.rs`) could have its
@@ -339,7 +342,6 @@ impl Vfs {
         if cat.generation()? != *self.generation.lock() {
             return Err(Error::CatalogReplaced);
         }
-        let prev = self.layout.read().clone();
         let snaps = self.shown_snapshots(&cat)?;
         let new = Layout::build(&snaps, self.local_time, Some(&self.layout.read()));
         let changed = layout::changes(&prev, &new);
