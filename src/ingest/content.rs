@@ -179,16 +179,19 @@ impl Chunker<'_, '_> {
         Ok(())
     }
 
-    fn store_chunk(&mut self, data: Vec<u8>, offset: u64) -> Result<ChunkRef> {
-        let id = self.repo.keys().blob_id(&data);
+    /// The chunk's reference; its bytes are copied out of the read window only when the
+    /// packer needs them (a chunk stored already costs its hash and no copy).
+    fn store_chunk(&mut self, data: &[u8], offset: u64) -> Result<ChunkRef> {
+        let id = self.repo.keys().blob_id(data);
         let len = data.len() as u32;
         if !self.known(&id, BlobKind::Data)? {
             self.seen.insert(id);
             let base = match self.similar.as_mut() {
-                Some(s) => s.base_for(self.repo, self.catalog, self.data_packs, &data, offset),
+                Some(s) => s.base_for(self.repo, self.catalog, self.data_packs, data, offset),
                 None => None,
             };
-            self.packer.add_with_base(id, data, BlobKind::Data, base)?;
+            self.packer
+                .add_with_base(id, data.to_vec(), BlobKind::Data, base)?;
         }
         Ok(ChunkRef { offset, len, id })
     }
@@ -217,11 +220,10 @@ impl Chunker<'_, '_> {
         let mut window = std::mem::take(&mut self.window);
         let mut total = 0;
         let r = for_each_chunk(reader, &mut window, WINDOW, cdc, |chunk| {
-            let data = chunk.to_vec();
-            hasher.update(&data);
-            self.progress.add_bytes(data.len() as u64);
-            let len = data.len() as u64;
-            out.push(self.store_chunk(data, base + total)?);
+            hasher.update(chunk);
+            self.progress.add_bytes(chunk.len() as u64);
+            let len = chunk.len() as u64;
+            out.push(self.store_chunk(chunk, base + total)?);
             total += len;
             Ok(())
         });
