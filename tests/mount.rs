@@ -538,3 +538,53 @@ fn a_second_find_of_a_snapshot_lists_nothing_again() {
     // No opendir round trip per directory: the kernel is told once that none is needed.
     assert!(twice["opendir"] <= 1, "{twice:?}");
 }
+
+/// `cp -a` copies a directory's files in inode-number order (coreutils sorts each listing
+/// by `d_ino`), and ingest stores them in the packs in name order: the mount numbers a
+/// directory's entries upwards in that order, so a copy reads the packs front to back.
+/// The numbers are the same on another mount and after a catalog rebuild.
+#[test]
+fn a_directorys_inode_numbers_follow_its_listing_and_stay() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let src = env.path("src");
+    many_files(&src, 3, 300);
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let numbers = |name: &str| {
+        let m = Mount::start(&env, name, &[]);
+        let mut all = Vec::new();
+        for d in 0..3 {
+            let dir = m.latest("default", &src.join(format!("dir{d:03}")));
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+                .collect();
+            names.sort();
+            assert_eq!(names.len(), 300);
+            let inos: Vec<u64> = names
+                .iter()
+                .map(|n| std::fs::metadata(dir.join(n)).expect("stat").ino())
+                .collect();
+            assert!(
+                inos.windows(2).all(|w| w[0] < w[1]),
+                "dir{d:03}: inode numbers not in name order: {inos:?}"
+            );
+            all.extend(inos);
+        }
+        m.stop();
+        all
+    };
+    let first = numbers("one");
+    assert_eq!(
+        numbers("two"),
+        first,
+        "another mount numbers them otherwise"
+    );
+    env.ok(&["catalog", "rebuild"]);
+    assert_eq!(
+        numbers("three"),
+        first,
+        "numbered otherwise after a rebuild"
+    );
+}

@@ -147,7 +147,27 @@ fn the_file_cache_keeps_its_bound_and_open_files_read_right() {
         |content: &[u8]| wait_for(Duration::from_secs(10), || entry_of(&dir, content).exists());
     assert!(read("f00") == want("f00"));
     assert!(kept(&want("f00")), "f00 was not kept");
-    let held = std::fs::File::open(view.join("f00")).expect("open f00");
+    // The kernel sends RELEASE after close() returns, so an open right away may still find
+    // f00 open through the mount and rightly not pass through (the held handle would then
+    // not pin f00's entry): open again until one passes through.
+    let passed_through = |ino: u64| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains(&format!("inode {ino}: opened in passthrough mode"))
+    };
+    let f00_ino = std::fs::metadata(view.join("f00")).expect("stat f00").ino();
+    let mut held = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let f = std::fs::File::open(view.join("f00")).expect("open f00");
+            let through = passed_through(f00_ino);
+            if through {
+                held = Some(f);
+            }
+            through
+        }),
+        "f00 was never opened in passthrough mode"
+    );
+    let held = held.expect("held f00");
 
     // Every other file, twice, with the bound checked after each (`du` would not see an
     // evicted file still open: an open entry is not evicted, so that cannot happen).
@@ -172,9 +192,16 @@ fn the_file_cache_keeps_its_bound_and_open_files_read_right() {
         "an open file whose entry went read wrong"
     );
     drop(held);
-    // Closed, then a miss: read through the mount again, and kept again.
-    assert!(read("f00") == want("f00"));
-    assert!(kept(&want("f00")), "f00 was not kept again");
+    // Closed, then a miss: read through the mount again, and kept again. Until the mount
+    // has the RELEASE, an open still joins the held handle's passthrough (its backing is
+    // the deleted entry), which keeps nothing: read again until kept.
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            assert!(read("f00") == want("f00"), "f00 differs");
+            entry_of(&dir, &want("f00")).exists()
+        }),
+        "f00 was not kept again"
+    );
     round_of_reads(1);
 
     // f01 opened and read whole through the mount: its entry appears while the handle is
@@ -198,14 +225,10 @@ fn the_file_cache_keeps_its_bound_and_open_files_read_right() {
     // f01 open through the mount and rightly not pass through: open again until one does
     // (the mount's inode numbers are what stat shows).
     let ino = std::fs::metadata(view.join("f01")).expect("stat f01").ino();
-    let passed_through = || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.contains(&format!("inode {ino}: opened in passthrough mode"))
-    };
     assert!(
         wait_for(Duration::from_secs(10), || {
             assert!(read("f01") == f01, "f01 differs");
-            passed_through()
+            passed_through(ino)
         }),
         "f01 was never opened in passthrough mode once both handles were closed"
     );

@@ -462,6 +462,15 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The lowest row id among the entries of the tree with this rowid (the mount numbers
+    /// entries by their place after it: `vfs::inodes::key_position`).
+    pub fn first_child_rowid(&self, tree_rowid: i64) -> Result<Option<i64>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT min(id) FROM nodes WHERE tree = ?1")?;
+        Ok(st.query_row(params![tree_rowid], |r| r.get(0))?)
+    }
+
     pub fn node(&self, rowid: i64) -> Result<Option<NodeRow>> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {NODE_COLS} FROM nodes n LEFT JOIN trees t ON t.id = n.subtree WHERE n.id = ?1"

@@ -27,7 +27,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::model::{ChunkRef, Kind, Node};
 use crate::repo::Repository;
-use inodes::{key_child, key_hardlink, Entry, Inodes, Meta, ROOT};
+use inodes::{key_child, key_hardlink, key_position, Entry, Inodes, Meta, ROOT};
 use layout::{Child, Layout, SnapRef};
 use reader::{ChunkCache, OpenFile, ReadMode, LISTING_CHUNKS};
 
@@ -43,6 +43,9 @@ const OPEN_FILES: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 const RESOLVE_AHEAD: usize = 256;
 /// Directory listings remembered for resolving ahead.
 const LISTED_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
+/// Trees whose first entry rowid is kept (`first_rows`): a lookup of a name not listed
+/// first costs one more query per directory.
+const FIRST_ROWS: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 /// Listings kept between the reads of one directory without a handle (`listing_of`): as
 /// many directories as are read at once, with room to spare.
 const READING_DIRS: NonZeroUsize = NonZeroUsize::new(64).unwrap();
@@ -168,6 +171,9 @@ pub struct Vfs {
     /// Files of recently listed directories, by directory inode: when the first of them is
     /// read, the others are resolved on another thread before `cp` reaches them.
     listed: Mutex<LruCache<u64, Vec<Pending>>>,
+    /// Tree rowid → the lowest rowid of its entries, which `key_position` numbers from
+    /// (of the current catalog: cleared when it is replaced).
+    first_rows: Mutex<LruCache<i64, i64>>,
     resolve_ahead: Sender<Pending>,
     /// Open directories: each listing made at its handle's first readdir, served by offset.
     dirs: Mutex<HashMap<u64, DirHandle>>,
@@ -311,6 +317,7 @@ impl Vfs {
             cache,
             files,
             listed: Mutex::new(LruCache::new(LISTED_DIRS)),
+            first_rows: Mutex::new(LruCache::new(FIRST_ROWS)),
             resolve_ahead,
             dirs: Mutex::new(HashMap::new()),
             by_ino: Mutex::new(LruCache::new(READING_DIRS)),
@@ -384,6 +391,7 @@ impl Vfs {
         parent: u64,
         snap: &Arc<SnapRef>,
         row: crate::catalog::NodeRow,
+        pos: u64,
         lookup: bool,
     ) -> (Attr, Vec<ChunkRef>, Entry) {
         // The inode table keeps attributes only; chunk lists go to whoever reads the file.
@@ -391,7 +399,7 @@ impl Vfs {
         let key = if meta.kind == Kind::File && meta.nlink > 1 {
             key_hardlink(&snap.id, &row.node)
         } else {
-            key_child(parent, &meta.name)
+            key_position(parent, pos)
         };
         let chunks = row.node.chunks;
         let entry = Entry::Node {
@@ -447,8 +455,19 @@ impl Vfs {
             return self.getattr(ino);
         }
         let (snap, tree) = Self::snap_and_tree(&pe).ok_or_else(missing)?;
-        let row = self.pool.get()?.child(tree, name)?.ok_or_else(missing)?;
-        Ok(self.register_node(parent, &snap, row, true).0)
+        let cat = self.pool.get()?;
+        let row = cat.child(tree, name)?.ok_or_else(missing)?;
+        let first = self.first_rows.lock().get(&tree).copied();
+        let first = match first {
+            Some(f) => f,
+            None => {
+                let f = cat.first_child_rowid(tree)?.unwrap_or(row.rowid);
+                self.first_rows.lock().put(tree, f);
+                f
+            }
+        };
+        let pos = row.rowid.saturating_sub(first) as u64;
+        Ok(self.register_node(parent, &snap, row, pos, true).0)
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -504,6 +523,8 @@ impl Vfs {
             Error::io("readdir", std::io::Error::from_raw_os_error(libc::ENOTDIR))
         })?;
         let rows = self.pool.get()?.children(tree)?;
+        let first = rows.iter().map(|r| r.rowid).min().unwrap_or(0);
+        self.first_rows.lock().put(tree, first);
         let dir_path = self.node_path(ino);
         let mut ahead = Vec::new();
         // The files' chunk ids, for the cache's reads of this directory (`note_listing`).
@@ -513,7 +534,8 @@ impl Vfs {
             .map(|r| {
                 let name = r.node.name.clone();
                 let blake3 = r.node.blake3;
-                let (attr, chunks, entry) = self.register_node(ino, &snap, r, false);
+                let pos = r.rowid.saturating_sub(first) as u64;
+                let (attr, chunks, entry) = self.register_node(ino, &snap, r, pos, false);
                 if let Some(set) = &mut ids {
                     set.extend(chunks.iter().map(|c| c.id));
                     if set.len() > LISTING_CHUNKS {

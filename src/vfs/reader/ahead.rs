@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    decoded_size, runs, total_weight, ChunkCache, Group, Job, OpenFile, Taken, BASE_GAP, CLAIM,
-    MAX_FETCH, PACK_SIZE_LIMIT, READ_AHEAD, SEGMENT, SEGMENTS_AHEAD, SPARSE_WASTE,
+    decoded_size, runs, total_weight, weight, ChunkCache, Group, Job, OpenFile, Taken, BASE_GAP,
+    CLAIM, MAX_FETCH, PACK_SIZE_LIMIT, READ_AHEAD, SEGMENT, SEGMENTS_AHEAD, SPARSE_WASTE,
 };
 use crate::crypto::BlobId;
 use crate::repo::index::Location;
@@ -147,12 +147,45 @@ impl ChunkCache {
         }
     }
 
+    /// Queues `f`'s next chunks after `from` (up to READ_AHEAD bytes) for a sequential
+    /// reader: the pack segments they are in (whole, or cut to the directory's blobs as
+    /// `take_segment` decides), where the lister knows them and they hold no deltas, else
+    /// the chunks in runs. Chunks in a segment taken already (queued
+    /// whole, or cut for `f`'s directory) are skipped: queuing a file's next chunks apart
+    /// from their segment made one small request each (its own, and the holes it left in
+    /// the segment queued later): 974 of 1,059 requests in a cold `cp -a` of the bench
+    /// corpus over S3 were under 1 MiB, 754 under 64 KiB, ~33 ms each on Garage.
     pub(super) fn read_ahead(&self, f: &OpenFile, from: usize) {
         let mut i = from;
         let mut queued = 0;
         let tx = self.prefetch.lock().clone();
         let Some(tx) = tx else { return };
         while i < f.chunks.len() && queued < READ_AHEAD && self.room_ahead() {
+            if let Some(loc) = f.locs[i] {
+                let key = (loc.pack, loc.offset / SEGMENT);
+                let taken = self.ahead.lock().get(&key).copied();
+                let covered = match taken {
+                    Some(Taken::Whole) => true,
+                    Some(Taken::Cut(dir, _)) => Some(dir) == f.dir,
+                    None => false,
+                };
+                if covered {
+                    queued += weight(&loc);
+                    i += 1;
+                    continue;
+                }
+                // Whole, or cut to the directory's blobs, as a miss there would take it.
+                let id = f.chunks[i].id;
+                if let Some(blobs) = self.segment(&loc, key.1) {
+                    if blobs.iter().any(|(b, _)| *b == id) && total_weight(&blobs) <= 2 * SEGMENT {
+                        let g = self.take_segment(key, blobs, f, &id);
+                        queued += total_weight(&g);
+                        self.queue_groups(g);
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
             let group = self.run_from(f, i, MAX_FETCH);
             if group.is_empty() {
                 i += 1;
