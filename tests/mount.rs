@@ -542,49 +542,65 @@ fn a_second_find_of_a_snapshot_lists_nothing_again() {
 /// `cp -a` copies a directory's files in inode-number order (coreutils sorts each listing
 /// by `d_ino`), and ingest stores them in the packs in name order: the mount numbers a
 /// directory's entries upwards in that order, so a copy reads the packs front to back.
-/// The numbers are the same on another mount and after a catalog rebuild.
+/// Listed (READDIRPLUS) or looked up by name without a listing (LOOKUP, in reverse order),
+/// on another mount, and after a catalog rebuild under a running mount, the numbers are
+/// the same.
 #[test]
 fn a_directorys_inode_numbers_follow_its_listing_and_stay() {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{DirEntryExt, MetadataExt};
     let env = Env::new();
     let src = env.path("src");
     many_files(&src, 3, 300);
     env.init();
     env.ok(&["ingest", src.to_str().expect("utf-8")]);
-    let numbers = |name: &str| {
-        let m = Mount::start(&env, name, &[]);
+    let mut names: Vec<String> = std::fs::read_dir(src.join("dir000"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    names.sort();
+    // Each directory's numbers, in name order: listed first, or only looked up.
+    let numbers = |m: &Mount, list: bool| {
         let mut all = Vec::new();
         for d in 0..3 {
             let dir = m.latest("default", &src.join(format!("dir{d:03}")));
-            let mut names: Vec<String> = std::fs::read_dir(&dir)
-                .expect("list")
-                .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
-                .collect();
-            names.sort();
-            assert_eq!(names.len(), 300);
-            let inos: Vec<u64> = names
+            if list {
+                for e in std::fs::read_dir(&dir).expect("list") {
+                    let e = e.expect("entry");
+                    let stat = e.metadata().expect("stat").ino();
+                    assert_eq!(e.ino(), stat, "d_ino and st_ino differ");
+                }
+            }
+            let mut inos: Vec<u64> = names
                 .iter()
+                .rev()
                 .map(|n| std::fs::metadata(dir.join(n)).expect("stat").ino())
                 .collect();
+            inos.reverse();
             assert!(
                 inos.windows(2).all(|w| w[0] < w[1]),
                 "dir{d:03}: inode numbers not in name order: {inos:?}"
             );
             all.extend(inos);
         }
-        m.stop();
         all
     };
-    let first = numbers("one");
-    assert_eq!(
-        numbers("two"),
-        first,
-        "another mount numbers them otherwise"
-    );
+    let one = Mount::start(&env, "one", &[]);
+    let first = numbers(&one, true);
+    one.stop();
+    let two = Mount::start(&env, "two", &["--poll-secs", "1"]);
+    assert_eq!(numbers(&two, false), first, "looked up, not listed");
     env.ok(&["catalog", "rebuild"]);
     assert_eq!(
-        numbers("three"),
+        numbers(&two, false),
         first,
-        "numbered otherwise after a rebuild"
+        "after a rebuild under the mount"
     );
+    two.stop();
+    let three = Mount::start(&env, "three", &[]);
+    assert_eq!(
+        numbers(&three, true),
+        first,
+        "after a rebuild, on a new mount"
+    );
+    three.stop();
 }

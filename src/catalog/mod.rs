@@ -462,13 +462,14 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The lowest row id among the entries of the tree with this rowid (the mount numbers
-    /// entries by their place after it: `vfs::inodes::key_position`).
+    /// The row id of the first entry (by name) of the tree with this rowid: a tree's rows
+    /// are inserted together in name order, so the mount numbers entries by their place
+    /// after it (`vfs::inodes::key_position`). One step down the (tree, name) index.
     pub fn first_child_rowid(&self, tree_rowid: i64) -> Result<Option<i64>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT min(id) FROM nodes WHERE tree = ?1")?;
-        Ok(st.query_row(params![tree_rowid], |r| r.get(0))?)
+            .prepare_cached("SELECT id FROM nodes WHERE tree = ?1 ORDER BY name LIMIT 1")?;
+        Ok(st.query_row(params![tree_rowid], |r| r.get(0)).optional()?)
     }
 
     pub fn node(&self, rowid: i64) -> Result<Option<NodeRow>> {

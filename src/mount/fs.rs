@@ -321,19 +321,23 @@ impl Filesystem for CofreFs {
             Err(e) => return reply.error(errno(&e)),
         };
         for (i, item) in listing.iter().enumerate().skip(at) {
-            let a = &item.attr;
+            // The kernel takes a lookup on every READDIRPLUS entry but `.` and `..`: counted
+            // before the entry is added, under the number the table holds it by now.
+            let ino = self.vfs.remember(item);
+            let mut a = item.attr.clone();
+            a.ino = ino;
             if reply.add(
-                INodeNo(a.ino),
+                INodeNo(ino),
                 base | (i as u64 + 1),
                 OsStr::from_bytes(&item.name),
                 &a.ttl,
-                &attr(a),
+                &attr(&a),
                 Generation(0),
             ) {
+                // Full: this entry goes in the next reply, which counts it again.
+                self.vfs.unremember(item, ino);
                 break;
             }
-            // The kernel takes a lookup on every READDIRPLUS entry but `.` and `..`.
-            self.vfs.remember(item);
         }
         reply.ok();
     }

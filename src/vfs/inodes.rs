@@ -29,6 +29,41 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// Whether `self` and `other` name the same thing. For a node, as `Vfs::register_node`
+    /// decides: the same catalog row, or the same file of the same snapshot (device, inode
+    /// and attributes) under the same name, or under any name when hard-linked.
+    fn identifies(&self, other: &Entry) -> bool {
+        match (self, other) {
+            (Entry::Virtual { path: a }, Entry::Virtual { path: b }) => a == b,
+            (Entry::Link { target: a }, Entry::Link { target: b }) => a == b,
+            (Entry::SnapRoot { snap: a }, Entry::SnapRoot { snap: b }) => a.id == b.id,
+            (
+                Entry::Node {
+                    snap: a,
+                    rowid: r,
+                    meta: m,
+                    ..
+                },
+                Entry::Node {
+                    snap: b,
+                    rowid: q,
+                    meta: n,
+                    ..
+                },
+            ) => {
+                a.id == b.id
+                    && (r == q
+                        || (m.inode == n.inode
+                            && m.dev == n.dev
+                            && (m.size, m.mtime, m.ctime) == (n.size, n.mtime, n.ctime)
+                            && (m.nlink > 1 || m.name == n.name)))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What the inode table keeps of a node: its name and attributes, about a third of a
 /// whole `Node` (a `find` over a year of snapshots holds millions). Symlink targets, xattrs,
 /// the content hash and chunk lists are read from the catalog by row id when asked.
@@ -103,9 +138,13 @@ const POS_BITS: u32 = 24;
 /// With hashed numbers a copy read each directory in random order, jumping between packs
 /// (602 segment misses in a `cp -a` of the bench corpus over S3); numbered in order, it
 /// reads the packs front to back and read-ahead has what comes next.
-pub fn key_position(parent: u64, pos: u64) -> u64 {
+pub fn key_position(parent: u64, pos: u64, name: &[u8]) -> u64 {
+    if pos >= 1 << POS_BITS {
+        // Past the block (a directory of over 16M entries): hashed, as before.
+        return key_child(parent, name);
+    }
     let dir = hash(&[b"dir", &parent.to_le_bytes()]) >> POS_BITS;
-    ((dir << POS_BITS) | (pos & ((1 << POS_BITS) - 1))).max(2)
+    ((dir << POS_BITS) | pos).max(2)
 }
 
 /// The next inode number to try when `ino` is taken by another entry: the same place in
@@ -242,23 +281,40 @@ impl Inodes {
         }
     }
 
-    /// The kernel took a lookup on `ino` from a READDIRPLUS entry; the entry is put back
-    /// if a closed listing had dropped it meanwhile.
-    pub fn add_lookup(&self, ino: u64, parent: u64, entry: &Entry) {
-        let mut map = self.shard(ino).write();
-        match map.get_mut(&ino) {
-            Some(slot) => slot.lookups += 1,
-            None => {
-                map.insert(
-                    ino,
-                    Slot {
-                        parent,
-                        entry: entry.clone(),
-                        lookups: 1,
-                    },
-                );
+    /// The kernel is about to take a lookup on `ino` from a READDIRPLUS entry: counts it,
+    /// and returns the number to send. The entry is put back if a closed listing had
+    /// dropped it meanwhile; if another entry took its number in between (two directories
+    /// whose hashes collide, `key_position`), it is numbered anew, so the kernel never
+    /// pairs one entry's attributes with another's content.
+    pub fn add_lookup(&self, ino: u64, parent: u64, entry: &Entry) -> u64 {
+        {
+            let mut map = self.shard(ino).write();
+            match map.get_mut(&ino) {
+                Some(slot) if slot.entry.identifies(entry) => {
+                    slot.lookups += 1;
+                    return ino;
+                }
+                None => {
+                    map.insert(
+                        ino,
+                        Slot {
+                            parent,
+                            entry: entry.clone(),
+                            lookups: 1,
+                        },
+                    );
+                    return ino;
+                }
+                Some(_) => {}
             }
         }
+        self.insert(
+            next_probe(ino),
+            parent,
+            entry.clone(),
+            |e| e.identifies(entry),
+            true,
+        )
     }
 
     /// FUSE forget: the kernel gives back `n` lookups; at zero the inode is gone.
@@ -398,19 +454,24 @@ mod tests {
         for parent in [ROOT, 7, u64::MAX >> 1] {
             let inos: Vec<u64> = [0u64, 1, 2, 500, (1 << POS_BITS) - 1]
                 .iter()
-                .map(|&p| key_position(parent, p))
+                .map(|&p| key_position(parent, p, b"x"))
                 .collect();
             assert!(inos.windows(2).all(|w| w[0] < w[1]), "{parent}: {inos:?}");
             assert!(inos.iter().all(|&i| i >= 2 && i >> 63 == 0), "{inos:?}");
             assert!(inos.iter().all(|&i| i >> POS_BITS == inos[0] >> POS_BITS));
         }
         assert_ne!(
-            key_position(ROOT, 3) >> POS_BITS,
-            key_position(9, 3) >> POS_BITS
+            key_position(ROOT, 3, b"x") >> POS_BITS,
+            key_position(9, 3, b"x") >> POS_BITS
+        );
+        // Past the block: hashed by name.
+        assert_eq!(
+            key_position(ROOT, 1 << POS_BITS, b"x"),
+            key_child(ROOT, b"x")
         );
         // Another entry at a taken number goes to the same place in the next block.
         let t = Inodes::new();
-        let key = key_position(ROOT, 5);
+        let key = key_position(ROOT, 5, b"x");
         let same_a = |e: &Entry| matches!(e, Entry::Virtual { path } if path == "a");
         let same_b = |e: &Entry| matches!(e, Entry::Virtual { path } if path == "b");
         assert_eq!(t.insert(key, ROOT, dir("a"), same_a, true), key);
@@ -418,5 +479,24 @@ mod tests {
         assert_eq!(b, next_probe(key));
         assert_eq!(b & ((1 << POS_BITS) - 1), 5);
         assert_eq!(t.insert(key, ROOT, dir("b"), same_b, true), b);
+    }
+    #[test]
+    fn a_listed_entry_whose_number_was_taken_meanwhile_is_numbered_anew() {
+        let t = Inodes::new();
+        let key = key_position(ROOT, 3, b"x");
+        let named =
+            |n: &'static str| move |e: &Entry| matches!(e, Entry::Virtual { path } if path == n);
+        // Listed (no lookup yet), then dropped when another listing of it closed.
+        assert_eq!(t.insert(key, ROOT, dir("a"), named("a"), false), key);
+        t.drop_unreferenced([key].into_iter());
+        // An entry of a colliding directory takes the number.
+        assert_eq!(t.insert(key, ROOT, dir("c"), named("c"), true), key);
+        // The listing hands out "a": not under c's number.
+        let a = t.add_lookup(key, ROOT, &dir("a"));
+        assert_ne!(a, key);
+        assert!(matches!(t.get(a), Some((_, Entry::Virtual { path })) if path == "a"));
+        assert!(matches!(t.get(key), Some((_, Entry::Virtual { path })) if path == "c"));
+        // Its own number, still held: counted there.
+        assert_eq!(t.add_lookup(a, ROOT, &dir("a")), a);
     }
 }

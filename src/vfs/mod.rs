@@ -399,7 +399,7 @@ impl Vfs {
         let key = if meta.kind == Kind::File && meta.nlink > 1 {
             key_hardlink(&snap.id, &row.node)
         } else {
-            key_position(parent, pos)
+            key_position(parent, pos, &meta.name)
         };
         let chunks = row.node.chunks;
         let entry = Entry::Node {
@@ -523,7 +523,8 @@ impl Vfs {
             Error::io("readdir", std::io::Error::from_raw_os_error(libc::ENOTDIR))
         })?;
         let rows = self.pool.get()?.children(tree)?;
-        let first = rows.iter().map(|r| r.rowid).min().unwrap_or(0);
+        // The first by name, as `first_child_rowid` finds it for a lookup.
+        let first = rows.first().map_or(0, |r| r.rowid);
         self.first_rows.lock().put(tree, first);
         let dir_path = self.node_path(ino);
         let mut ahead = Vec::new();
@@ -566,10 +567,19 @@ impl Vfs {
         Ok(out)
     }
 
-    /// READDIRPLUS handed `item` to the kernel, which now holds a lookup on it.
-    pub fn remember(&self, item: &ListItem) {
-        if let Some((parent, entry)) = &item.counted {
-            self.inodes.add_lookup(item.attr.ino, *parent, entry);
+    /// READDIRPLUS is about to hand `item` to the kernel, which will hold a lookup on it:
+    /// counts it, and returns the inode number to send (`Inodes::add_lookup`).
+    pub fn remember(&self, item: &ListItem) -> u64 {
+        match &item.counted {
+            Some((parent, entry)) => self.inodes.add_lookup(item.attr.ino, *parent, entry),
+            None => item.attr.ino,
+        }
+    }
+
+    /// `remember`'s count taken back: the reply had no room for `item` (sent as `ino`).
+    pub fn unremember(&self, item: &ListItem, ino: u64) {
+        if item.counted.is_some() {
+            self.inodes.forget(ino, 1);
         }
     }
 

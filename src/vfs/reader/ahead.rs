@@ -150,11 +150,11 @@ impl ChunkCache {
     /// Queues `f`'s next chunks after `from` (up to READ_AHEAD bytes) for a sequential
     /// reader: the pack segments they are in (whole, or cut to the directory's blobs as
     /// `take_segment` decides), where the lister knows them and they hold no deltas, else
-    /// the chunks in runs. Chunks in a segment taken already (queued
-    /// whole, or cut for `f`'s directory) are skipped: queuing a file's next chunks apart
-    /// from their segment made one small request each (its own, and the holes it left in
-    /// the segment queued later): 974 of 1,059 requests in a cold `cp -a` of the bench
-    /// corpus over S3 were under 1 MiB, 754 under 64 KiB, ~33 ms each on Garage.
+    /// the chunks in runs. Chunks cached, in flight or queued already are skipped. Queuing
+    /// a file's next chunks apart from their segment made one small request each (its
+    /// own, and the holes it left in the segment queued later): 974 of 1,059 requests in a
+    /// cold `cp -a` of the bench corpus over S3 were under 1 MiB, 754 under 64 KiB, ~33 ms
+    /// each on Garage.
     pub(super) fn read_ahead(&self, f: &OpenFile, from: usize) {
         let mut i = from;
         let mut queued = 0;
@@ -162,21 +162,22 @@ impl ChunkCache {
         let Some(tx) = tx else { return };
         while i < f.chunks.len() && queued < READ_AHEAD && self.room_ahead() {
             if let Some(loc) = f.locs[i] {
-                let key = (loc.pack, loc.offset / SEGMENT);
-                let taken = self.ahead.lock().get(&key).copied();
-                let covered = match taken {
-                    Some(Taken::Whole) => true,
-                    Some(Taken::Cut(dir, _)) => Some(dir) == f.dir,
-                    None => false,
-                };
-                if covered {
+                let id = f.chunks[i].id;
+                // In-flight before the LRU, as everywhere (see `fetch_bases`).
+                let have = self.inflight.lock().contains_key(&id)
+                    || self.lru.lock().contains(&id)
+                    || self.queued.lock().contains(&id);
+                if have {
                     queued += weight(&loc);
                     i += 1;
                     continue;
                 }
-                // Whole, or cut to the directory's blobs, as a miss there would take it.
-                let id = f.chunks[i].id;
-                if let Some(blobs) = self.segment(&loc, key.1) {
+                // Its segment, whole or cut to the directory's blobs, as a miss would take
+                // it; a segment taken before (its chunks since evicted, or never queued:
+                // deltas, no room) is left to the file's own runs below.
+                let key = (loc.pack, loc.offset / SEGMENT);
+                let untaken = !self.ahead.lock().contains_key(&key);
+                if let Some(blobs) = untaken.then(|| self.segment(&loc, key.1)).flatten() {
                     if blobs.iter().any(|(b, _)| *b == id) && total_weight(&blobs) <= 2 * SEGMENT {
                         let g = self.take_segment(key, blobs, f, &id);
                         queued += total_weight(&g);
