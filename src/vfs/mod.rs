@@ -171,8 +171,8 @@ pub struct Vfs {
     /// Files of recently listed directories, by directory inode: when the first of them is
     /// read, the others are resolved on another thread before `cp` reaches them.
     listed: Mutex<LruCache<u64, Vec<Pending>>>,
-    /// Tree rowid → the lowest rowid of its entries, which `key_position` numbers from
-    /// (of the current catalog: cleared when it is replaced).
+    /// Tree rowid → the rowid of its first entry by name, which `key_position` numbers
+    /// from (of the current catalog: cleared when it is replaced).
     first_rows: Mutex<LruCache<i64, i64>>,
     resolve_ahead: Sender<Pending>,
     /// Open directories: each listing made at its handle's first readdir, served by offset.
