@@ -30,34 +30,27 @@ pub enum Entry {
 }
 
 impl Entry {
-    /// Whether `self` and `other` name the same thing. For a node, as `Vfs::register_node`
-    /// decides: the same catalog row, or the same file of the same snapshot (device, inode
-    /// and attributes) under the same name, or under any name when hard-linked.
-    fn identifies(&self, other: &Entry) -> bool {
+    /// Whether `self` and `other` name the same thing. For a node: the same file of the
+    /// same snapshot (device, inode and attributes), under the same name, or under any
+    /// name when hard-linked (they share one inode).
+    pub(crate) fn identifies(&self, other: &Entry) -> bool {
         match (self, other) {
             (Entry::Virtual { path: a }, Entry::Virtual { path: b }) => a == b,
             (Entry::Link { target: a }, Entry::Link { target: b }) => a == b,
             (Entry::SnapRoot { snap: a }, Entry::SnapRoot { snap: b }) => a.id == b.id,
             (
                 Entry::Node {
-                    snap: a,
-                    rowid: r,
-                    meta: m,
-                    ..
+                    snap: a, meta: m, ..
                 },
                 Entry::Node {
-                    snap: b,
-                    rowid: q,
-                    meta: n,
-                    ..
+                    snap: b, meta: n, ..
                 },
             ) => {
                 a.id == b.id
-                    && (r == q
-                        || (m.inode == n.inode
-                            && m.dev == n.dev
-                            && (m.size, m.mtime, m.ctime) == (n.size, n.mtime, n.ctime)
-                            && (m.nlink > 1 || m.name == n.name)))
+                    && m.inode == n.inode
+                    && m.dev == n.dev
+                    && (m.size, m.mtime, m.ctime) == (n.size, n.mtime, n.ctime)
+                    && (m.nlink > 1 || m.name == n.name)
             }
             _ => false,
         }

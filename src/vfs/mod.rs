@@ -391,7 +391,7 @@ impl Vfs {
         parent: u64,
         snap: &Arc<SnapRef>,
         row: crate::catalog::NodeRow,
-        pos: u64,
+        first: i64,
         lookup: bool,
     ) -> (Attr, Vec<ChunkRef>, Entry) {
         // The inode table keeps attributes only; chunk lists go to whoever reads the file.
@@ -399,6 +399,8 @@ impl Vfs {
         let key = if meta.kind == Kind::File && meta.nlink > 1 {
             key_hardlink(&snap.id, &row.node)
         } else {
+            // Its place in the directory: rows after the first one by name (`first`).
+            let pos = row.rowid.saturating_sub(first) as u64;
             key_position(parent, pos, &meta.name)
         };
         let chunks = row.node.chunks;
@@ -408,17 +410,7 @@ impl Vfs {
             meta: meta.clone(),
             subtree: row.subtree_rowid,
         };
-        let snap_id = snap.id.clone();
-        let same = |e: &Entry| match e {
-            Entry::Node { snap, meta: m, .. } => {
-                snap.id == snap_id
-                    && m.inode == meta.inode
-                    && m.dev == meta.dev
-                    && (m.size, m.mtime, m.ctime) == (meta.size, meta.mtime, meta.ctime)
-                    && (m.nlink > 1 || m.name == meta.name)
-            }
-            _ => false,
-        };
+        let same = |e: &Entry| e.identifies(&entry);
         let ino = self.inodes.insert(key, parent, entry.clone(), same, lookup);
         (node_attr(ino, &meta), chunks, entry)
     }
@@ -466,8 +458,7 @@ impl Vfs {
                 f
             }
         };
-        let pos = row.rowid.saturating_sub(first) as u64;
-        Ok(self.register_node(parent, &snap, row, pos, true).0)
+        Ok(self.register_node(parent, &snap, row, first, true).0)
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -535,8 +526,7 @@ impl Vfs {
             .map(|r| {
                 let name = r.node.name.clone();
                 let blake3 = r.node.blake3;
-                let pos = r.rowid.saturating_sub(first) as u64;
-                let (attr, chunks, entry) = self.register_node(ino, &snap, r, pos, false);
+                let (attr, chunks, entry) = self.register_node(ino, &snap, r, first, false);
                 if let Some(set) = &mut ids {
                     set.extend(chunks.iter().map(|c| c.id));
                     if set.len() > LISTING_CHUNKS {
