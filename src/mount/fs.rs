@@ -31,6 +31,9 @@ pub struct CofreFs {
     /// Answer getxattr; otherwise ENOSYS, as for listings (`--no-xattrs`).
     pub get_xattrs: bool,
     pub counts: Counts,
+    /// Pushes the next files of a directory being read into the page cache
+    /// (`push.rs`); set once the session can send notifications.
+    pub pusher: Arc<std::sync::OnceLock<super::push::Pusher>>,
     /// With a file cache (`--file-cache`): opens, reads and releases go here
     /// (passthrough, `opens.rs`).
     pub opens: Option<super::opens::Opens>,
@@ -219,6 +222,9 @@ impl Filesystem for CofreFs {
         if let Some(opens) = &self.opens {
             return opens.read(&self.vfs, ino.0, fh.0, offset, size, reply);
         }
+        if let Some(p) = self.pusher.get() {
+            p.read(ino.0, offset);
+        }
         match self.vfs.read(ino.0, offset, size) {
             Ok(d) => reply.data(&d[..]),
             Err(e) => reply.error(errno(&e)),
@@ -340,6 +346,9 @@ impl Filesystem for CofreFs {
             }
         }
         reply.ok();
+        if let Some(p) = self.pusher.get().filter(|_| offset == 0) {
+            p.listed(ino.0);
+        }
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {

@@ -4,6 +4,7 @@ mod counts;
 mod fs;
 pub(crate) mod mounts;
 mod opens;
+mod push;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -300,6 +301,7 @@ pub fn mount(
         config.mount_options.push(MountOption::DefaultPermissions);
         config.acl = SessionACL::All;
     }
+    let pusher = Arc::new(std::sync::OnceLock::new());
     config.n_threads = Some(4);
     config.clone_fd = true;
     let fs = fs::CofreFs {
@@ -310,6 +312,7 @@ pub fn mount(
         list_xattrs,
         get_xattrs,
         counts: Default::default(),
+        pusher: pusher.clone(),
         opens,
     };
     // Listening before the mount exists: a SIGTERM that comes as soon as the mount shows
@@ -326,6 +329,9 @@ pub fn mount(
     let mut session =
         fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
     let mut unmounter = session.unmount_callable();
+    if file_cache.is_none() {
+        let _ = pusher.set(push::Pusher::start(vfs.clone(), session.notifier()));
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let refresh = {

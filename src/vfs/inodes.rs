@@ -310,6 +310,18 @@ impl Inodes {
         )
     }
 
+    /// Takes a lookup on `ino` if it still stands for `entry` (given back with `forget`):
+    /// while it is held, the number cannot be given to another entry.
+    pub fn hold(&self, ino: u64, entry: &Entry) -> bool {
+        match self.shard(ino).write().get_mut(&ino) {
+            Some(slot) if slot.entry.identifies(entry) => {
+                slot.lookups += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// FUSE forget: the kernel gives back `n` lookups; at zero the inode is gone.
     pub fn forget(&self, ino: u64, n: u64) {
         if ino == ROOT {
@@ -491,5 +503,28 @@ mod tests {
         assert!(matches!(t.get(key), Some((_, Entry::Virtual { path })) if path == "c"));
         // Its own number, still held: counted there.
         assert_eq!(t.add_lookup(a, ROOT, &dir("a")), a);
+    }
+
+    /// The mount pushes a file's content under its number (`mount/push.rs`) while it holds
+    /// the number: it is not given to another entry meanwhile, and not held at all once
+    /// it stands for another entry.
+    #[test]
+    fn a_held_number_stays_with_its_entry() {
+        let t = Inodes::new();
+        let key = key_position(ROOT, 5, b"x");
+        let named =
+            |n: &'static str| move |e: &Entry| matches!(e, Entry::Virtual { path } if path == n);
+        assert_eq!(t.insert(key, ROOT, dir("a"), named("a"), true), key);
+        assert!(t.hold(key, &dir("a")));
+        // The kernel forgets "a" while it is held: the number stays "a"'s, and an entry
+        // of a colliding directory goes elsewhere.
+        t.forget(key, 1);
+        assert_ne!(t.insert(key, ROOT, dir("c"), named("c"), true), key);
+        t.forget(key, 1);
+        assert!(t.get(key).is_none(), "let go once no longer held");
+        // The number now stands for "c": a hold for "a" is refused.
+        assert_eq!(t.insert(key, ROOT, dir("c"), named("c"), true), key);
+        assert!(!t.hold(key, &dir("a")));
+        assert!(!t.hold(key_position(ROOT, 6, b"y"), &dir("a")), "no entry");
     }
 }

@@ -1,6 +1,7 @@
 //! The read model behind the mount, independent of FUSE: every snapshot by set and date,
 //! metadata from the catalog only, file data through the chunk cache.
 
+pub mod ahead;
 pub mod chunklru;
 pub mod diskcache;
 pub mod filecache;
@@ -90,11 +91,16 @@ pub struct ListItem {
     counted: Option<(u64, Entry)>,
 }
 
-type Files = Arc<Mutex<LruCache<u64, Arc<OpenFile>>>>;
+/// Resolved files by inode number, with the catalog row they were resolved from: a number
+/// can come to stand for another entry (`Inodes::add_lookup`), or the row for another
+/// node after the catalog was replaced, and a file is used only for the row it was
+/// resolved from (`Vfs::file`).
+type Files = Arc<Mutex<LruCache<u64, (i64, Arc<OpenFile>)>>>;
 
 /// A listed file whose chunk locations can be resolved before it is read.
 struct Pending {
     ino: u64,
+    rowid: i64,
     path: String,
     size: u64,
     chunks: Vec<ChunkRef>,
@@ -131,7 +137,7 @@ fn resolver(pool: Pool, files: Files) -> Sender<Pending> {
             {
                 Ok(f) => {
                     let f = f.with_blake3(p.blake3).with_dir(p.dir);
-                    files.lock().put(p.ino, Arc::new(f));
+                    files.lock().put(p.ino, (p.rowid, Arc::new(f)));
                 }
                 Err(e) => tracing::debug!("resolve ahead: {e}"),
             }
@@ -526,6 +532,7 @@ impl Vfs {
             .map(|r| {
                 let name = r.node.name.clone();
                 let blake3 = r.node.blake3;
+                let rowid = r.rowid;
                 let (attr, chunks, entry) = self.register_node(ino, &snap, r, first, false);
                 if let Some(set) = &mut ids {
                     set.extend(chunks.iter().map(|c| c.id));
@@ -536,6 +543,7 @@ impl Vfs {
                 if attr.kind == Kind::File && !chunks.is_empty() && ahead.len() < RESOLVE_AHEAD {
                     ahead.push(Pending {
                         ino: attr.ino,
+                        rowid,
                         path: format!("{dir_path}/{}", String::from_utf8_lossy(&name)),
                         size: attr.size,
                         chunks,
@@ -678,8 +686,14 @@ impl Vfs {
 
     /// The file behind `ino` with its chunk locations, resolved once while it is being read.
     fn file(&self, ino: u64) -> Result<Arc<OpenFile>> {
-        if let Some(f) = self.files.lock().get(&ino) {
-            return Ok(f.clone());
+        let row = match self.inodes.get(ino) {
+            Some((_, Entry::Node { rowid, .. })) => Some(rowid),
+            _ => None,
+        };
+        if let Some((r, f)) = self.files.lock().get(&ino) {
+            if Some(*r) == row {
+                return Ok(f.clone());
+            }
         }
         self.on_current_catalog(|| self.resolve_file(ino))
     }
@@ -708,7 +722,7 @@ impl Vfs {
                 .with_blake3(row.node.blake3)
                 .with_dir(parent),
         );
-        self.files.lock().put(ino, f.clone());
+        self.files.lock().put(ino, (rowid, f.clone()));
         Ok(f)
     }
 
