@@ -10,6 +10,7 @@ cargo build --release --quiet
 COFRE="$ROOT/target/release/cofre"
 command -v restic >/dev/null || { echo "install restic (apt-get install restic)"; exit 1; }
 
+umount "$W/tmpfs" 2>/dev/null || true
 rm -rf "$W"; mkdir -p "$W"
 export COFRE_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench XDG_CACHE_HOME="$W/cache"
 export COFRE_REPO="$W/cofre-repo" RESTIC_REPOSITORY="$W/restic-repo" BORG_REPO="$W/borg-repo"
@@ -22,6 +23,15 @@ rsync -a /usr/lib/x86_64-linux-gnu /usr/include /usr/share/doc "$C/"
 python3 "$ROOT/bench/gen_dump.py" "$C/dump.sql" 0
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# Copies out of a mount (and the native copy they are measured against) go into tmpfs, as
+# issue 27 asks: the target disk's writeback would otherwise hide the mount's own time.
+T="$W/tmpfs"; mkdir -p "$T"
+mountpoint -q "$T" || mount -t tmpfs -o size=8g tmpfs "$T"
+cleanup() {
+    [ -f "$W/garage/env" ] && "$ROOT/integration/garage.sh" stop "$W/garage" || true
+    umount "$T" 2>/dev/null || true
+}
+trap cleanup EXIT
 RESULTS="$W/results.tsv"; : > "$RESULTS"
 # measure TOOL STEP CMD...: wall seconds and peak RSS (MiB) of CMD after dropping caches.
 measure() {
@@ -57,8 +67,8 @@ mkdir -p "$W/mnt-cofre"
 for _ in $(seq 200); do [ -L "$W/mnt-cofre/default/latest" ] && break; sleep 0.1; done
 V="$W/mnt-cofre/default/latest$C"
 measure cofre mount-find find "$V" -printf ''
-measure cofre mount-cp cp -a "$V" "$W/cp-cofre"
-rm -rf "$W/cp-cofre"
+measure cofre mount-cp cp -a "$V" "$T/cp-cofre"
+rm -rf "$T/cp-cofre"
 kill -TERM $CPID; wait $CPID || true
 
 # ---- restic: same two states of the corpus
@@ -85,20 +95,19 @@ restic mount "$W/mnt-restic" >/dev/null 2>&1 & RPID=$!
 for _ in $(seq 300); do [ -d "$W/mnt-restic/snapshots/latest" ] && break; sleep 0.1; done
 RV="$W/mnt-restic/snapshots/latest$C"
 measure restic mount-find find "$RV" -printf ''
-measure restic mount-cp cp -a "$RV" "$W/cp-restic"
-rm -rf "$W/cp-restic"
+measure restic mount-cp cp -a "$RV" "$T/cp-restic"
+rm -rf "$T/cp-restic"
 kill -INT $RPID; wait $RPID || true
 
 # ---- native
 measure native find find "$C" -printf ''
-measure native cp cp -a "$C" "$W/cp-native"
-rm -rf "$W/cp-native"
+measure native cp cp -a "$C" "$T/cp-native"
+rm -rf "$T/cp-native"
 
 # ---- S3: Garage on loopback, cofre and restic against the same server
 export PATH="$HOME/.cargo/bin:$PATH"
 if command -v garage >/dev/null; then
     integration/garage.sh start "$W/garage" > /dev/null
-    trap 'integration/garage.sh stop "$W/garage"' EXIT
     # shellcheck disable=SC1091
     source "$W/garage/env"
     export COFRE_REPO="s3://$COFRE_TEST_BUCKET/cofre" XDG_CACHE_HOME="$W/cache-s3"
@@ -110,14 +119,14 @@ if command -v garage >/dev/null; then
     mkdir -p "$W/mnt-s3"
     "$COFRE" mount "$W/mnt-s3" 2>/dev/null & SPID=$!
     for _ in $(seq 300); do [ -L "$W/mnt-s3/default/latest" ] && break; sleep 0.1; done
-    measure cofre-s3 mount-cp-cold cp -a "$W/mnt-s3/default/latest$C" "$W/cp-s3"
-    rm -rf "$W/cp-s3"
+    measure cofre-s3 mount-cp-cold cp -a "$W/mnt-s3/default/latest$C" "$T/cp-s3"
+    rm -rf "$T/cp-s3"
     kill -TERM $SPID; wait $SPID || true
     # Warm: a new mount process (empty memory cache), data in the on-disk cache.
     "$COFRE" mount "$W/mnt-s3" 2>/dev/null & SPID=$!
     for _ in $(seq 300); do [ -L "$W/mnt-s3/default/latest" ] && break; sleep 0.1; done
-    measure cofre-s3 mount-cp-warm cp -a "$W/mnt-s3/default/latest$C" "$W/cp-s3"
-    rm -rf "$W/cp-s3"
+    measure cofre-s3 mount-cp-warm cp -a "$W/mnt-s3/default/latest$C" "$T/cp-s3"
+    rm -rf "$T/cp-s3"
     kill -TERM $SPID; wait $SPID || true
 
     export RESTIC_REPOSITORY="s3:$AWS_ENDPOINT_URL/$COFRE_TEST_BUCKET/restic" AWS_DEFAULT_REGION=garage
@@ -129,8 +138,8 @@ if command -v garage >/dev/null; then
     restic mount "$W/mnt-restic-s3" > /dev/null 2>&1 & RPID=$!
     for _ in $(seq 300); do [ -d "$W/mnt-restic-s3/snapshots/latest" ] && break; sleep 0.1; done
     # restic's mount over S3 does one GET per blob: cap it at 5 minutes.
-    measure restic-s3 mount-cp-cold timeout 300 cp -a "$W/mnt-restic-s3/snapshots/latest$C" "$W/cp-restic-s3" || true
-    rm -rf "$W/cp-restic-s3"
+    measure restic-s3 mount-cp-cold timeout 300 cp -a "$W/mnt-restic-s3/snapshots/latest$C" "$T/cp-restic-s3" || true
+    rm -rf "$T/cp-restic-s3"
     kill -INT $RPID; wait $RPID || true
 fi
 

@@ -27,7 +27,8 @@ out = [
     "# Benchmarks: cofre vs restic",
     "",
     f"Run by `bench/run.sh` on {datetime.date.today()}: {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
-    f"Linux {platform.release()}, local disk (ext4). {restic_v}.",
+    f"Linux {platform.release()}, local disk (ext4); `cp -a` copies (out of the mounts, and the native one) "
+    f"go into tmpfs. {restic_v}.",
     f"Corpus: {corpus_bytes / 2**20:.0f} MiB in {corpus_entries} entries (/usr/lib/x86_64-linux-gnu, "
     "/usr/include, /usr/share/doc and a ~200 MB SQL dump); the mutation rewrites 1% of the dump's "
     "rows in 50 places, appends 1%, edits 20 headers and adds a 20 MB file. Page cache dropped before every step.",

@@ -197,7 +197,8 @@ fn in_page_cache(p: &Path) -> bool {
 
 /// `cp -a`, `rsync` and `tar` read a directory's files one after the other. Once a file
 /// was read from its start, the mount pushes the files listed after it into the kernel's
-/// page cache (FUSE_NOTIFY_STORE, `mount/push.rs`): they are there before anyone reads
+/// page cache (FUSE_NOTIFY_STORE, `mount/push.rs`): a first few, and once a second read
+/// in the directory shows a walk, the rest. The walker finds them there before reading
 /// them, they read back exact, and reading them sends the mount no READ. A file over
 /// 1 MiB is left to the kernel's own read-ahead.
 #[test]
@@ -221,34 +222,31 @@ fn files_after_the_one_being_read_are_pushed_into_the_page_cache() {
     let log = env.path("mount.log");
     let m = Mount::start_logged(&env, "mnt", &["-v"], &log);
     let view = m.latest("default", &dir);
-    // A listing (as the walker's), then the first file read whole.
+    // The walker: a listing, then each file in turn, read whole once it is in the page
+    // cache, or after 2 s without.
     assert_eq!(std::fs::read_dir(&view).expect("list").count(), 44);
-    assert_eq!(
-        std::fs::read(view.join("f00")).expect("read"),
-        std::fs::read(dir.join("f00")).expect("read")
-    );
-    let rest = &small[1..];
-    let pushed = wait_for(std::time::Duration::from_secs(20), || {
-        rest.iter().all(|n| in_page_cache(&view.join(n)))
-    });
-    let missing: Vec<&String> = rest
-        .iter()
-        .filter(|n| !in_page_cache(&view.join(n)))
-        .collect();
-    assert!(pushed, "not in the page cache: {missing:?}");
-    assert!(
-        !in_page_cache(&view.join("f25-big")),
-        "over 1 MiB: not pushed"
-    );
-    for name in rest {
+    let mut found = Vec::new();
+    for name in &small {
+        let path = view.join(name);
+        if wait_for(std::time::Duration::from_secs(2), || in_page_cache(&path)) {
+            found.push(name.clone());
+        }
         assert_eq!(
-            std::fs::read(view.join(name)).expect("read"),
+            std::fs::read(&path).expect("read"),
             std::fs::read(dir.join(name)).expect("read"),
             "{name}"
         );
     }
+    assert!(
+        !in_page_cache(&view.join("f25-big")),
+        "over 1 MiB: not pushed"
+    );
     m.stop();
-    let requests = fuse_requests(&log);
-    // f00's own read, and none for the 39 files read after it.
-    assert_eq!(requests.get("read"), Some(&1), "{requests:?}");
+    let reads = fuse_requests(&log)["read"];
+    // f00 starts the walk; the first file past the first few pushed shows it.
+    assert!(
+        found.len() >= small.len() - 3,
+        "only {found:?} were in the page cache before they were read"
+    );
+    assert!(reads <= 3, "{reads} READs for {} files", small.len());
 }

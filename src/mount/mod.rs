@@ -346,6 +346,7 @@ pub fn mount(
         std::thread::spawn(move || refresher(vfs, repo, cat, opts.poll, stop, notifier, arrived))
     };
     let mp = mountpoint.to_path_buf();
+    let pushing = pusher.clone();
     rt.spawn(async move {
         let (Ok(mut int), Ok(mut term)) = signals else {
             return;
@@ -355,6 +356,10 @@ pub fn mount(
             _ = term.recv() => {}
         }
         tracing::info!("unmounting {}", mp.display());
+        // No push waits on a READ while the kernel tears the mount down (mount/push.rs).
+        if let Some(p) = pushing.get() {
+            p.stop();
+        }
         if let Err(e) = unmounter.unmount() {
             // Busy: a reader still has a file open (the copier of a drill that was killed,
             // say). Asked to stop, the mount goes anyway, lazily, as `fusermount3 -u -z`:

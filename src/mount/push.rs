@@ -6,25 +6,41 @@
 //! this thread, and handed to the kernel with FUSE_NOTIFY_STORE: the reader then finds
 //! them in the page cache and sends no READ at all. While such a walk goes on, a directory
 //! being listed gets its first files pushed the same way.
+//!
+//! A store waits (uninterruptibly, in the kernel) for any page of the file that a READ
+//! still has locked. The READ is answered by the FUSE threads, so this costs a wait, never
+//! a deadlock, while the process lives. Killed with SIGKILL at that moment, the process
+//! could not exit until the connection is aborted (docs/mount.md, "Files pushed ahead").
+//! Hence: no file is pushed once a READ of it has reached the mount; pushing stops before
+//! the mount unmounts on SIGINT/SIGTERM; and the thread ends at the first failed store.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use lru::LruCache;
+use parking_lot::Mutex;
 
 use crate::vfs::ahead::Window;
 use crate::vfs::Vfs;
 
-/// How far ahead of the reader one read pushes. Files over 1 MiB are left to the kernel's
-/// own read-ahead, which reads them in 1 MiB requests.
+/// How far ahead of the reader a read pushes, once the reader is seen going through a
+/// directory. Files over 1 MiB are left to the kernel's own read-ahead, which reads them
+/// in 1 MiB requests.
 const WINDOW: Window = Window {
     files: 256,
     max_size: 1024 * 1024,
     bytes: 8 * 1024 * 1024,
 };
-/// Files pushed already, not pushed again (a file read after its push was dropped from
-/// the page cache is read the usual way).
+/// The first read in a directory (a lone `cat` too) pushes this much only.
+const FIRST: Window = Window {
+    files: 16,
+    max_size: 1024 * 1024,
+    bytes: 1024 * 1024,
+};
+/// Files pushed, or read by READs, remembered so as not to push them (again).
 const REMEMBERED: NonZeroUsize = NonZeroUsize::new(65536).unwrap();
 /// A listing is taken for the next step of a walk when a file was read from its start
 /// this recently; `find` and `ls` alone read no file, and push nothing.
@@ -37,21 +53,39 @@ enum Job {
     Listed(u64),
 }
 
+enum Push {
+    Stored,
+    Skipped,
+    /// The file could not be read.
+    Unread(crate::error::Error),
+    /// The kernel refused the store.
+    Refused(std::io::Error),
+}
+
+/// Inodes a READ reached the mount for, or that were pushed: never pushed (again).
+type Seen = Arc<Mutex<LruCache<u64, ()>>>;
+
 pub struct Pusher {
     tx: Sender<Job>,
+    seen: Seen,
+    stop: Arc<AtomicBool>,
 }
 
 impl Pusher {
     pub fn start(vfs: Arc<Vfs>, notifier: fuser::Notifier) -> Pusher {
         let (tx, rx) = bounded(1024);
-        std::thread::spawn(move || run(&vfs, &notifier, &rx));
-        Pusher { tx }
+        let seen: Seen = Arc::new(Mutex::new(LruCache::new(REMEMBERED)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || run(&vfs, &notifier, &rx, &s, &st));
+        Pusher { tx, seen, stop }
     }
 
-    /// A read of `ino` at `offset` reached the mount.
+    /// A READ of `ino` at `offset` reached the mount.
     pub fn read(&self, ino: u64, offset: u64) {
+        self.seen.lock().put(ino, ());
         if offset == 0 {
-            // Full: the thread is behind, and the newest jobs are the ones that matter.
+            // Full: the thread is behind; this job is dropped, the reader's READs go on.
             let _ = self.tx.try_send(Job::Read(ino));
         }
     }
@@ -60,13 +94,17 @@ impl Pusher {
     pub fn listed(&self, ino: u64) {
         let _ = self.tx.try_send(Job::Listed(ino));
     }
+
+    /// No store after this one (the mount is about to be unmounted).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
-fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>) {
-    let mut pushed = lru::LruCache::new(REMEMBERED);
-    let mut last_read: Option<Instant> = None;
+fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, stop: &AtomicBool) {
+    let mut last_read: Option<(Instant, Option<u64>)> = None;
     let mut queued = None;
-    loop {
+    while !stop.load(Ordering::SeqCst) {
         let job = match queued.take() {
             Some(j) => j,
             None => match rx.recv() {
@@ -77,12 +115,15 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>) {
         };
         let window = match job {
             Job::Read(ino) => {
-                last_read = Some(Instant::now());
-                pushed.put(ino, ());
-                vfs.files_after(ino, &WINDOW)
+                let dir = vfs.parent_of(ino);
+                // A second read in the same directory: the reader walks it.
+                let walking = last_read.is_some_and(|(_, d)| d.is_some() && d == dir);
+                last_read = Some((Instant::now(), dir));
+                vfs.files_after(ino, if walking { &WINDOW } else { &FIRST })
             }
-            Job::Listed(dir) if last_read.is_some_and(|t| t.elapsed() < WALK) => {
-                vfs.first_files(dir, &WINDOW)
+            Job::Listed(dir) if last_read.is_some_and(|(t, _)| t.elapsed() < WALK) => {
+                last_read = Some((Instant::now(), Some(dir)));
+                vfs.first_files(dir, &FIRST)
             }
             Job::Listed(_) => continue,
         };
@@ -92,18 +133,35 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>) {
                 queued = Some(newer);
                 break;
             }
-            if pushed.put(next.ino, ()).is_some() {
+            if seen.lock().contains(&next.ino) {
                 continue;
             }
-            let stored = vfs.while_held(&next, || {
-                let data = vfs.read(next.ino, 0, next.size as u32)?;
-                notifier
-                    .store(fuser::INodeNo(next.ino), 0, &data)
-                    .map_err(|e| crate::error::Error::io("push", e))
+            let outcome = vfs.while_held(&next, || {
+                let data = match vfs.read_whole(&next) {
+                    Ok(d) => d,
+                    Err(e) => return Push::Unread(e),
+                };
+                // Checked last: a READ of this file that reached the mount meanwhile
+                // locks pages the store would wait for.
+                if stop.load(Ordering::SeqCst) || seen.lock().put(next.ino, ()).is_some() {
+                    return Push::Skipped;
+                }
+                match notifier.store(fuser::INodeNo(next.ino), 0, &data) {
+                    Ok(()) => Push::Stored,
+                    Err(e) => Push::Refused(e),
+                }
             });
-            if let Some(Err(e)) = stored {
-                // The reader's own read gets the error, if it comes.
-                tracing::debug!("push of inode {}: {e}", next.ino);
+            match outcome {
+                // None: not held, since the kernel does not hold the number (yet), or it
+                // stands for another entry now.
+                None | Some(Push::Stored) | Some(Push::Skipped) => {}
+                // The reader's own READ gets the error, if it comes.
+                Some(Push::Unread(e)) => tracing::debug!("push of inode {}: {e}", next.ino),
+                Some(Push::Refused(e)) => {
+                    // The session is gone (ENODEV), or the kernel refuses: stop pushing.
+                    tracing::debug!("push of inode {}: {e}; no more pushes", next.ino);
+                    return;
+                }
             }
         }
     }

@@ -25,6 +25,11 @@ pub struct Window {
 }
 
 impl Vfs {
+    /// The directory `ino` is in, if the table holds it.
+    pub fn parent_of(&self, ino: u64) -> Option<u64> {
+        self.inodes.get(ino).map(|(p, _)| p)
+    }
+
     /// The regular files listed after `ino` in its directory, in listing order.
     pub fn files_after(&self, ino: u64, w: &Window) -> Vec<Next> {
         match self.inodes.get(ino) {
@@ -76,15 +81,22 @@ impl Vfs {
         out
     }
 
-    /// Runs `f` while `next.ino` is held for the entry it was listed as (None if the number
-    /// has gone or stands for another entry now): whatever `f` hands the kernel under that
-    /// number is that entry's.
+    /// `next`'s whole content, as a READ of it would return it, without keeping its
+    /// resolved chunks (it is read once).
+    pub fn read_whole(&self, next: &Next) -> crate::error::Result<super::reader::ReadBuf> {
+        let f = self.file_kept(next.ino, false)?;
+        self.cache.read(&f, 0, next.size as u32)
+    }
+
+    /// Runs `f` while `next.ino` is held for the entry it was listed as (None if the kernel
+    /// does not hold the number, or it stands for another entry now): whatever `f` hands
+    /// the kernel under that number is that entry's.
     pub fn while_held<T>(&self, next: &Next, f: impl FnOnce() -> T) -> Option<T> {
         if !self.inodes.hold(next.ino, &next.entry) {
             return None;
         }
         let out = f();
-        self.inodes.forget(next.ino, 1);
+        self.inodes.release(next.ino, &next.entry);
         Some(out)
     }
 }

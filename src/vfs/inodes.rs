@@ -310,15 +310,30 @@ impl Inodes {
         )
     }
 
-    /// Takes a lookup on `ino` if it still stands for `entry` (given back with `forget`):
-    /// while it is held, the number cannot be given to another entry.
+    /// Takes a lookup on `ino` if the kernel holds it (an entry only listed may not have
+    /// reached the kernel yet) and it still stands for `entry`: while it is held, the number
+    /// cannot be given to another entry. Given back with `release`.
     pub fn hold(&self, ino: u64, entry: &Entry) -> bool {
         match self.shard(ino).write().get_mut(&ino) {
-            Some(slot) if slot.entry.identifies(entry) => {
+            Some(slot) if slot.lookups > 0 && slot.entry.identifies(entry) => {
                 slot.lookups += 1;
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Gives back a `hold`, if `ino` still stands for `entry` (a catalog replaced under the
+    /// mount may have dropped it, and the number gone to another entry since).
+    pub fn release(&self, ino: u64, entry: &Entry) {
+        let mut map = self.shard(ino).write();
+        if let Some(slot) = map.get_mut(&ino) {
+            if slot.entry.identifies(entry) {
+                slot.lookups = slot.lookups.saturating_sub(1);
+                if slot.lookups == 0 {
+                    map.remove(&ino);
+                }
+            }
         }
     }
 
@@ -507,24 +522,30 @@ mod tests {
 
     /// The mount pushes a file's content under its number (`mount/push.rs`) while it holds
     /// the number: it is not given to another entry meanwhile, and not held at all once
-    /// it stands for another entry.
+    /// it stands for another entry, or while the kernel does not hold it.
     #[test]
     fn a_held_number_stays_with_its_entry() {
         let t = Inodes::new();
         let key = key_position(ROOT, 5, b"x");
         let named =
             |n: &'static str| move |e: &Entry| matches!(e, Entry::Virtual { path } if path == n);
-        assert_eq!(t.insert(key, ROOT, dir("a"), named("a"), true), key);
+        // Listed only: the kernel may not have it yet.
+        assert_eq!(t.insert(key, ROOT, dir("a"), named("a"), false), key);
+        assert!(!t.hold(key, &dir("a")), "listed, not looked up");
+        assert_eq!(t.add_lookup(key, ROOT, &dir("a")), key);
         assert!(t.hold(key, &dir("a")));
         // The kernel forgets "a" while it is held: the number stays "a"'s, and an entry
         // of a colliding directory goes elsewhere.
         t.forget(key, 1);
         assert_ne!(t.insert(key, ROOT, dir("c"), named("c"), true), key);
-        t.forget(key, 1);
+        t.release(key, &dir("a"));
         assert!(t.get(key).is_none(), "let go once no longer held");
-        // The number now stands for "c": a hold for "a" is refused.
+        // The number now stands for "c": a hold for "a" is refused, and a late release
+        // for "a" takes nothing from "c".
         assert_eq!(t.insert(key, ROOT, dir("c"), named("c"), true), key);
         assert!(!t.hold(key, &dir("a")));
+        t.release(key, &dir("a"));
+        assert!(t.get(key).is_some(), "c keeps its lookup");
         assert!(!t.hold(key_position(ROOT, 6, b"y"), &dir("a")), "no entry");
     }
 }

@@ -11,6 +11,7 @@ mod listing;
 pub mod reader;
 mod refresh;
 mod remap;
+mod resolve;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -19,18 +20,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::Sender;
 use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 
 use crate::catalog::pool::Pool;
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::model::{ChunkRef, Kind, Node};
 use crate::repo::Repository;
 use inodes::{key_child, key_hardlink, key_position, Entry, Inodes, Meta, ROOT};
 use layout::{Child, Layout, SnapRef};
 use reader::{ChunkCache, OpenFile, ReadMode, LISTING_CHUNKS};
+pub(crate) use resolve::resolve;
+use resolve::{resolver, Files, Pending};
 
 /// Name of the hidden xattr that carries a file's whole-content blake3.
 pub const HASH_XATTR: &[u8] = b"user.cofre.blake3";
@@ -89,61 +91,6 @@ pub struct ListItem {
     pub name: Vec<u8>,
     pub attr: Attr,
     counted: Option<(u64, Entry)>,
-}
-
-/// Resolved files by inode number, with the catalog row they were resolved from: a number
-/// can come to stand for another entry (`Inodes::add_lookup`), or the row for another
-/// node after the catalog was replaced, and a file is used only for the row it was
-/// resolved from (`Vfs::file`).
-type Files = Arc<Mutex<LruCache<u64, (i64, Arc<OpenFile>)>>>;
-
-/// A listed file whose chunk locations can be resolved before it is read.
-struct Pending {
-    ino: u64,
-    rowid: i64,
-    path: String,
-    size: u64,
-    chunks: Vec<ChunkRef>,
-    blake3: Option<[u8; 32]>,
-    /// The directory it was listed in.
-    dir: u64,
-}
-
-pub(crate) fn resolve(
-    cat: &Catalog,
-    path: String,
-    size: u64,
-    chunks: Vec<ChunkRef>,
-) -> Result<OpenFile> {
-    let locs = chunks
-        .iter()
-        .map(|c| cat.blob_location(&c.id))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(OpenFile::new(path, size, chunks, locs))
-}
-
-/// Resolves listed files on its own thread (until the Vfs is dropped), so a reader going
-/// through a directory finds its files' chunk locations ready.
-fn resolver(pool: Pool, files: Files) -> Sender<Pending> {
-    let (tx, rx) = unbounded::<Pending>();
-    std::thread::spawn(move || {
-        for p in rx {
-            if files.lock().contains(&p.ino) {
-                continue;
-            }
-            match pool
-                .get()
-                .and_then(|c| resolve(&c, p.path, p.size, p.chunks))
-            {
-                Ok(f) => {
-                    let f = f.with_blake3(p.blake3).with_dir(p.dir);
-                    files.lock().put(p.ino, (p.rowid, Arc::new(f)));
-                }
-                Err(e) => tracing::debug!("resolve ahead: {e}"),
-            }
-        }
-    });
-    tx
 }
 
 #[derive(Debug, Clone)]
@@ -686,6 +633,12 @@ impl Vfs {
 
     /// The file behind `ino` with its chunk locations, resolved once while it is being read.
     fn file(&self, ino: u64) -> Result<Arc<OpenFile>> {
+        self.file_kept(ino, true)
+    }
+
+    /// `file`; `keep`: cache it, and resolve its listed siblings ahead (a file read once
+    /// whole, as a push, is not read again).
+    fn file_kept(&self, ino: u64, keep: bool) -> Result<Arc<OpenFile>> {
         let row = match self.inodes.get(ino) {
             Some((_, Entry::Node { rowid, .. })) => Some(rowid),
             _ => None,
@@ -695,14 +648,19 @@ impl Vfs {
                 return Ok(f.clone());
             }
         }
-        self.on_current_catalog(|| self.resolve_file(ino))
+        self.on_current_catalog(|| self.resolve_file(ino, keep))
     }
 
-    fn resolve_file(&self, ino: u64) -> Result<Arc<OpenFile>> {
+    fn resolve_file(&self, ino: u64, keep: bool) -> Result<Arc<OpenFile>> {
         let _switch = self.switch.read();
         let (parent, e) = self.entry(ino)?;
         // Someone reads this directory's files: resolve its other files meanwhile.
-        if let Some(siblings) = self.listed.lock().pop(&parent) {
+        let siblings = if keep {
+            self.listed.lock().pop(&parent)
+        } else {
+            None
+        };
+        if let Some(siblings) = siblings {
             for p in siblings.into_iter().filter(|p| p.ino != ino) {
                 let _ = self.resolve_ahead.send(p);
             }
@@ -722,7 +680,9 @@ impl Vfs {
                 .with_blake3(row.node.blake3)
                 .with_dir(parent),
         );
-        self.files.lock().put(ino, (rowid, f.clone()));
+        if keep {
+            self.files.lock().put(ino, (rowid, f.clone()));
+        }
         Ok(f)
     }
 

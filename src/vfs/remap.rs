@@ -89,6 +89,7 @@ impl Vfs {
         // Row ids of the old file number nothing in the new one.
         self.first_rows.lock().clear();
         self.files.lock().clear();
+        self.listed.lock().clear();
         *self.layout.write() = Arc::new(layout);
         self.layout_changes.fetch_add(1, Ordering::Relaxed);
         self.drop_listings();
