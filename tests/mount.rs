@@ -604,3 +604,87 @@ fn a_directorys_inode_numbers_follow_its_listing_and_stay() {
     );
     three.stop();
 }
+
+/// Whether every page of `p` is in the kernel's page cache. `mincore` on a mapping reads
+/// nothing: it only reports what is there.
+fn in_page_cache(p: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(p).expect("open");
+    let len = f.metadata().expect("stat").len() as usize;
+    // SAFETY: a read-only mapping of an open file, unmapped before return; mincore writes
+    // one byte per page into a vector of that many.
+    unsafe {
+        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(at, libc::MAP_FAILED, "mmap {}", p.display());
+        let mut pages = vec![0u8; len.div_ceil(page)];
+        let rc = libc::mincore(at, len, pages.as_mut_ptr());
+        libc::munmap(at, len);
+        assert_eq!(rc, 0, "mincore {}", p.display());
+        pages.iter().all(|b| b & 1 == 1)
+    }
+}
+
+/// `cp -a`, `rsync` and `tar` read a directory's files one after the other. Once a file
+/// was read from its start, the mount pushes the files listed after it into the kernel's
+/// page cache (FUSE_NOTIFY_STORE, `mount/push.rs`): a first few, and once a second read
+/// in the directory shows a walk, the rest. The walker finds them there before reading
+/// them, they read back exact, and reading them sends the mount no READ. A file over
+/// 1 MiB is left to the kernel's own read-ahead. (Here, not in readers.rs: tests there
+/// drop the page cache, and with it the kernel's entries, while this one runs.)
+#[test]
+fn files_after_the_one_being_read_are_pushed_into_the_page_cache() {
+    let env = Env::new();
+    let src = env.path("src");
+    let dir = src.join("walk");
+    std::fs::create_dir_all(dir.join("f10-sub")).expect("mkdir");
+    std::fs::write(dir.join("f10-sub/inner"), b"inner").expect("write");
+    std::os::unix::fs::symlink("f00", dir.join("f20-link")).expect("symlink");
+    std::fs::write(dir.join("f30-empty"), b"").expect("write");
+    std::fs::write(dir.join("f25-big"), noise(3 << 20, 7)).expect("write");
+    let sizes = [1, 4095, 4096, 4097, 100_000, 300_000, 700_000];
+    let small: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
+    for (i, name) in small.iter().enumerate() {
+        let data = noise(sizes[i % sizes.len()] + i, 200 + i as u64);
+        std::fs::write(dir.join(name), data).expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let log = env.path("mount.log");
+    let m = Mount::start_logged(&env, "mnt", &["-v"], &log);
+    let view = m.latest("default", &dir);
+    // The walker: a listing, then each file in turn, read whole once it is in the page
+    // cache, or after 2 s without.
+    assert_eq!(std::fs::read_dir(&view).expect("list").count(), 44);
+    let mut found = Vec::new();
+    for name in &small {
+        let path = view.join(name);
+        if wait_for(std::time::Duration::from_secs(2), || in_page_cache(&path)) {
+            found.push(name.clone());
+        }
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            std::fs::read(dir.join(name)).expect("read"),
+            "{name}"
+        );
+    }
+    assert!(
+        !in_page_cache(&view.join("f25-big")),
+        "over 1 MiB: not pushed"
+    );
+    m.stop();
+    let reads = fuse_requests(&log)["read"];
+    // f00 starts the walk; the first file past the first few pushed shows it.
+    assert!(
+        found.len() >= small.len() - 3,
+        "only {found:?} were in the page cache before they were read"
+    );
+    assert!(reads <= 3, "{reads} READs for {} files", small.len());
+}

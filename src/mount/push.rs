@@ -121,11 +121,15 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, s
                 last_read = Some((Instant::now(), dir));
                 vfs.files_after(ino, if walking { &WINDOW } else { &FIRST })
             }
-            Job::Listed(dir) if last_read.is_some_and(|(t, _)| t.elapsed() < WALK) => {
-                last_read = Some((Instant::now(), Some(dir)));
-                vfs.first_files(dir, &FIRST)
-            }
-            Job::Listed(_) => continue,
+            Job::Listed(dir) => match last_read {
+                // The walk's next directory; its time stays the READ's, so listings alone
+                // (a `find` after a `cat`) push for one second at most.
+                Some((t, _)) if t.elapsed() < WALK => {
+                    last_read = Some((t, Some(dir)));
+                    vfs.first_files(dir, &FIRST)
+                }
+                _ => continue,
+            },
         };
         for next in window {
             // A newer job: the reader went past what is pushed, or elsewhere.
