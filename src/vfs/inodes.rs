@@ -326,24 +326,21 @@ impl Inodes {
     /// Gives back a `hold`, if `ino` still stands for `entry` (a catalog replaced under the
     /// mount may have dropped it, and the number gone to another entry since).
     pub fn release(&self, ino: u64, entry: &Entry) {
-        let mut map = self.shard(ino).write();
-        if let Some(slot) = map.get_mut(&ino) {
-            if slot.entry.identifies(entry) {
-                slot.lookups = slot.lookups.saturating_sub(1);
-                if slot.lookups == 0 {
-                    map.remove(&ino);
-                }
-            }
-        }
+        self.give_back(ino, 1, |e| e.identifies(entry));
     }
 
     /// FUSE forget: the kernel gives back `n` lookups; at zero the inode is gone.
     pub fn forget(&self, ino: u64, n: u64) {
-        if ino == ROOT {
-            return;
+        if ino != ROOT {
+            self.give_back(ino, n, |_| true);
         }
+    }
+
+    /// Takes `n` lookups from `ino` if it stands for an entry `same` accepts; at zero the
+    /// inode is gone.
+    fn give_back(&self, ino: u64, n: u64, same: impl Fn(&Entry) -> bool) {
         let mut map = self.shard(ino).write();
-        if let Some(slot) = map.get_mut(&ino) {
+        if let Some(slot) = map.get_mut(&ino).filter(|s| same(&s.entry)) {
             slot.lookups = slot.lookups.saturating_sub(n);
             if slot.lookups == 0 {
                 map.remove(&ino);
@@ -412,11 +409,14 @@ mod tests {
         Entry::Virtual { path: path.into() }
     }
 
+    /// `insert`'s test of sameness for the virtual directory `n`.
+    fn named(n: &'static str) -> impl Fn(&Entry) -> bool {
+        move |e| matches!(e, Entry::Virtual { path } if path == n)
+    }
+
     #[test]
     fn probing_past_a_collision_crosses_into_the_next_map() {
         let t = Inodes::new();
-        let named =
-            |n: &'static str| move |e: &Entry| matches!(e, Entry::Virtual { path } if path == n);
         let key = (1u64 << 59) - 1; // the last number of the first map
         let a = t.insert(key, ROOT, dir("a"), named("a"), true);
         assert_eq!(a, key);
@@ -504,8 +504,6 @@ mod tests {
     fn a_listed_entry_whose_number_was_taken_meanwhile_is_numbered_anew() {
         let t = Inodes::new();
         let key = key_position(ROOT, 3, b"x");
-        let named =
-            |n: &'static str| move |e: &Entry| matches!(e, Entry::Virtual { path } if path == n);
         // Listed (no lookup yet), then dropped when another listing of it closed.
         assert_eq!(t.insert(key, ROOT, dir("a"), named("a"), false), key);
         t.drop_unreferenced([key].into_iter());
@@ -527,8 +525,6 @@ mod tests {
     fn a_held_number_stays_with_its_entry() {
         let t = Inodes::new();
         let key = key_position(ROOT, 5, b"x");
-        let named =
-            |n: &'static str| move |e: &Entry| matches!(e, Entry::Virtual { path } if path == n);
         // Listed only: the kernel may not have it yet.
         assert_eq!(t.insert(key, ROOT, dir("a"), named("a"), false), key);
         assert!(!t.hold(key, &dir("a")), "listed, not looked up");
