@@ -688,3 +688,43 @@ fn files_after_the_one_being_read_are_pushed_into_the_page_cache() {
     );
     assert!(reads <= 3, "{reads} READs for {} files", small.len());
 }
+
+/// While a walk goes on (a file read from its start less than a second ago), a directory
+/// listed from its start gets its first files pushed: the walker's next directory needs
+/// no READ for them either.
+#[test]
+fn a_directory_listed_during_a_walk_gets_its_first_files_pushed() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("a")).expect("mkdir");
+    std::fs::create_dir_all(src.join("b")).expect("mkdir");
+    std::fs::write(src.join("a/x"), b"the walk starts here").expect("write");
+    let names: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        std::fs::write(src.join("b").join(name), noise(10_000 + i, 300 + i as u64)).expect("write");
+    }
+    env.init();
+    env.ok(&["ingest", src.to_str().expect("utf-8")]);
+    let log = env.path("mount.log");
+    let m = Mount::start_logged(&env, "mnt", &["-v"], &log);
+    let view = m.latest("default", &src);
+    assert_eq!(
+        std::fs::read(view.join("a/x")).expect("read"),
+        b"the walk starts here"
+    );
+    assert_eq!(std::fs::read_dir(view.join("b")).expect("list").count(), 5);
+    let pushed = wait_for(Duration::from_secs(20), || {
+        names.iter().all(|n| in_page_cache(&view.join("b").join(n)))
+    });
+    assert!(pushed, "b's files were not pushed after its listing");
+    for name in &names {
+        assert_eq!(
+            std::fs::read(view.join("b").join(name)).expect("read"),
+            std::fs::read(src.join("b").join(name)).expect("read"),
+            "{name}"
+        );
+    }
+    m.stop();
+    // a/x's own read only.
+    assert_eq!(fuse_requests(&log)["read"], 1);
+}
