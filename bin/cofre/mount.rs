@@ -38,12 +38,13 @@ pub struct Args {
     file_cache_min: u64,
     /// Tell the kernel there are no extended attributes at all, so that `cp -a` and
     /// `rsync -X` stop asking for each entry; refused when a snapshot has xattrs or ACLs.
-    /// Without it, only listings are turned off, when no snapshot has any at mount time; a
-    /// snapshot with xattrs arriving then ends the mount (mount again).
+    /// Without it, the same is done when no snapshot has any at mount time; a snapshot with
+    /// xattrs arriving then ends the mount (mount again).
     #[arg(long, conflicts_with = "xattrs")]
     no_xattrs: bool,
-    /// Answer xattr listings even when no snapshot has xattrs: a mount that stays up
-    /// when snapshots with xattrs arrive (docs/mount.md "Extended attributes").
+    /// Answer xattr requests even when no snapshot has xattrs: a mount that stays up when
+    /// snapshots with xattrs arrive, and shows the hidden `user.cofre.blake3`
+    /// (docs/mount.md "Extended attributes").
     #[arg(long)]
     xattrs: bool,
     /// Seconds between checks for new snapshots.

@@ -47,15 +47,16 @@ pub struct MountOptions {
 /// cannot be told otherwise later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Xattrs {
-    /// The default: listings are answered only when some snapshot has xattrs or ACLs
-    /// (then as `All`); otherwise the kernel is told there are none to list (`cp -a` and
-    /// `rsync -X` ask twice per entry), while values are still answered: the hidden
-    /// `user.cofre.blake3`, and the ACL probes `cp -a` makes by name. A snapshot with
-    /// xattrs that arrives later ends such a mount, saying why.
+    /// The default: when some snapshot has xattrs or ACLs, as `All`; otherwise the kernel is
+    /// told there are none, neither to list (`cp -a` and `rsync -X` ask twice per entry)
+    /// nor by name (the ACL probe `cp -a` makes on each entry): a fifth of a cold `cp -a`
+    /// of small files (docs/benchmarks.md "No xattr round trips by default"). The hidden
+    /// `user.cofre.blake3` then needs `--xattrs`. A snapshot with xattrs that arrives later
+    /// ends such a mount, saying why.
     #[default]
     Auto,
     /// Listings and values, whatever the snapshots hold (`--xattrs`): a mount that stays up
-    /// when snapshots with xattrs may arrive.
+    /// when snapshots with xattrs may arrive, and answers the hidden hash.
     All,
     /// Neither listings nor values (`--no-xattrs`): refused when a snapshot has xattrs.
     None,
@@ -200,13 +201,16 @@ pub fn mount(
 ) -> Result<()> {
     clear_stale_mountpoint(mountpoint)?;
     let cat = sync::open_synced(catalog, &repo)?;
-    // `Auto` leaves listings on unless the check succeeds and says no; `--no-xattrs` is
-    // refused unless it does.
+    // `Auto` leaves xattrs on unless the check succeeds and says there are none;
+    // `--no-xattrs` is refused unless it does.
     let has_xattrs = cat.any_xattrs();
     drop(cat);
     let (list_xattrs, get_xattrs) = match opts.xattrs {
         Xattrs::All => (true, true),
-        Xattrs::Auto => (!matches!(has_xattrs, Ok(false)), true),
+        Xattrs::Auto => {
+            let some = !matches!(has_xattrs, Ok(false));
+            (some, some)
+        }
         Xattrs::None => (false, false),
     };
     let xattrs_arrived = Arc::new(AtomicBool::new(false));
@@ -383,8 +387,9 @@ pub fn mount(
     if !list_xattrs && opts.xattrs == Xattrs::Auto {
         // Said on every such mount: it ends when a snapshot with xattrs arrives.
         eprintln!(
-            "no snapshot has xattrs or ACLs: xattr listings are off (faster copies); a \
-             snapshot with xattrs arriving ends this mount (--xattrs keeps it up)"
+            "no snapshot has xattrs or ACLs: xattrs are off (faster copies; the hidden \
+             hash needs --xattrs); a snapshot with xattrs arriving ends this mount (--xattrs \
+             keeps it up)"
         );
     }
     let result = session.run().map_err(|e| Error::io(mountpoint, e));
