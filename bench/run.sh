@@ -49,48 +49,47 @@ size() { printf '%s\tsize\t%s\t-\n' "$1" "$(du -sb "$2" | cut -f1)" | tee -a "$R
 mutate() {
     python3 "$ROOT/bench/gen_dump.py" "$C/dump.sql" 1
     for f in $(find "$C/include" -name '*.h' | sort | head -20); do echo "/* changed */" >> "$f"; done
-    head -c 20000000 /dev/urandom > "$C/new-$1.bin"
+    head -c 20000000 /dev/urandom > "$C/new.bin"
 }
 
-# ---- cofre
+# The tools take turns at each step, on the same corpus state, so that the ratios compare
+# runs seconds apart: on this VM the same step's time moves by up to 50% over minutes
+# (docs/benchmarks.md "Side by side, step by step"), which made the ratios of a run that
+# measured all of cofre, then all of restic, then the native copies, drift with the VM.
+HAVE_BORG=$(command -v borg >/dev/null && echo 1 || true)
 "$COFRE" init >/dev/null
+restic init >/dev/null
+[ -n "$HAVE_BORG" ] && borg init -e repokey "$BORG_REPO" >/dev/null 2>&1
 measure cofre initial "$COFRE" ingest -q "$C"
-mutate cofre
-cp -a "$C" "$W/corpus-state"   # restic and borg see the same two states
+measure restic initial restic backup -q "$C"
+# borg (optional): lz4, the same two states, for the repository-size target.
+[ -n "$HAVE_BORG" ] && measure borg initial borg create --compression lz4 "::initial" "$C"
+mutate
 measure cofre incremental "$COFRE" ingest -q "$C"
+measure restic incremental restic backup -q "$C"
+[ -n "$HAVE_BORG" ] && measure borg incremental borg create --compression lz4 "::incremental" "$C"
 measure cofre nochange "$COFRE" ingest -q "$C"
+measure restic nochange restic backup -q "$C"
 size cofre "$COFRE_REPO"
+size restic "$RESTIC_REPOSITORY"
+[ -n "$HAVE_BORG" ] && size borg "$BORG_REPO"
 measure cofre restore "$COFRE" restore latest --target "$W/r-cofre"
 rm -rf "$W/r-cofre"
-mkdir -p "$W/mnt-cofre"
+measure restic restore restic restore latest --target "$W/r-restic"
+rm -rf "$W/r-restic"
+
+# Mounts: the native reference just before each tool's own read of the same tree.
+mkdir -p "$W/mnt-cofre" "$W/mnt-restic"
 "$COFRE" mount "$W/mnt-cofre" 2>/dev/null & CPID=$!
 for _ in $(seq 200); do [ -L "$W/mnt-cofre/default/latest" ] && break; sleep 0.1; done
 V="$W/mnt-cofre/default/latest$C"
+measure native find find "$C" -printf ''
 measure cofre mount-find find "$V" -printf ''
+measure native cp cp -a "$C" "$T/cp-native"
+rm -rf "$T/cp-native"
 measure cofre mount-cp cp -a "$V" "$T/cp-cofre"
 rm -rf "$T/cp-cofre"
 kill -TERM $CPID; wait $CPID || true
-
-# ---- restic: same two states of the corpus
-rm -rf "$C"; mv "$W/corpus-state" "$W/corpus-mutated"
-mkdir -p "$C"
-rsync -a /usr/lib/x86_64-linux-gnu /usr/include /usr/share/doc "$C/"
-python3 "$ROOT/bench/gen_dump.py" "$C/dump.sql" 0
-restic init >/dev/null
-HAVE_BORG=$(command -v borg >/dev/null && echo 1 || true)
-[ -n "$HAVE_BORG" ] && borg init -e repokey "$BORG_REPO" >/dev/null 2>&1
-measure restic initial restic backup -q "$C"
-[ -n "$HAVE_BORG" ] && measure borg initial borg create --compression lz4 "::initial" "$C"
-rsync -a --delete "$W/corpus-mutated/" "$C/"
-measure restic incremental restic backup -q "$C"
-# borg (optional): lz4, the same two states, for the repository-size target.
-[ -n "$HAVE_BORG" ] && measure borg incremental borg create --compression lz4 "::incremental" "$C"
-[ -n "$HAVE_BORG" ] && size borg "$BORG_REPO"
-measure restic nochange restic backup -q "$C"
-size restic "$RESTIC_REPOSITORY"
-measure restic restore restic restore latest --target "$W/r-restic"
-rm -rf "$W/r-restic"
-mkdir -p "$W/mnt-restic"
 restic mount "$W/mnt-restic" >/dev/null 2>&1 & RPID=$!
 for _ in $(seq 300); do [ -d "$W/mnt-restic/snapshots/latest" ] && break; sleep 0.1; done
 RV="$W/mnt-restic/snapshots/latest$C"
@@ -98,11 +97,6 @@ measure restic mount-find find "$RV" -printf ''
 measure restic mount-cp cp -a "$RV" "$T/cp-restic"
 rm -rf "$T/cp-restic"
 kill -INT $RPID; wait $RPID || true
-
-# ---- native
-measure native find find "$C" -printf ''
-measure native cp cp -a "$C" "$T/cp-native"
-rm -rf "$T/cp-native"
 
 # ---- S3: Garage on loopback, cofre and restic against the same server
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -112,11 +106,18 @@ if command -v garage >/dev/null; then
     source "$W/garage/env"
     export COFRE_REPO="s3://$COFRE_TEST_BUCKET/cofre" XDG_CACHE_HOME="$W/cache-s3"
     "$COFRE" init > /dev/null
+    export RESTIC_REPOSITORY="s3:$AWS_ENDPOINT_URL/$COFRE_TEST_BUCKET/restic" AWS_DEFAULT_REGION=garage
+    restic init > /dev/null
     measure cofre-s3 initial "$COFRE" ingest -q "$C"
+    measure restic-s3 initial restic backup -q "$C"
     measure cofre-s3 restore "$COFRE" restore latest --target "$W/r-cofre-s3"
     rm -rf "$W/r-cofre-s3" "$XDG_CACHE_HOME"
+    measure restic-s3 restore restic restore latest --target "$W/r-restic-s3"
+    rm -rf "$W/r-restic-s3"
     measure cofre-s3 rebuild "$COFRE" catalog rebuild
     mkdir -p "$W/mnt-s3"
+    measure native-s3 cp cp -a "$C" "$T/cp-native"
+    rm -rf "$T/cp-native"
     "$COFRE" mount "$W/mnt-s3" 2>/dev/null & SPID=$!
     for _ in $(seq 300); do [ -L "$W/mnt-s3/default/latest" ] && break; sleep 0.1; done
     measure cofre-s3 mount-cp-cold cp -a "$W/mnt-s3/default/latest$C" "$T/cp-s3"
@@ -129,11 +130,6 @@ if command -v garage >/dev/null; then
     rm -rf "$T/cp-s3"
     kill -TERM $SPID; wait $SPID || true
 
-    export RESTIC_REPOSITORY="s3:$AWS_ENDPOINT_URL/$COFRE_TEST_BUCKET/restic" AWS_DEFAULT_REGION=garage
-    restic init > /dev/null
-    measure restic-s3 initial restic backup -q "$C"
-    measure restic-s3 restore restic restore latest --target "$W/r-restic-s3"
-    rm -rf "$W/r-restic-s3"
     mkdir -p "$W/mnt-restic-s3"
     restic mount "$W/mnt-restic-s3" > /dev/null 2>&1 & RPID=$!
     for _ in $(seq 300); do [ -d "$W/mnt-restic-s3/snapshots/latest" ] && break; sleep 0.1; done
