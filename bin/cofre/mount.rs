@@ -38,8 +38,9 @@ pub struct Args {
     file_cache_min: u64,
     /// Tell the kernel there are no extended attributes at all, so that `cp -a` and
     /// `rsync -X` stop asking for each entry; refused when a snapshot has xattrs or ACLs.
-    /// Without it, the same is done when no snapshot has any at mount time; a snapshot with
-    /// xattrs arriving then ends the mount (mount again).
+    /// Without it, the same is done when no snapshot has any at mount time (and when the
+    /// catalog cannot tell, xattrs stay on, where this flag refuses); a snapshot with xattrs
+    /// arriving then ends the mount (mount again).
     #[arg(long, conflicts_with = "xattrs")]
     no_xattrs: bool,
     /// Answer xattr requests even when no snapshot has xattrs: a mount that stays up when

@@ -28,7 +28,8 @@ pub struct CofreFs {
     /// Answer listxattr; otherwise ENOSYS, and the kernel stops sending it (two round
     /// trips per entry of a `cp -a`). Off only when no snapshot has xattrs.
     pub list_xattrs: bool,
-    /// Answer getxattr; otherwise ENOSYS, as for listings (`--no-xattrs`).
+    /// Answer getxattr; otherwise ENOSYS, and the kernel stops sending it (`cp -a`'s ACL
+    /// probe, one per entry). Off only when no snapshot has xattrs, as listings.
     pub get_xattrs: bool,
     pub counts: Counts,
     /// Pushes the next files of a directory being read into the page cache

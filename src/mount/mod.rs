@@ -279,7 +279,8 @@ pub fn mount(
             opts.sets.clone(),
             opts.cache_bytes,
             disk,
-            (!list_xattrs).then(|| xattrs_arrived.clone()),
+            // Either request off: the kernel was told there are none, for good.
+            (!(list_xattrs && get_xattrs)).then(|| xattrs_arrived.clone()),
         )
         .map_err(|e| {
             if xattrs_arrived.load(Ordering::SeqCst) {

@@ -149,7 +149,7 @@ pub struct Vfs {
     /// A request met SQLITE_CORRUPT: the mount's refresher rebuilds the catalog beside the
     /// damaged file and the mount switches to it (`remap.rs`).
     catalog_damaged: Arc<std::sync::atomic::AtomicBool>,
-    /// On a mount that told the kernel there are no xattrs to list: set, and no layout
+    /// On a mount that told the kernel there are no xattrs: set, and no layout
     /// published, once a snapshot with xattrs is in the catalog (`shown_snapshots`).
     xattr_gate: Option<Arc<std::sync::atomic::AtomicBool>>,
     uid: u32,

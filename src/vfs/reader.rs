@@ -635,9 +635,19 @@ impl ChunkCache {
             if a == offset && b == end {
                 single = Some(ReadBuf::Chunk(data, within));
             } else {
-                out.get_or_insert_with(|| vec![0u8; (end - offset) as usize])
-                    [(a - offset) as usize..(b - offset) as usize]
-                    .copy_from_slice(&data[within]);
+                // Built in order, zeros only where a hole is: zero-filling the whole buffer
+                // first wrote every byte twice (each file pushed ahead of a reader is such
+                // a read). Chunks come in offset order and never overlap.
+                let v = out.get_or_insert_with(|| Vec::with_capacity((end - offset) as usize));
+                let at = (a - offset) as usize;
+                if at < v.len() {
+                    return Err(Error::corrupt(
+                        &f.path,
+                        format!("chunk {} overlaps the one before it", c.id.hex()),
+                    ));
+                }
+                v.resize(at, 0);
+                v.extend_from_slice(&data[within]);
             }
             i += 1;
         }
@@ -647,7 +657,11 @@ impl ChunkCache {
         }
         Ok(match (single, out) {
             (Some(one), _) => one,
-            (None, Some(v)) => ReadBuf::Owned(v),
+            (None, Some(mut v)) => {
+                // A hole after the last chunk.
+                v.resize((end - offset) as usize, 0);
+                ReadBuf::Owned(v)
+            }
             // All hole.
             (None, None) => ReadBuf::Owned(vec![0u8; (end - offset) as usize]),
         })

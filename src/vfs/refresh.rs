@@ -1,6 +1,6 @@
 //! Snapshots coming and going: the layout (sets, dates, `latest`, `ids`) read again from
 //! the catalog, what the kernel must forget when it changed, and the gate that keeps a
-//! snapshot with xattrs off a mount that told the kernel there are none to list.
+//! snapshot with xattrs off a mount that told the kernel there are none.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ impl Vfs {
     }
 
     /// The snapshots the layout shows: the catalog's, of the mounted sets. On a mount that
-    /// told the kernel there are no xattrs to list, the catalog is checked after the list is
+    /// told the kernel there are no xattrs, the catalog is checked after the list is
     /// read, so the check covers every snapshot in it (each was committed before). A
     /// snapshot with xattrs is an error and sets the gate, which tells the refresher to end
     /// the mount; a failed check is an error too. Either way the layout stays as it was.
