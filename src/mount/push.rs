@@ -69,14 +69,32 @@ pub struct Pusher {
     tx: Sender<Job>,
     seen: Seen,
     stop: Arc<AtomicBool>,
-    /// When the last read from a file's first byte came (ms after `born`; `NEVER`): a
-    /// listing with no such read within `WALK` before it is not sent to the thread, so a
-    /// `find` does not wake it once per directory (13% of the mount's samples in `perf`).
-    born: Instant,
-    last_read_ms: AtomicU64,
+    last_read: LastRead,
 }
 
-const NEVER: u64 = u64::MAX;
+/// When the last read from a file's first byte reached the mount. A listing with no such
+/// read within `WALK` before it is not sent to the thread: a `find` does not wake it once
+/// per directory (13% of the mount's samples in `perf`), and listings alone (a `find` after
+/// a `cat`) push for one second at most.
+struct LastRead {
+    born: Instant,
+    /// Milliseconds after `born`; `u64::MAX` before any.
+    ms: AtomicU64,
+}
+
+impl LastRead {
+    fn mark(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Within `WALK` of the last read: a reader is walking.
+    fn recent(&self) -> bool {
+        let last = self.ms.load(Ordering::Relaxed);
+        let now = self.born.elapsed().as_millis() as u64;
+        last != u64::MAX && now.saturating_sub(last) < WALK.as_millis() as u64
+    }
+}
 
 impl Pusher {
     pub fn start(vfs: Arc<Vfs>, notifier: fuser::Notifier) -> Pusher {
@@ -89,8 +107,10 @@ impl Pusher {
             tx,
             seen,
             stop,
-            born: Instant::now(),
-            last_read_ms: AtomicU64::new(NEVER),
+            last_read: LastRead {
+                born: Instant::now(),
+                ms: AtomicU64::new(u64::MAX),
+            },
         }
     }
 
@@ -98,19 +118,15 @@ impl Pusher {
     pub fn read(&self, ino: u64, offset: u64) {
         self.seen.lock().put(ino, ());
         if offset == 0 {
-            self.last_read_ms
-                .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+            self.last_read.mark();
             // Full: the thread is behind; this job is dropped, the reader's READs go on.
             let _ = self.tx.try_send(Job::Read(ino));
         }
     }
 
-    /// Directory `ino` was listed from its start. Sent only during a walk; the thread
-    /// checks again against the time it saw the read.
+    /// Directory `ino` was listed from its start: sent only during a walk.
     pub fn listed(&self, ino: u64) {
-        let last = self.last_read_ms.load(Ordering::Relaxed);
-        let now = self.born.elapsed().as_millis() as u64;
-        if last != NEVER && now.saturating_sub(last) < WALK.as_millis() as u64 {
+        if self.last_read.recent() {
             let _ = self.tx.try_send(Job::Listed(ino));
         }
     }
@@ -122,7 +138,8 @@ impl Pusher {
 }
 
 fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, stop: &AtomicBool) {
-    let mut last_read: Option<(Instant, Option<u64>)> = None;
+    // The directory of the last read, or the last listing of the walk.
+    let mut last_dir: Option<u64> = None;
     let mut queued = None;
     while !stop.load(Ordering::SeqCst) {
         let job = match queued.take() {
@@ -137,19 +154,15 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, s
             Job::Read(ino) => {
                 let dir = vfs.parent_of(ino);
                 // A second read in the same directory: the reader walks it.
-                let walking = last_read.is_some_and(|(_, d)| d.is_some() && d == dir);
-                last_read = Some((Instant::now(), dir));
+                let walking = last_dir.is_some() && last_dir == dir;
+                last_dir = dir;
                 vfs.files_after(ino, if walking { &WINDOW } else { &FIRST })
             }
-            Job::Listed(dir) => match last_read {
-                // The walk's next directory; its time stays the READ's, so listings alone
-                // (a `find` after a `cat`) push for one second at most.
-                Some((t, _)) if t.elapsed() < WALK => {
-                    last_read = Some((t, Some(dir)));
-                    vfs.first_files(dir, &FIRST)
-                }
-                _ => continue,
-            },
+            // The walk's next directory (`Pusher::listed` sends only those).
+            Job::Listed(dir) => {
+                last_dir = Some(dir);
+                vfs.first_files(dir, &FIRST)
+            }
         };
         for next in window {
             // A newer job: the reader went past what is pushed, or elsewhere.
