@@ -85,6 +85,24 @@ impl Keys {
             .ok_or_else(|| Error::corrupt(what, "authentication failed (data damaged or tampered)"))
     }
 
+    /// `open` into `out` (cleared first), a buffer the caller reuses: no allocation per
+    /// blob once it is large enough.
+    pub fn open_into(
+        &self,
+        sealed: &[u8],
+        aad: &[u8],
+        what: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        match open_into(&self.enc, sealed, aad, out) {
+            true => Ok(()),
+            false => Err(Error::corrupt(
+                what,
+                "authentication failed (data damaged or tampered)",
+            )),
+        }
+    }
+
     fn to_bytes(&self) -> Vec<u8> {
         [self.enc.as_slice(), self.id.as_slice()].concat()
     }
@@ -138,6 +156,24 @@ fn open_with(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     cipher
         .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
         .ok()
+}
+
+fn open_into(key: &[u8; 32], sealed: &[u8], aad: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if sealed.len() < SEAL_OVERHEAD {
+        return false;
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - 16);
+    out.extend_from_slice(ct);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let ok = cipher
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, out, tag.into())
+        .is_ok();
+    if !ok {
+        out.clear();
+    }
+    ok
 }
 
 /// A password-wrapped copy of the master keys, stored as `keys/<id>`.
@@ -246,6 +282,28 @@ mod tests {
                 k.open(&k.seal(&plain, b"aad"), b"aad", "t").ok(),
                 Some(plain)
             );
+        }
+    }
+
+    /// Opened into a reused buffer: the same bytes as `open`, whatever the buffer held
+    /// before, and a tampered, truncated or misaddressed blob leaves it empty.
+    #[test]
+    fn opening_into_a_reused_buffer_is_open() {
+        let k = Keys::random();
+        let mut buf = vec![7u8; 300_000];
+        for len in [0usize, 1, 5, 4096, 100_000] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
+            let sealed = k.seal(&plain, b"aad");
+            k.open_into(&sealed, b"aad", "t", &mut buf).unwrap();
+            assert_eq!(buf, plain, "{len}");
+            assert!(k.open_into(&sealed, b"other", "t", &mut buf).is_err());
+            assert!(buf.is_empty(), "{len}: a failed open left bytes");
+            let mut t = sealed.clone();
+            t[NONCE_LEN] ^= 1;
+            assert!(k.open_into(&t, b"aad", "t", &mut buf).is_err());
+            assert!(k
+                .open_into(&sealed[..SEAL_OVERHEAD - 1], b"aad", "t", &mut buf)
+                .is_err());
         }
     }
 

@@ -21,7 +21,7 @@ pub struct Args {
     /// Name snapshot directories in local time instead of UTC.
     #[arg(long)]
     local_time: bool,
-    /// Memory for decoded chunks, in MiB.
+    /// Memory for decoded chunks and the pack data fetched for them, in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mib: usize,
     /// On-disk cache of fetched data for S3 repositories, in MiB (0: none).

@@ -120,6 +120,27 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A scratch buffer kept this large at most between uses (a chunk is at most 256 KiB).
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// Runs `f` with this thread's scratch buffer (empty; reentrant calls get a new one). A
+/// blob's decrypted bytes live only until they are decompressed, and the mount keeps the
+/// decompressed ones for long: a fresh buffer for the first, freed between allocations of
+/// the second, left holes in glibc's arenas that the chunk cache's memory grew by.
+pub fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    let mut buf = SCRATCH.take();
+    let r = f(&mut buf);
+    if buf.capacity() <= SCRATCH_KEEP {
+        buf.clear();
+        SCRATCH.set(buf);
+    }
+    r
+}
+
 fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
     CCTX.with(|c| {
         let mut c = c.borrow_mut();
@@ -479,5 +500,29 @@ mod tests {
         assert!(full(&big).is_ok());
         assert!(decode(&[9, 1, 2]).is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    /// A nested use (a delta's base decoded while the delta's bytes are in the scratch)
+    /// gets a buffer of its own; the outer one is kept, the nested one dropped.
+    #[test]
+    fn scratch_is_reused_and_nested_uses_get_their_own() {
+        let outer = with_scratch(|a| {
+            a.extend_from_slice(b"outer");
+            let inner = with_scratch(|b| {
+                assert!(b.is_empty());
+                b.extend_from_slice(b"inner");
+                b.as_ptr()
+            });
+            assert_eq!(a, b"outer");
+            (a.as_ptr(), inner)
+        });
+        // The outer buffer was put back last: the next use gets it, emptied.
+        with_scratch(|c| {
+            assert!(c.is_empty());
+            assert_eq!(c.as_ptr(), outer.0);
+        });
+        // One larger than kept is not kept.
+        with_scratch(|c| c.reserve(2 * SCRATCH_KEEP));
+        with_scratch(|c| assert!(c.capacity() < 2 * SCRATCH_KEEP));
     }
 }

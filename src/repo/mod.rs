@@ -629,27 +629,37 @@ impl Repository {
     /// are still authenticated under the id by the AEAD.
     pub fn open_blob(&self, id: &BlobId, encoded: &[u8], base: BaseFn<'_>) -> Result<DecodedBlob> {
         let what = || format!("blob {}", id.hex());
-        let plain = self.keys.open(encoded, &id.0, &what())?;
+        compress::with_scratch(|plain| {
+            self.keys.open_into(encoded, &id.0, &what(), plain)?;
+            self.decode_plain(plain, &what, base)
+        })
+    }
+
+    fn decode_plain(
+        &self,
+        plain: &[u8],
+        what: &dyn Fn() -> String,
+        base: BaseFn<'_>,
+    ) -> Result<DecodedBlob> {
         let flag = plain.first().copied().unwrap_or(compress::RAW);
-        let (raw, base_id) =
-            match compress::decode(&plain).map_err(|e| Error::corrupt(what(), e))? {
-                compress::Payload::Full(raw) => (raw, None),
-                compress::Payload::Delta { bases, frame } => {
-                    let mut prefix = Vec::new();
-                    for b in bases.ids() {
-                        let raw = base(&b).map_err(|e| {
-                            Error::corrupt(
-                                what(),
-                                format!("its delta base {} is unreadable: {e}", b.hex()),
-                            )
-                        })?;
-                        prefix.extend_from_slice(&raw);
-                    }
-                    let raw = compress::decode_delta(frame, &prefix)
-                        .map_err(|e| Error::corrupt(what(), e))?;
-                    (raw, Some(bases))
+        let (raw, base_id) = match compress::decode(plain).map_err(|e| Error::corrupt(what(), e))? {
+            compress::Payload::Full(raw) => (raw, None),
+            compress::Payload::Delta { bases, frame } => {
+                let mut prefix = Vec::new();
+                for b in bases.ids() {
+                    let raw = base(&b).map_err(|e| {
+                        Error::corrupt(
+                            what(),
+                            format!("its delta base {} is unreadable: {e}", b.hex()),
+                        )
+                    })?;
+                    prefix.extend_from_slice(&raw);
                 }
-            };
+                let raw = compress::decode_delta(frame, &prefix)
+                    .map_err(|e| Error::corrupt(what(), e))?;
+                (raw, Some(bases))
+            }
+        };
         Ok(DecodedBlob {
             flag,
             base: base_id,
