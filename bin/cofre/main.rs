@@ -373,18 +373,22 @@ fn limit_malloc_arenas() {
 /// S3 restore 0.3-0.5 s less, ingest 0.1-0.6 s less, peak RSS +0-8 MB (docs/benchmarks.md,
 /// "Restore writers and glibc's mmap threshold"). The mount and `serve` run for days with a
 /// chunk cache evicted in LRU order; what eviction frees in the arenas is not given back
-/// (a copy out of the mount measured no faster either way), so they keep glibc's threshold,
-/// and one arena: with two, a chunk evicted from one arena left a hole there while its
-/// successor, decoded on a thread of the other, grew that one; one arena reuses the holes
-/// (peak RSS of a cold `cp -a` 315-333 -> 306-313 MiB, for ~6% more copy time: the threads
-/// share its lock; docs/benchmarks.md "The mount's memory within its cache").
+/// (a copy out of the mount measured no faster either way), so they keep glibc's threshold.
+/// The mount also runs one arena: with two, a chunk evicted from one arena left a hole
+/// there while its successor, decoded on a thread of the other, grew that one; one arena
+/// reuses the holes (peak RSS of a cold `cp -a` 315-333 -> 306-313 MiB, with ~6% more
+/// copy time until the mount reused its reply buffers; docs/benchmarks.md "The mount's
+/// memory within its cache"). `serve`, not measured so, keeps two.
 fn big_buffers_in_arenas(cmd: &Cmd) {
-    if matches!(cmd, Cmd::Mount(_) | Cmd::Serve(_)) {
+    if matches!(cmd, Cmd::Mount(_)) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: as in `limit_malloc_arenas`; called before the runtime's threads start.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
+        return;
+    }
+    if matches!(cmd, Cmd::Serve(_)) {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

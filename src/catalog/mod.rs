@@ -214,6 +214,13 @@ impl Catalog {
         &self.path
     }
 
+    /// SQLite's page cache for this connection, in KiB (`Pool::reader`).
+    pub fn set_page_cache_kib(&self, kib: u32) -> Result<()> {
+        Ok(self
+            .conn
+            .pragma_update(None, "cache_size", -i64::from(kib))?)
+    }
+
     /// Copies of the blob no further from readable than `max_tier`, as the stored index
     /// objects the catalog has synced say: (pack, the bases it is a delta against).
     pub fn blob_packs(&self, id: &BlobId, max_tier: u8) -> Result<Vec<(BlobId, Option<Bases>)>> {

@@ -8,11 +8,16 @@ use parking_lot::Mutex;
 use super::Catalog;
 use crate::error::{Error, Result};
 
+/// `Pool::reader`'s page cache per connection, in KiB.
+const READER_PAGE_CACHE_KIB: u32 = 512;
+
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Catalog>>,
     /// Bumped by `reset`: connections of an older epoch are closed, not reused.
     epoch: AtomicU64,
+    /// SQLite's page cache per connection, in KiB (`None`: SQLite's default, 2 MiB).
+    page_cache_kib: Option<u32>,
     /// The catalog generation the user of the pool works with: a new connection that finds
     /// another one (the file was replaced) fails with `CatalogReplaced` instead of mixing.
     expected: Mutex<Option<String>>,
@@ -48,7 +53,20 @@ impl Pool {
             path,
             idle: Mutex::new(Vec::new()),
             epoch: AtomicU64::new(0),
+            page_cache_kib: None,
             expected: Mutex::new(None),
+        }
+    }
+
+    /// A pool for threads that only look things up (a mount's and `serve`'s): SQLite's page
+    /// cache at a quarter of its default per connection. The mount held eight or so such
+    /// connections, each caching pages of the same file that the kernel caches anyway: 13 MiB
+    /// at the peak of a copy, a seventh of its memory beyond its chunk cache. A catalog sync
+    /// (inserts) opens its own connection, with the default.
+    pub fn reader(path: PathBuf) -> Pool {
+        Pool {
+            page_cache_kib: Some(READER_PAGE_CACHE_KIB),
+            ..Pool::new(path)
         }
     }
 
@@ -63,6 +81,9 @@ impl Pool {
             Some(c) => c,
             None => {
                 let c = Catalog::open(&self.path)?;
+                if let Some(kib) = self.page_cache_kib {
+                    c.set_page_cache_kib(kib)?;
+                }
                 let expected = self.expected.lock().clone();
                 if expected.is_some_and(|g| g != c.generation().unwrap_or_default()) {
                     return Err(Error::CatalogReplaced);

@@ -1,8 +1,6 @@
 //! Catalog schema and connection hygiene (WAL, busy_timeout, schema version).
 //! Why it looks like this: docs/catalog.md.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
@@ -102,15 +100,6 @@ pub fn remove(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// SQLite's page cache per connection in KiB, for connections opened from now on; 0 keeps
-/// SQLite's default (2 MiB). A mount holds a connection per thread that reads the catalog,
-/// each caching the same pages, which the kernel's page cache holds anyway.
-static PAGE_CACHE_KIB: AtomicU32 = AtomicU32::new(0);
-
-pub fn set_page_cache_kib(kib: u32) {
-    PAGE_CACHE_KIB.store(kib, Ordering::Relaxed);
-}
-
 pub fn open(path: &std::path::Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
@@ -150,10 +139,6 @@ pub fn open(path: &std::path::Path) -> Result<Connection> {
     )?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    match PAGE_CACHE_KIB.load(Ordering::Relaxed) {
-        0 => {}
-        kib => conn.pragma_update(None, "cache_size", -i64::from(kib))?,
-    }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 0 {
         // A random generation tells a running mount that the catalog was replaced (rebuilt,

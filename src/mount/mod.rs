@@ -200,9 +200,6 @@ pub fn mount(
     opts: MountOptions,
 ) -> Result<()> {
     clear_stale_mountpoint(mountpoint)?;
-    // A quarter of SQLite's default per connection: the mount's eight or so connections
-    // held 13 MiB of pages at the peak of a copy, a twentieth of its memory over its cache.
-    crate::catalog::schema::set_page_cache_kib(512);
     let cat = sync::open_synced(catalog, &repo)?;
     // `Auto` leaves xattrs on unless the check succeeds and says there are none;
     // `--no-xattrs` is refused unless it does.
@@ -277,7 +274,7 @@ pub fn mount(
     let vfs = Arc::new(
         Vfs::new(
             repo.clone(),
-            Pool::new(catalog.to_path_buf()),
+            Pool::reader(catalog.to_path_buf()),
             opts.local_time,
             opts.sets.clone(),
             opts.cache_bytes,

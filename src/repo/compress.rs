@@ -127,16 +127,23 @@ thread_local! {
 /// A scratch buffer kept this large at most between uses (a chunk is at most 256 KiB).
 const SCRATCH_KEEP: usize = 1 << 20;
 
-/// Runs `f` with this thread's scratch buffer (empty; reentrant calls get a new one). A
-/// blob's decrypted bytes live only until they are decompressed, and the mount keeps the
-/// decompressed ones for long: a fresh buffer for the first, freed between allocations of
-/// the second, left holes in glibc's arenas that the chunk cache's memory grew by.
+/// Runs `f` with this thread's scratch buffer, empty. A blob's decrypted bytes live only
+/// until they are decompressed, and the mount keeps the decompressed ones for long: a
+/// fresh buffer for the first, freed between allocations of the second, left holes in
+/// glibc's arenas that the chunk cache's memory grew by. A nested call (a delta's base
+/// decoded while the delta's bytes are in the scratch) gets a buffer of its own; the
+/// larger of the two is kept.
 pub fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     let mut buf = SCRATCH.take();
     let r = f(&mut buf);
     if buf.capacity() <= SCRATCH_KEEP {
         buf.clear();
-        SCRATCH.set(buf);
+        let nested = SCRATCH.take();
+        SCRATCH.set(if nested.capacity() > buf.capacity() {
+            nested
+        } else {
+            buf
+        });
     }
     r
 }
@@ -503,25 +510,30 @@ mod tests {
     }
 
     /// A nested use (a delta's base decoded while the delta's bytes are in the scratch)
-    /// gets a buffer of its own; the outer one is kept, the nested one dropped.
+    /// gets a buffer of its own; the larger one is kept, emptied; one larger than
+    /// `SCRATCH_KEEP` is not.
     #[test]
     fn scratch_is_reused_and_nested_uses_get_their_own() {
-        let outer = with_scratch(|a| {
-            a.extend_from_slice(b"outer");
-            let inner = with_scratch(|b| {
-                assert!(b.is_empty());
-                b.extend_from_slice(b"inner");
-                b.as_ptr()
+        for (outer_cap, inner_cap) in [(100_000, 10), (10, 100_000)] {
+            drop(SCRATCH.take());
+            let (outer, inner) = with_scratch(|a| {
+                a.reserve(outer_cap);
+                a.extend_from_slice(b"outer");
+                let inner = with_scratch(|b| {
+                    assert!(b.is_empty());
+                    b.reserve(inner_cap);
+                    b.extend_from_slice(b"inner");
+                    b.as_ptr()
+                });
+                assert_eq!(a, b"outer");
+                (a.as_ptr(), inner)
             });
-            assert_eq!(a, b"outer");
-            (a.as_ptr(), inner)
-        });
-        // The outer buffer was put back last: the next use gets it, emptied.
-        with_scratch(|c| {
-            assert!(c.is_empty());
-            assert_eq!(c.as_ptr(), outer.0);
-        });
-        // One larger than kept is not kept.
+            let kept = if outer_cap > inner_cap { outer } else { inner };
+            with_scratch(|c| {
+                assert!(c.is_empty());
+                assert_eq!(c.as_ptr(), kept, "({outer_cap}, {inner_cap})");
+            });
+        }
         with_scratch(|c| c.reserve(2 * SCRATCH_KEEP));
         with_scratch(|c| assert!(c.capacity() < 2 * SCRATCH_KEEP));
     }

@@ -56,7 +56,7 @@ impl Session {
         );
         Ok(Contents {
             cache,
-            pool: Pool::new(self.catalog.clone()),
+            pool: Pool::reader(self.catalog.clone()),
         })
     }
 }

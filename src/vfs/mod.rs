@@ -208,14 +208,14 @@ pub fn cache_over_catalog(
     cache_bytes: usize,
     on_damaged: impl Fn() + Send + Sync + 'static,
 ) -> Arc<ChunkCache> {
-    let lister_pool = Pool::new(catalog.to_path_buf());
+    let lister_pool = Pool::reader(catalog.to_path_buf());
     let lister: reader::PackLister = Box::new(move |pack, from, to| {
         lister_pool
             .get()
             .and_then(|c| c.pack_blobs(pack, from, to))
             .unwrap_or_default()
     });
-    let locate_pool = Pool::new(catalog.to_path_buf());
+    let locate_pool = Pool::reader(catalog.to_path_buf());
     let locate: reader::Locator = Box::new(move |id| {
         match locate_pool.get().and_then(|c| c.base_location(id)) {
             Ok(loc) => loc,
@@ -255,7 +255,7 @@ impl Vfs {
             damaged.store(true, std::sync::atomic::Ordering::SeqCst)
         });
         let files: Files = Arc::new(Mutex::new(LruCache::new(OPEN_FILES)));
-        let resolve_ahead = resolver(Pool::new(pool.path().to_path_buf()), files.clone());
+        let resolve_ahead = resolver(Pool::reader(pool.path().to_path_buf()), files.clone());
         let generation = pool.get()?.generation()?;
         pool.expect_generation(generation.clone());
         let generation = Mutex::new(generation);

@@ -71,10 +71,11 @@ const READ_AHEAD: u64 = 8 * 1024 * 1024;
 const SEGMENT: u64 = 4 * 1024 * 1024;
 /// Segments queued ahead of the one being read.
 const SEGMENTS_AHEAD: u64 = 3;
-/// Of a mount's budget, what its fetched responses may hold while their chunks are decoded:
-/// each prefetch thread holds one (a `MAX_FETCH` at most), and readers that miss a few
-/// more. The decoded chunks get the rest, so that `--cache-mib` bounds both: heaptrack
-/// measured 21 MiB of responses at the peak of a cold `cp -a`, on top of a full cache.
+/// Of a `ReadMode::Mount` budget (the mount's, `serve`'s), what fetched responses hold
+/// while their chunks are decoded: each prefetch thread one (a `MAX_FETCH` at most), and
+/// readers that miss a few more. The decoded chunks get the rest, so that `--cache-mib`
+/// covers both. A sizing, not a limit enforced: heaptrack measured 21-25 MiB of responses
+/// at the peak of a cold `cp -a`, on top of a full cache.
 const FETCH_RESERVE: usize = 5 * MAX_FETCH as usize;
 /// Delta bases closer than this in one pack are read with one request, gap and all.
 const BASE_GAP: u64 = 256 * 1024;

@@ -18,15 +18,22 @@ const KEEP: usize = 2 << 20;
 pub(super) fn take(cap: usize) -> Vec<u8> {
     let mut v = SPARE.take();
     v.clear();
-    v.reserve(cap);
+    v.reserve_exact(cap);
     v
 }
 
-/// Keeps `v` as this thread's spare, unless it is larger than `KEEP`.
+/// Keeps `v` as this thread's spare if it is larger than the one held (an empty reply
+/// must not replace a 1 MiB buffer), and not larger than `KEEP`.
 pub(super) fn give_back(v: Vec<u8>) {
-    if v.capacity() <= KEEP {
-        SPARE.set(v);
+    if v.capacity() > KEEP {
+        return;
     }
+    let held = SPARE.take();
+    SPARE.set(if held.capacity() >= v.capacity() {
+        held
+    } else {
+        v
+    });
 }
 
 #[cfg(test)]
@@ -45,6 +52,15 @@ mod tests {
         let again = take(10);
         assert!(again.is_empty());
         assert_eq!(again.as_ptr(), at);
+        drop(ReadBuf::Owned(again));
+        // A smaller one (an empty reply at the end of a file) does not replace it.
+        let v = take(1000);
+        drop(ReadBuf::Owned(Vec::new()));
+        drop(ReadBuf::Owned(v));
+        drop(ReadBuf::Owned(Vec::with_capacity(10)));
+        let last = take(0);
+        assert_eq!(last.as_ptr(), at);
+        drop(ReadBuf::Owned(last));
         drop(ReadBuf::Owned(Vec::with_capacity(2 * KEEP)));
         assert!(take(0).capacity() < 2 * KEEP);
     }
