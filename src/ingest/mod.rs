@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use globset::{Glob, GlobSetBuilder};
 
 pub use fsmeta::{data_extents, kind_of};
+pub use metaahead::Prewarm;
 pub use source::StreamSource;
 
 use crate::catalog::{sync, Catalog};
@@ -183,6 +184,17 @@ fn build_root(w: &mut Walker, prefix: &Path, trie: &Trie, prev: Option<&Tree>) -
         nodes.push(node);
     }
     Ok(Tree { nodes })
+}
+
+/// The targets of a walk of `paths`, in its order (`Trie::targets`).
+fn walk_targets(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut trie = Trie::default();
+    for p in paths {
+        trie.insert(&normalize(p)?);
+    }
+    let mut targets = Vec::new();
+    trie.targets(Path::new("/"), &mut targets);
+    Ok(targets)
 }
 
 fn excludes(patterns: &[String]) -> Result<Excludes> {
