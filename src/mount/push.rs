@@ -80,6 +80,24 @@ struct LastRead {
     born: Instant,
     /// Milliseconds after `born`; `u64::MAX` before any.
     ms: AtomicU64,
+    /// `WALK` in milliseconds (`walk_ms`).
+    window: u64,
+}
+
+/// `WALK`; in a build with test hooks, `COFRE_TEST_PUSH_WALK_MS` if set: a test on a loaded
+/// machine (a dozen mounts on two cores) cannot promise that its read and its listing reach
+/// the mount within a second, and the walk's window is not what it tests.
+#[cfg(feature = "test-hooks")]
+fn walk_ms() -> u64 {
+    std::env::var("COFRE_TEST_PUSH_WALK_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(WALK.as_millis() as u64)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn walk_ms() -> u64 {
+    WALK.as_millis() as u64
 }
 
 impl LastRead {
@@ -92,7 +110,7 @@ impl LastRead {
     fn recent(&self) -> bool {
         let last = self.ms.load(Ordering::Relaxed);
         let now = self.born.elapsed().as_millis() as u64;
-        last != u64::MAX && now.saturating_sub(last) < WALK.as_millis() as u64
+        last != u64::MAX && now.saturating_sub(last) < self.window
     }
 }
 
@@ -110,6 +128,7 @@ impl Pusher {
             last_read: LastRead {
                 born: Instant::now(),
                 ms: AtomicU64::new(u64::MAX),
+                window: walk_ms(),
             },
         }
     }
