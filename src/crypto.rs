@@ -3,7 +3,7 @@
 //! Chunk ids are keyed blake3, so they reveal nothing about known files.
 
 use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -81,8 +81,9 @@ impl Keys {
     }
 
     pub fn open(&self, sealed: &[u8], aad: &[u8], what: &str) -> Result<Vec<u8>> {
-        open_with(&self.enc, sealed, aad)
-            .ok_or_else(|| Error::corrupt(what, "authentication failed (data damaged or tampered)"))
+        let mut out = Vec::new();
+        self.open_into(sealed, aad, what, &mut out)?;
+        Ok(out)
     }
 
     /// `open` into `out` (cleared first), a buffer the caller reuses: no allocation per
@@ -148,14 +149,8 @@ fn seal_in_place(key: &[u8; 32], mut buf: Vec<u8>, aad: &[u8]) -> Vec<u8> {
 }
 
 fn open_with(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
-    if sealed.len() < SEAL_OVERHEAD {
-        return None;
-    }
-    let cipher = XChaCha20Poly1305::new(key.into());
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    cipher
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
-        .ok()
+    let mut out = Vec::new();
+    open_into(key, sealed, aad, &mut out).then_some(out)
 }
 
 fn open_into(key: &[u8; 32], sealed: &[u8], aad: &[u8], out: &mut Vec<u8>) -> bool {
@@ -244,6 +239,7 @@ impl KeyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chacha20poly1305::aead::{Aead, Payload};
 
     #[test]
     fn seal_open_and_tamper() {

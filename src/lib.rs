@@ -129,6 +129,7 @@ pub mod restore;
 #[doc(hidden)]
 pub mod run;
 pub mod session;
+mod spare;
 #[doc(hidden)]
 pub mod stats;
 #[doc(hidden)]

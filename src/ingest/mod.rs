@@ -138,6 +138,13 @@ impl Trie {
         t.children.clear();
     }
 
+    /// Every target, in the order `build_root` walks them.
+    fn all_targets(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        self.targets(Path::new("/"), &mut out);
+        out
+    }
+
     /// The targets under `prefix`, in the order `build_root` walks them.
     fn targets(&self, prefix: &Path, out: &mut Vec<PathBuf>) {
         if self.target {
@@ -192,9 +199,7 @@ fn walk_targets(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for p in paths {
         trie.insert(&normalize(p)?);
     }
-    let mut targets = Vec::new();
-    trie.targets(Path::new("/"), &mut targets);
-    Ok(targets)
+    Ok(trie.all_targets())
 }
 
 fn excludes(patterns: &[String]) -> Result<Excludes> {
@@ -299,8 +304,7 @@ pub fn ingest(repo: &Repository, cat: &mut Catalog, opts: IngestOptions) -> Resu
         // Also on a failed walk or a panic: the scope waits for the thread ahead.
         let _finish = metaahead::FinishOnDrop(&lead);
         if opts.stream.is_none() {
-            let mut targets = Vec::new();
-            trie.targets(Path::new("/"), &mut targets);
+            let targets = trie.all_targets();
             let (excl, lead) = (&ahead_excl, &lead);
             scope.spawn(move || metaahead::run(&targets, excl, lead));
         }

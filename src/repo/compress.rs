@@ -134,17 +134,9 @@ const SCRATCH_KEEP: usize = 1 << 20;
 /// decoded while the delta's bytes are in the scratch) gets a buffer of its own; the
 /// larger of the two is kept.
 pub fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
-    let mut buf = SCRATCH.take();
+    let mut buf = crate::spare::take(&SCRATCH, 0);
     let r = f(&mut buf);
-    if buf.capacity() <= SCRATCH_KEEP {
-        buf.clear();
-        let nested = SCRATCH.take();
-        SCRATCH.set(if nested.capacity() > buf.capacity() {
-            nested
-        } else {
-            buf
-        });
-    }
+    crate::spare::give_back(&SCRATCH, buf, SCRATCH_KEEP);
     r
 }
 

@@ -16,24 +16,12 @@ const KEEP: usize = 2 << 20;
 
 /// An empty buffer with room for `cap` bytes: this thread's spare, when it has one.
 pub(super) fn take(cap: usize) -> Vec<u8> {
-    let mut v = SPARE.take();
-    v.clear();
-    v.reserve_exact(cap);
-    v
+    crate::spare::take(&SPARE, cap)
 }
 
-/// Keeps `v` as this thread's spare if it is larger than the one held (an empty reply
-/// must not replace a 1 MiB buffer), and not larger than `KEEP`.
+/// Keeps `v` as this thread's spare (`crate::spare::give_back`).
 pub(super) fn give_back(v: Vec<u8>) {
-    if v.capacity() > KEEP {
-        return;
-    }
-    let held = SPARE.take();
-    SPARE.set(if held.capacity() >= v.capacity() {
-        held
-    } else {
-        v
-    });
+    crate::spare::give_back(&SPARE, v, KEEP);
 }
 
 #[cfg(test)]
