@@ -2,7 +2,12 @@
 # Many small files (issue 21): a copy of /usr/share (~52k entries, ~0.9 GB), cofre beside
 # restic in one run: initial ingest, no-change ingest, restore; page cache dropped before
 # each step; wall, user and system CPU seconds and peak RSS, because the small-file
-# regression hid in system time. Needs root (drop_caches).
+# regression hid in system time. Needs root (drop_caches, mount).
+# Each restore is measured twice: into the work directory, where the tool before it has just
+# deleted its ~47k files, and onto an ext4 made for it (a loop device; mkfs's defaults). This
+# VM's root file system has no journal, and there ext4 checks every free inode it considers
+# for a recent deletion (`recently_deleted`, 20-30% of a restore's samples in `perf` after an
+# `rm -rf`): the first row measures that as much as the tool.
 # Usage: bench/small_files.sh [COFRE_BINARY...]   (default target/release/cofre; give two
 #        binaries for an A/B of a change)
 set -euo pipefail
@@ -15,26 +20,49 @@ rm -rf "$W"; mkdir -p "$W"
 rsync -a /usr/share/ "$W/corpus/"
 echo "corpus: $(find "$W/corpus" | wc -l) entries, $(du -sh "$W/corpus" | cut -f1); $(nproc) cores, $(uname -r)"
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+fresh_fs() { # an empty ext4 at $W/fs (made again each time)
+    mountpoint -q "$W/fs" && umount "$W/fs"
+    mkdir -p "$W/fs"; rm -f "$W/fs.img"; truncate -s 4G "$W/fs.img"
+    mkfs.ext4 -q -F "$W/fs.img" && mount -o loop "$W/fs.img" "$W/fs"
+}
+trap 'mountpoint -q "$W/fs" && umount "$W/fs"' EXIT
 run() { # NAME STEP CMD...
     local name=$1 step=$2; shift 2
     drop
     /usr/bin/time -f "%e %U %S %M" -o "$W/t" "$@" > /dev/null 2>"$W/err" || { cat "$W/err"; exit 1; }
     read -r s u k kb < "$W/t"
-    printf '%-22s %-17s %6.2f s wall %6.2f s user %6.2f s sys %5d MiB\n' "$name" "$step" "$s" "$u" "$k" "$((kb / 1024))"
+    printf '%-22s %-18s %6.2f s wall %6.2f s user %6.2f s sys %5d MiB\n' "$name" "$step" "$s" "$u" "$k" "$((kb / 1024))"
 }
+# The tools take turns at each step (restic, then each binary): this VM's speed drifts by
+# tens of percent over minutes (docs/benchmarks.md, "bench/run.sh: the tools take turns").
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$W/restic RESTIC_CACHE_DIR=$W/restic-cache
-restic init -q
-run restic "initial ingest" restic backup -q "$W/corpus"
-run restic "no-change ingest" restic backup -q "$W/corpus"
-run restic "restore" restic restore -q latest --target "$W/restore"
-rm -rf "$W/restore" "$W/restic" "$W/restic-cache"
-for bin in "${bins[@]}"; do
-    name=$(basename "$bin")
-    export COFRE_REPO=$W/repo COFRE_PASSWORD=bench XDG_CACHE_HOME=$W/cache
-    "$bin" init > /dev/null
-    run "$name" "initial ingest" "$bin" ingest -q "$W/corpus"
-    run "$name" "no-change ingest" "$bin" ingest -q "$W/corpus"
-    run "$name" "restore" "$bin" restore latest --target "$W/restore"
-    rm -rf "$W/restore" "$W/repo" "$W/cache"
-done
+export COFRE_PASSWORD=bench
+tools=(restic "${bins[@]}")
+each() { # STEP: runs STEP for every tool in turn
+    local step=$1 i=0
+    for t in "${tools[@]}"; do
+        i=$((i + 1))
+        if [ "$t" = restic ]; then
+            case $step in
+            init) restic init -q ;;
+            initial | nochange) run restic "${step/nochange/no-change} ingest" restic backup -q "$W/corpus" ;;
+            restore) run restic restore restic restore -q latest --target "$W/restore" && rm -rf "$W/restore" ;;
+            newfs) fresh_fs && run restic "restore, new ext4" restic restore -q latest --target "$W/fs/r" ;;
+            esac
+            continue
+        fi
+        # Each binary has its own repository and cache.
+        export COFRE_REPO=$W/repo$i XDG_CACHE_HOME=$W/cache$i
+        local name; name=$(basename "$t")
+        case $step in
+        init) "$t" init > /dev/null ;;
+        initial | nochange) run "$name" "${step/nochange/no-change} ingest" "$t" ingest -q "$W/corpus" ;;
+        restore) run "$name" restore "$t" restore latest --target "$W/restore" && rm -rf "$W/restore" ;;
+        newfs) fresh_fs && run "$name" "restore, new ext4" "$t" restore latest --target "$W/fs/r" ;;
+        esac
+    done
+}
+for step in init initial nochange restore newfs; do each $step; done
+umount "$W/fs"
+trap - EXIT
 rm -rf "$W"
