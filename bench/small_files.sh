@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Many small files (issue 21): a copy of /usr/share (~52k entries, ~0.9 GB), cofre beside
-# restic in one run: initial ingest, no-change ingest, restore; page cache dropped before
+# restic in one run: initial, no-change and incremental ingests, restore; page cache dropped before
 # each step; wall, user and system CPU seconds and peak RSS, because the small-file
 # regression hid in system time. Needs root (drop_caches, mount).
 # Each restore is measured twice: into the work directory, where the tool before it has just
@@ -45,7 +45,7 @@ each() { # STEP: runs STEP for every tool in turn
         if [ "$t" = restic ]; then
             case $step in
             init) restic init -q ;;
-            initial | nochange) run restic "${step/nochange/no-change} ingest" restic backup -q "$W/corpus" ;;
+            initial | nochange | incremental) run restic "${step/nochange/no-change} ingest" restic backup -q "$W/corpus" ;;
             restore) run restic restore restic restore -q latest --target "$W/restore" && rm -rf "$W/restore" ;;
             newfs) fresh_fs && run restic "restore, new ext4" restic restore -q latest --target "$W/fs/r" ;;
             esac
@@ -56,13 +56,25 @@ each() { # STEP: runs STEP for every tool in turn
         local name; name=$(basename "$t")
         case $step in
         init) "$t" init > /dev/null ;;
-        initial | nochange) run "$name" "${step/nochange/no-change} ingest" "$t" ingest -q "$W/corpus" ;;
+        initial | nochange | incremental) run "$name" "${step/nochange/no-change} ingest" "$t" ingest -q "$W/corpus" ;;
         restore) run "$name" restore "$t" restore latest --target "$W/restore" && rm -rf "$W/restore" ;;
         newfs) fresh_fs && run "$name" "restore, new ext4" "$t" restore latest --target "$W/fs/r" ;;
         esac
     done
 }
-for step in init initial nochange restore newfs; do each $step; done
+# 1% of the files changed (a line appended to every hundredth, in name order) and 500 new
+# small files in a new directory: what a 4-hourly run of /etc, /srv or an application's
+# files sees.
+mutate() {
+    find "$W/corpus" -type f | sort | awk 'NR % 100 == 0' | while read -r f; do
+        echo "changed" >> "$f"
+    done
+    mkdir -p "$W/corpus/zz-new"
+    for i in $(seq 500); do head -c $((i * 37 % 9000 + 100)) /dev/urandom > "$W/corpus/zz-new/f$i"; done
+}
+for step in init initial nochange; do each $step; done
+mutate
+for step in incremental restore newfs; do each $step; done
 umount "$W/fs"
 trap - EXIT
 rm -rf "$W"
