@@ -129,6 +129,12 @@ if command -v garage >/dev/null; then
     measure cofre-s3 mount-cp-warm cp -a "$W/mnt-s3/default/latest$C" "$T/cp-s3"
     rm -rf "$T/cp-s3"
     kill -TERM $SPID; wait $SPID || true
+    # An incremental ingest over S3, the dump changed again: cofre reads its delta bases
+    # (the previous version's chunks) from the bucket (docs/benchmarks.md, "Delta bases
+    # over S3").
+    python3 "$ROOT/bench/gen_dump.py" "$C/dump.sql" 2
+    measure cofre-s3 incremental "$COFRE" ingest -q "$C"
+    measure restic-s3 incremental restic backup -q "$C"
 
     mkdir -p "$W/mnt-restic-s3"
     restic mount "$W/mnt-restic-s3" > /dev/null 2>&1 & RPID=$!

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::crypto::BlobId;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::ChunkRef;
 use crate::repo::compress::Bases;
 use crate::repo::index::Location;
@@ -33,8 +33,11 @@ const BEHIND: u64 = 4 << 20;
 /// Candidates' stored bytes are dropped this far behind; features are kept further back.
 const KEEP_STORED: u64 = 32 << 20;
 const KEEP_FEATURES: u64 = 256 << 20;
-/// Bytes of candidates fetched per batch (concurrently, one ranged read each).
+/// Bytes of candidates fetched per batch (concurrently, one ranged read per span of a pack).
 const BATCH: u64 = 8 << 20;
+/// Candidates of one pack this close are read with one request (`fetch_places`): the bytes
+/// between them are read for nothing, at most this much per request saved.
+const MERGE_GAP: u64 = 256 << 10;
 /// A base must share at least this fraction of the chunk's features (1/n)...
 const MIN_SHARE: usize = 4;
 /// ...and a second base this fraction.
@@ -215,7 +218,7 @@ impl Similar {
         until: u64,
     ) {
         while self.loaded < self.cands.len() && self.cands[self.loaded].offset < until {
-            let mut reqs = Vec::new();
+            let mut places = Vec::new();
             let mut which = Vec::new();
             let mut bytes = 0;
             while self.loaded < self.cands.len() && bytes < BATCH {
@@ -225,13 +228,11 @@ impl Similar {
                     continue;
                 };
                 bytes += self.cands[i].len;
-                reqs.push((
-                    pack_key(&loc.pack),
-                    Some(loc.offset..loc.offset + loc.length as u64),
-                ));
+                places.push((loc.pack, loc.offset..loc.offset + loc.length as u64));
                 which.push(i);
             }
-            let fetched: Vec<_> = which.into_iter().zip(repo.get_ranges(&reqs)).collect();
+            let fetched = fetch_places(repo, &places);
+            let fetched: Vec<_> = which.into_iter().zip(fetched).collect();
             for (i, raw, feats) in decode_batch(repo, &self.cands, fetched) {
                 for f in feats {
                     self.features.insert(f, i as u32);
@@ -262,6 +263,41 @@ impl Similar {
         }
         self.feat_from = feat_from;
     }
+}
+
+/// The stored bytes at `places`, in order: one request per span of a pack
+/// (`repo::batches::spans`). A changed dump's candidates are the previous version's chunks,
+/// mostly one after the other in their packs: one ranged GET each made an incremental
+/// ingest of a changed 119 MB dump over Garage take 4.6-5.1 s (restic: 1.5-1.8 s), 1,522
+/// requests for 33 MB; by span, 84 requests and 1.2 s.
+fn fetch_places(
+    repo: &Repository,
+    places: &[(BlobId, std::ops::Range<u64>)],
+) -> Vec<Result<Vec<u8>>> {
+    let spans = crate::repo::batches::spans(places, MERGE_GAP);
+    let reqs: Vec<_> = spans
+        .iter()
+        .map(|(p, r, _)| (pack_key(p), Some(r.clone())))
+        .collect();
+    let mut out: Vec<Option<Result<Vec<u8>>>> = (0..places.len()).map(|_| None).collect();
+    for ((_, span, members), got) in spans.iter().zip(repo.get_ranges(&reqs)) {
+        for &i in members {
+            let r = &places[i].1;
+            let (from, to) = (
+                (r.start - span.start) as usize,
+                (r.end - span.start) as usize,
+            );
+            out[i] = Some(match &got {
+                Ok(bytes) => bytes.get(from..to).map(<[u8]>::to_vec).ok_or_else(|| {
+                    Error::corrupt(format!("pack {}", places[i].0.hex()), "short read")
+                }),
+                Err(e) => Err(Error::corrupt("delta base", e.to_string())),
+            });
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::corrupt("delta base", "not read"))))
+        .collect()
 }
 
 /// Decodes a batch of fetched candidates and takes their features, on two threads; returns

@@ -1,5 +1,10 @@
 //! Cutting a list into batches bounded by count and by weight, for work that holds a whole
-//! batch in memory at once: a walk's trees in flight, a prune's index objects.
+//! batch in memory at once: a walk's trees in flight, a prune's index objects; and merging
+//! nearby byte ranges of one pack into one read.
+
+use std::ops::Range;
+
+use crate::crypto::BlobId;
 
 /// `items` in order, cut into runs of at most `max_items` whose weights sum to at most
 /// `max_weight`; an item heavier than that alone is a run of its own.
@@ -25,9 +30,77 @@ pub fn by_weight<T>(
     out
 }
 
+/// Blobs' places (pack, byte range) merged into spans to read with one request each: blobs
+/// of one pack whose ranges lie within `gap` bytes of each other share a span. Returns
+/// (pack, span, the indices into `places` it holds), packs and offsets in order. Over S3 a
+/// request is a round trip (tens of milliseconds on Garage for a small response), so many
+/// small blobs of one pack cost far more as one request each than as one read of their span.
+pub fn spans(places: &[(BlobId, Range<u64>)], gap: u64) -> Vec<(BlobId, Range<u64>, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..places.len()).collect();
+    order.sort_by_key(|&i| (places[i].0, places[i].1.start));
+    let mut out: Vec<(BlobId, Range<u64>, Vec<usize>)> = Vec::new();
+    for i in order {
+        let (pack, r) = &places[i];
+        match out.last_mut() {
+            Some((p, span, members)) if p == pack && r.start <= span.end.saturating_add(gap) => {
+                span.end = span.end.max(r.end);
+                members.push(i);
+            }
+            _ => out.push((*pack, r.clone(), vec![i])),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::by_weight;
+    use super::{by_weight, spans};
+    use crate::crypto::BlobId;
+
+    #[test]
+    fn nearby_ranges_of_one_pack_share_a_span() {
+        let (a, b) = (BlobId([1; 32]), BlobId([2; 32]));
+        // (places, gap, spans wanted as (pack, range, members))
+        type Case = (
+            Vec<(BlobId, std::ops::Range<u64>)>,
+            u64,
+            Vec<(BlobId, std::ops::Range<u64>, Vec<usize>)>,
+        );
+        let cases: Vec<Case> = vec![
+            (vec![], 10, vec![]),
+            // Adjacent, then a gap of exactly `gap`, then one past it.
+            (
+                vec![(a, 0..10), (a, 10..20), (a, 30..40), (a, 51..60)],
+                10,
+                vec![(a, 0..40, vec![0, 1, 2]), (a, 51..60, vec![3])],
+            ),
+            // Out of order, two packs, a range inside another's span.
+            (
+                vec![
+                    (b, 5..9),
+                    (a, 100..200),
+                    (b, 0..10),
+                    (a, 0..50),
+                    (a, 20..30),
+                ],
+                0,
+                vec![
+                    (a, 0..50, vec![3, 4]),
+                    (a, 100..200, vec![1]),
+                    (b, 0..10, vec![2, 0]),
+                ],
+            ),
+            // No merging across packs, however close.
+            (
+                vec![(a, 0..10), (b, 10..20)],
+                100,
+                vec![(a, 0..10, vec![0]), (b, 10..20, vec![1])],
+            ),
+        ];
+        for (places, gap, want) in cases {
+            assert_eq!(spans(&places, gap), want, "{places:?} gap {gap}");
+        }
+    }
 
     #[test]
     fn runs_hold_at_most_max_items_and_max_weight_unless_one_item_is_heavier() {

@@ -1,7 +1,5 @@
 //! Reading trees: one request for the trees of a pack that lie close together.
 
-use std::ops::Range;
-
 use super::index::{Location, MasterIndex};
 use super::pack::{self, BlobKind};
 use super::{decode_tree, Repository};
@@ -39,23 +37,11 @@ impl Repository {
             .iter()
             .map(|id| tree_location(index, id))
             .collect::<Result<_>>()?;
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| (locs[i].pack, locs[i].offset));
-        // (pack, byte range, the trees in it)
-        let mut spans: Vec<(BlobId, Range<u64>, Vec<usize>)> = Vec::new();
-        for i in order {
-            let l = &locs[i];
-            let r = l.offset..l.offset + u64::from(l.length);
-            match spans.last_mut() {
-                Some((p, span, members))
-                    if *p == l.pack && r.start <= span.end + TREE_MERGE_GAP =>
-                {
-                    span.end = span.end.max(r.end);
-                    members.push(i);
-                }
-                _ => spans.push((l.pack, r, vec![i])),
-            }
-        }
+        let places: Vec<_> = locs
+            .iter()
+            .map(|l| (l.pack, l.offset..l.offset + u64::from(l.length)))
+            .collect();
+        let spans = super::batches::spans(&places, TREE_MERGE_GAP);
         let reqs: Vec<_> = spans
             .iter()
             .map(|(p, r, _)| (pack::pack_key(p), Some(r.clone())))
