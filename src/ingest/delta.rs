@@ -17,6 +17,7 @@ use crate::catalog::Catalog;
 use crate::crypto::BlobId;
 use crate::error::{Error, Result};
 use crate::model::ChunkRef;
+use crate::repo::batches::Waste;
 use crate::repo::compress::Bases;
 use crate::repo::index::Location;
 use crate::repo::pack::pack_key;
@@ -274,7 +275,8 @@ fn fetch_places(
     repo: &Repository,
     places: &[(BlobId, std::ops::Range<u64>)],
 ) -> Vec<Result<Vec<u8>>> {
-    let spans = crate::repo::batches::spans(places, MERGE_GAP);
+    // At most twice the candidates' bytes read, however sparse they lie in their packs.
+    let spans = crate::repo::batches::spans(places, MERGE_GAP, Waste::AtMostUsed);
     let reqs: Vec<_> = spans
         .iter()
         .map(|(p, r, _)| (pack_key(p), Some(r.clone())))

@@ -30,31 +30,59 @@ pub fn by_weight<T>(
     out
 }
 
+/// How much a span may read that none of its blobs needs (`spans`).
+#[derive(Clone, Copy)]
+pub enum Waste {
+    /// Any gaps up to `gap` (few blobs per batch: a walk's trees).
+    Gaps,
+    /// No more bytes between its blobs than in them: a batch reads at most twice its blobs'
+    /// bytes however sparse they lie (hundreds of blobs per batch: delta candidates).
+    AtMostUsed,
+}
+
 /// Blobs' places (pack, byte range) merged into spans to read with one request each: blobs
-/// of one pack whose ranges lie within `gap` bytes of each other share a span. Returns
-/// (pack, span, the indices into `places` it holds), packs and offsets in order. Over S3 a
-/// request is a round trip (tens of milliseconds on Garage for a small response), so many
-/// small blobs of one pack cost far more as one request each than as one read of their span.
-pub fn spans(places: &[(BlobId, Range<u64>)], gap: u64) -> Vec<(BlobId, Range<u64>, Vec<usize>)> {
+/// of one pack whose ranges lie within `gap` bytes of each other share a span, as `waste`
+/// allows. Returns (pack, span, the indices into `places` it holds), packs and offsets in
+/// order. Over S3 a request is a round trip (tens of milliseconds on Garage for a small
+/// response), so many small blobs of one pack cost far more as one request each than as
+/// one read of their span.
+pub fn spans(
+    places: &[(BlobId, Range<u64>)],
+    gap: u64,
+    waste: Waste,
+) -> Vec<(BlobId, Range<u64>, Vec<usize>)> {
     let mut order: Vec<usize> = (0..places.len()).collect();
     order.sort_by_key(|&i| (places[i].0, places[i].1.start));
-    let mut out: Vec<(BlobId, Range<u64>, Vec<usize>)> = Vec::new();
+    // (pack, span, members, bytes of the members)
+    let mut out: Vec<(BlobId, Range<u64>, Vec<usize>, u64)> = Vec::new();
     for i in order {
         let (pack, r) = &places[i];
+        let len = r.end.saturating_sub(r.start);
+        let joins = out.last().is_some_and(|(p, span, _, used)| {
+            let end = span.end.max(r.end);
+            let wasted = (end - span.start).saturating_sub(used + len);
+            p == pack
+                && r.start <= span.end.saturating_add(gap)
+                && match waste {
+                    Waste::Gaps => true,
+                    Waste::AtMostUsed => wasted <= used + len,
+                }
+        });
         match out.last_mut() {
-            Some((p, span, members)) if p == pack && r.start <= span.end.saturating_add(gap) => {
+            Some((_, span, members, used)) if joins => {
                 span.end = span.end.max(r.end);
                 members.push(i);
+                *used += len;
             }
-            _ => out.push((*pack, r.clone(), vec![i])),
+            _ => out.push((*pack, r.clone(), vec![i], len)),
         }
     }
-    out
+    out.into_iter().map(|(p, r, m, _)| (p, r, m)).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{by_weight, spans};
+    use super::{by_weight, spans, Waste};
     use crate::crypto::BlobId;
 
     #[test]
@@ -98,7 +126,38 @@ mod tests {
             ),
         ];
         for (places, gap, want) in cases {
-            assert_eq!(spans(&places, gap), want, "{places:?} gap {gap}");
+            assert_eq!(
+                spans(&places, gap, Waste::Gaps),
+                want,
+                "{places:?} gap {gap}"
+            );
+        }
+        // At most as many bytes between a span's blobs as in them: 10-byte blobs 10 apart
+        // share spans, 10-byte blobs 30 apart never do; a gap is allowed once the span
+        // holds enough (20 bytes, then 20 between).
+        let cases: Vec<Case> = vec![
+            (
+                vec![(a, 0..10), (a, 20..30), (a, 40..50)],
+                100,
+                vec![(a, 0..50, vec![0, 1, 2])],
+            ),
+            (
+                vec![(a, 0..10), (a, 40..50), (a, 80..90)],
+                100,
+                vec![
+                    (a, 0..10, vec![0]),
+                    (a, 40..50, vec![1]),
+                    (a, 80..90, vec![2]),
+                ],
+            ),
+            (
+                vec![(a, 0..10), (a, 10..20), (a, 40..60), (a, 100..101)],
+                100,
+                vec![(a, 0..60, vec![0, 1, 2]), (a, 100..101, vec![3])],
+            ),
+        ];
+        for (places, gap, want) in cases {
+            assert_eq!(spans(&places, gap, Waste::AtMostUsed), want, "{places:?}");
         }
     }
 

@@ -41,7 +41,7 @@ impl Repository {
             .iter()
             .map(|l| (l.pack, l.offset..l.offset + u64::from(l.length)))
             .collect();
-        let spans = super::batches::spans(&places, TREE_MERGE_GAP);
+        let spans = super::batches::spans(&places, TREE_MERGE_GAP, super::batches::Waste::Gaps);
         let reqs: Vec<_> = spans
             .iter()
             .map(|(p, r, _)| (pack::pack_key(p), Some(r.clone())))
