@@ -62,7 +62,7 @@ if ("cofre-s3", "initial") in r:
     # The native copy measured next to the S3 mount's copies (the VM's speed drifts).
     native_cp = val("native-s3", "cp")[0] if ("native-s3", "cp") in r else val("native", "cp")[0]
     for step, label in [("initial", "initial ingest"),
-                        ("incremental", "incremental ingest (the dump changed again)"),
+                        ("incremental", "incremental ingest (the dump changed in other places)"),
                         ("restore", "restore"),
                         ("mount-cp-cold", "`cp -a` out of the mount, cold cache"),
                         ("mount-cp-warm", "`cp -a` out of the mount, warm (disk) cache"),
