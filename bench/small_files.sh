@@ -66,7 +66,7 @@ each() { # STEP: runs STEP for every tool in turn
 # small files in a new directory: what a 4-hourly run of /etc, /srv or an application's
 # files sees.
 mutate() {
-    find "$W/corpus" -type f | sort | awk 'NR % 100 == 0' | while read -r f; do
+    find "$W/corpus" -type f | sort | awk 'NR % 100 == 0' | while IFS= read -r f; do
         echo "changed" >> "$f"
     done
     mkdir -p "$W/corpus/zz-new"
