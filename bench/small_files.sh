@@ -39,26 +39,24 @@ export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$W/restic RESTIC_CACHE_DIR=$W/res
 export COFRE_PASSWORD=bench
 tools=(restic "${bins[@]}")
 each() { # STEP: runs STEP for every tool in turn
-    local step=$1 i=0
+    local step=$1 i=0 name
     for t in "${tools[@]}"; do
         i=$((i + 1))
+        local init ingest restore
         if [ "$t" = restic ]; then
-            case $step in
-            init) restic init -q ;;
-            initial | nochange | incremental) run restic "${step/nochange/no-change} ingest" restic backup -q "$W/corpus" ;;
-            restore) run restic restore restic restore -q latest --target "$W/restore" && rm -rf "$W/restore" ;;
-            newfs) fresh_fs && run restic "restore, new ext4" restic restore -q latest --target "$W/fs/r" ;;
-            esac
-            continue
+            name=restic init=(restic init -q) ingest=(restic backup -q)
+            restore=(restic restore -q latest --target)
+        else
+            # Each binary has its own repository and cache.
+            export COFRE_REPO=$W/repo$i XDG_CACHE_HOME=$W/cache$i
+            name=$(basename "$t") init=("$t" init) ingest=("$t" ingest -q)
+            restore=("$t" restore latest --target)
         fi
-        # Each binary has its own repository and cache.
-        export COFRE_REPO=$W/repo$i XDG_CACHE_HOME=$W/cache$i
-        local name; name=$(basename "$t")
         case $step in
-        init) "$t" init > /dev/null ;;
-        initial | nochange | incremental) run "$name" "${step/nochange/no-change} ingest" "$t" ingest -q "$W/corpus" ;;
-        restore) run "$name" restore "$t" restore latest --target "$W/restore" && rm -rf "$W/restore" ;;
-        newfs) fresh_fs && run "$name" "restore, new ext4" "$t" restore latest --target "$W/fs/r" ;;
+        init) "${init[@]}" > /dev/null ;;
+        initial | nochange | incremental) run "$name" "${step/nochange/no-change} ingest" "${ingest[@]}" "$W/corpus" ;;
+        restore) run "$name" restore "${restore[@]}" "$W/restore" && rm -rf "$W/restore" ;;
+        newfs) fresh_fs && run "$name" "restore, new ext4" "${restore[@]}" "$W/fs/r" ;;
         esac
     done
 }
