@@ -347,7 +347,11 @@ impl Filesystem for CofreFs {
             }
         }
         reply.ok();
-        if let Some(p) = self.pusher.get().filter(|_| offset == 0) {
+        // Not at offset 0: the kernel makes the inodes of a reply's entries in the reader's
+        // own call, after this reply is sent, and a store to an inode it has not made yet is
+        // lost (ENOENT, which fuser reports as done). The request for the next offset comes
+        // from the reader once that call has returned, with every entry before it made.
+        if let Some(p) = self.pusher.get().filter(|_| offset != 0) {
             p.listed(ino.0);
         }
     }

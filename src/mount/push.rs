@@ -143,10 +143,13 @@ impl Pusher {
         }
     }
 
-    /// Directory `ino` was listed from its start: sent only during a walk.
+    /// Directory `ino` is being listed, and the kernel has made the inodes of the entries
+    /// it was sent so far: sent only during a walk.
     pub fn listed(&self, ino: u64) {
         if self.last_read.recent() {
             let _ = self.tx.try_send(Job::Listed(ino));
+        } else {
+            tracing::debug!("push: listing of inode {ino} outside a walk");
         }
     }
 
@@ -175,21 +178,29 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, s
                 // A second read in the same directory: the reader walks it.
                 let walking = last_dir.is_some() && last_dir == dir;
                 last_dir = dir;
-                vfs.files_after(ino, if walking { &WINDOW } else { &FIRST })
+                let w = vfs.files_after(ino, if walking { &WINDOW } else { &FIRST });
+                tracing::debug!("push: read of inode {ino}: {} files after it", w.len());
+                w
             }
+            // Pushed already: a later part of the same listing, or a reader in it.
+            Job::Listed(dir) if last_dir == Some(dir) => continue,
             // The walk's next directory (`Pusher::listed` sends only those).
             Job::Listed(dir) => {
                 last_dir = Some(dir);
-                vfs.first_files(dir, &FIRST)
+                let w = vfs.first_files(dir, &FIRST);
+                tracing::debug!("push: listing of inode {dir}: {} files", w.len());
+                w
             }
         };
         for next in window {
             // A newer job: the reader went past what is pushed, or elsewhere.
             if let Some(newer) = rx.try_iter().last() {
+                tracing::debug!("push: a newer job; the rest of this window is left");
                 queued = Some(newer);
                 break;
             }
             if seen.lock().contains(&next.ino) {
+                tracing::debug!("push of inode {}: read or pushed before", next.ino);
                 continue;
             }
             let outcome = vfs.while_held(&next, || {
@@ -210,7 +221,9 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, s
             match outcome {
                 // None: not held, since the kernel does not hold the number (yet), or it
                 // stands for another entry now.
-                None | Some(Push::Stored) | Some(Push::Skipped) => {}
+                None => tracing::debug!("push of inode {}: not held", next.ino),
+                Some(Push::Stored) => tracing::debug!("push of inode {}: stored", next.ino),
+                Some(Push::Skipped) => tracing::debug!("push of inode {}: skipped", next.ino),
                 // The reader's own READ gets the error, if it comes.
                 Some(Push::Unread(e)) => tracing::debug!("push of inode {}: {e}", next.ino),
                 Some(Push::Refused(e)) => {
