@@ -184,7 +184,11 @@ impl Chunker<'_, '_> {
     fn store_chunk(&mut self, data: &[u8], offset: u64) -> Result<ChunkRef> {
         let id = self.repo.keys().blob_id(data);
         let len = data.len() as u32;
-        if !self.known(&id, BlobKind::Data)? {
+        if self.known(&id, BlobKind::Data)? {
+            if let Some(s) = self.similar.as_mut() {
+                s.same(&id, offset);
+            }
+        } else {
             self.seen.insert(id);
             let base = match self.similar.as_mut() {
                 Some(s) => s.base_for(self.repo, self.catalog, self.data_packs, data, offset),

@@ -8,7 +8,9 @@
 //! features; the candidate with the most votes wins. Only a window of the previous version
 //! around the expected position is held in memory (features, and each candidate as stored:
 //! compressed and sealed), so memory is bounded whatever the file's size, and candidates
-//! are read ahead in batches.
+//! are read ahead in batches. Candidates are decoded for their features lazily: first the
+//! few around the expected position, and the whole window only when none of those is
+//! similar enough (`base_for`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,6 +47,13 @@ const MIN_SHARE: usize = 4;
 const MIN_SHARE_SECOND: usize = 8;
 /// Files smaller than this are not worth reading their previous version for.
 pub const MIN_FILE: u64 = 256 << 10;
+/// Candidates this close to where a changed chunk is expected in the previous version are
+/// tried first (`Similar::near`)...
+const NEAR: u64 = 64 << 10;
+/// ...and taken if they share at least this fraction (1/n) of the chunk's features (with
+/// a second base: a chunk that straddles two old ones); otherwise the whole window is
+/// decoded and votes.
+const NEAR_SHARE: usize = 3;
 
 /// A fixed gear table: features only need to be the same for the old and the new chunk.
 fn gear() -> &'static [u64; 256] {
@@ -81,6 +90,23 @@ pub fn features(data: &[u8]) -> Vec<u64> {
     out
 }
 
+/// The outcome of a vote among candidates.
+struct Vote {
+    best: usize,
+    /// A second base, when it covers much of the rest (a chunk that straddles two old ones).
+    second: Option<usize>,
+    /// The best one's votes: features it shares with the chunk.
+    votes: usize,
+    second_votes: usize,
+}
+
+impl Vote {
+    /// Features of the chunk its bases share.
+    fn covered(&self) -> usize {
+        self.votes + self.second_votes
+    }
+}
+
 struct Candidate {
     id: BlobId,
     /// Offset of the chunk it stands for in the previous version.
@@ -93,14 +119,23 @@ pub struct Similar {
     cands: Vec<Candidate>,
     /// Candidates `..loaded` have been read (or skipped).
     loaded: usize,
-    /// Candidates as stored (compressed and sealed), decoded again when picked as a base:
-    /// kept decoded, the window of a dump's previous version was 61 MB of the 85 MB heap
-    /// at an incremental ingest's peak, and its RSS 105 MiB against 100 MB
-    /// (docs/benchmarks.md, "The incremental ingest's memory"). Few candidates are picked.
+    /// Candidates as stored (compressed and sealed), decoded when their features are needed
+    /// and again when picked as a base: kept decoded, the window of a dump's previous
+    /// version was 61 MB of the 85 MB heap at an incremental ingest's peak, and its RSS
+    /// 105 MiB against 100 MB (docs/benchmarks.md, "The incremental ingest's memory").
+    /// Few candidates are picked.
     stored: HashMap<usize, Vec<u8>>,
     features: HashMap<u64, u32>,
-    /// Previous-version offset minus new offset, at the last match: where to look next.
+    /// Candidates whose features are in `features`.
+    featured: Vec<bool>,
+    /// Previous-version offset minus new offset, at the last match or chunk found stored
+    /// (`same`): where to look next.
     drift: i64,
+    /// The previous version's offset of each of its chunks.
+    prev_at: HashMap<BlobId, u64>,
+    /// Candidates decoded for their features, and chunks given bases: logged when dropped.
+    decoded: usize,
+    based: usize,
     /// Candidates whose stored bytes and features were dropped: `..stored_from`, `..feat_from`.
     stored_from: usize,
     feat_from: usize,
@@ -114,7 +149,9 @@ impl Similar {
     pub fn new(cat: &Catalog, prev: &[ChunkRef], max_tier: u8) -> Result<Similar> {
         let mut seen = HashSet::new();
         let mut cands = Vec::new();
+        let mut prev_at = HashMap::new();
         for c in prev {
+            prev_at.entry(c.id).or_insert(c.offset);
             let ids: Vec<BlobId> = match cat.blob_location(&c.id)? {
                 Some(Location { base: Some(b), .. }) => b.ids().collect(),
                 Some(_) => vec![c.id],
@@ -131,15 +168,29 @@ impl Similar {
             }
         }
         Ok(Similar {
+            featured: vec![false; cands.len()],
             cands,
             loaded: 0,
             stored: HashMap::new(),
             features: HashMap::new(),
             drift: 0,
+            prev_at,
+            decoded: 0,
+            based: 0,
             stored_from: 0,
             feat_from: 0,
             max_tier,
         })
+    }
+
+    /// The chunk at `offset` in the new version is stored already as `id`: if it is one of
+    /// the previous version's, that tells where the next changed chunk is expected. A dump
+    /// with a table inserted before a change would otherwise look for that change's old
+    /// chunks the table's size away from them.
+    pub fn same(&mut self, id: &BlobId, offset: u64) {
+        if let Some(&at) = self.prev_at.get(id) {
+            self.drift = at as i64 - offset as i64;
+        }
     }
 
     /// The stored whole chunks most like `data` (at `offset` in the new version) with their
@@ -167,8 +218,49 @@ impl Similar {
         if feats.is_empty() {
             return None;
         }
+        // A chunk changed in place (the common case: rows updated where they were) is most
+        // like the chunks that were where it is. Decoding those first, bench/run.sh's
+        // incremental ingest (its dump changed in 50 places, 1% of rows appended) spends
+        // 130-175 ms on candidates instead of 256-278 ms, with the same deltas: it decoded
+        // the whole previous version (119 MB) for its features.
+        let mut plain = self.near(repo, expected, data.len() as u64);
+        let vote = match self.vote(&feats, expected) {
+            Some(v) if v.covered() * NEAR_SHARE >= feats.len() => v,
+            _ => {
+                tracing::debug!("delta: nothing similar near {expected}; its window decoded");
+                self.feature_window(repo, expected);
+                self.vote(&feats, expected)?
+            }
+        };
+        if vote.votes * MIN_SHARE < feats.len() {
+            return None;
+        }
+        self.drift = self.cands[vote.best].offset as i64 - offset as i64;
+        // In the previous version's order, so the prefix reads as that text did.
+        let mut order: Vec<usize> = std::iter::once(vote.best).chain(vote.second).collect();
+        order.sort_by_key(|c| self.cands[*c].offset);
+        let mut prefix = Vec::new();
+        for c in &order {
+            let id = &self.cands[*c].id;
+            let whole = match (plain.remove(c), self.stored.get(c)) {
+                (Some(p), _) => Ok(p),
+                (None, Some(enc)) => repo.decode_blob(id, enc),
+                (None, None) => read_whole(repo, cat, id),
+            };
+            prefix.extend(whole.ok()?);
+        }
+        self.based += 1;
+        let bases = Bases {
+            first: self.cands[order[0]].id,
+            second: order.get(1).map(|c| self.cands[*c].id),
+        };
+        Some((bases, Arc::new(prefix)))
+    }
+
+    /// The candidates with the most votes for `feats`.
+    fn vote(&self, feats: &[u64], expected: u64) -> Option<Vote> {
         let mut votes: HashMap<u32, usize> = HashMap::new();
-        for f in &feats {
+        for f in feats {
             if let Some(&c) = self.features.get(f) {
                 if c as usize >= self.feat_from {
                     *votes.entry(c).or_default() += 1;
@@ -183,31 +275,64 @@ impl Similar {
         let mut ranked: Vec<(u32, usize)> = votes.into_iter().collect();
         ranked.sort_by_key(|v| std::cmp::Reverse(rank(v)));
         let (best, n) = *ranked.first()?;
-        if n * MIN_SHARE < feats.len() {
-            return None;
-        }
         let second = ranked
             .get(1)
             .filter(|(_, n2)| n2 * MIN_SHARE_SECOND >= feats.len())
-            .map(|(c, _)| *c);
-        self.drift = self.cands[best as usize].offset as i64 - offset as i64;
-        // In the previous version's order, so the prefix reads as that text did.
-        let mut picked: Vec<u32> = std::iter::once(best).chain(second).collect();
-        picked.sort_by_key(|c| self.cands[*c as usize].offset);
-        let mut prefix = Vec::new();
-        for c in &picked {
-            let id = &self.cands[*c as usize].id;
-            let whole = match self.stored.get(&(*c as usize)) {
-                Some(enc) => repo.decode_blob(id, enc),
-                None => read_whole(repo, cat, id),
+            .map(|&(c, n2)| (c as usize, n2));
+        Some(Vote {
+            best: best as usize,
+            second: second.map(|s| s.0),
+            votes: n,
+            second_votes: second.map_or(0, |s| s.1),
+        })
+    }
+
+    /// Takes the features of the stored candidates within `NEAR` of a chunk of `len` bytes
+    /// expected at `expected`; returns them decoded (one of them is likely the base).
+    fn near(&mut self, repo: &Repository, expected: u64, len: u64) -> HashMap<usize, Vec<u8>> {
+        let (lo, hi) = (expected.saturating_sub(NEAR), expected + len + NEAR);
+        let first = self.cands.partition_point(|c| c.offset + c.len <= lo);
+        let mut plain = HashMap::new();
+        for i in first.max(self.stored_from)..self.loaded {
+            if self.cands[i].offset >= hi {
+                break;
+            }
+            if self.featured[i] {
+                continue;
+            }
+            let Some(enc) = self.stored.get(&i) else {
+                continue;
             };
-            prefix.extend(whole.ok()?);
+            self.decoded += 1;
+            if let Ok(p) = repo.decode_blob(&self.cands[i].id, enc) {
+                self.add_features(i, features(&p));
+                plain.insert(i, p);
+            }
         }
-        let bases = Bases {
-            first: self.cands[picked[0] as usize].id,
-            second: picked.get(1).map(|c| self.cands[*c as usize].id),
-        };
-        Some((bases, Arc::new(prefix)))
+        plain
+    }
+
+    /// Takes the features of every stored candidate from `BEHIND` before `expected` on
+    /// (those loaded reach `AHEAD` past it), on two threads.
+    fn feature_window(&mut self, repo: &Repository, expected: u64) {
+        let first = self
+            .cands
+            .partition_point(|c| c.offset + c.len + BEHIND < expected);
+        let todo: Vec<(usize, &[u8])> = (first.max(self.stored_from)..self.loaded)
+            .filter(|i| !self.featured[*i])
+            .filter_map(|i| Some((i, self.stored.get(&i)?.as_slice())))
+            .collect();
+        self.decoded += todo.len();
+        for (i, feats) in decode_batch(repo, &self.cands, todo) {
+            self.add_features(i, feats);
+        }
+    }
+
+    fn add_features(&mut self, i: usize, feats: Vec<u64>) {
+        for f in feats {
+            self.features.insert(f, i as u32);
+        }
+        self.featured[i] = true;
     }
 
     /// Reads candidates up to previous-version offset `until`, in batches.
@@ -232,13 +357,10 @@ impl Similar {
                 places.push((loc.pack, loc.offset..loc.offset + loc.length as u64));
                 which.push(i);
             }
-            let fetched = fetch_places(repo, &places);
-            let fetched: Vec<_> = which.into_iter().zip(fetched).collect();
-            for (i, raw, feats) in decode_batch(repo, &self.cands, fetched) {
-                for f in feats {
-                    self.features.insert(f, i as u32);
+            for (i, raw) in which.into_iter().zip(fetch_places(repo, &places)) {
+                if let Some(raw) = raw {
+                    self.stored.insert(i, raw);
                 }
-                self.stored.insert(i, raw);
             }
         }
     }
@@ -263,6 +385,17 @@ impl Similar {
             self.features.retain(|_, c| *c as usize >= feat_from);
         }
         self.feat_from = feat_from;
+    }
+}
+
+impl Drop for Similar {
+    fn drop(&mut self) {
+        tracing::debug!(
+            "delta bases: {} candidates, {} decoded for their features, {} chunks based",
+            self.cands.len(),
+            self.decoded,
+            self.based
+        );
     }
 }
 
@@ -295,29 +428,24 @@ fn fetch_places(
     out
 }
 
-/// Decodes a batch of fetched candidates and takes their features, on two threads; returns
-/// each candidate as fetched (stored), with its features. Two threads because the walker
-/// waits for this, and during an incremental ingest of a changed dump it was most of the
-/// walker's time (the whole previous version decoded, 119 MB for bench/run.sh's dump),
-/// while the packer's threads had little to do. Read errors only cost the delta.
+/// The features of candidates as stored, decoded on two threads. Two threads because the
+/// walker waits for this, and when a changed dump's chunks are not like those where they
+/// were, the whole window of its previous version is decoded (16 MiB ahead), while the
+/// packer's threads have little to do. A candidate that fails to decode only costs the delta.
 fn decode_batch(
     repo: &Repository,
     cands: &[Candidate],
-    fetched: Vec<(usize, Option<Vec<u8>>)>,
-) -> Vec<(usize, Vec<u8>, Vec<u64>)> {
-    let decode = |part: Vec<(usize, Option<Vec<u8>>)>| -> Vec<(usize, Vec<u8>, Vec<u64>)> {
+    todo: Vec<(usize, &[u8])>,
+) -> Vec<(usize, Vec<u64>)> {
+    let decode = |part: Vec<(usize, &[u8])>| -> Vec<(usize, Vec<u64>)> {
         part.into_iter()
-            .filter_map(|(i, enc)| {
-                let enc = enc?;
-                let feats = features(&repo.decode_blob(&cands[i].id, &enc).ok()?);
-                Some((i, enc, feats))
-            })
+            .filter_map(|(i, enc)| Some((i, features(&repo.decode_blob(&cands[i].id, enc).ok()?))))
             .collect()
     };
-    if fetched.len() < 2 {
-        return decode(fetched);
+    if todo.len() < 2 {
+        return decode(todo);
     }
-    let mut first = fetched;
+    let mut first = todo;
     let second = first.split_off(first.len() / 2);
     std::thread::scope(|s| {
         let other = s.spawn(|| decode(second));
