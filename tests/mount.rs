@@ -695,6 +695,25 @@ fn files_after_the_one_being_read_are_pushed_into_the_page_cache() {
 /// came at the listing's first reply, before the kernel had made the entries' inodes.
 #[test]
 fn a_directory_listed_during_a_walk_gets_its_first_files_pushed() {
+    let names: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
+    listed_during_a_walk(&names, names.len());
+}
+
+/// The same for a directory listed in several requests (300 long names): its later
+/// requests do not cut the push of its first files short, as they did when each one sent
+/// the pusher a job that stopped the one under way.
+#[test]
+fn a_long_directory_listed_during_a_walk_gets_its_first_files_pushed() {
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("{i:03}-{}", "n".repeat(200)))
+        .collect();
+    // The push's first window: 16 files.
+    listed_during_a_walk(&names, 16);
+}
+
+/// Reads a file of directory `a`, lists directory `b` (files `names`, 10 KB each), and
+/// waits for `b`'s first `pushed` files (in listing order) to come into the page cache.
+fn listed_during_a_walk(names: &[String], pushed: usize) {
     let mut env = Env::new();
     // The read and the listing below came more than a second apart once, with the whole
     // suite running: the walk's window is not what this tests.
@@ -707,7 +726,6 @@ fn a_directory_listed_during_a_walk_gets_its_first_files_pushed() {
     std::fs::create_dir_all(src.join("a")).expect("mkdir");
     std::fs::create_dir_all(src.join("b")).expect("mkdir");
     std::fs::write(src.join("a/x"), b"the walk starts here").expect("write");
-    let names: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
     for (i, name) in names.iter().enumerate() {
         std::fs::write(src.join("b").join(name), noise(10_000 + i, 300 + i as u64)).expect("write");
     }
@@ -720,16 +738,20 @@ fn a_directory_listed_during_a_walk_gets_its_first_files_pushed() {
         std::fs::read(view.join("a/x")).expect("read"),
         b"the walk starts here"
     );
-    assert_eq!(std::fs::read_dir(view.join("b")).expect("list").count(), 5);
-    let pushed = wait_for(Duration::from_secs(20), || {
-        names.iter().all(|n| in_page_cache(&view.join("b").join(n)))
+    assert_eq!(
+        std::fs::read_dir(view.join("b")).expect("list").count(),
+        names.len()
+    );
+    let first = &names[..pushed];
+    let in_cache = wait_for(Duration::from_secs(20), || {
+        first.iter().all(|n| in_page_cache(&view.join("b").join(n)))
     });
     assert!(
-        pushed,
-        "b's files were not pushed after its listing; the mount's log:\n{}",
+        in_cache,
+        "b's first files were not pushed after its listing; the mount's log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    for name in &names {
+    for name in first {
         assert_eq!(
             std::fs::read(view.join("b").join(name)).expect("read"),
             std::fs::read(src.join("b").join(name)).expect("read"),

@@ -90,6 +90,69 @@ pub fn features(data: &[u8]) -> Vec<u64> {
     out
 }
 
+/// Where a changed chunk's old version is expected in the previous version: its offset in
+/// the new one plus `value`. Set by each base found, and by chunks found stored: a dump with
+/// rows inserted before a change would otherwise have that change looked for the rows'
+/// size away from its old chunks (and the window decoded there).
+struct Drift {
+    /// The previous version's chunks that occur once in it (by the first 8 bytes of their
+    /// id), sorted, with their offsets: 16 bytes a chunk.
+    once: Vec<(u64, u64)>,
+    value: i64,
+    /// What the last chunk found stored said, when it differed from `value`: a chunk that
+    /// moved alone (a tar member, a dump section) must not move where the next changes are
+    /// looked for, so a new drift takes two stored chunks in agreement.
+    pending: Option<i64>,
+}
+
+impl Drift {
+    fn new(prev: &[ChunkRef]) -> Drift {
+        let key = |c: &ChunkRef| (prefix(&c.id), c.offset);
+        let mut all: Vec<(u64, u64)> = prev.iter().map(key).collect();
+        all.sort_unstable();
+        let mut once = Vec::with_capacity(all.len());
+        for (i, e) in all.iter().enumerate() {
+            let dup = |j: Option<usize>| j.and_then(|j| all.get(j)).is_some_and(|o| o.0 == e.0);
+            if !dup(i.checked_sub(1)) && !dup(Some(i + 1)) {
+                once.push(*e);
+            }
+        }
+        Drift {
+            once,
+            value: 0,
+            pending: None,
+        }
+    }
+
+    /// The chunk at `offset` in the new version is stored already as `id`.
+    fn stored(&mut self, id: &BlobId, offset: u64) {
+        let Ok(k) = self.once.binary_search_by_key(&prefix(id), |e| e.0) else {
+            return;
+        };
+        let d = self.once[k].1 as i64 - offset as i64;
+        if d == self.value {
+            self.pending = None;
+        } else if self.pending == Some(d) {
+            self.value = d;
+            self.pending = None;
+        } else {
+            self.pending = Some(d);
+        }
+    }
+
+    /// A base was found `d` away.
+    fn matched(&mut self, d: i64) {
+        self.value = d;
+        self.pending = None;
+    }
+}
+
+fn prefix(id: &BlobId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_le_bytes(b)
+}
+
 /// The outcome of a vote among candidates.
 struct Vote {
     best: usize,
@@ -128,11 +191,8 @@ pub struct Similar {
     features: HashMap<u64, u32>,
     /// Candidates whose features are in `features`.
     featured: Vec<bool>,
-    /// Previous-version offset minus new offset, at the last match or chunk found stored
-    /// (`same`): where to look next.
-    drift: i64,
-    /// The previous version's offset of each of its chunks.
-    prev_at: HashMap<BlobId, u64>,
+    /// Where in the previous version a changed chunk is expected.
+    drift: Drift,
     /// Candidates decoded for their features, and chunks given bases: logged when dropped.
     decoded: usize,
     based: usize,
@@ -149,9 +209,7 @@ impl Similar {
     pub fn new(cat: &Catalog, prev: &[ChunkRef], max_tier: u8) -> Result<Similar> {
         let mut seen = HashSet::new();
         let mut cands = Vec::new();
-        let mut prev_at = HashMap::new();
         for c in prev {
-            prev_at.entry(c.id).or_insert(c.offset);
             let ids: Vec<BlobId> = match cat.blob_location(&c.id)? {
                 Some(Location { base: Some(b), .. }) => b.ids().collect(),
                 Some(_) => vec![c.id],
@@ -173,8 +231,7 @@ impl Similar {
             loaded: 0,
             stored: HashMap::new(),
             features: HashMap::new(),
-            drift: 0,
-            prev_at,
+            drift: Drift::new(prev),
             decoded: 0,
             based: 0,
             stored_from: 0,
@@ -183,14 +240,9 @@ impl Similar {
         })
     }
 
-    /// The chunk at `offset` in the new version is stored already as `id`: if it is one of
-    /// the previous version's, that tells where the next changed chunk is expected. A dump
-    /// with a table inserted before a change would otherwise look for that change's old
-    /// chunks the table's size away from them.
+    /// The chunk at `offset` in the new version is stored already as `id` (`Drift::stored`).
     pub fn same(&mut self, id: &BlobId, offset: u64) {
-        if let Some(&at) = self.prev_at.get(id) {
-            self.drift = at as i64 - offset as i64;
-        }
+        self.drift.stored(id, offset);
     }
 
     /// The stored whole chunks most like `data` (at `offset` in the new version) with their
@@ -205,7 +257,7 @@ impl Similar {
         data: &[u8],
         offset: u64,
     ) -> Option<(Bases, Arc<Vec<u8>>)> {
-        let expected = (offset as i64 + self.drift).max(0) as u64;
+        let expected = (offset as i64 + self.drift.value).max(0) as u64;
         // Regions of the file that deduplicated need no bases: skip their candidates rather
         // than read them (a log with 1 MB appended to 1 GB reads ~1 MB of bases, not 1 GB).
         let skip_to = self
@@ -225,17 +277,23 @@ impl Similar {
         // the whole previous version (119 MB) for its features.
         let mut plain = self.near(repo, expected, data.len() as u64);
         let vote = match self.vote(&feats, expected) {
-            Some(v) if v.covered() * NEAR_SHARE >= feats.len() => v,
+            Some(v)
+                if v.covered() * NEAR_SHARE >= feats.len()
+                    && v.votes * MIN_SHARE >= feats.len() =>
+            {
+                v
+            }
             _ => {
                 tracing::debug!("delta: nothing similar near {expected}; its window decoded");
-                self.feature_window(repo, expected);
+                self.feature_window(repo);
                 self.vote(&feats, expected)?
             }
         };
         if vote.votes * MIN_SHARE < feats.len() {
             return None;
         }
-        self.drift = self.cands[vote.best].offset as i64 - offset as i64;
+        self.drift
+            .matched(self.cands[vote.best].offset as i64 - offset as i64);
         // In the previous version's order, so the prefix reads as that text did.
         let mut order: Vec<usize> = std::iter::once(vote.best).chain(vote.second).collect();
         order.sort_by_key(|c| self.cands[*c].offset);
@@ -304,34 +362,53 @@ impl Similar {
                 continue;
             };
             self.decoded += 1;
-            if let Ok(p) = repo.decode_blob(&self.cands[i].id, enc) {
-                self.add_features(i, features(&p));
-                plain.insert(i, p);
+            match repo.decode_blob(&self.cands[i].id, enc) {
+                Ok(p) => {
+                    self.add_features(i, features(&p));
+                    plain.insert(i, p);
+                }
+                // Not a base, nor tried again.
+                Err(_) => self.drop_candidate(i),
             }
         }
         plain
     }
 
-    /// Takes the features of every stored candidate from `BEHIND` before `expected` on
-    /// (those loaded reach `AHEAD` past it), on two threads.
-    fn feature_window(&mut self, repo: &Repository, expected: u64) {
-        let first = self
-            .cands
-            .partition_point(|c| c.offset + c.len + BEHIND < expected);
-        let todo: Vec<(usize, &[u8])> = (first.max(self.stored_from)..self.loaded)
+    /// Takes the features of every stored candidate (`KEEP_STORED` behind `expected` to
+    /// `AHEAD` past it), on two threads: each is decoded once, so a file costs at most one
+    /// decoding of its previous version, as when every candidate was decoded on loading.
+    fn feature_window(&mut self, repo: &Repository) {
+        let todo: Vec<(usize, &[u8])> = (self.stored_from..self.loaded)
             .filter(|i| !self.featured[*i])
             .filter_map(|i| Some((i, self.stored.get(&i)?.as_slice())))
             .collect();
         self.decoded += todo.len();
+        let tried: Vec<usize> = todo.iter().map(|t| t.0).collect();
         for (i, feats) in decode_batch(repo, &self.cands, todo) {
             self.add_features(i, feats);
         }
+        for i in tried {
+            if !self.featured[i] {
+                self.drop_candidate(i);
+            }
+        }
     }
 
+    /// Of candidates sharing a feature, the later one gets its votes (as when candidates
+    /// were decoded in their order).
     fn add_features(&mut self, i: usize, feats: Vec<u64>) {
         for f in feats {
-            self.features.insert(f, i as u32);
+            self.features
+                .entry(f)
+                .and_modify(|c| *c = (*c).max(i as u32))
+                .or_insert(i as u32);
         }
+        self.featured[i] = true;
+    }
+
+    /// A candidate that failed to decode: no base.
+    fn drop_candidate(&mut self, i: usize) {
+        self.stored.remove(&i);
         self.featured[i] = true;
     }
 
@@ -484,7 +561,9 @@ fn read_whole(repo: &Repository, cat: &Catalog, id: &BlobId) -> Result<Vec<u8>> 
 
 #[cfg(test)]
 mod tests {
-    use super::features;
+    use super::{features, Drift};
+    use crate::crypto::BlobId;
+    use crate::model::ChunkRef;
 
     fn rows(from: u32, to: u32) -> Vec<u8> {
         (from..to)
@@ -494,6 +573,54 @@ mod tests {
 
     fn shared(a: &[u64], b: &[u64]) -> usize {
         a.iter().filter(|f| b.binary_search(f).is_ok()).count()
+    }
+
+    fn id(n: u8) -> BlobId {
+        BlobId([n; 32])
+    }
+
+    #[test]
+    fn drift_follows_stored_chunks_that_agree() {
+        // The previous version: chunks 1..=6 of 100 bytes; chunk 9 twice.
+        let prev: Vec<ChunkRef> = [1, 2, 3, 9, 4, 5, 9, 6]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| ChunkRef {
+                offset: i as u64 * 100,
+                len: 100,
+                id: id(n),
+            })
+            .collect();
+        // (stored chunks as (id, new offset), drift after them)
+        let cases: &[(&[(u8, u64)], i64)] = &[
+            // Unchanged places: no drift.
+            (&[(1, 0), (2, 100)], 0),
+            // 1,000 bytes inserted before chunk 4: two chunks agree.
+            (&[(4, 1_400), (5, 1_500)], -1_000),
+            // One chunk moved alone: not followed.
+            (&[(6, 100)], 0),
+            (&[(1, 0), (6, 100), (2, 100)], 0),
+            // A repeated chunk says nothing.
+            (&[(9, 5_000), (9, 5_100)], 0),
+            // Unknown ids say nothing.
+            (&[(42, 7), (43, 8)], 0),
+            // Agreement is of two in a row.
+            (&[(4, 900), (6, 900), (5, 1_000)], 0),
+            (&[(6, 900), (4, 900), (5, 1_000)], -500),
+        ];
+        for (stored, want) in cases {
+            let mut d = Drift::new(&prev);
+            for &(n, at) in *stored {
+                d.stored(&id(n), at);
+            }
+            assert_eq!(d.value, *want, "{stored:?}");
+        }
+        // A base found sets it at once, and forgets a pending one.
+        let mut d = Drift::new(&prev);
+        d.stored(&id(4), 1_400);
+        d.matched(-7);
+        d.stored(&id(5), 1_500);
+        assert_eq!(d.value, -7);
     }
 
     #[test]

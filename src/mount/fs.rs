@@ -140,6 +140,8 @@ impl Filesystem for CofreFs {
             }
         }
         // Entries come with their attributes: `find` and `cp -a` need no lookup per entry.
+        // Without READDIRPLUS_AUTO, which would make a listing's later requests plain
+        // READDIRs: the pusher waits for the second READDIRPLUS of a listing (`readdirplus`).
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         if self.posix_acl && self.get_xattrs {
             // With default_permissions the kernel then checks system.posix_acl_access
@@ -350,9 +352,11 @@ impl Filesystem for CofreFs {
         // Not at offset 0: the kernel makes the inodes of a reply's entries in the reader's
         // own call, after this reply is sent, and a store to an inode it has not made yet is
         // lost (ENOENT, which fuser reports as done). The request for the next offset comes
-        // from the reader once that call has returned, with every entry before it made.
+        // from the reader once that call has returned, with every entry before it made, and
+        // none of this reply's: those are numbered from `upto` on.
         if let Some(p) = self.pusher.get().filter(|_| offset != 0) {
-            p.listed(ino.0);
+            let upto = listing.iter().skip(at).find(|i| i.is_counted());
+            p.listed(ino.0, upto.map_or(u64::MAX, |i| i.attr.ino));
         }
     }
 

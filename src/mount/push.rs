@@ -49,8 +49,9 @@ const WALK: Duration = Duration::from_secs(1);
 enum Job {
     /// A read from the first byte of this file.
     Read(u64),
-    /// This directory is being listed.
-    Listed(u64),
+    /// This directory is being listed; its entries numbered from the second value on may
+    /// not have reached the kernel yet.
+    Listed(u64, u64),
 }
 
 enum Push {
@@ -144,10 +145,10 @@ impl Pusher {
     }
 
     /// Directory `ino` is being listed, and the kernel has made the inodes of the entries
-    /// it was sent so far: sent only during a walk.
-    pub fn listed(&self, ino: u64) {
+    /// it was sent so far, those numbered below `upto`: sent only during a walk.
+    pub fn listed(&self, ino: u64, upto: u64) {
         if self.last_read.recent() {
-            let _ = self.tx.try_send(Job::Listed(ino));
+            let _ = self.tx.try_send(Job::Listed(ino, upto));
         } else {
             tracing::debug!("push: listing of inode {ino} outside a walk");
         }
@@ -182,19 +183,25 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, s
                 tracing::debug!("push: read of inode {ino}: {} files after it", w.len());
                 w
             }
-            // Pushed already: a later part of the same listing, or a reader in it.
-            Job::Listed(dir) if last_dir == Some(dir) => continue,
+            // A later part of a listing already pushed from, or a directory the reader is
+            // in already (its reads push what follows them).
+            Job::Listed(dir, _) if last_dir == Some(dir) => continue,
             // The walk's next directory (`Pusher::listed` sends only those).
-            Job::Listed(dir) => {
+            Job::Listed(dir, upto) => {
                 last_dir = Some(dir);
-                let w = vfs.first_files(dir, &FIRST);
+                let w = vfs.first_files(dir, upto, &FIRST);
                 tracing::debug!("push: listing of inode {dir}: {} files", w.len());
                 w
             }
         };
         for next in window {
-            // A newer job: the reader went past what is pushed, or elsewhere.
-            if let Some(newer) = rx.try_iter().last() {
+            // A newer job: the reader went past what is pushed, or elsewhere. Not a later
+            // part of the listing being pushed (a directory listed in three requests or more).
+            let newer = rx
+                .try_iter()
+                .filter(|j| !matches!(j, Job::Listed(d, _) if Some(*d) == last_dir))
+                .last();
+            if let Some(newer) = newer {
                 tracing::debug!("push: a newer job; the rest of this window is left");
                 queued = Some(newer);
                 break;

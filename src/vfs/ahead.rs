@@ -38,9 +38,12 @@ impl Vfs {
         }
     }
 
-    /// The regular files of directory `dir`, from its first, in listing order.
-    pub fn first_files(&self, dir: u64, w: &Window) -> Vec<Next> {
-        self.files_from(dir, key_position(dir, 0, b""), w)
+    /// The regular files of directory `dir`, from its first, in listing order, numbered
+    /// below `upto`.
+    pub fn first_files(&self, dir: u64, upto: u64, w: &Window) -> Vec<Next> {
+        let mut files = self.files_from(dir, key_position(dir, 0, b""), w);
+        files.retain(|f| f.ino < upto);
+        files
     }
 
     /// Files of `parent` numbered from `first` on (their numbers rise with their place:

@@ -93,6 +93,14 @@ pub struct ListItem {
     counted: Option<(u64, Entry)>,
 }
 
+impl ListItem {
+    /// An entry of a snapshot's tree, numbered by its place in the directory: the kernel
+    /// takes a lookup on it when it comes in a READDIRPLUS reply.
+    pub fn is_counted(&self) -> bool {
+        self.counted.is_some()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Attr {
     pub ino: u64,
