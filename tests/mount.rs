@@ -699,9 +699,10 @@ fn a_directory_listed_during_a_walk_gets_its_first_files_pushed() {
     listed_during_a_walk(&names, names.len());
 }
 
-/// The same for a directory listed in several requests (300 long names): its later
-/// requests do not cut the push of its first files short, as they did when each one sent
-/// the pusher a job that stopped the one under way.
+/// The same for a directory listed in many requests (300 long names, read 2 KiB at a time:
+/// a few entries a reply): its later requests do not cut the push of its first files
+/// short, as they did when each one sent the pusher a job that stopped the one under way,
+/// and each pushes what the replies before it brought, until the first 16 files are.
 #[test]
 fn a_long_directory_listed_during_a_walk_gets_its_first_files_pushed() {
     let names: Vec<String> = (0..300)
@@ -709,6 +710,36 @@ fn a_long_directory_listed_during_a_walk_gets_its_first_files_pushed() {
         .collect();
     // The push's first window: 16 files.
     listed_during_a_walk(&names, 16);
+}
+
+/// The number of entries of `dir` (`.` and `..` included), read with `getdents64` into a
+/// 2 KiB buffer: the kernel asks the mount for as much as the buffer holds.
+fn entries_in_small_reads(dir: &std::path::Path) -> usize {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(dir).expect("open dir");
+    let mut buf = vec![0u8; 2048];
+    let mut n = 0;
+    loop {
+        // SAFETY: getdents64 writes at most `buf.len()` bytes into `buf`.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                d.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        assert!(got >= 0, "getdents64: {}", std::io::Error::last_os_error());
+        if got == 0 {
+            return n;
+        }
+        let mut at = 0;
+        while at < got as usize {
+            // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, ...
+            at += u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            n += 1;
+        }
+    }
 }
 
 /// Reads a file of directory `a`, lists directory `b` (files `names`, 10 KB each), and
@@ -738,10 +769,7 @@ fn listed_during_a_walk(names: &[String], pushed: usize) {
         std::fs::read(view.join("a/x")).expect("read"),
         b"the walk starts here"
     );
-    assert_eq!(
-        std::fs::read_dir(view.join("b")).expect("list").count(),
-        names.len()
-    );
+    assert_eq!(entries_in_small_reads(&view.join("b")), names.len() + 2);
     let first = &names[..pushed];
     let in_cache = wait_for(Duration::from_secs(20), || {
         first.iter().all(|n| in_page_cache(&view.join("b").join(n)))

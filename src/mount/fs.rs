@@ -355,8 +355,7 @@ impl Filesystem for CofreFs {
         // from the reader once that call has returned, with every entry before it made, and
         // none of this reply's: those are numbered from `upto` on.
         if let Some(p) = self.pusher.get().filter(|_| offset != 0) {
-            let upto = listing.iter().skip(at).find(|i| i.is_counted());
-            p.listed(ino.0, upto.map_or(u64::MAX, |i| i.attr.ino));
+            p.listed(ino.0, self.vfs.numbered_from(ino.0, &listing, at));
         }
     }
 

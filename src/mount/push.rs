@@ -163,6 +163,9 @@ impl Pusher {
 fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, stop: &AtomicBool) {
     // The directory of the last read, or the last listing of the walk.
     let mut last_dir: Option<u64> = None;
+    // For a listing in `last_dir`, the bound of what its pushes took (`Job::Listed`); all
+    // numbers after a read there, whose own pushes take what follows it.
+    let mut listed_upto = u64::MAX;
     let mut queued = None;
     while !stop.load(Ordering::SeqCst) {
         let job = match queued.take() {
@@ -179,28 +182,35 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, s
                 // A second read in the same directory: the reader walks it.
                 let walking = last_dir.is_some() && last_dir == dir;
                 last_dir = dir;
+                listed_upto = u64::MAX;
                 let w = vfs.files_after(ino, if walking { &WINDOW } else { &FIRST });
                 tracing::debug!("push: read of inode {ino}: {} files after it", w.len());
                 w
             }
-            // A later part of a listing already pushed from, or a directory the reader is
-            // in already (its reads push what follows them).
-            Job::Listed(dir, _) if last_dir == Some(dir) => continue,
-            // The walk's next directory (`Pusher::listed` sends only those).
+            // Nothing more of a listing pushed from, or a directory the reader is in.
+            Job::Listed(dir, upto) if last_dir == Some(dir) && upto <= listed_upto => continue,
+            // The walk's next directory (`Pusher::listed` sends only those), or more of the
+            // one being listed: its first files (those pushed already are in `seen`).
             Job::Listed(dir, upto) => {
                 last_dir = Some(dir);
+                listed_upto = upto;
                 let w = vfs.first_files(dir, upto, &FIRST);
                 tracing::debug!("push: listing of inode {dir}: {} files", w.len());
                 w
             }
         };
+        // Later parts of the listing being pushed (a directory listed in three requests or
+        // more): they do not stop this push, and what they make pushable follows it.
+        let mut later = 0;
         for next in window {
-            // A newer job: the reader went past what is pushed, or elsewhere. Not a later
-            // part of the listing being pushed (a directory listed in three requests or more).
-            let newer = rx
-                .try_iter()
-                .filter(|j| !matches!(j, Job::Listed(d, _) if Some(*d) == last_dir))
-                .last();
+            // A newer job: the reader went past what is pushed, or elsewhere.
+            let mut newer = None;
+            for job in rx.try_iter() {
+                match job {
+                    Job::Listed(d, upto) if Some(d) == last_dir => later = later.max(upto),
+                    other => newer = Some(other),
+                }
+            }
             if let Some(newer) = newer {
                 tracing::debug!("push: a newer job; the rest of this window is left");
                 queued = Some(newer);
@@ -239,6 +249,9 @@ fn run(vfs: &Vfs, notifier: &fuser::Notifier, rx: &Receiver<Job>, seen: &Seen, s
                     return;
                 }
             }
+        }
+        if queued.is_none() && later > listed_upto {
+            queued = last_dir.map(|d| Job::Listed(d, later));
         }
     }
 }

@@ -1,8 +1,8 @@
 //! What a reader walking a directory reads next: the mount pushes those files into the
 //! kernel's page cache before they are asked for (`mount/push.rs`).
 
-use super::inodes::{key_position, Entry};
-use super::Vfs;
+use super::inodes::{key_position, same_block, Entry};
+use super::{ListItem, Vfs};
 use crate::model::Kind;
 
 /// A file listed after the one being read.
@@ -36,6 +36,21 @@ impl Vfs {
             Some((parent, Entry::Node { .. })) => self.files_from(parent, ino + 1, w),
             _ => Vec::new(),
         }
+    }
+
+    /// The number the entries of `listing` (directory `dir`'s) from `at` on start at, among
+    /// those `first_files` could return: entries of a hardlinked file, probed past a
+    /// collision, or past the 16M-th place are numbered outside the directory's block.
+    /// `u64::MAX` when none is.
+    pub fn numbered_from(&self, dir: u64, listing: &[ListItem], at: usize) -> u64 {
+        let block = key_position(dir, 0, b"");
+        listing
+            .iter()
+            .skip(at)
+            .filter(|i| i.is_counted() && same_block(i.attr.ino, block))
+            .map(|i| i.attr.ino)
+            .next()
+            .unwrap_or(u64::MAX)
     }
 
     /// The regular files of directory `dir`, from its first, in listing order, numbered

@@ -140,6 +140,11 @@ pub fn key_position(parent: u64, pos: u64, name: &[u8]) -> u64 {
     ((dir << POS_BITS) | pos).max(2)
 }
 
+/// Whether two numbers are of one directory's block (`key_position`).
+pub fn same_block(a: u64, b: u64) -> bool {
+    a >> POS_BITS == b >> POS_BITS
+}
+
 /// The next inode number to try when `ino` is taken by another entry: the same place in
 /// the next directory block, so two directories whose hashes collide do not probe
 /// through each other's entries one by one.
