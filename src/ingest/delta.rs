@@ -110,13 +110,11 @@ impl Drift {
         let key = |c: &ChunkRef| (prefix(&c.id), c.offset);
         let mut all: Vec<(u64, u64)> = prev.iter().map(key).collect();
         all.sort_unstable();
-        let mut once = Vec::with_capacity(all.len());
-        for (i, e) in all.iter().enumerate() {
-            let dup = |j: Option<usize>| j.and_then(|j| all.get(j)).is_some_and(|o| o.0 == e.0);
-            if !dup(i.checked_sub(1)) && !dup(Some(i + 1)) {
-                once.push(*e);
-            }
-        }
+        let once = all
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|same| same.len() == 1)
+            .map(|same| same[0])
+            .collect();
         Drift {
             once,
             value: 0,
